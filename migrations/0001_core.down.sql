@@ -1,0 +1,14 @@
+DROP TABLE IF EXISTS notebook_runs;
+DROP TABLE IF EXISTS job_runs;
+DROP TABLE IF EXISTS x_rate_limits;
+DROP TABLE IF EXISTS gate_rejections;
+DROP TABLE IF EXISTS llm_ledger;
+DROP TABLE IF EXISTS experiment_assignments;
+DROP TABLE IF EXISTS experiments;
+DROP TABLE IF EXISTS predictors;
+DROP TABLE IF EXISTS bandit_arms;
+DROP TABLE IF EXISTS follower_snapshots;
+DROP TABLE IF EXISTS outcomes;
+DROP TABLE IF EXISTS posted_decisions;
+DROP TABLE IF EXISTS content_metadata;
+DROP TABLE IF EXISTS accounts;

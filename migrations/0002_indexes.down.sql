@@ -1,0 +1,11 @@
+DROP INDEX IF EXISTS idx_gate_rejections;
+DROP INDEX IF EXISTS idx_job_runs_job;
+DROP INDEX IF EXISTS idx_ledger_day;
+DROP INDEX IF EXISTS idx_assignments_experiment;
+DROP INDEX IF EXISTS idx_snapshots_account_time;
+DROP INDEX IF EXISTS idx_posted_account_time;
+DROP INDEX IF EXISTS idx_outcomes_account_collected;
+DROP INDEX IF EXISTS idx_outcomes_real;
+DROP INDEX IF EXISTS idx_cm_status;
+DROP INDEX IF EXISTS idx_cm_account_created;
+DROP INDEX IF EXISTS idx_cm_sched;

@@ -1,0 +1,312 @@
+"""All of xbot's settings, read from the environment and `.env`, typed and validated at start-up.
+
+Every setting is declared once in ``SETTINGS`` (name, type, default, help). ``load_settings``
+reads them, and an invalid value stops with a ``ConfigError`` naming the variable, the value
+and what was expected. ``Settings`` is immutable; tests and the demo build their own with
+``load_settings(env={...})`` or ``settings.replace(...)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(ValueError):
+    """A setting has a value xbot cannot use. The message names the variable, the value and the fix."""
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} is not a boolean: {raw!r} (expected true or false)")
+
+
+def _parse_int(name: str, raw: str, lo: int | None = None, hi: int | None = None) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} is not an integer: {raw!r} (expected a whole number)") from None
+    _check_range(name, raw, value, lo, hi)
+    return value
+
+
+def _parse_float(name: str, raw: str, lo: float | None = None, hi: float | None = None) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} is not a number: {raw!r} (expected e.g. 0.5)") from None
+    if value != value:  # NaN
+        raise ConfigError(f"{name} is not a number: {raw!r} (expected e.g. 0.5)")
+    _check_range(name, raw, value, lo, hi)
+    return value
+
+
+def _check_range(name: str, raw: str, value: float, lo: float | None, hi: float | None) -> None:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f"between {lo} and {hi}" if lo is not None and hi is not None else (
+            f"at least {lo}" if lo is not None else f"at most {hi}")
+        raise ConfigError(f"{name} is out of range: {raw!r} (expected a value {bounds})")
+
+
+def _parse_db_url(name: str, raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not re.match(r"^postgres(ql)?(\+psycopg)?://", raw):
+        raise ConfigError(f"{name} is not a postgres URL: {raw!r} (expected postgresql://user:pass@host:5432/dbname, "
+                          "or leave it unset for the embedded database)")
+    return raw.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _parse_http_url(name: str, raw: str) -> str:
+    raw = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", raw):
+        raise ConfigError(f"{name} is not an http(s) URL: {raw!r} (expected e.g. https://api.x.com)")
+    return raw
+
+
+def _parse_tz(name: str, raw: str) -> str:
+    try:
+        ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} is not a time zone: {raw!r} (expected an IANA name such as Europe/Berlin or UTC)") from None
+    return raw.strip()
+
+
+def _parse_account(name: str, raw: str) -> str:
+    raw = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", raw):
+        raise ConfigError(f"{name} is not a valid account id: {raw!r} (expected letters, digits, _ . -, at most 64)")
+    return raw
+
+
+def _str(name: str, raw: str) -> str | None:
+    return raw if raw.strip() else None
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    attr: str
+    default: str | None
+    parse: Callable[[str, str], Any]
+    help: str
+    secret: bool = False
+
+
+def _rng(fn, lo=None, hi=None):
+    return lambda name, raw: fn(name, raw, lo, hi)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # database
+    Setting("XBOT_DATABASE_URL", "database_url", None, _parse_db_url,
+            "PostgreSQL 14+ URL; unset = embedded PostgreSQL (pgserver) under XBOT_HOME/pgdata", secret=True),
+    Setting("XBOT_HOME", "home", ".xbot", lambda n, r: r.strip() or ".xbot",
+            "workspace state directory (embedded database, logs)"),
+    Setting("XBOT_DB_POOL_MAX", "db_pool_max", "8", _rng(_parse_int, 1, 100), "max connections in the pool"),
+    # posting switches
+    Setting("POSTING_DISABLED", "posting_disabled", "true", _parse_bool,
+            "true = the posting job sends nothing anywhere (the safe default)"),
+    Setting("LIVE_POSTS", "live_posts", "false", _parse_bool,
+            "true = post to live X (needs POSTING_DISABLED=false and X credentials); false = the sandbox"),
+    Setting("POSTS_PER_HOUR_CAP", "posts_per_hour_cap", "2", _rng(_parse_int, 0, 100), "max posts per account per hour"),
+    Setting("POSTS_PER_DAY_CAP", "posts_per_day_cap", "8", _rng(_parse_int, 0, 1000), "max posts per account per day"),
+    Setting("POST_MAX_ATTEMPTS", "post_max_attempts", "3", _rng(_parse_int, 1, 20),
+            "attempts before a decision is marked failed"),
+    # account
+    Setting("XBOT_ACCOUNT_ID", "account_id", "default", _parse_account, "the account this process acts for"),
+    Setting("XBOT_TIMEZONE", "timezone", "UTC", _parse_tz, "the account's time zone (posting hours are local)"),
+    # X
+    Setting("X_API_BASE_URL", "x_api_base_url", "https://api.x.com", _parse_http_url, "X API v2 base URL"),
+    Setting("X_SANDBOX_URL", "x_sandbox_url", None, lambda n, r: _parse_http_url(n, r) if r.strip() else None,
+            "URL of a running `xbot sandbox`; unset = the in-process sandbox"),
+    Setting("X_ACCESS_TOKEN", "x_access_token", None, _str, "OAuth 2.0 user-context access token", secret=True),
+    Setting("X_REFRESH_TOKEN", "x_refresh_token", None, _str, "OAuth 2.0 refresh token", secret=True),
+    Setting("X_CLIENT_ID", "x_client_id", None, _str, "OAuth 2.0 client id (for token refresh)"),
+    Setting("X_CLIENT_SECRET", "x_client_secret", None, _str, "OAuth 2.0 client secret", secret=True),
+    Setting("X_TIMEOUT_S", "x_timeout_s", "10", _rng(_parse_float, 0.1, 120), "X request timeout in seconds"),
+    # OpenAI
+    Setting("OPENAI_API_KEY", "openai_api_key", None, _str,
+            "OpenAI key; unset = offline template generator", secret=True),
+    Setting("OPENAI_BASE_URL", "openai_base_url", None, lambda n, r: _parse_http_url(n, r) if r.strip() else None,
+            "any OpenAI-compatible base URL; unset = OpenAI's"),
+    Setting("OPENAI_MODEL", "openai_model", "gpt-4o-mini", lambda n, r: r.strip() or "gpt-4o-mini", "chat model"),
+    Setting("OPENAI_EMBEDDING_MODEL", "openai_embedding_model", "text-embedding-3-small",
+            lambda n, r: r.strip() or "text-embedding-3-small", "embedding model for novelty"),
+    Setting("OPENAI_DAILY_BUDGET_USD", "openai_daily_budget_usd", "5", _rng(_parse_float, 0, 10000),
+            "daily OpenAI spend limit in USD"),
+    Setting("OPENAI_TIMEOUT_S", "openai_timeout_s", "30", _rng(_parse_float, 0.1, 600), "OpenAI request timeout"),
+    # reward weights (DESIGN.md)
+    Setting("REWARD_W_FPKI", "reward_w_fpki", "0.5", _rng(_parse_float, -10, 10), "reward weight of fpki"),
+    Setting("REWARD_W_RETWEET", "reward_w_retweet", "0.3", _rng(_parse_float, -10, 10), "reward weight of retweet_rate"),
+    Setting("REWARD_W_REPLY", "reward_w_reply", "0.15", _rng(_parse_float, -10, 10), "reward weight of reply_rate"),
+    Setting("REWARD_W_NOVELTY", "reward_w_novelty", "0.05", _rng(_parse_float, -10, 10), "reward weight of novelty"),
+    Setting("REWARD_W_DUP", "reward_w_dup", "0.1", _rng(_parse_float, -10, 10), "reward penalty weight of dup_penalty"),
+    # learning
+    Setting("LEARN_MIN_NEW_SAMPLES", "learn_min_new_samples", "5", _rng(_parse_int, 1, 100000),
+            "fresh outcomes needed before any (re)training"),
+    Setting("LEARN_RETRAIN_SAMPLES", "learn_retrain_samples", "25", _rng(_parse_int, 1, 100000),
+            "new samples that trigger a retrain before the weekly one"),
+    Setting("LEARN_USE_LIGHTGBM", "learn_use_lightgbm", "true", _parse_bool, "try LightGBM, fall back to ridge"),
+    Setting("NOVELTY_MIN", "novelty_min", "0.15", _rng(_parse_float, 0, 1), "duplicate gate: minimum novelty"),
+    # admin API
+    Setting("ADMIN_TOKEN", "admin_token", None, _str, "bearer token for the admin API (required to serve it)",
+            secret=True),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    home: str = ".xbot"
+    db_pool_max: int = 8
+    posting_disabled: bool = True
+    live_posts: bool = False
+    posts_per_hour_cap: int = 2
+    posts_per_day_cap: int = 8
+    post_max_attempts: int = 3
+    account_id: str = "default"
+    timezone: str = "UTC"
+    x_api_base_url: str = "https://api.x.com"
+    x_sandbox_url: str | None = None
+    x_access_token: str | None = None
+    x_refresh_token: str | None = None
+    x_client_id: str | None = None
+    x_client_secret: str | None = None
+    x_timeout_s: float = 10.0
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_embedding_model: str = "text-embedding-3-small"
+    openai_daily_budget_usd: float = 5.0
+    openai_timeout_s: float = 30.0
+    reward_w_fpki: float = 0.5
+    reward_w_retweet: float = 0.3
+    reward_w_reply: float = 0.15
+    reward_w_novelty: float = 0.05
+    reward_w_dup: float = 0.1
+    learn_min_new_samples: int = 5
+    learn_retrain_samples: int = 25
+    learn_use_lightgbm: bool = True
+    novelty_min: float = 0.15
+    admin_token: str | None = None
+    # where each value came from (env, .env or default), for `xbot doctor`
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home).resolve()
+
+    @property
+    def posting_mode(self) -> str:
+        """'disabled', 'sandbox' or 'live' — see ``posting_mode_reason``."""
+        if self.posting_disabled:
+            return "disabled"
+        return "live" if self.live_posts else "sandbox"
+
+    @property
+    def world(self) -> str:
+        """Which world outcomes come from: 'live' only when posting to live X."""
+        return "live" if self.posting_mode == "live" else "sandbox"
+
+    def posting_mode_reason(self) -> str:
+        mode = self.posting_mode
+        if mode == "disabled":
+            return ("posting disabled: POSTING_DISABLED=true (the default) — the posting job sends nothing; "
+                    "set POSTING_DISABLED=false to post to the sandbox, and also LIVE_POSTS=true for live X")
+        if mode == "sandbox":
+            where = self.x_sandbox_url or "the in-process sandbox"
+            return f"posting to the sandbox ({where}): POSTING_DISABLED=false and LIVE_POSTS=false"
+        return f"posting to LIVE X at {self.x_api_base_url}: POSTING_DISABLED=false and LIVE_POSTS=true"
+
+    def reward_weights(self) -> dict[str, float]:
+        return {"fpki": self.reward_w_fpki, "retweet_rate": self.reward_w_retweet,
+                "reply_rate": self.reward_w_reply, "novelty": self.reward_w_novelty, "dup_penalty": self.reward_w_dup}
+
+    def masked(self) -> list[tuple[str, str, str, str]]:
+        """Rows of (ENV_NAME, shown value, source, help) with secrets masked."""
+        rows = []
+        for s in SETTINGS:
+            value = getattr(self, s.attr)
+            if value is None:
+                shown = "(unset)"
+            elif s.secret:
+                shown = _mask(str(value), url=s.env.endswith("_URL"))
+            else:
+                shown = str(value)
+            rows.append((s.env, shown, self.sources.get(s.env, "default"), s.help))
+        return rows
+
+
+def _mask(value: str, url: bool = False) -> str:
+    if url:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", value)
+    return "****" + value[-4:] if len(value) > 8 else "****"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a .env file (KEY=VALUE lines, # comments, optional quotes). A malformed line is an error."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):]
+        if "=" not in line:
+            raise ConfigError(f"{path}:{lineno} is not KEY=VALUE: {line!r} (fix or remove the line)")
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
+    """Read every setting from ``env`` (default: os.environ) over ``.env`` over the defaults.
+
+    Raises ``ConfigError`` on the first invalid value, naming variable, value and expectation.
+    """
+    if env is None:
+        env = os.environ
+        file_values = read_dotenv(dotenv if dotenv is not None else Path(".env"))
+    else:
+        file_values = read_dotenv(dotenv) if dotenv is not None else {}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for s in SETTINGS:
+        if s.env in env:
+            raw, source = env[s.env], "env"
+        elif s.env in file_values:
+            raw, source = file_values[s.env], ".env"
+        else:
+            raw, source = s.default, "default"
+        values[s.attr] = None if raw is None else s.parse(s.env, raw)
+        sources[s.env] = source
+    settings = Settings(**values, sources=sources)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(s: Settings) -> None:
+    if s.posting_mode == "live" and not s.x_access_token:
+        raise ConfigError("LIVE_POSTS=true with POSTING_DISABLED=false needs X_ACCESS_TOKEN "
+                          "(an OAuth 2.0 user-context token); set it, or set LIVE_POSTS=false to use the sandbox")
+    if s.posting_mode == "live" and s.x_sandbox_url:
+        raise ConfigError(f"LIVE_POSTS=true conflicts with X_SANDBOX_URL={s.x_sandbox_url!r} "
+                          "(unset X_SANDBOX_URL to post to live X, or set LIVE_POSTS=false)")

@@ -1,0 +1,52 @@
+"""Logging with xbot's contract tags: ``[TAG] words key=value …`` on stderr (and the log file).
+
+Use ``tagged(logger, "ANALYTICS_COLLECTOR", "stored outcome", decision_id=…, pass_=1)``; a
+trailing underscore in a key is dropped (``pass_`` -> ``pass``) so Python keywords can be keys.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def format_kv(**kv: Any) -> str:
+    parts = []
+    for key, value in kv.items():
+        key = key.rstrip("_")
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+def tag_line(tag: str, message: str = "", **kv: Any) -> str:
+    return " ".join(p for p in (f"[{tag}]", message, format_kv(**kv)) if p)
+
+
+def tagged(logger: logging.Logger, tag: str, message: str = "", level: int = logging.INFO, **kv: Any) -> str:
+    line = tag_line(tag, message, **kv)
+    logger.log(level, line)
+    return line
+
+
+def setup_logging(level: int = logging.INFO, log_file: Path | None = None) -> None:
+    """Jobs log to stderr; the daemon and the demo also append to ``.xbot/logs/xbot.log``."""
+    root = logging.getLogger("xbot")
+    root.setLevel(level)
+    for h in list(root.handlers):
+        if getattr(h, "_xbot", False):
+            root.removeHandler(h)
+    err = logging.StreamHandler(sys.stderr)
+    err.setFormatter(logging.Formatter(FORMAT))
+    err._xbot = True  # type: ignore[attr-defined]
+    root.addHandler(err)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file)
+        fh.setFormatter(logging.Formatter(FORMAT))
+        fh._xbot = True  # type: ignore[attr-defined]
+        root.addHandler(fh)

@@ -1,0 +1,245 @@
+"""The posting queue: decisions in ``content_metadata`` and their status lifecycle.
+
+    draft -> queued -> posting -> posted
+                           \\-> failed        (gave up; an operator may requeue)
+                           \\-> queued        (transient error: retry later)
+    draft | queued -> skipped | cancelled
+
+The CHECK constraint keeps status values valid; ``transition`` keeps the *moves* valid: it
+updates only rows that are in an allowed source state and refuses anything else with an error
+naming both states. Every query takes ``now`` from the caller's clock, never from ``now()``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+import psycopg
+
+STATUSES = ("draft", "queued", "posting", "posted", "failed", "skipped", "cancelled")
+TERMINAL = frozenset({"posted", "skipped", "cancelled"})
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"queued", "skipped", "cancelled"}),
+    "queued": frozenset({"posting", "skipped", "cancelled"}),
+    "posting": frozenset({"posted", "failed", "queued"}),
+    "failed": frozenset({"queued", "cancelled"}),
+    "posted": frozenset(),
+    "skipped": frozenset(),
+    "cancelled": frozenset(),
+}
+
+# Which generation sources may be sent in which posting mode. Template and synthetic text is
+# for the sandbox only: it must never reach live X.
+POSTABLE_SOURCES: dict[str, frozenset[str]] = {
+    "disabled": frozenset(),
+    "sandbox": frozenset({"llm", "template", "synthetic"}),
+    "live": frozenset({"llm"}),
+}
+
+
+class IllegalTransition(ValueError):
+    """A decision cannot move from its current status to the requested one."""
+
+
+def postable_sources(mode: str) -> frozenset[str]:
+    try:
+        return POSTABLE_SOURCES[mode]
+    except KeyError:
+        raise ValueError(f"unknown posting mode {mode!r} (expected one of {sorted(POSTABLE_SOURCES)})") from None
+
+
+def content_hash(text: str) -> str:
+    """Hash of the normalised text: case and whitespace do not make a post new."""
+    norm = " ".join(text.lower().split())
+    return hashlib.sha256(norm.encode()).hexdigest()
+
+
+def check_transition(current: str, new: str) -> None:
+    if current not in ALLOWED_TRANSITIONS:
+        raise IllegalTransition(f"unknown status {current!r} (expected one of {', '.join(STATUSES)})")
+    if new not in ALLOWED_TRANSITIONS:
+        raise IllegalTransition(f"unknown status {new!r} (expected one of {', '.join(STATUSES)})")
+    if new not in ALLOWED_TRANSITIONS[current]:
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[current])) or "nothing (terminal)"
+        raise IllegalTransition(f"illegal transition {current} -> {new} (from {current} a decision may go to {allowed})")
+
+
+@dataclass
+class Decision:
+    """A decision to write: one post, thread or reply. Fields map to ``content_metadata`` columns."""
+    account_id: str
+    content: str
+    generation_source: str
+    decision_type: str = "post"
+    status: str = "draft"
+    topic: str | None = None
+    hook_pattern: str | None = None
+    novelty: float | None = None
+    readability: float | None = None
+    sentiment: float | None = None
+    dup_penalty: float = 0.0
+    features: dict[str, Any] = field(default_factory=dict)
+    embedding: list[float] | None = None
+    policy: str | None = None
+    bandit_arm: str | None = None
+    bandit_propensity: float | None = None
+    timing_arm: str | None = None
+    timing_propensity: float | None = None
+    experiment_id: str | None = None
+    experiment_arms: dict[str, Any] = field(default_factory=dict)
+    predicted_reward: float | None = None
+    predictor_version: str | None = None
+    scheduled_at: datetime | None = None
+    target_tweet_id: str | None = None
+    decision_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+_INSERT_COLUMNS = (
+    "decision_id", "account_id", "decision_type", "status", "content", "content_hash", "generation_source",
+    "topic", "hook_pattern", "novelty", "readability", "sentiment", "dup_penalty", "features", "embedding",
+    "policy", "bandit_arm", "bandit_propensity", "timing_arm", "timing_propensity", "experiment_id",
+    "experiment_arms", "predicted_reward", "predictor_version", "scheduled_at", "target_tweet_id",
+    "created_at", "updated_at",
+)
+
+
+def insert_decision(conn: psycopg.Connection, d: Decision, now: datetime) -> uuid.UUID:
+    """Insert a decision (status draft or queued). A queued decision needs ``scheduled_at``."""
+    if d.status not in ("draft", "queued"):
+        raise IllegalTransition(f"a new decision starts as draft or queued, not {d.status!r}")
+    if d.status == "queued" and d.scheduled_at is None:
+        raise ValueError(f"decision {d.decision_id} is queued without scheduled_at (set the posting time)")
+    if d.decision_type == "reply" and not d.target_tweet_id:
+        raise ValueError(f"reply decision {d.decision_id} has no target_tweet_id")
+    values = {
+        **{k: getattr(d, k) for k in _INSERT_COLUMNS if hasattr(d, k)},
+        "content_hash": content_hash(d.content),
+        "features": json.dumps(d.features),
+        "experiment_arms": json.dumps(d.experiment_arms),
+        "created_at": now,
+        "updated_at": now,
+    }
+    cols = ", ".join(_INSERT_COLUMNS)
+    params = ", ".join(f"%({c})s" for c in _INSERT_COLUMNS)
+    conn.execute(f"INSERT INTO content_metadata ({cols}) VALUES ({params})", values)
+    return d.decision_id
+
+
+def transition(conn: psycopg.Connection, decision_id: uuid.UUID | str, new: str, now: datetime,
+               *, expected: str | Iterable[str] | None = None, **fields: Any) -> str:
+    """Move a decision to ``new`` if that move is legal from its current status.
+
+    ``expected`` narrows the allowed source states (e.g. only ``posting`` -> ``posted``).
+    ``fields`` are extra columns to set in the same UPDATE (last_error, attempts, next_attempt_at …).
+    Returns the previous status. Raises ``IllegalTransition`` naming both states, and changes nothing.
+    """
+    allowed_from = [s for s, targets in ALLOWED_TRANSITIONS.items() if new in targets]
+    if new not in ALLOWED_TRANSITIONS:
+        check_transition("draft", new)  # raises with the list of valid statuses
+    if expected is not None:
+        expected = [expected] if isinstance(expected, str) else list(expected)
+        allowed_from = [s for s in allowed_from if s in expected]
+    bad = set(fields) - {"last_error", "attempts", "next_attempt_at", "claimed_by", "claimed_at", "scheduled_at"}
+    if bad:
+        raise ValueError(f"transition cannot set column(s) {sorted(bad)}")
+    sets = ", ".join(["status = %(new)s", "updated_at = %(now)s"] + [f"{k} = %({k})s" for k in fields])
+    row = conn.execute(
+        f"""UPDATE content_metadata cm SET {sets}
+              FROM (SELECT decision_id, status AS old_status FROM content_metadata
+                     WHERE decision_id = %(id)s FOR UPDATE) old
+             WHERE cm.decision_id = old.decision_id AND old.old_status = ANY(%(allowed)s)
+         RETURNING old.old_status""",
+        {"new": new, "now": now, "id": str(decision_id), "allowed": allowed_from, **fields},
+    ).fetchone()
+    if row is not None:
+        return _val(row, "old_status")
+    current = conn.execute("SELECT status FROM content_metadata WHERE decision_id = %s", (str(decision_id),)).fetchone()
+    if current is None:
+        raise LookupError(f"no decision with id {decision_id}")
+    current_status = _val(current, "status")
+    check_transition(current_status, new)
+    raise IllegalTransition(f"illegal transition {current_status} -> {new} for decision {decision_id} "
+                            f"(this step only moves decisions from {', '.join(expected or allowed_from)})")
+
+
+def _val(row: Any, key: str) -> Any:
+    return row[key] if isinstance(row, dict) else row[0]
+
+
+def ready_decisions(conn: psycopg.Connection, account_id: str, now: datetime, limit: int = 50) -> list[dict]:
+    """Queued decisions of ``account_id`` whose time has come (scheduled_at <= now), oldest first."""
+    return conn.execute(
+        """SELECT * FROM content_metadata
+            WHERE account_id = %s AND status = 'queued' AND scheduled_at <= %s
+              AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+            ORDER BY scheduled_at, created_at LIMIT %s""",
+        (account_id, now, now, limit),
+    ).fetchall()
+
+
+def claim_for_posting(conn: psycopg.Connection, account_id: str, now: datetime, worker: str,
+                      sources: Iterable[str], limit: int = 1) -> list[dict]:
+    """Atomically move up to ``limit`` ready decisions to ``posting`` and return them.
+
+    ``FOR UPDATE SKIP LOCKED`` lets several workers claim at once without ever taking the same
+    row. The caller commits; the decision is ``posting`` *before* anything is sent to X, so a
+    crash leaves a row that reconciliation finds.
+    """
+    return conn.execute(
+        """WITH ready AS (
+               SELECT decision_id FROM content_metadata
+                WHERE account_id = %(acc)s AND status = 'queued' AND scheduled_at <= %(now)s
+                  AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+                  AND generation_source = ANY(%(sources)s)
+                ORDER BY scheduled_at, created_at
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED)
+           UPDATE content_metadata cm
+              SET status = 'posting', claimed_by = %(worker)s, claimed_at = %(now)s,
+                  attempts = cm.attempts + 1, updated_at = %(now)s
+             FROM ready WHERE cm.decision_id = ready.decision_id
+           RETURNING cm.*""",
+        {"acc": account_id, "now": now, "sources": list(sources), "limit": limit, "worker": worker},
+    ).fetchall()
+
+
+def stuck_in_posting(conn: psycopg.Connection, account_id: str) -> list[dict]:
+    """Decisions left in ``posting`` (a crash between claim and save). They need reconciliation."""
+    return conn.execute(
+        "SELECT * FROM content_metadata WHERE account_id = %s AND status = 'posting' ORDER BY claimed_at",
+        (account_id,),
+    ).fetchall()
+
+
+def record_posted(conn: psycopg.Connection, decision_id: uuid.UUID | str, account_id: str, tweet_id: str,
+                  posted_at: datetime, world: str, now: datetime, reconciled: bool = False) -> None:
+    """Save the tweet id and mark the decision posted, in the caller's transaction."""
+    conn.execute(
+        """INSERT INTO posted_decisions (decision_id, account_id, tweet_id, world, posted_at, reconciled)
+           VALUES (%s, %s, %s, %s, %s, %s)""",
+        (str(decision_id), account_id, tweet_id, world, posted_at, reconciled),
+    )
+    transition(conn, decision_id, "posted", now, expected="posting", last_error=None)
+
+
+def ensure_account(conn: psycopg.Connection, account_id: str, now: datetime, timezone: str = "UTC",
+                   handle: str | None = None) -> dict:
+    """Create the account row on first use; returns it. ``created_at`` starts the exploration schedule."""
+    conn.execute(
+        """INSERT INTO accounts (account_id, handle, timezone, created_at) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (account_id) DO NOTHING""",
+        (account_id, handle, timezone, now),
+    )
+    return conn.execute("SELECT * FROM accounts WHERE account_id = %s", (account_id,)).fetchone()
+
+
+def queue_depth(conn: psycopg.Connection, account_id: str) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) AS n FROM content_metadata WHERE account_id = %s GROUP BY status",
+                        (account_id,)).fetchall()
+    depth = {s: 0 for s in STATUSES}
+    depth.update({_val(r, "status"): int(r["n"] if isinstance(r, dict) else r[1]) for r in rows})
+    return depth
