@@ -1,0 +1,271 @@
+"""The X API v2 client against the sandbox X (in-process ASGI and one real socket)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+from xbotlib.sim.transport import SyncASGITransport
+from xbotlib.sim.xserver import SandboxX
+from xbotlib.xapi import (LookupResult, XApiError, XAuthError, XClient, XConnectionError, XRateLimited,
+                          XServerError, XTimeout, deferred_until, record_rate_limit)
+
+BASE = SandboxX.BASE_URL
+
+
+@pytest.fixture
+def sandbox(clock):
+    return SandboxX(clock=clock, seed=3)
+
+
+@pytest.fixture
+def client(sandbox):
+    with sandbox.client() as c:
+        yield c
+
+
+def post_many(client, n: int, prefix: str = "Did you know fact") -> list[str]:
+    return [client.create_tweet(f"{prefix} {i}: sleep research item {i * 7919}") for i in range(n)]
+
+
+def canned(status: int, body: bytes | str, headers: dict | None = None) -> SyncASGITransport:
+    """A tiny X look-alike that answers every request with one fixed response."""
+    async def respond(request):
+        return Response(body, status_code=status, headers=headers or {}, media_type="application/json")
+    paths = ["/2/tweets", "/2/tweets/analytics", "/2/users/me", "/2/tweets/search/recent"]
+    return SyncASGITransport(Starlette(routes=[Route(p, respond, methods=["GET", "POST"]) for p in paths]))
+
+
+def test_lookup_of_250_ids_takes_exactly_three_calls(sandbox, client, clock):
+    ids = post_many(client, 250)
+    clock.advance(timedelta(hours=2))
+    result = client.lookup_tweets(ids)
+    assert client.calls["GET /2/tweets"] == 3
+    assert sandbox.requests["GET /2/tweets"] == 3
+    assert set(result.metrics) == set(ids) and result.errors == {}
+    m = result.metrics[ids[0]]
+    assert m.created_at == sandbox.tweets[0].posted_at
+    assert m.profile_visits is not None and m.link_clicks is not None  # non_public_metrics were requested
+    assert sum(x.impressions for x in result.metrics.values()) > 0
+
+
+def test_duplicate_ids_are_looked_up_once(client):
+    (tid,) = post_many(client, 1)
+    result = client.lookup_tweets([tid, tid, tid])
+    assert client.calls["GET /2/tweets"] == 1 and list(result.metrics) == [tid]
+
+
+def test_per_item_errors_of_a_200_are_reported_not_raised(client):
+    (tid,) = post_many(client, 1)
+    result = client.lookup_tweets([tid, "1234567890"])
+    assert tid in result.metrics
+    assert result.errors["1234567890"].startswith("Not Found Error")
+
+
+@pytest.mark.parametrize("bad", ["abc", "12 3", ""])
+def test_non_numeric_ids_are_refused_before_any_call(client, bad):
+    with pytest.raises(ValueError, match="not numeric"):
+        client.lookup_tweets(["123", bad])
+    assert client.calls["GET /2/tweets"] == 0
+
+
+def test_429_raises_rate_limited_with_reset_time_and_never_sleeps(sandbox, client, clock):
+    sandbox.faults.push("GET /2/tweets", "rate_limit")
+    before = clock.now()
+    with pytest.raises(XRateLimited) as info:
+        client.lookup_tweets(["123"])
+    window_end = datetime.fromtimestamp((int(before.timestamp()) // 900 + 1) * 900, tz=timezone.utc)
+    assert info.value.endpoint == "GET /2/tweets"
+    assert info.value.reset_at == window_end and info.value.reset_at > before
+    assert info.value.remaining == 0
+    assert clock.now() == before  # nobody waited on the simulated clock either
+    assert client.lookup_tweets(["123"]).errors  # the fault was one-shot; the next call goes through
+
+
+def test_rate_limit_is_deferred_across_processes_through_the_database(db, sandbox, client, clock):
+    sandbox.faults.push("POST /2/tweets", "rate_limit")
+    with pytest.raises(XRateLimited) as info:
+        client.create_tweet("Did you know rate limits are per 15 minutes?")
+    with db.connection() as conn:
+        record_rate_limit(conn, "acct1", info.value.endpoint, info.value.reset_at, info.value.remaining)
+    with db.connection() as conn:
+        assert deferred_until(conn, "acct1", "POST /2/tweets", clock.now()) == info.value.reset_at
+        assert deferred_until(conn, "acct1", "GET /2/tweets", clock.now()) is None
+        assert deferred_until(conn, "acct1", "POST /2/tweets", info.value.reset_at) is None
+        assert deferred_until(conn, "other", "POST /2/tweets", clock.now()) is None
+
+
+def test_429_without_reset_header_falls_back_to_retry_after_from_server_date():
+    transport = canned(429, "{}", {"date": "Mon, 02 Mar 2026 08:00:00 GMT", "retry-after": "120"})
+    with XClient(BASE, "t", transport=transport) as c, pytest.raises(XRateLimited) as info:
+        c.me()
+    assert info.value.reset_at == datetime(2026, 3, 2, 8, 2, tzinfo=timezone.utc)
+
+
+def test_malformed_json_names_the_endpoint(sandbox, client):
+    sandbox.faults.push("GET /2/tweets", "malformed")
+    with pytest.raises(XApiError, match=r"^GET /2/tweets: malformed response: body is not JSON"):
+        client.lookup_tweets(["123"])
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[1, 2]", "GET /2/tweets: malformed response: body is not a JSON object"),
+    ('{"data": {"id": "5"}}', "GET /2/tweets: malformed response: data is not a list"),
+    ('{"data": "nope"}', "GET /2/tweets: malformed response: data is not a list"),
+    ('{"data": [{"text": "no id"}]}', "GET /2/tweets: malformed response: item has no string id"),
+    ('{"errors": "x"}', "GET /2/tweets: malformed response: errors is not a list"),
+])
+def test_bodies_of_the_wrong_shape_are_errors(body, message):
+    with XClient(BASE, "t", transport=canned(200, body)) as c, pytest.raises(XApiError) as info:
+        c.lookup_tweets(["5"])
+    assert str(info.value).startswith(message)
+
+
+def test_missing_fields_default_and_bad_items_do_not_lose_the_batch():
+    body = {"data": [{"id": "5"}, {"id": "6", "public_metrics": {"like_count": "many"}},
+                     {"id": "7", "public_metrics": {"like_count": 4, "impression_count": 90}}]}
+    with XClient(BASE, "t", transport=canned(200, json.dumps(body))) as c:
+        result = c.lookup_tweets(["5", "6", "7", "8"])
+    five = result.metrics["5"]
+    assert (five.impressions, five.likes, five.bookmarks, five.profile_visits, five.link_clicks, five.created_at) == \
+        (0, 0, 0, None, None, None)
+    assert result.metrics["7"].likes == 4 and result.metrics["7"].impressions == 90
+    assert "like_count" in result.errors["6"]
+    assert result.errors["8"].startswith("Missing")
+
+
+def test_lost_response_leaves_the_tweet_in_the_sandbox_and_reconciliation_finds_it(sandbox, client, clock):
+    sandbox.faults.push("POST /2/tweets", "lost_response")
+    text = "New study: walking after meals flattens glucose spikes."
+    with pytest.raises(XConnectionError, match="may or may not have been applied"):
+        client.create_tweet(text)
+    assert [t.text for t in sandbox.tweets] == [text]
+    found = client.own_recent_tweets(sandbox.user_id, since=clock.now() - timedelta(minutes=5))
+    assert [t.text for t in found] == [text] and found[0].tweet_id == sandbox.tweets[0].tweet_id
+
+
+def test_timeout_and_server_error_are_typed_and_create_nothing(sandbox, client):
+    sandbox.faults.push("POST /2/tweets", "timeout")
+    sandbox.faults.push("POST /2/tweets", "server_error")
+    with pytest.raises(XTimeout, match="POST /2/tweets"):
+        client.create_tweet("Did you know timeouts are ambiguous?")
+    with pytest.raises(XServerError) as info:
+        client.create_tweet("Did you know timeouts are ambiguous?")
+    assert info.value.status == 503
+    assert sandbox.tweets == []
+    assert client.create_tweet("Did you know timeouts are ambiguous?")  # faults consumed; now it posts
+
+
+def test_duplicate_content_is_a_403_api_error(client):
+    client.create_tweet("Did you know duplicates are refused?")
+    with pytest.raises(XApiError, match="duplicate content") as info:
+        client.create_tweet("Did you know duplicates are refused?")
+    assert info.value.status == 403
+
+
+def test_analytics_reports_follows_per_post_and_falls_back_cleanly_when_off(clock):
+    on = SandboxX(clock=clock, seed=5)
+    off = SandboxX(clock=clock, seed=5, analytics_enabled=False)
+    with on.client() as a, off.client() as b:
+        ids_on, ids_off = post_many(a, 40), post_many(b, 3)
+        clock.advance(timedelta(days=4))
+        start, end = clock.now() - timedelta(days=5), clock.now()
+        stats = a.tweet_analytics(ids_on, start, end)
+        assert set(stats) == set(ids_on)
+        assert [stats[t].follows for t in ids_on] == [t.totals.follows for t in on.tweets]  # settled after 72 h
+        assert sum(s.follows for s in stats.values()) > 0
+        assert b.tweet_analytics(ids_off, start, end) is None
+        assert b.calls["GET /2/tweets/analytics"] == 1
+
+
+def test_token_refresh_on_401_retries_once_and_reports_new_tokens(sandbox):
+    sandbox.accept_any_token = False
+    refreshed = []
+    with XClient(BASE, "stale-token", refresh_token=sandbox.refresh_token, client_id="xbot-app",
+                 transport=sandbox.transport(), on_token_refresh=lambda a, r: refreshed.append((a, r))) as c:
+        me = c.me()
+        assert me.user_id == sandbox.user_id and me.followers_count > 0
+        assert refreshed == [(sandbox.token, sandbox.refresh_token)] and c.access_token == sandbox.token
+        assert c.calls["POST /2/oauth2/token"] == 1 and c.calls["GET /2/users/me"] == 2
+        c.me()
+        assert c.calls["POST /2/oauth2/token"] == 1  # the new token keeps working
+
+
+def test_401_without_refresh_credentials_is_an_auth_error(sandbox):
+    sandbox.accept_any_token = False
+    with XClient(BASE, "stale-token", transport=sandbox.transport()) as c, pytest.raises(XAuthError, match="X_REFRESH_TOKEN"):
+        c.me()
+
+
+def test_failed_refresh_is_an_auth_error(sandbox):
+    sandbox.accept_any_token = False
+    with XClient(BASE, "stale", refresh_token="revoked", client_id="app", transport=sandbox.transport()) as c:
+        with pytest.raises(XAuthError, match="token refresh failed"):
+            c.me()
+
+
+def test_search_recent_returns_reply_candidates_with_author_size(client, sandbox):
+    found = client.search_recent("(ai OR llm) -is:retweet lang:en", max_results=15)
+    assert len(found) == 15
+    assert all(t.author_followers and t.author_followers >= 80 and t.created_at for t in found)
+    assert len({t.author_followers for t in found}) > 5  # varied sizes
+    reply_id = client.create_tweet("Hot take: most people are wrong about agents.", reply_to=found[0].tweet_id)
+    assert sandbox.tweets[-1].tweet_id == reply_id and sandbox.tweets[-1].reply_to == found[0].tweet_id
+
+
+def test_rate_limit_headers_are_kept_per_endpoint(client, clock):
+    client.me()
+    info = client.rate_limits["GET /2/users/me"]
+    assert info.remaining == 74
+    assert info.reset_at == datetime.fromtimestamp((int(clock.now().timestamp()) // 900 + 1) * 900, tz=timezone.utc)
+
+
+def test_xbot_sandbox_serves_100_ids_in_one_response_over_a_real_socket(tmp_path):
+    env = {**os.environ, "XBOT_HOME": str(tmp_path / ".xbot"), "PYTHONUNBUFFERED": "1"}
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "xbotlib.cli", "sandbox", "--port", "0", "--seed", "9"],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = token = None
+        for _ in range(10):
+            line = proc.stdout.readline()
+            if m := re.match(r"base URL: (\S+)", line):
+                base = m.group(1)
+            if m := re.match(r"token: (\S+)", line):
+                token = m.group(1)
+                break
+        assert base and token, proc.stderr.read() if proc.poll() is not None else "no URL printed"
+        with XClient(base, token) as c:
+            ids = post_many(c, 100, prefix="Did you know socket fact")
+            assert c.lookup_tweets(ids).metrics.keys() == set(ids) and c.calls["GET /2/tweets"] == 1
+        raw = httpx.get(f"{base}/2/tweets", params={"ids": ",".join(ids), "tweet.fields":
+                        "created_at,public_metrics,non_public_metrics,organic_metrics"},
+                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert raw.status_code == 200 and int(raw.headers["x-rate-limit-remaining"]) < int(raw.headers["x-rate-limit-limit"])
+        data = raw.json()["data"]
+        assert len(data) == 100
+        item = data[0]
+        assert set(item["public_metrics"]) == {"retweet_count", "reply_count", "like_count", "quote_count",
+                                               "bookmark_count", "impression_count"}
+        assert set(item["non_public_metrics"]) == {"impression_count", "url_link_clicks", "user_profile_clicks"}
+        assert set(item["organic_metrics"]) == {"impression_count", "like_count", "reply_count", "retweet_count",
+                                                "url_link_clicks", "user_profile_clicks"}
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", item["created_at"])
+        assert httpx.get(f"{base}/2/users/me", timeout=10).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_lookup_result_is_a_plain_value():
+    assert LookupResult() == LookupResult(metrics={}, errors={})

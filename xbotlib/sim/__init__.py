@@ -1,0 +1,14 @@
+"""The sandbox X: a simulated audience (``audience``) defined by a scenario file (``scenario``),
+served with X API v2's routes and JSON (``xserver.SandboxX``), in-process through
+``transport.SyncASGITransport`` or over a socket with ``xbot sandbox``.
+
+``oracle`` reads the ground truth; only benchmarks and the demo summary may use it.
+"""
+from __future__ import annotations
+
+from .audience import AudienceModel
+from .scenario import Scenario, ScenarioError, load_scenario
+from .transport import SyncASGITransport
+from .xserver import FaultPlan, SandboxX
+
+__all__ = ["AudienceModel", "FaultPlan", "SandboxX", "Scenario", "ScenarioError", "SyncASGITransport", "load_scenario"]

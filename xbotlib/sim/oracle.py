@@ -1,0 +1,157 @@
+"""The oracle: reads the sandbox's ground truth. ONLY benchmarks and the demo summary may use it.
+
+Learning code must never import this module: it would be reading the answers. The oracle computes
+expectations with the same ``expected_outcome`` the audience draws from, with no noise, no fatigue
+(a novel post) and the scenario's initial follower base unless told otherwise.
+
+The "typical mix" used by ``true_lift`` and ``best_choice``: every hook pattern × every topic ×
+every hour of ``vocab.DEFAULT_POSTING_HOURS``, equally weighted, original posts (not replies) at
+the initial follower count. Rates are ratios of expectations over the mix (e.g. fpki = 1000 ×
+Σ E[follows] / Σ E[impressions]), which is what a large experiment's pooled estimate converges to.
+Per experiment, treatment and control differ only in the marker:
+
+- hashtag_1, question_cta: the marker on (treatment) or off (control) over the whole mix;
+- late_evening_slot: hours ``vocab.LATE_EVENING_HOURS`` (treatment) vs the other default posting
+  hours (control), hooks and topics mixed as above;
+- contrarian_reply: replies to a typical search candidate (8,000 followers, median velocity, 60
+  minutes old) with the contrarian hook (treatment) vs the other hooks equally weighted (control).
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from xbotlib import vocab
+
+from .audience import Expected, ReplyTarget, TextSignals, expected_outcome, reply_spillover
+from .scenario import EXPERIMENT_IDS, Scenario, load_scenario
+
+METRICS: tuple[str, ...] = ("fpki", "follows", "impressions", "er", "reply_rate", "retweet_rate")
+TYPICAL_TARGET_FOLLOWERS = 8000
+TYPICAL_TARGET_AGE_MIN = 60.0
+
+
+class Oracle:
+    """Ground-truth expectations of a scenario (see the module docstring for the typical mix)."""
+
+    def __init__(self, scenario: Scenario | str | Path | None = None):
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+
+    # -- single posts
+
+    def typical_spillover(self) -> float:
+        """Impressions a reply gets from a typical search candidate's audience."""
+        now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        velocity = 0.02 * TYPICAL_TARGET_FOLLOWERS ** 0.75  # the median of reply_candidates' velocity
+        target = ReplyTarget("0", TYPICAL_TARGET_FOLLOWERS, velocity, now - timedelta(minutes=TYPICAL_TARGET_AGE_MIN))
+        return reply_spillover(self.scenario, target, now)
+
+    def expected(self, hook: str, hour: int, topic: str | None = None,
+                 experiment_arms: Mapping[str, str] | None = None, followers: float | None = None,
+                 reply: bool = False) -> Expected:
+        """Expected settled counts of one novel post.
+
+        ``experiment_arms`` maps experiment id -> 'treatment' | 'control'. hashtag_1 and question_cta
+        switch their text marker; contrarian_reply makes the post a reply to a typical target (its
+        treatment needs hook 'contrarian', its control any other hook); late_evening_slot must agree
+        with ``hour``, because the audience only sees the hour.
+        """
+        if hook not in vocab.HOOK_PATTERNS:
+            raise ValueError(f"unknown hook {hook!r} (expected one of {', '.join(vocab.HOOK_PATTERNS)})")
+        if not 0 <= int(hour) <= 23:
+            raise ValueError(f"hour must be 0..23 (local to {self.scenario.timezone}), got {hour!r}")
+        if topic is not None and topic not in vocab.TOPICS:
+            raise ValueError(f"unknown topic {topic!r} (expected None or one of {', '.join(vocab.TOPICS)})")
+        arms = dict(experiment_arms or {})
+        for exp_id, arm in arms.items():
+            if exp_id not in EXPERIMENT_IDS:
+                raise ValueError(f"unknown experiment {exp_id!r} (expected one of {', '.join(EXPERIMENT_IDS)})")
+            if arm not in ("treatment", "control"):
+                raise ValueError(f"experiment {exp_id}: arm must be 'treatment' or 'control', got {arm!r}")
+        late = int(hour) in vocab.LATE_EVENING_HOURS
+        if "late_evening_slot" in arms and (arms["late_evening_slot"] == "treatment") != late:
+            raise ValueError(f"late_evening_slot={arms['late_evening_slot']} contradicts hour {hour} "
+                             f"(treatment hours are {vocab.LATE_EVENING_HOURS})")
+        if "contrarian_reply" in arms:
+            reply = True
+            if (arms["contrarian_reply"] == "treatment") != (hook == "contrarian"):
+                raise ValueError(f"contrarian_reply={arms['contrarian_reply']} needs "
+                                 f"{'hook contrarian' if arms['contrarian_reply'] == 'treatment' else 'a non-contrarian hook'}"
+                                 f", got hook {hook!r}")
+        signals = TextSignals(hook=hook, topic=topic, hashtags=int(arms.get("hashtag_1") == "treatment"),
+                              question_cta=arms.get("question_cta") == "treatment",
+                              contrarian=hook == "contrarian", has_link=False)
+        base = self.scenario.account.initial_followers if followers is None else followers
+        return expected_outcome(self.scenario, signals, hour=int(hour), followers=base,
+                                spillover=self.typical_spillover() if reply else None)
+
+    def expected_follows(self, hook: str, hour: int, topic: str | None = None,
+                         experiment_arms: Mapping[str, str] | None = None, followers: float | None = None) -> float:
+        return self.expected(hook, hour, topic, experiment_arms, followers).follows
+
+    def expected_fpki(self, hook: str, hour: int, topic: str | None = None,
+                      experiment_arms: Mapping[str, str] | None = None, followers: float | None = None) -> float:
+        return self.expected(hook, hour, topic, experiment_arms, followers).fpki
+
+    # -- choices and lifts
+
+    def best_choice(self, hours: Iterable[int] = vocab.DEFAULT_POSTING_HOURS,
+                    hooks: Iterable[str] = vocab.HOOK_PATTERNS, metric: str = "follows") -> tuple[str, int]:
+        """The (hook, hour) with the highest expected ``metric`` ('follows' or 'fpki'), topics averaged."""
+        if metric not in ("follows", "fpki"):
+            raise ValueError(f"best_choice metric must be 'follows' or 'fpki', got {metric!r}")
+        hours, hooks = list(hours), list(hooks)
+        scores = {(hook, hour): self._pooled([self.expected(hook, hour, t) for t in vocab.TOPICS], metric)
+                  for hook in hooks for hour in hours}
+        return max(scores, key=lambda k: (scores[k], -hooks.index(k[0]), -k[1]))
+
+    def true_lift(self, experiment_id: str, metric: str = "fpki") -> float:
+        """Expected treatment − control difference of ``metric`` under the typical mix (module docstring)."""
+        treat, control = self._arms(experiment_id)
+        return self._pooled(treat, metric) - self._pooled(control, metric)
+
+    def relative_lift(self, experiment_id: str, metric: str = "fpki") -> float:
+        """(treatment − control) / control under the typical mix."""
+        treat, control = self._arms(experiment_id)
+        c = self._pooled(control, metric)
+        return (self._pooled(treat, metric) - c) / c if c else math.nan
+
+    def _arms(self, experiment_id: str) -> tuple[list[Expected], list[Expected]]:
+        hooks, topics, hours = vocab.HOOK_PATTERNS, vocab.TOPICS, vocab.DEFAULT_POSTING_HOURS
+        if experiment_id in ("hashtag_1", "question_cta"):
+            def mix(arm):
+                return [self.expected(k, h, t, {experiment_id: arm}) for k in hooks for t in topics for h in hours]
+            return mix("treatment"), mix("control")
+        if experiment_id == "late_evening_slot":
+            late = vocab.LATE_EVENING_HOURS
+            treat = [self.expected(k, h, t) for k in hooks for t in topics for h in late]
+            control = [self.expected(k, h, t) for k in hooks for t in topics for h in hours if h not in late]
+            return treat, control
+        if experiment_id == "contrarian_reply":
+            arm = "contrarian_reply"
+            treat = [self.expected("contrarian", h, t, {arm: "treatment"}) for t in topics for h in hours]
+            control = [self.expected(k, h, t, {arm: "control"}) for k in hooks if k != "contrarian"
+                       for t in topics for h in hours]
+            return treat, control
+        raise ValueError(f"unknown experiment {experiment_id!r} (expected one of {', '.join(EXPERIMENT_IDS)})")
+
+    @staticmethod
+    def _pooled(items: list[Expected], metric: str) -> float:
+        """A metric over a mix: means for counts, ratios of sums for per-impression rates."""
+        n = len(items)
+        imps = sum(e.impressions for e in items)
+        if metric == "follows":
+            return sum(e.follows for e in items) / n
+        if metric == "impressions":
+            return imps / n
+        if metric == "fpki":
+            return 1000.0 * sum(e.follows for e in items) / max(1.0, imps)
+        if metric == "er":
+            return sum(e.likes + e.retweets + e.replies + e.quotes + e.bookmarks for e in items) / max(1.0, imps)
+        if metric == "reply_rate":
+            return sum(e.replies for e in items) / max(1.0, imps)
+        if metric == "retweet_rate":
+            return sum(e.retweets for e in items) / max(1.0, imps)
+        raise ValueError(f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
