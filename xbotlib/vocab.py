@@ -49,12 +49,19 @@ def detect_hook(text: str) -> str:
     return "plain"
 
 
+# one alternation per topic: a keyword counts where a word starts with it ("startup" in "startups")
+_TOPIC_RES: dict[str, re.Pattern[str]] = {
+    topic: re.compile(r"\b(?:" + "|".join(re.escape(k) for k in keywords) + ")")
+    for topic, keywords in TOPIC_KEYWORDS.items()
+}
+
+
 def detect_topic(text: str) -> str | None:
     """The topic with most keyword hits (ties: TOPICS order); None when nothing matches."""
     low = text.lower()
     best, best_hits = None, 0
     for topic in TOPICS:
-        hits = sum(len(re.findall(r"\b" + re.escape(k), low)) for k in TOPIC_KEYWORDS[topic])
+        hits = len(_TOPIC_RES[topic].findall(low))
         if hits > best_hits:
             best, best_hits = topic, hits
     return best
