@@ -1,0 +1,147 @@
+"""Predictors: beat the mean baseline on data with signal, fall back from LightGBM, serialise safely."""
+from __future__ import annotations
+
+import logging
+import pickle
+
+import numpy as np
+import pytest
+
+from xbotlib.predictors import (LightGBMReward, LogisticFollows, ModelLoadError, RidgeReward, cross_validated_score,
+                                dumps, loads, train_with_fallback)
+
+
+def linear_data(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 6))
+    y = 0.8 * X[:, 0] - 0.5 * X[:, 1] + 0.2 * rng.normal(size=n)
+    w = rng.uniform(0.2, 1.0, size=n)  # exposure weights
+    return X, y, w
+
+
+def nonlinear_data(n=300, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 4))
+    y = np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0) + 0.1 * rng.normal(size=n)  # an interaction ridge cannot see
+    return X, y, np.ones(n)
+
+
+def follows_data(n=300, seed=2):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    follows = rng.poisson(np.exp(-0.7 + 1.2 * X[:, 0]))
+    return X, follows.astype(float), np.ones(n)
+
+
+@pytest.mark.parametrize("factory, data", [
+    (RidgeReward, linear_data),
+    (lambda: LightGBMReward(n_estimators=100), linear_data),
+    (lambda: LightGBMReward(n_estimators=100), nonlinear_data),
+], ids=["ridge-linear", "lightgbm-linear", "lightgbm-nonlinear"])
+def test_reward_predictors_beat_the_mean_baseline(factory, data):
+    X, y, w = data()
+    cv = cross_validated_score(factory, X, y, w, folds=5, seed=0)
+    assert cv["n"] == len(y) and cv["folds"] == 5 and cv["metric"] == "r2"
+    assert cv["baseline_score"] <= 0.0 + 1e-9  # predicting the training mean explains nothing out of sample
+    assert cv["score"] > 0.5 > cv["baseline_score"]
+    assert cv["mse"] < cv["baseline_mse"]
+
+
+def test_logistic_follows_beats_the_base_rate():
+    X, f, w = follows_data()
+    cv = cross_validated_score(LogisticFollows, X, f, w, kind="follows")
+    assert cv["metric"] == "neg_log_loss" and cv["score"] > cv["baseline_score"]
+    assert cv["auc"] > 0.75
+    p = LogisticFollows().fit(X, f).predict(X)
+    assert ((0 < p) & (p < 1)).all()
+    constant = LogisticFollows().fit(X[:10], np.zeros(10))  # nobody followed: predict the smoothed base rate
+    assert constant.predict(X[:3]) == pytest.approx([0.5 / 11] * 3)
+
+
+def test_fit_follows_sklearn_conventions():
+    X, y, w = linear_data(60)
+    model = RidgeReward(alpha=2.0)
+    assert vars(model) == {"alpha": 2.0}  # __init__ only stores parameters
+    assert model.fit(X, y, sample_weight=w) is model and model.n_features_in_ == 6
+    a = LightGBMReward().fit(X, y).predict(X)
+    b = LightGBMReward().fit(X, y).predict(X)
+    np.testing.assert_array_equal(a, b)  # deterministic
+
+
+def test_train_with_fallback_prefers_lightgbm_when_it_wins():
+    X, y, w = nonlinear_data()
+    trained = train_with_fallback("reward", X, y, w, use_lightgbm=True, logger=logging.getLogger("t"))
+    assert trained.algorithm == "lightgbm" and trained.fallback_reason is None
+    assert set(trained.candidates) == {"ridge", "lightgbm"}
+    assert trained.cv["score"] > trained.candidates["ridge"]["score"]
+    assert trained.target == "reward_composite" and trained.n_samples == len(y)
+
+
+def test_lightgbm_failure_falls_back_to_ridge_and_logs(caplog):
+    X, y, w = linear_data()
+    with caplog.at_level(logging.INFO, logger="xbot.learn"):
+        trained = train_with_fallback("reward", X, y, w, use_lightgbm=True, logger=logging.getLogger("xbot.learn"),
+                                      lightgbm_params={"objective": "no_such_objective"})
+    assert trained.algorithm == "ridge" and isinstance(trained.model, RidgeReward)
+    assert trained.cv["score"] > trained.cv["baseline_score"]
+    assert "no_such_objective" in trained.fallback_reason
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("[LEARN_JOB] lightgbm_failed fallback=ridge error=LightGBMError")
+               and "no_such_objective" in line for line in lines), lines
+    np.testing.assert_allclose(trained.model.predict(X[:5]), RidgeReward().fit(X, y, w).predict(X[:5]))
+
+
+def test_follows_model_falls_back_to_logistic(caplog):
+    X, f, w = follows_data()
+    with caplog.at_level(logging.INFO, logger="xbot.learn"):
+        trained = train_with_fallback("follows", X, f, w, True, logging.getLogger("xbot.learn"),
+                                      lightgbm_params={"num_leaves": -3})
+    assert trained.algorithm == "logistic" and trained.target == "follows"
+    assert any("[LEARN_JOB] lightgbm_failed fallback=logistic" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("n, use_lightgbm, reason", [
+    (30, True, "too few samples for lightgbm (30 < 50)"),
+    (200, False, "lightgbm disabled"),
+])
+def test_linear_model_when_lightgbm_not_applicable(n, use_lightgbm, reason):
+    X, y, w = linear_data(n)
+    trained = train_with_fallback("reward", X, y, w, use_lightgbm, None)
+    assert trained.algorithm == "ridge" and reason in trained.fallback_reason
+    assert list(trained.candidates) == ["ridge"]
+
+
+def test_cross_validation_with_too_few_samples_is_honest():
+    X, y, w = linear_data(3)
+    cv = cross_validated_score(RidgeReward, X, y, w)
+    assert cv["score"] is None and cv["baseline_score"] is None and "too few samples (3 < 4)" in cv["reason"]
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.ones(5), np.ones(5)), r"X must be 2-D"),
+    ((np.ones((5, 2)), np.ones(4)), r"y has shape \(4,\), expected \(5,\)"),
+    ((np.full((5, 2), np.nan), np.ones(5)), "must be finite"),
+    ((np.zeros((0, 2)), np.ones(0)), "no training samples"),
+])
+def test_fit_rejects_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        RidgeReward().fit(*args)
+
+
+def test_train_with_fallback_rejects_unknown_kind():
+    X, y, w = linear_data(20)
+    with pytest.raises(ValueError, match="unknown predictor kind 'content'"):
+        train_with_fallback("content", X, y, w, False, None)
+
+
+def test_dumps_loads_round_trip_and_corruption():
+    X, y, w = nonlinear_data(120)
+    for model in (RidgeReward().fit(X, y, w), LightGBMReward(n_estimators=50).fit(X, y, w)):
+        np.testing.assert_array_equal(loads(dumps(model)).predict(X), model.predict(X))
+    blob = dumps(LightGBMReward(n_estimators=50).fit(X, y, w))
+    with pytest.raises(ModelLoadError, match="cannot load stored model"):
+        loads(blob[: len(blob) // 2])
+    with pytest.raises(ModelLoadError, match="not a predictor"):
+        loads(pickle.dumps({"weights": [1, 2]}))
+    with pytest.raises(ModelLoadError, match="no model bytes"):
+        loads(None)

@@ -1,0 +1,246 @@
+"""Bandit arms, predictor versions and training data on the real database (``db`` fixture)."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from xbotlib import queue
+from xbotlib.bandit import ArmStats, update
+from xbotlib.bandit_store import apply_pass2_rewards, load_arms, save_arms
+from xbotlib.features import FEATURE_NAMES, TIMING_FEATURE_NAMES, LocalEmbedder, extract_features
+from xbotlib.predictor_store import latest_version, list_versions, load_active, save_version
+from xbotlib.predictors import RidgeReward, train_with_fallback
+from xbotlib.reward import exposure_weight
+from xbotlib.training_data import count_fresh_outcomes, timing_frame, training_frame
+
+ACC = "acct1"
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+EMB = LocalEmbedder()
+
+
+def post_with_outcome(conn, *, text="Did you know walking helps?", arm="did_you_know", timing_arm="9", reward=1.0,
+                      impressions=500, follows=1.0, simulated=True, passes=(2,), posted_at=T0, hour=None):
+    """A posted decision and its collected outcome(s), written the way the real jobs write them."""
+    emb = EMB.embed([text])[0]
+    feats = extract_features(text, embedding=emb, recent_embeddings=None, novelty_min=0.15, hour=hour)
+    d = queue.Decision(account_id=ACC, content=text, generation_source="template", status="queued",
+                       scheduled_at=posted_at, hook_pattern=feats.hook, topic=feats.topic, novelty=feats.novelty,
+                       features=feats.to_dict(), bandit_arm=arm, timing_arm=timing_arm)
+    queue.insert_decision(conn, d, posted_at)
+    queue.transition(conn, d.decision_id, "posting", posted_at)
+    queue.record_posted(conn, d.decision_id, ACC, f"tw-{d.decision_id.hex[:12]}", posted_at,
+                        "sandbox" if simulated else "live", posted_at)
+    ids = []
+    for p in passes:
+        row = conn.execute(
+            """INSERT INTO outcomes (decision_id, account_id, collected_pass, simulated, impressions, follows,
+                                     reward_composite, sample_weight, collected_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING outcome_id""",
+            (d.decision_id, ACC, p, simulated, impressions, follows, reward, exposure_weight(impressions),
+             posted_at + timedelta(hours=1 if p == 1 else 24)),
+        ).fetchone()
+        ids.append(row["outcome_id"])
+    return d.decision_id, ids
+
+
+@pytest.fixture
+def conn(db):
+    with db.connection() as c:
+        queue.ensure_account(c, ACC, T0, timezone="America/New_York")
+        yield c
+
+
+# ----------------------------------------------------------------------------- bandit arms
+
+
+def test_arms_round_trip_by_world_and_scope(conn):
+    arms = [update(ArmStats("question"), 0.7), update(update(ArmStats("cta"), 0.2, 0.5), 0.4)]
+    save_arms(conn, ACC, "sandbox", "content", arms, T0)
+    save_arms(conn, ACC, "sandbox", "timing", [update(ArmStats("9"), 1.0)], T0)
+    assert load_arms(conn, ACC, "sandbox", "content") == {a.arm_id: a for a in arms}
+    assert list(load_arms(conn, ACC, "sandbox", "timing")) == ["9"]
+    assert load_arms(conn, ACC, "live", "content") == {}
+    with pytest.raises(ValueError, match="unknown world 'prod'"):
+        load_arms(conn, ACC, "prod", "content")
+    with pytest.raises(ValueError, match="unknown bandit scope 'hour'"):
+        load_arms(conn, ACC, "sandbox", "hour")
+
+
+def test_apply_pass2_rewards_is_idempotent_and_per_world(conn):
+    post_with_outcome(conn, arm="question", timing_arm="9", reward=2.0, impressions=500)
+    post_with_outcome(conn, arm="question", timing_arm="13", reward=1.0, impressions=4000)   # weight 0.25
+    post_with_outcome(conn, arm="cta", timing_arm=None, reward=0.5, impressions=100)
+    post_with_outcome(conn, arm="cta", timing_arm="9", reward=9.0, passes=(1,))             # not final yet
+    post_with_outcome(conn, arm="question", timing_arm="9", reward=5.0, simulated=False)    # live world
+    assert apply_pass2_rewards(conn, ACC, "sandbox", T0) == 3
+    content = load_arms(conn, ACC, "sandbox", "content")
+    q = content["question"]
+    assert (q.pulls, q.weight_sum) == (2, pytest.approx(1.25))
+    assert q.reward_sum == pytest.approx(2.0 + 0.25 * 1.0) and q.reward_sq_sum == pytest.approx(4.0 + 0.25)
+    assert content["cta"].pulls == 1  # the pass-1 outcome was not applied
+    timing = load_arms(conn, ACC, "sandbox", "timing")
+    assert {k: v.pulls for k, v in timing.items()} == {"9": 1, "13": 1}  # no timing arm, no timing credit
+    # running again changes nothing
+    assert apply_pass2_rewards(conn, ACC, "sandbox", T0 + timedelta(hours=1)) == 0
+    assert load_arms(conn, ACC, "sandbox", "content") == content
+    # the live outcome only ever feeds live arms
+    assert load_arms(conn, ACC, "live", "content") == {}
+    assert apply_pass2_rewards(conn, ACC, "live", T0) == 1
+    assert load_arms(conn, ACC, "live", "content")["question"].reward_sum == pytest.approx(5.0)
+    assert load_arms(conn, ACC, "sandbox", "content") == content
+    left = conn.execute("SELECT count(*) AS n FROM outcomes WHERE NOT bandit_applied").fetchone()["n"]
+    assert left == 1  # only the pass-1 outcome waits
+
+
+def test_apply_pass2_rewards_adds_to_existing_arms(conn):
+    save_arms(conn, ACC, "sandbox", "content", [update(ArmStats("question"), 1.0)], T0)
+    post_with_outcome(conn, arm="question", reward=3.0)
+    apply_pass2_rewards(conn, ACC, "sandbox", T0)
+    q = load_arms(conn, ACC, "sandbox", "content")["question"]
+    assert (q.pulls, q.reward_sum) == (2, pytest.approx(4.0))
+
+
+# ----------------------------------------------------------------------------- training data
+
+
+def test_training_frame_reads_one_world_with_weights_and_local_hours(conn):
+    _, (a,) = post_with_outcome(conn, text="Did you know sleep helps memory?", reward=1.5, impressions=2000,
+                                posted_at=datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc), hour=3)
+    post_with_outcome(conn, text="Why do habits fail?", arm="question", reward=0.5, impressions=300,
+                      posted_at=datetime(2026, 3, 7, 23, 0, tzinfo=timezone.utc))  # Saturday 18:00 in New York
+    post_with_outcome(conn, reward=7.0, simulated=False)
+    post_with_outcome(conn, reward=9.0, passes=(1,))
+    frame = training_frame(conn, ACC, "sandbox")
+    assert frame.X.shape == (2, len(FEATURE_NAMES)) and frame.names == list(FEATURE_NAMES)
+    np.testing.assert_allclose(frame.y, [1.5, 0.5])
+    np.testing.assert_allclose(frame.w, [0.5, 1.0])
+    named = dict(zip(FEATURE_NAMES, frame.X[0]))
+    assert named["hook_did_you_know"] == 1.0
+    # the hour is when it really went out, in the account's timezone (14:00 UTC = 09:00 EST), not the planned 3
+    assert named["hour_sin"] == pytest.approx(np.sin(2 * np.pi * 9 / 24))
+    assert frame.max_outcome_id > a
+    live = training_frame(conn, ACC, "live")
+    np.testing.assert_allclose(live.y, [7.0])
+    follows = training_frame(conn, ACC, "sandbox", target="follows")
+    np.testing.assert_allclose(follows.y, [1.0, 1.0])
+    t = timing_frame(conn, ACC, "sandbox")
+    assert t.X.shape == (2, len(TIMING_FEATURE_NAMES)) and t.X[1, -1] == 1.0 and t.X[0, -1] == 0.0
+    # incremental reads and counts
+    assert training_frame(conn, ACC, "sandbox", since_outcome_id=a).X.shape[0] == 1
+    assert count_fresh_outcomes(conn, ACC, "sandbox", None) == 2
+    assert count_fresh_outcomes(conn, ACC, "sandbox", a) == 1
+    assert count_fresh_outcomes(conn, ACC, "sandbox", frame.max_outcome_id) == 0
+    empty = training_frame(conn, "nobody", "sandbox")
+    assert empty.X.shape == (0, len(FEATURE_NAMES)) and empty.max_outcome_id is None
+
+
+# ----------------------------------------------------------------------------- predictors
+
+
+def trained_on_synthetic(use_lightgbm=False, n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, len(FEATURE_NAMES)))
+    y = X[:, 0] - 0.5 * X[:, 13] + 0.1 * rng.normal(size=n)
+    return train_with_fallback("reward", X, y, np.ones(n), use_lightgbm, None), X
+
+
+def test_predictor_versions_round_trip(conn):
+    first, X = trained_on_synthetic()
+    assert latest_version(conn, ACC, "content") is None and load_active(conn, ACC, "content", "sandbox") is None
+    assert save_version(conn, ACC, "content", first, FEATURE_NAMES, 80, "sandbox", 41, T0) == 1
+    second, _ = trained_on_synthetic(use_lightgbm=True, seed=1)
+    assert save_version(conn, ACC, "content", second, FEATURE_NAMES, 80, "sandbox", 97, T0 + timedelta(days=1)) == 2
+    loaded = load_active(conn, ACC, "content", "sandbox")
+    assert (loaded.version, loaded.key, loaded.algorithm, loaded.world) == (2, "predictor:content:v2", second.algorithm,
+                                                                           "sandbox")
+    assert loaded.features == list(FEATURE_NAMES) and loaded.trained_through == 97 and loaded.n_samples == 80
+    assert loaded.cv_score == pytest.approx(second.cv["score"]) and loaded.metrics["candidates"]
+    np.testing.assert_allclose(loaded.predict(X[:4]), second.model.predict(X[:4]))
+    rows = list_versions(conn, ACC, "content")
+    assert [(r["version"], r["is_active"]) for r in rows] == [(2, True), (1, False)]
+    assert latest_version(conn, ACC, "content", "sandbox") == 2 and latest_version(conn, ACC, "timing") is None
+    with pytest.raises(ValueError, match=r"expects \(n, 29\) features"):
+        loaded.predict(np.ones((1, 3)))
+
+
+def test_live_never_loads_a_sandbox_model(conn):
+    sandbox_model, X = trained_on_synthetic()
+    save_version(conn, ACC, "content", sandbox_model, FEATURE_NAMES, 80, "sandbox", 10, T0)
+    assert load_active(conn, ACC, "content", "live") is None
+    live_model, _ = trained_on_synthetic(seed=5)
+    assert save_version(conn, ACC, "content", live_model, FEATURE_NAMES, 80, "live", 11, T0) == 2
+    live, sandbox = load_active(conn, ACC, "content", "live"), load_active(conn, ACC, "content", "sandbox")
+    assert (live.version, live.world, sandbox.version, sandbox.world) == (2, "live", 1, "sandbox")
+    assert latest_version(conn, ACC, "content", "live") == 2 and latest_version(conn, ACC, "content", "sandbox") == 1
+    with pytest.raises(ValueError, match="unknown world 'staging'"):
+        load_active(conn, ACC, "content", "staging")
+
+
+def test_corrupt_lightgbm_model_falls_back_to_the_last_ridge(conn, caplog):
+    ridge, X = trained_on_synthetic()
+    save_version(conn, ACC, "content", ridge, FEATURE_NAMES, 80, "sandbox", 10, T0)
+    rng = np.random.default_rng(3)
+    Xn = rng.uniform(-2, 2, size=(200, len(FEATURE_NAMES)))
+    yn = np.where(Xn[:, 0] * Xn[:, 1] > 0, 1.0, -1.0)
+    boosted = train_with_fallback("reward", Xn, yn, np.ones(200), True, None)
+    assert boosted.algorithm == "lightgbm"
+    save_version(conn, ACC, "content", boosted, FEATURE_NAMES, 200, "sandbox", 20, T0)
+    conn.execute("UPDATE predictors SET model = substring(model from 1 for 40) WHERE version = 2")
+    with caplog.at_level(logging.INFO, logger="xbot.predictors"):
+        loaded = load_active(conn, ACC, "content", "sandbox")
+    assert (loaded.version, loaded.algorithm, loaded.fallback_from) == (1, "ridge", "predictor:content:v2")
+    assert isinstance(loaded.model, RidgeReward)
+    np.testing.assert_allclose(loaded.predict(X[:3]), ridge.model.predict(X[:3]))
+    assert any(r.getMessage().startswith("[LEARN_JOB] lightgbm_failed fallback=ridge failed=predictor:content:v2")
+               for r in caplog.records)
+    # stored data is left as it was: v2 stays the active record for an operator to see
+    assert [r["is_active"] for r in list_versions(conn, ACC, "content")] == [True, False]
+
+
+def test_end_to_end_train_from_database_and_predict(conn):
+    rng = np.random.default_rng(0)
+    texts = {"did_you_know": "Did you know {} changes how you focus?", "question": "Why does {} work so well?",
+             "contrarian": "Unpopular opinion: {} is overrated."}
+    true = {"did_you_know": 1.0, "question": 2.0, "contrarian": 0.2}
+    for i in range(45):
+        arm = list(texts)[i % 3]
+        post_with_outcome(conn, text=texts[arm].format(f"habit number {i}"), arm=arm, reward=true[arm] + 0.1 * rng.normal(),
+                          posted_at=T0 + timedelta(hours=i))
+    frame = training_frame(conn, ACC, "sandbox")
+    trained = train_with_fallback("reward", frame.X, frame.y, frame.w, True, None)
+    assert trained.algorithm == "ridge" and trained.cv["score"] > 0.8 > trained.cv["baseline_score"]
+    version = save_version(conn, ACC, "content", trained, frame.names, len(frame.y), "sandbox", frame.max_outcome_id, T0)
+    loaded = load_active(conn, ACC, "content", "sandbox")
+    assert loaded.version == version
+    new = [extract_features(texts[a].format("a new idea"), embedding=EMB.embed(["x"])[0], recent_embeddings=None,
+                            novelty_min=0.15).to_dict() for a in texts]
+    pred = dict(zip(texts, loaded.predict_features(new)))
+    assert pred["question"] > pred["did_you_know"] > pred["contrarian"]
+    assert count_fresh_outcomes(conn, ACC, "sandbox", loaded.trained_through) == 0
+
+
+def test_apply_pass2_rewards_twice_at_once_applies_each_outcome_once(db):
+    import threading
+
+    with db.connection() as c:
+        queue.ensure_account(c, ACC, T0)
+        for i in range(4):
+            post_with_outcome(c, arm="question", reward=1.0 + i)
+    results = {}
+    with db.connection() as first:
+        results["first"] = apply_pass2_rewards(first, ACC, "sandbox", T0)  # holds the row locks until commit
+
+        def second():
+            with db.connection() as c2:
+                results["second"] = apply_pass2_rewards(c2, ACC, "sandbox", T0)
+
+        worker = threading.Thread(target=second)
+        worker.start()
+        worker.join(timeout=0.5)  # blocked on the locks (or already done: either way it must find nothing)
+    worker.join(timeout=30)
+    assert results == {"first": 4, "second": 0}
+    with db.connection() as c:
+        assert load_arms(c, ACC, "sandbox", "content")["question"].pulls == 4
