@@ -33,6 +33,21 @@ def tagged(logger: logging.Logger, tag: str, message: str = "", level: int = log
     return line
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each line (tests and notebooks swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging(level: int = logging.INFO, log_file: Path | None = None) -> None:
     """Jobs log to stderr; the daemon and the demo also append to ``.xbot/logs/xbot.log``."""
     root = logging.getLogger("xbot")
@@ -40,7 +55,7 @@ def setup_logging(level: int = logging.INFO, log_file: Path | None = None) -> No
     for h in list(root.handlers):
         if getattr(h, "_xbot", False):
             root.removeHandler(h)
-    err = logging.StreamHandler(sys.stderr)
+    err = _StderrHandler()
     err.setFormatter(logging.Formatter(FORMAT))
     err._xbot = True  # type: ignore[attr-defined]
     root.addHandler(err)

@@ -1,0 +1,220 @@
+"""The papermill runner: parameters checked before running, executed notebook + offline HTML report +
+index + notebook_runs row for a good run, and an honest, visible record of a failed one."""
+from __future__ import annotations
+
+import re
+from html import unescape
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import nbformat
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from xbotlib.cli import main
+from xbotlib.notebooks import (NOTEBOOKS_DIR, NotebookFailed, NotebookInfo, NotebookParameterError,
+                               NotebookRun, Parameter, build_index, coerce_parameters, collect_runs,
+                               ensure_kernel, get_notebook, list_notebooks, pair_differences, run_notebook)
+
+EXTERNAL = re.compile(r"<script[^>]*\bsrc=[\"']?(?:https?:)?//|<link[^>]*\bhref=[\"']?(?:https?:)?//", re.I)
+
+
+def notebook_runs(db_url: str) -> list[dict]:
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        return conn.execute("SELECT * FROM notebook_runs ORDER BY run_id").fetchall()
+
+
+# ----------------------------------------------------------------------------- notebooks on disk
+
+def test_list_notebooks_reads_parameters_types_and_description():
+    smoke = {i.name: i for i in list_notebooks()}["smoke_check"]
+    assert smoke.parameters == {"message": Parameter("hello", str), "repeat": Parameter(2, int),
+                                "fail": Parameter(False, bool)}
+    assert smoke.description.startswith("Smoke check")
+    assert smoke.path == NOTEBOOKS_DIR / "smoke_check.ipynb"
+
+
+@pytest.mark.parametrize("py", sorted(NOTEBOOKS_DIR.glob("*.py")), ids=lambda p: p.stem)
+def test_every_notebook_pair_is_in_sync_with_one_parameters_cell(py):
+    assert pair_differences(py) == [], "run `xbot notebook sync` after editing the .py"
+    nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assert get_notebook(py.stem).name == py.stem  # parameters parse (literal defaults)
+
+
+def test_ensure_kernel_installs_a_kernelspec_for_this_interpreter():
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    name = ensure_kernel()
+    spec = KernelSpecManager().get_kernel_spec(name)
+    assert spec.argv[0] == sys.executable
+    assert ensure_kernel() == name  # idempotent
+
+
+# ----------------------------------------------------------------------------- parameters (pure)
+
+INFO = NotebookInfo(name="nb", path=Path("nb.ipynb"), description="",
+                    parameters={"days": Parameter(30, int), "alpha": Parameter(0.5, float),
+                                "experiment_id": Parameter("question_cta", str), "fail": Parameter(False, bool),
+                                "arms": Parameter(["a"], list)})
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({"days": "7"}, {"days": 7}),
+    ({"days": 7}, {"days": 7}),
+    ({"alpha": "0.25", "fail": "true"}, {"alpha": 0.25, "fail": True}),
+    ({"alpha": 1, "fail": "0"}, {"alpha": 1.0, "fail": False}),
+    ({"experiment_id": "hashtag_1"}, {"experiment_id": "hashtag_1"}),
+    ({"experiment_id": "123"}, {"experiment_id": "123"}),
+    ({"arms": '["x", "y"]'}, {"arms": ["x", "y"]}),
+])
+def test_parameters_are_converted_to_the_declared_type(given, expected):
+    assert coerce_parameters(INFO, given) == expected
+
+
+@pytest.mark.parametrize("given, match", [
+    ({"dayz": "7"}, r"unknown parameter 'dayz'.*valid parameters of 'nb': days: int = 30, alpha: float"),
+    ({"days": "seven"}, r"'days' of notebook 'nb' must be int: got 'seven'.*experiment_id: str"),
+    ({"days": "7.5"}, r"must be int: got '7.5'"),
+    ({"days": True}, r"must be int: got True"),
+    ({"alpha": "nan"}, r"must be float: got 'nan'"),
+    ({"fail": "maybe"}, r"must be bool: got 'maybe'"),
+    ({"experiment_id": 3}, r"must be str: got 3"),
+    ({"arms": '{"a": 1}'}, r"must be list"),
+])
+def test_unknown_and_mistyped_parameters_are_refused_with_the_valid_ones(given, match):
+    with pytest.raises(NotebookParameterError, match=match):
+        coerce_parameters(INFO, given)
+
+
+def test_bad_parameter_refused_before_anything_runs_or_is_written(db_url, tmp_path):
+    with pytest.raises(NotebookParameterError, match=r"'repeat'.*must be int.*'lots'.*message: str = 'hello'"):
+        run_notebook("smoke_check", {"repeat": "lots"}, db_url=db_url, reports_dir=tmp_path / "reports")
+    with pytest.raises(NotebookParameterError, match=r"unknown parameter 'colour'.*fail: bool = False"):
+        run_notebook("smoke_check", {"colour": "red"}, db_url=db_url, reports_dir=tmp_path / "reports")
+    assert not (tmp_path / "reports").exists()
+    assert notebook_runs(db_url) == []
+
+
+def test_cli_refuses_mistyped_and_unknown_notebook(db_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XBOT_DATABASE_URL", db_url)
+    reports = tmp_path / "reports"
+    assert main(["notebook", "run", "smoke_check", "-p", "repeat", "three", "--reports-dir", str(reports)]) == 2
+    err = capsys.readouterr().err
+    assert "'repeat'" in err and "must be int" in err and "'three'" in err and "fail: bool = False" in err
+    assert main(["notebook", "run", "no_such_notebook", "--reports-dir", str(reports)]) == 2
+    assert "available: " in capsys.readouterr().err
+    assert notebook_runs(db_url) == [] and not reports.exists()
+
+
+# ----------------------------------------------------------------------------- real runs
+
+def test_run_writes_executed_notebook_offline_html_index_and_row(db_url, tmp_path, clock):
+    reports = tmp_path / "reports"
+    run = run_notebook("smoke_check", {"message": "hello from the test", "repeat": "3"}, db_url=db_url,
+                       clock_now=clock, reports_dir=reports)
+
+    assert run.status == "ok" and run.error is None and run.parameters == {"message": "hello from the test", "repeat": 3}
+    out, page = Path(run.output_path), Path(run.html_path)
+    assert re.fullmatch(r"smoke_check-080000-[0-9a-f]{6}\.ipynb", out.name)
+    assert out.parent == reports / "runs" / "2026-03-02" and page == out.with_suffix(".html")
+
+    executed = nbformat.read(out, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "repeat = 3" in injected[0].source
+
+    html = page.read_text()
+    assert "smoke message 3/3: hello from the test" in html
+    dbname = urlsplit(db_url).path.lstrip("/")
+    assert f"connected to database {dbname}" in html  # the kernel reached *this* database via XBOT_DATABASE_URL
+    assert "data:image/png;base64," in html  # the plot is embedded, not linked
+    assert "open_database" not in html and "import pandas" not in html  # no code cells
+    assert not EXTERNAL.search(html) and "http://" not in html and "https://" not in html
+    assert "status <b" in html and ">ok<" in html
+
+    assert run.index_path == str(reports / "index.html")
+    index = (reports / "index.html").read_text()
+    assert 'href="runs/2026-03-02/' + page.name + '"' in index and 'href="runs/2026-03-02/' + out.name + '"' in index
+    assert "hello from the test" in index and ">ok<" in index and not EXTERNAL.search(index)
+
+    [row] = notebook_runs(db_url)
+    assert row["run_id"] == run.run_id and row["notebook"] == "smoke_check" and row["status"] == "ok"
+    assert row["parameters"] == {"message": "hello from the test", "repeat": 3}
+    assert row["output_path"] == str(out) and row["html_path"] == str(page) and row["error"] is None
+    assert row["started_at"] == clock.now() and row["finished_at"] is not None
+
+
+def test_failed_run_is_recorded_visible_and_cli_exits_nonzero(db_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XBOT_DATABASE_URL", db_url)
+    reports = tmp_path / "reports"
+    code = main(["notebook", "run", "smoke_check", "-p", "fail", "true", "-p", "message", "kaboom-42",
+                 "--reports-dir", str(reports)])
+    assert code == 1
+    assert "RuntimeError: smoke_check was asked to fail" in capsys.readouterr().err
+
+    [row] = notebook_runs(db_url)
+    assert row["status"] == "failed" and row["finished_at"] is not None
+    assert "RuntimeError: smoke_check was asked to fail (fail=True, message='kaboom-42')" in row["error"]
+    assert Path(row["output_path"]).is_file()  # the partial executed notebook, with papermill's banner
+    html = Path(row["html_path"]).read_text()
+    assert "smoke_check was asked to fail (fail=True, message='kaboom-42')" in unescape(html)
+    assert "An Exception was encountered" in html and ">failed<" in html
+    assert "smoke message 2/2: kaboom-42" in html  # cells before the failure still show their output
+    assert not EXTERNAL.search(html)
+    index = (reports / "index.html").read_text()
+    assert ">failed<" in index and "asked to fail" in index
+    [record] = collect_runs(reports)
+    assert record.status == "failed" and record.run_id == row["run_id"]
+
+
+def test_a_kernel_that_cannot_start_is_a_recorded_failure_too(db_url, tmp_path):
+    with pytest.raises(NotebookFailed, match="no_such_kernel") as info:
+        run_notebook("smoke_check", {"repeat": 1}, db_url=db_url, reports_dir=tmp_path, kernel="no_such_kernel")
+    run = info.value.run
+    assert run.status == "failed" and "NoSuchKernel" in run.error
+    assert "no_such_kernel" in unescape(Path(run.html_path).read_text())
+    assert info.value.index_path == str(tmp_path / "index.html")
+    [row] = notebook_runs(db_url)
+    assert row["status"] == "failed" and row["error"] == run.error
+
+
+# ----------------------------------------------------------------------------- index (pure)
+
+def test_index_lists_runs_newest_first_with_relative_links_and_escaping(tmp_path):
+    t0 = datetime(2026, 3, 1, 7, 0, tzinfo=timezone.utc)
+
+    def run(i, status, params, error=None):
+        stem = tmp_path / "runs" / f"2026-03-0{i}" / f"growth_review-070000-00000{i}"
+        return NotebookRun(run_id=i, name="growth_review", parameters=params, status=status,
+                           started_at=t0 + timedelta(days=i), finished_at=t0 + timedelta(days=i, seconds=42),
+                           output_path=f"{stem}.ipynb", html_path=f"{stem}.html", error=error)
+
+    runs = [run(1, "ok", {"days": 30}), run(3, "failed", {"days": 7}, "ValueError: <bad>"), run(2, "ok", {})]
+    path = build_index(tmp_path, runs)
+    page = path.read_text()
+    order = [page.index(f"runs/2026-03-0{i}/growth_review-070000-00000{i}.html") for i in (3, 2, 1)]
+    assert order == sorted(order)
+    assert "ValueError: &lt;bad&gt;" in page and "<bad>" not in page
+    assert "days=30" in page and "defaults" in page and "42 s" in page
+    assert str(tmp_path) not in page  # links are relative: the folder can be copied anywhere
+
+
+def test_sync_writes_the_ipynb_from_the_py_and_check_detects_drift(tmp_path, capsys):
+    (tmp_path / "smoke_check.py").write_text((NOTEBOOKS_DIR / "smoke_check.py").read_text())
+    assert main(["notebook", "sync", "--check", "--notebooks-dir", str(tmp_path)]) == 1  # no .ipynb yet
+    assert main(["notebook", "sync", "--notebooks-dir", str(tmp_path)]) == 0
+    assert main(["notebook", "sync", "--check", "--notebooks-dir", str(tmp_path)]) == 0
+    ids = [c.id for c in nbformat.read(tmp_path / "smoke_check.ipynb", as_version=4).cells]
+    py = tmp_path / "smoke_check.py"
+    py.write_text(py.read_text().replace('message: str = "hello"', 'message: str = "hi"'))
+    assert main(["notebook", "sync", "--check", "--notebooks-dir", str(tmp_path)]) == 1
+    assert "cell 1: source differs" in capsys.readouterr().out
+    assert main(["notebook", "sync", "smoke_check", "--notebooks-dir", str(tmp_path)]) == 0
+    info = get_notebook("smoke_check", tmp_path)
+    assert info.parameters["message"] == Parameter("hi", str)
+    new_ids = [c.id for c in nbformat.read(tmp_path / "smoke_check.ipynb", as_version=4).cells]
+    assert new_ids[0] == ids[0] and new_ids[2:] == ids[2:]  # unchanged cells keep their ids: small diffs
