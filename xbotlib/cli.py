@@ -132,15 +132,16 @@ def _extensions() -> list[Callable]:
     """Subcommands defined next to the code they drive (jobs, sandbox, notebooks, api, demo…)."""
     import importlib
     regs = []
-    for mod in ("xbotlib.cli_jobs", "xbotlib.cli_sandbox", "xbotlib.cli_notebooks", "xbotlib.cli_api",
-                "xbotlib.cli_demo"):
+    for mod, fn in (("xbotlib.cli_jobs", "register"), ("xbotlib.experiments_cli", "register_experiment_commands"),
+                    ("xbotlib.cli_sandbox", "register"), ("xbotlib.cli_notebooks", "register"),
+                    ("xbotlib.cli_api", "register"), ("xbotlib.cli_demo", "register")):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
             if exc.name == mod:
                 continue
             raise
-        regs.append(m.register)
+        regs.append(getattr(m, fn))
     return regs
 
 

@@ -223,7 +223,9 @@ def _linear_fit_predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray, alpha: 
     """
     x_mean, y_mean = x.mean(axis=0), y.mean()
     scale = x.std(axis=0)
-    scale[scale == 0] = 1.0
+    # a column (nearly) constant in the training rows carries no information there; standardising it by a
+    # float-noise spread would blow predictions up on rows where it differs, so it gets no weight instead
+    scale[scale <= 1e-9 * np.maximum(1.0, np.abs(x_mean))] = np.inf
     xs = (x - x_mean) / scale
     if alpha > 0:
         p = xs.shape[1]

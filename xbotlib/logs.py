@@ -48,8 +48,12 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def setup_logging(level: int = logging.INFO, log_file: Path | None = None) -> None:
-    """Jobs log to stderr; the daemon and the demo also append to ``.xbot/logs/xbot.log``."""
+def setup_logging(level: int = logging.INFO, log_file: Path | None = None, stderr_level: int | None = None) -> None:
+    """Jobs log to stderr; the daemon and the demo also append to ``.xbot/logs/xbot.log``.
+
+    ``stderr_level`` lets the demo keep the terminal for its progress bar (warnings only) while
+    the log file still gets every line at ``level``.
+    """
     root = logging.getLogger("xbot")
     root.setLevel(level)
     for h in list(root.handlers):
@@ -58,6 +62,8 @@ def setup_logging(level: int = logging.INFO, log_file: Path | None = None) -> No
     err = _StderrHandler()
     err.setFormatter(logging.Formatter(FORMAT))
     err._xbot = True  # type: ignore[attr-defined]
+    if stderr_level is not None:
+        err.setLevel(stderr_level)
     root.addHandler(err)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)

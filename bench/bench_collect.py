@@ -1,0 +1,147 @@
+"""One collect pass over many due posts: outcomes upserted per second and X calls per outcome.
+
+    python bench/bench_collect.py [--posts 10000] [--no-analytics] [--seed 0]
+
+Setup (not timed): a fresh database on the embedded PostgreSQL (or XBOT_TEST_DATABASE_URL), N posts
+recorded in the in-process sandbox X (its audience model, spread over the last 2..29 days so both
+passes are due) and in ``content_metadata`` / ``posted_decisions`` (COPY), plus hourly follower
+snapshots for the attribution path. Timed: ``xbotlib.jobs.collect.tick`` — every lookup through the
+real XClient over the ASGI transport, every outcome upserted in PostgreSQL — then a second tick
+(nothing due: the idempotent no-op). Prints a Markdown table with machine and date.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+
+from xbotlib import queue, vocab
+from xbotlib.clock import SimClock
+from xbotlib.config import load_settings
+from xbotlib.db import Database
+from xbotlib.jobs import collect
+from xbotlib.jobs.context import build_context
+from xbotlib.sim.audience import snowflake
+from xbotlib.sim.scenario import load_scenario
+from xbotlib.sim.xserver import SandboxX
+from xbotlib.templates import TemplateGenerator
+from xbotlib.testing import TestPostgres
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+ACCOUNT = "bench"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
+
+
+def texts(n: int, seed: int) -> list[str]:
+    gen, rng = TemplateGenerator(seed), np.random.default_rng(seed)
+    pool = [c.text for h in vocab.HOOK_PATTERNS for t in vocab.TOPICS for c in gen.candidates(h, t, 30, rng=rng)]
+    return [pool[i % len(pool)] for i in range(n)]
+
+
+def setup(db: Database, sandbox: SandboxX, n: int, seed: int) -> None:
+    """Record n posts in the sandbox and the database, and hourly follower snapshots."""
+    first, last = NOW - timedelta(days=29), NOW - timedelta(days=2)
+    step = (last - first) / n
+    rows_cm, rows_pd = [], []
+    for i, text in enumerate(texts(n, seed)):
+        at = first + i * step
+        tweet_id = snowflake(at, i)
+        sandbox.audience.post(tweet_id, text, at)
+        did = uuid.UUID(int=i + 1)
+        rows_cm.append((did, ACCOUNT, "post", "posted", text, queue.content_hash(text), "template",
+                        vocab.detect_hook(text), at, at, at))
+        rows_pd.append((did, ACCOUNT, tweet_id, "sandbox", at))
+    with db.connection() as conn:
+        queue.ensure_account(conn, ACCOUNT, first - timedelta(days=1))
+        with conn.cursor().copy("COPY content_metadata (decision_id, account_id, decision_type, status, content, "
+                                "content_hash, generation_source, hook_pattern, scheduled_at, created_at, updated_at) "
+                                "FROM STDIN") as cp:
+            for r in rows_cm:
+                cp.write_row(r)
+        with conn.cursor().copy("COPY posted_decisions (decision_id, account_id, tweet_id, world, posted_at) "
+                                "FROM STDIN") as cp:
+            for r in rows_pd:
+                cp.write_row(r)
+        with conn.cursor().copy("COPY follower_snapshots (account_id, taken_at, followers_count, simulated) "
+                                "FROM STDIN") as cp:
+            at = first - timedelta(hours=1)
+            while at < NOW:
+                cp.write_row((ACCOUNT, at, sandbox.audience.followers_at(at), True))
+                at += timedelta(hours=1)
+
+
+def run(n: int, analytics: bool, seed: int, pg: TestPostgres) -> dict:
+    url = pg.fresh_database()
+    clock = SimClock(NOW - timedelta(days=31))
+    # a 1-day fatigue window only keeps the (untimed) recording of 10k posts quick
+    scenario = load_scenario(None)
+    scenario = dataclasses.replace(scenario, fatigue=dataclasses.replace(scenario.fatigue, window_days=1.0))
+    sandbox = SandboxX(scenario, clock=clock, seed=seed, analytics_enabled=analytics)
+    settings = load_settings(env={"XBOT_DATABASE_URL": url, "XBOT_HOME": tempfile.mkdtemp(prefix="xbot-bench-"),
+                                  "POSTING_DISABLED": "false", "LIVE_POSTS": "false", "XBOT_ACCOUNT_ID": ACCOUNT})
+    with Database.from_url(url, pool_max=4) as db:
+        t = time.perf_counter()
+        setup(db, sandbox, n, seed)
+        setup_s = time.perf_counter() - t
+        clock.set(NOW)
+        ctx = build_context(settings, db, clock, sandbox=sandbox, seed=seed, generator=TemplateGenerator(seed))
+        t = time.perf_counter()
+        result = collect.tick(ctx)
+        tick_s = time.perf_counter() - t
+        calls = sum(ctx.x.calls.values())
+        t = time.perf_counter()
+        again = collect.tick(ctx)
+        noop_s = time.perf_counter() - t
+        stored = db.execute("SELECT count(*) AS n, count(DISTINCT follows_source) AS sources FROM outcomes")[0]
+    assert result.status == "ok", result
+    assert stored["n"] == result.detail["stored"] == 2 * n, (stored, result.detail)
+    assert again.detail["stored"] == 0
+    return {"posts": n, "analytics": analytics, "outcomes": result.detail["stored"], "tick_s": tick_s,
+            "per_s": result.detail["stored"] / tick_s, "x_calls": calls, "calls_per_outcome": calls / result.detail["stored"],
+            "noop_s": noop_s, "setup_s": setup_s}
+
+
+def table(results: list[dict]) -> str:
+    lines = [f"collect: one tick over N due posts (pass 1 + pass 2 each) — {machine()}", "",
+             "| posts | follows from | outcomes upserted | tick (s) | outcomes/s | X calls | X calls/outcome | repeat tick (s) |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        src = "analytics endpoint" if r["analytics"] else "snapshot attribution"
+        lines.append(f"| {r['posts']:,} | {src} | {r['outcomes']:,} | {r['tick_s']:.2f} | {r['per_s']:,.0f} | "
+                     f"{r['x_calls']} | {r['calls_per_outcome']:.4f} | {r['noop_s']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--posts", type=int, default=10_000, help="due posts (each gets pass 1 and pass 2)")
+    ap.add_argument("--no-analytics", action="store_true", help="only the follower-snapshot attribution path")
+    ap.add_argument("--both", action="store_true", help="run with and without the analytics endpoint")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.posts < 1:
+        ap.error(f"--posts must be at least 1, got {args.posts}")
+    modes = [True, False] if args.both else [not args.no_analytics]
+    pg = TestPostgres()
+    try:
+        results = [run(args.posts, m, args.seed, pg) for m in modes]
+    finally:
+        pg.drop_all()
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,287 @@
+"""The collect job over the real database and the in-process sandbox X (through the real XClient)."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from xbotlib import queue, vocab
+from xbotlib.features import LocalEmbedder, extract_features
+from xbotlib.jobs import collect, post
+from xbotlib.jobs.collect import LivePost, attribute_follows, due_passes
+from xbotlib.jobs.context import build_context
+from xbotlib.sim.xserver import SandboxX
+from xbotlib.templates import TemplateGenerator
+from xbotlib.xapi import XApiError
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+
+
+def _t(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+# ----------------------------------------------------------------------------- pure core
+
+@pytest.mark.parametrize("age_h, stored, expected", [
+    (0.5, [], ()),
+    (1.0, [], (1,)),
+    (23.9, [1], ()),
+    (24.0, [1], (2,)),
+    (30.0, [], (1, 2)),          # missed ticks: both passes from one late read
+    (30.0, [1, 2], ()),
+    (30.0, [2], (1,)),
+])
+def test_due_passes(age_h, stored, expected):
+    assert due_passes(T0, stored, T0 + timedelta(hours=age_h)) == expected
+
+
+def test_attribution_splits_gain_by_profile_visit_share():
+    posts = [LivePost("a", _t(0), 30), LivePost("b", _t(0.5), 10)]
+    got = attribute_follows([(_t(0), 1000), (_t(2), 1008)], posts, until=_t(2))
+    assert got == pytest.approx({"a": 6.0, "b": 2.0})
+
+
+@pytest.mark.parametrize("snapshots, posts, until, expected", [
+    # churn: a net loss is never negative follows
+    ([(_t(0), 1000), (_t(1), 995)], [LivePost("a", _t(0), 5)], _t(1), {"a": 0.0}),
+    # nobody has a profile visit: split equally
+    ([(_t(0), 1000), (_t(1), 1004)], [LivePost("a", _t(0), 0), LivePost("b", _t(0), 0)], _t(1), {"a": 2.0, "b": 2.0}),
+    # a post older than the 24h horizon earns nothing in a later interval
+    ([(_t(30), 1000), (_t(31), 1006)], [LivePost("old", _t(0), 50), LivePost("new", _t(30), 1)], _t(31),
+     {"old": 0.0, "new": 6.0}),
+    # intervals after the read time do not count
+    ([(_t(0), 1000), (_t(1), 1003), (_t(2), 1010)], [LivePost("a", _t(0), 1)], _t(1), {"a": 3.0}),
+    # gains per interval add up; the churn interval in between counts as 0
+    ([(_t(0), 1000), (_t(1), 1003), (_t(2), 1001), (_t(3), 1005)], [LivePost("a", _t(0), 1)], _t(3), {"a": 7.0}),
+    # one snapshot only: no interval, nothing attributed (never invented)
+    ([(_t(1), 1000)], [LivePost("a", _t(0), 9)], _t(1), {"a": 0.0}),
+])
+def test_attribution_rules(snapshots, posts, until, expected):
+    assert attribute_follows(snapshots, posts, until) == pytest.approx(expected)
+
+
+def test_attribution_conserves_positive_gains():
+    rng = np.random.default_rng(4)
+    snaps = [(_t(h), int(1000 + 3 * h + rng.integers(-2, 3))) for h in range(0, 48, 2)]
+    posts = [LivePost(str(i), _t(float(rng.uniform(0, 40))), int(rng.integers(0, 20))) for i in range(12)]
+    got = attribute_follows(snaps, posts, until=_t(48))
+    gains = sum(max(0, b[1] - a[1]) for a, b in zip(snaps, snaps[1:])
+                if any(p.posted_at < b[0] and p.posted_at + timedelta(hours=24) > a[0] for p in posts))
+    assert all(v >= 0 for v in got.values())
+    assert sum(got.values()) == pytest.approx(gains)
+
+
+# ----------------------------------------------------------------------------- the job, against the sandbox
+
+def make_ctx(settings, db, clock, *, analytics: bool = True, seed: int = 3):
+    sandbox = SandboxX(clock=clock, seed=seed, analytics_enabled=analytics)
+    settings = settings.replace(posts_per_hour_cap=100, posts_per_day_cap=1000)
+    return build_context(settings, db, clock, sandbox=sandbox, seed=seed, generator=TemplateGenerator(seed))
+
+
+def queue_posts(ctx, n: int, *, seed: int = 0) -> list[str]:
+    """Queue ``n`` template posts due now (real texts and feature records); returns decision ids."""
+    now = ctx.clock.now()
+    gen, rng, emb = TemplateGenerator(seed), np.random.default_rng(seed), LocalEmbedder()
+    ids, recent = [], None
+    with ctx.db.connection() as conn:
+        queue.ensure_account(conn, ctx.account_id, now, ctx.settings.timezone)
+        for i in range(n):
+            hook, topic = vocab.HOOK_PATTERNS[i % 6], vocab.TOPICS[(i // 6 + i) % 5]
+            text = gen.candidates(hook, topic, 1, rng=rng)[0].text
+            e = emb.embed([text])[0]
+            f = extract_features(text, embedding=e, recent_embeddings=recent, novelty_min=0.15, topic=topic,
+                                 hour=now.hour)
+            recent = e[None, :] if recent is None else np.vstack([recent, e])
+            d = queue.Decision(account_id=ctx.account_id, content=text, generation_source="template", status="queued",
+                               topic=topic, hook_pattern=f.hook, novelty=f.novelty, readability=f.readability,
+                               sentiment=f.sentiment, dup_penalty=f.dup_penalty, features=f.to_dict(),
+                               bandit_arm=hook, bandit_propensity=1 / 6, timing_arm=str(now.hour),
+                               timing_propensity=1.0, scheduled_at=now)
+            ids.append(str(queue.insert_decision(conn, d, now)))
+    return ids
+
+
+def publish(ctx, n: int, *, seed: int = 0) -> list[str]:
+    ids = queue_posts(ctx, n, seed=seed)
+    result = post.tick(ctx)
+    assert result.detail["sent"] == n, result
+    return ids
+
+
+def outcome_rows(db) -> list[dict]:
+    return db.execute("SELECT * FROM outcomes ORDER BY decision_id, collected_pass")
+
+
+def test_tick_twice_stores_the_same_rows_once(settings, db, clock, caplog):
+    ctx = make_ctx(settings, db, clock)
+    ids = publish(ctx, 4)
+    clock.advance(timedelta(hours=25))
+    caplog.set_level(logging.INFO, logger="xbot")
+    first = collect.tick(ctx)
+    rows = outcome_rows(db)
+    assert first.status == "ok" and first.detail["stored"] == 8
+    assert len(rows) == 8 and {str(r["decision_id"]) for r in rows} == set(ids)
+    stored_lines = [m for m in caplog.messages if m.startswith("[ANALYTICS_COLLECTOR] stored outcome")]
+    assert len(stored_lines) == 8 and all("pass=" in m and "er=" in m and "fpki=" in m for m in stored_lines)
+    # a late first read is stored as pass 1 with its real time, from the same read as pass 2
+    for r in rows:
+        assert r["collected_at"] == clock.now() and r["simulated"] is True
+        assert r["follows_source"] == "analytics" and r["impressions"] > 0
+    snaps = db.execute("SELECT count(*) AS n FROM follower_snapshots")[0]["n"]
+
+    caplog.clear()
+    second = collect.tick(ctx)
+    assert second.detail["stored"] == 0 and second.detail["due"] == 0
+    assert outcome_rows(db) == rows
+    assert db.execute("SELECT count(*) AS n FROM follower_snapshots")[0]["n"] == snaps
+    assert not [m for m in caplog.messages if "stored outcome" in m]
+    # the bandit got each pass-2 reward exactly once
+    assert first.detail["bandit_updates"] == 4 and second.detail["bandit_updates"] == 0
+    pulls = db.execute("SELECT sum(pulls) AS n FROM bandit_arms WHERE scope = 'content'")[0]["n"]
+    assert pulls == 4
+
+
+def test_upsert_rewrites_only_changed_values(settings, db, clock):
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 2)
+    clock.advance(timedelta(hours=2))
+    collect.tick(ctx)
+    before = outcome_rows(db)
+    post_ = collect.DuePost(str(before[0]["decision_id"]), "x", T0, (1,), before[0]["novelty"],
+                            before[0]["dup_penalty"])
+    metrics = {k: before[0][k] for k in collect.METRIC_FIELDS}
+    same = collect.outcome_row(post_, 1, metrics, before[0]["follows"], before[0]["follows_source"],
+                               account_id=ctx.account_id, simulated=True, weights=settings.reward_weights(),
+                               collected_at=clock.now() + timedelta(hours=1))
+    changed = {**same, "likes": same["likes"] + 5, "er": same["er"] + 0.001}
+    with db.connection() as conn:
+        assert collect.store_batch(conn, [same], {}) == []          # identical values: untouched
+    assert outcome_rows(db) == before
+    with db.connection() as conn:
+        assert len(collect.store_batch(conn, [changed], {})) == 1
+    after = outcome_rows(db)[0]
+    assert after["likes"] == before[0]["likes"] + 5 and after["outcome_id"] == before[0]["outcome_id"]
+
+
+def test_pass1_after_1h_then_pass2_after_24h(settings, db, clock):
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 3)
+    clock.advance(timedelta(minutes=59))
+    assert collect.tick(ctx).detail["stored"] == 0
+    clock.advance(timedelta(minutes=1))
+    assert collect.tick(ctx).detail["stored"] == 3
+    clock.advance(timedelta(hours=23))
+    assert collect.tick(ctx).detail["stored"] == 3
+    rows = outcome_rows(db)
+    by = {(str(r["decision_id"]), r["collected_pass"]): r for r in rows}
+    for (d, p), r in by.items():
+        if p == 2:
+            p1 = by[(d, 1)]
+            assert r["impressions"] >= p1["impressions"] and r["follows"] >= p1["follows"]
+            assert r["collected_at"] - p1["collected_at"] == timedelta(hours=23)
+    latest = db.execute("SELECT pd.profile_visits, o.profile_visits AS o_pv FROM posted_decisions pd "
+                        "JOIN outcomes o ON o.decision_id = pd.decision_id AND o.collected_pass = 2")
+    assert all(r["profile_visits"] == r["o_pv"] for r in latest)
+
+
+def test_snapshot_attribution_without_analytics(settings, db, clock):
+    ctx = make_ctx(settings, db, clock, analytics=False, seed=11)
+    collect.tick(ctx)                      # snapshot before posting
+    publish(ctx, 12)
+    clock.advance(timedelta(hours=30))     # one late read for both passes
+    result = collect.tick(ctx)
+    assert result.detail["stored"] == 24
+    snaps = db.execute("SELECT followers_count FROM follower_snapshots ORDER BY taken_at")
+    gain = snaps[-1]["followers_count"] - snaps[0]["followers_count"]
+    assert len(snaps) == 2 and gain > 0    # this seed gains followers: the split below is not vacuous
+    rows = db.execute("SELECT * FROM outcomes WHERE collected_pass = 1")
+    assert {r["follows_source"] for r in rows} == {"snapshot_attribution"}
+    visits = sum(r["profile_visits"] for r in rows)
+    assert visits > 0
+    for r in rows:
+        assert r["follows"] == pytest.approx(gain * r["profile_visits"] / visits)
+        assert r["fpki"] == pytest.approx(1000 * r["follows"] / max(1, r["impressions"]))
+    assert sum(r["follows"] for r in rows) == pytest.approx(gain)
+
+
+def test_posts_older_than_30_days_are_skipped_never_filled(settings, db, clock, caplog):
+    ctx = make_ctx(settings, db, clock)
+    old = publish(ctx, 1, seed=1)
+    clock.advance(timedelta(days=2))
+    recent = publish(ctx, 1, seed=2)
+    clock.set(T0 + timedelta(days=31))
+    caplog.set_level(logging.INFO, logger="xbot")
+    result = collect.tick(ctx)
+    assert result.detail["too_old"] == 1 and result.detail["stored"] == 2
+    stored = {str(r["decision_id"]) for r in outcome_rows(db)}
+    assert stored == set(recent) and not stored & set(old)
+    assert any("[ANALYTICS_COLLECTOR] skipped reason=older_than_30_days count=1" in m for m in caplog.messages)
+
+
+def test_rate_limit_defers_without_storing(settings, db, clock):
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 2)
+    clock.advance(timedelta(hours=1))
+    ctx.sandbox.faults.push("GET /2/tweets", "rate_limit")
+    result = collect.tick(ctx)
+    assert result.status == "skipped" and result.reason == "rate_limited"
+    assert outcome_rows(db) == []
+    limit = db.execute("SELECT endpoint, reset_at FROM x_rate_limits")
+    assert [r["endpoint"] for r in limit] == ["GET /2/tweets"] and limit[0]["reset_at"] > clock.now()
+    calls = ctx.x.calls["GET /2/tweets"]
+    again = collect.tick(ctx)              # still inside the window: not even asked
+    assert again.status == "skipped" and ctx.x.calls["GET /2/tweets"] == calls
+    clock.set(limit[0]["reset_at"])
+    assert collect.tick(ctx).detail["stored"] == 2
+
+
+def test_malformed_response_raises_and_stores_nothing(settings, db, clock):
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 3)
+    clock.advance(timedelta(hours=1))
+    ctx.sandbox.faults.push("GET /2/tweets", "malformed")
+    with pytest.raises(XApiError, match="GET /2/tweets"):
+        collect.tick(ctx)
+    assert outcome_rows(db) == []
+    assert collect.tick(ctx).detail["stored"] == 3
+
+
+@pytest.mark.parametrize("fault", ["server_error", "timeout"])
+def test_x_unavailable_skips_and_retries_next_tick(settings, db, clock, fault):
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 2)
+    clock.advance(timedelta(hours=1))
+    ctx.sandbox.faults.push("GET /2/tweets", fault)
+    result = collect.tick(ctx)
+    assert result.status == "skipped" and result.reason == "x_unavailable"
+    assert outcome_rows(db) == []
+    assert collect.tick(ctx).detail["stored"] == 2
+
+
+def test_deleted_tweet_is_logged_and_skipped(settings, db, clock, caplog):
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 2)
+    ghost = queue_posts(ctx, 1, seed=9)[0]
+    with db.connection() as conn:       # a post X no longer knows (deleted)
+        conn.execute("UPDATE content_metadata SET status = 'posting' WHERE decision_id = %s", (ghost,))
+        queue.record_posted(conn, ghost, ctx.account_id, "1999999999999999999", clock.now(), "sandbox", clock.now())
+    clock.advance(timedelta(hours=1))
+    caplog.set_level(logging.INFO, logger="xbot")
+    result = collect.tick(ctx)
+    assert result.detail["stored"] == 2 and result.detail["lookup_errors"] == 1
+    assert ghost not in {str(r["decision_id"]) for r in outcome_rows(db)}
+    assert any("lookup error" in m and ghost in m for m in caplog.messages)
+
+
+def test_collects_only_its_own_world(settings, db, clock):
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 2)
+    with db.connection() as conn:
+        conn.execute("UPDATE posted_decisions SET world = 'live'")
+    clock.advance(timedelta(hours=2))
+    result = collect.tick(ctx)
+    assert result.detail["due"] == 0 and outcome_rows(db) == []

@@ -1,0 +1,95 @@
+"""End to end on the real database and the in-process sandbox X: queue -> post -> collect at T+1h
+and T+24h -> bandit arms -> learner, every X call through the real XClient over the ASGI transport."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import numpy as np
+
+from xbotlib import queue, vocab
+from xbotlib.bandit_store import load_arms
+from xbotlib.features import LocalEmbedder, extract_features
+from xbotlib.jobs import collect, learn, post, run_job
+from xbotlib.jobs.context import build_context
+from xbotlib.sim.xserver import SandboxX
+from xbotlib.templates import TemplateGenerator
+
+N_POSTS = 6
+
+
+def queue_template_posts(ctx, n: int, seed: int) -> list[str]:
+    now = ctx.clock.now()
+    gen, rng, emb = TemplateGenerator(seed), np.random.default_rng(seed), LocalEmbedder()
+    ids, recent = [], None
+    with ctx.db.connection() as conn:
+        queue.ensure_account(conn, ctx.account_id, now, ctx.settings.timezone)
+        for i in range(n):
+            hook, topic = vocab.HOOK_PATTERNS[i % len(vocab.HOOK_PATTERNS)], vocab.TOPICS[i % len(vocab.TOPICS)]
+            text = gen.candidates(hook, topic, 1, rng=rng)[0].text
+            e = emb.embed([text])[0]
+            f = extract_features(text, embedding=e, recent_embeddings=recent, novelty_min=ctx.settings.novelty_min,
+                                 topic=topic, hour=now.hour)
+            recent = e[None, :] if recent is None else np.vstack([recent, e])
+            ids.append(str(queue.insert_decision(conn, queue.Decision(
+                account_id=ctx.account_id, content=text, generation_source="template", status="queued", topic=topic,
+                hook_pattern=f.hook, novelty=f.novelty, readability=f.readability, sentiment=f.sentiment,
+                dup_penalty=f.dup_penalty, features=f.to_dict(), bandit_arm=hook, bandit_propensity=1 / 6,
+                timing_arm=str(now.hour), timing_propensity=1.0, scheduled_at=now), now)))
+    return ids
+
+
+def test_post_collect_bandit_learn(settings, db, clock, caplog):
+    caplog.set_level(logging.INFO, logger="xbot")
+    settings = settings.replace(posts_per_hour_cap=20, posts_per_day_cap=50)
+    ctx = build_context(settings, db, clock, sandbox=SandboxX(clock=clock, seed=21), seed=21,
+                        generator=TemplateGenerator(21))
+    assert ctx.world == "sandbox" and ctx.simulated
+    ids = queue_template_posts(ctx, N_POSTS, seed=21)
+    assert run_job("post", ctx, post.tick).detail["sent"] == N_POSTS
+    assert len(ctx.sandbox.tweets) == N_POSTS
+
+    # nothing is due before T+1h
+    clock.advance(timedelta(minutes=30))
+    assert run_job("collect", ctx, collect.tick).detail["stored"] == 0
+    clock.advance(timedelta(minutes=30))
+    first = run_job("collect", ctx, collect.tick)
+    assert first.detail["stored"] == N_POSTS and first.detail["bandit_updates"] == 0
+    pass1 = {str(r["decision_id"]): r for r in db.execute("SELECT * FROM outcomes WHERE collected_pass = 1")}
+    assert set(pass1) == set(ids)
+    with db.connection() as conn:
+        assert load_arms(conn, ctx.account_id, "sandbox", "content") == {}   # pass 1 does not feed the bandit
+
+    clock.advance(timedelta(hours=23))
+    second = run_job("collect", ctx, collect.tick)
+    assert second.detail["stored"] == N_POSTS and second.detail["bandit_updates"] == N_POSTS
+    pass2 = {str(r["decision_id"]): r for r in db.execute("SELECT * FROM outcomes WHERE collected_pass = 2")}
+    assert set(pass2) == set(ids)
+
+    for d in ids:
+        a, b = pass1[d], pass2[d]
+        assert a["simulated"] is True and b["simulated"] is True
+        assert a["follows_source"] == b["follows_source"] == "analytics"
+        assert 0 < a["impressions"] <= b["impressions"]
+        for k in ("likes", "retweets", "replies", "quotes", "bookmarks", "profile_visits", "follows"):
+            assert a[k] <= b[k], k
+        assert b["er"] == (b["likes"] + b["retweets"] + b["replies"] + b["quotes"] + b["bookmarks"]) / b["impressions"]
+        assert b["sample_weight"] == min(1.0, 1000 / b["impressions"])
+    assert sum(r["likes"] + r["follows"] for r in pass2.values()) > 0          # not all zeros
+    assert len({r["impressions"] for r in pass2.values()}) > 1
+    assert len([m for m in caplog.messages if m.startswith("[ANALYTICS_COLLECTOR] stored outcome")]) == 2 * N_POSTS
+
+    with db.connection() as conn:
+        content = load_arms(conn, ctx.account_id, "sandbox", "content")
+        timing = load_arms(conn, ctx.account_id, "sandbox", "timing")
+    assert sum(s.pulls for s in content.values()) == N_POSTS
+    assert set(content) == set(vocab.HOOK_PATTERNS[:N_POSTS])
+    assert sum(s.pulls for s in timing.values()) == N_POSTS
+    assert run_job("collect", ctx, collect.tick).detail["bandit_updates"] == 0   # applied once only
+
+    trained = run_job("learn", ctx, learn.tick)
+    assert trained.status == "ok" and trained.detail["version"] == 1
+    assert any(m.startswith("[LEARN_JOB] coeffs_updated=v1") for m in caplog.messages)
+    runs = db.execute("SELECT job, status FROM job_runs ORDER BY run_id")
+    assert [r["job"] for r in runs] == ["post", "collect", "collect", "collect", "collect", "learn"]
+    assert {r["status"] for r in runs} == {"ok"}

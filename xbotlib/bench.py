@@ -1,0 +1,286 @@
+"""`xbot bench growth|lift|speed`: how good and how fast xbot's learning is.
+
+- growth: the same simulated campaign for each policy over several seeds (a fresh database per
+  run); followers gained, mean and spread, and each policy's ratio to the oracle.
+- lift: many simulated randomised experiments with a known true lift, drawn from the scenario's
+  audience model; bias, RMSE and 95% interval coverage of DR (AIPW) beside IPW and difference in means.
+- speed: simulated days per second of a campaign, and where the time goes (cProfile by area).
+
+Each prints a Markdown table with the machine and date, ready for BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import math
+import os
+import platform
+import pstats
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+GROWTH_POLICIES = ("xbot", "random", "heuristic", "fixed", "oracle")
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
+
+
+# ----------------------------------------------------------------------------- growth
+
+def _campaign_followers(args: tuple) -> dict:
+    """Run one campaign in a fresh database; returns followers gained (runs in a worker process)."""
+    base_url, template, policy, seed, days, scenario_path, fixed = args
+    import logging
+    import uuid
+
+    import psycopg
+
+    from .config import load_settings
+    from .db import Database
+    from .demo import CampaignConfig, followers_gained, run_campaign
+    from .testing import with_dbname
+
+    logging.getLogger("xbot").setLevel(logging.WARNING)
+    name = f"xbot_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        with Database.from_url(with_dbname(base_url, name), pool_max=3) as db:
+            cfg = CampaignConfig(days=days, seed=seed, scenario_path=scenario_path, policy=policy, fixed_arm=fixed)
+            t0 = time.perf_counter()
+            run = run_campaign(cfg, load_settings(env={}), db)
+            first, last = followers_gained(db, run.account_ids[0])
+            return {"policy": policy, "seed": seed, "gained": last - first, "seconds": time.perf_counter() - t0}
+    finally:
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policies=GROWTH_POLICIES,
+           workers: int = 2) -> list[dict]:
+    from .sim.oracle import Oracle
+    from .sim.scenario import load_scenario
+    from .testing import TestPostgres
+
+    pg = TestPostgres()
+    fixed = Oracle(load_scenario(scenario)).best_choice()
+    jobs = [(pg.base_url, pg.template, p, s, days, scenario, fixed if p == "fixed" else None)
+            for s in range(seeds) for p in policies]
+    results = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for i, r in enumerate(pool.map(_campaign_followers, jobs), 1):
+            results.append(r)
+            print(f"  [{i}/{len(jobs)}] {r['policy']:<9} seed {r['seed']:<2} gained {r['gained']:>5} "
+                  f"({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
+    pg.drop_all()
+    return results
+
+
+def growth_table(results: list[dict], days: int, seeds: int, scenario: str | None) -> str:
+    by = {}
+    for r in results:
+        by.setdefault(r["policy"], []).append(r["gained"])
+    oracle = statistics.mean(by["oracle"]) if "oracle" in by else float("nan")
+    lines = [f"followers gained over {days} days, {seeds} seeds, scenario {scenario or 'default'} — {machine()}", "",
+             "| policy | mean | sd | min | max | ratio to oracle |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for p in GROWTH_POLICIES:
+        if p not in by:
+            continue
+        v = by[p]
+        sd = statistics.stdev(v) if len(v) > 1 else 0.0
+        lines.append(f"| {p} | {statistics.mean(v):.1f} | {sd:.1f} | {min(v)} | {max(v)} | "
+                     f"{statistics.mean(v) / oracle:.3f} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- lift
+
+def _unit_frame(oracle, rng: np.random.Generator, n: int, experiment_id: str):
+    """n posts with random hook/topic/hour; expected outcomes under both arms of ``experiment_id``."""
+    from . import vocab
+
+    hooks, topics = vocab.HOOK_PATTERNS, vocab.TOPICS
+    day_hours = [h for h in vocab.DEFAULT_POSTING_HOURS if h not in vocab.LATE_EVENING_HOURS]
+    rows = []
+    for _ in range(n):
+        hook = str(rng.choice(hooks))
+        topic = str(rng.choice(topics))
+        hour = int(rng.choice(day_hours))
+        followers = float(oracle.scenario.account.initial_followers * rng.uniform(0.8, 1.5))
+        if experiment_id == "late_evening_slot":
+            t_hour = int(rng.choice(vocab.LATE_EVENING_HOURS))
+            exp_t = oracle.expected(hook, t_hour, topic, followers=followers)
+            exp_c = oracle.expected(hook, hour, topic, followers=followers)
+        else:
+            t_hour = hour
+            exp_t = oracle.expected(hook, hour, topic, {experiment_id: "treatment"}, followers=followers)
+            exp_c = oracle.expected(hook, hour, topic, {experiment_id: "control"}, followers=followers)
+        rows.append((hook, topic, hour, t_hour, followers, exp_t, exp_c))
+    return rows
+
+
+def _draw_fpki(scenario, exp, rng) -> float:
+    from .sim.audience import draw_totals
+    t = draw_totals(scenario, exp, rng)
+    return 1000.0 * t.follows / max(1, t.impressions)
+
+
+def lift(replicates: int = 200, n: int = 400, experiment_id: str = "question_cta", scenario: str | None = None,
+         allocation: float = 0.5, seed: int = 0) -> dict:
+    """DR vs IPW vs DiM on simulated experiments with a known true lift in per-post fpki."""
+    import pandas as pd
+
+    from . import lift as estimators, vocab
+    from .sim.oracle import Oracle
+    from .sim.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    oracle = Oracle(sc)
+    # the truth: the population mean of realised per-post fpki under treatment minus control, by a large
+    # Monte-Carlo population (common random units, independent noise); its standard error is reported
+    pop_rng = np.random.default_rng(10_000 + seed)
+    units = _unit_frame(oracle, pop_rng, 20_000, experiment_id)
+    diffs = np.array([_draw_fpki(sc, t, pop_rng) - _draw_fpki(sc, c, pop_rng) for *_, t, c in units])
+    truth, truth_se = float(diffs.mean()), float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
+
+    est = {"dr": [], "ipw": [], "dim": []}
+    for r in range(replicates):
+        rng = np.random.default_rng(seed * 100_000 + r)
+        rows = []
+        for hook, topic, hour, t_hour, followers, exp_t, exp_c in _unit_frame(oracle, rng, n, experiment_id):
+            treated = int(rng.random() < allocation)
+            fpki = _draw_fpki(sc, exp_t if treated else exp_c, rng)
+            h = t_hour if treated else hour
+            row = {"treatment": treated, "propensity": allocation, "fpki": fpki,
+                   "log_followers": math.log(followers)}
+            row.update({f"hook_{k}": float(hook == k) for k in vocab.HOOK_PATTERNS})
+            row.update({f"topic_{k}": float(topic == k) for k in vocab.TOPICS})
+            if experiment_id != "late_evening_slot":  # the hour is the treatment there
+                row.update(hour_sin=math.sin(2 * math.pi * h / 24), hour_cos=math.cos(2 * math.pi * h / 24))
+            rows.append(row)
+        df = pd.DataFrame(rows)
+        covs = [c for c in df.columns if c not in ("treatment", "propensity", "fpki")]
+        est["dr"].append(estimators.aipw(df, "fpki", covs, seed=r))
+        est["ipw"].append(estimators.ipw(df, "fpki"))
+        est["dim"].append(estimators.difference_in_means(df, "fpki"))
+    out = {"truth": truth, "truth_se": truth_se, "replicates": replicates, "n": n, "experiment": experiment_id}
+    for name, es in est.items():
+        values = np.array([e.estimate for e in es])
+        out[name] = {"bias": float(values.mean() - truth), "rmse": float(np.sqrt(((values - truth) ** 2).mean())),
+                     "coverage": float(np.mean([e.ci_low <= truth <= e.ci_high for e in es])),
+                     "mean_width": float(np.mean([e.ci_high - e.ci_low for e in es]))}
+    return out
+
+
+def lift_table(results: list[dict]) -> str:
+    lines = [f"simulated experiments with a known true lift on per-post fpki — {machine()}", "",
+             "| experiment | true lift (MC se) | estimator | bias | RMSE | 95% coverage | mean CI width |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for res in results:
+        for name, label in (("dr", "DR (AIPW)"), ("ipw", "IPW (Hajek)"), ("dim", "diff. in means")):
+            m = res[name]
+            lines.append(f"| {res['experiment']} | {res['truth']:+.4f} ({res['truth_se']:.4f}) | {label} | "
+                         f"{m['bias']:+.4f} | {m['rmse']:.4f} | {m['coverage']:.3f} | {m['mean_width']:.4f} |")
+    lines.append("")
+    lines.append(f"{results[0]['replicates']} replicates of n={results[0]['n']} posts each, allocation 0.5.")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- speed
+
+AREAS = (("xbotlib/jobs/plan", "plan job"), ("xbotlib/jobs/post", "post job"), ("xbotlib/jobs/collect", "collect job"),
+         ("xbotlib/jobs/learn", "learn job"), ("xbotlib/sim", "sandbox X"), ("lightgbm", "LightGBM"),
+         ("sklearn", "scikit-learn"), ("psycopg", "PostgreSQL driver"), ("httpx", "HTTP client"),
+         ("starlette", "ASGI app"), ("asyncio", "ASGI transport loop"))
+
+
+def speed(days: int = 14, seed: int = 0) -> dict:
+    import logging
+
+    from .config import load_settings
+    from .db import Database
+    from .demo import CampaignConfig, run_campaign
+    from .testing import TestPostgres
+
+    logging.getLogger("xbot").setLevel(logging.WARNING)
+    pg = TestPostgres()
+    url = pg.fresh_database()
+    profiler = cProfile.Profile()
+    with Database.from_url(url, pool_max=3) as db:
+        t0 = time.perf_counter()
+        profiler.enable()
+        run = run_campaign(CampaignConfig(days=days, seed=seed), load_settings(env={}), db)
+        profiler.disable()
+        wall = time.perf_counter() - t0
+        with db.connection() as conn:
+            counts = conn.execute("""SELECT (SELECT count(*) FROM posted_decisions) AS posts,
+                                            (SELECT count(*) FROM outcomes) AS outcomes,
+                                            (SELECT count(*) FROM job_runs) AS ticks""").fetchone()
+    pg.drop_all()
+    stats = pstats.Stats(profiler)
+    by_area: dict[str, float] = {}
+    total = 0.0
+    for (filename, _line, _fn), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        total += tottime
+        area = next((label for key, label in AREAS if key in filename.replace("\\", "/")), "other (python, numpy…)")
+        by_area[area] = by_area.get(area, 0.0) + tottime
+    waiting = max(0.0, wall - total)
+    return {"days": days, "wall": wall, "days_per_s": days / wall, "ticks": dict(run.ticks), **counts,
+            "areas": sorted(by_area.items(), key=lambda kv: -kv[1]), "profiled_total": total, "waiting": waiting}
+
+
+def speed_table(res: dict) -> str:
+    lines = [f"campaign speed, {res['days']} simulated days — {machine()}", "",
+             f"{res['wall']:.1f} s wall = **{res['days_per_s']:.2f} simulated days/s**; "
+             f"{res['ticks']} job ticks recorded, {res['posts']} posts, {res['outcomes']} outcomes.", "",
+             "| where the time goes (self time) | seconds | share |", "| --- | ---: | ---: |"]
+    for area, t in res["areas"]:
+        lines.append(f"| {area} | {t:.1f} | {t / res['wall']:.0%} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def main(name: str, argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog=f"xbot bench {name}")
+    if name == "growth":
+        p.add_argument("--days", type=int, default=60)
+        p.add_argument("--seeds", type=int, default=10)
+        p.add_argument("--scenario", default=None)
+        p.add_argument("--policies", default=",".join(GROWTH_POLICIES))
+        p.add_argument("--workers", type=int, default=2)
+        a = p.parse_args(argv)
+        policies = tuple(x.strip() for x in a.policies.split(",") if x.strip())
+        bad = [x for x in policies if x not in GROWTH_POLICIES]
+        if bad:
+            p.error(f"unknown policies {bad} (expected some of {', '.join(GROWTH_POLICIES)})")
+        res = growth(a.days, a.seeds, a.scenario, policies, a.workers)
+        print(growth_table(res, a.days, a.seeds, a.scenario))
+    elif name == "lift":
+        p.add_argument("--replicates", type=int, default=200)
+        p.add_argument("--n", type=int, default=400)
+        p.add_argument("--experiments", default="question_cta,hashtag_1,late_evening_slot")
+        p.add_argument("--scenario", default=None)
+        a = p.parse_args(argv)
+        results = [lift(a.replicates, a.n, e.strip(), a.scenario) for e in a.experiments.split(",") if e.strip()]
+        print(lift_table(results))
+    else:
+        p.add_argument("--days", type=int, default=14)
+        a = p.parse_args(argv)
+        print(speed_table(speed(a.days)))
+    return 0

@@ -1,0 +1,156 @@
+"""The learn job: retrain the content and timing predictors on the outcomes of the current world.
+
+When it trains (``should_train``)
+---------------------------------
+*Fresh* samples are pass-2 outcomes of this account and world stored after the last version's
+``trained_through`` (the highest outcome id it saw).
+- fewer than ``LEARN_MIN_NEW_SAMPLES`` (5) fresh samples: skip, ``reason=insufficient_new_samples``;
+- no version yet for this world: train (5 are enough to start);
+- ``LEARN_RETRAIN_SAMPLES`` (25) or more fresh samples: retrain;
+- otherwise retrain weekly: when the last version is 7 days old or more (with >= 5 fresh);
+  before that, skip with ``reason=waiting_for_retrain``.
+
+What it trains
+--------------
+On *all* pass-2 outcomes of the world (live <=> simulated=false; the worlds are never mixed, and a
+live version is trained on live outcomes only): the content predictor (reward from the content
+features) and the timing predictor (reward from local hour/weekday features). Each is ridge, or
+LightGBM when ``LEARN_USE_LIGHTGBM`` is on, there are >= 50 samples and its cross-validated loss is
+no worse than ridge's (``predictors.train_with_fallback``); any LightGBM failure falls back to ridge
+with ``[LEARN_JOB] lightgbm_failed fallback=ridge error=…``. Both are stored as new versions
+(``predictor:content:vN``, ``predictor:timing:vN``) with their cross-validated R² next to a
+predict-the-mean baseline's; the content version's ``metrics`` also hold ``follows_logistic_cv``, the
+cross-validated log-loss/AUC of a logistic P(follows >= 1) against the base rate. Then
+``[LEARN_JOB] coeffs_updated=vN`` names the content version.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..logs import tagged
+from . import JobContext, JobResult
+
+log = logging.getLogger("xbot.jobs.learn")
+
+WEEKLY = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class LastVersion:
+    """The newest content predictor of a world: the point the next training starts counting from."""
+    version: int
+    trained_through: int | None
+    trained_at: datetime
+
+
+@dataclass(frozen=True)
+class TrainDecision:
+    train: bool
+    reason: str
+    fresh: int
+    need: int
+
+
+def should_train(fresh: int, last: LastVersion | None, now: datetime, *, min_new: int, retrain_at: int,
+                 weekly: timedelta = WEEKLY) -> TrainDecision:
+    """Decide whether to (re)train: the rule in the module docstring. Pure."""
+    if fresh < min_new:
+        return TrainDecision(False, "insufficient_new_samples", fresh, min_new)
+    if last is None:
+        return TrainDecision(True, "first_version", fresh, min_new)
+    if fresh >= retrain_at:
+        return TrainDecision(True, "new_samples", fresh, retrain_at)
+    if now - last.trained_at >= weekly:
+        return TrainDecision(True, "weekly", fresh, min_new)
+    return TrainDecision(False, "waiting_for_retrain", fresh, retrain_at)
+
+
+def last_version(conn, account_id: str, world: str) -> LastVersion | None:
+    row = conn.execute(
+        """SELECT version, trained_through, trained_at FROM predictors
+            WHERE account_id = %s AND kind = 'content' AND world = %s AND target = 'reward_composite' ORDER BY version DESC LIMIT 1""",
+        (account_id, world)).fetchone()
+    return None if row is None else LastVersion(int(row["version"]), row["trained_through"], row["trained_at"])
+
+
+def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -> JobResult:
+    """Train new predictor versions when enough fresh outcomes arrived.
+
+    ``lightgbm_params`` override the LightGBM parameters (operators tuning it; tests passing broken
+    ones to see the ridge fallback).
+    """
+    from .. import predictor_store, training_data
+
+    settings, world, now = ctx.settings, ctx.world, ctx.clock.now()
+    with ctx.db.connection() as conn:
+        last = last_version(conn, ctx.account_id, world)
+        since = last.trained_through if last else None
+        fresh = int(training_data.count_fresh_outcomes(conn, ctx.account_id, world, since))
+    decision = should_train(fresh, last, now, min_new=settings.learn_min_new_samples,
+                            retrain_at=settings.learn_retrain_samples)
+    if not decision.train:
+        tagged(log, "LEARN_JOB", "skipped", reason=decision.reason, fresh=decision.fresh, need=decision.need,
+               world=world)
+        return JobResult.skipped(decision.reason, fresh=decision.fresh, need=decision.need, world=world)
+
+    with ctx.db.connection() as conn:
+        content = training_data.training_frame(conn, ctx.account_id, world)
+        timing = training_data.timing_frame(conn, ctx.account_id, world)
+        follows = training_data.training_frame(conn, ctx.account_id, world, target="follows")
+    versions: dict[str, int] = {}
+    detail: dict[str, Any] = {"world": world, "fresh": fresh, "reason": decision.reason}
+    for kind, frame in (("content", content), ("timing", timing)):
+        trained = _train(frame, settings.learn_use_lightgbm, lightgbm_params)
+        extra = {"follows_logistic_cv": follows_cv(follows)} if kind == "content" else {}
+        with ctx.db.connection() as conn:
+            versions[kind] = predictor_store.save_version(conn, ctx.account_id, kind, trained, list(frame.names),
+                                                          len(frame.y), world, frame.max_outcome_id, now)
+            if extra:
+                conn.execute("UPDATE predictors SET metrics = metrics || %s::jsonb "
+                             "WHERE account_id = %s AND kind = %s AND version = %s",
+                             (json.dumps(_json_safe(extra)), ctx.account_id, kind, versions[kind]))
+        detail[kind] = {"version": versions[kind], "key": f"predictor:{kind}:v{versions[kind]}",
+                        "algorithm": trained.algorithm, "n": int(len(frame.y)),
+                        "cv_score": _num(trained.cv.get("score")),
+                        "baseline_score": _num(trained.cv.get("baseline_score")),
+                        "fallback_reason": trained.fallback_reason}
+    c = detail["content"]
+    tagged(log, "LEARN_JOB", f"coeffs_updated=v{versions['content']}", world=world, n=c["n"],
+           algorithm=c["algorithm"], cv_r2=c["cv_score"], baseline_r2=c["baseline_score"],
+           timing=f"v{versions['timing']}", reason=decision.reason)
+    detail["version"] = versions["content"]
+    return JobResult(detail=detail)
+
+
+def _train(frame, use_lightgbm: bool, lightgbm_params: Mapping[str, Any] | None):
+    from ..predictors import train_with_fallback
+    return train_with_fallback("reward", frame.X, frame.y, frame.w, use_lightgbm, log,
+                               lightgbm_params=None if lightgbm_params is None else dict(lightgbm_params))
+
+
+def follows_cv(frame) -> dict[str, Any]:
+    """Cross-validated log-loss/AUC of a logistic P(follows >= 1) against the base rate (cheap)."""
+    from ..predictors import LogisticFollows, cross_validated_score
+    if len(frame.y) == 0:
+        return {"score": None, "reason": "no samples"}
+    return cross_validated_score(LogisticFollows, frame.X, frame.y, frame.w, kind="follows")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,397 @@
+"""The plan job: decide what to post next, and when, and queue it.
+
+Per tick and account it tops the day up to PLAN_POSTS_PER_DAY posts and PLAN_REPLIES_PER_DAY
+replies, one decision per kind per tick:
+
+1. the policy picks a hook pattern (content arm) among those the rotation rule allows, and a
+   local posting hour among the free slots of the coming day (UCB1 for the learner);
+2. experiments are assigned (randomised, propensities stored) and their arms applied;
+3. the generator writes several candidates (the LLM, or the offline templates);
+4. every candidate passes the gates — quality, duplicate, rotation — or is rejected with a reason
+   (stored in ``gate_rejections``, counted in the metrics);
+5. the content predictor ranks the survivors; the best is queued for the *next* occurrence of its
+   hour in the account's time zone (today if still ahead, else tomorrow — never a day late).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from .. import queue, vocab
+from ..logs import tagged
+from ..policies import PlanChoice, PlanState, XbotPolicy
+from . import JobContext, JobResult
+
+log = logging.getLogger("xbot.jobs.plan")
+
+ACTIVE_STATUSES = ("queued", "posting", "posted")
+MIN_CHARS, MAX_CHARS = 40, 280
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+def next_occurrence(hour: int, now: datetime, tz: str) -> datetime:
+    """The next time the local clock in ``tz`` shows ``hour``:00 strictly after ``now`` (UTC-aware result)."""
+    local = now.astimezone(ZoneInfo(tz))
+    candidate = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if candidate <= local:
+        candidate = (local + timedelta(days=1)).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return candidate.astimezone(ZoneInfo("UTC"))
+
+
+def allowed_by_rotation(recent: list[str], options: list[str], max_run: int) -> list[str]:
+    """Options that would not make the same value appear more than ``max_run`` times in a row."""
+    run_value = recent[0] if recent else None
+    run = 0
+    for v in recent:
+        if v != run_value:
+            break
+        run += 1
+    allowed = [o for o in options if not (o == run_value and run >= max_run)]
+    return allowed or list(options)
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    ok: bool
+    gate: str | None = None
+    reason: str | None = None
+
+
+_TRUNCATED = re.compile(r"(\.\.\.|…)\s*$|\w-$")
+
+
+def quality_gate(text: str, readability: float, min_readability: float, banned: tuple[str, ...]) -> GateVerdict:
+    n = len(text)
+    if n < MIN_CHARS:
+        return GateVerdict(False, "quality", f"too short ({n} < {MIN_CHARS} chars)")
+    if n > MAX_CHARS:
+        return GateVerdict(False, "quality", f"too long ({n} > {MAX_CHARS} chars)")
+    if _TRUNCATED.search(text):
+        return GateVerdict(False, "quality", "looks truncated")
+    low = text.lower()
+    for phrase in banned:
+        if phrase and phrase in low:
+            return GateVerdict(False, "quality", f"banned phrase {phrase!r}")
+    if readability < min_readability:
+        return GateVerdict(False, "quality", f"readability {readability:.2f} < floor {min_readability:.2f}")
+    return GateVerdict(True)
+
+
+def duplicate_gate(novelty: float, novelty_min: float) -> GateVerdict:
+    if novelty < novelty_min:
+        return GateVerdict(False, "duplicate", f"novelty {novelty:.3f} < {novelty_min:.3f} against the last 30 days")
+    return GateVerdict(True)
+
+
+def rotation_gate(hook: str, topic: str | None, recent_hooks: list[str], recent_topics: list[str],
+                  max_run: int) -> GateVerdict:
+    for name, value, recent in (("hook", hook, recent_hooks), ("topic", topic, recent_topics)):
+        if value is not None and value not in allowed_by_rotation(recent, [value], max_run):
+            return GateVerdict(False, "rotation", f"{name} {value!r} would run more than {max_run} times in a row")
+    return GateVerdict(True)
+
+
+# ----------------------------------------------------------------------------- database reads
+
+def _account_age_days(conn, account_id: str, now: datetime) -> float:
+    row = conn.execute("SELECT created_at FROM accounts WHERE account_id = %s", (account_id,)).fetchone()
+    return max(0.0, (now - row["created_at"]).total_seconds() / 86400.0) if row else 0.0
+
+
+def _recent(conn, account_id: str, decision_type: str, limit: int = 20) -> list[dict]:
+    return conn.execute(
+        """SELECT hook_pattern, topic FROM content_metadata
+            WHERE account_id = %s AND decision_type = %s AND status = ANY(%s)
+            ORDER BY created_at DESC LIMIT %s""",
+        (account_id, decision_type, list(ACTIVE_STATUSES), limit)).fetchall()
+
+
+def _planned_in_window(conn, account_id: str, decision_type: str, now: datetime) -> int:
+    """Decisions of this type created in the last 24 h that are still alive (the day's plan so far)."""
+    return conn.execute(
+        """SELECT count(*) AS n FROM content_metadata
+            WHERE account_id = %s AND decision_type = %s AND status = ANY(%s) AND created_at > %s""",
+        (account_id, decision_type, list(ACTIVE_STATUSES), now - timedelta(hours=24))).fetchone()["n"]
+
+
+def _booked_hours(conn, account_id: str, now: datetime, tz: str) -> set[int]:
+    rows = conn.execute(
+        """SELECT scheduled_at FROM content_metadata
+            WHERE account_id = %s AND decision_type = 'post' AND status IN ('queued', 'posting')
+              AND scheduled_at > %s AND scheduled_at <= %s""",
+        (account_id, now, now + timedelta(hours=24))).fetchall()
+    zone = ZoneInfo(tz)
+    return {r["scheduled_at"].astimezone(zone).hour for r in rows}
+
+
+def _recent_embeddings(conn, account_id: str, now: datetime) -> np.ndarray | None:
+    rows = conn.execute(
+        """SELECT embedding FROM content_metadata
+            WHERE account_id = %s AND embedding IS NOT NULL AND status = ANY(%s) AND created_at > %s""",
+        (account_id, list(ACTIVE_STATUSES), now - timedelta(days=30))).fetchall()
+    if not rows:
+        return None
+    return np.asarray([r["embedding"] for r in rows], dtype=float)
+
+
+def _record_rejection(conn, account_id: str, verdict: GateVerdict, text: str, now: datetime) -> None:
+    conn.execute("""INSERT INTO gate_rejections (account_id, gate, reason, content_hash, rejected_at)
+                    VALUES (%s, %s, %s, %s, %s)""",
+                 (account_id, verdict.gate, verdict.reason, queue.content_hash(text), now))
+    tagged(log, "PLAN", "gate rejected", gate=verdict.gate, reason=verdict.reason.replace(" ", "_"))
+
+
+# ----------------------------------------------------------------------------- the tick
+
+def tick(ctx: JobContext) -> JobResult:
+    from .. import experiments
+
+    now = ctx.clock.now()
+    s = ctx.settings
+    if ctx.llm is not None:
+        ctx.llm.new_tick()  # OpenAI retries are budgeted per tick (at most 2), so each tick starts afresh
+    with ctx.db.connection() as conn:
+        queue.ensure_account(conn, ctx.account_id, now, s.timezone)
+        experiments.ensure_experiments(conn, ctx.account_id, now)
+        posts_planned = _planned_in_window(conn, ctx.account_id, "post", now)
+        replies_planned = _planned_in_window(conn, ctx.account_id, "reply", now)
+    detail: dict = {"queued": 0, "rejected": 0}
+    if posts_planned < s.plan_posts_per_day:
+        detail.update(_plan_post(ctx, now))
+    if replies_planned < s.plan_replies_per_day:
+        r = _plan_reply(ctx, now)
+        detail["queued"] += r.get("queued", 0)
+        detail["rejected"] += r.get("rejected", 0)
+        if "reply_skipped" in r:
+            detail["reply_skipped"] = r["reply_skipped"]
+    if not detail["queued"] and posts_planned >= s.plan_posts_per_day and replies_planned >= s.plan_replies_per_day:
+        return JobResult.skipped("day fully planned", posts=posts_planned, replies=replies_planned)
+    return JobResult(detail=detail)
+
+
+def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> PlanState:
+    """Arm statistics for the policy, and the timing predictor's view of each hour (UCB1's prior)."""
+    from .. import bandit_store
+    from ..features import timing_matrix
+
+    prior = None
+    timing_model = _active_predictor(ctx, conn, "timing")
+    if timing_model is not None and hours:
+        weekday = now.astimezone(ZoneInfo(ctx.settings.timezone)).weekday()
+        try:
+            prior = dict(zip(hours, (float(v) for v in timing_model.predict(timing_matrix(hours, weekday)))))
+        except ValueError as exc:  # a model trained on other features: plan without its prior
+            tagged(log, "PLAN", "timing predictor unusable", level=logging.WARNING, error=str(exc)[:80])
+    return PlanState(
+        content_arms=bandit_store.load_arms(conn, ctx.account_id, ctx.world, "content"),
+        timing_arms=bandit_store.load_arms(conn, ctx.account_id, ctx.world, "timing"),
+        account_age_days=_account_age_days(conn, ctx.account_id, now),
+        hour_prior_means=prior,
+    )
+
+
+def _active_predictor(ctx: JobContext, conn, kind: str):
+    from .. import predictor_store
+    try:
+        return predictor_store.load_active(conn, ctx.account_id, kind, ctx.world)
+    except Exception as exc:  # a model that cannot be loaded must not stop planning
+        tagged(log, "PLAN", "predictor unavailable", level=logging.WARNING, kind=kind, error=type(exc).__name__)
+        return None
+
+
+def _plan_post(ctx: JobContext, now: datetime) -> dict:
+    from .. import experiments
+
+    s = ctx.settings
+    policy = ctx.policy or XbotPolicy()
+    with ctx.db.connection() as conn:
+        recent = _recent(conn, ctx.account_id, "post")
+        recent_hooks = [r["hook_pattern"] for r in recent]
+        recent_topics = [r["topic"] for r in recent]
+        hooks = allowed_by_rotation(recent_hooks, list(vocab.HOOK_PATTERNS), s.rotation_max_run)
+        booked = _booked_hours(conn, ctx.account_id, now, s.timezone)
+        hours = [h for h in s.posting_hours if h not in booked] or list(s.posting_hours)
+        state = _policy_state(ctx, conn, now, hours)
+        active = experiments.active_experiments(conn, ctx.account_id)
+        recent_emb = _recent_embeddings(conn, ctx.account_id, now)
+        content_model = _active_predictor(ctx, conn, "content")
+    choice: PlanChoice = policy.choose(state, hooks, hours, ctx.rng)
+    topic = _choose_topic(recent_topics, s.rotation_max_run, ctx.rng)
+    assignments = experiments.assign(active, "post", ctx.rng)
+    hour, timing_propensity = choice.hour, choice.hour_propensity
+    if assignments.get("late_evening_slot") and assignments["late_evening_slot"].arm == "treatment":
+        hour, timing_propensity = experiments.evening_hour(ctx.rng), 1.0
+    scheduled_at = next_occurrence(hour, now, s.timezone)
+
+    candidates = ctx.generator.candidates(choice.hook, topic, s.plan_candidates, rng=ctx.rng)
+    if not candidates:
+        tagged(log, "PLAN", "no candidates", reason="generator_gave_up", hook=choice.hook, topic=topic)
+        return {"queued": 0, "rejected": 0, "skipped": "generator gave up (see OPENAI lines)"}
+    best = _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recent_topics, content_model,
+                   hour, now, decision_type="post")
+    if best is None:
+        return {"queued": 0, "rejected": len(candidates)}
+    decision = _decision(ctx, best, "post", choice, hour, timing_propensity, assignments, scheduled_at, policy.name)
+    _queue(ctx, decision, assignments, now)
+    return {"queued": 1, "rejected": best.rejected, "hook": choice.hook, "hour": hour,
+            "scheduled_at": scheduled_at.isoformat()}
+
+
+def _choose_topic(recent_topics: list[str], max_run: int, rng: np.random.Generator) -> str:
+    """Least recently used topic among those rotation allows (ties broken by rng)."""
+    options = allowed_by_rotation(recent_topics, list(vocab.TOPICS), max_run)
+    last_seen = {t: (recent_topics.index(t) if t in recent_topics else len(recent_topics) + 1) for t in options}
+    oldest = max(last_seen.values())
+    pool = [t for t in options if last_seen[t] == oldest]
+    return pool[int(rng.integers(len(pool)))]
+
+
+@dataclass
+class _Scored:
+    text: str
+    source: str
+    hook: str
+    topic: str | None
+    features: object
+    embedding: list[float]
+    predicted: float | None
+    predictor_version: str | None
+    rejected: int = 0
+
+
+def _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recent_topics, content_model,
+            hour, now, *, decision_type, reply=None) -> _Scored | None:
+    """Apply experiment arms, extract features, gate, and rank the survivors by the content predictor."""
+    from .. import experiments, features
+
+    s = ctx.settings
+    survivors: list[_Scored] = []
+    rejected = 0
+    texts = []
+    for cand in candidates:
+        try:
+            text = experiments.apply_text_arms(cand.text, cand.topic or topic, assignments, ctx.rng)
+        except ValueError as exc:
+            verdict = GateVerdict(False, "quality", f"experiment arm does not fit: {exc}")
+            with ctx.db.connection() as conn:
+                _record_rejection(conn, ctx.account_id, verdict, cand.text, now)
+            rejected += 1
+            continue
+        texts.append((cand, text))
+    if not texts:
+        return None
+    embeddings = np.asarray(ctx.embedder.embed([t for _, t in texts]), dtype=float)
+    seen = recent_emb
+    for (cand, text), emb in zip(texts, embeddings):
+        feats = features.extract_features(text, embedding=emb, recent_embeddings=seen, novelty_min=s.novelty_min,
+                                          topic=cand.topic or topic, reply=reply, hour=hour)
+        hook = feats.hook_pattern
+        for verdict in (quality_gate(text, feats.readability, s.quality_min_readability, s.banned_phrases),
+                        duplicate_gate(feats.novelty, s.novelty_min),
+                        rotation_gate(hook, cand.topic or topic, recent_hooks, recent_topics, s.rotation_max_run)
+                        if decision_type == "post" else GateVerdict(True)):
+            if not verdict.ok:
+                with ctx.db.connection() as conn:
+                    _record_rejection(conn, ctx.account_id, verdict, text, now)
+                rejected += 1
+                break
+        else:
+            predicted, version = None, None
+            if content_model is not None:
+                predicted = float(content_model.predict_features([feats.to_dict()])[0])
+                version = content_model.key
+            survivors.append(_Scored(text, cand.generation_source, hook, cand.topic or topic, feats,
+                                     [float(v) for v in emb], predicted, version))
+    if not survivors:
+        return None
+    # rank by predicted reward when a model is active, else by novelty (fresh beats familiar)
+    best = max(survivors, key=lambda c: (c.predicted if c.predicted is not None else -math.inf, c.features.novelty))
+    best.rejected = rejected
+    return best
+
+
+def _decision(ctx, best: _Scored, decision_type, choice: PlanChoice | None, hour, timing_propensity, assignments,
+              scheduled_at, policy_name, target_tweet_id=None) -> queue.Decision:
+    from .. import experiments
+
+    f = best.features
+    return queue.Decision(
+        account_id=ctx.account_id, content=best.text, generation_source=best.source, decision_type=decision_type,
+        status="queued", topic=best.topic, hook_pattern=best.hook, novelty=f.novelty, readability=f.readability,
+        sentiment=f.sentiment, dup_penalty=f.dup_penalty, features=f.to_dict(), embedding=best.embedding,
+        policy=policy_name,
+        bandit_arm=choice.hook if choice else None, bandit_propensity=choice.hook_propensity if choice else None,
+        timing_arm=str(hour) if hour is not None else None, timing_propensity=timing_propensity,
+        experiment_id=experiments.primary_experiment(assignments),
+        experiment_arms={k: {"arm": a.arm, "propensity": a.propensity} for k, a in assignments.items()},
+        predicted_reward=best.predicted, predictor_version=best.predictor_version,
+        scheduled_at=scheduled_at, target_tweet_id=target_tweet_id,
+    )
+
+
+def _queue(ctx, decision: queue.Decision, assignments, now) -> None:
+    from .. import experiments
+    with ctx.db.connection() as conn:
+        queue.insert_decision(conn, decision, now)
+        experiments.record_assignments(conn, ctx.account_id, decision.decision_id, assignments, now)
+    tagged(log, "PLAN", "queued", decision_id=decision.decision_id, type=decision.decision_type,
+           hook=decision.hook_pattern, topic=decision.topic, scheduled_at=decision.scheduled_at.isoformat(),
+           source=decision.generation_source, predicted=decision.predicted_reward)
+
+
+def _plan_reply(ctx: JobContext, now: datetime) -> dict:
+    """Find a conversation worth joining through search, and queue a reply to it now."""
+    from .. import experiments, features
+    from ..xapi import XApiError
+
+    with ctx.db.connection() as conn:
+        recent = _recent(conn, ctx.account_id, "reply")
+        active = experiments.active_experiments(conn, ctx.account_id)
+        recent_emb = _recent_embeddings(conn, ctx.account_id, now)
+        content_model = _active_predictor(ctx, conn, "content")
+        replied = {r["target_tweet_id"] for r in conn.execute(
+            "SELECT target_tweet_id FROM content_metadata WHERE account_id = %s AND decision_type = 'reply'",
+            (ctx.account_id,)).fetchall()}
+    topic = _choose_topic([r["topic"] for r in recent], ctx.settings.rotation_max_run, ctx.rng)
+    try:
+        found = ctx.x.search_recent(" OR ".join(vocab.TOPIC_KEYWORDS[topic][:3]), max_results=20)
+    except XApiError as exc:
+        tagged(log, "PLAN", "reply search failed", level=logging.WARNING, error=type(exc).__name__)
+        return {"queued": 0, "reply_skipped": f"search failed: {type(exc).__name__}"}
+    targets = [t for t in found if t.tweet_id not in replied]
+    if not targets:
+        return {"queued": 0, "reply_skipped": "no reply candidates"}
+
+    def target_value(t) -> float:
+        rf = features.reply_features(t.author_followers, t.likes + t.retweets + t.replies + t.quotes,
+                                     t.created_at, now)
+        # prior value of a conversation: big, fast-moving, fresh threads carry a reply further
+        return (math.log1p(rf["author_follower_count"]) * math.log1p(rf["tweet_velocity"] * 60)
+                / math.sqrt(1.0 + rf["tweet_age_min"] / 30.0))
+
+    target = max(targets, key=target_value)
+    reply = features.reply_features(target.author_followers, target.likes + target.retweets + target.replies
+                                    + target.quotes, target.created_at, now)
+    assignments = experiments.assign(active, "reply", ctx.rng)
+    angle = experiments.reply_angle(assignments)
+    hook = "contrarian" if angle == "contrarian" else "plain"
+    candidates = ctx.generator.candidates(hook, topic, ctx.settings.plan_candidates, angle=angle,
+                                          reply_to_text=target.text, rng=ctx.rng)
+    if not candidates:
+        return {"queued": 0, "reply_skipped": "generator gave up"}
+    local_hour = now.astimezone(ZoneInfo(ctx.settings.timezone)).hour
+    best = _select(ctx, candidates, topic, assignments, recent_emb, [], [], content_model, local_hour, now,
+                   decision_type="reply", reply=reply)
+    if best is None:
+        return {"queued": 0, "rejected": len(candidates)}
+    decision = _decision(ctx, best, "reply", None, None, None, assignments, now, (ctx.policy or XbotPolicy()).name,
+                         target_tweet_id=target.tweet_id)
+    _queue(ctx, decision, assignments, now)
+    return {"queued": 1, "rejected": best.rejected}

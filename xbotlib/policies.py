@@ -1,0 +1,148 @@
+"""Plan policies: how a decision's content arm (hook pattern) and posting hour are chosen.
+
+Every policy returns a ``PlanChoice`` with the probability with which it chose each part, so that
+any policy's decisions can be evaluated off-policy later.
+
+- ``xbot``: Thompson sampling with uncertainty-epsilon over hooks, UCB1 over hours (the learner);
+- ``random``: uniform over hooks and hours;
+- ``heuristic``: the old system's rule — 60% exploit the best observed arm, 25% a moderate arm
+  (the next best two), 15% an aggressive one (the least tried);
+- ``fixed``: always one (hook, hour) — the bench fills in the best fixed arm in hindsight;
+- ``oracle``: reads the sandbox's ground truth (benchmarks and the demo summary only).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+log = logging.getLogger("xbot.policy")
+
+POLICY_NAMES = ("xbot", "random", "heuristic", "fixed", "oracle")
+
+
+@dataclass(frozen=True)
+class PlanChoice:
+    hook: str
+    hook_propensity: float
+    hour: int
+    hour_propensity: float
+    forced: bool = False
+    explore_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """What a policy may look at: arm statistics (pulls, reward sums) and the account's age."""
+    content_arms: Mapping[str, object]   # arm_id -> bandit.ArmStats
+    timing_arms: Mapping[str, object]    # str(hour) -> bandit.ArmStats
+    account_age_days: float
+    hour_prior_means: Mapping[int, float] | None = None  # from the timing predictor, when trained
+
+
+class Policy(Protocol):
+    name: str
+
+    def choose(self, state: PlanState, hooks: Sequence[str], hours: Sequence[int],
+               rng: np.random.Generator) -> PlanChoice: ...
+
+
+def _mean(stats) -> float | None:
+    if stats is None or getattr(stats, "pulls", 0) == 0:
+        return None
+    w = getattr(stats, "weight_sum", 0) or stats.pulls
+    return stats.reward_sum / w
+
+
+class XbotPolicy:
+    """The learner: Thompson + uncertainty-epsilon on hooks, UCB1 on hours."""
+    name = "xbot"
+
+    def choose(self, state, hooks, hours, rng):
+        from . import bandit
+        arm = bandit.choose_content_arm({h: s for h, s in state.content_arms.items() if h in hooks}, list(hooks),
+                                        state.account_age_days, rng, logger=log)
+        timing = {int(k): v for k, v in state.timing_arms.items() if int(k) in hours}
+        hour = bandit.choose_hour(timing, list(hours), rng, prior_means=state.hour_prior_means)
+        return PlanChoice(arm.arm, float(arm.propensity), int(hour.hour), float(hour.propensity),
+                          forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
+
+
+class RandomPolicy:
+    name = "random"
+
+    def choose(self, state, hooks, hours, rng):
+        return PlanChoice(str(rng.choice(list(hooks))), 1.0 / len(hooks), int(rng.choice(list(hours))), 1.0 / len(hours))
+
+
+class HeuristicPolicy:
+    """60% exploit / 25% moderate / 15% aggressive exploration, on hooks and hours alike."""
+    name = "heuristic"
+    MIX = (0.60, 0.25, 0.15)
+
+    def _pick(self, arms: Sequence, stats: Mapping, rng) -> tuple[object, float]:
+        arms = list(arms)
+        means = {a: _mean(stats.get(str(a))) for a in arms}
+        ranked = sorted(arms, key=lambda a: (means[a] is None, -(means[a] or 0.0)))
+        exploit = ranked[:1]
+        moderate = ranked[1:3] or exploit
+        pulls = {a: getattr(stats.get(str(a)), "pulls", 0) for a in arms}
+        least = min(pulls.values())
+        aggressive = [a for a in arms if pulls[a] == least]
+        groups = (exploit, moderate, aggressive)
+        g = int(rng.choice(3, p=self.MIX))
+        choice = groups[g][int(rng.integers(len(groups[g])))]
+        prop = sum(p * (choice in grp) / len(grp) for p, grp in zip(self.MIX, groups))
+        return choice, float(prop)
+
+    def choose(self, state, hooks, hours, rng):
+        hook, hp = self._pick(hooks, state.content_arms, rng)
+        hour, tp = self._pick(hours, state.timing_arms, rng)
+        return PlanChoice(str(hook), hp, int(hour), tp)
+
+
+class FixedPolicy:
+    """Always the same (hook, hour) when allowed; the nearest allowed otherwise."""
+    name = "fixed"
+
+    def __init__(self, hook: str, hour: int):
+        self.hook, self.hour = hook, int(hour)
+
+    def choose(self, state, hooks, hours, rng):
+        hook = self.hook if self.hook in hooks else str(rng.choice(list(hooks)))
+        hour = self.hour if self.hour in hours else min(hours, key=lambda h: abs(h - self.hour))
+        return PlanChoice(hook, 1.0, int(hour), 1.0)
+
+
+class OraclePolicy:
+    """Knows the ground truth: the allowed (hook, hour) with the highest expected follows."""
+    name = "oracle"
+
+    def __init__(self, oracle):
+        self.oracle = oracle
+
+    def choose(self, state, hooks, hours, rng):
+        best = max(((h, t) for h in hooks for t in hours),
+                   key=lambda ht: self.oracle.expected_follows(ht[0], ht[1]))
+        return PlanChoice(best[0], 1.0, int(best[1]), 1.0)
+
+
+def make_policy(name: str, *, scenario=None, fixed: tuple[str, int] | None = None) -> Policy:
+    """Build a policy by name; ``oracle`` needs the scenario, ``fixed`` a (hook, hour)."""
+    if name == "xbot":
+        return XbotPolicy()
+    if name == "random":
+        return RandomPolicy()
+    if name == "heuristic":
+        return HeuristicPolicy()
+    if name == "fixed":
+        if fixed is None:
+            raise ValueError("policy 'fixed' needs a (hook, hour), e.g. make_policy('fixed', fixed=('question', 19))")
+        return FixedPolicy(*fixed)
+    if name == "oracle":
+        from .sim.oracle import Oracle
+        from .sim.scenario import load_scenario
+        return OraclePolicy(Oracle(scenario or load_scenario(None)))
+    raise ValueError(f"unknown policy {name!r} (expected one of {', '.join(POLICY_NAMES)})")
