@@ -191,3 +191,23 @@ def test_thousands_of_posts_settle_to_their_drawn_totals():
     total = sum(model.metrics_at(str(10 ** 6 + i), later).follows for i in range(3000))
     assert total == sum(t.totals.follows for t in model.posts())
     assert model.followers_at(later) > 0
+
+
+def test_accrual_is_unbiased_and_shows_single_counts():
+    """A post's lone follow must show once most of it has accrued (plain flooring hid it until
+    the post settled); over many tweets the accrued counts average v * fraction; and accrual is
+    monotone in time and exact once settled."""
+    from xbotlib.sim.audience import Totals, accrual_offset
+
+    one = Totals(follows=1, profile_visits=1)
+    shown = [one.scaled(0.95, accrual_offset(10**18 + i)).follows for i in range(1000)]
+    assert 0.9 < sum(shown) / len(shown) < 1.0
+    many = Totals(impressions=7, likes=3, follows=2)
+    for fraction in (0.1, 0.37, 0.5, 0.8):
+        mean = sum(many.scaled(fraction, accrual_offset(10**18 + i)).impressions for i in range(2000)) / 2000
+        assert abs(mean - 7 * fraction) < 0.05
+    for i in range(50):
+        u = accrual_offset(10**18 + i)
+        series = [many.scaled(f / 20, u) for f in range(21)]
+        assert all(a.impressions <= b.impressions and a.follows <= b.follows for a, b in zip(series, series[1:]))
+        assert series[-1] == many

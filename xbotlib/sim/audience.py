@@ -195,16 +195,32 @@ class Totals:
     link_clicks: int = 0
     follows: int = 0
 
-    def scaled(self, fraction: float) -> "Totals":
-        """The part accrued when ``fraction`` of the final counts has arrived (floored: monotone)."""
+    def scaled(self, fraction: float, offset: float = 0.0) -> "Totals":
+        """The part accrued when ``fraction`` of the final counts has arrived.
+
+        Each count is ``floor(v * fraction + u)`` with a fixed per-tweet offset ``u`` in [0, 1)
+        (``accrual_offset``): monotone in time, exact once settled, and unbiased on average over
+        tweets. Plain flooring would hide every count of 1 until the post settles, so a reply's
+        single follow, say, would never show at T+24h.
+        """
         if fraction >= 1.0:
             return self
         if fraction <= 0.0:
             return Totals()
-        return Totals(*(math.floor(v * fraction) for v in asdict(self).values()))
+        return Totals(*(min(v, math.floor(v * fraction + (offset + i * _GOLDEN) % 1.0))
+                        for i, v in enumerate(asdict(self).values())))
 
     def minus(self, other: "Totals") -> "Totals":
         return Totals(*(a - b for a, b in zip(asdict(self).values(), asdict(other).values())))
+
+
+_GOLDEN = 0.6180339887498949
+_FOLLOWS_INDEX = 8  # position of `follows` among the Totals fields (offsets differ per field)
+
+
+def accrual_offset(tweet_id: str | int) -> float:
+    """A fixed pseudo-random offset in [0, 1) per tweet, for unbiased monotone accrual."""
+    return (int(tweet_id) * _GOLDEN) % 1.0
 
 
 def draw_totals(scenario: Scenario, exp: Expected, rng: np.random.Generator) -> Totals:
@@ -376,6 +392,7 @@ class AudienceModel:
         self._tokens: list[frozenset[str]] = []
         self._posted_s = np.empty(64)
         self._follows = np.empty(64)
+        self._follow_offsets = np.empty(64)
         self._cum_follows = np.zeros(65)  # _cum_follows[i] = follows of posts [0, i)
         self._n = 0
         self._in_time_order = True  # posts arrive at the clock's now; if not, reads fall back to a full scan
@@ -412,6 +429,7 @@ class AudienceModel:
         if self._n == len(self._posted_s):
             self._posted_s = np.concatenate([self._posted_s, np.empty(self._n)])
             self._follows = np.concatenate([self._follows, np.empty(self._n)])
+            self._follow_offsets = np.concatenate([self._follow_offsets, np.empty(self._n)])
             self._cum_follows = np.concatenate([self._cum_follows, np.zeros(self._n)])
         at_s = tweet.posted_at.timestamp()
         if self._n and at_s < self._posted_s[self._n - 1]:
@@ -419,6 +437,7 @@ class AudienceModel:
         self._posted_s[self._n] = at_s
         self._posted_list.append(at_s)  # plain floats: the similarity scan reads them one at a time
         self._follows[self._n] = tweet.totals.follows
+        self._follow_offsets[self._n] = (accrual_offset(tweet.tweet_id) + _FOLLOWS_INDEX * _GOLDEN) % 1.0
         self._cum_follows[self._n + 1] = self._cum_follows[self._n] + tweet.totals.follows
         self._n += 1
 
@@ -443,7 +462,7 @@ class AudienceModel:
         """What X shows for a post at time ``at``: the accrued part of its final totals."""
         tweet = self.tweets[tweet_id]
         age_h = (at - tweet.posted_at).total_seconds() / 3600.0
-        return tweet.totals.scaled(accrued_fraction(self.scenario, age_h))
+        return tweet.totals.scaled(accrued_fraction(self.scenario, age_h), accrual_offset(tweet_id))
 
     def follows_between(self, tweet_id: str, start: datetime, end: datetime) -> int:
         """Follows a post earned in [start, end] (the analytics endpoint's window)."""
@@ -464,7 +483,10 @@ class AudienceModel:
         age_h = (at_s - self._posted_s[lo:hi]) / 3600.0
         frac = np.where(age_h <= 0, 0.0, np.where(age_h >= r.settle_hours, 1.0,
                                                    1.0 - np.exp(-np.maximum(age_h, 0) / r.accrual_tau_hours)))
-        return settled + int(np.floor(self._follows[lo:hi] * frac).sum())
+        follows = self._follows[lo:hi]
+        accrued = np.minimum(follows, np.floor(follows * frac + self._follow_offsets[lo:hi]))
+        accrued = np.where(frac <= 0, 0.0, np.where(frac >= 1, follows, accrued))  # as Totals.scaled
+        return settled + int(accrued.sum())
 
     def _extend_days(self, through_day: int) -> None:
         """Draw organic follows and churn for each day up to ``through_day`` (each drawn once, in order)."""
