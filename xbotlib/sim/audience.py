@@ -219,8 +219,14 @@ _FOLLOWS_INDEX = 8  # position of `follows` among the Totals fields (offsets dif
 
 
 def accrual_offset(tweet_id: str | int) -> float:
-    """A fixed pseudo-random offset in [0, 1) per tweet, for unbiased monotone accrual."""
-    return (int(tweet_id) * _GOLDEN) % 1.0
+    """A fixed pseudo-random offset in [0, 1) per tweet, for unbiased monotone accrual.
+
+    Integer arithmetic (a splitmix64 finaliser): snowflake ids are ~2**61, far beyond float precision.
+    """
+    z = (int(tweet_id) + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return ((z ^ (z >> 31)) >> 11) / float(1 << 53)
 
 
 def draw_totals(scenario: Scenario, exp: Expected, rng: np.random.Generator) -> Totals:
