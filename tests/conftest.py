@@ -16,7 +16,10 @@ from xbotlib.testing import TestPostgres
 def pg(tmp_path_factory):
     server = TestPostgres(home=tmp_path_factory.mktemp("pg"))
     yield server
-    server.drop_all()
+    # the embedded server's data directory is a throwaway temp dir; only an external server
+    # (XBOT_TEST_DATABASE_URL) needs its test databases dropped
+    if server.external:
+        server.drop_all()
 
 
 @pytest.fixture

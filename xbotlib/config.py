@@ -61,7 +61,8 @@ def _parse_db_url(name: str, raw: str) -> str | None:
     if not raw:
         return None
     if not re.match(r"^postgres(ql)?(\+psycopg)?://", raw):
-        raise ConfigError(f"{name} is not a postgres URL: {raw!r} (expected postgresql://user:pass@host:5432/dbname, "
+        # the error is printed: never echo a password that came with the bad URL
+        raise ConfigError(f"{name} is not a postgres URL: {_mask(raw, url=True)!r} (expected postgresql://user:pass@host:5432/dbname, "
                           "or leave it unset for the embedded database)")
     return raw.replace("postgresql+psycopg://", "postgresql://")
 
@@ -76,7 +77,7 @@ def _parse_http_url(name: str, raw: str) -> str:
 def _parse_tz(name: str, raw: str) -> str:
     try:
         ZoneInfo(raw.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tz directory such as 'America'
         raise ConfigError(f"{name} is not a time zone: {raw!r} (expected an IANA name such as Europe/Berlin or UTC)") from None
     return raw.strip()
 
@@ -86,6 +87,16 @@ def _parse_account(name: str, raw: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", raw):
         raise ConfigError(f"{name} is not a valid account id: {raw!r} (expected letters, digits, _ . -, at most 64)")
     return raw
+
+
+def _parse_hours(name: str, raw: str) -> tuple[int, ...]:
+    try:
+        hours = tuple(sorted({int(h) for h in raw.split(",") if h.strip()}))
+    except ValueError:
+        raise ConfigError(f"{name} is not a list of hours: {raw!r} (expected e.g. 7,9,11,13)") from None
+    if not hours or any(h < 0 or h > 23 for h in hours):
+        raise ConfigError(f"{name} has no hours or an hour outside 0-23: {raw!r} (expected e.g. 7,9,11,13)")
+    return hours
 
 
 def _str(name: str, raw: str) -> str | None:
@@ -122,6 +133,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("POSTS_PER_DAY_CAP", "posts_per_day_cap", "8", _rng(_parse_int, 0, 1000), "max posts per account per day"),
     Setting("POST_MAX_ATTEMPTS", "post_max_attempts", "3", _rng(_parse_int, 1, 20),
             "attempts before a decision is marked failed"),
+    # planning
+    Setting("PLAN_POSTS_PER_DAY", "plan_posts_per_day", "4", _rng(_parse_int, 0, 48), "posts the plan job schedules per day"),
+    Setting("PLAN_REPLIES_PER_DAY", "plan_replies_per_day", "1", _rng(_parse_int, 0, 48), "replies planned per day"),
+    Setting("PLAN_CANDIDATES", "plan_candidates", "4", _rng(_parse_int, 1, 20), "candidates generated per decision"),
+    Setting("POSTING_HOURS", "posting_hours", "7,9,11,13,15,17,19,21", lambda n, r: _parse_hours(n, r),
+            "local hours the timing bandit chooses from (comma-separated 0-23)"),
+    Setting("ROTATION_MAX_RUN", "rotation_max_run", "3", _rng(_parse_int, 1, 100),
+            "rotation gate: no hook pattern or topic more than N times in a row"),
+    Setting("QUALITY_MIN_READABILITY", "quality_min_readability", "0.2", _rng(_parse_float, 0, 1),
+            "quality gate: readability floor (0..1)"),
+    Setting("BANNED_PHRASES", "banned_phrases", "as an ai,lorem ipsum,click here,guaranteed returns",
+            lambda n, r: tuple(p.strip().lower() for p in r.split(",") if p.strip()),
+            "quality gate: comma-separated phrases never posted"),
     # account
     Setting("XBOT_ACCOUNT_ID", "account_id", "default", _parse_account, "the account this process acts for"),
     Setting("XBOT_TIMEZONE", "timezone", "UTC", _parse_tz, "the account's time zone (posting hours are local)"),
@@ -174,6 +198,13 @@ class Settings:
     posts_per_hour_cap: int = 2
     posts_per_day_cap: int = 8
     post_max_attempts: int = 3
+    plan_posts_per_day: int = 4
+    plan_replies_per_day: int = 1
+    plan_candidates: int = 4
+    posting_hours: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
+    rotation_max_run: int = 3
+    quality_min_readability: float = 0.2
+    banned_phrases: tuple[str, ...] = ("as an ai", "lorem ipsum", "click here", "guaranteed returns")
     account_id: str = "default"
     timezone: str = "UTC"
     x_api_base_url: str = "https://api.x.com"
@@ -242,6 +273,8 @@ class Settings:
             value = getattr(self, s.attr)
             if value is None:
                 shown = "(unset)"
+            elif isinstance(value, tuple):
+                shown = ",".join(map(str, value))
             elif s.secret:
                 shown = _mask(str(value), url=s.env.endswith("_URL"))
             else:
@@ -251,13 +284,17 @@ class Settings:
 
 
 def _mask(value: str, url: bool = False) -> str:
-    if url:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", value)
+    if url:  # user:PASSWORD@ and ?password=… are the secret parts of a URL
+        value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", value)
+        return re.sub(r"(?i)([?&]password=)[^&]*", r"\1****", value)
     return "****" + value[-4:] if len(value) > 8 else "****"
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a .env file (KEY=VALUE lines, # comments, optional quotes). A malformed line is an error."""
+    """Parse a .env file (KEY=VALUE lines, # comments, optional quotes). A malformed line is an error.
+
+    ``KEY=value  # note`` drops the trailing comment; inside quotes a ``#`` is kept.
+    """
     values: dict[str, str] = {}
     if not path.is_file():
         return values
@@ -270,10 +307,20 @@ def read_dotenv(path: Path) -> dict[str, str]:
         if "=" not in line:
             raise ConfigError(f"{path}:{lineno} is not KEY=VALUE: {line!r} (fix or remove the line)")
         key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[key.strip()] = value
+        key, value = key.strip(), value.strip()
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ConfigError(f"{path}:{lineno} has no valid variable name: {line!r} (expected KEY=VALUE)")
+        if value[:1] in ("'", '"'):
+            end = value.find(value[0], 1)
+            rest = value[end + 1:].strip() if end != -1 else ""
+            if end == -1 or (rest and not rest.startswith("#")):
+                raise ConfigError(f"{path}:{lineno} has a badly quoted value: {line!r} "
+                                  "(close the quote; nothing but a # comment may follow it)")
+            value = value[1:end]
+        else:
+            # an unquoted ' #' starts a comment: `POSTING_DISABLED=true  # safe` means true
+            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
+        values[key] = value
     return values
 
 

@@ -29,8 +29,12 @@ class DatabaseError(RuntimeError):
     """The database could not be reached or is unsuitable; the message says what to do."""
 
 
-def embedded_server(home: Path):
-    """Start (or join) the embedded PostgreSQL under ``home/pgdata``; returns the pgserver handle."""
+def embedded_server(home: Path, cleanup_mode: str = "stop"):
+    """Start (or join) the embedded PostgreSQL under ``home/pgdata``; returns the pgserver handle.
+
+    ``cleanup_mode`` is pgserver's: 'stop' when the last process using it exits, 'delete' to also
+    remove the data directory (throwaway test servers).
+    """
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         import pgserver
@@ -48,7 +52,7 @@ def embedded_server(home: Path):
             except OSError:
                 break
     try:
-        return pgserver.get_server(home / "pgdata", cleanup_mode="stop")
+        return pgserver.get_server(home / "pgdata", cleanup_mode=cleanup_mode)
     except Exception as exc:
         raise DatabaseError(f"could not start the embedded PostgreSQL under {home / 'pgdata'}: {exc} "
                             f"(see {home / 'pgdata' / 'log'}; or set XBOT_DATABASE_URL)") from exc
@@ -69,6 +73,7 @@ class Database:
         self.url = url
         self.embedded = embedded
         self._server = server  # keeps the embedded server referenced while we live
+        _probe(url)
         self.pool = ConnectionPool(url, min_size=1, max_size=pool_max, kwargs={"row_factory": dict_row},
                                    open=False, name="xbot")
         try:
@@ -123,8 +128,21 @@ class Database:
         self.close()
 
 
+def _probe(url: str, timeout_s: int = 10) -> None:
+    """One direct connection attempt, so a wrong URL fails at once with libpq's own reason
+    (the pool would retry for its whole timeout and then report only that it timed out)."""
+    try:
+        psycopg.connect(url, connect_timeout=timeout_s).close()
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())
+        raise DatabaseError(f"cannot connect to PostgreSQL at {redact(url)}: {reason} "
+                            "(is the server running and the URL right? check XBOT_DATABASE_URL)") from exc
+
+
 def redact(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", url)
+    """The URL with its password (user:PASSWORD@ or ?password=) replaced by ****."""
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", url)
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1****", url)
 
 
 def psql_command(url: str) -> str:

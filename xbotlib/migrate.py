@@ -58,6 +58,9 @@ class Migration:
 
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """All migrations in ``directory``, by version. Every up file needs its down file."""
+    if not directory.is_dir():
+        raise MigrationError(f"no migrations directory at {directory} "
+                             "(run from the xbot checkout, or pass the right path)")
     ups: dict[int, tuple[str, Path]] = {}
     downs: dict[int, Path] = {}
     for path in sorted(directory.glob("*.sql")):
@@ -82,9 +85,10 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def _locked(conn):
+    # lock before any DDL: two concurrent `CREATE TABLE IF NOT EXISTS` can still collide in pg_type
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
     conn.execute(SCHEMA_MIGRATIONS_DDL)
     conn.commit()
-    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
 
 
 def _unlock(conn):
@@ -98,13 +102,13 @@ def _applied(conn) -> dict[int, dict]:
     return {r["version"]: r for r in rows}
 
 
-def _verify_checksums(migrations: list[Migration], applied: dict[int, dict]) -> None:
+def _verify_checksums(migrations: list[Migration], applied: dict[int, dict], directory: Path) -> None:
     by_version = {m.version: m for m in migrations}
     for version, row in applied.items():
         m = by_version.get(version)
         if m is None:
             raise MigrationError(f"migration {version:04d}_{row['name']} is applied but its file is missing "
-                                 f"from {MIGRATIONS_DIR} (restore it; never delete an applied migration)")
+                                 f"from {directory} (restore it; never delete an applied migration)")
         if m.checksum != row["checksum"]:
             raise MigrationError(
                 f"{m.up_path.name} changed after it was applied (checksum {m.checksum[:12]} != recorded "
@@ -119,7 +123,7 @@ def up(db: Database, directory: Path = MIGRATIONS_DIR, target: int | None = None
         _locked(conn)
         try:
             applied = _applied(conn)
-            _verify_checksums(migrations, applied)
+            _verify_checksums(migrations, applied, directory)
             for m in migrations:
                 if m.version in applied or (target is not None and m.version > target):
                     continue
@@ -147,7 +151,7 @@ def down(db: Database, directory: Path = MIGRATIONS_DIR, target: int = 0, steps:
         _locked(conn)
         try:
             applied = _applied(conn)
-            _verify_checksums(list(migrations.values()), applied)
+            _verify_checksums(list(migrations.values()), applied, directory)
             for version in sorted(applied, reverse=True):
                 if version <= target or (steps is not None and len(undone) >= steps):
                     break
@@ -171,9 +175,9 @@ def status(db: Database, directory: Path = MIGRATIONS_DIR) -> list[dict]:
     """One row per migration: version, name, state (applied | pending | CHANGED), applied_at."""
     migrations = discover(directory)
     with db.connection() as conn:
-        conn.execute(SCHEMA_MIGRATIONS_DDL)
-        conn.commit()
-        applied = _applied(conn)
+        # read-only: a status check (e.g. `xbot doctor`) must not create tables or race a running `up`
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS e").fetchone()["e"]
+        applied = _applied(conn) if exists else {}
     rows = []
     for m in migrations:
         row = applied.get(m.version)

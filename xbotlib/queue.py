@@ -186,8 +186,9 @@ def claim_for_posting(conn: psycopg.Connection, account_id: str, now: datetime, 
     """Atomically move up to ``limit`` ready decisions to ``posting`` and return them.
 
     ``FOR UPDATE SKIP LOCKED`` lets several workers claim at once without ever taking the same
-    row. The caller commits; the decision is ``posting`` *before* anything is sent to X, so a
-    crash leaves a row that reconciliation finds.
+    row. Returned oldest first (UPDATE … RETURNING alone has no order). The caller commits; the
+    decision is ``posting`` *before* anything is sent to X, so a crash leaves a row that
+    reconciliation finds.
     """
     return conn.execute(
         """WITH ready AS (
@@ -197,12 +198,14 @@ def claim_for_posting(conn: psycopg.Connection, account_id: str, now: datetime, 
                   AND generation_source = ANY(%(sources)s)
                 ORDER BY scheduled_at, created_at
                 LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED)
+                FOR UPDATE SKIP LOCKED
+           ), claimed AS (
            UPDATE content_metadata cm
               SET status = 'posting', claimed_by = %(worker)s, claimed_at = %(now)s,
                   attempts = cm.attempts + 1, updated_at = %(now)s
              FROM ready WHERE cm.decision_id = ready.decision_id
-           RETURNING cm.*""",
+           RETURNING cm.*)
+           SELECT * FROM claimed ORDER BY scheduled_at, created_at""",
         {"acc": account_id, "now": now, "sources": list(sources), "limit": limit, "worker": worker},
     ).fetchall()
 
@@ -217,13 +220,22 @@ def stuck_in_posting(conn: psycopg.Connection, account_id: str) -> list[dict]:
 
 def record_posted(conn: psycopg.Connection, decision_id: uuid.UUID | str, account_id: str, tweet_id: str,
                   posted_at: datetime, world: str, now: datetime, reconciled: bool = False) -> None:
-    """Save the tweet id and mark the decision posted, in the caller's transaction."""
+    """Save the tweet id and mark the decision posted, in the caller's transaction.
+
+    The status moves first: a decision that is not ``posting`` raises ``IllegalTransition`` before
+    any row is written, so a caller that catches the error cannot commit a stray posted row.
+    """
+    owner = conn.execute("SELECT account_id FROM content_metadata WHERE decision_id = %s",
+                         (str(decision_id),)).fetchone()
+    if owner is not None and _val(owner, "account_id") != account_id:
+        raise ValueError(f"decision {decision_id} belongs to account {_val(owner, 'account_id')!r}, "
+                         f"not {account_id!r} (record the post for the account that planned it)")
+    transition(conn, decision_id, "posted", now, expected="posting", last_error=None)
     conn.execute(
         """INSERT INTO posted_decisions (decision_id, account_id, tweet_id, world, posted_at, reconciled)
            VALUES (%s, %s, %s, %s, %s, %s)""",
         (str(decision_id), account_id, tweet_id, world, posted_at, reconciled),
     )
-    transition(conn, decision_id, "posted", now, expected="posting", last_error=None)
 
 
 def ensure_account(conn: psycopg.Connection, account_id: str, now: datetime, timezone: str = "UTC",

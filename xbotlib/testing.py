@@ -6,7 +6,9 @@ XBOT_TEST_DATABASE_URL — migrates a template database once, and hands out fres
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -28,9 +30,20 @@ class TestPostgres:
     def __init__(self, base_url: str | None = None, home: Path | None = None):
         base_url = base_url or os.environ.get("XBOT_TEST_DATABASE_URL")
         self._server = None
+        self.external = bool(base_url)
         if not base_url:
-            home = home or Path(tempfile.gettempdir()) / "xbot-test-pg"
-            self._server = embedded_server(home)
+            if os.geteuid() == 0:
+                # As root, pgserver runs postgres as the user 'pgserver', which must traverse every
+                # parent of the data directory. pytest resets its basetemp root (/tmp/pytest-of-root)
+                # to 0700 whenever another session starts, which breaks a server started below it;
+                # so the server gets a directory of its own, deleted when the session ends.
+                home = Path(tempfile.mkdtemp(prefix="xbot-test-pg-"))
+                # registered first, so it runs after pgserver's own exit handler has stopped the server
+                atexit.register(shutil.rmtree, home, ignore_errors=True)
+                self._server = embedded_server(home, cleanup_mode="delete")
+            else:
+                home = home or Path(tempfile.gettempdir()) / "xbot-test-pg"
+                self._server = embedded_server(home)
             base_url = self._server.get_uri()
         self.base_url = base_url
         self.template = f"xbot_tpl_{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,124 @@
+"""`xbot doctor` as a user runs it: a real subprocess, a clean environment, a scratch working directory."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from xbotlib.config import SETTINGS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """The process environment without any xbot, X or OpenAI setting, plus ``extra``."""
+    names = {s.env for s in SETTINGS}
+    env = {k: v for k, v in os.environ.items()
+           if k not in names and not k.startswith(("XBOT_", "X_", "OPENAI_"))}
+    env.update(XBOT_HOME=str(home), PYTHONPATH=str(REPO), **extra)
+    return env
+
+
+def xbot(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xbotlib.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture
+def home() -> Path:
+    # Outside pytest's basetemp on purpose: as root the embedded server runs as the user 'pgserver',
+    # which must traverse the parents of its data directory (pytest keeps its own root at 0700).
+    path = Path(tempfile.mkdtemp(prefix="xbot-doctor-home-"))
+    yield path / ".xbot"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_no_configuration_uses_the_embedded_database_and_posts_nothing(tmp_path, home):
+    result = xbot(["doctor"], tmp_path, clean_env(home))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "posting mode: disabled" in out
+    assert "posting disabled: POSTING_DISABLED=true (the default)" in out
+    assert "world for outcomes: sandbox (simulated=true)" in out
+    assert "offline template generator (OPENAI_API_KEY unset)" in out
+    assert "database: embedded PostgreSQL (pgserver)" in out
+    assert "migrations: 0/" in out and "(run `xbot migrate up`)" in out
+    from_env = [line.split()[0] for line in out.splitlines() if line.endswith("[env]")]
+    assert from_env == ["XBOT_HOME"] and "[.env]" not in out  # everything else is a default
+    assert (home / "pgdata" / "PG_VERSION").is_file()  # the data lives under XBOT_HOME, not in the cwd
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_posting_enabled_without_live_means_the_sandbox(tmp_path, home, db_url):
+    result = xbot(["doctor"], tmp_path, clean_env(home, POSTING_DISABLED="false", XBOT_DATABASE_URL=db_url))
+    assert result.returncode == 0, result.stderr
+    assert "posting mode: sandbox" in result.stdout
+    assert "posting to the sandbox (the in-process sandbox)" in result.stdout
+    assert "database: external PostgreSQL (XBOT_DATABASE_URL)" in result.stdout
+    n = len(list((REPO / "migrations").glob("*.up.sql")))
+    assert f"migrations: {n}/{n} applied" in result.stdout
+
+
+def test_live_posts_without_an_access_token_is_a_clear_error(tmp_path, home):
+    result = xbot(["doctor", "--no-db"], tmp_path, clean_env(home, POSTING_DISABLED="false", LIVE_POSTS="true"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("xbot: error: LIVE_POSTS=true with POSTING_DISABLED=false needs X_ACCESS_TOKEN")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "nonsense"])
+def test_bad_database_url_is_a_config_error(tmp_path, home, url):
+    result = xbot(["doctor"], tmp_path, clean_env(home, XBOT_DATABASE_URL=url))
+    assert result.returncode == 2
+    assert f"xbot: error: XBOT_DATABASE_URL is not a postgres URL: {url!r}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not home.exists()  # refused before anything was started or created
+
+
+def test_unreachable_database_is_reported_not_raised(tmp_path, home):
+    url = "postgresql://bot:s3cret-pw@127.0.0.1:1/xbot"
+    result = xbot(["doctor"], tmp_path, clean_env(home, XBOT_DATABASE_URL=url))
+    assert result.returncode == 1
+    assert "database: UNAVAILABLE — cannot connect to PostgreSQL at postgresql://bot:****@127.0.0.1:1/xbot" \
+        in result.stdout
+    assert "s3cret-pw" not in result.stdout + result.stderr
+
+
+def test_secrets_are_masked_in_the_report(tmp_path, home):
+    secrets = {
+        "OPENAI_API_KEY": "sk-proj-abcdefghijklmnopqrst",
+        "X_ACCESS_TOKEN": "x-access-0123456789abcdef",
+        "X_REFRESH_TOKEN": "x-refresh-fedcba9876543210",
+        "X_CLIENT_SECRET": "client-secret-value-42",
+        "ADMIN_TOKEN": "admin-hunter2-hunter2",
+    }
+    url = "postgresql://bot:db-pa55word@127.0.0.1:1/xbot?password=query-pa55word"
+    result = xbot(["doctor"], tmp_path, clean_env(home, XBOT_DATABASE_URL=url, **secrets))
+    text = result.stdout + result.stderr
+    for value in [*secrets.values(), "db-pa55word", "query-pa55word"]:
+        assert value not in text
+    assert "****qrst" in result.stdout and "[env]" in result.stdout
+    assert "OpenAI (gpt-4o-mini)" in result.stdout
+
+
+def test_dotenv_in_the_working_directory_and_env_precedence(tmp_path, home):
+    (tmp_path / ".env").write_text("POSTING_DISABLED=false\nXBOT_ACCOUNT_ID=from_dotenv\nPOSTS_PER_DAY_CAP=5\n")
+    result = xbot(["doctor", "--no-db"], tmp_path, clean_env(home, XBOT_ACCOUNT_ID="from_env"))
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ") and line.split()}
+    assert "from_env" in lines["XBOT_ACCOUNT_ID"] and lines["XBOT_ACCOUNT_ID"].endswith("[env]")
+    assert lines["POSTS_PER_DAY_CAP"].split()[1] == "5" and lines["POSTS_PER_DAY_CAP"].endswith("[.env]")
+    assert lines["POSTS_PER_HOUR_CAP"].endswith("[default]")
+    assert "posting mode: sandbox" in result.stdout
+
+
+def test_help_helps(tmp_path, home):
+    result = xbot(["--help"], tmp_path, clean_env(home))
+    assert result.returncode == 0 and "doctor" in result.stdout and "migrate" in result.stdout
+    result = xbot(["migrate", "--help"], tmp_path, clean_env(home))
+    assert result.returncode == 0 and "--to" in result.stdout and "status" in result.stdout
