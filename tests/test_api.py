@@ -1,0 +1,486 @@
+"""The admin API over a real database: auth on every route, figures that match direct SQL on a seeded
+history, PATCH validation that leaves data intact, and refusing to start without ADMIN_TOKEN."""
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from xbotlib.api import REALM, create_app, next_training, token_matches
+from xbotlib.bandit import ArmStats, explore_rate, posterior
+from xbotlib.config import ConfigError
+from xbotlib.jobs.learn import LastVersion
+from xbotlib.seed_history import HistorySpec, seed_history
+
+TOKEN = "test-admin-token-4f9a0c2b"
+ACC = "acct1"
+ROOT = Path(__file__).resolve().parent.parent
+
+ROUTES = [
+    ("GET", "/api/learning/status", None),
+    ("GET", "/api/growth", None),
+    ("GET", "/api/metrics", None),
+    ("GET", "/metrics", None),
+    ("GET", "/api/experiments", None),
+    ("PATCH", "/api/experiments/question_cta", {"enabled": True}),
+    ("GET", "/openapi.json", None),
+    ("GET", "/docs", None),
+]
+
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+AUTH_CASES = [  # (case, headers, query, expected status)
+    ("no header", {}, {}, 401),
+    ("wrong bearer", {"Authorization": "Bearer not-the-token"}, {}, 401),
+    ("bearer with token prefix only", {"Authorization": f"Bearer {TOKEN[:-1]}"}, {}, 401),
+    ("right bearer", BEARER, {}, 200),
+    ("basic, token as password", basic("anyone", TOKEN), {}, 200),
+    ("basic, wrong password", basic("anyone", "nope"), {}, 401),
+    ("basic, token as user name", basic(TOKEN, ""), {}, 401),
+    ("basic, not base64", {"Authorization": "Basic ###"}, {}, 401),
+    ("token in ?token=", {}, {"token": TOKEN}, 401),
+    ("token in ?access_token=", {}, {"access_token": TOKEN}, 401),
+]
+
+
+@pytest.fixture
+def api_settings(settings):
+    return settings.replace(admin_token=TOKEN)
+
+
+@pytest.fixture
+def history(db, clock):
+    """21 days of synthetic history ending at the clock's now, 20:00 (plus a neighbour account)."""
+    clock.advance(timedelta(hours=12))  # late in the day, so 'today' has posts
+    counts = seed_history(db, HistorySpec(ACC, clock.now(), days=21, seed=3, job_run_days=2))
+    seed_history(db, HistorySpec("neighbour", clock.now(), days=10, seed=4, job_runs=False))
+    return counts
+
+
+@pytest.fixture
+def schedules_dir(tmp_path):
+    d = tmp_path / "schedules"
+    d.mkdir()
+    (d / "jobs.toml").write_text('[[job]]\nname = "learn"\ncron = "30 */2 * * *"\n')
+    return d
+
+
+@pytest.fixture
+def client(api_settings, db, clock, schedules_dir, history):
+    return TestClient(create_app(api_settings, db, clock, schedules_dir=schedules_dir), headers=BEARER)
+
+
+@pytest.fixture
+def small_client(api_settings, db, clock):
+    """Two days of history: enough rows for validation tests, cheap to seed."""
+    seed_history(db, HistorySpec(ACC, clock.now(), days=2, seed=8, job_runs=False))
+    seed_history(db, HistorySpec("neighbour", clock.now(), days=1, seed=9, job_runs=False))
+    return TestClient(create_app(api_settings, db, clock), headers=BEARER)
+
+
+def get(client, path, **params):
+    r = client.get(path, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+# ----------------------------------------------------------------------------- auth
+
+@pytest.mark.parametrize("method,path,body", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+def test_every_route_needs_the_admin_token(api_settings, db, clock, history, method, path, body):
+    app = create_app(api_settings, db, clock)
+    bare = TestClient(app)
+    for case, headers, query, expected in AUTH_CASES:
+        r = bare.request(method, path, headers=headers, params=query, json=body)
+        assert r.status_code == expected, f"{case}: {r.status_code} {r.text[:200]}"
+        if expected == 401:
+            assert r.headers["www-authenticate"] == REALM, case
+            assert set(r.json()) == {"detail"}, case
+    # a malformed body must not be parsed (and answered with 422) before the token is checked
+    r = bare.request(method, path, content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("header,ok", [
+    (None, False), ("", False), (f"Bearer {TOKEN}", True), (f"bearer  {TOKEN} ", True),
+    (f"Token {TOKEN}", False), (f"Bearer {TOKEN}x", False), ("Bearer ünïcode", False),
+    ("Basic " + base64.b64encode(f"u:{TOKEN}".encode()).decode(), True),
+    ("Basic " + base64.b64encode(f":{TOKEN}".encode()).decode(), True),
+    ("Basic " + base64.b64encode(TOKEN.encode()).decode(), False),  # no colon: no password
+    ("Basic !!!", False),
+])
+def test_token_matches(header, ok):
+    assert token_matches(header, TOKEN) is ok
+
+
+def test_non_ascii_token_compares_the_bytes_the_client_sent():
+    token = "tökén-ünïcode"
+    as_received = "Bearer " + token.encode().decode("latin-1")  # how ASGI servers hand header bytes over
+    assert token_matches(as_received, token)
+    assert not token_matches("Bearer " + token, token)
+    assert not token_matches("Bearer €uro", token)
+
+
+def test_create_app_refuses_to_start_without_admin_token(settings, db, clock):
+    assert settings.admin_token is None
+    with pytest.raises(ConfigError, match="ADMIN_TOKEN is not set"):
+        create_app(settings, db, clock)
+
+
+def test_xbot_api_exits_nonzero_without_admin_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "ADMIN_TOKEN"}
+    r = subprocess.run([sys.executable, "-m", "xbotlib.cli", "api"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "ADMIN_TOKEN is not set" in r.stderr and "refuses to start" in r.stderr
+
+
+def test_xbot_api_serves_over_http_with_the_token(db_url, db, clock, tmp_path):
+    seed_history(db, HistorySpec(ACC, clock.now(), days=3, seed=5, job_runs=False))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "ADMIN_TOKEN": TOKEN, "XBOT_DATABASE_URL": db_url, "XBOT_ACCOUNT_ID": ACC,
+           "XBOT_HOME": str(tmp_path / ".xbot"), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "xbotlib.cli", "api", "--port", str(port)], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):  # up to ~30 s for the process to import and bind
+            try:
+                httpx.get(base + "/api/experiments", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.communicate()[1]
+                time.sleep(0.1)
+        assert httpx.get(base + "/api/experiments").status_code == 401
+        r = httpx.get(base + "/api/experiments", headers=BEARER)
+        assert r.status_code == 200 and {e["experiment_id"] for e in r.json()} >= {"question_cta", "hashtag_1"}
+        assert httpx.get(base + "/metrics", auth=("prometheus", TOKEN)).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+# ----------------------------------------------------------------------------- learning status
+
+def test_learning_status_matches_the_database(client, db, clock):
+    body = get(client, "/api/learning/status")
+    now = clock.now()
+    created = db.execute("SELECT created_at FROM accounts WHERE account_id = %s", (ACC,))[0]["created_at"]
+    age = (now - created).total_seconds() / 86400
+    assert body["world"] == "sandbox" and body["account_age_days"] == pytest.approx(21)
+    assert body["explore_rate"] == pytest.approx(explore_rate(age)) == pytest.approx(0.05)
+
+    active = db.execute("SELECT kind, version, algorithm, world, cv_score, n_samples FROM predictors "
+                        "WHERE account_id = %s AND is_active ORDER BY kind", (ACC,))
+    assert [(m["kind"], m["version"], m["algorithm"], m["world"], m["cv_score"], m["n_samples"])
+            for m in body["active_models"]] == \
+        [(r["kind"], f"v{r['version']}", r["algorithm"], r["world"], r["cv_score"], r["n_samples"]) for r in active]
+    assert len(active) == 2 and all(r["n_samples"] > 50 for r in active)
+
+    rows = db.execute("SELECT * FROM bandit_arms WHERE account_id = %s AND world = 'sandbox'", (ACC,))
+    by_scope = {}
+    for r in rows:
+        by_scope.setdefault(r["scope"], {})[r["arm_id"]] = ArmStats(r["arm_id"], r["pulls"], r["reward_sum"],
+                                                                    r["reward_sq_sum"], r["weight_sum"])
+    expected = {(scope, arm): post for scope, stats in by_scope.items() for arm, post in posterior(stats).items()}
+    assert {(a["scope"], a["arm"]) for a in body["arms"]} == set(expected)
+    for a in body["arms"]:
+        post = expected[(a["scope"], a["arm"])]
+        assert a["samples"] == by_scope[a["scope"]][a["arm"]].pulls > 0
+        assert a["posterior_mean"] == pytest.approx(post.mean)
+        assert a["ci95_low"] == pytest.approx(post.ci_low) and a["ci95_high"] == pytest.approx(post.ci_high)
+        assert a["ci95_low"] < a["posterior_mean"] < a["ci95_high"]
+    assert {a["scope"] for a in body["arms"]} == {"content", "timing"}
+
+    counts = db.execute("SELECT count(*) AS n, count(*) FILTER (WHERE simulated) AS sim FROM outcomes "
+                        "WHERE account_id = %s AND collected_at > %s", (ACC, now - timedelta(days=90)))[0]
+    assert body["outcomes_window_days"] == 90
+    assert body["outcomes_by_world"] == [{"world": "sandbox", "outcomes": counts["n"], "real": 0,
+                                          "simulated": counts["sim"]}]
+    assert counts["n"] > 100
+
+
+def test_next_training_follows_the_learn_rule(client, db, clock):
+    nt = get(client, "/api/learning/status")["next_training"]
+    last = db.execute("SELECT trained_through, trained_at FROM predictors WHERE account_id = %s AND kind = 'content' "
+                      "AND world = 'sandbox' ORDER BY version DESC LIMIT 1", (ACC,))[0]
+    fresh = db.execute("SELECT count(*) AS n FROM outcomes WHERE account_id = %s AND collected_pass = 2 "
+                       "AND simulated AND outcome_id > %s", (ACC, last["trained_through"]))[0]["n"]
+    assert nt["fresh_outcomes"] == fresh > 0
+    assert datetime.fromisoformat(nt["last_trained_at"]) == last["trained_at"]
+    assert datetime.fromisoformat(nt["weekly_due_at"]) == last["trained_at"] + timedelta(days=7)
+    weekly = clock.now() >= last["trained_at"] + timedelta(days=7)
+    due = fresh >= 25 or (weekly and fresh >= 5)
+    assert nt["due_now"] is due
+    assert nt["outcomes_needed"] == (0 if due else (5 if weekly or fresh < 5 else 25) - fresh)
+    # the schedule fixture runs learn at :30 every two hours; the clock says 20:00
+    assert datetime.fromisoformat(nt["next_learn_run_at"]) == clock.now().replace(minute=30)
+
+
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("fresh,trained_days_ago,due,reason,needed", [
+    (3, None, False, "insufficient_new_samples", 2),
+    (5, None, True, "first_version", 0),
+    (10, 2, False, "waiting_for_retrain", 15),
+    (30, 2, True, "new_samples", 0),
+    (6, 8, True, "weekly", 0),
+    (2, 8, False, "insufficient_new_samples", 3),
+])
+def test_next_training_rule(fresh, trained_days_ago, due, reason, needed):
+    last = None if trained_days_ago is None else LastVersion(3, 100, NOW - timedelta(days=trained_days_ago))
+    nt = next_training(world="sandbox", fresh=fresh, last=last, min_new=5, retrain_at=25, now=NOW)
+    assert (nt.due_now, nt.reason, nt.outcomes_needed) == (due, reason, needed)
+    assert nt.summary.startswith("due" if due else f"after {needed} more outcomes")
+    if last:
+        assert nt.weekly_due_at == last.trained_at + timedelta(days=7)
+
+
+def test_explore_rate_of_a_young_account(api_settings, db, clock):
+    seed_history(db, HistorySpec(ACC, clock.now(), days=7, seed=6, job_runs=False))
+    body = get(TestClient(create_app(api_settings, db, clock), headers=BEARER), "/api/learning/status")
+    assert body["explore_rate"] == pytest.approx(0.20 - 0.15 * 7 / 14)
+
+
+def test_first_model_needs_min_new_samples(api_settings, db, clock):
+    """A fresh account without models: 'after N more outcomes', counted against LEARN_MIN_NEW_SAMPLES."""
+    with db.connection() as conn:
+        conn.execute("INSERT INTO accounts (account_id, created_at) VALUES (%s, %s)", (ACC, clock.now()))
+    body = get(TestClient(create_app(api_settings, db, clock), headers=BEARER), "/api/learning/status")
+    assert body["active_models"] == [] and body["arms"] == [] and body["outcomes_by_world"] == []
+    nt = body["next_training"]
+    assert (nt["fresh_outcomes"], nt["outcomes_needed"], nt["due_now"]) == (0, 5, False)
+    assert nt["summary"].startswith("after 5 more outcomes")
+    assert body["explore_rate"] == pytest.approx(0.20)
+
+
+# ----------------------------------------------------------------------------- growth
+
+def test_growth_matches_the_database(client, db, clock):
+    body = get(client, "/api/growth")
+    now = clock.now()
+    assert body["simulated"] is True and body["world"] == "sandbox"
+
+    def followers_at(at):
+        rows = db.execute("SELECT followers_count FROM follower_snapshots WHERE account_id = %s AND simulated "
+                          "AND taken_at <= %s ORDER BY taken_at DESC LIMIT 1", (ACC, at))
+        return rows[0]["followers_count"]
+
+    assert body["followers_now"] == followers_at(now)
+    assert body["change_1d"] == followers_at(now) - followers_at(now - timedelta(days=1))
+    assert body["change_7d"] == followers_at(now) - followers_at(now - timedelta(days=7)) > 0
+
+    daily = db.execute(
+        "SELECT DISTINCT ON (d) (taken_at AT TIME ZONE 'UTC')::date AS d, followers_count FROM follower_snapshots "
+        "WHERE account_id = %s AND simulated AND taken_at <= %s ORDER BY d DESC, taken_at DESC LIMIT 30", (ACC, now))
+    assert [(p["day"], p["followers"]) for p in body["daily"]] == \
+        [(r["d"].isoformat(), r["followers_count"]) for r in reversed(daily)]
+    assert len(body["daily"]) == 22  # 21 days back from 20:00 touch 22 UTC dates
+    assert body["daily"][-1]["followers"] > body["daily"][0]["followers"]
+
+    avg = db.execute(
+        "SELECT avg(o.fpki) AS fpki, avg(c.novelty) AS nov, count(*) AS n FROM outcomes o "
+        "JOIN content_metadata c USING (decision_id) WHERE o.account_id = %s AND o.collected_pass = 2 "
+        "AND o.simulated AND o.collected_at > %s AND o.collected_at <= %s", (ACC, now - timedelta(days=7), now))[0]
+    assert body["outcomes_7d"] == avg["n"] > 20
+    assert body["fpki_avg_7d"] == pytest.approx(avg["fpki"]) and avg["fpki"] > 0
+    assert body["novelty_avg_7d"] == pytest.approx(avg["nov"])
+
+    top = db.execute(
+        "SELECT o.decision_id::text AS id, p.tweet_id, c.content, o.follows FROM outcomes o "
+        "JOIN content_metadata c USING (decision_id) JOIN posted_decisions p USING (decision_id) "
+        "WHERE o.account_id = %s AND o.collected_pass = 2 AND o.simulated AND o.collected_at > %s "
+        "ORDER BY o.follows DESC, o.fpki DESC, o.decision_id LIMIT 10", (ACC, now - timedelta(days=30)))
+    assert [t["decision_id"] for t in body["top_posts"]] == [r["id"] for r in top]
+    for t, r in zip(body["top_posts"], top):
+        assert t["tweet_id"] == r["tweet_id"] and t["follows"] == r["follows"]
+        assert r["content"].startswith(t["excerpt"]) and 0 < len(t["excerpt"]) <= 80
+    assert body["top_posts"][0]["follows"] >= body["top_posts"][-1]["follows"] and body["top_posts"][0]["follows"] > 0
+
+
+def test_growth_of_the_live_world_never_shows_sandbox_numbers(client):
+    body = get(client, "/api/growth", world="live")
+    assert body["simulated"] is False
+    assert body["followers_now"] is None and body["change_1d"] is None and body["daily"] == []
+    assert body["fpki_avg_7d"] is None and body["outcomes_7d"] == 0 and body["top_posts"] == []
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def test_metrics_match_the_database(client, db, clock, api_settings):
+    body = get(client, "/api/metrics")
+    now = clock.now()
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert body["followers_today"] == get(client, "/api/growth")["followers_now"]
+    assert body["fpki_avg_7d"] == pytest.approx(get(client, "/api/growth")["fpki_avg_7d"])
+    posts = db.execute("SELECT count(*) AS n FROM posted_decisions WHERE account_id = %s AND posted_at >= %s "
+                       "AND posted_at <= %s", (ACC, today, now))[0]["n"]
+    assert body["posts_today"] == posts > 0
+    depth = {r["status"]: r["n"] for r in db.execute(
+        "SELECT status, count(*) AS n FROM content_metadata WHERE account_id = %s GROUP BY status", (ACC,))}
+    assert body["queue_depth"] == {s: depth.get(s, 0) for s in ("draft", "queued", "posting", "failed")}
+    assert body["queue_depth"] == {"draft": 2, "queued": 3, "posting": 0, "failed": 1}
+    gates = {r["gate"]: r["n"] for r in db.execute(
+        "SELECT gate, count(*) AS n FROM gate_rejections WHERE account_id = %s AND rejected_at > %s "
+        "AND rejected_at <= %s GROUP BY gate", (ACC, now - timedelta(hours=24), now))}
+    assert body["gate_rejections_24h"] == gates
+    spent = db.execute("SELECT coalesce(sum(cost_usd), 0) AS s FROM llm_ledger WHERE account_id = %s "
+                       "AND budget_day = %s AND status = 'settled'", (ACC, today.date()))[0]["s"]
+    o = body["openai"]
+    assert o["spent_usd"] == pytest.approx(spent) and o["reserved_usd"] == pytest.approx(0.005)
+    assert o["budget_usd"] == api_settings.openai_daily_budget_usd
+    assert o["remaining_usd"] == pytest.approx(o["budget_usd"] - spent - 0.005)
+    assert o["backoffs_today"] == 1 and o["circuit_open"] is False
+    for job in body["jobs"]:
+        last = db.execute("SELECT status, started_at FROM job_runs WHERE job = %s AND account_id = %s "
+                          "ORDER BY started_at DESC LIMIT 1", (job["job"], ACC))[0]
+        assert job["status"] == last["status"]
+        assert datetime.fromisoformat(job["started_at"]) == last["started_at"]
+    assert [j["job"] for j in body["jobs"]] == ["plan", "post", "collect", "learn"]
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_prometheus_text_carries_the_same_figures(client):
+    m = get(client, "/api/metrics")
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    s = parse_prometheus(r.text)
+    lab = f'account="{ACC}",world="sandbox"'
+    assert s[f"xbot_followers{{{lab}}}"] == m["followers_today"]
+    assert s[f"xbot_fpki_avg_7d{{{lab}}}"] == pytest.approx(m["fpki_avg_7d"], rel=1e-8)
+    assert s[f"xbot_posts_today{{{lab}}}"] == m["posts_today"]
+    for status, n in m["queue_depth"].items():
+        assert s[f'xbot_queue_depth{{{lab},status="{status}"}}'] == n
+    for gate, n in m["gate_rejections_24h"].items():
+        assert s[f'xbot_gate_rejections_24h{{{lab},gate="{gate}"}}'] == n
+    assert s[f"xbot_openai_spend_usd{{{lab}}}"] == pytest.approx(m["openai"]["spent_usd"])
+    assert s[f"xbot_openai_budget_usd{{{lab}}}"] == m["openai"]["budget_usd"]
+    assert s[f"xbot_openai_circuit_open{{{lab}}}"] == 0
+    assert s[f"xbot_simulated{{{lab}}}"] == 1
+    for job in m["jobs"]:
+        ts = datetime.fromisoformat(job["started_at"]).timestamp()
+        assert s[f'xbot_job_last_run_timestamp{{{lab},job="{job["job"]}"}}'] == pytest.approx(ts)
+
+
+def test_circuit_open_after_insufficient_quota(api_settings, db, clock):
+    seed_history(db, HistorySpec(ACC, clock.now(), days=2, seed=7, job_runs=False, circuit_open_today=True))
+    c = TestClient(create_app(api_settings, db, clock), headers=BEARER)
+    assert get(c, "/api/metrics")["openai"]["circuit_open"] is True
+    assert parse_prometheus(c.get("/metrics").text)[f'xbot_openai_circuit_open{{account="{ACC}",world="sandbox"}}'] == 1
+
+
+# ----------------------------------------------------------------------------- experiments
+
+def experiments_table(db):
+    return db.execute("SELECT * FROM experiments ORDER BY account_id, experiment_id")
+
+
+def test_experiments_match_the_database(client, db):
+    body = get(client, "/api/experiments")
+    rows = db.execute("SELECT experiment_id, enabled, allocation, applies_to FROM experiments "
+                      "WHERE account_id = %s ORDER BY experiment_id", (ACC,))
+    assert [(e["experiment_id"], e["enabled"], e["allocation"], e["applies_to"]) for e in body] == \
+        [(r["experiment_id"], r["enabled"], r["allocation"], r["applies_to"]) for r in rows]
+    counts = {(r["experiment_id"], r["arm"]): r["n"] for r in db.execute(
+        "SELECT experiment_id, arm, count(*) AS n FROM experiment_assignments WHERE account_id = %s "
+        "GROUP BY 1, 2", (ACC,))}
+    for e in body:
+        for arm in ("control", "treatment"):
+            assert e["assignments"][arm] == counts.get((e["experiment_id"], arm), 0)
+    qc = next(e for e in body if e["experiment_id"] == "question_cta")
+    assert qc["assignments"]["control"] > qc["assignments"]["treatment"] > 0  # allocation 0.3
+
+
+def test_patch_experiment_changes_only_that_row(client, db, clock):
+    before = experiments_table(db)
+    r = client.patch("/api/experiments/question_cta", json={"enabled": False, "allocation": 0.25})
+    assert r.status_code == 200, r.text
+    assert r.json()["enabled"] is False and r.json()["allocation"] == 0.25
+    after = experiments_table(db)
+    changed = [(b, a) for b, a in zip(before, after) if b != a]
+    assert len(changed) == 1
+    b, a = changed[0]
+    assert (a["account_id"], a["experiment_id"], a["enabled"], a["allocation"]) == (ACC, "question_cta", False, 0.25)
+    assert a["updated_at"] == clock.now() and a["description"] == b["description"]
+    # one field at a time leaves the other alone
+    r = client.patch("/api/experiments/question_cta", json={"enabled": True})
+    assert (r.json()["enabled"], r.json()["allocation"]) == (True, 0.25)
+
+
+@pytest.mark.parametrize("body", [
+    {"allocation": 0}, {"allocation": 1}, {"allocation": 1.5}, {"allocation": -0.1}, {"allocation": "0.3"},
+    {"allocation": True}, {"allocation": None}, {"enabled": None}, {"enabled": "yes"}, {"enabled": 1},
+    {}, {"enabled": True, "drop_table": 1}, [], "enabled",
+    b'{"allocation": NaN}', b'{"allocation": Infinity}', b"{broken", b"",
+], ids=repr)
+def test_bad_patch_is_422_and_changes_nothing(small_client, db, body):
+    client = small_client
+    before = experiments_table(db)
+    if isinstance(body, bytes):
+        r = client.patch("/api/experiments/question_cta", content=body, headers={"content-type": "application/json"})
+    else:
+        r = client.patch("/api/experiments/question_cta", json=body)
+    assert r.status_code == 422, r.text
+    assert experiments_table(db) == before
+
+
+def test_patch_unknown_experiment_is_404_and_changes_nothing(small_client, db):
+    client = small_client
+    before = experiments_table(db)
+    r = client.patch("/api/experiments/no_such_thing", json={"enabled": True})
+    assert r.status_code == 404
+    assert "no_such_thing" in r.json()["detail"] and "question_cta" in r.json()["detail"]
+    assert experiments_table(db) == before
+
+
+# ----------------------------------------------------------------------------- parameters
+
+@pytest.mark.parametrize("path", ["/api/learning/status", "/api/growth", "/api/metrics", "/metrics",
+                                  "/api/experiments"])
+def test_account_and_world_are_validated(small_client, path):
+    client = small_client
+    assert client.get(path, params={"account_id": "bad id!"}).status_code == 422
+    assert client.get(path, params={"account_id": "x" * 65}).status_code == 422
+    r = client.get(path, params={"account_id": "nobody"})
+    assert r.status_code == 404 and "nobody" in r.json()["detail"]
+    if path != "/api/experiments":
+        assert client.get(path, params={"world": "mars"}).status_code == 422
+    # the neighbour account is reachable by name, and its figures are its own
+    r = client.get(path, params={"account_id": "neighbour"})
+    assert r.status_code == 200 and ("neighbour" in r.text)
+
+
+def test_openapi_documents_every_route_and_the_security_schemes(client):
+    schema = get(client, "/openapi.json")
+    assert set(schema["paths"]) == {"/api/learning/status", "/api/growth", "/api/metrics", "/metrics",
+                                    "/api/experiments", "/api/experiments/{experiment_id}"}
+    assert set(schema["components"]["securitySchemes"]) == {"bearerAuth", "basicAuth"}
+    status = schema["paths"]["/api/learning/status"]["get"]["responses"]
+    assert status["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/LearningStatus")
+    assert "401" in status and "404" in status
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
