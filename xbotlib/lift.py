@@ -135,7 +135,7 @@ def ipw(df: pd.DataFrame, outcome: str, *, normalised: bool = True) -> Estimate:
 
 
 def aipw(df: pd.DataFrame, outcome: str, covariates: Sequence[str], n_folds: int = 5, seed: int = 0,
-         model: Any = "ridge", *, propensity: str = "stored", ridge_alpha: float = 1.0) -> Estimate:
+         model: Any = "ridge", *, propensity: str = "stored", ridge_alpha: float | None = None) -> Estimate:
     """Doubly-robust augmented IPW with cross-fitted outcome models.
 
     Rows are split into ``n_folds`` folds (stratified by arm, shuffled with ``seed``); the outcome
@@ -148,7 +148,8 @@ def aipw(df: pd.DataFrame, outcome: str, covariates: Sequence[str], n_folds: int
 
     Parameters
     ----------
-    model : "ridge" (closed form, standardised covariates, ``ridge_alpha``), "ols", "lightgbm", or
+    model : "ridge" (closed form, standardised covariates; ``ridge_alpha``, or None to choose it per
+        fit by exact leave-one-out error, ``loo_ridge_alpha``), "ols", "lightgbm", or
         any scikit-learn regressor (cloned per fold).
     propensity : "stored" uses the ``propensity`` column (known in a randomised experiment);
         "crossfit" fits a cross-fitted logistic model of treatment on the covariates instead (for
@@ -195,7 +196,8 @@ def stratified_folds(t: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     return folds
 
 
-def _fit_predict(model: Any, x: np.ndarray, y: np.ndarray, x_new: np.ndarray, seed: int, alpha: float) -> np.ndarray:
+def _fit_predict(model: Any, x: np.ndarray, y: np.ndarray, x_new: np.ndarray, seed: int,
+                 alpha: float | None) -> np.ndarray:
     if len(y) == 0:  # cannot happen with >= 2 per arm and stratified folds; kept as a guard
         raise ValueError("an outcome model has no training rows (need at least 2 units in each arm)")
     if x.shape[1] == 0:
@@ -215,13 +217,15 @@ def _fit_predict(model: Any, x: np.ndarray, y: np.ndarray, x_new: np.ndarray, se
     return np.asarray(clone(model).fit(x, y).predict(x_new), dtype=float)
 
 
-def _linear_fit_predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray, alpha: float) -> np.ndarray:
+def _linear_fit_predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray, alpha: float | None) -> np.ndarray:
     """Least squares (alpha=0) or ridge on standardised columns; the intercept is never penalised.
 
     Centring makes the intercept the training mean; ``lstsq`` gives the minimum-norm solution, so
     collinear one-hot columns are harmless.
     """
     x_mean, y_mean = x.mean(axis=0), y.mean()
+    if alpha is None:
+        alpha = loo_ridge_alpha(x, y)
     scale = x.std(axis=0)
     # a column (nearly) constant in the training rows carries no information there; standardising it by a
     # float-noise spread would blow predictions up on rows where it differs, so it gets no weight instead
@@ -233,6 +237,35 @@ def _linear_fit_predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray, alpha: 
     else:
         beta = np.linalg.lstsq(xs, y - y_mean, rcond=None)[0]
     return y_mean + ((x_new - x_mean) / scale) @ beta
+
+
+RIDGE_ALPHAS = (0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 1e4)
+
+
+def loo_ridge_alpha(x: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS) -> float:
+    """The ridge penalty with the smallest exact leave-one-out error (closed form via one SVD).
+
+    Per-post outcomes here are mostly noise; a fixed small penalty lets ~30 covariates chase it and
+    the doubly-robust estimate gets noisier than IPW. Columns are standardised as in the fit.
+    """
+    if len(y) < 3:
+        return float(alphas[-1])
+    x_mean, y_mean = x.mean(axis=0), y.mean()
+    scale = x.std(axis=0)
+    scale[scale <= 1e-9 * np.maximum(1.0, np.abs(x_mean))] = np.inf
+    xs, yc = (x - x_mean) / scale, y - y_mean
+    u, sv, _ = np.linalg.svd(xs, full_matrices=False)
+    uty = u.T @ yc
+    n = len(y)
+    best, best_err = float(alphas[0]), np.inf
+    for a in alphas:
+        shrink = sv ** 2 / (sv ** 2 + a)
+        fitted = u @ (shrink * uty)
+        leverage = (u ** 2) @ shrink + 1.0 / n  # the intercept (centring) adds 1/n
+        err = np.mean(((yc - fitted) / np.clip(1.0 - leverage, 1e-6, None)) ** 2)
+        if err < best_err:
+            best, best_err = float(a), err
+    return best
 
 
 def _propensity_fit_predict(x: np.ndarray, t: np.ndarray, x_new: np.ndarray) -> np.ndarray:
