@@ -73,17 +73,19 @@ def _add_arms(conn: psycopg.Connection, account_id: str, world: str, scope: str,
 
 
 def apply_pass2_rewards(conn: psycopg.Connection, account_id: str, world: str, now: datetime) -> int:
-    """Fold every final (pass-2) reward not yet applied into its content and timing arms.
+    """Fold every final (pass-2) outcome not yet applied into its content and timing arms.
 
-    Only outcomes of ``world`` count (world 'live' <=> outcomes.simulated = false). Each reward is
-    weighted by ``exposure_weight(impressions)``. The arm updates and ``bandit_applied = true``
+    Only outcomes of ``world`` count (world 'live' <=> outcomes.simulated = false). A content arm
+    learns the composite reward, weighted by ``exposure_weight(impressions)``. A timing arm learns
+    follows per post, unweighted: the hour mostly decides *how many* people see a post, which a
+    per-impression rate cannot see (a rate-rewarded timing bandit drifts to hours nobody is awake). The arm updates and ``bandit_applied = true``
     happen in one transaction, and rows are locked while read, so running this twice (or twice at
     once) applies each outcome exactly once. Returns the number of outcomes applied.
     """
     simulated = check_world(world) != "live"
     with conn.transaction():
         rows = conn.execute(
-            """SELECT o.outcome_id, o.reward_composite, o.impressions, cm.bandit_arm, cm.timing_arm
+            """SELECT o.outcome_id, o.reward_composite, o.follows, o.impressions, cm.bandit_arm, cm.timing_arm
                  FROM outcomes o JOIN content_metadata cm ON cm.decision_id = o.decision_id
                 WHERE o.account_id = %s AND o.collected_pass = 2 AND NOT o.bandit_applied AND o.simulated = %s
                 ORDER BY o.outcome_id
@@ -94,11 +96,12 @@ def apply_pass2_rewards(conn: psycopg.Connection, account_id: str, world: str, n
             return 0
         deltas: dict[str, dict[str, ArmStats]] = {"content": {}, "timing": {}}
         for r in rows:
-            weight = exposure_weight(r["impressions"])
-            for scope, arm in (("content", r["bandit_arm"]), ("timing", r["timing_arm"])):
+            credits = (("content", r["bandit_arm"], float(r["reward_composite"]), exposure_weight(r["impressions"])),
+                       ("timing", r["timing_arm"], float(r["follows"]), 1.0))
+            for scope, arm, value, weight in credits:
                 if arm is None:
                     continue  # e.g. a decision made without a timing arm: nothing to credit
-                deltas[scope][arm] = update(deltas[scope].get(arm, ArmStats(arm)), float(r["reward_composite"]), weight)
+                deltas[scope][arm] = update(deltas[scope].get(arm, ArmStats(arm)), value, weight)
         for scope, d in deltas.items():
             _add_arms(conn, account_id, world, scope, d, now)
         conn.execute("UPDATE outcomes SET bandit_applied = true WHERE outcome_id = ANY(%s)",

@@ -226,9 +226,12 @@ class TrainedModel:
     n_samples: int
     candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
     fallback_reason: str | None = None
+    target_column: str | None = None  # what y was, when not implied by kind (a regression on follows)
 
     @property
     def target(self) -> str:
+        if self.target_column:
+            return self.target_column
         return "reward_composite" if self.kind == "reward" else "follows"
 
 

@@ -25,6 +25,8 @@ cross-validated log-loss/AUC of a logistic P(follows >= 1) against the base rate
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 from dataclasses import dataclass
@@ -101,12 +103,16 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
 
     with ctx.db.connection() as conn:
         content = training_data.training_frame(conn, ctx.account_id, world)
-        timing = training_data.timing_frame(conn, ctx.account_id, world)
+        # timing learns follows per post, unweighted (see bandit_store.apply_pass2_rewards for why)
+        timing = training_data.timing_frame(conn, ctx.account_id, world, target="follows")
+        timing = timing._replace(w=np.ones_like(timing.y, dtype=float))
         follows = training_data.training_frame(conn, ctx.account_id, world, target="follows")
     versions: dict[str, int] = {}
     detail: dict[str, Any] = {"world": world, "fresh": fresh, "reason": decision.reason}
     for kind, frame in (("content", content), ("timing", timing)):
         trained = _train(frame, settings.learn_use_lightgbm, lightgbm_params)
+        if kind == "timing":
+            trained = dataclasses.replace(trained, target_column=TIMING_TARGET)
         extra = {"follows_logistic_cv": follows_cv(follows)} if kind == "content" else {}
         with ctx.db.connection() as conn:
             versions[kind] = predictor_store.save_version(conn, ctx.account_id, kind, trained, list(frame.names),
@@ -126,6 +132,9 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
            timing=f"v{versions['timing']}", reason=decision.reason)
     detail["version"] = versions["content"]
     return JobResult(detail=detail)
+
+
+TIMING_TARGET = "follows"
 
 
 def _train(frame, use_lightgbm: bool, lightgbm_params: Mapping[str, Any] | None):
