@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 GROWTH_POLICIES = ("xbot", "random", "heuristic", "fixed", "oracle")
+BENCH_SCHEDULES = Path(__file__).resolve().parent.parent / "bench" / "schedules"
 
 
 def machine() -> str:
@@ -61,11 +62,16 @@ def _campaign_followers(args: tuple) -> dict:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         with Database.from_url(with_dbname(base_url, name), pool_max=3) as db:
-            cfg = CampaignConfig(days=days, seed=seed, scenario_path=scenario_path, policy=policy, fixed_arm=fixed)
+            cfg = CampaignConfig(days=days, seed=seed, scenario_path=scenario_path, policy=policy, fixed_arm=fixed,
+                                 experiments=False, schedules_dir=str(BENCH_SCHEDULES))
             t0 = time.perf_counter()
             run = run_campaign(cfg, load_settings(env={}), db)
             first, last = followers_gained(db, run.account_ids[0])
-            return {"policy": policy, "seed": seed, "gained": last - first, "seconds": time.perf_counter() - t0}
+            with db.connection() as conn:
+                earned = conn.execute("SELECT coalesce(sum(follows), 0) AS f FROM outcomes WHERE collected_pass = 2"
+                                      ).fetchone()["f"]
+            return {"policy": policy, "seed": seed, "gained": last - first, "post_follows": float(earned),
+                    "seconds": time.perf_counter() - t0}
     finally:
         with psycopg.connect(base_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -92,36 +98,49 @@ def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policie
 
 
 def growth_table(results: list[dict], days: int, seeds: int, scenario: str | None) -> str:
-    by = {}
+    by, earned = {}, {}
     for r in results:
         by.setdefault(r["policy"], []).append(r["gained"])
+        earned.setdefault(r["policy"], []).append(r["post_follows"])
     oracle = statistics.mean(by["oracle"]) if "oracle" in by else float("nan")
+    oracle_earned = statistics.mean(earned["oracle"]) if "oracle" in earned else float("nan")
     lines = [f"followers gained over {days} days, {seeds} seeds, scenario {scenario or 'default'} — {machine()}", "",
-             "| policy | mean | sd | min | max | ratio to oracle |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| policy | followers gained: mean | sd | min | max | ratio to oracle | follows earned by posts (pass 2): mean | ratio to oracle |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for p in GROWTH_POLICIES:
         if p not in by:
             continue
-        v = by[p]
+        v, e = by[p], earned[p]
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
         lines.append(f"| {p} | {statistics.mean(v):.1f} | {sd:.1f} | {min(v)} | {max(v)} | "
-                     f"{statistics.mean(v) / oracle:.3f} |")
+                     f"{statistics.mean(v) / oracle:.3f} | {statistics.mean(e):.1f} | {statistics.mean(e) / oracle_earned:.3f} |")
+    lines += ["", "Followers gained = last minus first follower snapshot (posts' follows + organic − churn); "
+              "follows earned by posts = the collector's pass-2 follows. Experiments off; the hourly bench cadence "
+              "(bench/schedules/)."]
     return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- lift
 
-def _unit_frame(oracle, rng: np.random.Generator, n: int, experiment_id: str):
-    """n posts with random hook/topic/hour; expected outcomes under both arms of ``experiment_id``."""
+def _unit_frame(oracle, rng: np.random.Generator, n: int, experiment_id: str, drift: bool = True,
+                followers0: float | None = None):
+    """n posts in time order, as a learner makes them: the hook mix drifts from uniform towards the
+    best hooks (``drift``), the account grows; expected outcomes under both arms of ``experiment_id``."""
     from . import vocab
 
-    hooks, topics = vocab.HOOK_PATTERNS, vocab.TOPICS
+    hooks, topics = list(vocab.HOOK_PATTERNS), vocab.TOPICS
     day_hours = [h for h in vocab.DEFAULT_POSTING_HOURS if h not in vocab.LATE_EVENING_HOURS]
+    best = np.array([oracle.expected_follows(h, 11) for h in hooks])
+    learned = best ** 6 / (best ** 6).sum()  # where a learner ends up: mostly the best hooks
     rows = []
-    for _ in range(n):
-        hook = str(rng.choice(hooks))
+    for i in range(n):
+        progress = i / max(1, n - 1)
+        mix = (1 - progress) / len(hooks) + progress * learned if drift else np.full(len(hooks), 1 / len(hooks))
+        hook = hooks[int(rng.choice(len(hooks), p=mix / mix.sum()))]
         topic = str(rng.choice(topics))
         hour = int(rng.choice(day_hours))
-        followers = float(oracle.scenario.account.initial_followers * rng.uniform(0.8, 1.5))
+        base = followers0 or oracle.scenario.account.initial_followers
+        followers = float(base * (1.0 + progress) * rng.uniform(0.9, 1.1))
         if experiment_id == "late_evening_slot":
             t_hour = int(rng.choice(vocab.LATE_EVENING_HOURS))
             exp_t = oracle.expected(hook, t_hour, topic, followers=followers)
@@ -130,19 +149,33 @@ def _unit_frame(oracle, rng: np.random.Generator, n: int, experiment_id: str):
             t_hour = hour
             exp_t = oracle.expected(hook, hour, topic, {experiment_id: "treatment"}, followers=followers)
             exp_c = oracle.expected(hook, hour, topic, {experiment_id: "control"}, followers=followers)
-        rows.append((hook, topic, hour, t_hour, followers, exp_t, exp_c))
+        rows.append((progress, hook, topic, hour, t_hour, followers, exp_t, exp_c))
     return rows
 
 
-def _draw_fpki(scenario, exp, rng) -> float:
+def _draw_fpki(scenario, exp, rng, follow_factor: float = 1.0) -> float:
+    """Realised fpki of one post; ``follow_factor`` scales the account's follow rate (pooled designs)."""
+    import dataclasses
+
     from .sim.audience import draw_totals
+    if follow_factor != 1.0:
+        exp = dataclasses.replace(exp, follows=exp.follows * follow_factor)
     t = draw_totals(scenario, exp, rng)
     return 1000.0 * t.follows / max(1, t.impressions)
 
 
 def lift(replicates: int = 200, n: int = 400, experiment_id: str = "question_cta", scenario: str | None = None,
-         allocation: float = 0.5, seed: int = 0) -> dict:
-    """DR vs IPW vs DiM on simulated experiments with a known true lift in per-post fpki."""
+         allocations: tuple[float, float] = (0.5, 0.2), seed: int = 0, followers: float | None = None,
+         accounts: int = 1, account_spread: float = 0.5) -> dict:
+    """DR vs IPW vs DiM on simulated experiments with a known true lift in per-post fpki.
+
+    Each replicate is one experiment as xbot runs it: n posts in time order, randomised with the
+    first allocation for the first half and the second after an operator changes it (the stored
+    propensity follows), while the learner's hook mix drifts and the account grows. With
+    ``accounts`` > 1 the experiment is pooled over that many accounts whose follow rates differ
+    (log-normal, sd ``account_spread``; drawn once per benchmark, the same accounts in every replicate);
+    the account is a covariate.
+    """
     import pandas as pd
 
     from . import lift as estimators, vocab
@@ -151,25 +184,37 @@ def lift(replicates: int = 200, n: int = 400, experiment_id: str = "question_cta
 
     sc = load_scenario(scenario)
     oracle = Oracle(sc)
-    # the truth: the population mean of realised per-post fpki under treatment minus control, by a large
-    # Monte-Carlo population (common random units, independent noise); its standard error is reported
+    factors = np.exp(np.random.default_rng(7_000 + seed).normal(0.0, account_spread, accounts)) if accounts > 1 \
+        else np.ones(1)
+    factors = factors / factors.mean()
+    # the truth: the mean over the same population of posts of realised fpki under treatment minus
+    # control, by a large Monte-Carlo population (independent noise); its standard error is reported
     pop_rng = np.random.default_rng(10_000 + seed)
-    units = _unit_frame(oracle, pop_rng, 20_000, experiment_id)
-    diffs = np.array([_draw_fpki(sc, t, pop_rng) - _draw_fpki(sc, c, pop_rng) for *_, t, c in units])
+    diffs = []
+    for _ in range(max(1, 20_000 // n)):
+        units = _unit_frame(oracle, pop_rng, n, experiment_id, followers0=followers)
+        which = pop_rng.integers(len(factors), size=len(units))
+        diffs += [_draw_fpki(sc, t, pop_rng, factors[a]) - _draw_fpki(sc, c, pop_rng, factors[a])
+                  for a, (*_, t, c) in zip(which, units)]
+    diffs = np.array(diffs)
     truth, truth_se = float(diffs.mean()), float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
 
     est = {"dr": [], "ipw": [], "dim": []}
     for r in range(replicates):
         rng = np.random.default_rng(seed * 100_000 + r)
         rows = []
-        for hook, topic, hour, t_hour, followers, exp_t, exp_c in _unit_frame(oracle, rng, n, experiment_id):
-            treated = int(rng.random() < allocation)
-            fpki = _draw_fpki(sc, exp_t if treated else exp_c, rng)
+        for progress, hook, topic, hour, t_hour, followers, exp_t, exp_c in _unit_frame(oracle, rng, n, experiment_id, followers0=followers):
+            e = allocations[0] if progress < 0.5 else allocations[1]
+            treated = int(rng.random() < e)
+            account = int(rng.integers(len(factors)))
+            fpki = _draw_fpki(sc, exp_t if treated else exp_c, rng, factors[account])
             h = t_hour if treated else hour
-            row = {"treatment": treated, "propensity": allocation, "fpki": fpki,
-                   "log_followers": math.log(followers)}
+            row = {"treatment": treated, "propensity": e, "fpki": fpki, "log_followers": math.log(followers),
+                   "progress": progress}
             row.update({f"hook_{k}": float(hook == k) for k in vocab.HOOK_PATTERNS})
             row.update({f"topic_{k}": float(topic == k) for k in vocab.TOPICS})
+            if len(factors) > 1:
+                row.update({f"account_{k}": float(account == k) for k in range(len(factors))})
             if experiment_id != "late_evening_slot":  # the hour is the treatment there
                 row.update(hour_sin=math.sin(2 * math.pi * h / 24), hour_cos=math.cos(2 * math.pi * h / 24))
             rows.append(row)
@@ -178,7 +223,8 @@ def lift(replicates: int = 200, n: int = 400, experiment_id: str = "question_cta
         est["dr"].append(estimators.aipw(df, "fpki", covs, seed=r))
         est["ipw"].append(estimators.ipw(df, "fpki"))
         est["dim"].append(estimators.difference_in_means(df, "fpki"))
-    out = {"truth": truth, "truth_se": truth_se, "replicates": replicates, "n": n, "experiment": experiment_id}
+    out = {"truth": truth, "truth_se": truth_se, "replicates": replicates, "n": n, "experiment": experiment_id,
+           "allocations": allocations, "followers": followers or sc.account.initial_followers, "accounts": accounts}
     for name, es in est.items():
         values = np.array([e.estimate for e in es])
         out[name] = {"bias": float(values.mean() - truth), "rmse": float(np.sqrt(((values - truth) ** 2).mean())),
@@ -189,15 +235,19 @@ def lift(replicates: int = 200, n: int = 400, experiment_id: str = "question_cta
 
 def lift_table(results: list[dict]) -> str:
     lines = [f"simulated experiments with a known true lift on per-post fpki — {machine()}", "",
-             "| experiment | true lift (MC se) | estimator | bias | RMSE | 95% coverage | mean CI width |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+             "| design | experiment | true lift (MC se) | estimator | bias | RMSE | 95% coverage | mean CI width |",
+             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
     for res in results:
         for name, label in (("dr", "DR (AIPW)"), ("ipw", "IPW (Hajek)"), ("dim", "diff. in means")):
             m = res[name]
-            lines.append(f"| {res['experiment']} | {res['truth']:+.4f} ({res['truth_se']:.4f}) | {label} | "
+            design = "one account" if res["accounts"] == 1 else f"pooled over {res['accounts']} accounts"
+            lines.append(f"| {design} | {res['experiment']} | {res['truth']:+.4f} ({res['truth_se']:.4f}) | {label} | "
                          f"{m['bias']:+.4f} | {m['rmse']:.4f} | {m['coverage']:.3f} | {m['mean_width']:.4f} |")
     lines.append("")
-    lines.append(f"{results[0]['replicates']} replicates of n={results[0]['n']} posts each, allocation 0.5.")
+    a = results[0]["allocations"]
+    lines.append(f"{results[0]['replicates']} replicates of n={results[0]['n']} posts each; allocation {a[0]} for the "
+                 f"first half, {a[1]} after (an operator's change; stored propensities follow); the learner's hook "
+                 "mix drifts from uniform to the best hooks and the account doubles over the experiment.")
     return "\n".join(lines)
 
 
@@ -276,8 +326,10 @@ def main(name: str, argv: list[str]) -> int:
         p.add_argument("--n", type=int, default=400)
         p.add_argument("--experiments", default="question_cta,hashtag_1,late_evening_slot")
         p.add_argument("--scenario", default=None)
+        p.add_argument("--accounts", default="1,4", help="designs: accounts pooled per experiment (1 = one account)")
         a = p.parse_args(argv)
-        results = [lift(a.replicates, a.n, e.strip(), a.scenario) for e in a.experiments.split(",") if e.strip()]
+        results = [lift(a.replicates, a.n, e.strip(), a.scenario, accounts=int(k))
+                   for k in a.accounts.split(",") for e in a.experiments.split(",") if e.strip()]
         print(lift_table(results))
     else:
         p.add_argument("--days", type=int, default=14)

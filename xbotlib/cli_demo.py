@@ -43,15 +43,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     url = campaign_database(settings)
     with Database.from_url(url, pool_max=4) as db:
         migrate.up(db)
-        bar = tqdm(total=config.days, unit="day", desc="campaign", file=sys.stdout,
+        bar = tqdm(total=config.days, unit="day", desc="campaign", file=sys.stdout, mininterval=0.5,
                    bar_format="{l_bar}{bar}| {n:.1f}/{total} sim days [{elapsed}<{remaining}]")
 
         def on_progress(days: float) -> None:
-            bar.n = min(config.days, round(days, 2))
-            bar.refresh()
+            step = min(config.days, round(days, 2)) - bar.n
+            if step > 0:
+                bar.update(step)  # tqdm redraws at most every mininterval
 
         run = run_campaign(config, settings, db, on_progress=on_progress)
-        bar.n = config.days
+        bar.update(max(0.0, config.days - bar.n))
         bar.close()
 
         reports_index = None
@@ -103,10 +104,13 @@ def _print_summary(run, db, followers_gained, weekly_fpki, model_versions, exper
                               f"baseline {_f(v['baseline_score'])})" for v in latest.values()))
         else:
             print("  models trained: none yet (the learner needs at least 5 pass-2 outcomes)")
-        print("  experiment lift on fpki (doubly robust, 95% CI) vs the scenario's true lift:")
+        print("  experiment lift on per-post fpki: doubly robust with 95% CI, IPW, difference in means, and the true lift for these posts:")
         for row in experiment_lifts(db, ctx.account_id, ctx.world, run.scenario, run.config.seed):
             if "error" in row:
                 print(f"    {row['experiment']:<18} n={row['n']:<4} not estimable yet: {row['error']}")
+            elif row["ci_high"] - row["ci_low"] <= 0:
+                print(f"    {row['experiment']:<18} n={row['n']:<4} not estimable yet: every outcome is the same "
+                      f"({row['dr']:+.3f}), so there is no interval to give; true {row['true_fpki']:+.3f}")
             else:
                 covered = "covers" if row["ci_low"] <= row["true_fpki"] <= row["ci_high"] else "misses"
                 print(f"    {row['experiment']:<18} n={row['n']:<4} DR {row['dr']:+.3f} [{row['ci_low']:+.3f}, "

@@ -49,6 +49,8 @@ class SimClock:
 
     def set(self, when: datetime) -> datetime:
         """Jump forward to ``when`` (must not be earlier than now)."""
+        if when.tzinfo is None:
+            raise ValueError(f"SimClock.set needs a timezone-aware time: {when!r} (pass tzinfo=timezone.utc)")
         with self._lock:
             when = when.astimezone(timezone.utc)
             if when < self._now:

@@ -16,7 +16,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable
 
 from .clock import SimClock
@@ -65,9 +65,17 @@ class Daemon:
         from . import schedules
 
         sleep_until = sleep_until or self._default_sleeper()
+        previous = {}
         if install_signals and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.request_stop)
-            signal.signal(signal.SIGINT, self.request_stop)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self.request_stop)
+        try:
+            return self._run_locked(schedules, until, sleep_until)
+        finally:  # the process outlives the daemon (tests, notebooks): give the signals back
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run_locked(self, schedules, until, sleep_until) -> dict:
         db = self.contexts[0].db
         accounts = [c.account_id for c in self.contexts]
         with db.connection() as lock_conn:
@@ -92,23 +100,26 @@ class Daemon:
 
     def _loop(self, schedules, until, sleep_until) -> None:
         from .jobs import run_job
-        now = self.clock.now()
-        for e in self.entries:
-            self.last_run.setdefault(e.key, now - timedelta(seconds=1))
+        start = self.clock.now()
+        # next due time per entry, computed once per run of that entry (cron parsing is not free);
+        # an entry never run is due at once, and missed runs collapse into one
+        next_due = {e.key: (schedules.next_run(e, self.last_run[e.key]) if e.key in self.last_run else start)
+                    for e in self.entries}
         while not self.stop_requested:
             now = self.clock.now()
             if until is not None and now >= until:
                 break
-            for entry in schedules.due_entries(self.entries, self.last_run, now):
+            for entry in [e for e in self.entries if next_due[e.key] <= now]:
                 for ctx in self.contexts:
                     if self.stop_requested:
                         break
                     if entry.kind == "job" or ctx is self.contexts[0]:  # notebooks run once, not per account
                         self._run_entry(ctx, entry, run_job)
                 self.last_run[entry.key] = now
+                next_due[entry.key] = schedules.next_run(entry, now)
             if self.on_tick:
                 self.on_tick(self.clock.now())
-            wake = min(schedules.next_run(e, self.last_run[e.key]) for e in self.entries)
+            wake = min(next_due.values())
             if until is not None:
                 wake = min(wake, until)
             if wake > self.clock.now():

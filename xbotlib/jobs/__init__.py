@@ -51,11 +51,20 @@ class JobContext:
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     worker_id: str = "worker-1"
     sandbox: Any = None             # the in-process SandboxX, when there is one
+    account_ready: bool = False     # the accounts row exists (checked once per context, not every tick)
 
     @property
     def simulated(self) -> bool:
         """Outcomes are simulated unless they come from live X."""
         return self.world != "live"
+
+
+def ensure_account_once(ctx: JobContext, conn) -> None:
+    """Create the account row on first use; later ticks of this context skip the round trip."""
+    if not ctx.account_ready:
+        from ..queue import ensure_account
+        ensure_account(conn, ctx.account_id, ctx.clock.now(), ctx.settings.timezone)
+        ctx.account_ready = True
 
 
 def run_job(name: str, ctx: JobContext, tick: Callable[[JobContext], JobResult]) -> JobResult:

@@ -39,9 +39,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import httpx
 import numpy as np
 
-from .. import queue
 from ..logs import tagged
-from . import JobContext, JobResult
+from . import JobContext, JobResult, ensure_account_once
 
 log = logging.getLogger("xbot.jobs.collect")
 
@@ -344,7 +343,7 @@ def tick(ctx: JobContext) -> JobResult:
 
     now = ctx.clock.now()
     with ctx.db.connection() as conn:
-        queue.ensure_account(conn, ctx.account_id, now, ctx.settings.timezone)
+        ensure_account_once(ctx, conn)
         for endpoint in (ME_ENDPOINT, LOOKUP_ENDPOINT, ANALYTICS_ENDPOINT):
             until = deferred_until(conn, ctx.account_id, endpoint, now)
             if until is not None:
