@@ -171,4 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main: under `python -m xbotlib.cli` this file is also __main__, and
+    # subcommands raising xbotlib.cli.CliError must meet the same class in the except clause
+    from xbotlib.cli import main as _main
+    sys.exit(_main())

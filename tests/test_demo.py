@@ -1,0 +1,114 @@
+"""The main job: a campaign through the real jobs is deterministic for a seed, and `xbot demo` ends
+with a summary. Also the pieces the demo and the benchmarks add: the true lift for a campaign's own
+posts, and the timing arm learning follows per post."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from xbotlib import vocab
+from xbotlib.config import load_settings
+from xbotlib.db import Database
+from xbotlib.demo import CampaignConfig, followers_gained, run_campaign, true_lift_for_posts
+from xbotlib.sim.oracle import Oracle
+
+FINGERPRINT = """SELECT cm.content, cm.hook_pattern, cm.timing_arm, pd.posted_at, o.collected_pass, o.impressions,
+                        o.follows, o.fpki
+                   FROM outcomes o JOIN content_metadata cm USING (decision_id) JOIN posted_decisions pd USING (decision_id)
+                  ORDER BY pd.posted_at, pd.tweet_id, o.collected_pass"""
+
+
+def _campaign(pg, seed: int, days: int = 2) -> tuple[list[dict], tuple[int, int]]:
+    with Database.from_url(pg.fresh_database(), pool_max=3) as db:
+        run = run_campaign(CampaignConfig(days=days, seed=seed), load_settings(env={}), db)
+        return db.execute(FINGERPRINT), followers_gained(db, run.account_ids[0])
+
+
+def test_same_seed_same_campaign_and_another_seed_differs(pg):
+    rows_a, followers_a = _campaign(pg, seed=5)
+    rows_b, followers_b = _campaign(pg, seed=5)
+    rows_c, _ = _campaign(pg, seed=6)
+    assert rows_a, "a 2-day campaign must post and collect something"
+    assert rows_a == rows_b and followers_a == followers_b
+    assert rows_a != rows_c
+    assert any(r["impressions"] > 0 for r in rows_a) and all(r["collected_pass"] in (1, 2) for r in rows_a)
+
+
+def test_campaign_config_rejects_bad_values():
+    for bad, match in ((CampaignConfig(days=0), "--days"), (CampaignConfig(accounts=0), "--accounts"),
+                       (CampaignConfig(policy="greedy"), "greedy"), (CampaignConfig(allocation=1.0), "allocation")):
+        with pytest.raises(ValueError, match=match):
+            bad.validate()
+
+
+def test_xbot_demo_prints_the_summary(tmp_path, pg):
+    """The README's main job, shortened: a fresh XBOT_HOME, the embedded database, no configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XBOT_", "X_", "OPENAI_", "POSTING", "LIVE"))}
+    env["XBOT_HOME"] = str(tmp_path / ".xbot")
+    out = subprocess.run([sys.executable, "-m", "xbotlib.cli", "demo", "--days", "2", "--no-notebooks"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for expected in ("campaign summary", "account demo-1: followers", "experiment lift on per-post fpki",
+                     "question_cta", "database: postgresql://"):
+        assert expected in out.stdout, out.stdout
+    assert (tmp_path / ".xbot" / "logs" / "xbot.log").read_text().count("[POSTING] posted") > 0
+
+
+def test_demo_rejects_a_missing_scenario(tmp_path):
+    env = {**os.environ, "XBOT_HOME": str(tmp_path / ".xbot")}
+    out = subprocess.run([sys.executable, "-m", "xbotlib.cli", "demo", "--scenario", "nope.toml"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "nope.toml" in out.stderr
+
+
+def test_true_lift_for_posts_is_the_oracle_difference_for_those_posts():
+    oracle = Oracle(None)
+    frame = pd.DataFrame({"hook": ["did_you_know", "plain"], "topic": ["ai", "health"], "local_hour": [11.0, 15.5],
+                          "followers": [2000.0, 2500.0], "treatment": [1, 0]})
+    expected = sum(oracle.expected(h, int(t), tp, {"question_cta": "treatment"}, followers=f).fpki
+                   - oracle.expected(h, int(t), tp, {"question_cta": "control"}, followers=f).fpki
+                   for h, tp, t, f in zip(frame.hook, frame.topic, frame.local_hour, frame.followers)) / 2
+    assert true_lift_for_posts(oracle, frame, "question_cta") == pytest.approx(expected)
+    # late evening: each post's evening hours against the control posts' own (day) hours
+    late = true_lift_for_posts(oracle, frame, "late_evening_slot")
+    by_hand = sum(
+        sum(oracle.expected_fpki(h, e, tp, followers=f) for e in vocab.LATE_EVENING_HOURS) / 3
+        - oracle.expected_fpki(h, 15, tp, followers=f)
+        for h, tp, f in zip(frame.hook, frame.topic, frame.followers)) / 2
+    assert late == pytest.approx(by_hand)
+    assert pd.isna(true_lift_for_posts(oracle, frame.iloc[:0], "hashtag_1"))
+
+
+def test_timing_arm_learns_follows_and_content_arm_the_reward(db, clock):
+    """A post's hour is credited with its follows (reach matters for growth); its hook with the reward."""
+    from xbotlib import bandit_store, queue
+
+    now = clock.now()
+    with db.connection() as conn:
+        queue.ensure_account(conn, "acct1", now)
+        for i, (follows, reward) in enumerate(((3.0, 0.4), (1.0, 0.2))):
+            d = queue.Decision(account_id="acct1", content=f"Did you know test post number {i} about ai models?",
+                               generation_source="template", status="queued", scheduled_at=now, hook_pattern="did_you_know",
+                               bandit_arm="did_you_know", timing_arm="11")
+            queue.insert_decision(conn, d, now)
+            conn.execute("UPDATE content_metadata SET status = 'posting' WHERE decision_id = %s", (str(d.decision_id),))
+            queue.record_posted(conn, d.decision_id, "acct1", str(1000 + i), now, "sandbox", now)
+            conn.execute("""INSERT INTO outcomes (decision_id, account_id, collected_pass, simulated, impressions, follows,
+                                                  reward_composite, collected_at)
+                            VALUES (%s, 'acct1', 2, true, 500, %s, %s, %s)""",
+                         (str(d.decision_id), follows, reward, now + timedelta(days=1)))
+        assert bandit_store.apply_pass2_rewards(conn, "acct1", "sandbox", now) == 2
+        timing = bandit_store.load_arms(conn, "acct1", "sandbox", "timing")["11"]
+        content = bandit_store.load_arms(conn, "acct1", "sandbox", "content")["did_you_know"]
+    assert timing.pulls == 2 and timing.reward_sum == pytest.approx(4.0) and timing.weight_sum == pytest.approx(2.0)
+    assert content.reward_sum / content.weight_sum == pytest.approx(0.3)
+
+
+def test_campaign_start_is_a_monday_utc():
+    from xbotlib.demo import CAMPAIGN_START
+    assert CAMPAIGN_START == datetime(2026, 1, 5, tzinfo=timezone.utc) and CAMPAIGN_START.weekday() == 0
