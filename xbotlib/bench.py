@@ -203,13 +203,14 @@ def lift(replicates: int = 200, n: int = 400, experiment_id: str = "question_cta
     for r in range(replicates):
         rng = np.random.default_rng(seed * 100_000 + r)
         rows = []
-        for progress, hook, topic, hour, t_hour, followers, exp_t, exp_c in _unit_frame(oracle, rng, n, experiment_id, followers0=followers):
+        for progress, hook, topic, hour, t_hour, size, exp_t, exp_c in _unit_frame(oracle, rng, n, experiment_id,
+                                                                                     followers0=followers):
             e = allocations[0] if progress < 0.5 else allocations[1]
             treated = int(rng.random() < e)
             account = int(rng.integers(len(factors)))
             fpki = _draw_fpki(sc, exp_t if treated else exp_c, rng, factors[account])
             h = t_hour if treated else hour
-            row = {"treatment": treated, "propensity": e, "fpki": fpki, "log_followers": math.log(followers),
+            row = {"treatment": treated, "propensity": e, "fpki": fpki, "log_followers": math.log(size),
                    "progress": progress}
             row.update({f"hook_{k}": float(hook == k) for k in vocab.HOOK_PATTERNS})
             row.update({f"topic_{k}": float(topic == k) for k in vocab.TOPICS})
