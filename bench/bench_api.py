@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import platform
 import secrets
 import socket
 import statistics
@@ -30,6 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from xbotlib.bench import machine
 from xbotlib.clock import SystemClock  # noqa: E402
 
 END = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)  # the seeded world's "now"
@@ -94,15 +94,6 @@ async def load(base: str, method: str, path: str, headers: dict, body: dict | No
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1] if len(values) > 1 else values[0]
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     load1, load5, _ = os.getloadavg()
     print(f"\n### Admin API latency — {args.days} days of synthetic history, {args.clients} clients × "
           f"{args.requests} requests per route\n")
-    print(f"Machine: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+    print(f"Machine: {machine()}; "
           f"PostgreSQL {pg_version} (embedded pgserver), uvicorn 1 worker; date {now.date().isoformat()}; "
           f"load average at the end {load1:.1f} (1 min) / {load5:.1f} (5 min) — other work on the machine "
           "shows up in the tail\n")

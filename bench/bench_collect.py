@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
@@ -32,16 +30,12 @@ from xbotlib.jobs.context import build_context
 from xbotlib.sim.audience import snowflake
 from xbotlib.sim.scenario import load_scenario
 from xbotlib.sim.xserver import SandboxX
+from xbotlib.bench import machine
 from xbotlib.templates import TemplateGenerator
 from xbotlib.testing import TestPostgres
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 ACCOUNT = "bench"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
 
 
 def texts(n: int, seed: int) -> list[str]:

@@ -13,11 +13,8 @@ Prints a Markdown table with machine and date.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
-from datetime import date
 
 import numpy as np
 
@@ -25,12 +22,8 @@ from xbotlib import vocab
 from xbotlib.features import FEATURE_NAMES, LocalEmbedder, extract_features, feature_matrix
 from xbotlib.predictors import LightGBMReward, RidgeReward, train_with_fallback
 from xbotlib.reward import exposure_weight
+from xbotlib.bench import machine
 from xbotlib.templates import TemplateGenerator
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
 
 
 def feature_pool(seed: int, per_cell: int = 4) -> list[dict]:

@@ -30,6 +30,7 @@ BENCH_SCHEDULES = Path(__file__).resolve().parent.parent / "bench" / "schedules"
 
 
 def machine() -> str:
+    """CPU model, cores, Python version and today's date: the line every benchmark table carries."""
     cpu = platform.processor() or ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
