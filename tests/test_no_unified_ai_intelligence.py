@@ -7,7 +7,8 @@ REPO = Path(__file__).resolve().parent.parent
 # built from parts so this file does not contain what it looks for
 FORBIDDEN = "_".join(["unified", "ai", "intelligence"])
 # version control, the virtualenv, and runtime state (the embedded database) are not the repository
-SKIP_DIRS = {".git", ".venv", ".xbot", "__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints"}
+SKIP_DIRS = {".git", ".venv", ".xbot", "__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints",
+             ".ruff_cache", ".mypy_cache"}  # tool caches hold copies of this very file
 # the guard's own file name is given by the issue; its content is still checked
 THIS_FILE = Path(__file__).resolve()
 

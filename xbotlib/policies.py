@@ -108,12 +108,20 @@ class FixedPolicy:
     name = "fixed"
 
     def __init__(self, hook: str, hour: int):
+        from .vocab import HOOK_PATTERNS
+        if hook not in HOOK_PATTERNS:
+            raise ValueError(f"fixed policy: unknown hook {hook!r} (expected one of {', '.join(HOOK_PATTERNS)})")
+        if isinstance(hour, bool) or not isinstance(hour, (int, np.integer)) or not 0 <= hour <= 23:
+            raise ValueError(f"fixed policy: hour {hour!r} is not a local hour (expected 0-23)")
         self.hook, self.hour = hook, int(hour)
 
     def choose(self, state, hooks, hours, rng):
-        hook = self.hook if self.hook in hooks else str(rng.choice(list(hooks)))
+        if self.hook in hooks:
+            hook, hook_p = self.hook, 1.0
+        else:  # rotation forbids the fixed hook: a uniform draw, and its propensity says so
+            hook, hook_p = str(rng.choice(list(hooks))), 1.0 / len(hooks)
         hour = self.hour if self.hour in hours else min(hours, key=lambda h: abs(h - self.hour))
-        return PlanChoice(hook, 1.0, int(hour), 1.0)
+        return PlanChoice(hook, hook_p, int(hour), 1.0)
 
 
 class OraclePolicy:

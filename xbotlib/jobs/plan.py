@@ -26,7 +26,7 @@ import numpy as np
 from .. import queue, vocab
 from ..logs import tagged
 from ..policies import PlanChoice, PlanState, XbotPolicy
-from . import JobContext, JobResult
+from . import JobContext, JobResult, ensure_account_once
 
 log = logging.getLogger("xbot.jobs.plan")
 
@@ -37,22 +37,37 @@ MIN_CHARS, MAX_CHARS = 40, 280
 # ----------------------------------------------------------------------------- pure helpers
 
 def next_occurrence(hour: int, now: datetime, tz: str) -> datetime:
-    """The next time the local clock in ``tz`` shows ``hour``:00 strictly after ``now`` (UTC-aware result)."""
-    local = now.astimezone(ZoneInfo(tz))
-    candidate = local.replace(hour=hour, minute=0, second=0, microsecond=0)
-    if candidate <= local:
-        candidate = (local + timedelta(days=1)).replace(hour=hour, minute=0, second=0, microsecond=0)
-    return candidate.astimezone(ZoneInfo("UTC"))
+    """The next time the local clock in ``tz`` shows ``hour``:00 strictly after ``now`` (UTC-aware result).
+
+    Compared as instants, not wall times: on the night the clock falls back the hour occurs twice
+    (fold 0, then fold 1) and the second one is still ahead; an hour the clock skips maps to the
+    moment of the jump (fold 0 reads it with the offset before the change).
+    """
+    zone, utc = ZoneInfo(tz), ZoneInfo("UTC")
+    today = now.astimezone(zone).date()
+    for days in range(3):
+        day = today + timedelta(days=days)
+        for fold in (0, 1):
+            candidate = datetime(day.year, day.month, day.day, hour, tzinfo=zone, fold=fold).astimezone(utc)
+            if candidate > now:
+                return candidate
+    raise AssertionError("unreachable: every local hour occurs within two days")
 
 
-def allowed_by_rotation(recent: list[str], options: list[str], max_run: int) -> list[str]:
-    """Options that would not make the same value appear more than ``max_run`` times in a row."""
+def _current_run(recent: list[str]) -> tuple[str | None, int]:
+    """The value the newest items repeat, and how many times in a row (``recent`` is newest first)."""
     run_value = recent[0] if recent else None
     run = 0
     for v in recent:
         if v != run_value:
             break
         run += 1
+    return run_value, run
+
+
+def allowed_by_rotation(recent: list[str], options: list[str], max_run: int) -> list[str]:
+    """Options that would not make the same value appear more than ``max_run`` times in a row."""
+    run_value, run = _current_run(recent)
     allowed = [o for o in options if not (o == run_value and run >= max_run)]
     return allowed or list(options)
 
@@ -84,7 +99,9 @@ def quality_gate(text: str, readability: float, min_readability: float, banned: 
     return GateVerdict(True)
 
 
-def duplicate_gate(novelty: float, novelty_min: float) -> GateVerdict:
+def duplicate_gate(novelty: float, novelty_min: float, exact_repeat: bool = False) -> GateVerdict:
+    if exact_repeat:
+        return GateVerdict(False, "duplicate", "exact repeat of an earlier post (X refuses duplicate content)")
     if novelty < novelty_min:
         return GateVerdict(False, "duplicate", f"novelty {novelty:.3f} < {novelty_min:.3f} against the last 30 days")
     return GateVerdict(True)
@@ -93,7 +110,9 @@ def duplicate_gate(novelty: float, novelty_min: float) -> GateVerdict:
 def rotation_gate(hook: str, topic: str | None, recent_hooks: list[str], recent_topics: list[str],
                   max_run: int) -> GateVerdict:
     for name, value, recent in (("hook", hook, recent_hooks), ("topic", topic, recent_topics)):
-        if value is not None and value not in allowed_by_rotation(recent, [value], max_run):
+        # not allowed_by_rotation(recent, [value]): with a single option it falls back to that option
+        run_value, run = _current_run(recent)
+        if value is not None and value == run_value and run >= max_run:
             return GateVerdict(False, "rotation", f"{name} {value!r} would run more than {max_run} times in a row")
     return GateVerdict(True)
 
@@ -158,14 +177,18 @@ def tick(ctx: JobContext) -> JobResult:
     if ctx.llm is not None:
         ctx.llm.new_tick()  # OpenAI retries are budgeted per tick (at most 2), so each tick starts afresh
     with ctx.db.connection() as conn:
-        queue.ensure_account(conn, ctx.account_id, now, s.timezone)
+        ensure_account_once(ctx, conn)
         experiments.ensure_experiments(conn, ctx.account_id, now)
         posts_planned = _planned_in_window(conn, ctx.account_id, "post", now)
         replies_planned = _planned_in_window(conn, ctx.account_id, "reply", now)
     detail: dict = {"queued": 0, "rejected": 0}
     if posts_planned < s.plan_posts_per_day:
         detail.update(_plan_post(ctx, now))
-    if replies_planned < s.plan_replies_per_day:
+    local_hour = now.astimezone(ZoneInfo(s.timezone)).hour
+    # a reply goes out as soon as it is planned, so plan it only while the audience is awake: within
+    # the span of the posting hours (the first tick of a day is at midnight, when almost nobody reads)
+    awake = min(s.posting_hours) <= local_hour <= max(s.posting_hours)
+    if replies_planned < s.plan_replies_per_day and awake:
         r = _plan_reply(ctx, now)
         detail["queued"] += r.get("queued", 0)
         detail["rejected"] += r.get("rejected", 0)
@@ -199,7 +222,10 @@ def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> Pla
 
 def _active_predictor(ctx: JobContext, conn, kind: str):
     from .. import predictor_store
+    from .learn import TIMING_TARGET
     try:
+        if kind == "timing":
+            return predictor_store.load_active(conn, ctx.account_id, kind, ctx.world, target=TIMING_TARGET)
         return predictor_store.load_active(conn, ctx.account_id, kind, ctx.world)
     except Exception as exc:  # a model that cannot be loaded must not stop planning
         tagged(log, "PLAN", "predictor unavailable", level=logging.WARNING, kind=kind, error=type(exc).__name__)
@@ -227,7 +253,8 @@ def _plan_post(ctx: JobContext, now: datetime) -> dict:
     assignments = experiments.assign(active, "post", ctx.rng)
     hour, timing_propensity = choice.hour, choice.hour_propensity
     if assignments.get("late_evening_slot") and assignments["late_evening_slot"].arm == "treatment":
-        hour, timing_propensity = experiments.evening_hour(ctx.rng), 1.0
+        # the treatment draws its hour uniformly from the late-evening hours
+        hour, timing_propensity = experiments.evening_hour(ctx.rng), 1.0 / len(vocab.LATE_EVENING_HOURS)
     scheduled_at = next_occurrence(hour, now, s.timezone)
 
     candidates = ctx.generator.candidates(choice.hook, topic, s.plan_candidates, rng=ctx.rng)
@@ -289,12 +316,16 @@ def _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recen
         return None
     embeddings = np.asarray(ctx.embedder.embed([t for _, t in texts]), dtype=float)
     seen = recent_emb
+    with ctx.db.connection() as conn:
+        used = {r["content_hash"] for r in conn.execute(
+            "SELECT content_hash FROM content_metadata WHERE account_id = %s AND content_hash = ANY(%s)",
+            (ctx.account_id, [queue.content_hash(t) for _, t in texts])).fetchall()}
     for (cand, text), emb in zip(texts, embeddings):
         feats = features.extract_features(text, embedding=emb, recent_embeddings=seen, novelty_min=s.novelty_min,
                                           topic=cand.topic or topic, reply=reply, hour=hour)
         hook = feats.hook_pattern
         for verdict in (quality_gate(text, feats.readability, s.quality_min_readability, s.banned_phrases),
-                        duplicate_gate(feats.novelty, s.novelty_min),
+                        duplicate_gate(feats.novelty, s.novelty_min, queue.content_hash(text) in used),
                         rotation_gate(hook, cand.topic or topic, recent_hooks, recent_topics, s.rotation_max_run)
                         if decision_type == "post" else GateVerdict(True)):
             if not verdict.ok:

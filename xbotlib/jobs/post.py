@@ -8,19 +8,26 @@ A crash after 1 leaves a row in ``posting``. Every tick first *reconciles* such 
 account's own recent posts: found -> saved as posted (``reconciled``); not found -> back to the
 queue. A decision is never re-sent while X might already hold it, so a tweet is never published
 twice, and never left unknown to the database.
+
+A row in ``posting`` is also what a *live* worker's post looks like while it waits for X. So the
+worker holds a session advisory lock on the decision from the claim until the outcome is saved
+(it dies with the worker's connection), and reconciliation settles only rows whose lock it can
+take: another worker's post in flight is never requeued or marked posted behind its back.
 """
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 
 import httpx
+from psycopg.pq import TransactionStatus
 
 from .. import queue
 from ..logs import tagged
 from ..xapi import (XApiError, XConnectionError, XRateLimited, XServerError, XTimeout, deferred_until,
                     record_rate_limit)
-from . import JobContext, JobResult
+from . import JobContext, JobResult, ensure_account_once
 
 log = logging.getLogger("xbot.jobs.post")
 
@@ -38,62 +45,100 @@ def backoff_seconds(attempt: int) -> float:
     return min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2 ** max(0, attempt - 1)))
 
 
-def _posted_counts(conn, account_id: str, now: datetime) -> tuple[int, int]:
+def _posted_counts(conn, account_id: str, now: datetime, sources) -> tuple[int, int, int]:
+    """(posts in the last hour, posts in the last day, decisions ready to post now)."""
     row = conn.execute(
         """SELECT count(*) FILTER (WHERE posted_at > %(now)s - interval '1 hour') AS hour,
-                  count(*) FILTER (WHERE posted_at > %(now)s - interval '1 day') AS day
+                  count(*) AS day,
+                  (SELECT count(*) FROM content_metadata
+                    WHERE account_id = %(acc)s AND status = 'queued' AND scheduled_at <= %(now)s
+                      AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+                      AND generation_source = ANY(%(sources)s)) AS ready
              FROM posted_decisions WHERE account_id = %(acc)s AND posted_at > %(now)s - interval '1 day'""",
-        {"now": now, "acc": account_id}).fetchone()
-    return int(row["hour"]), int(row["day"])
+        {"now": now, "acc": account_id, "sources": list(sources)}).fetchone()
+    return int(row["hour"]), int(row["day"]), int(row["ready"])
 
 
-def _own_user_id(ctx: JobContext) -> str:
-    with ctx.db.connection() as conn:
-        row = conn.execute("SELECT x_user_id FROM accounts WHERE account_id = %s", (ctx.account_id,)).fetchone()
+def _own_user_id(ctx: JobContext, conn) -> str:
+    row = conn.execute("SELECT x_user_id FROM accounts WHERE account_id = %s", (ctx.account_id,)).fetchone()
     if row and row["x_user_id"]:
         return row["x_user_id"]
     user = ctx.x.me()
-    with ctx.db.connection() as conn:
-        conn.execute("UPDATE accounts SET x_user_id = %s, handle = COALESCE(handle, %s) WHERE account_id = %s",
-                     (user.user_id, user.username, ctx.account_id))
+    conn.execute("UPDATE accounts SET x_user_id = %s, handle = COALESCE(handle, %s) WHERE account_id = %s",
+                 (user.user_id, user.username, ctx.account_id))
     return user.user_id
 
 
-def reconcile_stuck(ctx: JobContext) -> dict[str, int]:
-    """Settle every decision left in ``posting`` by a crash: posted (found at X) or re-queued."""
-    with ctx.db.connection() as conn:
-        stuck = queue.stuck_in_posting(conn, ctx.account_id)
-    found = requeued = 0
-    if not stuck:
-        return {"reconciled": 0, "requeued": 0}
-    since = min(r["claimed_at"] or r["updated_at"] for r in stuck) - RECONCILE_SLACK
-    own = ctx.x.own_recent_tweets(_own_user_id(ctx), since=since)
-    known = _known_tweet_ids(ctx, [t.tweet_id for t in own])
-    by_text: dict[str, list] = {}
-    for t in own:
-        if t.tweet_id not in known:
-            by_text.setdefault(queue.content_hash(t.text), []).append(t)
-    now = ctx.clock.now()
-    for row in stuck:
-        match = by_text.get(row["content_hash"])
-        with ctx.db.connection() as conn:
+def inflight_key(decision_id) -> int:
+    """The advisory-lock key a worker holds while its post of ``decision_id`` is in flight (a signed bigint)."""
+    return int.from_bytes(uuid.UUID(str(decision_id)).bytes[:8], "big", signed=True)
+
+
+class _InFlight:
+    """The session advisory lock a worker holds on a decision from its claim until the outcome is saved."""
+
+    def __init__(self, conn, decision_id):
+        self.conn, self.key, self.held = conn, inflight_key(decision_id), True
+        conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        if self.conn.info.transaction_status == TransactionStatus.INERROR:
+            self.conn.rollback()
+        self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        self.conn.commit()
+
+
+def reconcile_stuck(ctx: JobContext, conn=None) -> dict[str, int]:
+    """Settle every decision left in ``posting`` by a crash: posted (found at X) or re-queued.
+
+    Rows whose in-flight lock is held belong to a live worker and are left alone. The locks taken
+    here last until this transaction ends, so two reconcilers never settle the same row. ``conn``:
+    an idle connection to use (the posting loop's own, so a tick needs one connection, not three).
+    """
+    if conn is None:
+        with ctx.db.connection() as own_conn:
+            return reconcile_stuck(ctx, own_conn)
+    with conn.transaction():
+        guard = conn
+        mine = {r["decision_id"] for r in queue.stuck_in_posting(guard, ctx.account_id)
+                if guard.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok",
+                                 (inflight_key(r["decision_id"]),)).fetchone()["ok"]}
+        # read again under the locks: a worker may have saved its post since the first read
+        stuck = [r for r in queue.stuck_in_posting(guard, ctx.account_id) if r["decision_id"] in mine]
+        found = requeued = failed = 0
+        if not stuck:
+            return {"reconciled": 0, "requeued": 0, "failed": 0}
+        since = min(r["claimed_at"] or r["updated_at"] for r in stuck) - RECONCILE_SLACK
+        own = ctx.x.own_recent_tweets(_own_user_id(ctx, guard), since=since)
+        known = _known_tweet_ids(guard, [t.tweet_id for t in own])
+        by_text: dict[str, list] = {}
+        for t in own:
+            if t.tweet_id not in known:
+                by_text.setdefault(queue.content_hash(t.text), []).append(t)
+        now = ctx.clock.now()
+        for row in stuck:
+            match = by_text.get(row["content_hash"])
             if match:
                 tweet = match.pop(0)
-                queue.record_posted(conn, row["decision_id"], ctx.account_id, tweet.tweet_id,
+                queue.record_posted(guard, row["decision_id"], ctx.account_id, tweet.tweet_id,
                                     tweet.created_at or row["claimed_at"], ctx.world, now, reconciled=True)
                 found += 1
                 tagged(log, "POSTING", "reconciled", decision_id=row["decision_id"], tweet_id=tweet.tweet_id)
+            elif _retry_or_fail(guard, ctx, row, "interrupted before X confirmed the post; not found at X",
+                                now) == "failed":
+                failed += 1
             else:
-                _retry_or_fail(conn, ctx, row, "interrupted before X confirmed the post; not found at X", now)
                 requeued += 1
-    return {"reconciled": found, "requeued": requeued}
+    return {"reconciled": found, "requeued": requeued, "failed": failed}
 
 
-def _known_tweet_ids(ctx: JobContext, ids: list[str]) -> set[str]:
+def _known_tweet_ids(conn, ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    with ctx.db.connection() as conn:
-        rows = conn.execute("SELECT tweet_id FROM posted_decisions WHERE tweet_id = ANY(%s)", (ids,)).fetchall()
+    rows = conn.execute("SELECT tweet_id FROM posted_decisions WHERE tweet_id = ANY(%s)", (ids,)).fetchall()
     return {r["tweet_id"] for r in rows}
 
 
@@ -127,39 +172,49 @@ def tick(ctx: JobContext) -> JobResult:
         tagged(log, "POSTING", "disabled", reason="POSTING_DISABLED=true", sent=0)
         return JobResult.skipped("POSTING_DISABLED=true", sent=0)
     now = ctx.clock.now()
-    with ctx.db.connection() as conn:
-        queue.ensure_account(conn, ctx.account_id, now, settings.timezone)
+    with ctx.db.connection() as conn:  # one connection for the pre-flight checks: this tick runs every few minutes
+        ensure_account_once(ctx, conn)
         until = deferred_until(conn, ctx.account_id, ENDPOINT, now)
+        stuck = bool(queue.stuck_in_posting(conn, ctx.account_id)) if until is None else False
     if until is not None:
         tagged(log, "POSTING", "deferred", reason="rate_limited", until=until.isoformat())
         return JobResult.skipped("rate_limited", until=until.isoformat())
 
     detail = {"sent": 0, "failed": 0, "retried": 0, "reconciled": 0, "requeued": 0}
-    try:
-        detail.update(reconcile_stuck(ctx))
-    except XRateLimited as exc:
-        with ctx.db.connection() as conn:
-            record_rate_limit(conn, ctx.account_id, exc.endpoint, exc.reset_at)
-        return JobResult.skipped("rate_limited during reconciliation", until=exc.reset_at.isoformat())
-    except (XServerError, XTimeout, XConnectionError, httpx.TransportError) as exc:
-        # without knowing what X holds we must not send anything: try again next tick
-        tagged(log, "POSTING", "reconcile_unavailable", level=logging.WARNING, error=_kv(str(exc)))
-        return JobResult.skipped("reconciliation unavailable", error=str(exc))
+    if stuck:
+        try:
+            detail.update(reconcile_stuck(ctx))
+        except XRateLimited as exc:
+            with ctx.db.connection() as conn:
+                record_rate_limit(conn, ctx.account_id, exc.endpoint, exc.reset_at)
+            return JobResult.skipped("rate_limited during reconciliation", until=exc.reset_at.isoformat())
+        except (XServerError, XTimeout, XConnectionError, httpx.TransportError) as exc:
+            # without knowing what X holds we must not send anything: try again next tick
+            tagged(log, "POSTING", "reconcile_unavailable", level=logging.WARNING, error=_kv(str(exc)))
+            return JobResult.skipped("reconciliation unavailable", error=str(exc))
 
     sources = queue.postable_sources(mode)
     while True:
         now = ctx.clock.now()
+        # this connection stays out of the pool until the outcome is saved: its session holds the in-flight lock
         with ctx.db.connection() as conn:
-            per_hour, per_day = _posted_counts(conn, ctx.account_id, now)
+            per_hour, per_day, ready = _posted_counts(conn, ctx.account_id, now, sources)
+            if not ready:
+                break
             if per_hour >= settings.posts_per_hour_cap or per_day >= settings.posts_per_day_cap:
                 detail["capped"] = True
                 tagged(log, "POSTING", "cap reached", posts_hour=per_hour, posts_day=per_day,
                        cap_hour=settings.posts_per_hour_cap, cap_day=settings.posts_per_day_cap)
                 break
             claimed = queue.claim_for_posting(conn, ctx.account_id, now, ctx.worker_id, sources, limit=1)
-        if not claimed:
-            break
-        outcome = _publish(ctx, claimed[0])
+            if not claimed:
+                break
+            lock = _InFlight(conn, claimed[0]["decision_id"])  # taken before the claim is visible
+            conn.commit()
+            try:
+                outcome = _publish(ctx, claimed[0], lock)
+            finally:
+                lock.release()
         detail[outcome] = detail.get(outcome, 0) + 1
         if outcome in ("retried", "rate_limited"):
             break  # X is unhappy: leave the rest for a later tick
@@ -174,38 +229,50 @@ def tick(ctx: JobContext) -> JobResult:
     return JobResult(detail=detail)
 
 
-def _publish(ctx: JobContext, row: dict) -> str:
-    decision_id = row["decision_id"]
+def _publish(ctx: JobContext, row: dict, lock: _InFlight) -> str:
+    """Send one claimed decision and save what happened, on the connection that holds its in-flight lock."""
+    decision_id, conn = row["decision_id"], lock.conn
     reply_to = row["target_tweet_id"] if row["decision_type"] == "reply" else None
     try:
         tweet_id = ctx.x.create_tweet(row["content"], reply_to=reply_to)
     except XRateLimited as exc:
         now = ctx.clock.now()
-        with ctx.db.connection() as conn:
+        with conn.transaction():
             record_rate_limit(conn, ctx.account_id, exc.endpoint or ENDPOINT, exc.reset_at)
             # a 429 means X refused the request: nothing was created, so it is safe to requeue
             _retry_or_fail(conn, ctx, row, f"rate limited until {exc.reset_at.isoformat()}", now,
                            not_before=exc.reset_at)
         return "rate_limited"
     except (XServerError, XTimeout, XConnectionError, httpx.TransportError) as exc:
-        # ambiguous: X may hold the tweet. Reconcile right away; never resend blindly.
-        tagged(log, "POSTING", "ambiguous", level=logging.WARNING, decision_id=decision_id,
-               error=_kv(f"{type(exc).__name__}: {exc}"))
-        try:
-            rec = reconcile_stuck(ctx)
-        except (XApiError, httpx.TransportError):
-            return "retried"  # stays in posting; the next tick reconciles before anything else
-        return "sent" if rec["reconciled"] else "retried"
+        return _ambiguous(ctx, decision_id, exc, lock)
     except XApiError as exc:
+        if exc.status is None or exc.status < 400:
+            # a success status with an unreadable body: X most likely created the tweet
+            return _ambiguous(ctx, decision_id, exc, lock)
         # a definite refusal (400/403: duplicate content, policy…): retrying would not help
-        with ctx.db.connection() as conn:
+        with conn.transaction():
             queue.transition(conn, decision_id, "failed", ctx.clock.now(), expected="posting",
                              last_error=f"X refused the post: {exc}")
         tagged(log, "POSTING", "failed", level=logging.WARNING, decision_id=decision_id, reason=_kv(str(exc)))
         return "failed"
     now = ctx.clock.now()
-    with ctx.db.connection() as conn:
+    with conn.transaction():
         queue.record_posted(conn, decision_id, ctx.account_id, tweet_id, now, ctx.world, now)
     tagged(log, "POSTING", "posted", decision_id=decision_id, tweet_id=tweet_id, world=ctx.world,
            type=row["decision_type"], source=row["generation_source"])
     return "sent"
+
+
+def _ambiguous(ctx: JobContext, decision_id, exc: Exception, lock: _InFlight) -> str:
+    """X may hold the tweet: reconcile right away (our own lock released first); never resend blindly."""
+    tagged(log, "POSTING", "ambiguous", level=logging.WARNING, decision_id=decision_id,
+           error=_kv(f"{type(exc).__name__}: {exc}"))
+    lock.release()
+    try:
+        reconcile_stuck(ctx, lock.conn)
+    except (XApiError, httpx.TransportError):
+        return "retried"  # stays in posting; the next tick reconciles before anything else
+    with lock.conn.transaction():  # what reconciliation made of this decision (it may have settled others too)
+        status = lock.conn.execute("SELECT status FROM content_metadata WHERE decision_id = %s",
+                                   (str(decision_id),)).fetchone()["status"]
+    return {"posted": "sent", "failed": "failed"}.get(status, "retried")

@@ -1,0 +1,263 @@
+"""The daemon (`xbot run`) on a simulated clock against the sandbox X: a week of posting, collecting
+and learning; every tick recorded at the cron cadence; one daemon per account; a stop request (or
+SIGTERM) finishes the current tick and exits; a failing tick does not stop the loop."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from xbotlib import schedules
+from xbotlib.daemon import Daemon, DaemonLocked
+from xbotlib.jobs.context import build_context
+from xbotlib.sim.xserver import SandboxX
+from xbotlib.templates import TemplateGenerator
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION = ROOT / "schedules"
+HOURLY = ROOT / "bench" / "schedules"
+
+
+def job_entries(directory: Path):
+    return [e for e in schedules.load_schedules(directory) if e.kind == "job"]
+
+
+def make_ctx(settings, db, clock, seed: int = 21, **kw):
+    return build_context(settings, db, clock, sandbox=SandboxX(clock=clock, seed=seed), seed=seed, **kw)
+
+
+def job_run_counts(db) -> dict[str, Counter]:
+    with db.connection() as conn:
+        rows = conn.execute("SELECT job, status, count(*) AS n FROM job_runs GROUP BY job, status").fetchall()
+    out: dict[str, Counter] = {}
+    for r in rows:
+        out.setdefault(r["job"], Counter())[r["status"]] = r["n"]
+    return out
+
+
+def expected_runs(entry, start, until) -> int:
+    """Cron occurrences in [start, until): the daemon runs each entry at once, then on its cron."""
+    n, t = 1, start
+    while True:
+        t = schedules.next_run(entry, t)
+        if t >= until:
+            return n
+        n += 1
+
+
+def test_a_simulated_week_posts_collects_and_learns(settings, db, clock, caplog):
+    caplog.set_level(logging.INFO, logger="xbot")
+    ctx = make_ctx(settings, db, clock)
+    entries = job_entries(HOURLY)
+    start = clock.now()
+    until = start + timedelta(days=7)
+    ticks = Daemon([ctx], entries).run(until=until, install_signals=False)
+
+    assert clock.now() == until
+    runs = job_run_counts(db)
+    for e in entries:  # every tick recorded, at the cadence of its cron
+        assert ticks[e.key] == sum(runs[e.name].values()) == expected_runs(e, start, until), e.name
+        assert set(runs[e.name]) <= {"ok", "skipped"}, f"{e.name}: {runs[e.name]}"
+    assert ticks["job:post"] == 7 * 24
+
+    with db.connection() as conn:
+        posted = conn.execute("""SELECT pd.decision_id, pd.tweet_id, pd.posted_at, cm.content, cm.decision_type
+                                   FROM posted_decisions pd JOIN content_metadata cm USING (decision_id)""").fetchall()
+        collected = {(r["decision_id"], r["collected_pass"]) for r in conn.execute(
+            "SELECT decision_id, collected_pass FROM outcomes WHERE simulated").fetchall()}
+        real = conn.execute("SELECT count(*) AS n FROM outcomes WHERE NOT simulated").fetchone()["n"]
+        predictors = conn.execute("SELECT kind, version, world FROM predictors ORDER BY kind").fetchall()
+        snapshots = conn.execute("SELECT count(*) AS n FROM follower_snapshots").fetchone()["n"]
+    assert len(posted) >= 7 * 4, f"only {len(posted)} posts in a week"
+    assert {p["decision_type"] for p in posted} == {"post", "reply"}
+    assert {t.tweet_id: t.text for t in ctx.sandbox.tweets} == {p["tweet_id"]: p["content"] for p in posted}
+    # pass 1 at T+1h and pass 2 at T+24h, read by the hourly collect tick after them
+    for p in posted:
+        if p["posted_at"] <= until - timedelta(hours=2):
+            assert (p["decision_id"], 1) in collected, p
+        if p["posted_at"] <= until - timedelta(hours=25):
+            assert (p["decision_id"], 2) in collected, p
+    assert sum(1 for _, n in collected if n == 2) >= 20
+    assert real == 0, "sandbox outcomes are marked simulated"
+    assert [(p["kind"], p["world"]) for p in predictors if p["version"] == 1] == [("content", "sandbox"),
+                                                                                   ("timing", "sandbox")]
+    assert snapshots > 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("[LEARN_JOB] coeffs_updated=v1") for m in messages)
+    assert any(m.startswith("[ANALYTICS_COLLECTOR] stored outcome decision_id=") for m in messages)
+
+
+def test_two_days_on_the_production_schedule(settings, db, clock):
+    ctx = make_ctx(settings, db, clock, seed=22)
+    entries = job_entries(PRODUCTION)
+    start = clock.now()
+    until = start + timedelta(days=2)
+    ticks = Daemon([ctx], entries).run(until=until, install_signals=False)
+
+    runs = job_run_counts(db)
+    assert {e.name: ticks[e.key] for e in entries} == {"plan": 48, "post": 576, "collect": 192, "learn": 9}
+    for e in entries:
+        assert sum(runs[e.name].values()) == ticks[e.key] == expected_runs(e, start, until)
+    with db.connection() as conn:
+        rows = conn.execute("""SELECT cm.scheduled_at, pd.posted_at FROM posted_decisions pd
+                                 JOIN content_metadata cm USING (decision_id)""").fetchall()
+    assert len(rows) >= 8
+    # posted at the first post tick after its slot (every 5 minutes): never early, never a day late
+    for r in rows:
+        assert timedelta(0) <= r["posted_at"] - r["scheduled_at"] < timedelta(minutes=5), r
+
+
+def test_one_daemon_per_account(settings, db, clock):
+    ctx = make_ctx(settings, db, clock)
+    other_account = make_ctx(settings.replace(account_id="acct2"), db, clock)
+    seen: list = []
+    first = None
+
+    def on_tick(now):
+        try:
+            Daemon([make_ctx(settings, db, clock, seed=1)], job_entries(HOURLY)).run(
+                until=now + timedelta(hours=1), install_signals=False)
+            seen.append("second ran")
+        except DaemonLocked as exc:
+            seen.append(str(exc))
+        # another account is free to run at the same time
+        Daemon([other_account], job_entries(HOURLY)).run(until=now, install_signals=False)
+        first.request_stop()
+
+    first = Daemon([ctx], job_entries(HOURLY), on_tick=on_tick)
+    first.run(until=clock.now() + timedelta(days=1), install_signals=False)
+    assert seen == ["another `xbot run` already holds account 'acct1' (one daemon per account; stop the other one first)"]
+    # the lock goes with the daemon: a new one may start
+    Daemon([make_ctx(settings, db, clock, seed=2)], job_entries(HOURLY)).run(until=clock.now(), install_signals=False)
+
+
+def test_request_stop_finishes_the_current_tick_and_exits(settings, db, clock):
+    ctx = make_ctx(settings, db, clock)
+    turns: list = []
+    daemon = None
+
+    def on_tick(now):
+        turns.append(now)
+        if len(turns) == 3:
+            daemon.request_stop()
+
+    daemon = Daemon([ctx], job_entries(HOURLY), on_tick=on_tick)
+    start = clock.now()
+    ticks = daemon.run(until=start + timedelta(days=7), install_signals=False)
+    assert len(turns) == 3
+    with db.connection() as conn:
+        statuses = Counter(r["status"] for r in conn.execute("SELECT status FROM job_runs").fetchall())
+    assert statuses["running"] == 0, "the tick in progress was finished, not abandoned"
+    assert sum(statuses.values()) == sum(ticks.values())
+    assert clock.now() < start + timedelta(hours=3), "stopped after the third loop turn"
+
+
+def test_sigterm_stops_the_daemon_after_the_tick(settings, db, clock):
+    ctx = make_ctx(settings, db, clock)
+    turns: list = []
+    before = signal.getsignal(signal.SIGTERM)
+
+    def on_tick(now):
+        turns.append(now)
+        if len(turns) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    ticks = Daemon([ctx], job_entries(HOURLY), on_tick=on_tick).run(until=clock.now() + timedelta(days=7))
+    assert len(turns) == 2 and sum(ticks.values()) > 0
+    assert signal.getsignal(signal.SIGTERM) is before, "the daemon gives the signal handlers back"
+
+
+@dataclass
+class FailsOnce:
+    """A content generator whose first call fails as a broken dependency would."""
+    inner: TemplateGenerator
+    failed: bool = False
+
+    def candidates(self, *args, **kwargs):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("generator exploded")
+        return self.inner.candidates(*args, **kwargs)
+
+
+def test_a_failing_tick_is_recorded_and_the_loop_goes_on(settings, db, clock, caplog):
+    caplog.set_level(logging.INFO, logger="xbot")
+    ctx = make_ctx(settings, db, clock, generator=FailsOnce(TemplateGenerator(3)))
+    notebooks: list = []
+    entries = job_entries(HOURLY) + schedules.parse_schedules(
+        '[[notebook]]\nname = "growth_review"\ncron = "0 */12 * * *"\n', source="test")
+
+    def runner(name, params):
+        notebooks.append(name)
+        if len(notebooks) == 1:
+            raise RuntimeError("kernel died")
+
+    Daemon([ctx], entries, notebook_runner=runner).run(until=clock.now() + timedelta(days=1), install_signals=False)
+    runs = job_run_counts(db)
+    assert runs["plan"]["failed"] == 1 and runs["plan"]["ok"] >= 4
+    with db.connection() as conn:
+        failed = conn.execute("SELECT error FROM job_runs WHERE status = 'failed'").fetchone()
+    assert failed["error"].startswith("RuntimeError: generator exploded")
+    assert notebooks == ["growth_review"] * 3  # at once, 12:00, 00:00: the failure did not stop its schedule
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[DAEMON] tick failed")]
+    assert len(failures) == 2 and "entry=job:plan" in failures[0] and "entry=notebook:growth_review" in failures[1]
+    assert len(ctx.sandbox.tweets) >= 4, "posting went on after the failures"
+
+
+# ----------------------------------------------------------------------------- the commands
+
+@pytest.fixture
+def cli_env(db_url, tmp_path, monkeypatch):
+    """`xbot` reads its settings from the environment (and a .env in the working directory)."""
+    for key in [k for k in os.environ if k.startswith(("XBOT_", "OPENAI_", "X_", "POSTING_", "LIVE_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    for key, value in {"XBOT_DATABASE_URL": db_url, "XBOT_HOME": str(tmp_path / ".xbot"),
+                       "XBOT_ACCOUNT_ID": "acct1", "POSTING_DISABLED": "false"}.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["job", "--help"], ["--once", "plan", "post", "collect", "learn", "job_runs"]),
+    (["run", "--help"], ["--schedules", "--no-notebooks", "One daemon per account", "SIGTERM"]),
+])
+def test_help_helps(argv, expected, capsys):
+    from xbotlib import cli
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(word in out for word in expected), out
+
+
+def test_xbot_job_once_runs_one_recorded_tick(cli_env, db, capsys):
+    from xbotlib import cli
+    assert cli.main(["job", "plan", "--once"]) == 0
+    assert capsys.readouterr().out.startswith("plan: ok {")
+    with db.connection() as conn:
+        runs = conn.execute("SELECT job, status FROM job_runs").fetchall()
+        queued = conn.execute("SELECT count(*) AS n FROM content_metadata WHERE status = 'queued'").fetchone()["n"]
+    assert runs == [{"job": "plan", "status": "ok"}] and queued >= 1
+
+
+def test_xbot_run_refuses_while_another_daemon_holds_the_account(cli_env, settings, db, clock, capsys):
+    from xbotlib import cli
+    before = signal.getsignal(signal.SIGTERM)
+    codes: list = []
+    first = None
+
+    def on_tick(now):
+        codes.append(cli.main(["run", "--no-notebooks"]))
+        first.request_stop()
+
+    first = Daemon([make_ctx(settings, db, clock)], job_entries(HOURLY), on_tick=on_tick)
+    first.run(until=clock.now() + timedelta(days=1), install_signals=False)
+    assert codes == [2]
+    assert "xbot: error: another `xbot run` already holds account 'acct1'" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before

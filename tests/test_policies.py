@@ -1,0 +1,180 @@
+"""Plan policies: every policy returns an allowed (hook, hour) with the probability it had of choosing it.
+
+The propensity of a choice must be the policy's true probability of that choice: over many draws the
+empirical frequency of each arm matches its propensity, and the propensities of the arms sum to 1.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from xbotlib import vocab
+from xbotlib.bandit import ArmStats
+from xbotlib.policies import (
+    POLICY_NAMES,
+    FixedPolicy,
+    HeuristicPolicy,
+    OraclePolicy,
+    PlanChoice,
+    PlanState,
+    RandomPolicy,
+    XbotPolicy,
+    make_policy,
+)
+from xbotlib.sim.oracle import Oracle
+
+HOOKS = list(vocab.HOOK_PATTERNS)
+HOURS = [7, 9, 11, 13, 15, 17, 19, 21]
+DRAWS = 6000
+
+
+def stats(arm_id: str, pulls: int, mean: float) -> ArmStats:
+    return ArmStats(arm_id, pulls=pulls, reward_sum=mean * pulls, reward_sq_sum=mean * mean * pulls, weight_sum=pulls)
+
+
+def empty_state(age_days: float = 0.0) -> PlanState:
+    return PlanState(content_arms={}, timing_arms={}, account_age_days=age_days)
+
+
+# Content arms with a clear ranking: exploit = did_you_know, moderate = new_study + question,
+# aggressive (fewest pulls) = cta; contrarian and plain fall in no group and are never chosen.
+RANKED_HOOKS = {
+    "did_you_know": stats("did_you_know", 10, 1.0),
+    "new_study": stats("new_study", 10, 0.5),
+    "question": stats("question", 10, 0.4),
+    "contrarian": stats("contrarian", 10, 0.2),
+    "plain": stats("plain", 5, 0.0),
+    "cta": stats("cta", 2, 0.1),
+}
+RANKED_HOURS = {str(h): stats(str(h), 10 if h != 21 else 1, {19: 2.0, 9: 1.5, 13: 1.0}.get(h, 0.1)) for h in HOURS}
+
+
+def draw(policy, state: PlanState, hooks=HOOKS, hours=HOURS, n: int = DRAWS, seed: int = 7):
+    """Frequencies and the propensity reported for each chosen hook and hour over ``n`` choices."""
+    rng = np.random.default_rng(seed)
+    hook_n, hour_n = Counter(), Counter()
+    hook_p, hour_p = defaultdict(set), defaultdict(set)
+    for _ in range(n):
+        c = policy.choose(state, hooks, hours, rng)
+        assert isinstance(c, PlanChoice)
+        assert c.hook in hooks and c.hour in hours, f"{policy.name} chose outside the allowed arms: {c}"
+        assert 0 < c.hook_propensity <= 1 and 0 < c.hour_propensity <= 1, c
+        hook_n[c.hook] += 1
+        hour_n[c.hour] += 1
+        hook_p[c.hook].add(round(c.hook_propensity, 12))
+        hour_p[c.hour].add(round(c.hour_propensity, 12))
+    return hook_n, hour_n, hook_p, hour_p
+
+
+def assert_propensities_are_probabilities(counts: Counter, props: dict, n: int) -> None:
+    """Each arm reports one propensity, they sum to 1 over arms, and each matches the arm's frequency."""
+    for arm, ps in props.items():
+        assert len(ps) == 1, f"arm {arm!r} reported different propensities in the same state: {ps}"
+    p = {arm: next(iter(ps)) for arm, ps in props.items()}
+    assert sum(p.values()) == pytest.approx(1.0, abs=1e-9)
+    for arm, prop in p.items():
+        sd = np.sqrt(prop * (1 - prop) / n)
+        assert abs(counts[arm] / n - prop) <= 4.5 * sd + 1e-9, (arm, counts[arm] / n, prop)
+
+
+def test_random_policy_is_uniform_with_uniform_propensities():
+    hook_n, hour_n, hook_p, hour_p = draw(RandomPolicy(), empty_state())
+    assert set(hook_n) == set(HOOKS) and set(hour_n) == set(HOURS)
+    assert all(ps == {round(1 / len(HOOKS), 12)} for ps in hook_p.values())
+    assert_propensities_are_probabilities(hook_n, hook_p, DRAWS)
+    assert_propensities_are_probabilities(hour_n, hour_p, DRAWS)
+
+
+def test_heuristic_mix_is_60_25_15_and_propensities_match():
+    state = PlanState(content_arms=RANKED_HOOKS, timing_arms=RANKED_HOURS, account_age_days=30)
+    hook_n, hour_n, hook_p, hour_p = draw(HeuristicPolicy(), state)
+    # exploit 60%, moderate 25% split over the next best two, aggressive 15% on the least tried
+    expected_hooks = {"did_you_know": 0.60, "new_study": 0.125, "question": 0.125, "cta": 0.15}
+    assert set(hook_n) == set(expected_hooks), "arms outside the three groups must never be chosen"
+    assert {a: next(iter(p)) for a, p in hook_p.items()} == pytest.approx(expected_hooks)
+    assert_propensities_are_probabilities(hook_n, hook_p, DRAWS)
+    expected_hours = {19: 0.60, 9: 0.125, 13: 0.125, 21: 0.15}
+    assert set(hour_n) == set(expected_hours)
+    assert {h: next(iter(p)) for h, p in hour_p.items()} == pytest.approx(expected_hours)
+    assert_propensities_are_probabilities(hour_n, hour_p, DRAWS)
+
+
+def test_heuristic_overlapping_groups_add_their_shares():
+    # no statistics at all: every arm is the least tried, so the aggressive share spreads over all of them
+    # and the exploit/moderate arms (the first in order) get their share on top
+    hook_n, _, hook_p, _ = draw(HeuristicPolicy(), empty_state(), n=3000)
+    p = {a: next(iter(ps)) for a, ps in hook_p.items()}
+    assert p[HOOKS[0]] == pytest.approx(0.60 + 0.15 / len(HOOKS))
+    assert p[HOOKS[1]] == pytest.approx(0.125 + 0.15 / len(HOOKS))
+    assert_propensities_are_probabilities(hook_n, hook_p, 3000)
+
+
+def test_fixed_policy_sticks_to_its_arm_and_says_so():
+    hook_n, hour_n, hook_p, hour_p = draw(FixedPolicy("question", 19), empty_state(), n=50)
+    assert hook_n == Counter({"question": 50}) and hour_n == Counter({19: 50})
+    assert hook_p == {"question": {1.0}} and hour_p == {19: {1.0}}
+
+
+def test_fixed_policy_falls_back_honestly_when_its_arm_is_not_allowed():
+    # rotation may forbid the fixed hook: the fallback is a uniform draw, and its propensity must say so
+    allowed = [h for h in HOOKS if h != "question"]
+    hook_n, hour_n, hook_p, hour_p = draw(FixedPolicy("question", 20), empty_state(), hooks=allowed, n=3000)
+    assert set(hook_n) == set(allowed)
+    assert_propensities_are_probabilities(hook_n, hook_p, 3000)
+    # hour 20 is not a posting hour: the nearest allowed one (19, then 21 on a tie) deterministically
+    assert hour_n == Counter({19: 3000}) and hour_p == {19: {1.0}}
+
+
+def test_oracle_policy_picks_the_best_allowed_arm():
+    oracle = Oracle()
+    best = max(((h, t) for h in HOOKS for t in HOURS), key=lambda ht: oracle.expected_follows(*ht))
+    hook_n, hour_n, hook_p, hour_p = draw(OraclePolicy(oracle), empty_state(), n=20)
+    assert hook_n == Counter({best[0]: 20}) and hour_n == Counter({best[1]: 20})
+    assert hook_p == {best[0]: {1.0}} and hour_p == {best[1]: {1.0}}
+    # with the best hook forbidden it picks the best of the rest
+    rest = [h for h in HOOKS if h != best[0]]
+    c = OraclePolicy(oracle).choose(empty_state(), rest, HOURS, np.random.default_rng(0))
+    assert c.hook in rest
+    assert oracle.expected_follows(c.hook, c.hour) == max(oracle.expected_follows(h, t) for h in rest for t in HOURS)
+
+
+def test_xbot_policy_returns_valid_choices_with_its_propensities():
+    state = PlanState(content_arms=RANKED_HOOKS, timing_arms=RANKED_HOURS, account_age_days=3)
+    hook_n, hour_n, _, _ = draw(XbotPolicy(), state, n=200)
+    assert sum(hook_n.values()) == 200
+    assert set(hour_n) <= set(HOURS)
+    # only the allowed hooks, even when the statistics favour a forbidden one
+    allowed = ["plain", "cta"]
+    for seed in range(20):
+        c = XbotPolicy().choose(state, allowed, [9, 13], np.random.default_rng(seed))
+        assert c.hook in allowed and c.hour in (9, 13)
+        assert 0 < c.hook_propensity <= 1 and 0 < c.hour_propensity <= 1
+
+
+def test_same_seed_same_choices():
+    state = PlanState(content_arms=RANKED_HOOKS, timing_arms=RANKED_HOURS, account_age_days=3)
+    for name in ("xbot", "random", "heuristic"):
+        a = [make_policy(name).choose(state, HOOKS, HOURS, r) for r in [np.random.default_rng(3)] for _ in range(20)]
+        b = [make_policy(name).choose(state, HOOKS, HOURS, r) for r in [np.random.default_rng(3)] for _ in range(20)]
+        assert a == b, name
+
+
+def test_make_policy_builds_every_named_policy():
+    built = {name: make_policy(name, fixed=("cta", 9)) for name in POLICY_NAMES}
+    assert {name: p.name for name, p in built.items()} == {name: name for name in POLICY_NAMES}
+
+
+@pytest.mark.parametrize("name, kwargs, match", [
+    ("greedy", {}, r"unknown policy 'greedy' \(expected one of xbot, random, heuristic, fixed, oracle\)"),
+    ("", {}, r"unknown policy ''"),
+    ("Random", {}, r"unknown policy 'Random'"),
+    ("fixed", {}, r"policy 'fixed' needs a \(hook, hour\)"),
+    ("fixed", {"fixed": ("clickbait", 9)}, r"'clickbait'.*expected one of did_you_know"),
+    ("fixed", {"fixed": ("question", 24)}, r"hour.*24.*0-23"),
+    ("fixed", {"fixed": ("question", -1)}, r"hour.*-1.*0-23"),
+])
+def test_make_policy_errors_name_the_bad_value(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_policy(name, **kwargs)
