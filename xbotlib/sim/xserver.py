@@ -364,7 +364,9 @@ class SandboxX:
                 target = self._reply_target(reply_to, now)
                 if target is None:
                     return problem(403, "Forbidden", "You attempted to reply to a Tweet that is deleted or not visible to you.")
-            tweet_id = snowflake(now, len(self.audience.tweets) & 0x1FFFFF)
+            # X's ids carry a machine number beside the sequence; ours is the sandbox seed, so sandboxes
+            # of several accounts posting at the same simulated instant never mint the same id
+            tweet_id = snowflake(now, ((self.seed % 1024) << 11) | (len(self.audience.tweets) & 0x7FF))
             self.audience.post(tweet_id, text, now, target)
         return JSONResponse({"data": {"id": tweet_id, "text": text, "edit_history_tweet_ids": [tweet_id]}},
                             status_code=201)
