@@ -385,3 +385,16 @@ def test_a_tick_needs_a_single_database_connection(settings, db_url, clock, sand
         assert sorted(t.text for t in sandbox.tweets) == sorted(row(one, d)["content"] for d in ids)
     finally:
         one.close()
+
+
+def test_rate_limits_do_not_use_up_attempts(ctx, db, clock, sandbox):
+    """X never saw a post it answered 429 to: however many rate limits, the post still goes out."""
+    (d,) = queue_posts(db, clock, 1)
+    sandbox.faults.push(POST_ROUTE, "rate_limit", ctx.settings.post_max_attempts + 2)
+    for _ in range(ctx.settings.post_max_attempts + 2):
+        assert post.tick(ctx).detail["rate_limited"] == 1
+        r = row(db, d)
+        assert r["status"] == "queued" and r["attempts"] == 0
+        clock.set(r["next_attempt_at"])
+    assert post.tick(ctx).detail["sent"] == 1
+    assert row(db, d)["status"] == "posted" and [t.text for t in sandbox.tweets] == [row(db, d)["content"]]

@@ -239,9 +239,14 @@ def _publish(ctx: JobContext, row: dict, lock: _InFlight) -> str:
         now = ctx.clock.now()
         with conn.transaction():
             record_rate_limit(conn, ctx.account_id, exc.endpoint or ENDPOINT, exc.reset_at)
-            # a 429 means X refused the request: nothing was created, so it is safe to requeue
-            _retry_or_fail(conn, ctx, row, f"rate limited until {exc.reset_at.isoformat()}", now,
-                           not_before=exc.reset_at)
+            # a 429 means X refused the request: nothing was created, so it is safe to requeue — and
+            # it does not use up one of the decision's attempts (X never saw the post)
+            attempt = int(row["attempts"])
+            queue.transition(conn, decision_id, "queued", now, expected="posting", attempts=max(0, attempt - 1),
+                             last_error=f"rate limited until {exc.reset_at.isoformat()}",
+                             next_attempt_at=max(exc.reset_at, now))
+            tagged(log, "POST_RETRY", decision_id=decision_id, attempt=attempt, reason="rate_limited",
+                   wait_ms=int(max(0.0, (exc.reset_at - now).total_seconds()) * 1000))
         return "rate_limited"
     except (XServerError, XTimeout, XConnectionError, httpx.TransportError) as exc:
         return _ambiguous(ctx, decision_id, exc, lock)
