@@ -71,15 +71,15 @@ def test_arms_round_trip_by_world_and_scope(conn):
 
 def test_apply_pass2_rewards_is_idempotent_and_per_world(conn):
     post_with_outcome(conn, arm="question", timing_arm="9", reward=2.0, impressions=500)
-    post_with_outcome(conn, arm="question", timing_arm="13", reward=1.0, impressions=4000)   # weight 0.25
+    post_with_outcome(conn, arm="question", timing_arm="13", reward=1.0, impressions=4000)   # a pull is a pull
     post_with_outcome(conn, arm="cta", timing_arm=None, reward=0.5, impressions=100)
     post_with_outcome(conn, arm="cta", timing_arm="9", reward=9.0, passes=(1,))             # not final yet
     post_with_outcome(conn, arm="question", timing_arm="9", reward=5.0, simulated=False)    # live world
     assert apply_pass2_rewards(conn, ACC, "sandbox", T0) == 3
     content = load_arms(conn, ACC, "sandbox", "content")
     q = content["question"]
-    assert (q.pulls, q.weight_sum) == (2, pytest.approx(1.25))
-    assert q.reward_sum == pytest.approx(2.0 + 0.25 * 1.0) and q.reward_sq_sum == pytest.approx(4.0 + 0.25)
+    assert (q.pulls, q.weight_sum) == (2, pytest.approx(2.0))  # content arms: one unweighted pull per post
+    assert q.reward_sum == pytest.approx(2.0 + 1.0) and q.reward_sq_sum == pytest.approx(4.0 + 1.0)
     assert content["cta"].pulls == 1  # the pass-1 outcome was not applied
     timing = load_arms(conn, ACC, "sandbox", "timing")
     assert {k: v.pulls for k, v in timing.items()} == {"9": 1, "13": 1}  # no timing arm, no timing credit

@@ -11,7 +11,6 @@ from typing import Iterable, Mapping
 import psycopg
 
 from .bandit import ArmStats, update
-from .reward import exposure_weight
 
 WORLDS = ("live", "sandbox")
 SCOPES = ("content", "timing")
@@ -76,7 +75,10 @@ def apply_pass2_rewards(conn: psycopg.Connection, account_id: str, world: str, n
     """Fold every final (pass-2) outcome not yet applied into its content and timing arms.
 
     Only outcomes of ``world`` count (world 'live' <=> outcomes.simulated = false). A content arm
-    learns the composite reward, weighted by ``exposure_weight(impressions)``. A timing arm learns
+    learns the composite reward, one pull per post: the exposure weight min(1, 1000/impressions) is
+    the predictors' training weight; in a bandit it would count the posts that reached the most people,
+    whose rates are the most precise, the least (measured: followers gained +4% over 4 seeds without
+    it, `xbot bench growth`). A timing arm learns
     follows per post, unweighted: the hour mostly decides *how many* people see a post, which a
     per-impression rate cannot see (a rate-rewarded timing bandit drifts to hours nobody is awake). The arm updates and ``bandit_applied = true``
     happen in one transaction, and rows are locked while read, so running this twice (or twice at
@@ -96,7 +98,7 @@ def apply_pass2_rewards(conn: psycopg.Connection, account_id: str, world: str, n
             return 0
         deltas: dict[str, dict[str, ArmStats]] = {"content": {}, "timing": {}}
         for r in rows:
-            credits = (("content", r["bandit_arm"], float(r["reward_composite"]), exposure_weight(r["impressions"])),
+            credits = (("content", r["bandit_arm"], float(r["reward_composite"]), 1.0),
                        ("timing", r["timing_arm"], float(r["follows"]), 1.0))
             for scope, arm, value, weight in credits:
                 if arm is None:
