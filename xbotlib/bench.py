@@ -309,13 +309,15 @@ def speed_table(res: dict) -> str:
 # ----------------------------------------------------------------------------- entry point
 
 def main(name: str, argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog=f"xbot bench {name}")
+    p = argparse.ArgumentParser(prog=f"xbot bench {name}", description=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     if name == "growth":
-        p.add_argument("--days", type=int, default=60)
-        p.add_argument("--seeds", type=int, default=10)
-        p.add_argument("--scenario", default=None)
-        p.add_argument("--policies", default=",".join(GROWTH_POLICIES))
-        p.add_argument("--workers", type=int, default=2)
+        p.add_argument("--days", type=int, default=60, help="simulated days per campaign (default 60)")
+        p.add_argument("--seeds", type=int, default=10, help="campaigns per policy, seeds 0..N-1 (default 10)")
+        p.add_argument("--scenario", default=None, help="scenario TOML (default scenarios/default.toml)")
+        p.add_argument("--policies", default=",".join(GROWTH_POLICIES),
+                       help=f"comma-separated, from {', '.join(GROWTH_POLICIES)} (default all)")
+        p.add_argument("--workers", type=int, default=2, help="campaigns run in parallel (default 2)")
         a = p.parse_args(argv)
         policies = tuple(x.strip() for x in a.policies.split(",") if x.strip())
         bad = [x for x in policies if x not in GROWTH_POLICIES]
@@ -324,17 +326,18 @@ def main(name: str, argv: list[str]) -> int:
         res = growth(a.days, a.seeds, a.scenario, policies, a.workers)
         print(growth_table(res, a.days, a.seeds, a.scenario))
     elif name == "lift":
-        p.add_argument("--replicates", type=int, default=200)
-        p.add_argument("--n", type=int, default=400)
-        p.add_argument("--experiments", default="question_cta,hashtag_1,late_evening_slot")
-        p.add_argument("--scenario", default=None)
+        p.add_argument("--replicates", type=int, default=200, help="simulated experiments per cell (default 200)")
+        p.add_argument("--n", type=int, default=400, help="posts per experiment (default 400)")
+        p.add_argument("--experiments", default="question_cta,hashtag_1,late_evening_slot",
+                       help="comma-separated experiment ids")
+        p.add_argument("--scenario", default=None, help="scenario TOML (default scenarios/default.toml)")
         p.add_argument("--accounts", default="1,4", help="designs: accounts pooled per experiment (1 = one account)")
         a = p.parse_args(argv)
         results = [lift(a.replicates, a.n, e.strip(), a.scenario, accounts=int(k))
                    for k in a.accounts.split(",") for e in a.experiments.split(",") if e.strip()]
         print(lift_table(results))
     else:
-        p.add_argument("--days", type=int, default=14)
+        p.add_argument("--days", type=int, default=14, help="simulated days of the profiled campaign (default 14)")
         a = p.parse_args(argv)
         print(speed_table(speed(a.days)))
     return 0
