@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from helpers import queue_template_posts
+
 from xbotlib import queue, vocab
-from xbotlib.features import LocalEmbedder, extract_features
 from xbotlib.jobs import collect, post
 from xbotlib.jobs.collect import LivePost, attribute_follows, due_passes
 from xbotlib.jobs.context import build_context
@@ -84,25 +85,7 @@ def make_ctx(settings, db, clock, *, analytics: bool = True, seed: int = 3):
 
 def queue_posts(ctx, n: int, *, seed: int = 0) -> list[str]:
     """Queue ``n`` template posts due now (real texts and feature records); returns decision ids."""
-    now = ctx.clock.now()
-    gen, rng, emb = TemplateGenerator(seed), np.random.default_rng(seed), LocalEmbedder()
-    ids, recent = [], None
-    with ctx.db.connection() as conn:
-        queue.ensure_account(conn, ctx.account_id, now, ctx.settings.timezone)
-        for i in range(n):
-            hook, topic = vocab.HOOK_PATTERNS[i % 6], vocab.TOPICS[(i // 6 + i) % 5]
-            text = gen.candidates(hook, topic, 1, rng=rng)[0].text
-            e = emb.embed([text])[0]
-            f = extract_features(text, embedding=e, recent_embeddings=recent, novelty_min=0.15, topic=topic,
-                                 hour=now.hour)
-            recent = e[None, :] if recent is None else np.vstack([recent, e])
-            d = queue.Decision(account_id=ctx.account_id, content=text, generation_source="template", status="queued",
-                               topic=topic, hook_pattern=f.hook, novelty=f.novelty, readability=f.readability,
-                               sentiment=f.sentiment, dup_penalty=f.dup_penalty, features=f.to_dict(),
-                               bandit_arm=hook, bandit_propensity=1 / 6, timing_arm=str(now.hour),
-                               timing_propensity=1.0, scheduled_at=now)
-            ids.append(str(queue.insert_decision(conn, d, now)))
-    return ids
+    return queue_template_posts(ctx, n, seed=seed, topic_of=lambda i: vocab.TOPICS[(i // 6 + i) % 5])
 
 
 def publish(ctx, n: int, *, seed: int = 0) -> list[str]:
