@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from .cli import CliError
+from .schedules import SCHEDULES_DIR
 
-SCHEDULES_DIR = Path(__file__).resolve().parent.parent / "schedules"
 
 
 def _context(settings, db, clock=None):

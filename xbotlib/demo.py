@@ -25,7 +25,6 @@ from .testing import with_dbname
 
 log = logging.getLogger("xbot.demo")
 
-SCHEDULES_DIR = Path(__file__).resolve().parent.parent / "schedules"
 CAMPAIGN_START = datetime(2026, 1, 5, 0, 0, tzinfo=timezone.utc)  # a Monday
 EXPERIMENTS = ("hashtag_1", "question_cta", "contrarian_reply", "late_evening_slot")
 
@@ -122,7 +121,7 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
                                            now=clock.now())
         contexts.append(ctx)
 
-    entries = [e for e in schedules.load_schedules(Path(config.schedules_dir or SCHEDULES_DIR)) if e.kind == "job"]
+    entries = [e for e in schedules.load_schedules(Path(config.schedules_dir or schedules.SCHEDULES_DIR)) if e.kind == "job"]
     start = clock.now()
     until = start + timedelta(days=config.days)
 
