@@ -19,8 +19,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from . import migrate
     from .config import load_settings
     from .db import Database
-    from .demo import CampaignConfig, campaign_database, experiment_lifts, followers_gained, model_versions, \
-        run_campaign, weekly_fpki
+    from .demo import CampaignConfig, campaign_database, run_campaign
     from .logs import setup_logging
 
     settings = load_settings()
@@ -58,8 +57,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         reports_index = None
         if not args.no_notebooks:
             reports_index = _run_notebooks(url, run.account_ids[0])
-        _print_summary(run, db, followers_gained, weekly_fpki, model_versions, experiment_lifts, reports_index,
-                       url, time.perf_counter() - t0, log_file)
+        _print_summary(run, db, reports_index, url, time.perf_counter() - t0, log_file)
     return 0
 
 
@@ -81,8 +79,9 @@ def _run_notebooks(db_url: str, account_id: str):
     return index or Path("reports/index.html").resolve()
 
 
-def _print_summary(run, db, followers_gained, weekly_fpki, model_versions, experiment_lifts, reports_index, url,
-                   elapsed, log_file) -> None:
+def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
+    from .demo import experiment_lifts, followers_gained, model_versions, weekly_fpki
+
     print()
     print("=" * 78)
     print(f"campaign summary — {run.config.days} days, policy {run.config.policy}, seed {run.config.seed}, "
