@@ -49,13 +49,6 @@ class Policy(Protocol):
                rng: np.random.Generator) -> PlanChoice: ...
 
 
-def _mean(stats) -> float | None:
-    if stats is None or getattr(stats, "pulls", 0) == 0:
-        return None
-    w = getattr(stats, "weight_sum", 0) or stats.pulls
-    return stats.reward_sum / w
-
-
 class XbotPolicy:
     """The learner: Thompson + uncertainty-epsilon on hooks, UCB1 on hours."""
     name = "xbot"
@@ -84,7 +77,7 @@ class HeuristicPolicy:
 
     def _pick(self, arms: Sequence, stats: Mapping, rng) -> tuple[object, float]:
         arms = list(arms)
-        means = {a: _mean(stats.get(str(a))) for a in arms}
+        means = {a: (stats[str(a)].mean if str(a) in stats else None) for a in arms}  # bandit.ArmStats.mean
         ranked = sorted(arms, key=lambda a: (means[a] is None, -(means[a] or 0.0)))
         exploit = ranked[:1]
         moderate = ranked[1:3] or exploit
