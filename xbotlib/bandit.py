@@ -286,38 +286,100 @@ def reward_scale(arm_stats: Sequence[ArmStats]) -> float:
 
 def choose_hour(stats: Mapping, hours: Sequence[int], rng, *, prior_means: Mapping[int, float] | None = None,
                 prior_strength: float = 2.0, c: float = 1.0) -> HourChoice:
-    """UCB1 over posting hours.
+    """UCB1 over posting hours, from the timing arms alone (the learner's choice before the growth
+    model has data; see ``ucb1_hour`` for the score).
 
-    Untried hours come first (the one with the best ``prior_means`` if given, ties at random).
-    Then score = mean_h + c · scale · sqrt(2 ln N / n_h), where ``scale`` is ``reward_scale`` and
     mean_h is the observed mean, blended with ``prior_means[h]`` (e.g. the timing predictor) as if
-    the prior were worth ``prior_strength`` pulls. ``stats`` may be keyed by hour or by
-    ``timing_arm_id(hour)``.
+    the prior were worth ``prior_strength`` pulls; untried hours come in ``prior_means`` order; the
+    bonus is scaled by ``reward_scale``. ``stats`` may be keyed by hour or by ``timing_arm_id(hour)``.
     """
+    hours = [int(h) for h in _check_arms(hours)]
+    prior_means = dict(prior_means or {})
+    arm_stats = [_stats_for(stats, h) for h in hours]
+    means = []
+    for h, s in zip(hours, arm_stats):
+        mean = s.mean if s.weight_sum > 0 else prior_means.get(h, 0.0)
+        if h in prior_means and s.weight_sum > 0:
+            mean = (prior_strength * prior_means[h] + s.weight_sum * mean) / (prior_strength + s.weight_sum)
+        means.append(mean)
+    return ucb1_hour(hours, means, [s.pulls for s in arm_stats], rng, scale=reward_scale(arm_stats), c=c)
+
+
+UCB_C_MODEL = 0.3  # with model means (already pooled over hooks and neighbouring hours), a smaller bonus
+
+
+def ucb1_hour(hours: Sequence[int], means: Sequence[float], pulls: Sequence[int], rng, *, scale: float,
+              c: float) -> HourChoice:
+    """UCB1: untried hours first (the best ``means`` among them, ties at random); then
+    score = mean_h + c · scale · sqrt(2 ln N / n_h) with N the total pulls, the highest wins."""
     hours = [int(h) for h in _check_arms(hours)]
     for h in hours:
         timing_arm_id(h)
+    if len(means) != len(hours) or len(pulls) != len(hours):
+        raise ValueError(f"ucb1_hour: {len(hours)} hours but {len(means)} means and {len(pulls)} pull counts")
+    if not (math.isfinite(scale) and scale > 0) or not (math.isfinite(c) and c >= 0):
+        raise ValueError(f"ucb1_hour: scale must be > 0 and c >= 0, got scale={scale!r}, c={c!r}")
     rng = np.random.default_rng(rng)
-    prior_means = dict(prior_means or {})
-    arm_stats = [_stats_for(stats, h) for h in hours]
-    untried = [i for i, s in enumerate(arm_stats) if s.pulls == 0]
+    untried = [i for i, n in enumerate(pulls) if n <= 0]
     if untried:
-        score = np.array([prior_means.get(hours[i], 0.0) for i in untried])
+        score = np.array([means[i] for i in untried], dtype=float)
         best = [untried[j] for j in np.flatnonzero(np.isclose(score, score.max(), rtol=1e-12, atol=1e-12))]
         idx = best[int(rng.integers(len(best)))] if len(best) > 1 else best[0]
         return HourChoice(hour=hours[idx], propensity=1.0 / len(best), bonus=None)
-    total = sum(s.pulls for s in arm_stats)
-    scale = reward_scale(arm_stats)
-    scores, bonuses = [], []
-    for h, s in zip(hours, arm_stats):
-        mean = s.mean
-        if h in prior_means:
-            mean = (prior_strength * prior_means[h] + s.weight_sum * mean) / (prior_strength + s.weight_sum)
-        bonus = c * scale * math.sqrt(2 * math.log(total) / s.pulls)
-        scores.append(mean + bonus)
-        bonuses.append(bonus)
-    arr = np.array(scores)
+    total = sum(pulls)
+    bonuses = [c * scale * math.sqrt(2 * math.log(total) / n) for n in pulls]
+    arr = np.array(means, dtype=float) + np.array(bonuses)
     best = np.flatnonzero(np.isclose(arr, arr.max(), rtol=1e-12, atol=1e-12))
     idx = int(best[rng.integers(len(best))]) if len(best) > 1 else int(best[0])
     return HourChoice(hour=hours[idx], propensity=1.0 / len(best), bonus=bonuses[idx],
-                      scores={h: float(v) for h, v in zip(hours, scores)})
+                      scores={h: float(v) for h, v in zip(hours, arr)})
+
+
+# ----------------------------------------------------------------------------- arms from a joint model
+
+MODEL_SD_SCALE = 0.5   # Thompson draws from the model's posterior with its sd halved (see choose_arm_from_model)
+MODEL_MIN_PULLS = 3    # an arm with fewer outcomes than this is "highly uncertain" and may be forced
+
+
+def choose_arm_from_model(mean: Sequence[float], cov: np.ndarray, arms: Sequence[str], pulls: Sequence[int],
+                          account_age_days: float, rng, *, sd_scale: float = MODEL_SD_SCALE,
+                          min_pulls: int = MODEL_MIN_PULLS, n_mc: int = 2000,
+                          logger: logging.Logger | None = None) -> ArmChoice:
+    """Thompson sampling over arms whose effects have a joint Gaussian posterior (the growth model),
+    with uncertainty-epsilon: while some arm has fewer than ``min_pulls`` outcomes, with probability
+    ``explore_rate`` one of the least-observed arms is forced (``[BANDIT] explore forced``).
+
+    Draws use the posterior sd × ``sd_scale``. Full-width draws keep re-trying arms whose small
+    differences 240 posts cannot resolve; at this horizon that costs more than it teaches (measured
+    with ``xbot bench growth``, see BENCHMARKS.md). ``propensity`` is the mixed policy's probability
+    of the chosen arm (forced share + Thompson win rate from ``n_mc`` draws, the first of which is
+    the choice).
+    """
+    arms = [str(a) for a in _check_arms(arms)]
+    mean = np.asarray(mean, dtype=float)
+    cov = np.asarray(cov, dtype=float)
+    if mean.shape != (len(arms),) or cov.shape != (len(arms), len(arms)) or len(pulls) != len(arms):
+        raise ValueError(f"choose_arm_from_model: {len(arms)} arms but mean {mean.shape}, cov {cov.shape}, "
+                         f"{len(pulls)} pull counts")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
+        raise ValueError("choose_arm_from_model: the model's mean and covariance must be finite (refit the model)")
+    if n_mc < 1 or not sd_scale > 0:
+        raise ValueError(f"n_mc must be >= 1 and sd_scale > 0, got n_mc={n_mc!r}, sd_scale={sd_scale!r}")
+    rng = np.random.default_rng(rng)
+    fewest = min(pulls)
+    under = [i for i, n in enumerate(pulls) if n < min_pulls and n == fewest]
+    eps = explore_rate(account_age_days) if under else 0.0
+    explore = bool(under) and rng.random() < eps
+    # eigen-decomposition rather than Cholesky: a ridge posterior is PSD but may be near-singular
+    vals, vecs = np.linalg.eigh(cov)
+    root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+    draws = mean + sd_scale * rng.standard_normal((n_mc, len(arms))) @ root.T
+    thompson = _win_rates(draws)
+    if explore:
+        idx = under[int(rng.integers(len(under)))] if len(under) > 1 else under[0]
+        tagged(logger or log, "BANDIT", "explore forced", arm=arms[idx], reason="high_uncertainty")
+    else:
+        idx = int(draws[0].argmax())
+    probs = _mixed(thompson, under, eps) if under else thompson
+    return ArmChoice(arm=arms[idx], propensity=float(probs[idx]), forced=explore, explore_rate=eps,
+                     probabilities={a: float(p) for a, p in zip(arms, probs)})

@@ -406,6 +406,15 @@ TIMING_FEATURE_NAMES: tuple[str, ...] = ("hour_sin", "hour_cos", "hour2_sin", "h
                                          "weekday_sin", "weekday_cos", "is_weekend")
 
 
+def hour_harmonics(hour: int) -> np.ndarray:
+    """sin/cos of the local hour and of twice the hour: a smooth daily curve with room for a morning
+    and an evening peak (shared by the timing predictor and the growth model)."""
+    if not 0 <= hour <= 23:
+        raise ValueError(f"hour must be 0-23, got {hour!r}")
+    a = _hour_angle(hour)
+    return np.array([math.sin(a), math.cos(a), math.sin(2 * a), math.cos(2 * a)])
+
+
 def timing_vector(hour: int, weekday: int) -> np.ndarray:
     """Features of a local posting slot: hour (two harmonics, so morning and evening peaks fit) and
     weekday (0 = Monday) on circles, plus a weekend flag. Order: ``TIMING_FEATURE_NAMES``."""
@@ -413,10 +422,8 @@ def timing_vector(hour: int, weekday: int) -> np.ndarray:
         raise ValueError(f"hour must be 0-23, got {hour!r}")
     if not 0 <= weekday <= 6:
         raise ValueError(f"weekday must be 0-6 (0 = Monday), got {weekday!r}")
-    a = _hour_angle(hour)
     wa = 2 * math.pi * weekday / 7.0
-    return np.array([math.sin(a), math.cos(a), math.sin(2 * a), math.cos(2 * a),
-                     math.sin(wa), math.cos(wa), float(weekday >= 5)])
+    return np.concatenate([hour_harmonics(hour), [math.sin(wa), math.cos(wa), float(weekday >= 5)]])
 
 
 def timing_matrix(hours: Sequence[int], weekday: int) -> np.ndarray:

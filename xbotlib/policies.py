@@ -3,7 +3,10 @@
 Every policy returns a ``PlanChoice`` with the probability with which it chose each part, so that
 any policy's decisions can be evaluated off-policy later.
 
-- ``xbot``: Thompson sampling with uncertainty-epsilon over hooks, UCB1 over hours (the learner);
+- ``xbot``: the learner. Once posts have final outcomes, it fits the growth model
+  (``xbotlib.growth_model``: expected follows per post from hook, topic and hour, through profile
+  visits) and takes Thompson sampling with uncertainty-epsilon over its hook effects and UCB1 over its
+  hour effects. Before that, the same two rules on the per-arm statistics of ``bandit_arms``;
 - ``random``: uniform over hooks and hours;
 - ``heuristic``: the old system's rule — 60% exploit the best observed arm, 25% a moderate arm
   (the next best two), 15% an aggressive one (the least tried);
@@ -40,6 +43,7 @@ class PlanState:
     timing_arms: Mapping[str, object]    # str(hour) -> bandit.ArmStats
     account_age_days: float
     hour_prior_means: Mapping[int, float] | None = None  # from the timing predictor, when trained
+    outcomes: Sequence[object] = ()      # growth_model.PostOutcome of this account's recent posts
 
 
 class Policy(Protocol):
@@ -50,15 +54,33 @@ class Policy(Protocol):
 
 
 class XbotPolicy:
-    """The learner: Thompson + uncertainty-epsilon on hooks, UCB1 on hours."""
+    """The learner: Thompson + uncertainty-epsilon on hooks, UCB1 on hours, over the growth model once
+    ``MODEL_MIN_POSTS`` outcomes exist (over the per-arm statistics before that)."""
     name = "xbot"
+    MODEL_MIN_POSTS = 8
 
     def choose(self, state, hooks, hours, rng):
         from . import bandit
-        arm = bandit.choose_content_arm({h: s for h, s in state.content_arms.items() if h in hooks}, list(hooks),
+        hooks, hours = list(hooks), [int(h) for h in hours]
+        if len(state.outcomes) >= self.MODEL_MIN_POSTS:
+            return self._choose_with_model(state, hooks, hours, rng)
+        arm = bandit.choose_content_arm({h: s for h, s in state.content_arms.items() if h in hooks}, hooks,
                                         state.account_age_days, rng, logger=log)
         timing = {int(k): v for k, v in state.timing_arms.items() if int(k) in hours}
-        hour = bandit.choose_hour(timing, list(hours), rng, prior_means=state.hour_prior_means)
+        hour = bandit.choose_hour(timing, hours, rng, prior_means=state.hour_prior_means)
+        return PlanChoice(arm.arm, float(arm.propensity), int(hour.hour), float(hour.propensity),
+                          forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
+
+    def _choose_with_model(self, state, hooks, hours, rng):
+        from . import bandit, growth_model
+        model = growth_model.fit(state.outcomes)
+        hook_pulls = [sum(o.hook == h for o in state.outcomes) for h in hooks]
+        mean, cov = model.hook_effects(hooks)
+        arm = bandit.choose_arm_from_model(mean, cov, hooks, hook_pulls, state.account_age_days, rng,
+                                           sd_scale=bandit.MODEL_SD_SCALE, logger=log)
+        hour_pulls = [sum(int(o.hour) == h for o in state.outcomes) for h in hours]
+        hour = bandit.ucb1_hour(hours, list(model.hour_effects(hours)), hour_pulls, rng,
+                                scale=model.log_noise_sd(), c=bandit.UCB_C_MODEL)
         return PlanChoice(arm.arm, float(arm.propensity), int(hour.hour), float(hour.propensity),
                           forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
 
