@@ -72,3 +72,45 @@ def test_post_collect_bandit_learn(settings, db, clock, caplog):
     runs = db.execute("SELECT job, status FROM job_runs ORDER BY run_id")
     assert [r["job"] for r in runs] == ["post", "collect", "collect", "collect", "collect", "learn"]
     assert {r["status"] for r in runs} == {"ok"}
+
+
+def test_plan_reads_the_growth_models_outcomes_from_what_the_collector_stored(settings, db, clock):
+    """post_outcomes: one row per post with a pass-2 outcome, of this world only, with its arms, its final
+    visits and follows, and the follower count of the last snapshot before it went out."""
+    from xbotlib.jobs.plan import post_outcomes
+
+    settings = settings.replace(posts_per_hour_cap=20, posts_per_day_cap=50)
+    ctx = build_context(settings, db, clock, sandbox=SandboxX(clock=clock, seed=22), seed=22,
+                        generator=TemplateGenerator(22))
+    ids = queue_template_posts(ctx, N_POSTS, seed=22)
+    run_job("post", ctx, post.tick)
+    with db.connection() as conn:
+        assert post_outcomes(conn, ctx.account_id, "sandbox", clock.now()) == []   # nothing final yet
+    clock.advance(timedelta(hours=1))
+    run_job("collect", ctx, collect.tick)
+    with db.connection() as conn:
+        assert post_outcomes(conn, ctx.account_id, "sandbox", clock.now()) == []   # pass 1 is not final
+    clock.advance(timedelta(hours=24))
+    run_job("collect", ctx, collect.tick)
+    with db.connection() as conn:
+        rows = post_outcomes(conn, ctx.account_id, "sandbox", clock.now())
+        assert post_outcomes(conn, ctx.account_id, "live", clock.now()) == []      # worlds never mix
+        final = conn.execute(
+            """SELECT cm.hook_pattern, cm.topic, cm.timing_arm, o.profile_visits, o.follows
+                 FROM outcomes o JOIN content_metadata cm USING (decision_id)
+                WHERE o.collected_pass = 2 ORDER BY o.decision_id""").fetchall()
+        first_snapshot = conn.execute("SELECT followers_count FROM follower_snapshots ORDER BY taken_at LIMIT 1"
+                                      ).fetchone()["followers_count"]
+    assert len(rows) == len(ids) == N_POSTS
+    got = sorted((r.hook, r.topic, r.hour, r.profile_visits, r.follows) for r in rows)
+    want = sorted((f["hook_pattern"], f["topic"], int(f["timing_arm"]), float(f["profile_visits"]), float(f["follows"]))
+                  for f in final)
+    assert got == want
+    assert sum(r.profile_visits for r in rows) > 0
+    # no snapshot precedes these posts (the first collect takes one): each gets the account's first snapshot
+    assert {r.followers for r in rows} == {float(first_snapshot)}
+    # a window that ends before the posts: nothing (the model forgets posts older than its window)
+    from xbotlib.jobs import plan
+    with db.connection() as conn:
+        later = clock.now() + timedelta(days=plan.MODEL_WINDOW_DAYS + 1)
+        assert post_outcomes(conn, ctx.account_id, "sandbox", later) == []
