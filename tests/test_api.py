@@ -3,6 +3,7 @@ history, PATCH validation that leaves data intact, and refusing to start without
 from __future__ import annotations
 
 import base64
+import math
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from xbotlib import vocab
 from xbotlib.api import REALM, create_app, next_training, token_matches
 from xbotlib.bandit import ArmStats, explore_rate, posterior
 from xbotlib.config import ConfigError
@@ -177,7 +179,7 @@ def test_xbot_api_serves_over_http_with_the_token(db_url, db, clock, tmp_path):
 
 # ----------------------------------------------------------------------------- learning status
 
-def test_learning_status_matches_the_database(client, db, clock):
+def test_learning_status_matches_the_database(client, db, clock, api_settings):
     body = get(client, "/api/learning/status")
     now = clock.now()
     created = db.execute("SELECT created_at FROM accounts WHERE account_id = %s", (ACC,))[0]["created_at"]
@@ -213,6 +215,24 @@ def test_learning_status_matches_the_database(client, db, clock):
     assert body["outcomes_by_world"] == [{"world": "sandbox", "outcomes": counts["n"], "real": 0,
                                           "simulated": counts["sim"]}]
     assert counts["n"] > 100
+
+    # the learner's growth model, fitted on the same outcomes the plan job reads
+    from xbotlib import growth_model
+    from xbotlib.jobs.plan import post_outcomes
+    with db.connection() as conn:
+        posts = post_outcomes(conn, ACC, "sandbox", now)
+    gm = body["growth_model"]
+    assert gm["posts"] == len(posts) > 50 and gm["deciding"] is True and gm["window_days"] == 90
+    model = growth_model.fit(posts)
+    assert gm["signal"] == model.signal == "profile_visits"
+    assert [h["arm"] for h in gm["hooks"]] == list(vocab.HOOK_PATTERNS)
+    assert [h["relative_follows"] for h in gm["hooks"]] == pytest.approx(
+        [e.relative_follows for e in growth_model.hook_summary(model)])
+    assert [h["arm"] for h in gm["hours"]] == [str(h) for h in api_settings.posting_hours]
+    for e in gm["hooks"] + gm["hours"]:
+        assert 0 < e["low"] < e["relative_follows"] < e["high"]
+    # relative to the average arm: the log effects are centred
+    assert sum(math.log(e["relative_follows"]) for e in gm["hooks"]) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_next_training_follows_the_learn_rule(client, db, clock):

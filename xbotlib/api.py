@@ -166,6 +166,22 @@ class NextTraining(BaseModel):
     summary: str
 
 
+class ModelEffect(BaseModel):
+    arm: str = Field(description="hook pattern, or local posting hour")
+    relative_follows: float = Field(description="expected follows per post against the average arm (1.0 = average)")
+    low: float = Field(description="95% interval, lower end")
+    high: float = Field(description="95% interval, upper end")
+
+
+class GrowthModelView(BaseModel):
+    posts: int = Field(description="final post outcomes of the last window_days the model learnt from")
+    window_days: int
+    deciding: bool = Field(description="true once the learner chooses from this model (enough outcomes)")
+    signal: str | None = Field(description="profile_visits (the funnel) or follows (when X reports no visits)")
+    hooks: list[ModelEffect]
+    hours: list[ModelEffect] = Field(description="the configured posting hours")
+
+
 class LearningStatus(BaseModel):
     account_id: str
     world: str
@@ -179,6 +195,8 @@ class LearningStatus(BaseModel):
     outcomes_by_world: list[OutcomesByWorld] = Field(description="outcomes collected in the last "
                                                                  "outcomes_window_days days, by the post's world")
     next_training: NextTraining
+    growth_model: GrowthModelView = Field(description="what the learner believes about hooks and hours "
+                                                      "(xbotlib.growth_model)")
 
 
 class DailyFollowers(BaseModel):
@@ -388,6 +406,22 @@ def get_account(conn, account_id: str) -> dict | None:
     return conn.execute("SELECT account_id, created_at FROM accounts WHERE account_id = %s", (account_id,)).fetchone()
 
 
+def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
+    """The learner's current growth model for the account: hook and hour effects with 95% intervals."""
+    from . import growth_model
+    from .jobs.plan import MODEL_WINDOW_DAYS, post_outcomes
+    from .policies import XbotPolicy
+
+    posts = post_outcomes(conn, account_id, world, now)
+    view = dict(posts=len(posts), window_days=MODEL_WINDOW_DAYS, deciding=len(posts) >= XbotPolicy.MODEL_MIN_POSTS)
+    if not posts:
+        return GrowthModelView(**view, signal=None, hooks=[], hours=[])
+    model = growth_model.fit(posts)
+    return GrowthModelView(**view, signal=model.signal,
+                           hooks=[ModelEffect(**vars(e)) for e in growth_model.hook_summary(model)],
+                           hours=[ModelEffect(**vars(e)) for e in growth_model.hour_summary(model, settings.posting_hours)])
+
+
 def learning_status(conn, settings: Settings, account: dict, world: str, now: datetime,
                     next_learn_run_at: datetime | None = None) -> LearningStatus:
     """What the learner knows for ``account`` in ``world``: models, exploration, arms, outcomes, next training."""
@@ -416,7 +450,8 @@ def learning_status(conn, settings: Settings, account: dict, world: str, now: da
         outcomes_window_days=OUTCOMES_WINDOW_DAYS, outcomes_by_world=[OutcomesByWorld(**r) for r in by_world],
         next_training=next_training(world=world, fresh=fresh, last=last, min_new=settings.learn_min_new_samples,
                                     retrain_at=settings.learn_retrain_samples, now=now,
-                                    next_learn_run_at=next_learn_run_at))
+                                    next_learn_run_at=next_learn_run_at),
+        growth_model=growth_model_view(conn, settings, acc, world, now))
 
 
 def _followers_at(conn, acc: str, simulated: bool, at: datetime, window: timedelta) -> dict | None:

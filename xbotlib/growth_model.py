@@ -190,3 +190,34 @@ def fit(posts: Sequence[PostOutcome]) -> GrowthModel:
         mean, cov = mean + ffit.beta, cov + ffit.cov
     return GrowthModel(mean=mean, cov=cov, counts=counts, follow_through=ffit, signal="profile_visits",
                        n_posts=len(posts), mean_count=float(visits.mean()))
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One arm's expected follows per post relative to the average of the arms compared (1.0 = average),
+    with a 95% interval."""
+    arm: str
+    relative_follows: float
+    low: float
+    high: float
+
+
+def relative_effects(mean: np.ndarray, cov: np.ndarray, arms: Sequence[str]) -> list[Effect]:
+    """Each arm's effect against the average arm, as a multiplier of expected follows, with a 95% interval."""
+    k = len(arms)
+    centre = np.eye(k) - 1.0 / k
+    m = centre @ np.asarray(mean, float)
+    sd = np.sqrt(np.clip(np.diag(centre @ np.asarray(cov, float) @ centre.T), 0.0, None))
+    return [Effect(str(a), float(np.exp(mi)), float(np.exp(mi - 1.96 * si)), float(np.exp(mi + 1.96 * si)))
+            for a, mi, si in zip(arms, m, sd)]
+
+
+def hook_summary(model: GrowthModel, hooks: Sequence[str] = vocab.HOOK_PATTERNS) -> list[Effect]:
+    mean, cov = model.hook_effects(list(hooks))
+    return relative_effects(mean, cov, list(hooks))
+
+
+def hour_summary(model: GrowthModel, hours: Sequence[int]) -> list[Effect]:
+    H = np.array([hour_harmonics(h) for h in hours]).reshape(len(hours), HOUR_TERMS)
+    return relative_effects(H @ model.mean[HOUR_COLUMNS], H @ model.cov[HOUR_COLUMNS, HOUR_COLUMNS] @ H.T,
+                            [str(h) for h in hours])
