@@ -10,6 +10,15 @@ forces the arm whose mean is most uncertain (and logs ``[BANDIT] explore forced 
 takes a Thompson draw. ``propensity`` is the probability the *mixed* policy had of choosing the
 arm it chose, which off-policy evaluation needs.
 
+Two sources of beliefs, one set of rules:
+
+- **per-arm** (``choose_content_arm``, ``choose_hour``): the statistics of each arm alone, from
+  ``bandit_arms``. The learner uses these until the growth model has data (its first 8 outcomes).
+- **from a joint model** (``choose_arm_from_model``, ``ucb1_hour``): arm effects with a joint Gaussian
+  posterior, from ``xbotlib.growth_model``. Thompson draws use the posterior sd halved
+  (``MODEL_SD_SCALE``) and forced exploration only targets arms with fewer than ``MODEL_FORCE_BELOW``
+  outcomes; UCB1's bonus is in the model's log-count units with c = ``UCB_C_MODEL``.
+
 Every function takes its randomness from a numpy ``Generator`` (or a seed): the same seed and
 the same observations give the same choices.
 """
@@ -338,12 +347,12 @@ def ucb1_hour(hours: Sequence[int], means: Sequence[float], pulls: Sequence[int]
 # ----------------------------------------------------------------------------- arms from a joint model
 
 MODEL_SD_SCALE = 0.5   # Thompson draws from the model's posterior with its sd halved (see choose_arm_from_model)
-MODEL_MIN_PULLS = 3    # an arm with fewer outcomes than this is "highly uncertain" and may be forced
+MODEL_FORCE_BELOW = 3  # an arm with fewer outcomes than this is "highly uncertain" and may be forced
 
 
 def choose_arm_from_model(mean: Sequence[float], cov: np.ndarray, arms: Sequence[str], pulls: Sequence[int],
                           account_age_days: float, rng, *, sd_scale: float = MODEL_SD_SCALE,
-                          min_pulls: int = MODEL_MIN_PULLS, n_mc: int = 2000,
+                          min_pulls: int = MODEL_FORCE_BELOW, n_mc: int = 2000,
                           logger: logging.Logger | None = None) -> ArmChoice:
     """Thompson sampling over arms whose effects have a joint Gaussian posterior (the growth model),
     with uncertainty-epsilon: while some arm has fewer than ``min_pulls`` outcomes, with probability
