@@ -54,7 +54,8 @@ def test_xbot_demo_prints_the_summary(tmp_path, pg):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     for expected in ("campaign summary", "account demo-1: followers", "experiment lift on per-post fpki",
-                     "question_cta", "database: postgresql://"):
+                     "question_cta", "growth model (", "(the scenario's best: did_you_know)",
+                     "database: postgresql://"):
         assert expected in out.stdout, out.stdout
     assert (tmp_path / ".xbot" / "logs" / "xbot.log").read_text().count("[POSTING] posted") > 0
 

@@ -80,7 +80,8 @@ def _run_notebooks(db_url: str, account_id: str):
 
 
 def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
-    from .demo import experiment_lifts, followers_gained, model_versions, weekly_fpki
+    from .demo import experiment_lifts, followers_gained, learner_view, model_versions, weekly_fpki
+    from .sim.oracle import Oracle
 
     print()
     print("=" * 78)
@@ -103,6 +104,13 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
                               f"baseline {_f(v['baseline_score'])})" for v in latest.values()))
         else:
             print("  models trained: none yet (the learner needs at least 5 pass-2 outcomes)")
+        view = learner_view(db, ctx.account_id, ctx.world, ctx.clock.now(), ctx.settings.posting_hours)
+        if view:
+            best_hook, best_hour = Oracle(run.scenario).best_choice(ctx.settings.posting_hours)
+            show = lambda effects: "  ".join(f"{e.arm} x{e.relative_follows:.2f}" for e in effects[:3])  # noqa: E731
+            print(f"  growth model ({view['posts']} posts), expected follows vs the average arm:")
+            print(f"    hooks: {show(view['hooks'])}   (the scenario's best: {best_hook})")
+            print(f"    hours: {show(view['hours'])}   (the scenario's best: {best_hour})")
         print("  experiment lift on per-post fpki: doubly robust with 95% CI, IPW, difference in means, and the true lift for these posts:")
         for row in experiment_lifts(db, ctx.account_id, ctx.world, run.scenario, run.config.seed):
             if "error" in row:

@@ -159,6 +159,22 @@ def weekly_fpki(db: Database, account_id: str) -> list[tuple[int, float, int]]:
     return [(int(r["week"]) + 1, float(r["fpki"]), int(r["n"])) for r in rows]
 
 
+def learner_view(db: Database, account_id: str, world: str, now: datetime, hours) -> dict | None:
+    """What the growth model believes at the end of the campaign: hooks and hours ranked by expected
+    follows against the average (``growth_model.Effect``), and how many posts it learnt from."""
+    from . import growth_model
+    from .jobs.plan import post_outcomes
+
+    with db.connection() as conn:
+        posts = post_outcomes(conn, account_id, world, now)
+    if not posts:
+        return None
+    model = growth_model.fit(posts)
+    rank = lambda effects: sorted(effects, key=lambda e: -e.relative_follows)  # noqa: E731
+    return {"posts": len(posts), "hooks": rank(growth_model.hook_summary(model)),
+            "hours": rank(growth_model.hour_summary(model, hours))}
+
+
 def model_versions(db: Database, account_id: str) -> list[dict]:
     with db.connection() as conn:
         return conn.execute(
