@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import numpy as np
+import pytest
 
 from xbotlib import bench
 from xbotlib.sim.oracle import Oracle
@@ -39,3 +41,18 @@ def test_growth_table_ratios_are_against_the_oracle_mean():
     xbot_row = next(line for line in table.splitlines() if line.startswith("| xbot |"))
     cells = [c.strip() for c in xbot_row.strip("|").split("|")]
     assert cells[1] == "100.0" and cells[5] == "1.000" and cells[6] == "90.0" and cells[7] == "0.900"
+
+
+def test_growth_table_pairs_xbot_with_each_policy_by_seed():
+    gained = {"xbot": [100, 120, 90], "heuristic": [90, 125, 80], "random": [50, 60, 70]}
+    results = [{"policy": p, "seed": s, "gained": g, "post_follows": float(g)}
+               for p, gs in gained.items() for s, g in enumerate(gs)]
+    paired = bench.paired_differences(results)
+    assert set(paired) == {"heuristic", "random"}
+    h = paired["heuristic"]   # differences 10, -5, 10
+    assert h["mean"] == pytest.approx(5.0) and h["wins"] == 2 and h["n"] == 3
+    assert h["se"] == pytest.approx(statistics.stdev([10, -5, 10]) / 3 ** 0.5)
+    table = bench.growth_table(results, days=60, seeds=3, scenario=None)
+    assert "| heuristic | +5.0 | 5.0 | 2/3 seeds |" in table
+    # a single seed gives no standard error: no paired row rather than a made-up one
+    assert bench.paired_differences([r for r in results if r["seed"] == 0]) == {}

@@ -98,6 +98,26 @@ def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policie
     return results
 
 
+def paired_differences(results: list[dict], learner: str = "xbot") -> dict[str, dict]:
+    """Followers gained by ``learner`` minus each other policy, seed by seed (the seed fixes the sandbox's
+    organic follows and churn, so pairing removes that shared noise): mean, its standard error, and on
+    how many seeds the learner was ahead."""
+    by: dict[str, dict[int, float]] = {}
+    for r in results:
+        by.setdefault(r["policy"], {})[r["seed"]] = r["gained"]
+    out = {}
+    for p in GROWTH_POLICIES:
+        if p == learner or p not in by or learner not in by:
+            continue
+        seeds = sorted(set(by[p]) & set(by[learner]))
+        diffs = [by[learner][s] - by[p][s] for s in seeds]
+        if len(diffs) < 2:
+            continue
+        out[p] = {"mean": statistics.mean(diffs), "se": statistics.stdev(diffs) / math.sqrt(len(diffs)),
+                  "wins": sum(d > 0 for d in diffs), "n": len(diffs)}
+    return out
+
+
 def growth_table(results: list[dict], days: int, seeds: int, scenario: str | None) -> str:
     by, earned = {}, {}
     for r in results:
@@ -115,6 +135,10 @@ def growth_table(results: list[dict], days: int, seeds: int, scenario: str | Non
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
         lines.append(f"| {p} | {statistics.mean(v):.1f} | {sd:.1f} | {min(v)} | {max(v)} | "
                      f"{statistics.mean(v) / oracle:.3f} | {statistics.mean(e):.1f} | {statistics.mean(e) / oracle_earned:.3f} |")
+    paired = paired_differences(results)
+    if paired:
+        lines += ["", "| xbot minus … (same seeds) | mean difference | se | xbot ahead on |", "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {p} | {d['mean']:+.1f} | {d['se']:.1f} | {d['wins']}/{d['n']} seeds |" for p, d in paired.items()]
     lines += ["", "Followers gained = last minus first follower snapshot (posts' follows + organic − churn); "
               "follows earned by posts = the collector's pass-2 follows. Experiments off; the hourly bench cadence "
               "(bench/schedules/)."]
