@@ -25,20 +25,23 @@ def true_hour(h: int) -> float:
     return 0.3 * math.cos(2 * math.pi * (h - 11) / 24)   # a morning peak at 11:00
 
 
-def simulate(n: int, seed: int, *, dispersion: float | None = None, hooks=HOOKS, hours=HOURS) -> list[PostOutcome]:
-    """Posts with known effects: visits Poisson (or gamma-Poisson) around exp(effects) x followers/200."""
+def simulate(n: int, seed: int, *, dispersion: float | None = None, hooks=HOOKS, hours=HOURS,
+             fatigue: float = 0.0) -> list[PostOutcome]:
+    """Posts with known effects: visits Poisson (or gamma-Poisson) around exp(effects) x followers/200;
+    with ``fatigue``, log visits also drop by fatigue x (1 - novelty)."""
     rng = np.random.default_rng(seed)
     posts = []
     for i in range(n):
         hook, hour = hooks[rng.integers(len(hooks))], hours[rng.integers(len(hours))]
         topic = vocab.TOPICS[i % len(vocab.TOPICS)]
         followers = 2000 + 2 * i
-        mu = followers / 200 * math.exp(TRUE_HOOK[hook] + true_hour(hour))
+        novelty = float(rng.uniform(0.2, 1.0))
+        mu = followers / 200 * math.exp(TRUE_HOOK[hook] + true_hour(hour) - fatigue * (1 - novelty))
         if dispersion:
             mu *= rng.gamma(dispersion, 1 / dispersion)
         visits = int(rng.poisson(mu))
         follows = int(rng.binomial(visits, TRUE_FOLLOW_THROUGH[hook]))
-        posts.append(PostOutcome(hook, topic, hour, visits, follows, followers))
+        posts.append(PostOutcome(hook, topic, hour, visits, follows, followers, novelty))
     return posts
 
 
@@ -49,7 +52,9 @@ def test_fit_poisson_agrees_with_statsmodels_when_the_prior_is_weak():
     off = np.log([p.followers for p in posts])
     ours = fit_poisson(X, y, off, prior_sd=1e3)
     # statsmodels on an identified design (drop one hook and one topic column: the reference levels)
-    keep = [c for c in range(X.shape[1]) if c not in (growth_model.HOOK_COLUMNS.stop - 1, growth_model.TOPIC_COLUMNS.stop - 1)]
+    # (and without the familiarity column, all zeros here)
+    keep = [c for c in range(X.shape[1]) if c not in (growth_model.HOOK_COLUMNS.stop - 1, growth_model.TOPIC_COLUMNS.stop - 1,
+                                                     growth_model.FAMILIARITY_COLUMN)]
     ref = sm.GLM(y, X[:, keep], family=sm.families.Poisson(), offset=off).fit()
     hook_cols = list(range(growth_model.HOOK_COLUMNS.start, growth_model.HOOK_COLUMNS.stop))
     ours_contrasts = ours.beta[hook_cols[:-1]] - ours.beta[hook_cols[-1]]
@@ -77,6 +82,26 @@ def test_the_model_recovers_known_hook_and_hour_effects_including_follow_through
     assert hours - hours.mean() == pytest.approx(np.array([true_hour(h) for h in HOURS]) - np.mean([true_hour(h) for h in HOURS]),
                                                  abs=0.05)
     assert model.signal == "profile_visits" and model.follow_through is not None and model.n_posts == 3000
+
+
+def test_familiar_posts_are_accounted_for_not_blamed_on_their_hook():
+    # the best hook's posts happen to repeat recent ones (low novelty): its fatigue must not sink it
+    posts = simulate(1500, 8, fatigue=1.5)
+    posts = [PostOutcome(p.hook, p.topic, p.hour, p.profile_visits, p.follows, p.followers,
+                         p.novelty * (0.5 if p.hook == "did_you_know" else 1.0)) for p in posts]
+    rng = np.random.default_rng(9)   # re-draw the visits with those novelties
+    posts = [PostOutcome(p.hook, p.topic, p.hour,
+                         int(rng.poisson(p.followers / 200 * math.exp(TRUE_HOOK[p.hook] + true_hour(p.hour)
+                                                                      - 1.5 * (1 - p.novelty)))),
+                         p.follows, p.followers, p.novelty) for p in posts]
+    model = fit(posts)
+    assert model.mean[growth_model.FAMILIARITY_COLUMN] == pytest.approx(-1.5, abs=0.25)
+    mean, _ = model.hook_effects(HOOKS)
+    assert HOOKS[int(np.argmax(mean))] == "did_you_know"
+    # without the novelty, did_you_know looks worse than it is
+    blind = fit([PostOutcome(p.hook, p.topic, p.hour, p.profile_visits, p.follows, p.followers) for p in posts])
+    blind_mean, _ = blind.hook_effects(HOOKS)
+    assert (blind_mean[0] - blind_mean.mean()) < (mean[0] - mean.mean()) - 0.2
 
 
 def test_more_posts_make_a_tighter_posterior_and_overdispersion_a_wider_one():
@@ -114,6 +139,7 @@ def test_without_visits_it_models_follows_and_without_follows_it_skips_follow_th
     (dict(profile_visits=-1), r"profile_visits must be a finite number >= 0, got -1"),
     (dict(follows=float("nan")), r"follows must be a finite number >= 0"),
     (dict(followers=None), r"followers must be a finite number >= 0, got None"),
+    (dict(novelty=1.5), r"novelty must be in \[0, 1\] or None, got 1.5"),
 ])
 def test_a_bad_outcome_is_refused_by_name(kwargs, match):
     base = dict(hook="plain", topic="ai", hour=9, profile_visits=3, follows=1, followers=100)
@@ -130,6 +156,8 @@ def test_fit_refuses_empty_and_mismatched_input():
         fit_poisson(np.ones((2, 2)), np.array([1.0, -1.0]), np.zeros(2), 1.0)
     with pytest.raises(ValueError, match="prior_sd must be > 0"):
         fit_poisson(np.ones((2, 2)), np.ones(2), np.zeros(2), 0.0)
+    with pytest.raises(ValueError, match="one per column of X"):
+        fit_poisson(np.ones((2, 2)), np.ones(2), np.zeros(2), [1.0, 1.0, 1.0])
 
 
 def test_design_row_layout():
@@ -138,6 +166,7 @@ def test_design_row_layout():
     assert row[growth_model.HOOK_COLUMNS].tolist() == [float(h == "cta") for h in HOOKS]
     assert not row[growth_model.TOPIC_COLUMNS].any()          # no topic: the baseline
     assert row[growth_model.HOUR_COLUMNS] == pytest.approx(hour_harmonics(13))
+    assert row[growth_model.FAMILIARITY_COLUMN] == 0.0 and design_row("cta", None, 13, 0.4)[-1] == 0.4
 
 
 # ----------------------------------------------------------------------------- choosing from the model

@@ -13,8 +13,12 @@ campaign has. Two things make the same data go further:
    numerous than follows, so the first factor is measured far more precisely; the second varies
    little between posts and is estimated with strong shrinkage:
 
-       log E[visits | post]  = log(followers) + a + hook + topic + f(hour)       (prior sd 0.3)
-       log E[follows | post] = log(visits)    + b + hook' + topic' + f'(hour)    (prior sd 0.15)
+       log E[visits | post]  = log(followers) + a + hook + topic + f(hour) + c·familiarity    (prior sd 0.3; c: 2)
+       log E[follows | post] = log(visits)    + b + hook' + topic' + f'(hour) + c'·familiarity (prior sd 0.15)
+
+   familiarity = 1 − novelty (similarity to the account's recent posts): a post that repeats recent
+   ones reaches and engages fewer people whatever its hook, so it is accounted for, not blamed on
+   the hook. Choices are scored as fresh posts (familiarity 0).
 
    Both are Poisson log-linear models with a Gaussian prior on the effects (a ridge, so an unseen hook
    sits at the average), fitted by Newton's method; the posterior is the Laplace approximation with
@@ -37,13 +41,15 @@ from . import vocab
 from .features import hour_harmonics
 
 VISITS_PRIOR_SD = 0.3      # hooks/topics/hours rarely move reach x visit rate by more than ~±60%
+FAMILIARITY_PRIOR_SD = 2.0  # a near-repeat of recent posts can lose most of its audience: a wide prior
 FOLLOW_THROUGH_PRIOR_SD = 0.15  # P(follow | visit) varies much less between posts than visits do
 HOUR_TERMS = 4             # sin/cos of the hour and of twice the hour
 
 HOOK_COLUMNS = slice(1, 1 + len(vocab.HOOK_PATTERNS))
 TOPIC_COLUMNS = slice(HOOK_COLUMNS.stop, HOOK_COLUMNS.stop + len(vocab.TOPICS))
 HOUR_COLUMNS = slice(TOPIC_COLUMNS.stop, TOPIC_COLUMNS.stop + HOUR_TERMS)
-N_COLUMNS = HOUR_COLUMNS.stop
+FAMILIARITY_COLUMN = HOUR_COLUMNS.stop
+N_COLUMNS = FAMILIARITY_COLUMN + 1
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class PostOutcome:
     profile_visits: float
     follows: float
     followers: float  # the follower base when it was posted (reach scales with it)
+    novelty: float | None = None  # 1 - similarity to the account's recent posts (features.novelty); None unknown
 
     def __post_init__(self) -> None:
         if self.hook not in vocab.HOOK_PATTERNS:
@@ -67,16 +74,23 @@ class PostOutcome:
             v = getattr(self, name)
             if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r} (check the stored outcome)")
+        if self.novelty is not None and not (isinstance(self.novelty, (int, float)) and 0 <= self.novelty <= 1):
+            raise ValueError(f"novelty must be in [0, 1] or None, got {self.novelty!r}")
 
 
-def design_row(hook: str, topic: str | None, hour: int) -> np.ndarray:
-    """Intercept, one-hot hook, one-hot topic (none for no topic), hour harmonics."""
+def design_row(hook: str, topic: str | None, hour: int, familiarity: float = 0.0) -> np.ndarray:
+    """Intercept, one-hot hook, one-hot topic (none for no topic), hour harmonics, familiarity.
+
+    Familiarity is 1 - novelty: audiences tire of what they saw lately, and a hook whose posts happened
+    to repeat recent ones must not be blamed for it. Choices are scored at familiarity 0.
+    """
     row = np.zeros(N_COLUMNS)
     row[0] = 1.0
     row[HOOK_COLUMNS.start + vocab.HOOK_PATTERNS.index(hook)] = 1.0
     if topic is not None:
         row[TOPIC_COLUMNS.start + vocab.TOPICS.index(topic)] = 1.0
     row[HOUR_COLUMNS] = hour_harmonics(hour)
+    row[FAMILIARITY_COLUMN] = familiarity
     return row
 
 
@@ -89,9 +103,11 @@ class PoissonFit:
     n: int
 
 
-def fit_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: float, *,
+def fit_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: float | Sequence[float], *,
                 max_iter: int = 50, tol: float = 1e-8) -> PoissonFit:
     """Posterior mode of y ~ Poisson(exp(X·beta + offset)) with beta[1:] ~ N(0, prior_sd²).
+
+    ``prior_sd`` is one sd for every effect or one per column (column 0's is ignored).
 
     The intercept (column 0) gets an almost flat prior. Newton's method with step halving (the
     penalised log-likelihood is concave, so it converges from the start at the mean rate).
@@ -103,9 +119,11 @@ def fit_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: floa
         raise ValueError("fit_poisson: no posts to fit (the model needs at least one outcome)")
     if not (np.all(np.isfinite(y)) and np.all(y >= 0) and np.all(np.isfinite(offset))):
         raise ValueError("fit_poisson: counts must be finite and >= 0 and offsets finite")
-    if not prior_sd > 0:
-        raise ValueError(f"fit_poisson: prior_sd must be > 0, got {prior_sd!r}")
-    precision = np.full(X.shape[1], 1.0 / prior_sd ** 2)
+    sds = np.broadcast_to(np.asarray(prior_sd, dtype=float), (X.shape[1],)) if np.ndim(prior_sd) == 0 \
+        else np.asarray(prior_sd, dtype=float)
+    if sds.shape != (X.shape[1],) or not np.all(sds[1:] > 0):
+        raise ValueError(f"fit_poisson: prior_sd must be > 0 (one value, or one per column of X), got {prior_sd!r}")
+    precision = 1.0 / np.maximum(sds, 1e-12) ** 2
     precision[0] = 1e-4
 
     def objective(b):
@@ -164,6 +182,12 @@ class GrowthModel:
         return math.sqrt(self.counts.dispersion / max(1.0, self.mean_count))
 
 
+def _prior(effect_sd: float) -> np.ndarray:
+    sds = np.full(N_COLUMNS, effect_sd)
+    sds[FAMILIARITY_COLUMN] = FAMILIARITY_PRIOR_SD
+    return sds
+
+
 def fit(posts: Sequence[PostOutcome]) -> GrowthModel:
     """Fit the visits and follow-through models to ``posts`` (at least one).
 
@@ -173,15 +197,18 @@ def fit(posts: Sequence[PostOutcome]) -> GrowthModel:
     posts = list(posts)
     if not posts:
         raise ValueError("growth model: no outcomes to learn from yet (it needs at least one pass-2 post outcome)")
-    X = np.array([design_row(p.hook, p.topic, p.hour) for p in posts])
+    known = [p.novelty for p in posts if p.novelty is not None]
+    typical = float(np.mean(known)) if known else 1.0   # unknown novelty: the account's typical one
+    X = np.array([design_row(p.hook, p.topic, p.hour, 1.0 - (typical if p.novelty is None else p.novelty))
+                  for p in posts])
     visits = np.array([p.profile_visits for p in posts], float)
     follows = np.array([p.follows for p in posts], float)
     base = np.log(np.array([max(1.0, p.followers) for p in posts], float))
     if visits.sum() <= 0:
-        counts = fit_poisson(X, follows, base, VISITS_PRIOR_SD)
+        counts = fit_poisson(X, follows, base, _prior(VISITS_PRIOR_SD))
         return GrowthModel(mean=counts.beta, cov=counts.cov, counts=counts, follow_through=None, signal="follows",
                            n_posts=len(posts), mean_count=float(follows.mean()))
-    counts = fit_poisson(X, visits, base, VISITS_PRIOR_SD)
+    counts = fit_poisson(X, visits, base, _prior(VISITS_PRIOR_SD))
     mean, cov = counts.beta.copy(), counts.cov.copy()
     ffit = None
     seen = visits > 0

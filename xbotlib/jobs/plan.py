@@ -4,7 +4,9 @@ Per tick and account it tops the day up to PLAN_POSTS_PER_DAY posts and PLAN_REP
 replies, one decision per kind per tick:
 
 1. the policy picks a hook pattern (content arm) among those the rotation rule allows, and a
-   local posting hour among the free slots of the coming day (UCB1 for the learner);
+   local posting hour among the free slots of the coming day. The learner fits the growth model
+   to the account's final outcomes of the last 90 days (``post_outcomes``) and takes Thompson
+   sampling over its hook effects and UCB1 over its hour effects (``xbotlib.policies``);
 2. experiments are assigned (randomised, propensities stored) and their arms applied;
 3. the generator writes several candidates (the LLM, or the offline templates);
 4. every candidate passes the gates — quality, duplicate, rotation — or is rejected with a reason
@@ -200,7 +202,8 @@ def tick(ctx: JobContext) -> JobResult:
 
 
 def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> PlanState:
-    """Arm statistics for the policy, and the timing predictor's view of each hour (UCB1's prior)."""
+    """What the policy may look at: arm statistics, the timing predictor's view of each hour (UCB1's
+    prior before the growth model has data) and the outcomes the growth model learns from."""
     from .. import bandit_store
     from ..features import timing_matrix
 
@@ -230,7 +233,7 @@ def post_outcomes(conn, account_id: str, world: str, now: datetime) -> list:
     from ..growth_model import PostOutcome
 
     rows = conn.execute(
-        """SELECT cm.hook_pattern, cm.topic, cm.timing_arm, o.profile_visits, o.follows,
+        """SELECT cm.hook_pattern, cm.topic, cm.timing_arm, cm.novelty, o.profile_visits, o.follows,
                   COALESCE((SELECT fs.followers_count FROM follower_snapshots fs
                              WHERE fs.account_id = cm.account_id AND fs.simulated = o.simulated
                                AND fs.taken_at <= pd.posted_at ORDER BY fs.taken_at DESC LIMIT 1),
@@ -251,7 +254,8 @@ def post_outcomes(conn, account_id: str, world: str, now: datetime) -> list:
         topic = r["topic"] if r["topic"] in vocab.TOPICS else None
         out.append(PostOutcome(hook=r["hook_pattern"], topic=topic, hour=int(r["timing_arm"]),
                                profile_visits=float(r["profile_visits"]), follows=float(r["follows"]),
-                               followers=float(r["followers"])))
+                               followers=float(r["followers"]),
+                               novelty=None if r["novelty"] is None else min(1.0, max(0.0, float(r["novelty"])))))
     return out
 
 
