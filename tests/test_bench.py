@@ -56,3 +56,22 @@ def test_growth_table_pairs_xbot_with_each_policy_by_seed():
     assert "| heuristic | +5.0 | 5.0 | 2/3 seeds |" in table
     # a single seed gives no standard error: no paired row rather than a made-up one
     assert bench.paired_differences([r for r in results if r["seed"] == 0]) == {}
+
+
+def test_the_screening_replay_is_deterministic_and_ranks_the_oracle_above_random():
+    import importlib.util
+    from pathlib import Path
+
+    from xbotlib.policies import make_policy
+    from xbotlib.sim.scenario import load_scenario
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "screen_policies.py"
+    spec = importlib.util.spec_from_file_location("screen_policies", path)
+    screen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screen)
+    scenario = load_scenario(None)
+    oracle = [screen.campaign(make_policy("oracle", scenario=scenario), scenario, s, days=12) for s in range(4)]
+    random = [screen.campaign(make_policy("random"), scenario, s, days=12) for s in range(4)]
+    assert sum(oracle) > sum(random) > 0
+    # the learner reaches its growth model (8+ outcomes by day 4) and replays identically
+    assert screen.campaign(make_policy("xbot"), scenario, 1, days=12) == screen.campaign(make_policy("xbot"), scenario, 1, days=12)
