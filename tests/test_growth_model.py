@@ -249,3 +249,12 @@ def test_the_learner_uses_the_arm_statistics_until_enough_outcomes_exist():
     picks = [XbotPolicy().choose(state, HOOKS, HOURS, rng) for _ in range(100)]
     assert Counter(c.hook for c in picks).most_common(1)[0][0] == "plain"
     assert Counter(c.hour for c in picks).most_common(1)[0][0] == 21
+
+
+def test_outcomes_the_model_cannot_fit_fall_back_to_the_arm_statistics(caplog):
+    caplog.set_level("WARNING", logger="xbot")
+    absurd = [PostOutcome("plain", "ai", 9, 1e300, 1, 2000) for _ in range(XbotPolicy.MODEL_MIN_POSTS)]
+    state = PlanState(content_arms={}, timing_arms={}, account_age_days=30, outcomes=absurd)
+    choice = XbotPolicy().choose(state, HOOKS, HOURS, np.random.default_rng(0))
+    assert choice.hook in HOOKS and choice.hour in HOURS and 0 < choice.hook_propensity <= 1
+    assert any("[BANDIT] growth model unusable" in m and "fallback=arm_statistics" in m for m in caplog.messages)

@@ -63,7 +63,13 @@ class XbotPolicy:
         from . import bandit
         hooks, hours = list(hooks), [int(h) for h in hours]
         if len(state.outcomes) >= self.MODEL_MIN_POSTS:
-            return self._choose_with_model(state, hooks, hours, rng)
+            try:
+                return self._choose_with_model(state, hooks, hours, rng)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                # outcomes the model cannot fit (absurd counts, say) must not stop planning
+                from .logs import tagged
+                tagged(log, "BANDIT", "growth model unusable", level=logging.WARNING, fallback="arm_statistics",
+                       error=str(exc)[:100].replace(" ", "_"))
         arm = bandit.choose_content_arm({h: s for h, s in state.content_arms.items() if h in hooks}, hooks,
                                         state.account_age_days, rng, logger=log)
         timing = {int(k): v for k, v in state.timing_arms.items() if int(k) in hours}
