@@ -26,9 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xbotlib import vocab  # noqa: E402
 from xbotlib.bandit import ArmStats, update  # noqa: E402
+from xbotlib.config import Settings  # noqa: E402
 from xbotlib.growth_model import PostOutcome  # noqa: E402
 from xbotlib.jobs.plan import allowed_by_rotation  # noqa: E402
 from xbotlib.policies import PlanState, make_policy  # noqa: E402
+from xbotlib.reward import outcome_reward  # noqa: E402
 from xbotlib.sim.audience import TextSignals, draw_totals, expected_outcome  # noqa: E402
 from xbotlib.sim.oracle import Oracle  # noqa: E402
 from xbotlib.sim.scenario import load_scenario  # noqa: E402
@@ -39,6 +41,7 @@ POSTS_PER_DAY, LAG_DAYS, MAX_RUN = 4, 2, 3
 def campaign(policy, scenario, seed: int, days: int = 60) -> float:
     """Follows earned by posts over ``days`` for one policy and seed."""
     rng, world = np.random.default_rng(seed), np.random.default_rng(10_000 + seed)
+    weights = Settings().reward_weights()
     followers = float(scenario.account.initial_followers)
     content: dict[str, ArmStats] = {}
     timing: dict[str, ArmStats] = {}
@@ -66,8 +69,9 @@ def campaign(policy, scenario, seed: int, days: int = 60) -> float:
             signals = TextSignals(hook=choice.hook, topic=topic, hashtags=0, question_cta=False,
                                   contrarian=choice.hook == "contrarian", has_link=False)
             t = draw_totals(scenario, expected_outcome(scenario, signals, hour=choice.hour, followers=followers), world)
-            impressions = max(1, t.impressions)
-            reward = 0.5 * 1000 * t.follows / impressions + 0.3 * t.retweets / impressions + 0.15 * t.replies / impressions
+            counts = {k: getattr(t, k) for k in ("impressions", "likes", "retweets", "replies", "quotes", "bookmarks",
+                                                  "follows")}
+            reward = outcome_reward(counts, novelty=None, dup_penalty=0.0, weights=weights)["reward_composite"]
             pending.append((day + LAG_DAYS, PostOutcome(choice.hook, topic, choice.hour, t.profile_visits, t.follows,
                                                         followers), reward))
             followers += t.follows

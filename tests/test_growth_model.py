@@ -77,7 +77,7 @@ def test_the_model_recovers_known_hook_and_hour_effects_including_follow_through
     # differences from the average hook are what is precise
     centre = np.eye(len(HOOKS)) - 1.0 / len(HOOKS)
     assert np.all(np.sqrt(np.diag(centre @ cov @ centre.T)) < 0.05)
-    hours = model.hour_effects(HOURS)
+    hours, _ = model.hour_effects(HOURS)
     assert HOURS[int(np.argmax(hours))] == 11
     assert hours - hours.mean() == pytest.approx(np.array([true_hour(h) for h in HOURS]) - np.mean([true_hour(h) for h in HOURS]),
                                                  abs=0.05)

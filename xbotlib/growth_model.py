@@ -119,8 +119,9 @@ def fit_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: floa
         raise ValueError("fit_poisson: no posts to fit (the model needs at least one outcome)")
     if not (np.all(np.isfinite(y)) and np.all(y >= 0) and np.all(np.isfinite(offset))):
         raise ValueError("fit_poisson: counts must be finite and >= 0 and offsets finite")
-    sds = np.broadcast_to(np.asarray(prior_sd, dtype=float), (X.shape[1],)) if np.ndim(prior_sd) == 0 \
-        else np.asarray(prior_sd, dtype=float)
+    sds = np.asarray(prior_sd, dtype=float)
+    if sds.ndim == 0:
+        sds = np.full(X.shape[1], float(sds))
     if sds.shape != (X.shape[1],) or not np.all(sds[1:] > 0):
         raise ValueError(f"fit_poisson: prior_sd must be > 0 (one value, or one per column of X), got {prior_sd!r}")
     precision = 1.0 / np.maximum(sds, 1e-12) ** 2
@@ -171,10 +172,10 @@ class GrowthModel:
         idx = [HOOK_COLUMNS.start + vocab.HOOK_PATTERNS.index(h) for h in hooks]
         return self.mean[idx], self.cov[np.ix_(idx, idx)]
 
-    def hour_effects(self, hours: Sequence[int]) -> np.ndarray:
-        """Posterior mean of each hour's effect on log expected follows."""
+    def hour_effects(self, hours: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of the effects of ``hours`` on log expected follows (through the harmonics)."""
         H = np.array([hour_harmonics(h) for h in hours]).reshape(len(hours), HOUR_TERMS)
-        return H @ self.mean[HOUR_COLUMNS]
+        return H @ self.mean[HOUR_COLUMNS], H @ self.cov[HOUR_COLUMNS, HOUR_COLUMNS] @ H.T
 
     def log_noise_sd(self) -> float:
         """Spread of one post's log count around its expectation (≈ sqrt(dispersion / mean count)):
@@ -245,6 +246,5 @@ def hook_summary(model: GrowthModel, hooks: Sequence[str] = vocab.HOOK_PATTERNS)
 
 
 def hour_summary(model: GrowthModel, hours: Sequence[int]) -> list[Effect]:
-    H = np.array([hour_harmonics(h) for h in hours]).reshape(len(hours), HOUR_TERMS)
-    return relative_effects(H @ model.mean[HOUR_COLUMNS], H @ model.cov[HOUR_COLUMNS, HOUR_COLUMNS] @ H.T,
-                            [str(h) for h in hours])
+    mean, cov = model.hour_effects(list(hours))
+    return relative_effects(mean, cov, [str(h) for h in hours])

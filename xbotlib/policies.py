@@ -21,6 +21,8 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
+from .logs import tagged
+
 log = logging.getLogger("xbot.policy")
 
 POLICY_NAMES = ("xbot", "random", "heuristic", "fixed", "oracle")
@@ -67,7 +69,6 @@ class XbotPolicy:
                 return self._choose_with_model(state, hooks, hours, rng)
             except (ValueError, np.linalg.LinAlgError) as exc:
                 # outcomes the model cannot fit (absurd counts, say) must not stop planning
-                from .logs import tagged
                 tagged(log, "BANDIT", "growth model unusable", level=logging.WARNING, fallback="arm_statistics",
                        error=str(exc)[:100].replace(" ", "_"))
         arm = bandit.choose_content_arm({h: s for h, s in state.content_arms.items() if h in hooks}, hooks,
@@ -85,7 +86,8 @@ class XbotPolicy:
         arm = bandit.choose_arm_from_model(mean, cov, hooks, hook_pulls, state.account_age_days, rng,
                                            sd_scale=bandit.MODEL_SD_SCALE, logger=log)
         hour_pulls = [sum(int(o.hour) == h for o in state.outcomes) for h in hours]
-        hour = bandit.ucb1_hour(hours, list(model.hour_effects(hours)), hour_pulls, rng,
+        hour_means, _ = model.hour_effects(hours)
+        hour = bandit.ucb1_hour(hours, list(hour_means), hour_pulls, rng,
                                 scale=model.log_noise_sd(), c=bandit.UCB_C_MODEL)
         return PlanChoice(arm.arm, float(arm.propensity), int(hour.hour), float(hour.propensity),
                           forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
