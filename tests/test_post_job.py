@@ -369,6 +369,39 @@ def test_two_workers_post_every_decision_exactly_once(settings, db_url, db, cloc
     assert min(sent_by.values()) > 0, f"both workers posted: {sent_by}"
 
 
+@pytest.mark.parametrize("cap", ["hour", "day"])
+def test_concurrent_workers_share_one_cap(settings, db_url, db, clock, sandbox, cap):
+    """Caps are per account, not per worker: four workers posting at once send no more than the cap."""
+    limit = 3
+    settings = settings.replace(posts_per_hour_cap=limit if cap == "hour" else 100,
+                                posts_per_day_cap=limit if cap == "day" else 100)
+    sandbox.app = SlowX(sandbox.app, delay_s=0.05)  # every worker is mid-call while the others count
+    queue_posts(db, clock, 12)
+    dbs = [Database.from_url(db_url, pool_max=2) for _ in range(4)]
+    workers = [build_context(settings, dbs[i], clock, sandbox=sandbox, seed=i, worker_id=f"worker-{i}")
+               for i in range(4)]
+    barrier = threading.Barrier(len(workers))
+    errors: list[BaseException] = []
+
+    def work(c):
+        barrier.wait()
+        try:
+            post.tick(c)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+    try:
+        threads = [threading.Thread(target=work, args=(c,)) for c in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        for d in dbs:
+            d.close()
+    assert errors == []
+    assert len(sandbox.tweets) == limit and statuses(db) == {"posted": limit, "queued": 12 - limit}
+
+
 def test_a_tick_needs_a_single_database_connection(settings, db_url, clock, sandbox):
     # the daemon keeps one connection for its lock; small pools (the benchmark runs with 3) must not stall
     one = Database.from_url(db_url, pool_max=1)

@@ -16,6 +16,7 @@ take: another worker's post in flight is never requeued or marked posted behind 
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -46,10 +47,14 @@ def backoff_seconds(attempt: int) -> float:
 
 
 def _posted_counts(conn, account_id: str, now: datetime, sources) -> tuple[int, int, int]:
-    """(posts in the last hour, posts in the last day, decisions ready to post now)."""
+    """(posts in the last hour, posts in the last day, decisions ready to post now).
+
+    A post another worker has claimed but not yet saved (status 'posting') counts against both caps:
+    it is about to be published."""
     row = conn.execute(
-        """SELECT count(*) FILTER (WHERE posted_at > %(now)s - interval '1 hour') AS hour,
-                  count(*) AS day,
+        """WITH inflight AS (SELECT 1 FROM content_metadata WHERE account_id = %(acc)s AND status = 'posting')
+           SELECT count(*) FILTER (WHERE posted_at > %(now)s - interval '1 hour') + (SELECT count(*) FROM inflight) AS hour,
+                  count(*) + (SELECT count(*) FROM inflight) AS day,
                   (SELECT count(*) FROM content_metadata
                     WHERE account_id = %(acc)s AND status = 'queued' AND scheduled_at <= %(now)s
                       AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
@@ -67,6 +72,12 @@ def _own_user_id(ctx: JobContext, conn) -> str:
     conn.execute("UPDATE accounts SET x_user_id = %s, handle = COALESCE(handle, %s) WHERE account_id = %s",
                  (user.user_id, user.username, ctx.account_id))
     return user.user_id
+
+
+def cap_key(account_id: str) -> int:
+    """The advisory-lock key that serialises one account's cap check and claim across workers (a signed bigint)."""
+    digest = hashlib.blake2b(f"xbot-post-cap:{account_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def inflight_key(decision_id) -> int:
@@ -198,6 +209,8 @@ def tick(ctx: JobContext) -> JobResult:
         now = ctx.clock.now()
         # this connection stays out of the pool until the outcome is saved: its session holds the in-flight lock
         with ctx.db.connection() as conn:
+            # caps are per account: one worker at a time counts and claims (released when this transaction ends)
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (cap_key(ctx.account_id),))
             per_hour, per_day, ready = _posted_counts(conn, ctx.account_id, now, sources)
             if not ready:
                 break
