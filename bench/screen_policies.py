@@ -9,8 +9,19 @@ cadence). No texts (so no fatigue), no replies, no experiments, no organic follo
 few points below the real bench's "follows earned by posts" ratios, but it ranks policies the same
 way. Use it to screen; measure with `xbot bench growth`.
 
+Each post's noise comes from its own generator, seeded by (seed, post number): two policies on the
+same seed see the same luck at the same post, so "xbot − policy" on paired seeds is far tighter than
+the difference of two means (printed below the table).
+
+`--noiseless` shows what the noise costs: the policies learn from each post's *expected* counts
+(what an infinitely large audience would show), while followers are still earned with the usual
+noise. The gap between a policy's ratio with and without it is the price of learning from noisy
+counts; the rest of its gap to the oracle is the price of its own logic (and of the first days,
+before anything is known).
+
     .venv/bin/python bench/screen_policies.py --seeds 100
     .venv/bin/python bench/screen_policies.py --scenario evening_contrarian --seeds 100
+    .venv/bin/python bench/screen_policies.py --scenario evening_contrarian --seeds 100 --noiseless
 """
 from __future__ import annotations
 
@@ -38,9 +49,10 @@ from xbotlib.sim.scenario import load_scenario  # noqa: E402
 POSTS_PER_DAY, LAG_DAYS, MAX_RUN = 4, 2, 3
 
 
-def campaign(policy, scenario, seed: int, days: int = 60) -> float:
-    """Follows earned by posts over ``days`` for one policy and seed."""
-    rng, world = np.random.default_rng(seed), np.random.default_rng(10_000 + seed)
+def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = False) -> float:
+    """Follows earned by posts over ``days`` for one policy and seed (``noiseless``: the policy learns
+    from expected counts; see the module docstring)."""
+    rng = np.random.default_rng(seed)
     weights = Settings().reward_weights()
     followers = float(scenario.account.initial_followers)
     content: dict[str, ArmStats] = {}
@@ -65,17 +77,19 @@ def campaign(policy, scenario, seed: int, days: int = 60) -> float:
             booked.append(choice.hour)
             recent_hooks.append(choice.hook)
             topic = vocab.TOPICS[n % len(vocab.TOPICS)]
-            n += 1
             signals = TextSignals(hook=choice.hook, topic=topic, hashtags=0, question_cta=False,
                                   contrarian=choice.hook == "contrarian", has_link=False)
-            t = draw_totals(scenario, expected_outcome(scenario, signals, hour=choice.hour, followers=followers), world)
-            counts = {k: getattr(t, k) for k in ("impressions", "likes", "retweets", "replies", "quotes", "bookmarks",
-                                                  "follows")}
+            exp = expected_outcome(scenario, signals, hour=choice.hour, followers=followers)
+            t = draw_totals(scenario, exp, np.random.default_rng((seed, 10_000, n)))  # this post's own luck
+            seen = exp if noiseless else t
+            counts = {k: getattr(seen, k) for k in ("impressions", "likes", "retweets", "replies", "quotes",
+                                                     "bookmarks", "follows")}
             reward = outcome_reward(counts, novelty=None, dup_penalty=0.0, weights=weights)["reward_composite"]
-            pending.append((day + LAG_DAYS, PostOutcome(choice.hook, topic, choice.hour, t.profile_visits, t.follows,
-                                                        followers), reward))
+            pending.append((day + LAG_DAYS, PostOutcome(choice.hook, topic, choice.hour, seen.profile_visits,
+                                                        seen.follows, followers), reward))
             followers += t.follows
             earned += t.follows
+            n += 1
     return earned
 
 
@@ -84,7 +98,10 @@ def main(argv=None) -> int:
     ap.add_argument("--scenario", default=None, help="a shipped scenario name or a TOML path (default: default)")
     ap.add_argument("--seeds", type=int, default=60, help="campaigns per policy (default 60)")
     ap.add_argument("--days", type=int, default=60)
-    ap.add_argument("--policies", default="oracle,fixed,random,heuristic,xbot")
+    ap.add_argument("--policies", default="oracle,fixed,random,heuristic,xbot",
+                    help="comma-separated (default: all five; the paired differences need xbot)")
+    ap.add_argument("--noiseless", action="store_true",
+                    help="policies learn from expected counts (what noise costs; see above)")
     args = ap.parse_args(argv)
     if args.seeds < 2:
         ap.error(f"--seeds must be at least 2 (a spread needs two), got {args.seeds}")
@@ -93,15 +110,23 @@ def main(argv=None) -> int:
     results = {}
     for name in args.policies.split(","):
         t0 = time.perf_counter()
-        vals = [campaign(make_policy(name, scenario=scenario, fixed=best), scenario, s, args.days)
-                for s in range(args.seeds)]
-        results[name] = (float(np.mean(vals)), float(np.std(vals, ddof=1) / math.sqrt(len(vals))),
-                         time.perf_counter() - t0)
-    oracle = results.get("oracle", (float("nan"),))[0]
-    print(f"follows earned by posts, {args.days} days, {args.seeds} seeds, scenario {scenario.name}")
+        vals = np.array([campaign(make_policy(name, scenario=scenario, fixed=best), scenario, s, args.days,
+                                  noiseless=args.noiseless) for s in range(args.seeds)])
+        results[name] = (vals, time.perf_counter() - t0)
+    oracle = float(results["oracle"][0].mean()) if "oracle" in results else float("nan")
+    learning = " (policies learn from expected counts)" if args.noiseless else ""
+    print(f"follows earned by posts, {args.days} days, {args.seeds} seeds, scenario {scenario.name}{learning}")
     print("| policy | mean | se | ratio to oracle | seconds |\n| --- | ---: | ---: | ---: | ---: |")
-    for name, (m, se, secs) in results.items():
-        print(f"| {name} | {m:.1f} | {se:.1f} | {m / oracle:.3f} | {secs:.0f} |")
+    for name, (vals, secs) in results.items():
+        se = vals.std(ddof=1) / math.sqrt(len(vals))
+        print(f"| {name} | {vals.mean():.1f} | {se:.1f} | {vals.mean() / oracle:.3f} | {secs:.0f} |")
+    if "xbot" in results:
+        print("\nxbot − policy on the same seeds: mean ± se (seeds where xbot is ahead)")
+        for name, (vals, _) in results.items():
+            if name != "xbot":
+                d = results["xbot"][0] - vals
+                print(f"- {name}: {d.mean():+.1f} ± {d.std(ddof=1) / math.sqrt(len(d)):.1f} "
+                      f"({int((d > 0).sum())}/{len(d)})")
     return 0
 
 

@@ -75,3 +75,24 @@ def test_the_screening_replay_is_deterministic_and_ranks_the_oracle_above_random
     assert sum(oracle) > sum(random) > 0
     # the learner reaches its growth model (8+ outcomes by day 4) and replays identically
     assert screen.campaign(make_policy("xbot"), scenario, 1, days=12) == screen.campaign(make_policy("xbot"), scenario, 1, days=12)
+
+
+def test_the_screening_replay_draws_each_posts_luck_from_its_own_generator():
+    import importlib.util
+    from pathlib import Path
+
+    from xbotlib.policies import make_policy
+    from xbotlib.sim.scenario import load_scenario
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "screen_policies.py"
+    spec = importlib.util.spec_from_file_location("screen_policies", path)
+    screen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screen)
+    scenario = load_scenario("evening_contrarian")
+    oracle = make_policy("oracle", scenario=scenario)
+    # the oracle ignores what it sees, so learning from expected counts changes nothing it earns:
+    # followers are still earned with the same per-post noise
+    assert screen.campaign(oracle, scenario, 3, days=10, noiseless=True) == screen.campaign(oracle, scenario, 3, days=10)
+    # while a learner's choices (and so its follows) depend on what it saw
+    runs = {screen.campaign(make_policy("xbot"), scenario, s, days=20, noiseless=q) for s in (0, 1) for q in (False, True)}
+    assert len(runs) > 2
