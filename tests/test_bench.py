@@ -58,17 +58,23 @@ def test_growth_table_pairs_xbot_with_each_policy_by_seed():
     assert bench.paired_differences([r for r in results if r["seed"] == 0]) == {}
 
 
-def test_the_screening_replay_is_deterministic_and_ranks_the_oracle_above_random():
+def _screen_module():
+    """bench/screen_policies.py, a script rather than a package module, loaded from its path."""
     import importlib.util
     from pathlib import Path
-
-    from xbotlib.policies import make_policy
-    from xbotlib.sim.scenario import load_scenario
 
     path = Path(__file__).resolve().parents[1] / "bench" / "screen_policies.py"
     spec = importlib.util.spec_from_file_location("screen_policies", path)
     screen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(screen)
+    return screen
+
+
+def test_the_screening_replay_is_deterministic_and_ranks_the_oracle_above_random():
+    from xbotlib.policies import make_policy
+    from xbotlib.sim.scenario import load_scenario
+
+    screen = _screen_module()
     scenario = load_scenario(None)
     oracle = [screen.campaign(make_policy("oracle", scenario=scenario), scenario, s, days=12) for s in range(4)]
     random = [screen.campaign(make_policy("random"), scenario, s, days=12) for s in range(4)]
@@ -78,16 +84,10 @@ def test_the_screening_replay_is_deterministic_and_ranks_the_oracle_above_random
 
 
 def test_the_screening_replay_draws_each_posts_luck_from_its_own_generator():
-    import importlib.util
-    from pathlib import Path
-
     from xbotlib.policies import make_policy
     from xbotlib.sim.scenario import load_scenario
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "screen_policies.py"
-    spec = importlib.util.spec_from_file_location("screen_policies", path)
-    screen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(screen)
+    screen = _screen_module()
     scenario = load_scenario("evening_contrarian")
     oracle = make_policy("oracle", scenario=scenario)
     # the oracle ignores what it sees, so learning from expected counts changes nothing it earns:
