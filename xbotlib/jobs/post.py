@@ -16,7 +16,6 @@ take: another worker's post in flight is never requeued or marked posted behind 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -72,12 +71,6 @@ def _own_user_id(ctx: JobContext, conn) -> str:
     conn.execute("UPDATE accounts SET x_user_id = %s, handle = COALESCE(handle, %s) WHERE account_id = %s",
                  (user.user_id, user.username, ctx.account_id))
     return user.user_id
-
-
-def cap_key(account_id: str) -> int:
-    """The advisory-lock key that serialises one account's cap check and claim across workers (a signed bigint)."""
-    digest = hashlib.blake2b(f"xbot-post-cap:{account_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def inflight_key(decision_id) -> int:
@@ -210,7 +203,7 @@ def tick(ctx: JobContext) -> JobResult:
         # this connection stays out of the pool until the outcome is saved: its session holds the in-flight lock
         with ctx.db.connection() as conn:
             # caps are per account: one worker at a time counts and claims (released when this transaction ends)
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (cap_key(ctx.account_id),))
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"xbot.post_cap:{ctx.account_id}",))
             per_hour, per_day, ready = _posted_counts(conn, ctx.account_id, now, sources)
             if not ready:
                 break
