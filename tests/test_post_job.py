@@ -63,6 +63,25 @@ def lines(caplog, tag: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"[{tag}]")]
 
 
+def at_once(workers: list[JobContext], fn) -> list[BaseException]:
+    """Run ``fn(worker)`` for every worker in its own thread, all released together; returns what they raised."""
+    barrier = threading.Barrier(len(workers))
+    errors: list[BaseException] = []
+
+    def work(c):
+        barrier.wait()
+        try:
+            fn(c)
+        except BaseException as exc:  # noqa: BLE001 - returned to the test, which asserts on it
+            errors.append(exc)
+    threads = [threading.Thread(target=work, args=(c,)) for c in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return errors
+
+
 def kv(line: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S+)", line))
 
@@ -336,21 +355,12 @@ def test_two_workers_post_every_decision_exactly_once(settings, db_url, db, cloc
                for i in range(2)]
     errors: list[BaseException] = []
     sent_by: dict[str, int] = {"worker-0": 0, "worker-1": 0}
+
+    def tick(c):
+        sent_by[c.worker_id] += run_job("post", c, post.tick).detail.get("sent", 0)
     try:
         for _ in range(8):
-            barrier = threading.Barrier(2)
-
-            def work(c, barrier=barrier):
-                barrier.wait()
-                try:
-                    sent_by[c.worker_id] += run_job("post", c, post.tick).detail.get("sent", 0)
-                except BaseException as exc:  # noqa: BLE001 - collected and asserted below
-                    errors.append(exc)
-            threads = [threading.Thread(target=work, args=(c,)) for c in workers]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=60)
+            errors += at_once(workers, tick)
             if statuses(db).get("posted", 0) == len(ids):
                 break
             clock.advance(timedelta(minutes=10))
@@ -380,21 +390,8 @@ def test_concurrent_workers_share_one_cap(settings, db_url, db, clock, sandbox, 
     dbs = [Database.from_url(db_url, pool_max=2) for _ in range(4)]
     workers = [build_context(settings, dbs[i], clock, sandbox=sandbox, seed=i, worker_id=f"worker-{i}")
                for i in range(4)]
-    barrier = threading.Barrier(len(workers))
-    errors: list[BaseException] = []
-
-    def work(c):
-        barrier.wait()
-        try:
-            post.tick(c)
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
     try:
-        threads = [threading.Thread(target=work, args=(c,)) for c in workers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        errors = at_once(workers, post.tick)
     finally:
         for d in dbs:
             d.close()
