@@ -134,6 +134,7 @@ def test_the_oracle_knows_each_worlds_answers():
     default, evening = Oracle(None), Oracle("evening_contrarian")
     assert default.best_choice() == ("did_you_know", 11)
     assert evening.best_choice() == ("contrarian", 21)
+    assert Oracle("afternoon_questions").best_choice() == ("question", 17)
     assert default.true_lift("hashtag_1") == pytest.approx(0.0, abs=1e-9)
     assert default.relative_lift("question_cta", "follows") == pytest.approx(0.142, abs=0.01)
     assert evening.true_lift("question_cta") == pytest.approx(0.0, abs=1e-9)
@@ -147,6 +148,22 @@ def test_the_oracle_knows_each_worlds_answers():
         default.expected("plain", 9, experiment_arms={"late_evening_slot": "treatment"})
     with pytest.raises(ValueError, match="unknown experiment"):
         default.true_lift("emoji_1")
+
+
+def test_afternoon_questions_is_the_default_world_with_only_its_answers_moved():
+    # The benchmark reads this scenario as "same audience, different answers": it must stay so.
+    default = tomllib.loads((SCENARIO_DIR / "default.toml").read_text())
+    moved = tomllib.loads((SCENARIO_DIR / "afternoon_questions.toml").read_text())
+    for key in ("reach", "quality"):
+        assert moved["hours"][key] == [default["hours"][key][(28 - h) % 24] for h in range(24)]
+    assert moved["hooks"]["question"] == default["hooks"]["did_you_know"]
+    assert moved["hooks"]["did_you_know"] == default["hooks"]["question"]
+    for raw in (default, moved):
+        for key in ("name", "description", "hours"):
+            raw.pop(key)
+        for hook in ("question", "did_you_know"):
+            raw["hooks"].pop(hook)
+    assert moved == default
 
 
 @pytest.mark.parametrize("edit, match", [
@@ -172,7 +189,7 @@ def test_scenario_errors_name_file_key_value_and_expectation(edit, match):
 def test_scenario_files_load_by_path_or_shipped_name(tmp_path):
     assert load_scenario(SCENARIO_DIR / "evening_contrarian.toml").name == "evening_contrarian"
     assert load_scenario("evening_contrarian").timezone == "UTC"
-    with pytest.raises(ScenarioError, match="not found.*default, evening_contrarian"):
+    with pytest.raises(ScenarioError, match="not found.*afternoon_questions, default, evening_contrarian"):
         load_scenario(tmp_path / "missing.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("name = \n")

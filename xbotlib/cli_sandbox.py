@@ -17,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port to bind; 0 picks a free one (default 8765)")
     p.add_argument("--scenario", default=None, metavar="FILE",
-                   help="scenario TOML, or a shipped name (default, evening_contrarian); default: scenarios/default.toml")
+                   help="scenario TOML, or a shipped name (default, evening_contrarian, afternoon_questions); default: scenarios/default.toml")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated audience (default 0)")
     p.add_argument("--no-analytics", action="store_true",
                    help="answer GET /2/tweets/analytics with 403, like an account without analytics access")
