@@ -40,7 +40,9 @@ def test_growth_table_ratios_are_against_the_oracle_mean():
     table = bench.growth_table(results, days=60, seeds=2, scenario=None)
     xbot_row = next(line for line in table.splitlines() if line.startswith("| xbot |"))
     cells = [c.strip() for c in xbot_row.strip("|").split("|")]
-    assert cells[1] == "100.0" and cells[5] == "1.000" and cells[6] == "90.0" and cells[7] == "0.900"
+    assert cells[1] == "100.0" and cells[5] == "1.000" and cells[7] == "90.0" and cells[8] == "0.900"
+    # residuals x − 1.0·oracle are −10, +10: se = 14.14 / (√2 · 100) = 0.1, t(0.975, 1 df) = 12.706
+    assert cells[6] == "-0.271–2.271"
 
 
 def test_growth_table_pairs_xbot_with_each_policy_by_seed():
@@ -56,6 +58,32 @@ def test_growth_table_pairs_xbot_with_each_policy_by_seed():
     assert "| heuristic | +5.0 | 5.0 | 2/3 seeds |" in table
     # a single seed gives no standard error: no paired row rather than a made-up one
     assert bench.paired_differences([r for r in results if r["seed"] == 0]) == {}
+
+
+def test_ratio_interval_covers_the_true_ratio_about_95_percent_of_the_time():
+    # Ten paired seeds from a world where the learner earns 0.85 of the oracle on average, with shared
+    # seed noise and its own: the interval must cover 0.85 in about 95% of benchmarks.
+    rng = np.random.default_rng(0)
+    covered, widths = 0, []
+    for _ in range(2000):
+        shared = rng.normal(500, 40, 10)
+        oracle = shared + rng.normal(0, 15, 10)
+        learner = 0.85 * shared + rng.normal(0, 40, 10)
+        results = [{"policy": "oracle", "seed": i, "gained": g} for i, g in enumerate(oracle)]
+        results += [{"policy": "xbot", "seed": i, "gained": g} for i, g in enumerate(learner)]
+        ratio, low, high = bench.ratio_interval(results, "xbot")
+        assert low < ratio < high
+        covered += low <= 0.85 <= high
+        widths.append(high - low)
+    assert 0.93 <= covered / 2000 <= 0.97
+    assert 0.05 < statistics.median(widths) < 0.15   # ~±0.05 from ten seeds: why one table can mislead
+
+
+def test_ratio_interval_needs_two_paired_seeds():
+    results = [{"policy": "xbot", "seed": 0, "gained": 90}, {"policy": "oracle", "seed": 0, "gained": 100},
+               {"policy": "xbot", "seed": 1, "gained": 95}, {"policy": "oracle", "seed": 2, "gained": 100}]
+    assert bench.ratio_interval(results, "xbot") is None       # only seed 0 is paired
+    assert bench.ratio_interval(results, "random") is None     # no such policy
 
 
 def _screen_module():

@@ -118,6 +118,33 @@ def paired_differences(results: list[dict], learner: str = "xbot") -> dict[str, 
     return out
 
 
+def ratio_interval(results: list[dict], policy: str, baseline: str = "oracle", key: str = "gained",
+                   level: float = 0.95) -> tuple[float, float, float] | None:
+    """``policy``'s total ``key`` over ``baseline``'s on the seeds both ran, with a ``level`` interval.
+
+    Ten seeds leave a ratio uncertain by several points; the interval says by how much. It is the
+    ratio estimator's: residuals d = x − r·b per seed, se = sd(d) / (√n · mean(b)), and a t quantile
+    with n − 1 degrees of freedom. Pairing by seed removes the sandbox noise the two runs share.
+    None with fewer than two paired seeds (no spread to measure).
+    """
+    from scipy import stats
+
+    by: dict[str, dict[int, float]] = {}
+    for r in results:
+        by.setdefault(r["policy"], {})[r["seed"]] = float(r[key])
+    seeds = sorted(set(by.get(policy, {})) & set(by.get(baseline, {})))
+    if len(seeds) < 2:
+        return None
+    x = np.array([by[policy][s] for s in seeds])
+    b = np.array([by[baseline][s] for s in seeds])
+    if b.sum() <= 0:
+        return None
+    ratio = float(x.sum() / b.sum())
+    se = float(np.std(x - ratio * b, ddof=1) / (math.sqrt(len(seeds)) * b.mean()))
+    t = float(stats.t.ppf(0.5 + level / 2, len(seeds) - 1))
+    return ratio, ratio - t * se, ratio + t * se
+
+
 def growth_table(results: list[dict], days: int, seeds: int, scenario: str | None) -> str:
     by, earned = {}, {}
     for r in results:
@@ -126,22 +153,26 @@ def growth_table(results: list[dict], days: int, seeds: int, scenario: str | Non
     oracle = statistics.mean(by["oracle"]) if "oracle" in by else float("nan")
     oracle_earned = statistics.mean(earned["oracle"]) if "oracle" in earned else float("nan")
     lines = [f"followers gained over {days} days, {seeds} seeds, scenario {scenario or 'default'} — {machine()}", "",
-             "| policy | followers gained: mean | sd | min | max | ratio to oracle | follows earned by posts (pass 2): mean | ratio to oracle |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| policy | followers gained: mean | sd | min | max | ratio to oracle | its 95% interval "
+             "| follows earned by posts (pass 2): mean | ratio to oracle |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: |"]
     for p in GROWTH_POLICIES:
         if p not in by:
             continue
         v, e = by[p], earned[p]
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
+        ci = ratio_interval(results, p) if p != "oracle" else None
+        interval = f"{ci[1]:.3f}–{ci[2]:.3f}" if ci else "—"
         lines.append(f"| {p} | {statistics.mean(v):.1f} | {sd:.1f} | {min(v)} | {max(v)} | "
-                     f"{statistics.mean(v) / oracle:.3f} | {statistics.mean(e):.1f} | {statistics.mean(e) / oracle_earned:.3f} |")
+                     f"{statistics.mean(v) / oracle:.3f} | {interval} | {statistics.mean(e):.1f} | "
+                     f"{statistics.mean(e) / oracle_earned:.3f} |")
     paired = paired_differences(results)
     if paired:
         lines += ["", "| xbot minus … (same seeds) | mean difference | se | xbot ahead on |", "| --- | ---: | ---: | ---: |"]
         lines += [f"| {p} | {d['mean']:+.1f} | {d['se']:.1f} | {d['wins']}/{d['n']} seeds |" for p, d in paired.items()]
     lines += ["", "Followers gained = last minus first follower snapshot (posts' follows + organic − churn); "
-              "follows earned by posts = the collector's pass-2 follows. Experiments off; the hourly bench cadence "
-              "(bench/schedules/)."]
+              "follows earned by posts = the collector's pass-2 follows. The interval is the ratio's, paired by seed "
+              "(`bench.ratio_interval`). Experiments off; the hourly bench cadence (bench/schedules/)."]
     return "\n".join(lines)
 
 
