@@ -86,23 +86,23 @@ def test_ratio_interval_needs_two_paired_seeds():
     assert bench.ratio_interval(results, "random") is None     # no such policy
 
 
-def _screen_module():
-    """bench/screen_policies.py, a script rather than a package module, loaded from its path."""
+def _bench_script(name: str):
+    """bench/<name>.py, a script rather than a package module, loaded from its path."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "screen_policies.py"
-    spec = importlib.util.spec_from_file_location("screen_policies", path)
-    screen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(screen)
-    return screen
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_screening_replay_is_deterministic_and_ranks_the_oracle_above_random():
     from xbotlib.policies import make_policy
     from xbotlib.sim.scenario import load_scenario
 
-    screen = _screen_module()
+    screen = _bench_script("screen_policies")
     scenario = load_scenario(None)
     oracle = [screen.campaign(make_policy("oracle", scenario=scenario), scenario, s, days=12) for s in range(4)]
     random = [screen.campaign(make_policy("random"), scenario, s, days=12) for s in range(4)]
@@ -115,7 +115,7 @@ def test_the_screening_replay_draws_each_posts_luck_from_its_own_generator():
     from xbotlib.policies import make_policy
     from xbotlib.sim.scenario import load_scenario
 
-    screen = _screen_module()
+    screen = _bench_script("screen_policies")
     scenario = load_scenario("evening_contrarian")
     oracle = make_policy("oracle", scenario=scenario)
     # the oracle ignores what it sees, so learning from expected counts changes nothing it earns:
@@ -124,3 +124,18 @@ def test_the_screening_replay_draws_each_posts_luck_from_its_own_generator():
     # while a learner's choices (and so its follows) depend on what it saw
     runs = {screen.campaign(make_policy("xbot"), scenario, s, days=20, noiseless=q) for s in (0, 1) for q in (False, True)}
     assert len(runs) > 2
+
+
+def test_ideal_hook_learner_pays_for_noise_and_only_for_noise():
+    ideal = _bench_script("ideal_hooks")
+    hooks, mu, sigma = ideal.hook_problem("evening_contrarian", draws=4000)
+    assert hooks[int(np.argmax(mu))] == "contrarian" and 0.5 < sigma < 1.5
+    share = lambda s, seed: ideal.thompson_share(mu, s, seed, posts=120, lag=8)  # noqa: E731
+    assert share(sigma, 3) == share(sigma, 3)                      # seeded: the same campaign twice
+    # with (almost) no noise learning is a fixed cost (each hook's first outcomes), whatever the horizon
+    exact = [share(1e-6, seed) for seed in range(20)]
+    long_run = [ideal.thompson_share(mu, 1e-6, seed, posts=1200, lag=8) for seed in range(20)]
+    assert min(long_run) >= 1 - 60 / 1200
+    # with the sandbox's noise it keeps clearly less, and more noise costs more
+    noisy = [np.mean([share(s, seed) for seed in range(60)]) for s in (sigma / 2, sigma, 2 * sigma)]
+    assert noisy[0] > noisy[1] > noisy[2] and noisy[1] < np.mean(exact) - 0.05
