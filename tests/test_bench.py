@@ -139,3 +139,30 @@ def test_ideal_hook_learner_pays_for_noise_and_only_for_noise():
     # with the sandbox's noise it keeps clearly less, and more noise costs more
     noisy = [np.mean([share(s, seed) for seed in range(60)]) for s in (sigma / 2, sigma, 2 * sigma)]
     assert noisy[0] > noisy[1] > noisy[2] and noisy[1] < np.mean(exact) - 0.05
+
+
+def test_fatigue_by_policy_reads_the_sandboxs_own_record(db, tmp_path):
+    from xbotlib.sim.scenario import SCENARIO_DIR
+    # an audience that tires of any shared word (onset 0): after the first post, nearly all are fatigued
+    touchy = tmp_path / "touchy.toml"
+    touchy.write_text((SCENARIO_DIR / "default.toml").read_text().replace("onset = 0.35", "onset = 0.0"))
+    fatigue = _bench_script("fatigue_by_policy")
+    r = fatigue.campaign_fatigue(db, str(touchy), "fixed", seed=0, days=3)
+    with db.connection() as conn:
+        posted = conn.execute("""SELECT count(*) AS n FROM posted_decisions pd
+                                   JOIN content_metadata cm USING (decision_id)
+                                  WHERE cm.decision_type = 'post'""").fetchone()["n"]
+    assert r["posts"] == posted > 0
+    max_penalty = Oracle(None).scenario.fatigue.max_penalty
+    assert r["fatigued"] > 0.5 and (1 - max_penalty) ** 2 <= r["visits_multiplier"] < 1
+
+
+def test_growth_runs_each_policy_and_seed_through_the_real_jobs(pg, monkeypatch):
+    monkeypatch.setenv("XBOT_TEST_DATABASE_URL", pg.base_url)   # the session's server, not a second one
+    results = bench.growth(days=2, seeds=2, policies=("xbot", "oracle"), workers=1)
+    assert sorted((r["policy"], r["seed"]) for r in results) == [("oracle", 0), ("oracle", 1), ("xbot", 0), ("xbot", 1)]
+    assert all(r["post_follows"] > 0 and r["gained"] > 0 for r in results)
+    table = bench.growth_table(results, days=2, seeds=2, scenario=None)
+    xbot_row = next(line for line in table.splitlines() if line.startswith("| xbot |"))
+    ratio, low, high = bench.ratio_interval(results, "xbot")
+    assert f"{low:.3f}–{high:.3f}" in xbot_row

@@ -44,6 +44,18 @@ def machine() -> str:
 
 # ----------------------------------------------------------------------------- growth
 
+def bench_campaign(db, policy: str, seed: int, days: int, scenario_path: str | None,
+                   fixed: tuple[str, int] | None = None):
+    """One growth-bench campaign in ``db`` (migrated, empty): experiments off, the hourly bench cadence.
+    Returns the ``demo.CampaignRun``."""
+    from .config import load_settings
+    from .demo import CampaignConfig, run_campaign
+
+    cfg = CampaignConfig(days=days, seed=seed, scenario_path=scenario_path, policy=policy, fixed_arm=fixed,
+                         experiments=False, schedules_dir=str(BENCH_SCHEDULES))
+    return run_campaign(cfg, load_settings(env={}), db)
+
+
 def _campaign_followers(args: tuple) -> dict:
     """Run one campaign in a fresh database; returns followers gained (runs in a worker process)."""
     base_url, template, policy, seed, days, scenario_path, fixed = args
@@ -52,9 +64,8 @@ def _campaign_followers(args: tuple) -> dict:
 
     import psycopg
 
-    from .config import load_settings
     from .db import Database
-    from .demo import CampaignConfig, followers_gained, run_campaign
+    from .demo import followers_gained
     from .testing import with_dbname
 
     logging.getLogger("xbot").setLevel(logging.WARNING)
@@ -63,10 +74,8 @@ def _campaign_followers(args: tuple) -> dict:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         with Database.from_url(with_dbname(base_url, name), pool_max=3) as db:
-            cfg = CampaignConfig(days=days, seed=seed, scenario_path=scenario_path, policy=policy, fixed_arm=fixed,
-                                 experiments=False, schedules_dir=str(BENCH_SCHEDULES))
             t0 = time.perf_counter()
-            run = run_campaign(cfg, load_settings(env={}), db)
+            run = bench_campaign(db, policy, seed, days, scenario_path, fixed)
             first, last = followers_gained(db, run.account_ids[0])
             with db.connection() as conn:
                 earned = conn.execute("SELECT coalesce(sum(follows), 0) AS f FROM outcomes WHERE collected_pass = 2"
