@@ -107,13 +107,19 @@ def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policie
     return results
 
 
+def _per_seed(results: list[dict], key: str = "gained") -> dict[str, dict[int, float]]:
+    """policy -> seed -> ``key``: the shape both paired comparisons read."""
+    by: dict[str, dict[int, float]] = {}
+    for r in results:
+        by.setdefault(r["policy"], {})[r["seed"]] = r[key]
+    return by
+
+
 def paired_differences(results: list[dict], learner: str = "xbot") -> dict[str, dict]:
     """Followers gained by ``learner`` minus each other policy, seed by seed (the seed fixes the sandbox's
     organic follows and churn, so pairing removes that shared noise): mean, its standard error, and on
     how many seeds the learner was ahead."""
-    by: dict[str, dict[int, float]] = {}
-    for r in results:
-        by.setdefault(r["policy"], {})[r["seed"]] = r["gained"]
+    by = _per_seed(results)
     out = {}
     for p in GROWTH_POLICIES:
         if p == learner or p not in by or learner not in by:
@@ -138,14 +144,12 @@ def ratio_interval(results: list[dict], policy: str, baseline: str = "oracle", k
     """
     from scipy import stats
 
-    by: dict[str, dict[int, float]] = {}
-    for r in results:
-        by.setdefault(r["policy"], {})[r["seed"]] = float(r[key])
+    by = _per_seed(results, key)
     seeds = sorted(set(by.get(policy, {})) & set(by.get(baseline, {})))
     if len(seeds) < 2:
         return None
-    x = np.array([by[policy][s] for s in seeds])
-    b = np.array([by[baseline][s] for s in seeds])
+    x = np.array([by[policy][s] for s in seeds], float)
+    b = np.array([by[baseline][s] for s in seeds], float)
     if b.sum() <= 0:
         return None
     ratio = float(x.sum() / b.sum())
