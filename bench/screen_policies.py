@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xbotlib import vocab  # noqa: E402
 from xbotlib.bandit import ArmStats, update  # noqa: E402
+from xbotlib.bench import paired_differences  # noqa: E402
 from xbotlib.config import Settings  # noqa: E402
 from xbotlib.growth_model import PostOutcome  # noqa: E402
 from xbotlib.jobs.plan import allowed_by_rotation  # noqa: E402
@@ -120,13 +121,14 @@ def main(argv=None) -> int:
     for name, (vals, secs) in results.items():
         se = vals.std(ddof=1) / math.sqrt(len(vals))
         print(f"| {name} | {vals.mean():.1f} | {se:.1f} | {vals.mean() / oracle:.3f} | {secs:.0f} |")
-    if "xbot" in results:
+    paired = paired_differences([{"policy": name, "seed": s, "gained": float(v)}
+                                 for name, (vals, _) in results.items() for s, v in enumerate(vals)])
+    if paired:
         print("\nxbot − policy on the same seeds: mean ± se (seeds where xbot is ahead)")
-        for name, (vals, _) in results.items():
-            if name != "xbot":
-                d = results["xbot"][0] - vals
-                print(f"- {name}: {d.mean():+.1f} ± {d.std(ddof=1) / math.sqrt(len(d)):.1f} "
-                      f"({int((d > 0).sum())}/{len(d)})")
+        for name in results:
+            if name in paired:
+                d = paired[name]
+                print(f"- {name}: {d['mean']:+.1f} ± {d['se']:.1f} ({d['wins']}/{d['n']})")
     return 0
 
 
