@@ -104,7 +104,7 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
                               f"baseline {_f(v['baseline_score'])})" for v in latest.values()))
         else:
             print("  models trained: none yet (the learner needs at least 5 pass-2 outcomes)")
-        view = learner_view(db, ctx.account_id, ctx.world, ctx.clock.now(), ctx.settings.posting_hours)
+        view = learner_view(db, ctx.settings, ctx.account_id, ctx.world, ctx.clock.now())
         if view:
             best_hook, best_hour = Oracle(run.scenario).best_choice(ctx.settings.posting_hours)
             show = lambda effects: "  ".join(f"{e.arm} x{e.relative_follows:.2f}" for e in effects[:3])  # noqa: E731

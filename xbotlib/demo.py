@@ -159,20 +159,17 @@ def weekly_fpki(db: Database, account_id: str) -> list[tuple[int, float, int]]:
     return [(int(r["week"]) + 1, float(r["fpki"]), int(r["n"])) for r in rows]
 
 
-def learner_view(db: Database, account_id: str, world: str, now: datetime, hours) -> dict | None:
-    """What the growth model believes at the end of the campaign: hooks and hours ranked by expected
-    follows against the average (``growth_model.Effect``), and how many posts it learnt from."""
-    from . import growth_model
-    from .jobs.plan import post_outcomes
+def learner_view(db: Database, settings, account_id: str, world: str, now: datetime) -> dict | None:
+    """What the growth model believes at the end of the campaign (the admin API's view of it), with
+    hooks and hours ranked by expected follows against the average arm."""
+    from .api import growth_model_view
 
     with db.connection() as conn:
-        posts = post_outcomes(conn, account_id, world, now)
-    if not posts:
+        view = growth_model_view(conn, settings, account_id, world, now)
+    if not view.posts:
         return None
-    model = growth_model.fit(posts)
     rank = lambda effects: sorted(effects, key=lambda e: -e.relative_follows)  # noqa: E731
-    return {"posts": len(posts), "hooks": rank(growth_model.hook_summary(model)),
-            "hours": rank(growth_model.hour_summary(model, hours))}
+    return {"posts": view.posts, "hooks": rank(view.hooks), "hours": rank(view.hours)}
 
 
 def model_versions(db: Database, account_id: str) -> list[dict]:
