@@ -19,6 +19,10 @@ noise. The gap between a policy's ratio with and without it is the price of lear
 counts; the rest of its gap to the oracle is the price of its own logic (and of the first days,
 before anything is known).
 
+``campaign`` can also show outcomes sooner (``lag_days``) or add pass-1 reads (``early``); the
+outcomes it hands the learner carry impressions and engagement too. `screen_information.py` uses
+these to ask whether more information per post, or sooner, would move the learner.
+
     .venv/bin/python bench/screen_policies.py --seeds 100
     .venv/bin/python bench/screen_policies.py --scenario evening_contrarian --seeds 100
     .venv/bin/python bench/screen_policies.py --scenario evening_contrarian --seeds 100 --noiseless
@@ -29,6 +33,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,37 +48,84 @@ from xbotlib.growth_model import PostOutcome  # noqa: E402
 from xbotlib.jobs.plan import allowed_by_rotation  # noqa: E402
 from xbotlib.policies import PlanState, make_policy  # noqa: E402
 from xbotlib.reward import outcome_reward  # noqa: E402
-from xbotlib.sim.audience import TextSignals, draw_totals, expected_outcome  # noqa: E402
+from xbotlib.sim.audience import (TextSignals, accrual_offset, accrued_fraction, draw_totals,  # noqa: E402
+                                  expected_outcome)
 from xbotlib.sim.oracle import Oracle  # noqa: E402
 from xbotlib.sim.scenario import load_scenario  # noqa: E402
 
 POSTS_PER_DAY, LAG_DAYS, MAX_RUN = 4, 2, 3
+EARLY_READ_HOURS = 1.5  # the real cadence reads pass 1 at the first collect tick after T+1h: T+1h30
 
 
-def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = False) -> float:
-    """Follows earned by posts over ``days`` for one policy and seed (``noiseless``: the policy learns
-    from expected counts; see the module docstring)."""
+@dataclass(frozen=True)
+class ScreenOutcome(PostOutcome):
+    """A post outcome with the counts the growth model does not use: impressions and engagement
+    (likes + retweets + replies + quotes + bookmarks), for learners that try to (screen_information.py)."""
+    impressions: float = 0.0
+    engagement: float = 0.0
+
+
+def _outcome(hook: str, topic: str, hour: int, counts, followers: float) -> ScreenOutcome:
+    engagement = counts.likes + counts.retweets + counts.replies + counts.quotes + counts.bookmarks
+    return ScreenOutcome(hook, topic, hour, counts.profile_visits, counts.follows, followers,
+                         impressions=counts.impressions, engagement=engagement)
+
+
+def _early_outcomes(early: dict, final: dict) -> list[ScreenOutcome]:
+    """Pass-1 outcomes of the posts whose pass 2 has not arrived, put on the scale of final counts.
+
+    Their exposure is the follower base × the share of final profile visits a pass-1 read shows,
+    measured on the posts that have both reads (none yet: pass-1 outcomes wait). The growth model's
+    offset is log(followers), so the follower field carries it.
+    """
+    both = [n for n in final if n in early]
+    v1 = sum(early[n].profile_visits for n in both)
+    v2 = sum(final[n].profile_visits for n in both)
+    if v1 <= 0 or v2 <= 0:
+        return []
+    share = v1 / v2
+    return [replace(o, followers=o.followers * share) for n, o in early.items() if n not in final]
+
+
+def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = False, lag_days: int = LAG_DAYS,
+             early: bool = False) -> float:
+    """Follows earned by posts over ``days`` for one policy and seed.
+
+    ``noiseless``: the policy learns from expected counts (see the module docstring). ``lag_days``: a
+    post's final outcome reaches the learner this many days after the day it went out (1 = the next
+    day, sooner than the real cadence allows). ``early``: pass-1 outcomes (counts accrued by T+1h30)
+    also reach it the day after posting, until pass 2 replaces them.
+    """
+    if lag_days < 1:
+        raise ValueError(f"lag_days must be at least 1 (the learner sees a day's posts the next day at the soonest), got {lag_days}")
+    if early and noiseless:
+        raise ValueError("early and noiseless cannot be combined: pass-1 reads are of drawn counts")
     rng = np.random.default_rng(seed)
     weights = Settings().reward_weights()
+    early_share = accrued_fraction(scenario, EARLY_READ_HOURS)
     followers = float(scenario.account.initial_followers)
     content: dict[str, ArmStats] = {}
     timing: dict[str, ArmStats] = {}
-    outcomes: list[PostOutcome] = []
-    pending: list[tuple[int, PostOutcome, float]] = []
+    final: dict[int, ScreenOutcome] = {}   # post number -> pass-2 outcome the learner has
+    first: dict[int, ScreenOutcome] = {}   # post number -> pass-1 outcome the learner has
+    pending: list[tuple[int, int, ScreenOutcome, float | None]] = []  # (due day, post number, outcome, reward)
     recent_hooks: list[str] = []
     earned, n = 0.0, 0
     for day in range(days):
-        for p in [p for p in pending if p[0] <= day]:
-            _, o, reward = p
+        for due, k, o, reward in [p for p in pending if p[0] <= day]:
+            if reward is None:  # a pass-1 read
+                first[k] = o
+                continue
             content[o.hook] = update(content.get(o.hook, ArmStats(o.hook)), reward)
             timing[str(o.hour)] = update(timing.get(str(o.hour), ArmStats(str(o.hour))), o.follows)
-            outcomes.append(o)
+            final[k] = o
         pending = [p for p in pending if p[0] > day]
+        outcomes = list(final.values()) + (_early_outcomes(first, final) if early else [])
         booked: list[int] = []
         for _ in range(POSTS_PER_DAY):
             hooks = allowed_by_rotation(recent_hooks[::-1][:20], list(vocab.HOOK_PATTERNS), MAX_RUN)
             hours = [h for h in vocab.DEFAULT_POSTING_HOURS if h not in booked]
-            state = PlanState(content, timing, float(day), None, list(outcomes))
+            state = PlanState(content, timing, float(day), None, outcomes)
             choice = policy.choose(state, hooks, hours, rng)
             booked.append(choice.hour)
             recent_hooks.append(choice.hook)
@@ -86,8 +138,10 @@ def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = Fals
             counts = {k: getattr(seen, k) for k in ("impressions", "likes", "retweets", "replies", "quotes",
                                                      "bookmarks", "follows")}
             reward = outcome_reward(counts, novelty=None, dup_penalty=0.0, weights=weights)["reward_composite"]
-            pending.append((day + LAG_DAYS, PostOutcome(choice.hook, topic, choice.hour, seen.profile_visits,
-                                                        seen.follows, followers), reward))
+            pending.append((day + lag_days, n, _outcome(choice.hook, topic, choice.hour, seen, followers), reward))
+            if early:
+                read = t.scaled(early_share, accrual_offset(n))
+                pending.append((day + 1, n, _outcome(choice.hook, topic, choice.hour, read, followers), None))
             followers += t.follows
             earned += t.follows
             n += 1

@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import pytest
 
-from xbotlib import bench
+from xbotlib import bench, vocab
 from xbotlib.sim.oracle import Oracle
 
 
@@ -89,11 +89,13 @@ def test_ratio_interval_needs_two_paired_seeds():
 def _bench_script(name: str):
     """bench/<name>.py, a script rather than a package module, loaded from its path."""
     import importlib.util
+    import sys
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the script is executing
     spec.loader.exec_module(module)
     return module
 
@@ -124,6 +126,61 @@ def test_the_screening_replay_draws_each_posts_luck_from_its_own_generator():
     # while a learner's choices (and so its follows) depend on what it saw
     runs = {screen.campaign(make_policy("xbot"), scenario, s, days=20, noiseless=q) for s in (0, 1) for q in (False, True)}
     assert len(runs) > 2
+
+
+def test_the_screen_can_show_outcomes_sooner_without_changing_what_the_oracle_earns():
+    from xbotlib.policies import make_policy
+    from xbotlib.sim.scenario import load_scenario
+
+    screen = _bench_script("screen_policies")
+    scenario = load_scenario(None)
+    oracle = make_policy("oracle", scenario=scenario)
+    usual = screen.campaign(oracle, scenario, 2, days=10)
+    assert screen.campaign(oracle, scenario, 2, days=10, lag_days=1) == usual
+    assert screen.campaign(oracle, scenario, 2, days=10, early=True) == usual
+    runs = {screen.campaign(make_policy("xbot"), scenario, s, days=20, **opts)
+            for s in (0, 1) for opts in ({}, {"lag_days": 1}, {"early": True})}
+    assert len(runs) > 3   # what the learner sees, and when, changes its choices
+    with pytest.raises(ValueError, match="lag_days must be at least 1"):
+        screen.campaign(oracle, scenario, 2, days=3, lag_days=0)
+    with pytest.raises(ValueError, match="early and noiseless"):
+        screen.campaign(oracle, scenario, 2, days=3, early=True, noiseless=True)
+
+
+def test_early_reads_are_scaled_by_the_share_of_final_visits_they_show():
+    screen = _bench_script("screen_policies")
+    read = lambda visits, followers=2000.0: screen.ScreenOutcome("plain", "ai", 9, visits, 0, followers)  # noqa: E731
+    assert screen._early_outcomes({0: read(3)}, {}) == []            # no post with both reads: nothing to scale by
+    early = {0: read(3), 1: read(4), 2: read(2, followers=2100.0)}
+    final = {0: read(12), 1: read(8)}                                  # pass 1 shows 7 / 20 of final visits
+    (pending,) = screen._early_outcomes(early, final)                  # only post 2 still waits for pass 2
+    assert pending.profile_visits == 2 and pending.followers == pytest.approx(2100.0 * 7 / 20)
+
+
+def test_engagement_surprise_takes_the_shared_quality_shock_out_of_profile_visits():
+    from xbotlib.growth_model import fit
+    from xbotlib.sim.audience import TextSignals, draw_totals, expected_outcome
+    from xbotlib.sim.scenario import load_scenario
+
+    info = _bench_script("screen_information")
+    screen = _bench_script("screen_policies")
+    scenario = load_scenario(None)
+    rng = np.random.default_rng(7)
+    posts = []
+    for n in range(240):
+        hook, hour, topic = vocab.HOOK_PATTERNS[n % 6], vocab.DEFAULT_POSTING_HOURS[n % 8], vocab.TOPICS[n % 5]
+        signals = TextSignals(hook=hook, topic=topic, hashtags=0, question_cta=False,
+                              contrarian=hook == "contrarian", has_link=False)
+        t = draw_totals(scenario, expected_outcome(scenario, signals, hour=hour, followers=2000.0), rng)
+        posts.append(screen._outcome(hook, topic, hour, t, 2000.0))
+    plain, controlled = fit(posts), info.fit_with_control_variate(posts)
+    coefficient = controlled.counts.beta[-1]
+    assert 0.3 < coefficient < 1.2                                     # visits move with the engagement surprise
+    assert controlled.counts.dispersion < 0.95 * plain.counts.dispersion
+    assert np.array_equal(controlled.follow_through.beta, plain.follow_through.beta)  # the second step is untouched
+    hooks = list(vocab.HOOK_PATTERNS)
+    sd = lambda m: np.sqrt(np.diag(m.hook_effects(hooks)[1]))         # noqa: E731
+    assert np.all(sd(controlled) < sd(plain))
 
 
 def test_ideal_hook_learner_pays_for_noise_and_only_for_noise():

@@ -189,6 +189,14 @@ def _prior(effect_sd: float) -> np.ndarray:
     return sds
 
 
+def design_matrix(posts: Sequence[PostOutcome]) -> np.ndarray:
+    """One ``design_row`` per post; a post of unknown novelty gets the account's typical one."""
+    known = [p.novelty for p in posts if p.novelty is not None]
+    typical = float(np.mean(known)) if known else 1.0
+    return np.array([design_row(p.hook, p.topic, p.hour, 1.0 - (typical if p.novelty is None else p.novelty))
+                     for p in posts]).reshape(len(posts), N_COLUMNS)
+
+
 def fit(posts: Sequence[PostOutcome]) -> GrowthModel:
     """Fit the visits and follow-through models to ``posts`` (at least one).
 
@@ -198,10 +206,7 @@ def fit(posts: Sequence[PostOutcome]) -> GrowthModel:
     posts = list(posts)
     if not posts:
         raise ValueError("growth model: no outcomes to learn from yet (it needs at least one pass-2 post outcome)")
-    known = [p.novelty for p in posts if p.novelty is not None]
-    typical = float(np.mean(known)) if known else 1.0   # unknown novelty: the account's typical one
-    X = np.array([design_row(p.hook, p.topic, p.hour, 1.0 - (typical if p.novelty is None else p.novelty))
-                  for p in posts])
+    X = design_matrix(posts)
     visits = np.array([p.profile_visits for p in posts], float)
     follows = np.array([p.follows for p in posts], float)
     base = np.log(np.array([max(1.0, p.followers) for p in posts], float))

@@ -61,6 +61,11 @@ class XbotPolicy:
     name = "xbot"
     MODEL_MIN_POSTS = 8
 
+    def __init__(self, fit=None):
+        """``fit``: outcomes -> ``growth_model.GrowthModel``; ``growth_model.fit`` unless a benchmark
+        tries another model of the same effects (bench/screen_information.py)."""
+        self.fit = fit
+
     def choose(self, state, hooks, hours, rng):
         from . import bandit
         hooks, hours = list(hooks), [int(h) for h in hours]
@@ -80,7 +85,7 @@ class XbotPolicy:
 
     def _choose_with_model(self, state, hooks, hours, rng):
         from . import bandit, growth_model
-        model = growth_model.fit(state.outcomes)
+        model = (self.fit or growth_model.fit)(state.outcomes)
         hook_pulls = [sum(o.hook == h for o in state.outcomes) for h in hooks]
         mean, cov = model.hook_effects(hooks)
         arm = bandit.choose_arm_from_model(mean, cov, hooks, hook_pulls, state.account_age_days, rng,
