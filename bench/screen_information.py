@@ -44,13 +44,6 @@ from xbotlib.policies import XbotPolicy, make_policy  # noqa: E402
 from xbotlib.sim.scenario import load_scenario  # noqa: E402
 
 SURPRISE_PRIOR_SD = 2.0  # the control variate's coefficient: a wide prior, the data decide (≈ 0.7 here)
-VARIANTS = {  # name -> (fit, screen_policies.campaign options)
-    "committed": (None, {}),
-    "cv": ("cv", {}),
-    "early": (None, {"early": True}),
-    "cv+early": ("cv", {"early": True}),
-    "lag1": (None, {"lag_days": 1}),
-}
 
 
 def engagement_surprise(posts, X: np.ndarray) -> np.ndarray:
@@ -81,14 +74,22 @@ def fit_with_control_variate(posts) -> growth_model.GrowthModel:
                    cov=model.cov - model.counts.cov + counts.cov[:k, :k])
 
 
+VARIANTS = {  # name -> (the learner's model fit, screen_policies.campaign options)
+    "committed": (None, {}),
+    "cv": (fit_with_control_variate, {}),
+    "early": (None, {"early": True}),
+    "cv+early": (fit_with_control_variate, {"early": True}),
+    "lag1": (None, {"lag_days": 1}),
+}
+
+
 def run_one(job: tuple[str, str | None, int, int]) -> float:
     name, scenario_name, seed, days = job
     scenario = load_scenario(scenario_name)
     if name == "oracle":
         return screen_policies.campaign(make_policy("oracle", scenario=scenario), scenario, seed, days)
     fit, options = VARIANTS[name]
-    policy = XbotPolicy(fit=fit_with_control_variate if fit == "cv" else None)
-    return screen_policies.campaign(policy, scenario, seed, days, **options)
+    return screen_policies.campaign(XbotPolicy(fit=fit), scenario, seed, days, **options)
 
 
 def main(argv=None) -> int:

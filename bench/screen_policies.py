@@ -60,7 +60,7 @@ EARLY_READ_HOURS = 1.5  # the real cadence reads pass 1 at the first collect tic
 @dataclass(frozen=True)
 class ScreenOutcome(PostOutcome):
     """A post outcome with the counts the growth model does not use: impressions and engagement
-    (likes + retweets + replies + quotes + bookmarks), for learners that try to (screen_information.py)."""
+    (likes + retweets + replies + quotes + bookmarks), for learners that use them (screen_information.py)."""
     impressions: float = 0.0
     engagement: float = 0.0
 
@@ -97,7 +97,8 @@ def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = Fals
     also reach it the day after posting, until pass 2 replaces them.
     """
     if lag_days < 1:
-        raise ValueError(f"lag_days must be at least 1 (the learner sees a day's posts the next day at the soonest), got {lag_days}")
+        raise ValueError(f"lag_days must be at least 1 (a day's outcomes reach the learner the next day at the "
+                         f"soonest), got {lag_days}")
     if early and noiseless:
         raise ValueError("early and noiseless cannot be combined: pass-1 reads are of drawn counts")
     rng = np.random.default_rng(seed)
@@ -112,7 +113,7 @@ def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = Fals
     recent_hooks: list[str] = []
     earned, n = 0.0, 0
     for day in range(days):
-        for due, k, o, reward in [p for p in pending if p[0] <= day]:
+        for _, k, o, reward in [p for p in pending if p[0] <= day]:
             if reward is None:  # a pass-1 read
                 first[k] = o
                 continue
