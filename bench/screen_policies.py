@@ -48,8 +48,7 @@ from xbotlib.growth_model import PostOutcome  # noqa: E402
 from xbotlib.jobs.plan import allowed_by_rotation  # noqa: E402
 from xbotlib.policies import PlanState, make_policy  # noqa: E402
 from xbotlib.reward import outcome_reward  # noqa: E402
-from xbotlib.sim.audience import (TextSignals, accrual_offset, accrued_fraction, draw_totals,  # noqa: E402
-                                  expected_outcome)
+from xbotlib.sim.audience import accrual_offset, accrued_fraction, draw_totals  # noqa: E402
 from xbotlib.sim.oracle import Oracle  # noqa: E402
 from xbotlib.sim.scenario import load_scenario  # noqa: E402
 
@@ -104,6 +103,7 @@ def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = Fals
     rng = np.random.default_rng(seed)
     weights = Settings().reward_weights()
     early_share = accrued_fraction(scenario, EARLY_READ_HOURS)
+    truth = Oracle(scenario)
     followers = float(scenario.account.initial_followers)
     content: dict[str, ArmStats] = {}
     timing: dict[str, ArmStats] = {}
@@ -131,9 +131,7 @@ def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = Fals
             booked.append(choice.hour)
             recent_hooks.append(choice.hook)
             topic = vocab.TOPICS[n % len(vocab.TOPICS)]
-            signals = TextSignals(hook=choice.hook, topic=topic, hashtags=0, question_cta=False,
-                                  contrarian=choice.hook == "contrarian", has_link=False)
-            exp = expected_outcome(scenario, signals, hour=choice.hour, followers=followers)
+            exp = truth.expected(choice.hook, choice.hour, topic, followers=followers)  # a plain original post
             t = draw_totals(scenario, exp, np.random.default_rng((seed, 10_000, n)))  # this post's own luck
             seen = exp if noiseless else t
             counts = {k: getattr(seen, k) for k in ("impressions", "likes", "retweets", "replies", "quotes",

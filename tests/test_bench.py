@@ -159,19 +159,17 @@ def test_early_reads_are_scaled_by_the_share_of_final_visits_they_show():
 
 def test_engagement_surprise_takes_the_shared_quality_shock_out_of_profile_visits():
     from xbotlib.growth_model import fit
-    from xbotlib.sim.audience import TextSignals, draw_totals, expected_outcome
-    from xbotlib.sim.scenario import load_scenario
+    from xbotlib.sim.audience import draw_totals
 
     info = _bench_script("screen_information")
     screen = _bench_script("screen_policies")
-    scenario = load_scenario(None)
+    truth = Oracle(None)
+    scenario = truth.scenario
     rng = np.random.default_rng(7)
     posts = []
     for n in range(240):
         hook, hour, topic = vocab.HOOK_PATTERNS[n % 6], vocab.DEFAULT_POSTING_HOURS[n % 8], vocab.TOPICS[n % 5]
-        signals = TextSignals(hook=hook, topic=topic, hashtags=0, question_cta=False,
-                              contrarian=hook == "contrarian", has_link=False)
-        t = draw_totals(scenario, expected_outcome(scenario, signals, hour=hour, followers=2000.0), rng)
+        t = draw_totals(scenario, truth.expected(hook, hour, topic, followers=2000.0), rng)
         posts.append(screen._outcome(hook, topic, hour, t, 2000.0))
     plain, controlled = fit(posts), info.fit_with_control_variate(posts)
     coefficient = controlled.counts.beta[-1]
