@@ -1,7 +1,7 @@
 """Admin API latency on a year of simulated history.
 
-Seeds a fresh embedded PostgreSQL (``xbotlib.testing.TestPostgres``) with a year of synthetic
-history (``xbotlib.seed_history``: one account measured, a second one beside it so every query has
+Seeds a fresh embedded PostgreSQL (``xbotlib.devtools.testing.TestPostgres``) with a year of synthetic
+history (``xbotlib.devtools.seed_history``: one account measured, a second one beside it so every query has
 to select by account), serves the admin API with uvicorn on 127.0.0.1 in a separate process, and
 runs a bounded load: ``--clients`` concurrent clients each send ``--requests`` requests to one route
 at a time. Prints p50/p99 latency per route as a Markdown table, with the machine and date.
@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from xbotlib.bench import machine
+from xbotlib.devtools.bench import machine
 from xbotlib.clock import SystemClock  # noqa: E402
 
 END = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)  # the seeded world's "now"
@@ -46,10 +46,10 @@ def serve(db_url: str, port: int, token: str) -> None:
     """Child process: the admin API over ``db_url`` with a clock fixed at the end of the history."""
     import uvicorn
 
-    from xbotlib.api import create_app
+    from xbotlib.app.api.app import create_app
     from xbotlib.clock import SimClock
     from xbotlib.config import load_settings
-    from xbotlib.db import Database
+    from xbotlib.store.db import Database
 
     settings = load_settings(env={"XBOT_DATABASE_URL": db_url, "ADMIN_TOKEN": token, "XBOT_ACCOUNT_ID": ACCOUNT,
                                   "POSTING_DISABLED": "false", "LIVE_POSTS": "false"})
@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.clients < 1 or args.requests < 1:
         parser.error(f"--clients and --requests must be >= 1, got {args.clients} and {args.requests}")
 
-    from xbotlib.db import Database
-    from xbotlib.seed_history import HistorySpec, seed_history
-    from xbotlib.testing import TestPostgres
+    from xbotlib.store.db import Database
+    from xbotlib.devtools.seed_history import HistorySpec, seed_history
+    from xbotlib.devtools.testing import TestPostgres
 
     pg = TestPostgres()
     server = None

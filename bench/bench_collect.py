@@ -21,18 +21,19 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from xbotlib import queue, vocab
+from xbotlib.store import queue
+from xbotlib.core import vocab
 from xbotlib.clock import SimClock
 from xbotlib.config import load_settings
-from xbotlib.db import Database
+from xbotlib.store.db import Database
 from xbotlib.jobs import collect
 from xbotlib.jobs.context import build_context
 from xbotlib.sim.audience import snowflake
 from xbotlib.sim.scenario import load_scenario
 from xbotlib.sim.xserver import SandboxX
-from xbotlib.bench import machine
-from xbotlib.templates import TemplateGenerator
-from xbotlib.testing import TestPostgres
+from xbotlib.devtools.bench import machine
+from xbotlib.clients.generation import TemplateGenerator
+from xbotlib.devtools.testing import TestPostgres
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 ACCOUNT = "bench"

@@ -18,12 +18,12 @@ import time
 
 import numpy as np
 
-from xbotlib import vocab
-from xbotlib.features import FEATURE_NAMES, LocalEmbedder, extract_features, feature_matrix
-from xbotlib.predictors import LightGBMReward, RidgeReward, train_with_fallback
-from xbotlib.reward import exposure_weight
-from xbotlib.bench import machine
-from xbotlib.templates import TemplateGenerator
+from xbotlib.core import vocab
+from xbotlib.core.features import FEATURE_NAMES, LocalEmbedder, extract_features, feature_matrix
+from xbotlib.core.predictors import LightGBMReward, RidgeReward, train_with_fallback
+from xbotlib.core.reward import exposure_weight
+from xbotlib.devtools.bench import machine
+from xbotlib.clients.generation import TemplateGenerator
 
 
 def feature_pool(seed: int, per_cell: int = 4) -> list[dict]:

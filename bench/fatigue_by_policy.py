@@ -24,12 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xbotlib.bench import GROWTH_POLICIES, bench_campaign  # noqa: E402
-from xbotlib.db import Database  # noqa: E402
-from xbotlib.demo import followers_gained  # noqa: E402
+from xbotlib.devtools.bench import GROWTH_POLICIES, bench_campaign  # noqa: E402
+from xbotlib.store.db import Database  # noqa: E402
+from xbotlib.jobs.campaign import followers_gained  # noqa: E402
 from xbotlib.sim.audience import fatigue_multiplier  # noqa: E402
 from xbotlib.sim.oracle import Oracle  # noqa: E402
-from xbotlib.testing import TestPostgres  # noqa: E402
+from xbotlib.devtools.testing import TestPostgres  # noqa: E402
 
 
 def campaign_fatigue(db: Database, scenario: str | None, policy: str, seed: int, days: int = 60) -> dict:

@@ -40,14 +40,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xbotlib import vocab  # noqa: E402
-from xbotlib.bandit import ArmStats, update  # noqa: E402
-from xbotlib.bench import paired_differences  # noqa: E402
+from xbotlib.core import vocab  # noqa: E402
+from xbotlib.core.bandit import ArmStats, update  # noqa: E402
+from xbotlib.devtools.bench import paired_differences  # noqa: E402
 from xbotlib.config import Settings  # noqa: E402
-from xbotlib.growth_model import PostOutcome  # noqa: E402
+from xbotlib.core.growth_model import PostOutcome  # noqa: E402
 from xbotlib.jobs.plan import allowed_by_rotation  # noqa: E402
-from xbotlib.policies import PlanState, make_policy  # noqa: E402
-from xbotlib.reward import outcome_reward  # noqa: E402
+from xbotlib.core.policies import PlanState, make_policy  # noqa: E402
+from xbotlib.core.reward import outcome_reward  # noqa: E402
 from xbotlib.sim.audience import accrual_offset, accrued_fraction, draw_totals  # noqa: E402
 from xbotlib.sim.oracle import Oracle  # noqa: E402
 from xbotlib.sim.scenario import load_scenario  # noqa: E402

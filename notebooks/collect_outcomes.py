@@ -31,7 +31,7 @@ run_collection: bool = False  # True: run one collection pass first (reports lea
 latest: int = 15  # outcome rows to show
 
 # %%
-from xbotlib import analysis
+from xbotlib.app import analysis
 
 db = analysis.connect(db_url)
 with db.connection() as conn:

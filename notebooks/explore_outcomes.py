@@ -35,7 +35,7 @@ db_url: str = None  # None: XBOT_DATABASE_URL (set by the runner) or the embedde
 import duckdb
 import polars as pl
 
-from xbotlib import analysis
+from xbotlib.app import analysis
 
 db = analysis.connect(db_url)
 with db.connection() as conn:

@@ -27,7 +27,7 @@ top: int = 10  # posts in the top-posts table
 
 # %%
 # %matplotlib inline
-from xbotlib import analysis
+from xbotlib.app import analysis
 
 db = analysis.connect(db_url)
 with db.connection() as conn:

@@ -28,7 +28,7 @@ fail: bool = False
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from xbotlib.notebooks import open_database
+from xbotlib.app.reports.runner import open_database
 
 # %% [markdown]
 # ## Database

@@ -31,7 +31,7 @@ seed: int = 0  # cross-validation folds
 
 # %%
 # %matplotlib inline
-from xbotlib import analysis
+from xbotlib.app import analysis
 
 db = analysis.connect(db_url)
 with db.connection() as conn:

@@ -8,8 +8,8 @@ import pytest
 
 from xbotlib.clock import SimClock
 from xbotlib.config import load_settings
-from xbotlib.db import Database
-from xbotlib.testing import TestPostgres
+from xbotlib.store.db import Database
+from xbotlib.devtools.testing import TestPostgres
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,10 @@ from typing import Callable
 
 import numpy as np
 
-from xbotlib import queue, vocab
-from xbotlib.features import LocalEmbedder, extract_features
-from xbotlib.templates import TemplateGenerator
+from xbotlib.store import queue
+from xbotlib.core import vocab
+from xbotlib.core.features import LocalEmbedder, extract_features
+from xbotlib.clients.generation import TemplateGenerator
 
 
 def queue_template_posts(ctx, n: int, *, seed: int = 0,

@@ -1,4 +1,4 @@
-"""xbotlib.analysis: data access, frames and plots for the notebooks, on a real seeded campaign."""
+"""xbotlib.app.analysis: data access, frames and plots for the notebooks, on a real seeded campaign."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from xbotlib import analysis
+from xbotlib import views
+from xbotlib.app import analysis
 from xbotlib.clock import SimClock
 from xbotlib.config import load_settings
-from xbotlib.db import Database
-from xbotlib.demo import CampaignConfig, run_campaign
-from xbotlib.queue import ensure_account
+from xbotlib.store.db import Database
+from xbotlib.jobs.campaign import CampaignConfig, run_campaign
+from xbotlib.store.queue import ensure_account
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,7 @@ def test_lift_report_for_an_estimable_experiment(campaign):
     best = max(sorted(sizes), key=lambda e: min(sizes[e]["t"], sizes[e]["c"]))
     assert min(sizes[best]["t"], sizes[best]["c"]) >= 2, sizes
     with db.connection() as conn:
-        report = analysis.experiment_lift(conn, account, best, "sandbox")
+        report = views.experiment_lift(conn, account, best, "sandbox")
     assert report.estimable, report.reason
     assert set(report.table["estimator"]) == {"difference_in_means", "ipw_hajek", "aipw_ridge"}
     assert set(report.table["outcome"]) == {"reward_composite", "fpki"}
@@ -160,7 +161,7 @@ def test_lift_report_for_an_estimable_experiment(campaign):
 def test_lift_report_that_cannot_be_estimated_says_why_and_shows_no_numbers(db):
     with db.connection() as conn:
         ensure_account(conn, "fresh", datetime(2026, 1, 1, tzinfo=timezone.utc), "UTC")
-        report = analysis.experiment_lift(conn, "fresh", "question_cta", "sandbox")
+        report = views.experiment_lift(conn, "fresh", "question_cta", "sandbox")
     assert not report.estimable and "need at least 2 units in each arm" in report.reason
     assert report.table.empty and report.balance.empty and report.overlap.empty
     assert "not estimable yet" in report.summary()
@@ -171,7 +172,7 @@ def test_lift_report_that_cannot_be_estimated_says_why_and_shows_no_numbers(db):
 
 def test_unknown_experiment_lists_the_valid_ids(db):
     with db.connection() as conn, pytest.raises(ValueError, match="unknown experiment 'nope'.*question_cta"):
-        analysis.experiment_lift(conn, "acct", "nope", "sandbox")
+        views.experiment_lift(conn, "acct", "nope", "sandbox")
 
 
 # ----------------------------------------------------------------------------- collection

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from xbotlib import vocab
-from xbotlib.api import REALM, create_app, next_training, token_matches
-from xbotlib.bandit import ArmStats, explore_rate, posterior
+from xbotlib.core import vocab
+from xbotlib.app.api.app import REALM, create_app, next_training, token_matches
+from xbotlib.core.bandit import ArmStats, explore_rate, posterior
 from xbotlib.config import ConfigError
 from xbotlib.jobs.learn import LastVersion
-from xbotlib.seed_history import HistorySpec, seed_history
+from xbotlib.devtools.seed_history import HistorySpec, seed_history
 
 TOKEN = "test-admin-token-4f9a0c2b"
 ACC = "acct1"
@@ -144,7 +144,7 @@ def test_create_app_refuses_to_start_without_admin_token(settings, db, clock):
 
 def test_xbot_api_exits_nonzero_without_admin_token(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "ADMIN_TOKEN"}
-    r = subprocess.run([sys.executable, "-m", "xbotlib.cli", "api"], cwd=tmp_path, env=env,
+    r = subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "api"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "ADMIN_TOKEN is not set" in r.stderr and "refuses to start" in r.stderr
@@ -157,7 +157,7 @@ def test_xbot_api_serves_over_http_with_the_token(db_url, db, clock, tmp_path):
         port = s.getsockname()[1]
     env = {**os.environ, "ADMIN_TOKEN": TOKEN, "XBOT_DATABASE_URL": db_url, "XBOT_ACCOUNT_ID": ACC,
            "XBOT_HOME": str(tmp_path / ".xbot"), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "xbotlib.cli", "api", "--port", str(port)], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "xbotlib.app.cli.main", "api", "--port", str(port)], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -217,7 +217,7 @@ def test_learning_status_matches_the_database(client, db, clock, api_settings):
     assert counts["n"] > 100
 
     # the learner's growth model, fitted on the same outcomes the plan job reads
-    from xbotlib import growth_model
+    from xbotlib.core import growth_model
     from xbotlib.jobs.plan import post_outcomes
     with db.connection() as conn:
         posts = post_outcomes(conn, ACC, "sandbox", now)

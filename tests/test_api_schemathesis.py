@@ -12,8 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings as hyp_settings
 from schemathesis import GenerationMode
 
-from xbotlib.api import REALM, create_app
-from xbotlib.seed_history import HistorySpec, seed_history
+from xbotlib.app.api.app import REALM, create_app
+from xbotlib.devtools.seed_history import HistorySpec, seed_history
 
 TOKEN = "schemathesis-admin-token-7c1e"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

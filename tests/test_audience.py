@@ -8,9 +8,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from xbotlib import vocab
-from xbotlib.sim.audience import (AudienceModel, ReplyTarget, Totals, draw_totals, expected_outcome,
-                                  read_text, tweet_rng)
+from xbotlib.core import vocab
+from xbotlib.sim.audience import (AudienceModel, ReplyTarget, Totals, draw_totals, expected_outcome, read_text, tweet_rng)
 from xbotlib.sim.oracle import Oracle
 from xbotlib.sim.scenario import SCENARIO_DIR, ScenarioError, load_scenario, parse_scenario
 

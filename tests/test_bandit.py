@@ -6,9 +6,8 @@ import logging
 import numpy as np
 import pytest
 
-from xbotlib.bandit import (ArmStats, choose_content_arm, choose_hour, explore_rate, policy_probabilities, posterior,
-                            thompson_probabilities, timing_arm_id, update)
-from xbotlib.vocab import DEFAULT_POSTING_HOURS, HOOK_PATTERNS
+from xbotlib.core.bandit import (ArmStats, choose_content_arm, choose_hour, explore_rate, policy_probabilities, posterior, thompson_probabilities, timing_arm_id, update)
+from xbotlib.core.vocab import DEFAULT_POSTING_HOURS, HOOK_PATTERNS
 
 ARMS = ["did_you_know", "new_study", "question"]
 

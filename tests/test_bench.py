@@ -7,7 +7,8 @@ import statistics
 import numpy as np
 import pytest
 
-from xbotlib import bench, vocab
+from xbotlib.devtools import bench
+from xbotlib.core import vocab
 from xbotlib.sim.oracle import Oracle
 
 
@@ -101,7 +102,7 @@ def _bench_script(name: str):
 
 
 def test_the_screening_replay_is_deterministic_and_ranks_the_oracle_above_random():
-    from xbotlib.policies import make_policy
+    from xbotlib.core.policies import make_policy
     from xbotlib.sim.scenario import load_scenario
 
     screen = _bench_script("screen_policies")
@@ -114,7 +115,7 @@ def test_the_screening_replay_is_deterministic_and_ranks_the_oracle_above_random
 
 
 def test_the_screening_replay_draws_each_posts_luck_from_its_own_generator():
-    from xbotlib.policies import make_policy
+    from xbotlib.core.policies import make_policy
     from xbotlib.sim.scenario import load_scenario
 
     screen = _bench_script("screen_policies")
@@ -129,7 +130,7 @@ def test_the_screening_replay_draws_each_posts_luck_from_its_own_generator():
 
 
 def test_the_screen_can_show_outcomes_sooner_without_changing_what_the_oracle_earns():
-    from xbotlib.policies import make_policy
+    from xbotlib.core.policies import make_policy
     from xbotlib.sim.scenario import load_scenario
 
     screen = _bench_script("screen_policies")
@@ -158,7 +159,7 @@ def test_early_reads_are_scaled_by_the_share_of_final_visits_they_show():
 
 
 def test_engagement_surprise_takes_the_shared_quality_shock_out_of_profile_visits():
-    from xbotlib.growth_model import fit
+    from xbotlib.core.growth_model import fit
     from xbotlib.sim.audience import draw_totals
 
     info = _bench_script("screen_information")

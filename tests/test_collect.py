@@ -9,13 +9,14 @@ import pytest
 
 from helpers import queue_template_posts
 
-from xbotlib import queue, vocab
+from xbotlib.store import queue
+from xbotlib.core import vocab
 from xbotlib.jobs import collect, post
 from xbotlib.jobs.collect import LivePost, attribute_follows, due_passes
 from xbotlib.jobs.context import build_context
 from xbotlib.sim.xserver import SandboxX
-from xbotlib.templates import TemplateGenerator
-from xbotlib.xapi import XApiError
+from xbotlib.clients.generation import TemplateGenerator
+from xbotlib.clients.xapi import XApiError
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 

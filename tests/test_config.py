@@ -7,7 +7,7 @@ import re
 import pytest
 
 from xbotlib.config import SETTINGS, ConfigError, Settings, load_settings, read_dotenv
-from xbotlib.db import Database, DatabaseError
+from xbotlib.store.db import Database, DatabaseError
 
 
 def err(var: str, value: str) -> str:

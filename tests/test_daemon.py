@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from xbotlib import schedules
-from xbotlib.daemon import Daemon, DaemonLocked
+from xbotlib.jobs import schedules
+from xbotlib.jobs.daemon import Daemon, DaemonLocked
 from xbotlib.jobs.context import build_context
 from xbotlib.sim.xserver import SandboxX
-from xbotlib.templates import TemplateGenerator
+from xbotlib.clients.generation import TemplateGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = ROOT / "schedules"
@@ -228,7 +228,7 @@ def cli_env(db_url, tmp_path, monkeypatch):
     (["run", "--help"], ["--schedules", "--no-notebooks", "One daemon per account", "SIGTERM"]),
 ])
 def test_help_helps(argv, expected, capsys):
-    from xbotlib import cli
+    from xbotlib.app.cli import main as cli
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
     assert exit_.value.code == 0
@@ -237,7 +237,7 @@ def test_help_helps(argv, expected, capsys):
 
 
 def test_xbot_job_once_runs_one_recorded_tick(cli_env, db, capsys):
-    from xbotlib import cli
+    from xbotlib.app.cli import main as cli
     assert cli.main(["job", "plan", "--once"]) == 0
     assert capsys.readouterr().out.startswith("plan: ok {")
     with db.connection() as conn:
@@ -247,7 +247,7 @@ def test_xbot_job_once_runs_one_recorded_tick(cli_env, db, capsys):
 
 
 def test_xbot_run_refuses_while_another_daemon_holds_the_account(cli_env, settings, db, clock, capsys):
-    from xbotlib import cli
+    from xbotlib.app.cli import main as cli
     before = signal.getsignal(signal.SIGTERM)
     codes: list = []
     first = None

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from xbotlib import vocab
+from xbotlib.core import vocab
 from xbotlib.config import load_settings
-from xbotlib.db import Database
-from xbotlib.demo import CampaignConfig, followers_gained, run_campaign, true_lift_for_posts
+from xbotlib.store.db import Database
+from xbotlib.jobs.campaign import CampaignConfig, followers_gained, run_campaign, true_lift_for_posts
 from xbotlib.sim.oracle import Oracle
 
 FINGERPRINT = """SELECT cm.content, cm.hook_pattern, cm.timing_arm, pd.posted_at, o.collected_pass, o.impressions,
@@ -50,7 +50,7 @@ def test_xbot_demo_prints_the_summary(tmp_path, pg):
     """The README's main job, shortened: a fresh XBOT_HOME, the embedded database, no configuration."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XBOT_", "X_", "OPENAI_", "POSTING", "LIVE"))}
     env["XBOT_HOME"] = str(tmp_path / ".xbot")
-    out = subprocess.run([sys.executable, "-m", "xbotlib.cli", "demo", "--days", "2", "--no-notebooks"],
+    out = subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "demo", "--days", "2", "--no-notebooks"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     for expected in ("campaign summary", "account demo-1: followers", "experiment lift on per-post fpki",
@@ -62,7 +62,7 @@ def test_xbot_demo_prints_the_summary(tmp_path, pg):
 
 def test_demo_rejects_a_missing_scenario(tmp_path):
     env = {**os.environ, "XBOT_HOME": str(tmp_path / ".xbot")}
-    out = subprocess.run([sys.executable, "-m", "xbotlib.cli", "demo", "--scenario", "nope.toml"],
+    out = subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "demo", "--scenario", "nope.toml"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "nope.toml" in out.stderr
 
@@ -87,7 +87,7 @@ def test_true_lift_for_posts_is_the_oracle_difference_for_those_posts():
 
 def test_timing_arm_learns_follows_and_content_arm_the_reward(db, clock):
     """A post's hour is credited with its follows (reach matters for growth); its hook with the reward."""
-    from xbotlib import bandit_store, queue
+    from xbotlib.store import arms as bandit_store, queue
 
     now = clock.now()
     with db.connection() as conn:
@@ -111,5 +111,5 @@ def test_timing_arm_learns_follows_and_content_arm_the_reward(db, clock):
 
 
 def test_campaign_start_is_a_monday_utc():
-    from xbotlib.demo import CAMPAIGN_START
+    from xbotlib.jobs.campaign import CAMPAIGN_START
     assert CAMPAIGN_START == datetime(2026, 1, 5, tzinfo=timezone.utc) and CAMPAIGN_START.weekday() == 0

@@ -25,7 +25,7 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def xbot(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xbotlib.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=180)
 
 

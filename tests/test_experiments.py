@@ -12,15 +12,16 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 from scipy import stats
 
-from xbotlib import vocab
-from xbotlib.cli import CliError
-from xbotlib.experiments import (REGISTRY, ActiveExperiment, ArmDoesNotFit, Assignment, active_experiments,
-                                 apply_text_arms, arms_json, assign, ensure_experiments, evening_hour, lift_frame,
-                                 lift_summary, list_experiments, primary_experiment, record_assignments, reply_angle,
-                                 set_experiment, strip_text_arms)
-from xbotlib.experiments_cli import register_experiment_commands
-from xbotlib.lift import lift_table
-from xbotlib.queue import Decision, ensure_account, insert_decision, record_posted, transition
+from xbotlib.core import vocab
+from xbotlib.app.cli.main import CliError
+from xbotlib.core.experiments import (REGISTRY, ActiveExperiment, ArmDoesNotFit, Assignment, apply_text_arms, arms_json,
+                                      assign, evening_hour, primary_experiment, reply_angle, strip_text_arms)
+from xbotlib.store.experiments import (active_experiments, ensure_experiments, lift_frame, list_experiments,
+                                       record_assignments, set_experiment)
+from xbotlib.views import experiment_lift
+from xbotlib.app.cli.experiments import register_experiment_commands
+from xbotlib.core.lift import lift_table
+from xbotlib.store.queue import Decision, ensure_account, insert_decision, record_posted, transition
 
 ACC = "acct1"
 ALL_ON = [ActiveExperiment("hashtag_1", "post", 0.3), ActiveExperiment("question_cta", "post", 0.5),
@@ -436,17 +437,17 @@ def test_cli_help(capsys):
         _run(["experiment", "set", "hashtag_1", "--enable", "--disable"])  # mutually exclusive
 
 
-def test_lift_summary_reports_estimates_or_why_not(db, clock):
+def test_experiment_lift_reports_estimates_or_why_not(db, clock):
     rng = np.random.default_rng(3)
     with db.connection() as conn:
         for i in range(12):
             arms = {"hashtag_1": T(0.5) if i % 2 else C(0.5)}
             _post_with_outcome(conn, clock.now() + timedelta(hours=i), arms, "sandbox", float(i % 2) + rng.normal(0, 0.1),
                                content=["Did you know focus compounds?", BODY, "New study: focus wins."][i % 3])
-        summary = {r["experiment_id"]: r for r in lift_summary(conn, ACC, "sandbox")}
-    ok = summary["hashtag_1"]
-    assert ok["status"] == "ok" and ok["simulated"] is True and (ok["n_treatment"], ok["n_control"]) == (6, 6)
-    assert [e["estimator"] for e in ok["estimates"]] == ["difference_in_means", "ipw_hajek", "aipw_ridge"]
-    empty = summary["question_cta"]
-    assert empty["status"] == "insufficient_data" and "estimates" not in empty
-    assert "at least 2 units in each arm" in empty["reason"]
+        ok = experiment_lift(conn, ACC, "hashtag_1", "sandbox", outcomes=("reward_composite",))
+        empty = experiment_lift(conn, ACC, "question_cta", "sandbox")
+    assert ok.estimable and bool(ok.frame["simulated"].all())
+    assert (int(ok.frame["treatment"].sum()), int((ok.frame["treatment"] == 0).sum())) == (6, 6)
+    assert list(ok.table["estimator"]) == ["difference_in_means", "ipw_hajek", "aipw_ridge"]
+    assert not empty.estimable and empty.table.empty
+    assert "at least 2 units in each arm" in empty.reason

@@ -7,10 +7,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from xbotlib import vocab
-from xbotlib.features import (FEATURE_NAMES, TIMING_FEATURE_NAMES, LocalEmbedder, dup_penalty, extract_features,
-                              feature_matrix, feature_vector, format_features, hook_pattern, novelty, readability,
-                              reply_features, sentiment, stack_embeddings, timing_matrix)
+from xbotlib.core import vocab
+from xbotlib.core.features import (FEATURE_NAMES, TIMING_FEATURE_NAMES, LocalEmbedder, dup_penalty, extract_features, feature_matrix, feature_vector, format_features, hook_pattern, novelty, readability, reply_features, sentiment, stack_embeddings, timing_matrix)
 
 EMB = LocalEmbedder()
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from xbotlib import bandit, growth_model, vocab
-from xbotlib.bandit import ArmStats
-from xbotlib.features import hour_harmonics
-from xbotlib.growth_model import PostOutcome, design_row, fit, fit_poisson
-from xbotlib.policies import PlanState, XbotPolicy
+from xbotlib.core import bandit, growth_model, vocab
+from xbotlib.core.bandit import ArmStats
+from xbotlib.core.features import hour_harmonics
+from xbotlib.core.growth_model import PostOutcome, design_row, fit, fit_poisson
+from xbotlib.core.policies import PlanState, XbotPolicy
 
 HOOKS = list(vocab.HOOK_PATTERNS)
 HOURS = [7, 9, 11, 13, 15, 17, 19, 21]

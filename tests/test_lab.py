@@ -14,8 +14,8 @@ import time
 import httpx
 import pytest
 
-from xbotlib.cli_notebooks import free_port
-from xbotlib.notebooks import NOTEBOOKS_DIR, PROJECT_ROOT
+from xbotlib.app.cli.notebooks import free_port
+from xbotlib.app.reports.runner import NOTEBOOKS_DIR, PROJECT_ROOT
 
 URL_RE = re.compile(r"(http://127\.0\.0\.1:(\d+))/lab\?token=(\S+)")
 
@@ -30,7 +30,7 @@ def test_lab_answers_on_its_url_and_stops_on_sigterm(db_url, tmp_path):
     port = free_port()
     env = dict(os.environ, XBOT_DATABASE_URL=db_url, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                JUPYTER_CONFIG_DIR=str(tmp_path / "config"), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "xbotlib.cli", "lab", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "xbotlib.app.cli.main", "lab", "--port", str(port),
                              "--notebook-dir", str(NOTEBOOKS_DIR)],
                             cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, start_new_session=True)

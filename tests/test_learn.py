@@ -8,12 +8,14 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from xbotlib import queue, vocab
-from xbotlib.features import LocalEmbedder, extract_features
-from xbotlib.jobs import JobContext, learn
+from xbotlib.store import queue
+from xbotlib.core import vocab
+from xbotlib.core.features import LocalEmbedder, extract_features
+from xbotlib.jobs.context import JobContext
+from xbotlib.jobs import learn
 from xbotlib.jobs.learn import LastVersion, should_train
-from xbotlib.reward import outcome_reward
-from xbotlib.templates import TemplateGenerator
+from xbotlib.core.reward import outcome_reward
+from xbotlib.clients.generation import TemplateGenerator
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 ACCOUNT = "acct1"

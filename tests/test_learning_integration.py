@@ -8,12 +8,13 @@ from datetime import timedelta
 
 from helpers import queue_template_posts
 
-from xbotlib import vocab
-from xbotlib.bandit_store import load_arms
-from xbotlib.jobs import collect, learn, post, run_job
+from xbotlib.core import vocab
+from xbotlib.store.arms import load_arms
+from xbotlib.jobs.runner import run_job
+from xbotlib.jobs import collect, learn, post
 from xbotlib.jobs.context import build_context
 from xbotlib.sim.xserver import SandboxX
-from xbotlib.templates import TemplateGenerator
+from xbotlib.clients.generation import TemplateGenerator
 
 N_POSTS = 6
 

@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from xbotlib.lift import (Estimate, aipw, balance_table, difference_in_means, ipw, lift_table, overlap_summary,
-                          stratified_folds)
+from xbotlib.core.lift import (Estimate, aipw, balance_table, difference_in_means, ipw, lift_table, overlap_summary, stratified_folds)
 
 TRUE_EFFECT = 0.5
 COVARIATES = ["x0", "x1", "x2", "x3"]

@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 
 from xbotlib.config import ConfigError
-from xbotlib.fake_openai import FakeOpenAI
-from xbotlib.llm import (DEFAULT_PRICE, HOOK_INSTRUCTIONS, PRICES_PER_MTOK, RETRY_AFTER_CAP_S, LLMClient,
-                         LLMContentGenerator, backoff_wait, estimate_chat_usd, make_generator, parse_posts,
-                         price_for, spent_today, usage_cost_usd)
-from xbotlib.templates import TemplateGenerator
-from xbotlib.vocab import HOOK_PATTERNS, detect_hook
+from xbotlib.devtools.fake_openai import FakeOpenAI
+from xbotlib.clients.llm import (DEFAULT_PRICE, HOOK_INSTRUCTIONS, PRICES_PER_MTOK, RETRY_AFTER_CAP_S, LLMClient, LLMContentGenerator, backoff_wait, estimate_chat_usd, make_generator, parse_posts, price_for, spent_today, usage_cost_usd)
+from xbotlib.clients.generation import TemplateGenerator
+from xbotlib.core.vocab import HOOK_PATTERNS, detect_hook
 
 ACCOUNT = "acct1"
 DAY = date(2026, 3, 2)  # the conftest clock's UTC date

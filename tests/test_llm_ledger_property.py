@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from xbotlib.clock import SimClock
 from xbotlib.config import Settings
-from xbotlib.db import Database
-from xbotlib.fake_openai import FakeOpenAI
-from xbotlib.llm import LLMClient, estimate_chat_usd, spent_today
+from xbotlib.store.db import Database
+from xbotlib.devtools.fake_openai import FakeOpenAI
+from xbotlib.clients.llm import LLMClient, estimate_chat_usd, spent_today
 
 ACCOUNT = "prop"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)

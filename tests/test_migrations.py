@@ -15,10 +15,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from xbotlib import migrate
-from xbotlib.db import Database
-from xbotlib.migrate import MigrationError
-from xbotlib.queue import ensure_account
+from xbotlib.store import migrate
+from xbotlib.store.db import Database
+from xbotlib.store.migrate import MigrationError
+from xbotlib.store.queue import ensure_account
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
@@ -148,7 +148,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def test_four_concurrent_migrate_up_processes_end_with_one_schema(pg, tmp_path, reference_snapshot):
     url = pg.empty_database()
     env = _clean_env(XBOT_DATABASE_URL=url, XBOT_HOME=str(tmp_path / ".xbot"), PYTHONPATH=str(REPO))
-    procs = [subprocess.Popen([sys.executable, "-m", "xbotlib.cli", "migrate", "up"], cwd=tmp_path, env=env,
+    procs = [subprocess.Popen([sys.executable, "-m", "xbotlib.app.cli.main", "migrate", "up"], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
     for rc, out, err in results:
@@ -242,7 +242,7 @@ def test_status_on_an_empty_database_creates_nothing(empty_db):
 
 
 def test_migrate_cli_status_down_up(db_url, tmp_path, monkeypatch, capsys, reference_snapshot):
-    from xbotlib import cli
+    from xbotlib.app.cli import main as cli
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("XBOT_DATABASE_URL", db_url)
     newest = migrate.discover()[-1]

@@ -27,9 +27,9 @@ import nbformat
 import pytest
 
 from xbotlib.config import load_settings
-from xbotlib.db import Database
-from xbotlib.demo import CampaignConfig, run_campaign
-from xbotlib.notebooks import NOTEBOOKS_DIR, PROJECT_ROOT, NotebookFailed, run_notebook
+from xbotlib.store.db import Database
+from xbotlib.jobs.campaign import CampaignConfig, run_campaign
+from xbotlib.app.reports.runner import NOTEBOOKS_DIR, PROJECT_ROOT, NotebookFailed, run_notebook
 
 # The random policy: its choices come from the seeded generator alone, so the checked counts are the
 # same on every CPU. The learner's choices go through floating-point fits whose last bits differ
@@ -110,8 +110,8 @@ def refresh_outputs(names: tuple[str, ...] = RESEARCH) -> None:
 
     from nbclient import NotebookClient
 
-    from xbotlib.notebooks import ensure_kernel
-    from xbotlib.testing import TestPostgres
+    from xbotlib.app.reports.runner import ensure_kernel
+    from xbotlib.devtools.testing import TestPostgres
 
     pg = TestPostgres()
     url = pg.fresh_database()

@@ -14,10 +14,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from xbotlib.cli import main
-from xbotlib.notebooks import (NOTEBOOKS_DIR, NotebookFailed, NotebookInfo, NotebookParameterError,
-                               NotebookRun, Parameter, build_index, coerce_parameters, collect_runs,
-                               ensure_kernel, get_notebook, list_notebooks, pair_differences, run_notebook)
+from xbotlib.app.cli.main import main
+from xbotlib.app.reports.runner import (NOTEBOOKS_DIR, NotebookFailed, NotebookInfo, NotebookParameterError, NotebookRun, Parameter, build_index, coerce_parameters, collect_runs, ensure_kernel, get_notebook, list_notebooks, pair_differences, run_notebook)
 
 EXTERNAL = re.compile(r"<script[^>]*\bsrc=[\"']?(?:https?:)?//|<link[^>]*\bhref=[\"']?(?:https?:)?//", re.I)
 

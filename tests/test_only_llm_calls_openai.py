@@ -1,4 +1,4 @@
-"""Only xbotlib/llm.py may import the OpenAI SDK: every call must go through the budget ledger."""
+"""Only xbotlib/clients/llm.py may import the OpenAI SDK: every call must go through the budget ledger."""
 from __future__ import annotations
 
 import ast
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ALLOWED = {"xbotlib/llm.py"}
+ALLOWED = {"xbotlib/clients/llm.py"}
 
 
 def imports_openai(source: str) -> bool:
@@ -59,8 +59,8 @@ def test_the_detector_sees_every_import_form():
 
 def test_only_llm_module_imports_openai():
     files = sources()
-    assert any(name == "xbotlib/llm.py" for name, _ in files)
+    assert any(name == "xbotlib/clients/llm.py" for name, _ in files)
     offenders = [name for name, code in files if name not in ALLOWED and imports_openai(code)]
     assert offenders == [], (f"these files import openai directly: {offenders} "
-                             "(call xbotlib.llm.LLMClient instead, so every call is budgeted)")
-    assert imports_openai(dict(files)["xbotlib/llm.py"])
+                             "(call xbotlib.clients.llm.LLMClient instead, so every call is budgeted)")
+    assert imports_openai(dict(files)["xbotlib/clients/llm.py"])

@@ -18,20 +18,15 @@ from hypothesis import assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from xbotlib import experiments, vocab
-from xbotlib.fake_openai import FakeOpenAI
-from xbotlib.jobs import plan, post, run_job
+from xbotlib.core import vocab
+from xbotlib.devtools.fake_openai import FakeOpenAI
+from xbotlib.jobs.runner import run_job
+from xbotlib.jobs import plan, post
 from xbotlib.jobs.context import build_context
-from xbotlib.jobs.plan import (
-    GateVerdict,
-    allowed_by_rotation,
-    duplicate_gate,
-    next_occurrence,
-    quality_gate,
-    rotation_gate,
-)
+from xbotlib.jobs.plan import (GateVerdict, allowed_by_rotation, duplicate_gate, next_occurrence, quality_gate, rotation_gate)
 from xbotlib.sim.xserver import SandboxX
-from xbotlib.templates import Candidate
+from xbotlib.clients.generation import Candidate
+from xbotlib.store import experiments as experiment_store
 
 
 def at(text: str, tz: str = "UTC") -> datetime:
@@ -319,7 +314,7 @@ def test_assignment_frequencies_match_allocations_over_200_ticks(settings, db, c
     ctx = make_ctx(settings, db, clock, seed=11)
     with db.connection() as conn:
         for exp_id, allocation in allocations.items():
-            experiments.set_experiment(conn, "acct1", exp_id, enabled=True, allocation=allocation, now=clock.now())
+            experiment_store.set_experiment(conn, "acct1", exp_id, enabled=True, allocation=allocation, now=clock.now())
     for _ in range(200):
         plan.tick(ctx)
         clock.advance(timedelta(minutes=30))

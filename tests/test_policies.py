@@ -10,19 +10,9 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from xbotlib import vocab
-from xbotlib.bandit import ArmStats
-from xbotlib.policies import (
-    POLICY_NAMES,
-    FixedPolicy,
-    HeuristicPolicy,
-    OraclePolicy,
-    PlanChoice,
-    PlanState,
-    RandomPolicy,
-    XbotPolicy,
-    make_policy,
-)
+from xbotlib.core import vocab
+from xbotlib.core.bandit import ArmStats
+from xbotlib.core.policies import (POLICY_NAMES, FixedPolicy, HeuristicPolicy, OraclePolicy, PlanChoice, PlanState, RandomPolicy, XbotPolicy, make_policy)
 from xbotlib.sim.oracle import Oracle
 
 HOOKS = list(vocab.HOOK_PATTERNS)

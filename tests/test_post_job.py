@@ -16,10 +16,12 @@ from datetime import timedelta
 
 import pytest
 
-from xbotlib.db import Database
-from xbotlib.jobs import JobContext, post, run_job
+from xbotlib.store.db import Database
+from xbotlib.jobs.context import JobContext
+from xbotlib.jobs.runner import run_job
+from xbotlib.jobs import post
 from xbotlib.jobs.context import build_context
-from xbotlib.queue import Decision, insert_decision
+from xbotlib.store.queue import Decision, insert_decision
 from xbotlib.sim.xserver import SandboxX
 
 POST_ROUTE = "POST /2/tweets"

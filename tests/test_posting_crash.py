@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 
 from xbotlib.clock import SystemClock
-from xbotlib.queue import Decision, insert_decision
+from xbotlib.store.queue import Decision, insert_decision
 from xbotlib.sim.xserver import SandboxX
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def test_killed_between_the_call_to_x_and_the_save(slow_x, db, db_url, tmp_path)
                                 (str(decision_id),)).fetchone()["status"]
 
     env = job_env(db_url, x_url, tmp_path / ".xbot")
-    cmd = [sys.executable, "-m", "xbotlib.cli", "job", "post", "--once"]
+    cmd = [sys.executable, "-m", "xbotlib.app.cli.main", "job", "post", "--once"]
     first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: len(sandbox.tweets) == 1 or first.poll() is not None, "X to create the tweet")

@@ -7,8 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from xbotlib.predictors import (LightGBMReward, LogisticFollows, ModelLoadError, RidgeReward, cross_validated_score,
-                                dumps, loads, train_with_fallback)
+from xbotlib.core.predictors import (LightGBMReward, LogisticFollows, ModelLoadError, RidgeReward, cross_validated_score, dumps, loads, train_with_fallback)
 
 
 def linear_data(n=200, seed=0):

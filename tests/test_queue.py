@@ -9,12 +9,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from xbotlib.db import Database
-from xbotlib.queue import (
-    ALLOWED_TRANSITIONS, STATUSES, Decision, IllegalTransition, claim_for_posting, content_hash,
-    ensure_account, insert_decision, postable_sources, queue_depth, ready_decisions, record_posted,
-    stuck_in_posting, transition,
-)
+from xbotlib.store.db import Database
+from xbotlib.store.queue import (ALLOWED_TRANSITIONS, STATUSES, Decision, IllegalTransition, claim_for_posting, content_hash, ensure_account, insert_decision, postable_sources, queue_depth, ready_decisions, record_posted, stuck_in_posting, transition)
 
 # The lifecycle as DESIGN.md draws it, written out independently of the code under test.
 LEGAL = {

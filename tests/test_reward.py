@@ -6,7 +6,7 @@ import math
 import pytest
 
 from xbotlib.config import Settings
-from xbotlib.reward import composite_reward, derived_rates, exposure_weight, outcome_reward
+from xbotlib.core.reward import composite_reward, derived_rates, exposure_weight, outcome_reward
 
 W = Settings().reward_weights()
 

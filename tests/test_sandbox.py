@@ -8,7 +8,7 @@ import pytest
 
 from xbotlib.clock import SimClock
 from xbotlib.sim.xserver import ROUTES, SandboxX, route_of
-from xbotlib.xapi import XApiError
+from xbotlib.clients.xapi import XApiError
 
 BASE = SandboxX.BASE_URL
 TEXTS = [f"Did you know {topic} fact {i}: {word} matters more than you think"

@@ -7,10 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from xbotlib.cli import main
-from xbotlib.notebooks import list_notebooks
-from xbotlib.schedules import (SCHEDULES_DIR, ScheduleEntry, ScheduleError, due_entries, load_schedules,
-                               next_run, notebook_problems, parse_schedules, to_crontab)
+from xbotlib.app.cli.main import main
+from xbotlib.app.reports.runner import list_notebooks
+from xbotlib.jobs.schedules import (SCHEDULES_DIR, ScheduleEntry, ScheduleError, due_entries, load_schedules, next_run, notebook_problems, parse_schedules, to_crontab)
 
 UTC = timezone.utc
 

@@ -7,14 +7,14 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from xbotlib import queue
-from xbotlib.bandit import ArmStats, update
-from xbotlib.bandit_store import apply_pass2_rewards, load_arms, save_arms
-from xbotlib.features import FEATURE_NAMES, TIMING_FEATURE_NAMES, LocalEmbedder, extract_features
-from xbotlib.predictor_store import latest_version, list_versions, load_active, save_version
-from xbotlib.predictors import RidgeReward, train_with_fallback
-from xbotlib.reward import exposure_weight
-from xbotlib.training_data import count_fresh_outcomes, timing_frame, training_frame
+from xbotlib.store import queue
+from xbotlib.core.bandit import ArmStats, update
+from xbotlib.store.arms import apply_pass2_rewards, load_arms, save_arms
+from xbotlib.core.features import FEATURE_NAMES, TIMING_FEATURE_NAMES, LocalEmbedder, extract_features
+from xbotlib.store.models import latest_version, list_versions, load_active, save_version
+from xbotlib.core.predictors import RidgeReward, train_with_fallback
+from xbotlib.core.reward import exposure_weight
+from xbotlib.store.training_data import count_fresh_outcomes, timing_frame, training_frame
 
 ACC = "acct1"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)

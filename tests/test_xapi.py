@@ -17,8 +17,8 @@ from starlette.routing import Route
 
 from xbotlib.sim.transport import SyncASGITransport
 from xbotlib.sim.xserver import SandboxX
-from xbotlib.xapi import (LookupResult, XApiError, XAuthError, XClient, XConnectionError, XRateLimited,
-                          XServerError, XTimeout, deferred_until, record_rate_limit)
+from xbotlib.clients.xapi import (LookupResult, XApiError, XAuthError, XClient, XConnectionError, XRateLimited, XServerError, XTimeout)
+from xbotlib.store.ratelimits import deferred_until, record_rate_limit
 
 BASE = SandboxX.BASE_URL
 
@@ -233,7 +233,7 @@ def test_rate_limit_headers_are_kept_per_endpoint(client, clock):
 def test_xbot_sandbox_serves_100_ids_in_one_response_over_a_real_socket(tmp_path):
     env = {**os.environ, "XBOT_HOME": str(tmp_path / ".xbot"), "PYTHONUNBUFFERED": "1"}
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-m", "xbotlib.cli", "sandbox", "--port", "0", "--seed", "9"],
+    proc = subprocess.Popen([sys.executable, "-m", "xbotlib.app.cli.main", "sandbox", "--port", "0", "--seed", "9"],
                             cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = token = None

@@ -1,6 +1,6 @@
 """`python -m xbotlib` is the `xbot` command."""
 import sys
 
-from xbotlib.cli import main
+from xbotlib.app.cli.main import main
 
 sys.exit(main())

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# the checkout (or source tree) xbotlib runs from: migrations/, notebooks/, schedules/, scenarios/ live here
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 
 class ConfigError(ValueError):
     """A setting has a value xbot cannot use. The message names the variable, the value and the fix."""

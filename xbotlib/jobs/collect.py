@@ -39,8 +39,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import httpx
 import numpy as np
 
-from ..logs import tagged
-from . import JobContext, JobResult, ensure_account_once
+from xbotlib.logs import tagged
+from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
 
 log = logging.getLogger("xbot.jobs.collect")
 
@@ -130,7 +130,7 @@ def outcome_row(post: DuePost, collected_pass: int, metrics: Mapping[str, int], 
                 follows_source: str, *, account_id: str, simulated: bool, weights: Mapping[str, float],
                 collected_at: datetime) -> dict[str, Any]:
     """One ``outcomes`` row: raw counts, derived rates, composite reward and training weight."""
-    from ..reward import composite_reward, derived_rates, exposure_weight
+    from xbotlib.core.reward import composite_reward, derived_rates, exposure_weight
 
     counts = {k: max(0, int(metrics.get(k) or 0)) for k in METRIC_FIELDS}
     follows = max(0.0, float(follows))
@@ -337,9 +337,9 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
 
 def tick(ctx: JobContext) -> JobResult:
     """Snapshot followers, collect every due pass, then feed pass-2 rewards to the bandits."""
-    from ..bandit_store import apply_pass2_rewards
-    from ..xapi import (XConnectionError, XRateLimited, XServerError, XTimeout, deferred_until,
-                        record_rate_limit)
+    from xbotlib.store.arms import apply_pass2_rewards
+    from xbotlib.clients.xapi import (XConnectionError, XRateLimited, XServerError, XTimeout)
+    from xbotlib.store.ratelimits import deferred_until, record_rate_limit
 
     now = ctx.clock.now()
     with ctx.db.connection() as conn:

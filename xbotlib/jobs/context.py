@@ -8,21 +8,70 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ..clock import Clock
-from ..config import Settings
-from ..db import Database
-from . import JobContext
+from xbotlib.clock import Clock
+from xbotlib.config import Settings
+from xbotlib.store.db import Database
 
 SANDBOX_TOKEN = "sandbox-token"
+
+JOB_NAMES = ("plan", "post", "collect", "learn")
+
+
+@dataclass
+class JobResult:
+    """What a tick did. ``status`` is ok | skipped (nothing to do, or a switch said no) | failed."""
+    status: str = "ok"
+    detail: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+    @classmethod
+    def skipped(cls, reason: str, **detail: Any) -> "JobResult":
+        return cls(status="skipped", detail=detail, reason=reason)
+
+
+@dataclass
+class JobContext:
+    """Everything a job touches, passed in. Build one with ``xbotlib.jobs.context.build_context``."""
+    settings: Settings
+    db: Database
+    clock: Clock
+    account_id: str
+    world: str                      # 'live' | 'sandbox': where posts go and outcomes come from
+    x: Any = None                   # xbotlib.clients.xapi.XClient (None when no X is reachable)
+    generator: Any = None           # xbotlib.clients.llm.ContentGenerator
+    llm: Any = None                 # xbotlib.clients.llm.LLMClient or None (offline)
+    embedder: Any = None            # features embedder (OpenAI or local)
+    policy: Any = None              # plan policy (xbot learner by default)
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    worker_id: str = "worker-1"
+    sandbox: Any = None             # the in-process SandboxX, when there is one
+    account_ready: bool = False     # the accounts row exists (checked once per context, not every tick)
+
+    @property
+    def simulated(self) -> bool:
+        """Outcomes are simulated unless they come from live X."""
+        return self.world != "live"
+
+
+def ensure_account_once(ctx: JobContext, conn) -> None:
+    """Create the account row on first use; later ticks of this context skip the round trip."""
+    if not ctx.account_ready:
+        from xbotlib.store.queue import ensure_account
+        ensure_account(conn, ctx.account_id, ctx.clock.now(), ctx.settings.timezone)
+        ctx.account_ready = True
+
+
 
 
 def build_context(settings: Settings, db: Database, clock: Clock, *, sandbox=None, seed: int = 0,
                   policy=None, generator=None, worker_id: str | None = None) -> JobContext:
     """Wire the real parts for ``settings``. Pass ``sandbox`` (a ``SandboxX``) to share one world in-process."""
-    from ..xapi import XClient
+    from xbotlib.clients.xapi import XClient
 
     world = settings.world
     if world == "live":
@@ -34,18 +83,18 @@ def build_context(settings: Settings, db: Database, clock: Clock, *, sandbox=Non
     elif settings.x_sandbox_url:
         x = XClient(settings.x_sandbox_url, settings.x_access_token or SANDBOX_TOKEN, timeout=settings.x_timeout_s)
     else:
-        from ..sim.xserver import SandboxX
+        from xbotlib.sim.xserver import SandboxX
         settings.home_path.mkdir(parents=True, exist_ok=True)
         sandbox = SandboxX(clock=clock, seed=seed, state_path=settings.home_path / "sandbox_state.json")
         x = XClient("http://sandbox.local", sandbox.token, transport=sandbox.transport(), timeout=settings.x_timeout_s)
 
     llm = None
     if generator is None:
-        from ..llm import make_generator
+        from xbotlib.clients.llm import make_generator
         generator = make_generator(settings, db, clock, settings.account_id)
         llm = getattr(generator, "llm", None)
 
-    from ..features import LocalEmbedder
+    from xbotlib.core.features import LocalEmbedder
     return JobContext(settings=settings, db=db, clock=clock, account_id=settings.account_id, world=world, x=x,
                       generator=generator, llm=llm, embedder=LocalEmbedder(), policy=policy,
                       rng=np.random.default_rng(seed), worker_id=worker_id or f"pid-{os.getpid()}",

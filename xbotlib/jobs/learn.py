@@ -35,8 +35,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..logs import tagged
-from . import JobContext, JobResult
+from xbotlib.logs import tagged
+from xbotlib.jobs.context import JobContext, JobResult
 
 log = logging.getLogger("xbot.jobs.learn")
 
@@ -87,7 +87,7 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
     ``lightgbm_params`` override the LightGBM parameters (operators tuning it; tests passing broken
     ones to see the ridge fallback).
     """
-    from .. import predictor_store, training_data
+    from xbotlib.store import models as predictor_store, training_data
 
     settings, world, now = ctx.settings, ctx.world, ctx.clock.now()
     with ctx.db.connection() as conn:
@@ -138,14 +138,14 @@ TIMING_TARGET = "follows"
 
 
 def _train(frame, use_lightgbm: bool, lightgbm_params: Mapping[str, Any] | None):
-    from ..predictors import train_with_fallback
+    from xbotlib.core.predictors import train_with_fallback
     return train_with_fallback("reward", frame.X, frame.y, frame.w, use_lightgbm, log,
                                lightgbm_params=None if lightgbm_params is None else dict(lightgbm_params))
 
 
 def follows_cv(frame) -> dict[str, Any]:
     """Cross-validated log-loss/AUC of a logistic P(follows >= 1) against the base rate (cheap)."""
-    from ..predictors import LogisticFollows, cross_validated_score
+    from xbotlib.core.predictors import LogisticFollows, cross_validated_score
     if len(frame.y) == 0:
         return {"score": None, "reason": "no samples"}
     return cross_validated_score(LogisticFollows, frame.X, frame.y, frame.w, kind="follows")

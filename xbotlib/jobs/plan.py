@@ -6,7 +6,7 @@ replies, one decision per kind per tick:
 1. the policy picks a hook pattern (content arm) among those the rotation rule allows, and a
    local posting hour among the free slots of the coming day. The learner fits the growth model
    to the account's final outcomes of the last 90 days (``post_outcomes``) and takes Thompson
-   sampling over its hook effects and UCB1 over its hour effects (``xbotlib.policies``);
+   sampling over its hook effects and UCB1 over its hour effects (``xbotlib.core.policies``);
 2. experiments are assigned (randomised, propensities stored) and their arms applied;
 3. the generator writes several candidates (the LLM, or the offline templates);
 4. every candidate passes the gates — quality, duplicate, rotation — or is rejected with a reason
@@ -25,10 +25,12 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from .. import queue, vocab
-from ..logs import tagged
-from ..policies import PlanChoice, PlanState, XbotPolicy
-from . import JobContext, JobResult, ensure_account_once
+from xbotlib.store import queue
+from xbotlib.core import vocab
+from xbotlib.logs import tagged
+from xbotlib.core.policies import PlanChoice, PlanState, XbotPolicy
+from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
+from xbotlib.store import experiments as experiment_store
 
 log = logging.getLogger("xbot.jobs.plan")
 
@@ -172,7 +174,6 @@ def _record_rejection(conn, account_id: str, verdict: GateVerdict, text: str, no
 # ----------------------------------------------------------------------------- the tick
 
 def tick(ctx: JobContext) -> JobResult:
-    from .. import experiments
 
     now = ctx.clock.now()
     s = ctx.settings
@@ -180,7 +181,7 @@ def tick(ctx: JobContext) -> JobResult:
         ctx.llm.new_tick()  # OpenAI retries are budgeted per tick (at most 2), so each tick starts afresh
     with ctx.db.connection() as conn:
         ensure_account_once(ctx, conn)
-        experiments.ensure_experiments(conn, ctx.account_id, now)
+        experiment_store.ensure_experiments(conn, ctx.account_id, now)
         posts_planned = _planned_in_window(conn, ctx.account_id, "post", now)
         replies_planned = _planned_in_window(conn, ctx.account_id, "reply", now)
     detail: dict = {"queued": 0, "rejected": 0}
@@ -204,8 +205,8 @@ def tick(ctx: JobContext) -> JobResult:
 def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> PlanState:
     """What the policy may look at: arm statistics, the timing predictor's view of each hour (UCB1's
     prior before the growth model has data) and the outcomes the growth model learns from."""
-    from .. import bandit_store
-    from ..features import timing_matrix
+    from xbotlib.store import arms as bandit_store
+    from xbotlib.core.features import timing_matrix
 
     prior = None
     timing_model = _active_predictor(ctx, conn, "timing")
@@ -230,7 +231,7 @@ MODEL_WINDOW_DAYS = 90  # the growth model learns from the last 90 days: audienc
 def post_outcomes(conn, account_id: str, world: str, now: datetime) -> list:
     """Final (pass-2) outcomes of this account's posts in ``world`` over the last ``MODEL_WINDOW_DAYS``,
     as ``growth_model.PostOutcome`` with the follower count of the snapshot before each post went out."""
-    from ..growth_model import PostOutcome
+    from xbotlib.core.growth_model import PostOutcome
 
     rows = conn.execute(
         """SELECT cm.hook_pattern, cm.topic, cm.timing_arm, cm.novelty, o.profile_visits, o.follows,
@@ -260,8 +261,8 @@ def post_outcomes(conn, account_id: str, world: str, now: datetime) -> list:
 
 
 def _active_predictor(ctx: JobContext, conn, kind: str):
-    from .. import predictor_store
-    from .learn import TIMING_TARGET
+    from xbotlib.store import models as predictor_store
+    from xbotlib.jobs.learn import TIMING_TARGET
     try:
         if kind == "timing":
             return predictor_store.load_active(conn, ctx.account_id, kind, ctx.world, target=TIMING_TARGET)
@@ -272,7 +273,7 @@ def _active_predictor(ctx: JobContext, conn, kind: str):
 
 
 def _plan_post(ctx: JobContext, now: datetime) -> dict:
-    from .. import experiments
+    from xbotlib.core import experiments
 
     s = ctx.settings
     policy = ctx.policy or XbotPolicy()
@@ -284,7 +285,7 @@ def _plan_post(ctx: JobContext, now: datetime) -> dict:
         booked = _booked_hours(conn, ctx.account_id, now, s.timezone)
         hours = [h for h in s.posting_hours if h not in booked] or list(s.posting_hours)
         state = _policy_state(ctx, conn, now, hours)
-        active = experiments.active_experiments(conn, ctx.account_id)
+        active = experiment_store.active_experiments(conn, ctx.account_id)
         recent_emb = _recent_embeddings(conn, ctx.account_id, now)
         content_model = _active_predictor(ctx, conn, "content")
     choice: PlanChoice = policy.choose(state, hooks, hours, ctx.rng)
@@ -335,7 +336,7 @@ class _Scored:
 def _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recent_topics, content_model,
             hour, now, *, decision_type, reply=None) -> _Scored | None:
     """Apply experiment arms, extract features, gate, and rank the survivors by the content predictor."""
-    from .. import experiments, features
+    from xbotlib.core import experiments, features
 
     s = ctx.settings
     survivors: list[_Scored] = []
@@ -389,7 +390,7 @@ def _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recen
 
 def _decision(ctx, best: _Scored, decision_type, choice: PlanChoice | None, hour, timing_propensity, assignments,
               scheduled_at, policy_name, target_tweet_id=None) -> queue.Decision:
-    from .. import experiments
+    from xbotlib.core import experiments
 
     f = best.features
     return queue.Decision(
@@ -407,10 +408,9 @@ def _decision(ctx, best: _Scored, decision_type, choice: PlanChoice | None, hour
 
 
 def _queue(ctx, decision: queue.Decision, assignments, now) -> None:
-    from .. import experiments
     with ctx.db.connection() as conn:
         queue.insert_decision(conn, decision, now)
-        experiments.record_assignments(conn, ctx.account_id, decision.decision_id, assignments, now)
+        experiment_store.record_assignments(conn, ctx.account_id, decision.decision_id, assignments, now)
     tagged(log, "PLAN", "queued", decision_id=decision.decision_id, type=decision.decision_type,
            hook=decision.hook_pattern, topic=decision.topic, scheduled_at=decision.scheduled_at.isoformat(),
            source=decision.generation_source, predicted=decision.predicted_reward)
@@ -418,12 +418,12 @@ def _queue(ctx, decision: queue.Decision, assignments, now) -> None:
 
 def _plan_reply(ctx: JobContext, now: datetime) -> dict:
     """Find a conversation worth joining through search, and queue a reply to it now."""
-    from .. import experiments, features
-    from ..xapi import XApiError
+    from xbotlib.core import experiments, features
+    from xbotlib.clients.xapi import XApiError
 
     with ctx.db.connection() as conn:
         recent = _recent(conn, ctx.account_id, "reply")
-        active = experiments.active_experiments(conn, ctx.account_id)
+        active = experiment_store.active_experiments(conn, ctx.account_id)
         recent_emb = _recent_embeddings(conn, ctx.account_id, now)
         content_model = _active_predictor(ctx, conn, "content")
         replied = {r["target_tweet_id"] for r in conn.execute(

@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 import httpx
 from psycopg.pq import TransactionStatus
 
-from .. import queue
-from ..logs import tagged
-from ..xapi import (XApiError, XConnectionError, XRateLimited, XServerError, XTimeout, deferred_until,
-                    record_rate_limit)
-from . import JobContext, JobResult, ensure_account_once
+from xbotlib.store import queue
+from xbotlib.logs import tagged
+from xbotlib.clients.xapi import (XApiError, XConnectionError, XRateLimited, XServerError, XTimeout)
+from xbotlib.store.ratelimits import deferred_until, record_rate_limit
+from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
 
 log = logging.getLogger("xbot.jobs.post")
 

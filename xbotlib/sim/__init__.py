@@ -6,9 +6,9 @@ served with X API v2's routes and JSON (``xserver.SandboxX``), in-process throug
 """
 from __future__ import annotations
 
-from .audience import AudienceModel
-from .scenario import Scenario, ScenarioError, load_scenario
-from .transport import SyncASGITransport
-from .xserver import FaultPlan, SandboxX
+from xbotlib.sim.audience import AudienceModel
+from xbotlib.sim.scenario import Scenario, ScenarioError, load_scenario
+from xbotlib.sim.transport import SyncASGITransport
+from xbotlib.sim.xserver import FaultPlan, SandboxX
 
 __all__ = ["AudienceModel", "FaultPlan", "SandboxX", "Scenario", "ScenarioError", "SyncASGITransport", "load_scenario"]

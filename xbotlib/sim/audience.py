@@ -1,6 +1,6 @@
 """The sandbox audience: the hidden ground truth of how posts perform.
 
-Like real X, it sees only what X sees: the text (read with ``xbotlib.vocab``), the post time (local
+Like real X, it sees only what X sees: the text (read with ``xbotlib.core.vocab``), the post time (local
 hour in the scenario's time zone), the reply target (author size, velocity, age), how similar the
 text is to the account's recent posts, and the follower base. Nothing here reads xbot's database.
 
@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from xbotlib import vocab
+from xbotlib.core import vocab
 
-from .scenario import EXPERIMENT_IDS, Effect, Scenario
+from xbotlib.sim.scenario import EXPERIMENT_IDS, Effect, Scenario
 
 URL_RE = re.compile(r"https?://\S+")
 _WORD_RE = re.compile(r"[a-z0-9']{4,}")

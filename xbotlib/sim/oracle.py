@@ -23,10 +23,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from xbotlib import vocab
+from xbotlib.core import vocab
 
-from .audience import Expected, ReplyTarget, TextSignals, expected_outcome, reply_spillover
-from .scenario import EXPERIMENT_IDS, Scenario, load_scenario
+from xbotlib.sim.audience import Expected, ReplyTarget, TextSignals, expected_outcome, reply_spillover
+from xbotlib.sim.scenario import EXPERIMENT_IDS, Scenario, load_scenario
 
 METRICS: tuple[str, ...] = ("fpki", "follows", "impressions", "er", "reply_rate", "retweet_rate")
 TYPICAL_TARGET_FOLLOWERS = 8000

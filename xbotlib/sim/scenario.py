@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import xbotlib
-from xbotlib import vocab
+from xbotlib.config import PROJECT_ROOT
+from xbotlib.core import vocab
 
-SCENARIO_DIR = Path(xbotlib.__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = PROJECT_ROOT / "scenarios"
 EXPERIMENT_IDS: tuple[str, ...] = ("hashtag_1", "question_cta", "contrarian_reply", "late_evening_slot")
 
 

@@ -41,11 +41,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from xbotlib import vocab
+from xbotlib.core import vocab
 
-from .audience import AudienceModel, Candidate, ReplyTarget, SimTweet, reply_candidates, snowflake
-from .scenario import Scenario, load_scenario
-from .transport import NetworkFault, SyncASGITransport
+from xbotlib.sim.audience import AudienceModel, Candidate, ReplyTarget, SimTweet, reply_candidates, snowflake
+from xbotlib.sim.scenario import Scenario, load_scenario
+from xbotlib.sim.transport import NetworkFault, SyncASGITransport
 
 ROUTES: tuple[str, ...] = ("POST /2/tweets", "GET /2/tweets", "GET /2/tweets/analytics", "GET /2/users/me",
                            "GET /2/users/:id/tweets", "GET /2/tweets/search/recent", "POST /2/oauth2/token")
@@ -179,7 +179,7 @@ class SandboxX:
 
     def client(self, **kwargs):
         """An XClient wired to this sandbox in-process."""
-        from xbotlib.xapi import XClient
+        from xbotlib.clients.xapi import XClient
         return XClient(self.BASE_URL, self.token, transport=self.transport(), **kwargs)
 
     def socket_app(self):

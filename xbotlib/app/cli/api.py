@@ -1,0 +1,56 @@
+"""``xbot api [--host 127.0.0.1] [--port 8000]``: serve the admin API (needs ADMIN_TOKEN)."""
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Serve the admin API (learning status, growth, metrics, experiments; Prometheus text at /metrics)
+with uvicorn. Every route, /docs and /openapi.json included, needs ADMIN_TOKEN: send
+'Authorization: Bearer <token>', or HTTP Basic with the token as password (a browser can open /docs).
+Without ADMIN_TOKEN the server refuses to start. Binds to 127.0.0.1 unless --host says otherwise;
+put TLS in front of it before exposing it beyond this machine."""
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from xbotlib.app.cli.main import CliError
+    from xbotlib.config import ConfigError, load_settings
+
+    settings = load_settings()
+    if not settings.admin_token:  # refuse before touching the database
+        raise ConfigError("ADMIN_TOKEN is not set: `xbot api` refuses to start without it (set ADMIN_TOKEN to a "
+                          "long random secret, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    import uvicorn
+
+    from xbotlib.store import migrate
+    from xbotlib.app.api.app import create_app
+    from xbotlib.clock import SystemClock
+    from xbotlib.store.db import Database
+
+    with Database.open(settings) as db:
+        pending = [r for r in migrate.status(db) if r["state"] != "applied"]
+        if pending:
+            names = ", ".join(f"{r['version']:04d}_{r['name']}" for r in pending)
+            raise CliError(f"the database schema is not up to date (pending: {names}); run `xbot migrate up` first")
+        app = create_app(settings, db, SystemClock())
+        print(f"xbot admin API on http://{args.host}:{args.port} (docs at /docs; account {settings.account_id}, "
+              f"world {settings.world}; {db.describe()})", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("api", help="serve the admin API (needs ADMIN_TOKEN)", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000)")
+    p.set_defaults(func=cmd_api)
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {raw!r} (expected 1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {port} (expected 1-65535)")
+    return port

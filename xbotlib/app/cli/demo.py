@@ -1,0 +1,163 @@
+"""`xbot demo` (the main job) and `xbot bench [NAME]`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from xbotlib.app.cli.main import CliError
+
+DEMO_NOTEBOOKS = ("collect_outcomes", "train_predictors", "growth_review", "explore_outcomes")
+DEMO_LIFT_EXPERIMENTS = ("question_cta", "hashtag_1", "late_evening_slot", "contrarian_reply")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from xbotlib.store import migrate
+    from xbotlib.config import load_settings
+    from xbotlib.store.db import Database
+    from xbotlib.jobs.campaign import CampaignConfig, campaign_database, run_campaign
+    from xbotlib.logs import setup_logging
+
+    settings = load_settings()
+    log_file = settings.home_path / "logs" / "xbot.log"
+    # the demo's job lines go to the log file; the terminal shows the progress bar and the summary
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO, log_file=log_file,
+                  stderr_level=logging.DEBUG if args.verbose else logging.WARNING)
+    config = CampaignConfig(days=args.days, seed=args.seed, scenario_path=args.scenario, accounts=args.accounts,
+                            policy=args.policy)
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.scenario and not Path(args.scenario).is_file():
+        raise CliError(f"--scenario {args.scenario!r} does not exist (pass a TOML file; see docs/SCENARIO.md)")
+
+    t0 = time.perf_counter()
+    print(f"xbot demo: {config.days} simulated days, seed {config.seed}, policy {config.policy}, "
+          f"{config.accounts} account(s), scenario {args.scenario or 'scenarios/default.toml'}", flush=True)
+    url = campaign_database(settings)
+    with Database.from_url(url, pool_max=4) as db:
+        migrate.up(db)
+        bar = tqdm(total=config.days, unit="day", desc="campaign", file=sys.stdout, mininterval=0.5,
+                   bar_format="{l_bar}{bar}| {n:.1f}/{total} sim days [{elapsed}<{remaining}]")
+
+        def on_progress(days: float) -> None:
+            step = min(config.days, round(days, 2)) - bar.n
+            if step > 0:
+                bar.update(step)  # tqdm redraws at most every mininterval
+
+        run = run_campaign(config, settings, db, on_progress=on_progress)
+        bar.update(max(0.0, config.days - bar.n))
+        bar.close()
+
+        reports_index = None
+        if not args.no_notebooks:
+            reports_index = _run_notebooks(url, run.account_ids[0])
+        _print_summary(run, db, reports_index, url, time.perf_counter() - t0, log_file)
+    return 0
+
+
+def _run_notebooks(db_url: str, account_id: str):
+    from tqdm import tqdm
+
+    from xbotlib.app.reports.runner import NotebookFailed, run_notebook
+
+    jobs = [(name, {"account_id": account_id}) for name in DEMO_NOTEBOOKS]
+    jobs += [("experiment_lift", {"account_id": account_id, "experiment_id": e}) for e in DEMO_LIFT_EXPERIMENTS]
+    index = None
+    for name, params in tqdm(jobs, desc="reports", unit="notebook", file=sys.stdout):
+        try:
+            run = run_notebook(name, params, db_url=db_url)
+            index = getattr(run, "index_path", None) or index
+        except NotebookFailed as exc:
+            print(f"  report {name} FAILED (its report shows the error): {exc}")
+            index = getattr(exc, "index_path", None) or index
+    return index or Path("reports/index.html").resolve()
+
+
+def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
+    from xbotlib.jobs.campaign import experiment_lifts, followers_gained, learner_view, model_versions, weekly_fpki
+    from xbotlib.sim.oracle import Oracle
+
+    print()
+    print("=" * 78)
+    print(f"campaign summary — {run.config.days} days, policy {run.config.policy}, seed {run.config.seed}, "
+          f"{elapsed:.0f} s wall ({run.elapsed_s:.0f} s simulating)")
+    print("=" * 78)
+    for ctx in run.contexts:
+        first, last = followers_gained(db, ctx.account_id)
+        print(f"\naccount {ctx.account_id}: followers {first} -> {last} ({last - first:+d})")
+        weeks = weekly_fpki(db, ctx.account_id)
+        if weeks:
+            print("  FPKI by week:  " + "  ".join(f"w{w}:{f:.2f}(n={n})" for w, f, n in weeks))
+        versions = model_versions(db, ctx.account_id)
+        if versions:
+            latest = {}
+            for v in versions:
+                latest[v["predictor_key"].rsplit(":", 1)[0]] = v
+            print(f"  models trained: {len(versions)} versions; latest "
+                  + ", ".join(f"{v['predictor_key']} ({v['algorithm']}, n={v['n_samples']}, cv={_f(v['cv_score'])} vs "
+                              f"baseline {_f(v['baseline_score'])})" for v in latest.values()))
+        else:
+            print("  models trained: none yet (the learner needs at least 5 pass-2 outcomes)")
+        view = learner_view(db, ctx.settings, ctx.account_id, ctx.world, ctx.clock.now())
+        if view:
+            best_hook, best_hour = Oracle(run.scenario).best_choice(ctx.settings.posting_hours)
+            show = lambda effects: "  ".join(f"{e.arm} x{e.relative_follows:.2f}" for e in effects[:3])  # noqa: E731
+            print(f"  growth model ({view['posts']} posts), expected follows vs the average arm:")
+            print(f"    hooks: {show(view['hooks'])}   (the scenario's best: {best_hook})")
+            print(f"    hours: {show(view['hours'])}   (the scenario's best: {best_hour})")
+        print("  experiment lift on per-post fpki: doubly robust with 95% CI, IPW, difference in means, and the true lift for these posts:")
+        for row in experiment_lifts(db, ctx.account_id, ctx.world, run.scenario, run.config.seed):
+            if "error" in row:
+                print(f"    {row['experiment']:<18} n={row['n']:<4} not estimable yet: {row['error']}")
+            elif row["ci_high"] - row["ci_low"] <= 0:
+                print(f"    {row['experiment']:<18} n={row['n']:<4} not estimable yet: every outcome is the same "
+                      f"({row['dr']:+.3f}), so there is no interval to give; true {row['true_fpki']:+.3f}")
+            else:
+                covered = "covers" if row["ci_low"] <= row["true_fpki"] <= row["ci_high"] else "misses"
+                print(f"    {row['experiment']:<18} n={row['n']:<4} DR {row['dr']:+.3f} [{row['ci_low']:+.3f}, "
+                      f"{row['ci_high']:+.3f}]  IPW {row['ipw']:+.3f}  DiM {row['dim']:+.3f}  "
+                      f"true {row['true_fpki']:+.3f} ({covered})")
+    print(f"\nreports: {reports_index}" if reports_index else "\nreports: skipped (--no-notebooks)")
+    print(f"database: {url}")
+    print(f"  explore it: XBOT_DATABASE_URL='{url}' xbot lab")
+    print(f"log: {log_file}")
+
+
+def _f(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from xbotlib.devtools import bench
+    return bench.main(args.name, args.rest)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="the main job: a simulated campaign through the real jobs, then reports",
+                       description="Starts the embedded Postgres (or uses XBOT_DATABASE_URL), recreates the "
+                                   "database xbot_demo, and runs a simulated campaign — plan, post, collect, learn "
+                                   "on the schedules — against the in-process sandbox X. Then it runs the notebooks "
+                                   "into reports/ and prints followers, FPKI by week, model versions and each "
+                                   "experiment's doubly-robust lift beside the scenario's true lift.")
+    p.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
+    p.add_argument("--seed", type=int, default=7, help="seed: the same seed gives the same campaign (default 7)")
+    p.add_argument("--scenario", default=None, help="audience scenario TOML (default scenarios/default.toml)")
+    p.add_argument("--accounts", type=int, default=1, help="accounts to run side by side (default 1)")
+    p.add_argument("--policy", default="xbot", choices=["xbot", "random", "heuristic", "oracle"],
+                   help="how arms and hours are chosen (default xbot, the learner)")
+    p.add_argument("--no-notebooks", action="store_true", help="skip the reports at the end")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="benchmarks: growth, lift, speed (results go in BENCHMARKS.md)",
+                       description="growth: followers gained per policy over seeds vs the oracle; lift: bias, "
+                                   "RMSE and coverage of DR vs IPW and difference in means; speed: simulated "
+                                   "days per second and where the time goes.")
+    p.add_argument("name", nargs="?", default="speed", choices=["growth", "lift", "speed"])
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options for the benchmark (see xbot bench NAME --help)")
+    p.set_defaults(func=cmd_bench)

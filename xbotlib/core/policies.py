@@ -1,0 +1,184 @@
+"""Plan policies: how a decision's content arm (hook pattern) and posting hour are chosen.
+
+Every policy returns a ``PlanChoice`` with the probability with which it chose each part, so that
+any policy's decisions can be evaluated off-policy later.
+
+- ``xbot``: the learner. Once posts have final outcomes, it fits the growth model
+  (``xbotlib.core.growth_model``: expected follows per post from hook, topic and hour, through profile
+  visits) and takes Thompson sampling with uncertainty-epsilon over its hook effects and UCB1 over its
+  hour effects. Before that, the same two rules on the per-arm statistics of ``bandit_arms``;
+- ``random``: uniform over hooks and hours;
+- ``heuristic``: the old system's rule — 60% exploit the best observed arm, 25% a moderate arm
+  (the next best two), 15% an aggressive one (the least tried);
+- ``fixed``: always one (hook, hour) — the bench fills in the best fixed arm in hindsight;
+- ``oracle``: reads the sandbox's ground truth (benchmarks and the demo summary only).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from xbotlib.logs import tagged
+
+log = logging.getLogger("xbot.policy")
+
+POLICY_NAMES = ("xbot", "random", "heuristic", "fixed", "oracle")
+
+
+@dataclass(frozen=True)
+class PlanChoice:
+    hook: str
+    hook_propensity: float
+    hour: int
+    hour_propensity: float
+    forced: bool = False
+    explore_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """What a policy may look at: arm statistics (pulls, reward sums) and the account's age."""
+    content_arms: Mapping[str, object]   # arm_id -> bandit.ArmStats
+    timing_arms: Mapping[str, object]    # str(hour) -> bandit.ArmStats
+    account_age_days: float
+    hour_prior_means: Mapping[int, float] | None = None  # from the timing predictor, when trained
+    outcomes: Sequence[object] = ()      # growth_model.PostOutcome of this account's recent posts
+
+
+class Policy(Protocol):
+    name: str
+
+    def choose(self, state: PlanState, hooks: Sequence[str], hours: Sequence[int],
+               rng: np.random.Generator) -> PlanChoice: ...
+
+
+class XbotPolicy:
+    """The learner: Thompson + uncertainty-epsilon on hooks, UCB1 on hours, over the growth model once
+    ``MODEL_MIN_POSTS`` outcomes exist (over the per-arm statistics before that)."""
+    name = "xbot"
+    MODEL_MIN_POSTS = 8
+
+    def __init__(self, fit=None):
+        """``fit``: outcomes -> ``growth_model.GrowthModel``; ``growth_model.fit`` unless a benchmark
+        tries another model of the same effects (bench/screen_information.py)."""
+        self.fit = fit
+
+    def choose(self, state, hooks, hours, rng):
+        from xbotlib.core import bandit
+        hooks, hours = list(hooks), [int(h) for h in hours]
+        if len(state.outcomes) >= self.MODEL_MIN_POSTS:
+            try:
+                return self._choose_with_model(state, hooks, hours, rng)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                # outcomes the model cannot fit (absurd counts, say) must not stop planning
+                tagged(log, "BANDIT", "growth model unusable", level=logging.WARNING, fallback="arm_statistics",
+                       error=str(exc)[:100].replace(" ", "_"))
+        arm = bandit.choose_content_arm({h: s for h, s in state.content_arms.items() if h in hooks}, hooks,
+                                        state.account_age_days, rng, logger=log)
+        timing = {int(k): v for k, v in state.timing_arms.items() if int(k) in hours}
+        hour = bandit.choose_hour(timing, hours, rng, prior_means=state.hour_prior_means)
+        return PlanChoice(arm.arm, float(arm.propensity), int(hour.hour), float(hour.propensity),
+                          forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
+
+    def _choose_with_model(self, state, hooks, hours, rng):
+        from xbotlib.core import bandit, growth_model
+        model = (self.fit or growth_model.fit)(state.outcomes)
+        hook_pulls = [sum(o.hook == h for o in state.outcomes) for h in hooks]
+        mean, cov = model.hook_effects(hooks)
+        arm = bandit.choose_arm_from_model(mean, cov, hooks, hook_pulls, state.account_age_days, rng,
+                                           sd_scale=bandit.MODEL_SD_SCALE, logger=log)
+        hour_pulls = [sum(int(o.hour) == h for o in state.outcomes) for h in hours]
+        hour_means, _ = model.hour_effects(hours)
+        hour = bandit.ucb1_hour(hours, list(hour_means), hour_pulls, rng,
+                                scale=model.log_noise_sd(), c=bandit.UCB_C_MODEL)
+        return PlanChoice(arm.arm, float(arm.propensity), int(hour.hour), float(hour.propensity),
+                          forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
+
+
+class RandomPolicy:
+    name = "random"
+
+    def choose(self, state, hooks, hours, rng):
+        return PlanChoice(str(rng.choice(list(hooks))), 1.0 / len(hooks), int(rng.choice(list(hours))), 1.0 / len(hours))
+
+
+class HeuristicPolicy:
+    """60% exploit / 25% moderate / 15% aggressive exploration, on hooks and hours alike."""
+    name = "heuristic"
+    MIX = (0.60, 0.25, 0.15)
+
+    def _pick(self, arms: Sequence, stats: Mapping, rng) -> tuple[object, float]:
+        arms = list(arms)
+        means = {a: (stats[str(a)].mean if str(a) in stats else None) for a in arms}  # bandit.ArmStats.mean
+        ranked = sorted(arms, key=lambda a: (means[a] is None, -(means[a] or 0.0)))
+        exploit = ranked[:1]
+        moderate = ranked[1:3] or exploit
+        pulls = {a: getattr(stats.get(str(a)), "pulls", 0) for a in arms}
+        least = min(pulls.values())
+        aggressive = [a for a in arms if pulls[a] == least]
+        groups = (exploit, moderate, aggressive)
+        g = int(rng.choice(3, p=self.MIX))
+        choice = groups[g][int(rng.integers(len(groups[g])))]
+        prop = sum(p * (choice in grp) / len(grp) for p, grp in zip(self.MIX, groups))
+        return choice, float(prop)
+
+    def choose(self, state, hooks, hours, rng):
+        hook, hp = self._pick(hooks, state.content_arms, rng)
+        hour, tp = self._pick(hours, state.timing_arms, rng)
+        return PlanChoice(str(hook), hp, int(hour), tp)
+
+
+class FixedPolicy:
+    """Always the same (hook, hour) when allowed; the nearest allowed otherwise."""
+    name = "fixed"
+
+    def __init__(self, hook: str, hour: int):
+        from xbotlib.core.vocab import HOOK_PATTERNS
+        if hook not in HOOK_PATTERNS:
+            raise ValueError(f"fixed policy: unknown hook {hook!r} (expected one of {', '.join(HOOK_PATTERNS)})")
+        if isinstance(hour, bool) or not isinstance(hour, (int, np.integer)) or not 0 <= hour <= 23:
+            raise ValueError(f"fixed policy: hour {hour!r} is not a local hour (expected 0-23)")
+        self.hook, self.hour = hook, int(hour)
+
+    def choose(self, state, hooks, hours, rng):
+        if self.hook in hooks:
+            hook, hook_p = self.hook, 1.0
+        else:  # rotation forbids the fixed hook: a uniform draw, and its propensity says so
+            hook, hook_p = str(rng.choice(list(hooks))), 1.0 / len(hooks)
+        hour = self.hour if self.hour in hours else min(hours, key=lambda h: abs(h - self.hour))
+        return PlanChoice(hook, hook_p, int(hour), 1.0)
+
+
+class OraclePolicy:
+    """Knows the ground truth: the allowed (hook, hour) with the highest expected follows."""
+    name = "oracle"
+
+    def __init__(self, oracle):
+        self.oracle = oracle
+
+    def choose(self, state, hooks, hours, rng):
+        best = max(((h, t) for h in hooks for t in hours),
+                   key=lambda ht: self.oracle.expected_follows(ht[0], ht[1]))
+        return PlanChoice(best[0], 1.0, int(best[1]), 1.0)
+
+
+def make_policy(name: str, *, scenario=None, fixed: tuple[str, int] | None = None) -> Policy:
+    """Build a policy by name; ``oracle`` needs the scenario, ``fixed`` a (hook, hour)."""
+    if name == "xbot":
+        return XbotPolicy()
+    if name == "random":
+        return RandomPolicy()
+    if name == "heuristic":
+        return HeuristicPolicy()
+    if name == "fixed":
+        if fixed is None:
+            raise ValueError("policy 'fixed' needs a (hook, hour), e.g. make_policy('fixed', fixed=('question', 19))")
+        return FixedPolicy(*fixed)
+    if name == "oracle":
+        from xbotlib.sim.oracle import Oracle
+        from xbotlib.sim.scenario import load_scenario
+        return OraclePolicy(Oracle(scenario or load_scenario(None)))
+    raise ValueError(f"unknown policy {name!r} (expected one of {', '.join(POLICY_NAMES)})")

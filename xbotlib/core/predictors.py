@@ -1,0 +1,315 @@
+"""Reward and follow predictors, their cross-validated scores, and training with a safe fallback.
+
+scikit-learn shape: ``fit(X, y, sample_weight=None)`` returns self, fitted state ends in ``_``,
+``__init__`` only stores parameters, so a notebook swaps ridge for LightGBM in one line.
+
+- ``RidgeReward``: standardised ridge regression of the composite reward (the dependable default).
+- ``LogisticFollows``: P(follows >= 1) by standardised logistic regression.
+- ``LightGBMReward`` / ``LightGBMFollows``: small, deterministic gradient boosting.
+- ``cross_validated_score``: K-fold score vs a predict-the-mean (or base-rate) baseline.
+- ``train_with_fallback``: LightGBM when asked and there is enough data, ridge/logistic on any
+  LightGBM failure (logged as ``[LEARN_JOB] lightgbm_failed fallback=… error=…``).
+- ``dumps`` / ``loads``: pickle bytes for ``predictors.model``; a load failure is a ``ModelLoadError``.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from xbotlib.logs import tagged
+
+log = logging.getLogger("xbot.predictors")
+
+MIN_LIGHTGBM_SAMPLES = 50
+LIGHTGBM_DEFAULTS: dict[str, Any] = {
+    "n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 10,
+    "random_state": 0, "n_jobs": 1, "verbose": -1, "deterministic": True, "force_col_wise": True,
+}
+KINDS = ("reward", "follows")
+
+
+def _check_xy(X, y, sample_weight=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y has shape {y.shape}, expected ({X.shape[0]},) to match X")
+    if X.shape[0] == 0:
+        raise ValueError("no training samples (X has 0 rows)")
+    if not (np.isfinite(X).all() and np.isfinite(y).all()):
+        raise ValueError("X and y must be finite (found NaN or inf)")
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    if w.shape != y.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"sample_weight must be {len(y)} finite non-negative numbers with a positive sum")
+    return X, y, w
+
+
+class RidgeReward:
+    """Ridge regression of the reward on standardised features."""
+
+    algorithm = "ridge"
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def fit(self, X, y, sample_weight=None) -> "RidgeReward":
+        X, y, w = _check_xy(X, y, sample_weight)
+        self.pipeline_ = make_pipeline(StandardScaler(), Ridge(alpha=self.alpha))
+        self.pipeline_.fit(X, y, ridge__sample_weight=w)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        return self.pipeline_.predict(np.asarray(X, dtype=float))
+
+
+class LogisticFollows:
+    """P(follows >= 1): logistic regression on standardised features. ``y`` is the follow count
+    (or 0/1). With one class only in the data it predicts that (smoothed) base rate."""
+
+    algorithm = "logistic"
+
+    def __init__(self, C: float = 1.0):
+        self.C = C
+
+    def fit(self, X, y, sample_weight=None) -> "LogisticFollows":
+        X, y, w = _check_xy(X, y, sample_weight)
+        labels = (y >= 1).astype(int)
+        self.n_features_in_ = X.shape[1]
+        if labels.min() == labels.max():
+            # nothing to separate: the (smoothed) base rate is the honest prediction
+            self.constant_ = float((np.sum(w * labels) + 0.5) / (np.sum(w) + 1.0))
+            self.pipeline_ = None
+            return self
+        self.constant_ = None
+        self.pipeline_ = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=1000))
+        self.pipeline_.fit(X, labels, logisticregression__sample_weight=w)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if self.pipeline_ is None:
+            return np.full(X.shape[0], self.constant_)
+        return self.pipeline_.predict_proba(X)[:, 1]
+
+
+class LightGBMReward:
+    """Gradient-boosted trees for the reward. ``params`` override ``LIGHTGBM_DEFAULTS``."""
+
+    algorithm = "lightgbm"
+    _objective = "regression"
+
+    def __init__(self, **params: Any):
+        self.params = params
+
+    def _estimator(self):
+        import lightgbm  # imported here so a broken install is a fallback, not an import error
+
+        return lightgbm.LGBMRegressor(**{**LIGHTGBM_DEFAULTS, **self.params})
+
+    def fit(self, X, y, sample_weight=None) -> "LightGBMReward":
+        X, y, w = _check_xy(X, y, sample_weight)
+        self.booster_ = self._estimator().fit(X, self._target(y), sample_weight=w)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _target(self, y: np.ndarray) -> np.ndarray:
+        return y
+
+    def predict(self, X) -> np.ndarray:
+        return self.booster_.predict(np.asarray(X, dtype=float))
+
+
+class LightGBMFollows(LightGBMReward):
+    """Gradient-boosted P(follows >= 1)."""
+
+    def _estimator(self):
+        import lightgbm
+
+        return lightgbm.LGBMClassifier(**{**LIGHTGBM_DEFAULTS, **self.params})
+
+    def _target(self, y: np.ndarray) -> np.ndarray:
+        labels = (y >= 1).astype(int)
+        if labels.min() == labels.max():
+            raise ValueError("LightGBMFollows needs both outcomes (some posts with follows, some without)")
+        return labels
+
+    def predict(self, X) -> np.ndarray:
+        return self.booster_.predict_proba(np.asarray(X, dtype=float))[:, 1]
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def weighted_r2(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> float | None:
+    """Weighted R²; None when y does not vary (R² is undefined)."""
+    ybar = np.average(y, weights=w)
+    ss_tot = float(np.sum(w * (y - ybar) ** 2))
+    if ss_tot <= 0:
+        return None
+    return 1.0 - float(np.sum(w * (y - pred) ** 2)) / ss_tot
+
+
+def weighted_log_loss(labels: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.sum(w * (labels * np.log(p) + (1 - labels) * np.log(1 - p))) / np.sum(w))
+
+
+def _auc(labels: np.ndarray, p: np.ndarray, w: np.ndarray) -> float | None:
+    if labels.min() == labels.max():
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, p, sample_weight=w))
+
+
+def cross_validated_score(model_factory: Callable[[], Any], X, y, w=None, folds: int = 5, seed: int = 0, *,
+                          kind: str = "reward") -> dict[str, Any]:
+    """K-fold out-of-fold score of ``model_factory()`` against a baseline fitted per fold.
+
+    kind 'reward': ``score`` = weighted R² of the pooled out-of-fold predictions, ``baseline_score``
+    = the same for predicting each training fold's weighted mean; also ``mse``/``baseline_mse``.
+    kind 'follows': ``score`` = −weighted log-loss (higher is better) vs the training folds' base
+    rate; also ``auc``. ``loss``/``baseline_loss`` (lower is better) compare either kind.
+    Fewer than 4 samples: scores are None with a ``reason``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown predictor kind {kind!r} (expected one of {KINDS})")
+    X, y, w = _check_xy(X, y, w)
+    n = len(y)
+    if n < 4:
+        return {"score": None, "baseline_score": None, "loss": None, "baseline_loss": None, "n": n, "folds": 0,
+                "metric": "r2" if kind == "reward" else "neg_log_loss", "reason": f"too few samples ({n} < 4)"}
+    k = int(min(folds, n // 2))
+    target = y if kind == "reward" else (y >= 1).astype(float)
+    splitter = KFold(k, shuffle=True, random_state=seed)
+    if kind == "follows" and min(target.sum(), n - target.sum()) >= k:
+        splitter = StratifiedKFold(k, shuffle=True, random_state=seed)
+    pred = np.zeros(n)
+    base = np.zeros(n)
+    for train, test in splitter.split(X, target):
+        model = model_factory().fit(X[train], y[train], sample_weight=w[train])
+        pred[test] = model.predict(X[test])
+        base[test] = np.average(target[train], weights=w[train]) if w[train].sum() > 0 else target[train].mean()
+    if kind == "reward":
+        mse = float(np.sum(w * (y - pred) ** 2) / np.sum(w))
+        bmse = float(np.sum(w * (y - base) ** 2) / np.sum(w))
+        return {"score": weighted_r2(y, pred, w), "baseline_score": weighted_r2(y, base, w), "loss": mse,
+                "baseline_loss": bmse, "mse": mse, "baseline_mse": bmse, "n": n, "folds": k, "metric": "r2"}
+    ll = weighted_log_loss(target, pred, w)
+    bll = weighted_log_loss(target, base, w)
+    return {"score": -ll, "baseline_score": -bll, "loss": ll, "baseline_loss": bll, "auc": _auc(target, pred, w),
+            "n": n, "folds": k, "metric": "neg_log_loss"}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainedModel:
+    """A fitted model and how it was chosen. ``cv`` scores the chosen algorithm; ``candidates``
+    has the cv of every algorithm tried; ``fallback_reason`` says why LightGBM was not used."""
+
+    model: Any
+    algorithm: str
+    kind: str
+    cv: dict[str, Any]
+    n_samples: int
+    candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fallback_reason: str | None = None
+    target_column: str | None = None  # what y was, when not implied by kind (a regression on follows)
+
+    @property
+    def target(self) -> str:
+        if self.target_column:
+            return self.target_column
+        return "reward_composite" if self.kind == "reward" else "follows"
+
+
+def _linear_factory(kind: str) -> Callable[[], Any]:
+    return RidgeReward if kind == "reward" else LogisticFollows
+
+
+def _lightgbm_factory(kind: str, params: dict[str, Any]) -> Callable[[], Any]:
+    cls = LightGBMReward if kind == "reward" else LightGBMFollows
+    return lambda: cls(**params)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+
+
+def train_with_fallback(kind: str, X, y, w, use_lightgbm: bool, logger: logging.Logger | None = None, *,
+                        lightgbm_params: dict[str, Any] | None = None, min_lightgbm_samples: int = MIN_LIGHTGBM_SAMPLES,
+                        folds: int = 5, seed: int = 0) -> TrainedModel:
+    """Train the predictor of ``kind`` ('reward' = composite reward, 'follows' = P(follows >= 1)).
+
+    The linear model (ridge / logistic) is always trained and cross-validated. LightGBM is tried
+    when ``use_lightgbm`` and n >= ``min_lightgbm_samples``; it is kept only if its cross-validated
+    loss is no worse than the linear model's. Any LightGBM error falls back to the linear model
+    and logs ``[LEARN_JOB] lightgbm_failed fallback=ridge|logistic error=…``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown predictor kind {kind!r} (expected one of {KINDS})")
+    logger = logger or log
+    X, y, w = _check_xy(X, y, w)
+    n = len(y)
+    linear = _linear_factory(kind)
+    linear_name = linear.algorithm
+    candidates = {linear_name: cross_validated_score(linear, X, y, w, folds, seed, kind=kind)}
+    chosen = TrainedModel(linear().fit(X, y, sample_weight=w), linear_name, kind, candidates[linear_name], n, candidates)
+    if not use_lightgbm:
+        chosen.fallback_reason = "lightgbm disabled (LEARN_USE_LIGHTGBM=false)"
+        return chosen
+    if n < min_lightgbm_samples:
+        chosen.fallback_reason = f"too few samples for lightgbm ({n} < {min_lightgbm_samples})"
+        return chosen
+    params = {"random_state": seed, **(lightgbm_params or {})}
+    factory = _lightgbm_factory(kind, params)
+    try:
+        cv = cross_validated_score(factory, X, y, w, folds, seed, kind=kind)
+        model = factory().fit(X, y, sample_weight=w)
+    except Exception as exc:  # noqa: BLE001 - any LightGBM failure must leave a working predictor
+        tagged(logger, "LEARN_JOB", "lightgbm_failed", level=logging.WARNING, fallback=linear_name, error=_one_line(exc))
+        chosen.fallback_reason = f"lightgbm failed: {_one_line(exc)}"
+        return chosen
+    candidates["lightgbm"] = cv
+    if cv["loss"] is not None and candidates[linear_name]["loss"] is not None and cv["loss"] > candidates[linear_name]["loss"]:
+        chosen.fallback_reason = (f"lightgbm cv loss {cv['loss']:.6g} worse than {linear_name} "
+                                  f"{candidates[linear_name]['loss']:.6g}")
+        return chosen
+    return TrainedModel(model, "lightgbm", kind, cv, n, candidates)
+
+
+# ----------------------------------------------------------------------------- serialisation
+
+
+class ModelLoadError(ValueError):
+    """Stored model bytes could not be turned back into a model."""
+
+
+def dumps(model: Any) -> bytes:
+    """Model -> bytes for ``predictors.model`` (pickle; the bytes only ever come from our own database)."""
+    return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def loads(data: bytes | memoryview | None) -> Any:
+    """Bytes -> model; any failure (corrupt bytes, a missing library) is a ``ModelLoadError``."""
+    if data is None:
+        raise ModelLoadError("no model bytes stored")
+    try:
+        model = pickle.loads(bytes(data))
+    except Exception as exc:  # noqa: BLE001 - unpickling can raise almost anything
+        raise ModelLoadError(f"cannot load stored model: {_one_line(exc)}") from exc
+    if not hasattr(model, "predict"):
+        raise ModelLoadError(f"stored object is a {type(model).__name__}, not a predictor (no predict method)")
+    return model

@@ -1,0 +1,155 @@
+"""The daemon (`xbot run`): plan, post, collect and learn — and the scheduled notebooks — on the
+cron expressions in ``schedules/``.
+
+- One daemon per account: a session-level advisory lock, held for the daemon's lifetime.
+- Each job tick is recorded in ``job_runs`` (``jobs.run_job``); a failing tick is logged and the
+  loop goes on (the next tick retries), so one bad answer from X never stops the bot.
+- SIGTERM / SIGINT finish the current tick, then exit.
+- Time comes from the injected clock and waiting from the injected ``sleep_until``: with a
+  ``SimClock`` the daemon jumps straight to the next due entry, so a simulated week takes seconds.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from xbotlib.clock import SimClock
+from xbotlib.logs import tagged
+
+log = logging.getLogger("xbot.daemon")
+
+
+class DaemonLocked(RuntimeError):
+    """Another daemon already runs for this account."""
+
+
+def daemon_lock_key(account_id: str) -> int:
+    return 0x58424F54_00000000 | zlib.crc32(f"daemon:{account_id}".encode())
+
+
+@dataclass
+class Daemon:
+    """Run schedule entries for one or more accounts (one ``JobContext`` each) on one clock.
+
+    ``notebook_runner(name, parameters)`` runs a scheduled notebook (None: notebook entries are skipped
+    with a log line). ``on_tick(now)`` is called after each loop turn (progress bars use it).
+    """
+    contexts: list
+    entries: list
+    notebook_runner: Callable[[str, dict], object] | None = None
+    on_tick: Callable[[datetime], None] | None = None
+    last_run: dict = field(default_factory=dict)
+    stop_requested: bool = False
+    ticks: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.contexts, (list, tuple)):
+            self.contexts = [self.contexts]
+        if not self.contexts:
+            raise ValueError("Daemon needs at least one JobContext")
+        self.clock = self.contexts[0].clock
+
+    def request_stop(self, *_args) -> None:
+        self.stop_requested = True
+        tagged(log, "DAEMON", "stop requested: finishing the current tick")
+
+    def run(self, until: datetime | None = None, sleep_until: Callable[[datetime], None] | None = None,
+            install_signals: bool = True) -> dict:
+        """Loop until ``until`` (or a stop request). Returns run counts per entry key."""
+        from xbotlib.jobs import schedules
+
+        sleep_until = sleep_until or self._default_sleeper()
+        previous = {}
+        if install_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self.request_stop)
+        try:
+            return self._run_locked(schedules, until, sleep_until)
+        finally:  # the process outlives the daemon (tests, notebooks): give the signals back
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run_locked(self, schedules, until, sleep_until) -> dict:
+        db = self.contexts[0].db
+        accounts = [c.account_id for c in self.contexts]
+        with db.connection() as lock_conn:
+            held = []
+            try:
+                for account in accounts:
+                    got = lock_conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (daemon_lock_key(account),)
+                                            ).fetchone()["ok"]
+                    lock_conn.commit()
+                    if not got:
+                        raise DaemonLocked(f"another `xbot run` already holds account {account!r} "
+                                           "(one daemon per account; stop the other one first)")
+                    held.append(account)
+                tagged(log, "DAEMON", "started", accounts=",".join(accounts), entries=len(self.entries))
+                self._loop(schedules, until, sleep_until)
+            finally:
+                for account in held:
+                    lock_conn.execute("SELECT pg_advisory_unlock(%s)", (daemon_lock_key(account),))
+                lock_conn.commit()
+        tagged(log, "DAEMON", "stopped", accounts=",".join(accounts))
+        return dict(self.ticks)
+
+    def _loop(self, schedules, until, sleep_until) -> None:
+        from xbotlib.jobs.runner import run_job
+        start = self.clock.now()
+        # next due time per entry, computed once per run of that entry (cron parsing is not free);
+        # an entry never run is due at once, and missed runs collapse into one
+        next_due = {e.key: (schedules.next_run(e, self.last_run[e.key]) if e.key in self.last_run else start)
+                    for e in self.entries}
+        while not self.stop_requested:
+            now = self.clock.now()
+            if until is not None and now >= until:
+                break
+            for entry in [e for e in self.entries if next_due[e.key] <= now]:
+                for ctx in self.contexts:
+                    if self.stop_requested:
+                        break
+                    if entry.kind == "job" or ctx is self.contexts[0]:  # notebooks run once, not per account
+                        self._run_entry(ctx, entry, run_job)
+                self.last_run[entry.key] = now
+                next_due[entry.key] = schedules.next_run(entry, now)
+            if self.on_tick:
+                self.on_tick(self.clock.now())
+            wake = min(next_due.values())
+            if until is not None:
+                wake = min(wake, until)
+            if wake > self.clock.now():
+                sleep_until(wake)
+
+    def _run_entry(self, ctx, entry, run_job) -> None:
+        from xbotlib.jobs import collect, learn, plan, post
+        self.ticks[entry.key] = self.ticks.get(entry.key, 0) + 1
+        try:
+            if entry.kind == "job":
+                tick = {"plan": plan.tick, "post": post.tick, "collect": collect.tick, "learn": learn.tick}[entry.name]
+                run_job(entry.name, ctx, tick)
+            elif self.notebook_runner is not None:
+                self.notebook_runner(entry.name, dict(entry.parameters or {}))
+            else:
+                tagged(log, "DAEMON", "notebook skipped", name=entry.name, reason="no_notebook_runner")
+        except Exception as exc:  # recorded in job_runs by run_job; the loop must go on
+            tagged(log, "DAEMON", "tick failed", level=logging.ERROR, entry=entry.key, account=ctx.account_id,
+                   error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
+
+    def _default_sleeper(self) -> Callable[[datetime], None]:
+        clock = self.clock
+        if isinstance(clock, SimClock):
+            return clock.set
+
+        def sleep_until(when: datetime) -> None:
+            # short naps so SIGTERM is honoured promptly
+            while not self.stop_requested:
+                remaining = (when - clock.now()).total_seconds()
+                if remaining <= 0:
+                    return
+                time.sleep(min(remaining, 1.0))
+        return sleep_until

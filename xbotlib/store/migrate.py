@@ -1,0 +1,194 @@
+"""Plain-SQL migrations: ``migrations/NNNN_name.up.sql`` and ``NNNN_name.down.sql``.
+
+``up`` applies every pending file in order, each in its own transaction, and records version,
+name and checksum in ``schema_migrations``. A Postgres advisory lock makes concurrent runs wait
+for each other, so four processes running ``migrate up`` at once end with one correct schema.
+An applied file whose checksum changed is refused before anything runs: the schema on disk and
+the schema in the database would silently disagree otherwise.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from xbotlib.config import PROJECT_ROOT
+
+from xbotlib.store.db import Database
+
+log = logging.getLogger("xbot.migrate")
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+# an arbitrary constant that names "xbot migrations" among advisory locks
+MIGRATION_LOCK_KEY = 0x5842_4F54_4D49_47  # 'XBOTMIG'
+_FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
+
+SCHEMA_MIGRATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+class MigrationError(RuntimeError):
+    """A migration cannot be applied safely; the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    up_path: Path
+    down_path: Path
+
+    @property
+    def up_sql(self) -> str:
+        return self.up_path.read_text()
+
+    @property
+    def down_sql(self) -> str:
+        return self.down_path.read_text()
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.up_path.read_bytes()).hexdigest()
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """All migrations in ``directory``, by version. Every up file needs its down file."""
+    if not directory.is_dir():
+        raise MigrationError(f"no migrations directory at {directory} "
+                             "(run from the xbot checkout, or pass the right path)")
+    ups: dict[int, tuple[str, Path]] = {}
+    downs: dict[int, Path] = {}
+    for path in sorted(directory.glob("*.sql")):
+        m = _FILE_RE.match(path.name)
+        if not m:
+            raise MigrationError(f"{path.name} is not a migration file name (expected NNNN_name.up.sql or .down.sql)")
+        version, name, direction = int(m.group(1)), m.group(2), m.group(3)
+        if direction == "up":
+            if version in ups:
+                raise MigrationError(f"two up migrations share version {version:04d}: "
+                                     f"{ups[version][1].name} and {path.name} (renumber one)")
+            ups[version] = (name, path)
+        else:
+            downs[version] = path
+    out = []
+    for version in sorted(ups):
+        name, up = ups[version]
+        if version not in downs:
+            raise MigrationError(f"{up.name} has no down file (add {version:04d}_{name}.down.sql)")
+        out.append(Migration(version, name, up, downs[version]))
+    return out
+
+
+def _locked(conn):
+    # lock before any DDL: two concurrent `CREATE TABLE IF NOT EXISTS` can still collide in pg_type
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    conn.execute(SCHEMA_MIGRATIONS_DDL)
+    conn.commit()
+
+
+def _unlock(conn):
+    conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    conn.commit()
+
+
+def _applied(conn) -> dict[int, dict]:
+    rows = conn.execute("SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version").fetchall()
+    conn.commit()
+    return {r["version"]: r for r in rows}
+
+
+def _verify_checksums(migrations: list[Migration], applied: dict[int, dict], directory: Path) -> None:
+    by_version = {m.version: m for m in migrations}
+    for version, row in applied.items():
+        m = by_version.get(version)
+        if m is None:
+            raise MigrationError(f"migration {version:04d}_{row['name']} is applied but its file is missing "
+                                 f"from {directory} (restore it; never delete an applied migration)")
+        if m.checksum != row["checksum"]:
+            raise MigrationError(
+                f"{m.up_path.name} changed after it was applied (checksum {m.checksum[:12]} != recorded "
+                f"{row['checksum'][:12]}); restore the original file and put the change in a new migration")
+
+
+def up(db: Database, directory: Path = MIGRATIONS_DIR, target: int | None = None) -> list[Migration]:
+    """Apply pending migrations (up to ``target``); returns those applied."""
+    migrations = discover(directory)
+    done: list[Migration] = []
+    with db.connection() as conn:
+        _locked(conn)
+        try:
+            applied = _applied(conn)
+            _verify_checksums(migrations, applied, directory)
+            for m in migrations:
+                if m.version in applied or (target is not None and m.version > target):
+                    continue
+                try:
+                    with conn.transaction():
+                        conn.execute(m.up_sql)
+                        conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                                     (m.version, m.name, m.checksum))
+                except Exception as exc:
+                    raise MigrationError(f"{m.up_path.name} failed and was rolled back: {exc}") from exc
+                conn.commit()
+                log.info("applied migration %04d_%s", m.version, m.name)
+                done.append(m)
+        finally:
+            conn.rollback()
+            _unlock(conn)
+    return done
+
+
+def down(db: Database, directory: Path = MIGRATIONS_DIR, target: int = 0, steps: int | None = None) -> list[Migration]:
+    """Revert applied migrations, newest first, down to version ``target`` (or ``steps`` of them)."""
+    migrations = {m.version: m for m in discover(directory)}
+    undone: list[Migration] = []
+    with db.connection() as conn:
+        _locked(conn)
+        try:
+            applied = _applied(conn)
+            _verify_checksums(list(migrations.values()), applied, directory)
+            for version in sorted(applied, reverse=True):
+                if version <= target or (steps is not None and len(undone) >= steps):
+                    break
+                m = migrations[version]
+                try:
+                    with conn.transaction():
+                        conn.execute(m.down_sql)
+                        conn.execute("DELETE FROM schema_migrations WHERE version = %s", (version,))
+                except Exception as exc:
+                    raise MigrationError(f"{m.down_path.name} failed and was rolled back: {exc}") from exc
+                conn.commit()
+                log.info("reverted migration %04d_%s", m.version, m.name)
+                undone.append(m)
+        finally:
+            conn.rollback()
+            _unlock(conn)
+    return undone
+
+
+def status(db: Database, directory: Path = MIGRATIONS_DIR) -> list[dict]:
+    """One row per migration: version, name, state (applied | pending | CHANGED), applied_at."""
+    migrations = discover(directory)
+    with db.connection() as conn:
+        # read-only: a status check (e.g. `xbot doctor`) must not create tables or race a running `up`
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS e").fetchone()["e"]
+        applied = _applied(conn) if exists else {}
+    rows = []
+    for m in migrations:
+        row = applied.get(m.version)
+        if row is None:
+            state = "pending"
+        elif row["checksum"] != m.checksum:
+            state = "CHANGED"
+        else:
+            state = "applied"
+        rows.append({"version": m.version, "name": m.name, "state": state,
+                     "applied_at": row["applied_at"] if row else None})
+    return rows

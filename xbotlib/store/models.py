@@ -1,0 +1,198 @@
+"""Versioned predictors in PostgreSQL (table ``predictors``; keys ``predictor:{kind}:v{N}``).
+
+Versions count per (account, kind); the newest saved version of an (account, kind, world,
+target) is the active one. A model remembers the world it was trained on and is only ever
+loaded for that world: live mode never serves a sandbox model.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import psycopg
+
+from xbotlib.store.arms import check_world
+from xbotlib.core.features import feature_matrix
+from xbotlib.logs import tagged
+from xbotlib.core.predictors import ModelLoadError, TrainedModel, dumps, loads
+
+log = logging.getLogger("xbot.predictors")
+
+PREDICTOR_KINDS = ("content", "timing")
+
+
+def predictor_key(kind: str, version: int) -> str:
+    return f"predictor:{kind}:v{version}"
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in PREDICTOR_KINDS:
+        raise ValueError(f"unknown predictor kind {kind!r} (expected 'content' or 'timing')")
+    return kind
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf and numpy scalars are not JSON: store None / plain floats."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def save_version(conn: psycopg.Connection, account_id: str, kind: str, trained: TrainedModel, features: Sequence[str],
+                 n_samples: int, world: str, trained_through: int | None, now: datetime) -> int:
+    """Store ``trained`` as the next version of ``kind`` and make it the active one; returns N.
+
+    The previous active model of the same account, kind, world and target is deactivated in the
+    same transaction. ``trained_through`` is the last outcome_id in the training data.
+    """
+    _check_kind(kind)
+    check_world(world)
+    metrics = _json_safe({"cv": trained.cv, "candidates": trained.candidates, "fallback_reason": trained.fallback_reason,
+                          "model_kind": trained.kind})
+    with conn.transaction():
+        # one writer per (account, kind) at a time, so two learners never pick the same N
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"predictors:{account_id}:{kind}",))
+        row = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM predictors WHERE account_id = %s AND kind = %s",
+                           (account_id, kind)).fetchone()
+        version = int(row["v"])
+        conn.execute("""UPDATE predictors SET is_active = false
+                         WHERE account_id = %s AND kind = %s AND world = %s AND target = %s AND is_active""",
+                     (account_id, kind, world, trained.target))
+        conn.execute(
+            """INSERT INTO predictors (account_id, kind, version, predictor_key, algorithm, world, target, features,
+                                       n_samples, cv_score, baseline_score, metrics, model, is_active, trained_through,
+                                       trained_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s, %s)""",
+            (account_id, kind, version, predictor_key(kind, version), trained.algorithm, world, trained.target,
+             json.dumps(list(features)), int(n_samples), _json_safe(trained.cv.get("score")),
+             _json_safe(trained.cv.get("baseline_score")), json.dumps(metrics), dumps(trained.model),
+             trained_through, now),
+        )
+    return version
+
+
+@dataclass
+class LoadedPredictor:
+    """A stored predictor, ready to use. ``fallback_from`` names the version that failed to load
+    when an older linear version is served instead."""
+
+    version: int
+    key: str
+    kind: str
+    algorithm: str
+    world: str
+    target: str
+    features: list[str]
+    model: Any
+    n_samples: int
+    cv_score: float | None
+    baseline_score: float | None
+    metrics: dict[str, Any]
+    trained_through: int | None
+    trained_at: datetime
+    fallback_from: str | None = None
+
+    def predict(self, X) -> np.ndarray:
+        """Predict for rows of X, shape (n, len(features))."""
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != len(self.features):
+            raise ValueError(f"{self.key} expects (n, {len(self.features)}) features, got shape {X.shape}")
+        return self.model.predict(X)
+
+    def predict_features(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Predict from stored-style feature dicts (``ContentFeatures.to_dict()``)."""
+        return self.predict(feature_matrix(rows, self.features))
+
+
+_COLUMNS = """predictor_id, version, predictor_key, kind, algorithm, world, target, features, n_samples, cv_score,
+              baseline_score, metrics, trained_through, trained_at, is_active"""
+
+
+def _loaded(row: Mapping[str, Any], model: Any, fallback_from: str | None = None) -> LoadedPredictor:
+    return LoadedPredictor(version=row["version"], key=row["predictor_key"], kind=row["kind"], algorithm=row["algorithm"],
+                           world=row["world"], target=row["target"], features=list(row["features"]), model=model,
+                           n_samples=row["n_samples"], cv_score=row["cv_score"], baseline_score=row["baseline_score"],
+                           metrics=row["metrics"], trained_through=row["trained_through"], trained_at=row["trained_at"],
+                           fallback_from=fallback_from)
+
+
+def load_active(conn: psycopg.Connection, account_id: str, kind: str, world: str, *, target: str = "reward_composite",
+                logger: logging.Logger | None = None) -> LoadedPredictor | None:
+    """The active predictor of this account, kind and world, or None when there is none.
+
+    If the active model cannot be loaded (corrupt bytes, LightGBM missing), the newest loadable
+    linear model of the same world is served instead and ``[LEARN_JOB] lightgbm_failed
+    fallback=ridge failed=<key> served=<key> error=…`` is logged (``model_load_failed`` when the
+    broken model was not LightGBM); None if there is no loadable model. Stored rows are not changed.
+    """
+    _check_kind(kind)
+    check_world(world)
+    logger = logger or log
+    active = conn.execute(
+        f"""SELECT {_COLUMNS}, model FROM predictors
+             WHERE account_id = %s AND kind = %s AND world = %s AND target = %s AND is_active
+             ORDER BY version DESC LIMIT 1""",
+        (account_id, kind, world, target),
+    ).fetchone()
+    if active is None:
+        return None
+    try:
+        return _loaded(active, loads(active["model"]))
+    except ModelLoadError as exc:
+        error = str(exc)
+    # the contract tag names LightGBM; a corrupt linear model is reported under its own name
+    message = "lightgbm_failed" if active["algorithm"] == "lightgbm" else "model_load_failed"
+    older = conn.execute(
+        f"""SELECT {_COLUMNS}, model FROM predictors
+             WHERE account_id = %s AND kind = %s AND world = %s AND target = %s AND version < %s
+               AND algorithm IN ('ridge', 'logistic')
+             ORDER BY version DESC""",
+        (account_id, kind, world, target, active["version"]),
+    ).fetchall()
+    for row in older:
+        try:
+            model = loads(row["model"])
+        except ModelLoadError:
+            continue
+        tagged(logger, "LEARN_JOB", message, level=logging.WARNING, fallback=row["algorithm"],
+               failed=active["predictor_key"], served=row["predictor_key"], error=error)
+        return _loaded(row, model, fallback_from=active["predictor_key"])
+    tagged(logger, "LEARN_JOB", message, level=logging.WARNING, fallback="none",
+           failed=active["predictor_key"], error=error)
+    return None
+
+
+def latest_version(conn: psycopg.Connection, account_id: str, kind: str, world: str | None = None) -> int | None:
+    """The highest version number of ``kind`` (in ``world`` if given), or None when none is stored."""
+    _check_kind(kind)
+    sql = "SELECT MAX(version) AS v FROM predictors WHERE account_id = %s AND kind = %s"
+    params: list[Any] = [account_id, kind]
+    if world is not None:
+        sql += " AND world = %s"
+        params.append(check_world(world))
+    row = conn.execute(sql, params).fetchone()
+    return None if row["v"] is None else int(row["v"])
+
+
+def list_versions(conn: psycopg.Connection, account_id: str, kind: str | None = None,
+                  world: str | None = None) -> list[dict[str, Any]]:
+    """Every stored version (without model bytes), newest first: for status pages and notebooks."""
+    sql = f"SELECT {_COLUMNS} FROM predictors WHERE account_id = %s"
+    params: list[Any] = [account_id]
+    if kind is not None:
+        sql += " AND kind = %s"
+        params.append(_check_kind(kind))
+    if world is not None:
+        sql += " AND world = %s"
+        params.append(check_world(world))
+    return conn.execute(sql + " ORDER BY kind, version DESC", params).fetchall()

@@ -1,0 +1,24 @@
+"""X rate limits remembered across processes (table ``x_rate_limits``): when X answers 429, the post
+and collect jobs record the reset time so that the next process (a cron tick, another worker) waits
+instead of spending its first call on a known refusal."""
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def record_rate_limit(conn, account_id: str, endpoint: str, reset_at: datetime, remaining: int | None = None) -> None:
+    """Remember that ``endpoint`` is rate-limited for ``account_id`` until ``reset_at`` (table x_rate_limits)."""
+    conn.execute(
+        """INSERT INTO x_rate_limits (account_id, endpoint, remaining, reset_at) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (account_id, endpoint) DO UPDATE SET remaining = EXCLUDED.remaining, reset_at = EXCLUDED.reset_at""",
+        (account_id, endpoint, remaining, reset_at))
+
+
+def deferred_until(conn, account_id: str, endpoint: str, now: datetime) -> datetime | None:
+    """When ``endpoint`` may be called again, or None if it may be called now."""
+    row = conn.execute("SELECT reset_at FROM x_rate_limits WHERE account_id = %s AND endpoint = %s",
+                       (account_id, endpoint)).fetchone()
+    if row is None:
+        return None
+    reset = row["reset_at"] if isinstance(row, dict) else row[0]
+    return reset if reset > now else None
