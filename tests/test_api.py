@@ -20,7 +20,7 @@ from xbotlib.core import vocab
 from xbotlib.app.api.app import REALM, create_app, next_training, token_matches
 from xbotlib.core.bandit import ArmStats, explore_rate, posterior
 from xbotlib.config import ConfigError
-from xbotlib.jobs.learn import LastVersion
+from xbotlib.core.predictors import LastVersion
 from xbotlib.devtools.seed_history import HistorySpec, seed_history
 
 TOKEN = "test-admin-token-4f9a0c2b"
@@ -218,7 +218,7 @@ def test_learning_status_matches_the_database(client, db, clock, api_settings):
 
     # the learner's growth model, fitted on the same outcomes the plan job reads
     from xbotlib.core import growth_model
-    from xbotlib.jobs.plan import post_outcomes
+    from xbotlib.store.outcomes import post_outcomes
     with db.connection() as conn:
         posts = post_outcomes(conn, ACC, "sandbox", now)
     gm = body["growth_model"]

@@ -13,7 +13,7 @@ from xbotlib.core import vocab
 from xbotlib.core.features import LocalEmbedder, extract_features
 from xbotlib.jobs.context import JobContext
 from xbotlib.jobs import learn
-from xbotlib.jobs.learn import LastVersion, should_train
+from xbotlib.core.predictors import LastVersion, should_train
 from xbotlib.core.reward import outcome_reward
 from xbotlib.clients.generation import TemplateGenerator
 

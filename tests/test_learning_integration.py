@@ -12,6 +12,7 @@ from xbotlib.core import vocab
 from xbotlib.store.arms import load_arms
 from xbotlib.jobs.runner import run_job
 from xbotlib.jobs import collect, learn, post
+from xbotlib.store.outcomes import MODEL_WINDOW_DAYS
 from xbotlib.jobs.context import build_context
 from xbotlib.sim.xserver import SandboxX
 from xbotlib.clients.generation import TemplateGenerator
@@ -78,7 +79,7 @@ def test_post_collect_bandit_learn(settings, db, clock, caplog):
 def test_plan_reads_the_growth_models_outcomes_from_what_the_collector_stored(settings, db, clock):
     """post_outcomes: one row per post with a pass-2 outcome, of this world only, with its arms, its final
     visits and follows, and the follower count of the last snapshot before it went out."""
-    from xbotlib.jobs.plan import post_outcomes
+    from xbotlib.store.outcomes import post_outcomes
 
     settings = settings.replace(posts_per_hour_cap=20, posts_per_day_cap=50)
     ctx = build_context(settings, db, clock, sandbox=SandboxX(clock=clock, seed=22), seed=22,
@@ -111,7 +112,6 @@ def test_plan_reads_the_growth_models_outcomes_from_what_the_collector_stored(se
     # no snapshot precedes these posts (the first collect takes one): each gets the account's first snapshot
     assert {r.followers for r in rows} == {float(first_snapshot)}
     # a window that ends before the posts: nothing (the model forgets posts older than its window)
-    from xbotlib.jobs import plan
     with db.connection() as conn:
-        later = clock.now() + timedelta(days=plan.MODEL_WINDOW_DAYS + 1)
+        later = clock.now() + timedelta(days=MODEL_WINDOW_DAYS + 1)
         assert post_outcomes(conn, ctx.account_id, "sandbox", later) == []

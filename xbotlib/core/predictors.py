@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import pickle
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import numpy as np
@@ -313,3 +314,39 @@ def loads(data: bytes | memoryview | None) -> Any:
     if not hasattr(model, "predict"):
         raise ModelLoadError(f"stored object is a {type(model).__name__}, not a predictor (no predict method)")
     return model
+
+
+# ----------------------------------------------------------------------------- when to retrain (the learn job's rule)
+
+TIMING_TARGET = "follows"  # the timing predictor learns follows per post
+WEEKLY = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class LastVersion:
+    """The newest content predictor of a world: the point the next training starts counting from."""
+    version: int
+    trained_through: int | None
+    trained_at: datetime
+
+
+@dataclass(frozen=True)
+class TrainDecision:
+    train: bool
+    reason: str
+    fresh: int
+    need: int
+
+
+def should_train(fresh: int, last: LastVersion | None, now: datetime, *, min_new: int, retrain_at: int,
+                 weekly: timedelta = WEEKLY) -> TrainDecision:
+    """Decide whether to (re)train: the rule in the module docstring. Pure."""
+    if fresh < min_new:
+        return TrainDecision(False, "insufficient_new_samples", fresh, min_new)
+    if last is None:
+        return TrainDecision(True, "first_version", fresh, min_new)
+    if fresh >= retrain_at:
+        return TrainDecision(True, "new_samples", fresh, retrain_at)
+    if now - last.trained_at >= weekly:
+        return TrainDecision(True, "weekly", fresh, min_new)
+    return TrainDecision(False, "waiting_for_retrain", fresh, retrain_at)

@@ -29,57 +29,16 @@ import dataclasses
 
 import json
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 import numpy as np
 
 from xbotlib.logs import tagged
+from xbotlib.core.predictors import TIMING_TARGET, should_train
 from xbotlib.jobs.context import JobContext, JobResult
+from xbotlib.store.models import last_version
 
 log = logging.getLogger("xbot.jobs.learn")
-
-WEEKLY = timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class LastVersion:
-    """The newest content predictor of a world: the point the next training starts counting from."""
-    version: int
-    trained_through: int | None
-    trained_at: datetime
-
-
-@dataclass(frozen=True)
-class TrainDecision:
-    train: bool
-    reason: str
-    fresh: int
-    need: int
-
-
-def should_train(fresh: int, last: LastVersion | None, now: datetime, *, min_new: int, retrain_at: int,
-                 weekly: timedelta = WEEKLY) -> TrainDecision:
-    """Decide whether to (re)train: the rule in the module docstring. Pure."""
-    if fresh < min_new:
-        return TrainDecision(False, "insufficient_new_samples", fresh, min_new)
-    if last is None:
-        return TrainDecision(True, "first_version", fresh, min_new)
-    if fresh >= retrain_at:
-        return TrainDecision(True, "new_samples", fresh, retrain_at)
-    if now - last.trained_at >= weekly:
-        return TrainDecision(True, "weekly", fresh, min_new)
-    return TrainDecision(False, "waiting_for_retrain", fresh, retrain_at)
-
-
-def last_version(conn, account_id: str, world: str) -> LastVersion | None:
-    row = conn.execute(
-        """SELECT version, trained_through, trained_at FROM predictors
-            WHERE account_id = %s AND kind = 'content' AND world = %s AND target = 'reward_composite' ORDER BY version DESC LIMIT 1""",
-        (account_id, world)).fetchone()
-    return None if row is None else LastVersion(int(row["version"]), row["trained_through"], row["trained_at"])
-
 
 def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -> JobResult:
     """Train new predictor versions when enough fresh outcomes arrived.
@@ -134,7 +93,6 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
     return JobResult(detail=detail)
 
 
-TIMING_TARGET = "follows"
 
 
 def _train(frame, use_lightgbm: bool, lightgbm_params: Mapping[str, Any] | None):

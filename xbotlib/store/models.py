@@ -18,7 +18,7 @@ import psycopg
 from xbotlib.store.arms import check_world
 from xbotlib.core.features import feature_matrix
 from xbotlib.logs import tagged
-from xbotlib.core.predictors import ModelLoadError, TrainedModel, dumps, loads
+from xbotlib.core.predictors import LastVersion, ModelLoadError, TrainedModel, dumps, loads
 
 log = logging.getLogger("xbot.predictors")
 
@@ -196,3 +196,12 @@ def list_versions(conn: psycopg.Connection, account_id: str, kind: str | None = 
         sql += " AND world = %s"
         params.append(check_world(world))
     return conn.execute(sql + " ORDER BY kind, version DESC", params).fetchall()
+
+
+def last_version(conn, account_id: str, world: str) -> LastVersion | None:
+    """The newest content predictor of ``world`` for the account, or None before the first."""
+    row = conn.execute(
+        """SELECT version, trained_through, trained_at FROM predictors
+            WHERE account_id = %s AND kind = 'content' AND world = %s AND target = 'reward_composite' ORDER BY version DESC LIMIT 1""",
+        (account_id, world)).fetchone()
+    return None if row is None else LastVersion(int(row["version"]), row["trained_through"], row["trained_at"])

@@ -37,7 +37,8 @@ from xbotlib.core.bandit import ArmStats, explore_rate, posterior
 from xbotlib.clock import Clock
 from xbotlib.config import ConfigError, Settings
 from xbotlib.store.db import Database
-from xbotlib.jobs.learn import WEEKLY, LastVersion, last_version, should_train
+from xbotlib.core.predictors import WEEKLY, LastVersion, should_train
+from xbotlib.store.models import last_version
 from xbotlib.store.queue import TERMINAL, STATUSES
 from xbotlib.store.training_data import count_fresh_outcomes
 
@@ -320,7 +321,7 @@ def arm_summaries(rows: Sequence[dict]) -> list[ArmSummary]:
 
 def next_training(*, world: str, fresh: int, last: LastVersion | None, min_new: int, retrain_at: int,
                   now: datetime, next_learn_run_at: datetime | None = None) -> NextTraining:
-    """When the learn job will next train, by its own rule (``xbotlib.jobs.learn.should_train``).
+    """When the learn job will next train, by its own rule (``xbotlib.core.predictors.should_train``).
 
     ``fresh`` counts pass-2 outcomes after ``last`` (the newest content model of ``world``, or None).
     """
@@ -409,7 +410,7 @@ def get_account(conn, account_id: str) -> dict | None:
 def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
     """The learner's current growth model for the account: hook and hour effects with 95% intervals."""
     from xbotlib.core import growth_model
-    from xbotlib.jobs.plan import MODEL_WINDOW_DAYS, post_outcomes
+    from xbotlib.store.outcomes import MODEL_WINDOW_DAYS, post_outcomes
     from xbotlib.core.policies import XbotPolicy
 
     posts = post_outcomes(conn, account_id, world, now)
