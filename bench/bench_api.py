@@ -26,11 +26,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from xbotlib.devtools.bench import machine
-from xbotlib.clock import SystemClock  # noqa: E402
+from xbotlib.app.api.app import create_app  # noqa: E402
+from xbotlib.clock import SimClock, SystemClock  # noqa: E402
+from xbotlib.config import load_settings  # noqa: E402
+from xbotlib.devtools.bench import machine  # noqa: E402
+from xbotlib.devtools.seed_history import HistorySpec, seed_history  # noqa: E402
+from xbotlib.devtools.testing import TestPostgres  # noqa: E402
+from xbotlib.store.db import Database  # noqa: E402
 
 END = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)  # the seeded world's "now"
 ACCOUNT = "bench"
@@ -44,13 +50,6 @@ def free_port() -> int:
 
 def serve(db_url: str, port: int, token: str) -> None:
     """Child process: the admin API over ``db_url`` with a clock fixed at the end of the history."""
-    import uvicorn
-
-    from xbotlib.app.api.app import create_app
-    from xbotlib.clock import SimClock
-    from xbotlib.config import load_settings
-    from xbotlib.store.db import Database
-
     settings = load_settings(env={"XBOT_DATABASE_URL": db_url, "ADMIN_TOKEN": token, "XBOT_ACCOUNT_ID": ACCOUNT,
                                   "POSTING_DISABLED": "false", "LIVE_POSTS": "false"})
     db = Database.from_url(db_url, pool_max=settings.db_pool_max)
@@ -105,10 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1:
         parser.error(f"--clients and --requests must be >= 1, got {args.clients} and {args.requests}")
-
-    from xbotlib.store.db import Database
-    from xbotlib.devtools.seed_history import HistorySpec, seed_history
-    from xbotlib.devtools.testing import TestPostgres
 
     pg = TestPostgres()
     server = None

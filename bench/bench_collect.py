@@ -28,7 +28,7 @@ from xbotlib.config import load_settings
 from xbotlib.store.db import Database
 from xbotlib.jobs import collect
 from xbotlib.jobs.context import build_context
-from xbotlib.sim.audience import snowflake
+from xbotlib.sim.candidates import snowflake
 from xbotlib.sim.scenario import load_scenario
 from xbotlib.sim.xserver import SandboxX
 from xbotlib.devtools.bench import machine

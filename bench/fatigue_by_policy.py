@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xbotlib.devtools.bench import GROWTH_POLICIES, bench_campaign  # noqa: E402
 from xbotlib.store.db import Database  # noqa: E402
-from xbotlib.jobs.campaign import followers_gained  # noqa: E402
+from xbotlib.store.outcomes import first_and_last_followers  # noqa: E402
 from xbotlib.sim.audience import fatigue_multiplier  # noqa: E402
 from xbotlib.sim.oracle import Oracle  # noqa: E402
 from xbotlib.devtools.testing import TestPostgres  # noqa: E402
@@ -36,7 +36,8 @@ def campaign_fatigue(db: Database, scenario: str | None, policy: str, seed: int,
     """Run one bench campaign in ``db`` (migrated, empty) and summarise its original posts' fatigue."""
     oracle = Oracle(scenario)
     run = bench_campaign(db, policy, seed, days, scenario, oracle.best_choice() if policy == "fixed" else None)
-    first, last = followers_gained(db, run.account_ids[0])
+    with db.connection() as conn:
+        first, last = first_and_last_followers(conn, run.account_ids[0])
     posts = [t for t in run.contexts[0].sandbox.audience.tweets.values() if t.target is None]
     fatigue = np.array([fatigue_multiplier(oracle.scenario, t.similarity) for t in posts])
     return {"policy": policy, "seed": seed, "gained": last - first, "posts": len(posts),

@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import screen_policies  # noqa: E402
 
 from xbotlib.core import growth_model  # noqa: E402
-from xbotlib.core.policies import XbotPolicy, make_policy  # noqa: E402
+from xbotlib.core.policies import XbotPolicy  # noqa: E402
+from xbotlib.sim.policies import make_policy  # noqa: E402
 from xbotlib.sim.scenario import load_scenario  # noqa: E402
 
 SURPRISE_PRIOR_SD = 2.0  # the control variate's coefficient: a wide prior, the data decide (≈ 0.7 here)

@@ -45,8 +45,9 @@ from xbotlib.core.bandit import ArmStats, update  # noqa: E402
 from xbotlib.devtools.bench import paired_differences  # noqa: E402
 from xbotlib.config import Settings  # noqa: E402
 from xbotlib.core.growth_model import PostOutcome  # noqa: E402
-from xbotlib.jobs.plan import allowed_by_rotation  # noqa: E402
-from xbotlib.core.policies import PlanState, make_policy  # noqa: E402
+from xbotlib.core.gates import allowed_by_rotation  # noqa: E402
+from xbotlib.core.policies import PlanState  # noqa: E402
+from xbotlib.sim.policies import make_policy  # noqa: E402
 from xbotlib.core.reward import outcome_reward  # noqa: E402
 from xbotlib.sim.audience import accrual_offset, accrued_fraction, draw_totals  # noqa: E402
 from xbotlib.sim.oracle import Oracle  # noqa: E402

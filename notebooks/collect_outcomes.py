@@ -32,6 +32,9 @@ latest: int = 15  # outcome rows to show
 
 # %%
 from xbotlib.app import analysis
+from xbotlib.clock import SystemClock
+from xbotlib.config import load_settings
+from xbotlib.jobs import once
 
 db = analysis.connect(db_url)
 with db.connection() as conn:
@@ -45,10 +48,7 @@ print(f"account {account}, world {world}")
 
 # %%
 if run_collection:
-    from xbotlib.clock import SystemClock
-    from xbotlib.config import load_settings
-
-    collection = analysis.collect_once(db, load_settings(), account, SystemClock())
+    collection = once.collect_once(db, load_settings(), account, SystemClock())
     print(collection.message, collection.detail)
 else:
     print("collection not run (run_collection=False): the tables show what is already stored")

@@ -36,16 +36,14 @@ seed: int = 0  # cross-fitting folds of the DR estimator
 # %matplotlib inline
 import pandas as pd
 
-from xbotlib import views
 from xbotlib.app import analysis
-from xbotlib.store.experiments import list_experiments
 
 db = analysis.connect(db_url)
 with db.connection() as conn:
     account = analysis.resolve_account(conn, account_id)
     world = analysis.resolve_world(conn, account)
-    report = views.experiment_lift(conn, account, experiment_id, world, seed=seed)
-    registry = pd.DataFrame(list_experiments(conn, account))
+    report = analysis.experiment_lift(conn, account, experiment_id, world, seed=seed)
+    registry = pd.DataFrame(analysis.list_experiments(conn, account))
 print(f"account {account}, world {world}")
 print(report.summary())
 

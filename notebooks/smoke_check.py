@@ -29,14 +29,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from xbotlib.app.reports.runner import open_database
+from xbotlib.store.db import server_identity
+from xbotlib.store.runs import notebook_runs_by_status
 
 # %% [markdown]
 # ## Database
 
 # %%
-with open_database() as db:
-    runs = db.execute("SELECT status, count(*) AS runs FROM notebook_runs GROUP BY status ORDER BY status")
-    server = db.execute("SELECT current_database() AS database, version() AS version")[0]
+with open_database() as db, db.connection() as conn:
+    runs = notebook_runs_by_status(conn)
+    server = server_identity(conn)
 print(f"connected to database {server['database']}")
 pd.DataFrame(runs, columns=["status", "runs"])
 

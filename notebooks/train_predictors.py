@@ -32,6 +32,9 @@ seed: int = 0  # cross-validation folds
 # %%
 # %matplotlib inline
 from xbotlib.app import analysis
+from xbotlib.clock import SystemClock
+from xbotlib.config import load_settings
+from xbotlib.jobs import once
 
 db = analysis.connect(db_url)
 with db.connection() as conn:
@@ -74,10 +77,7 @@ versions
 
 # %%
 if persist:
-    from xbotlib.clock import SystemClock
-    from xbotlib.config import load_settings
-
-    result = analysis.persist_predictors(db, load_settings(), account, world, SystemClock())
+    result = once.persist_predictors(db, load_settings(), account, world, SystemClock())
     print(f"learn job: {result.status} {result.reason or ''}", result.detail)
 else:
     print("not persisted (persist=False): no model version was written")

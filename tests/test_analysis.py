@@ -1,4 +1,5 @@
-"""xbotlib.app.analysis: data access, frames and plots for the notebooks, on a real seeded campaign."""
+"""xbotlib.app.analysis: data access, frames and plots for the notebooks, on a real seeded campaign; and
+xbotlib.jobs.once, the job ticks two notebooks can run on request."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -12,8 +13,9 @@ from xbotlib import views
 from xbotlib.app import analysis
 from xbotlib.clock import SimClock
 from xbotlib.config import load_settings
-from xbotlib.store.db import Database
+from xbotlib.jobs import once
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign
+from xbotlib.store.db import Database
 from xbotlib.store.queue import ensure_account
 
 
@@ -122,7 +124,7 @@ def test_persist_runs_the_learn_job_and_records_it(campaign):
     before = _count(db, "SELECT count(*) AS n FROM predictors WHERE account_id = %s", account)
     clock = SimClock(datetime(2026, 1, 8, tzinfo=timezone.utc))
     settings = load_settings(env={"XBOT_DATABASE_URL": campaign["url"], "XBOT_HOME": str(campaign["home"])})
-    result = analysis.persist_predictors(db, settings, account, "sandbox", clock)
+    result = once.persist_predictors(db, settings, account, "sandbox", clock)
     after = _count(db, "SELECT count(*) AS n FROM predictors WHERE account_id = %s", account)
     # the learner's own rule decides: new versions only when it trained, a reason when it did not
     assert (result.status == "ok" and after == before + 2) or (result.status == "skipped" and after == before
@@ -175,7 +177,7 @@ def test_unknown_experiment_lists_the_valid_ids(db):
         views.experiment_lift(conn, "acct", "nope", "sandbox")
 
 
-# ----------------------------------------------------------------------------- collection
+# ----------------------------------------------------------------------------- collection (jobs.once)
 
 def test_collect_refuses_a_world_that_is_not_the_accounts_and_stores_nothing(campaign, tmp_path):
     db, account = campaign["db"], campaign["account"]
@@ -184,7 +186,7 @@ def test_collect_refuses_a_world_that_is_not_the_accounts_and_stores_nothing(cam
     # the demo's in-process sandbox is gone: these settings reach a fresh sandbox with another user
     settings = load_settings(env={"XBOT_DATABASE_URL": campaign["url"], "XBOT_HOME": str(tmp_path),
                                   "POSTING_DISABLED": "false", "LIVE_POSTS": "false"})
-    result = analysis.collect_once(db, settings, account, SimClock(datetime(2026, 1, 9, tzinfo=timezone.utc)))
+    result = once.collect_once(db, settings, account, SimClock(datetime(2026, 1, 9, tzinfo=timezone.utc)))
     assert result.status == "world_mismatch" and "nothing was collected" in result.message
     assert _count(db, snapshots, account) == before
 
@@ -192,7 +194,7 @@ def test_collect_refuses_a_world_that_is_not_the_accounts_and_stores_nothing(cam
 def test_collect_says_when_x_is_unreachable(db, tmp_path):
     settings = load_settings(env={"XBOT_HOME": str(tmp_path), "POSTING_DISABLED": "false", "LIVE_POSTS": "false",
                                   "X_SANDBOX_URL": "http://127.0.0.1:9", "X_TIMEOUT_S": "1"})
-    result = analysis.collect_once(db, settings, "acct", SimClock(datetime(2026, 1, 9, tzinfo=timezone.utc)))
+    result = once.collect_once(db, settings, "acct", SimClock(datetime(2026, 1, 9, tzinfo=timezone.utc)))
     assert result.status == "unavailable" and "nothing was collected" in result.message
     assert _count(db, "SELECT count(*) AS n FROM follower_snapshots") == 0
 
@@ -200,7 +202,7 @@ def test_collect_says_when_x_is_unreachable(db, tmp_path):
 def test_collect_runs_the_collect_job_on_the_accounts_own_sandbox(db, tmp_path):
     settings = load_settings(env={"XBOT_HOME": str(tmp_path), "POSTING_DISABLED": "false", "LIVE_POSTS": "false"})
     clock = SimClock(datetime(2026, 1, 9, tzinfo=timezone.utc))
-    result = analysis.collect_once(db, settings, "acct", clock)
+    result = once.collect_once(db, settings, "acct", clock)
     assert result.status == "ok" and result.detail["snapshot"] is True
     assert _count(db, "SELECT count(*) AS n FROM follower_snapshots WHERE account_id = 'acct' AND simulated") == 1
     assert db.execute("SELECT status FROM job_runs WHERE job = 'collect'")[0]["status"] == "ok"
@@ -269,5 +271,5 @@ def test_plots_without_data_say_so_instead_of_raising(plot, frame):
     ({"x_user_id": "1", "handle": "a"}, ("1", "a"), "t1", False, "newest post"),
 ])
 def test_world_problem(account, me, newest, found, problem):
-    got = analysis.world_problem(account, *me, newest, found)
+    got = once.world_problem(account, *me, newest, found)
     assert got is None if problem is None else problem in got

@@ -3,6 +3,7 @@ history, PATCH validation that leaves data intact, and refusing to start without
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import os
 import socket
@@ -17,11 +18,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from xbotlib.core import vocab
-from xbotlib.app.api.app import REALM, create_app, next_training, token_matches
+from xbotlib.app.api.app import create_app
+from xbotlib.app.api.auth import REALM, token_matches
 from xbotlib.core.bandit import ArmStats, explore_rate, posterior
 from xbotlib.config import ConfigError
 from xbotlib.core.predictors import LastVersion
 from xbotlib.devtools.seed_history import HistorySpec, seed_history
+from xbotlib import views
+from xbotlib.store.experiments import ensure_experiments
+from xbotlib.views import next_training
 
 TOKEN = "test-admin-token-4f9a0c2b"
 ACC = "acct1"
@@ -34,6 +39,7 @@ ROUTES = [
     ("GET", "/metrics", None),
     ("GET", "/api/experiments", None),
     ("PATCH", "/api/experiments/question_cta", {"enabled": True}),
+    ("GET", "/api/experiments/question_cta/lift", None),
     ("GET", "/openapi.json", None),
     ("GET", "/docs", None),
 ]
@@ -435,7 +441,14 @@ def test_experiments_match_the_database(client, db):
     assert qc["assignments"]["control"] > qc["assignments"]["treatment"] > 0  # allocation 0.3
 
 
+def sync_with_registry(db, clock):
+    """Descriptions follow the registry (every job and every change syncs them); the seeded history has its own."""
+    with db.connection() as conn:
+        ensure_experiments(conn, ACC, clock.now())
+
+
 def test_patch_experiment_changes_only_that_row(client, db, clock):
+    sync_with_registry(db, clock)
     before = experiments_table(db)
     r = client.patch("/api/experiments/question_cta", json={"enabled": False, "allocation": 0.25})
     assert r.status_code == 200, r.text
@@ -477,10 +490,62 @@ def test_patch_unknown_experiment_is_404_and_changes_nothing(small_client, db):
     assert experiments_table(db) == before
 
 
+def test_patch_goes_through_the_registry_and_logs(small_client, db, clock, caplog):
+    sync_with_registry(db, clock)
+    caplog.set_level(logging.INFO, logger="xbot")
+    r = small_client.patch("/api/experiments/hashtag_1", json={"allocation": 0.4})
+    assert r.status_code == 200, r.text
+    lines = [rec.getMessage() for rec in caplog.records if rec.getMessage().startswith("[EXPERIMENT]")]
+    assert lines == ["[EXPERIMENT] updated experiment=hashtag_1 enabled=true allocation=0.4"]
+    assert r.json()["allocation"] == 0.4 and r.json()["enabled"] is True
+
+
+def test_lift_matches_the_views_report(client, db, clock):
+    body = get(client, "/api/experiments/question_cta/lift", seed=3)
+    with db.connection() as conn:
+        report = views.experiment_lift(conn, ACC, "question_cta", "sandbox", seed=3)
+    assert report.estimable and body["reason"] is None
+    assert (body["account_id"], body["experiment_id"], body["world"], body["simulated"], body["seed"]) == \
+        (ACC, "question_cta", "sandbox", True, 3)
+    expected = report.table.to_dict("records")
+    assert len(body["table"]) == len(expected) == 6  # 2 outcomes x (difference in means, IPW, AIPW)
+    for row, want in zip(body["table"], expected):
+        assert set(row) == set(views._LIFT_COLUMNS)
+        assert (row["outcome"], row["estimator"], row["n_treatment"], row["n_control"]) == \
+            (want["outcome"], want["estimator"], want["n_treatment"], want["n_control"])
+        for k in ("estimate", "se", "ci_low", "ci_high", "control_mean"):
+            assert row[k] == pytest.approx(want[k], rel=1e-12), k
+    assert {r["estimator"] for r in body["table"]} == {"difference_in_means", "ipw_hajek", "aipw_ridge"}
+    assert body["table"][0]["n_treatment"] > 0 and body["table"][0]["n_control"] > body["table"][0]["n_treatment"]
+    # the default seed is 0, like the report's
+    default = get(client, "/api/experiments/question_cta/lift")
+    with db.connection() as conn:
+        seed0 = views.experiment_lift(conn, ACC, "question_cta", "sandbox").table
+    assert default["seed"] == 0
+    assert [r["estimate"] for r in default["table"]] == pytest.approx(list(seed0["estimate"]), rel=1e-12)
+
+
+def test_lift_not_estimable_says_why(client, db):
+    body = get(client, "/api/experiments/late_evening_slot/lift")  # disabled: nobody assigned
+    with db.connection() as conn:
+        report = views.experiment_lift(conn, ACC, "late_evening_slot", "sandbox")
+    assert body["table"] == [] and body["reason"] == report.reason and report.reason
+    live = get(client, "/api/experiments/question_cta/lift", world="live")  # the real X has no outcomes here
+    assert live["simulated"] is False and live["table"] == [] and live["reason"]
+
+
+def test_lift_of_an_unknown_experiment_is_404(small_client):
+    r = small_client.get("/api/experiments/no_such_thing/lift")
+    assert r.status_code == 404
+    assert "no_such_thing" in r.json()["detail"] and "question_cta" in r.json()["detail"]
+    assert small_client.get("/api/experiments/question_cta/lift", params={"seed": -1}).status_code == 422
+    assert small_client.get("/api/experiments/question_cta/lift", params={"world": "mars"}).status_code == 422
+
+
 # ----------------------------------------------------------------------------- parameters
 
 @pytest.mark.parametrize("path", ["/api/learning/status", "/api/growth", "/api/metrics", "/metrics",
-                                  "/api/experiments"])
+                                  "/api/experiments", "/api/experiments/question_cta/lift"])
 def test_account_and_world_are_validated(small_client, path):
     client = small_client
     assert client.get(path, params={"account_id": "bad id!"}).status_code == 422
@@ -497,7 +562,8 @@ def test_account_and_world_are_validated(small_client, path):
 def test_openapi_documents_every_route_and_the_security_schemes(client):
     schema = get(client, "/openapi.json")
     assert set(schema["paths"]) == {"/api/learning/status", "/api/growth", "/api/metrics", "/metrics",
-                                    "/api/experiments", "/api/experiments/{experiment_id}"}
+                                    "/api/experiments", "/api/experiments/{experiment_id}",
+                                    "/api/experiments/{experiment_id}/lift"}
     assert set(schema["components"]["securitySchemes"]) == {"bearerAuth", "basicAuth"}
     status = schema["paths"]["/api/learning/status"]["get"]["responses"]
     assert status["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/LearningStatus")

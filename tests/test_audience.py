@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from xbotlib.core import vocab
-from xbotlib.sim.audience import (AudienceModel, ReplyTarget, Totals, draw_totals, expected_outcome, read_text, tweet_rng)
+from xbotlib.sim.audience import (ReplyTarget, Totals, accrual_offset, draw_totals, expected_outcome, read_text,
+                                  reply_spillover, tweet_rng)
+from xbotlib.sim.world import AudienceModel
 from xbotlib.sim.oracle import Oracle
 from xbotlib.sim.scenario import SCENARIO_DIR, ScenarioError, load_scenario, parse_scenario
 
@@ -98,7 +100,6 @@ def test_bigger_fresher_faster_reply_targets_bring_more_impressions():
     at = datetime(2026, 1, 2, 12, tzinfo=timezone.utc)
     big = ReplyTarget("1", 500_000, 400.0, at - timedelta(minutes=10))
     small_old = ReplyTarget("2", 300, 1.0, at - timedelta(hours=5))
-    from xbotlib.sim.audience import reply_spillover
     assert reply_spillover(model.scenario, big, at) > 50 * reply_spillover(model.scenario, small_old, at)
 
 
@@ -213,7 +214,6 @@ def test_accrual_is_unbiased_and_shows_single_counts():
     """A post's lone follow must show once most of it has accrued (plain flooring hid it until
     the post settled); over many tweets the accrued counts average v * fraction; and accrual is
     monotone in time and exact once settled."""
-    from xbotlib.sim.audience import Totals, accrual_offset
 
     one = Totals(follows=1, profile_visits=1)
     shown = [one.scaled(0.95, accrual_offset(10**18 + i)).follows for i in range(1000)]

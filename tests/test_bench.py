@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import pytest
 
-from xbotlib.devtools import bench
+from xbotlib.devtools import bench, bench_lift
 from xbotlib.core import vocab
 from xbotlib.sim.oracle import Oracle
 
@@ -16,20 +16,20 @@ def test_unit_frame_does_not_carry_state_between_replicates():
     oracle = Oracle(None)
     base = oracle.scenario.account.initial_followers
     for r in range(3):
-        units = bench._unit_frame(oracle, np.random.default_rng(r), 50, "question_cta")
+        units = bench_lift._unit_frame(oracle, np.random.default_rng(r), 50, "question_cta")
         sizes = [u[5] for u in units]
         assert base * 0.9 <= min(sizes) and max(sizes) <= base * 2 * 1.1  # the account doubles over one experiment
 
 
 def test_lift_is_deterministic_and_reports_each_estimator():
-    a = bench.lift(replicates=3, n=120, experiment_id="question_cta")
-    b = bench.lift(replicates=3, n=120, experiment_id="question_cta")
+    a = bench_lift.lift(replicates=3, n=120, experiment_id="question_cta")
+    b = bench_lift.lift(replicates=3, n=120, experiment_id="question_cta")
     assert a == b
     assert math.isfinite(a["truth"]) and a["truth_se"] > 0
     for name in ("dr", "ipw", "dim"):
         m = a[name]
         assert 0.0 <= m["coverage"] <= 1.0 and m["rmse"] >= abs(m["bias"]) - 1e-12 and m["mean_width"] > 0
-    table = bench.lift_table([a])
+    table = bench_lift.lift_table([a])
     assert "DR (AIPW)" in table and "IPW (Hajek)" in table and "one account" in table
 
 
@@ -102,7 +102,7 @@ def _bench_script(name: str):
 
 
 def test_the_screening_replay_is_deterministic_and_ranks_the_oracle_above_random():
-    from xbotlib.core.policies import make_policy
+    from xbotlib.sim.policies import make_policy
     from xbotlib.sim.scenario import load_scenario
 
     screen = _bench_script("screen_policies")
@@ -115,7 +115,7 @@ def test_the_screening_replay_is_deterministic_and_ranks_the_oracle_above_random
 
 
 def test_the_screening_replay_draws_each_posts_luck_from_its_own_generator():
-    from xbotlib.core.policies import make_policy
+    from xbotlib.sim.policies import make_policy
     from xbotlib.sim.scenario import load_scenario
 
     screen = _bench_script("screen_policies")
@@ -130,7 +130,7 @@ def test_the_screening_replay_draws_each_posts_luck_from_its_own_generator():
 
 
 def test_the_screen_can_show_outcomes_sooner_without_changing_what_the_oracle_earns():
-    from xbotlib.core.policies import make_policy
+    from xbotlib.sim.policies import make_policy
     from xbotlib.sim.scenario import load_scenario
 
     screen = _bench_script("screen_policies")

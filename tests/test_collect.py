@@ -9,7 +9,7 @@ import pytest
 
 from helpers import queue_template_posts
 
-from xbotlib.store import queue
+from xbotlib.store import outcomes, queue
 from xbotlib.core import vocab
 from xbotlib.jobs import collect, post
 from xbotlib.jobs.collect import LivePost, attribute_follows, due_passes
@@ -137,16 +137,16 @@ def test_upsert_rewrites_only_changed_values(settings, db, clock):
     before = outcome_rows(db)
     post_ = collect.DuePost(str(before[0]["decision_id"]), "x", T0, (1,), before[0]["novelty"],
                             before[0]["dup_penalty"])
-    metrics = {k: before[0][k] for k in collect.METRIC_FIELDS}
+    metrics = {k: before[0][k] for k in outcomes.METRIC_FIELDS}
     same = collect.outcome_row(post_, 1, metrics, before[0]["follows"], before[0]["follows_source"],
                                account_id=ctx.account_id, simulated=True, weights=settings.reward_weights(),
                                collected_at=clock.now() + timedelta(hours=1))
     changed = {**same, "likes": same["likes"] + 5, "er": same["er"] + 0.001}
     with db.connection() as conn:
-        assert collect.store_batch(conn, [same], {}) == []          # identical values: untouched
+        assert outcomes.upsert_outcomes(conn, [same], {}) == []          # identical values: untouched
     assert outcome_rows(db) == before
     with db.connection() as conn:
-        assert len(collect.store_batch(conn, [changed], {})) == 1
+        assert len(outcomes.upsert_outcomes(conn, [changed], {})) == 1
     after = outcome_rows(db)[0]
     assert after["likes"] == before[0]["likes"] + 5 and after["outcome_id"] == before[0]["outcome_id"]
 

@@ -11,11 +11,17 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from xbotlib.core import vocab
+from xbotlib import views
 from xbotlib.config import load_settings
+from xbotlib.core import lift, vocab
+from xbotlib.jobs.campaign import CAMPAIGN_START, EXPERIMENTS, CampaignConfig, run_campaign
+from xbotlib.sim.oracle import Oracle, true_lift_for_posts
+from xbotlib.store import arms as bandit_store
+from xbotlib.store import queue
 from xbotlib.store.db import Database
-from xbotlib.jobs.campaign import CampaignConfig, followers_gained, run_campaign, true_lift_for_posts
-from xbotlib.sim.oracle import Oracle
+from xbotlib.store.experiments import lift_frame
+from xbotlib.store.models import list_versions
+from xbotlib.store.outcomes import first_and_last_followers
 
 FINGERPRINT = """SELECT cm.content, cm.hook_pattern, cm.timing_arm, pd.posted_at, o.collected_pass, o.impressions,
                         o.follows, o.fpki
@@ -26,7 +32,9 @@ FINGERPRINT = """SELECT cm.content, cm.hook_pattern, cm.timing_arm, pd.posted_at
 def _campaign(pg, seed: int, days: int = 2) -> tuple[list[dict], tuple[int, int]]:
     with Database.from_url(pg.fresh_database(), pool_max=3) as db:
         run = run_campaign(CampaignConfig(days=days, seed=seed), load_settings(env={}), db)
-        return db.execute(FINGERPRINT), followers_gained(db, run.account_ids[0])
+        with db.connection() as conn:
+            followers = first_and_last_followers(conn, run.account_ids[0])
+        return db.execute(FINGERPRINT), followers
 
 
 def test_same_seed_same_campaign_and_another_seed_differs(pg):
@@ -37,6 +45,41 @@ def test_same_seed_same_campaign_and_another_seed_differs(pg):
     assert rows_a == rows_b and followers_a == followers_b
     assert rows_a != rows_c
     assert any(r["impressions"] > 0 for r in rows_a) and all(r["collected_pass"] in (1, 2) for r in rows_a)
+
+
+def test_the_summary_reads_the_campaign_through_the_store_and_the_one_lift_function(pg):
+    """`xbot demo`'s summary (views.account_summary): followers from the snapshots, the newest model of
+    each kind, and DR/IPW/DiM on per-post fpki equal to the core estimators on the same lift frame."""
+    with Database.from_url(pg.fresh_database(), pool_max=3) as db:
+        run = run_campaign(CampaignConfig(days=3, seed=5), load_settings(env={}), db)
+        ctx = run.contexts[0]
+        with db.connection() as conn:
+            summary = views.account_summary(conn, ctx.settings, ctx.account_id, ctx.world, ctx.clock.now(),
+                                            experiment_ids=EXPERIMENTS, seed=5)
+            assert (summary.followers_first, summary.followers_last) == first_and_last_followers(conn, ctx.account_id)
+            versions = list_versions(conn, ctx.account_id)
+            frames = {e: lift_frame(conn, ctx.account_id, e, ctx.world) for e in EXPERIMENTS}
+    assert summary.model_versions == len(versions)
+    newest = {}
+    for v in versions:
+        newest[v["kind"]] = max(newest.get(v["kind"], 0), v["version"])
+    assert {m["kind"]: m["version"] for m in summary.latest_models} == newest
+    assert sum(n for _w, _f, n in summary.weekly_fpki) > 0
+    assert [r.experiment_id for r in summary.lifts] == list(EXPERIMENTS)
+    estimated = 0
+    for report in summary.lifts:
+        frame = frames[report.experiment_id]
+        assert len(report.frame) == len(frame)
+        if not report.estimable:
+            assert report.reason
+            continue
+        estimated += 1
+        est = views.fpki_estimates(report)
+        dr = lift.aipw(frame, "fpki", frame.attrs["covariates"], seed=5)
+        assert (est["dr"], est["ci_low"], est["ci_high"]) == pytest.approx((dr.estimate, dr.ci_low, dr.ci_high))
+        assert est["ipw"] == pytest.approx(lift.ipw(frame, "fpki").estimate)
+        assert est["dim"] == pytest.approx(lift.difference_in_means(frame, "fpki").estimate)
+    assert estimated >= 1, "a 3-day campaign gives at least one estimable experiment"
 
 
 def test_campaign_config_rejects_bad_values():
@@ -87,8 +130,6 @@ def test_true_lift_for_posts_is_the_oracle_difference_for_those_posts():
 
 def test_timing_arm_learns_follows_and_content_arm_the_reward(db, clock):
     """A post's hour is credited with its follows (reach matters for growth); its hook with the reward."""
-    from xbotlib.store import arms as bandit_store, queue
-
     now = clock.now()
     with db.connection() as conn:
         queue.ensure_account(conn, "acct1", now)
@@ -111,5 +152,4 @@ def test_timing_arm_learns_follows_and_content_arm_the_reward(db, clock):
 
 
 def test_campaign_start_is_a_monday_utc():
-    from xbotlib.jobs.campaign import CAMPAIGN_START
     assert CAMPAIGN_START == datetime(2026, 1, 5, tzinfo=timezone.utc) and CAMPAIGN_START.weekday() == 0

@@ -373,7 +373,7 @@ def test_lift_frame_excludes_covariates_the_treatment_moves(db, clock):
             _post_with_outcome(conn, clock.now() + timedelta(hours=i), arms, "sandbox", float(i),
                                novelty=0.1 * i, content=["Did you know focus compounds?", BODY][i % 2])
         df = lift_frame(conn, ACC, "late_evening_slot", "sandbox")
-        with pytest.raises(ValueError, match=r"world must be 'live' or 'sandbox', got 'prod'"):
+        with pytest.raises(ValueError, match=r"unknown world 'prod' \(expected 'live' or 'sandbox'"):
             lift_frame(conn, ACC, "late_evening_slot", "prod")
         with pytest.raises(ValueError, match=r"unknown experiment 'evening'"):
             lift_frame(conn, ACC, "evening", "sandbox")

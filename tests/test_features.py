@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from xbotlib.core import vocab
-from xbotlib.core.features import (FEATURE_NAMES, TIMING_FEATURE_NAMES, LocalEmbedder, dup_penalty, extract_features, feature_matrix, feature_vector, format_features, hook_pattern, novelty, readability, reply_features, sentiment, stack_embeddings, timing_matrix)
+from xbotlib.core.features import (FEATURE_NAMES, TIMING_FEATURE_NAMES, LocalEmbedder, dup_penalty, extract_features, feature_matrix, feature_vector, hook_pattern, novelty, reply_features, stack_embeddings, timing_matrix)
+from xbotlib.core.text import format_features, readability, sentiment
 
 EMB = LocalEmbedder()
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from xbotlib.app.cli.notebooks import free_port
-from xbotlib.app.reports.runner import NOTEBOOKS_DIR, PROJECT_ROOT
+from xbotlib.app.reports.runner import NOTEBOOKS_DIR
+from xbotlib.config import PROJECT_ROOT
 
 URL_RE = re.compile(r"(http://127\.0\.0\.1:(\d+))/lab\?token=(\S+)")
 

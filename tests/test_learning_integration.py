@@ -12,7 +12,7 @@ from xbotlib.core import vocab
 from xbotlib.store.arms import load_arms
 from xbotlib.jobs.runner import run_job
 from xbotlib.jobs import collect, learn, post
-from xbotlib.store.outcomes import MODEL_WINDOW_DAYS
+from xbotlib.store.outcomes import MODEL_WINDOW_DAYS, post_outcomes
 from xbotlib.jobs.context import build_context
 from xbotlib.sim.xserver import SandboxX
 from xbotlib.clients.generation import TemplateGenerator
@@ -79,8 +79,6 @@ def test_post_collect_bandit_learn(settings, db, clock, caplog):
 def test_plan_reads_the_growth_models_outcomes_from_what_the_collector_stored(settings, db, clock):
     """post_outcomes: one row per post with a pass-2 outcome, of this world only, with its arms, its final
     visits and follows, and the follower count of the last snapshot before it went out."""
-    from xbotlib.store.outcomes import post_outcomes
-
     settings = settings.replace(posts_per_hour_cap=20, posts_per_day_cap=50)
     ctx = build_context(settings, db, clock, sandbox=SandboxX(clock=clock, seed=22), seed=22,
                         generator=TemplateGenerator(22))

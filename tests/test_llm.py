@@ -11,8 +11,13 @@ import pytest
 
 from xbotlib.config import ConfigError
 from xbotlib.devtools.fake_openai import FakeOpenAI
-from xbotlib.clients.llm import (DEFAULT_PRICE, HOOK_INSTRUCTIONS, PRICES_PER_MTOK, RETRY_AFTER_CAP_S, LLMClient, LLMContentGenerator, backoff_wait, estimate_chat_usd, make_generator, parse_posts, price_for, spent_today, usage_cost_usd)
-from xbotlib.clients.generation import TemplateGenerator
+from xbotlib.clients.generation import LLMContentGenerator, TemplateGenerator, make_generator, parse_posts
+from xbotlib.clients.generation.prompts import HOOK_INSTRUCTIONS
+from xbotlib.clients.llm import LLMClient
+from xbotlib.clients.llm_rules import (DEFAULT_PRICE, PRICES_PER_MTOK, RETRY_AFTER_CAP_S, backoff_wait, estimate_chat_usd,
+                                       price_for, usage_cost_usd)
+from xbotlib.store import ledger as store_ledger
+from xbotlib.store.ledger import spent_today
 from xbotlib.core.vocab import HOOK_PATTERNS, detect_hook
 
 ACCOUNT = "acct1"
@@ -38,7 +43,7 @@ def waits():
 
 @pytest.fixture
 def llm(llm_settings, db, clock, waits):
-    return LLMClient(llm_settings, db, clock, ACCOUNT, sleep=waits.append, rng=np.random.default_rng(7))
+    return LLMClient(llm_settings, db, clock, ACCOUNT, ledger=store_ledger, sleep=waits.append, rng=np.random.default_rng(7))
 
 
 @pytest.fixture
@@ -167,7 +172,7 @@ def test_insufficient_quota_is_never_retried_and_opens_the_circuit_until_tomorro
     assert spent(db) == 0
 
     # every process sees the circuit: a fresh client makes no request either
-    other = LLMClient(llm_settings, db, clock, ACCOUNT, sleep=waits.append)
+    other = LLMClient(llm_settings, db, clock, ACCOUNT, ledger=store_ledger, sleep=waits.append)
     clock.advance(timedelta(hours=15))  # 23:00 UTC, still the same budget day
     assert other.complete("s", "u", purpose="post") is None and other.embed(["x"]) is None
     assert other.last_outcome == "circuit_open" and len(fake.requests) == 1
@@ -181,8 +186,8 @@ def test_insufficient_quota_is_never_retried_and_opens_the_circuit_until_tomorro
 
 def test_circuit_is_per_account(llm_settings, db, clock, fake):
     fake.script(["429_quota"])
-    a = LLMClient(llm_settings, db, clock, "acct_a", sleep=lambda s: None)
-    b = LLMClient(llm_settings, db, clock, "acct_b", sleep=lambda s: None)
+    a = LLMClient(llm_settings, db, clock, "acct_a", ledger=store_ledger, sleep=lambda s: None)
+    b = LLMClient(llm_settings, db, clock, "acct_b", ledger=store_ledger, sleep=lambda s: None)
     assert a.complete("s", "u", purpose="post") is None and a.circuit_open()
     assert not b.circuit_open() and b.complete("s", "u", purpose="post") is not None
 
@@ -211,7 +216,7 @@ def test_one_server_error_then_success(llm, db, fake):
 
 
 def test_timeout_is_refunded(llm_settings, db, clock, fake, waits):
-    llm = LLMClient(llm_settings.replace(openai_timeout_s=0.2), db, clock, ACCOUNT, sleep=waits.append)
+    llm = LLMClient(llm_settings.replace(openai_timeout_s=0.2), db, clock, ACCOUNT, ledger=store_ledger, sleep=waits.append)
     fake.script(["slow:0.6", "slow:0.6"])
     assert llm.complete("s", "u", purpose="post") is None
     assert llm.last_outcome == "timeout" and len(waits) == 1
@@ -232,7 +237,7 @@ def test_client_error_is_refunded_and_not_retried(llm, db, fake, waits, caplog):
 
 def test_budget_exhaustion_refuses_without_calling_the_server(llm_settings, db, clock, fake, logs):
     estimate = estimate_chat_usd("gpt-4o-mini", [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}], 200)
-    llm = LLMClient(llm_settings.replace(openai_daily_budget_usd=estimate * 0.5), db, clock, ACCOUNT)
+    llm = LLMClient(llm_settings.replace(openai_daily_budget_usd=estimate * 0.5), db, clock, ACCOUNT, ledger=store_ledger)
     assert llm.complete("s", "u", purpose="post") is None
     assert llm.last_outcome == "refused" and fake.requests == [] and ledger(db) == []
     [line] = logs("OPENAI_BUDGET")
@@ -244,7 +249,7 @@ def test_budget_spent_by_earlier_calls_refuses_the_next(llm_settings, db, clock,
     db.execute("INSERT INTO llm_ledger (call_id, account_id, budget_day, model, status, reserved_usd, cost_usd, "
                "created_at) VALUES (%s, %s, %s, 'gpt-4o-mini', 'settled', 0.001, 0.00095, %s)",
                (uuid.uuid4(), ACCOUNT, DAY, clock.now()))
-    llm = LLMClient(llm_settings.replace(openai_daily_budget_usd=budget), db, clock, ACCOUNT)
+    llm = LLMClient(llm_settings.replace(openai_daily_budget_usd=budget), db, clock, ACCOUNT, ledger=store_ledger)
     assert llm.complete("s", "u", purpose="post") is None and llm.last_outcome == "refused"
     assert fake.requests == []
     clock.advance(timedelta(days=1))  # a new budget day starts from zero
@@ -253,7 +258,7 @@ def test_budget_spent_by_earlier_calls_refuses_the_next(llm_settings, db, clock,
 
 def test_settle_is_clamped_to_the_budget_and_keeps_the_real_tokens(llm_settings, db, clock, fake, logs):
     budget = 0.001
-    llm = LLMClient(llm_settings.replace(openai_daily_budget_usd=budget), db, clock, ACCOUNT)
+    llm = LLMClient(llm_settings.replace(openai_daily_budget_usd=budget), db, clock, ACCOUNT, ledger=store_ledger)
     fake.script(["200:1000000,0"])  # the server reports a huge prompt: 0.15 USD at list price
     done = llm.complete("s", "u", purpose="post")
     assert done is not None and done.cost_usd == pytest.approx(budget)
@@ -289,7 +294,7 @@ def test_budget_status(llm, fake):
 
 def test_no_key_and_no_client_is_a_clear_error(settings, db, clock):
     with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
-        LLMClient(settings, db, clock, ACCOUNT)
+        LLMClient(settings, db, clock, ACCOUNT, ledger=store_ledger)
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -378,10 +383,10 @@ def test_parse_posts_keeps_only_usable_lines():
 
 
 def test_make_generator_picks_templates_without_a_key(settings, db, clock, llm_settings):
-    gen = make_generator(settings, db, clock, ACCOUNT)
+    gen = make_generator(settings, db, clock, ACCOUNT, ledger=store_ledger)
     assert isinstance(gen, TemplateGenerator)
     assert gen.candidates("question", "science", 1)[0].generation_source == "template"
-    llm_gen = make_generator(llm_settings, db, clock, ACCOUNT)
+    llm_gen = make_generator(llm_settings, db, clock, ACCOUNT, ledger=store_ledger)
     assert isinstance(llm_gen, LLMContentGenerator) and llm_gen.llm.retry_allowance is not None
     assert llm_gen.candidates("new_study", "science", 2)[0].generation_source == "llm"
 

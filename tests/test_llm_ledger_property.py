@@ -18,7 +18,10 @@ from xbotlib.clock import SimClock
 from xbotlib.config import Settings
 from xbotlib.store.db import Database
 from xbotlib.devtools.fake_openai import FakeOpenAI
-from xbotlib.clients.llm import LLMClient, estimate_chat_usd, spent_today
+from xbotlib.clients.llm import LLMClient
+from xbotlib.clients.llm_rules import estimate_chat_usd
+from xbotlib.store import ledger as store_ledger
+from xbotlib.store.ledger import spent_today
 
 ACCOUNT = "prop"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
@@ -37,7 +40,7 @@ def world(pg, fake):
     base = Settings(openai_api_key="sk-test", openai_base_url=fake.base_url, openai_model="gpt-4o",
                     openai_timeout_s=5.0)
     # one SDK client (thread-safe) shared by every LLMClient, so examples stay fast
-    sdk = LLMClient(base, db, SimClock(NOW), ACCOUNT).client
+    sdk = LLMClient(base, db, SimClock(NOW), ACCOUNT, ledger=store_ledger).client
     yield db, base, sdk
     db.close()
 
@@ -81,7 +84,7 @@ def test_ledger_stays_within_budget_under_any_answers(world, fake, budget, steps
     clock = SimClock(NOW)
 
     def client() -> LLMClient:
-        return LLMClient(cfg, db, clock, ACCOUNT, sleep=lambda s: None, client=sdk)
+        return LLMClient(cfg, db, clock, ACCOUNT, ledger=store_ledger, sleep=lambda s: None, client=sdk)
 
     for mode, calls in steps:
         fake.script([kind for _, kind, _ in calls])
@@ -131,7 +134,7 @@ def test_simultaneous_reservations_never_overbook(world, fake):
     with Database.from_url(db.url, pool_max=12) as wide_db:
 
         def worker() -> None:
-            llm = LLMClient(cfg, wide_db, clock, ACCOUNT, sleep=lambda s: None, client=sdk)
+            llm = LLMClient(cfg, wide_db, clock, ACCOUNT, ledger=store_ledger, sleep=lambda s: None, client=sdk)
             barrier.wait()
             run_call(llm, "complete", 200)
             with lock:

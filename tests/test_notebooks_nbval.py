@@ -21,15 +21,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
 import pytest
+from nbclient import NotebookClient
 
-from xbotlib.config import load_settings
-from xbotlib.store.db import Database
+from xbotlib.app.reports.runner import NOTEBOOKS_DIR, NotebookFailed, ensure_kernel, run_notebook
+from xbotlib.config import PROJECT_ROOT, load_settings
+from xbotlib.devtools.testing import TestPostgres
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign
-from xbotlib.app.reports.runner import NOTEBOOKS_DIR, PROJECT_ROOT, NotebookFailed, run_notebook
+from xbotlib.store.db import Database
 
 # The random policy: its choices come from the seeded generator alone, so the checked counts are the
 # same on every CPU. The learner's choices go through floating-point fits whose last bits differ
@@ -106,13 +109,6 @@ def test_lift_report_html_has_estimates_and_plots_and_a_bad_id_lists_valid_ones(
 
 def refresh_outputs(names: tuple[str, ...] = RESEARCH) -> None:
     """Seed ``CAMPAIGN`` on a throwaway database, execute each notebook, keep only the checked cells' outputs."""
-    import tempfile
-
-    from nbclient import NotebookClient
-
-    from xbotlib.app.reports.runner import ensure_kernel
-    from xbotlib.devtools.testing import TestPostgres
-
     pg = TestPostgres()
     url = pg.fresh_database()
     home = Path(tempfile.mkdtemp(prefix="xbot-nbval-"))

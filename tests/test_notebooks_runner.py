@@ -3,19 +3,24 @@ index + notebook_runs row for a good run, and an honest, visible record of a fai
 from __future__ import annotations
 
 import re
-from html import unescape
 import sys
 from datetime import datetime, timedelta, timezone
+from html import unescape
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import nbformat
 import psycopg
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
 from psycopg.rows import dict_row
 
 from xbotlib.app.cli.main import main
-from xbotlib.app.reports.runner import (NOTEBOOKS_DIR, NotebookFailed, NotebookInfo, NotebookParameterError, NotebookRun, Parameter, build_index, coerce_parameters, collect_runs, ensure_kernel, get_notebook, list_notebooks, pair_differences, run_notebook)
+from xbotlib.app.reports.html import build_index
+from xbotlib.app.reports.pairing import pair_differences
+from xbotlib.app.reports.records import NotebookRun, collect_runs
+from xbotlib.app.reports.runner import (NOTEBOOKS_DIR, NotebookFailed, NotebookInfo, NotebookParameterError, Parameter,
+                                        coerce_parameters, ensure_kernel, get_notebook, list_notebooks, run_notebook)
 
 EXTERNAL = re.compile(r"<script[^>]*\bsrc=[\"']?(?:https?:)?//|<link[^>]*\bhref=[\"']?(?:https?:)?//", re.I)
 
@@ -45,8 +50,6 @@ def test_every_notebook_pair_is_in_sync_with_one_parameters_cell(py):
 
 
 def test_ensure_kernel_installs_a_kernelspec_for_this_interpreter():
-    from jupyter_client.kernelspec import KernelSpecManager
-
     name = ensure_kernel()
     spec = KernelSpecManager().get_kernel_spec(name)
     assert spec.argv[0] == sys.executable

@@ -23,7 +23,8 @@ from xbotlib.devtools.fake_openai import FakeOpenAI
 from xbotlib.jobs.runner import run_job
 from xbotlib.jobs import plan, post
 from xbotlib.jobs.context import build_context
-from xbotlib.jobs.plan import (GateVerdict, allowed_by_rotation, duplicate_gate, next_occurrence, quality_gate, rotation_gate)
+from xbotlib.core.gates import GateVerdict, allowed_by_rotation, duplicate_gate, quality_gate, rotation_gate
+from xbotlib.jobs.plan import next_occurrence
 from xbotlib.sim.xserver import SandboxX
 from xbotlib.clients.generation import Candidate
 from xbotlib.store import experiments as experiment_store

@@ -12,8 +12,10 @@ import pytest
 
 from xbotlib.core import vocab
 from xbotlib.core.bandit import ArmStats
-from xbotlib.core.policies import (POLICY_NAMES, FixedPolicy, HeuristicPolicy, OraclePolicy, PlanChoice, PlanState, RandomPolicy, XbotPolicy, make_policy)
+from xbotlib.core import policies as core_policies
+from xbotlib.core.policies import FixedPolicy, HeuristicPolicy, PlanChoice, PlanState, RandomPolicy, XbotPolicy
 from xbotlib.sim.oracle import Oracle
+from xbotlib.sim.policies import POLICY_NAMES, OraclePolicy, make_policy
 
 HOOKS = list(vocab.HOOK_PATTERNS)
 HOURS = [7, 9, 11, 13, 15, 17, 19, 21]
@@ -154,6 +156,18 @@ def test_same_seed_same_choices():
 def test_make_policy_builds_every_named_policy():
     built = {name: make_policy(name, fixed=("cta", 9)) for name in POLICY_NAMES}
     assert {name: p.name for name, p in built.items()} == {name: name for name in POLICY_NAMES}
+    assert POLICY_NAMES == ("xbot", "random", "heuristic", "fixed", "oracle")
+
+
+def test_the_core_registry_has_no_oracle_and_takes_another_registry():
+    # the core knows only the policies that learn from outcomes; the simulator adds the oracle
+    assert core_policies.POLICY_NAMES == ("xbot", "random", "heuristic", "fixed")
+    with pytest.raises(ValueError, match=r"unknown policy 'oracle' \(expected one of xbot, random, heuristic, fixed\)"):
+        core_policies.make_policy("oracle")
+    assert core_policies.make_policy("fixed", fixed=("cta", 9), scenario="ignored").hook == "cta"
+    built = core_policies.make_policy("mine", registry={"mine": lambda **opts: FixedPolicy(*opts["fixed"])},
+                                      fixed=("question", 19))
+    assert (built.hook, built.hour) == ("question", 19)
 
 
 @pytest.mark.parametrize("name, kwargs, match", [

@@ -23,6 +23,7 @@ from xbotlib.jobs import post
 from xbotlib.jobs.context import build_context
 from xbotlib.store.queue import Decision, insert_decision
 from xbotlib.sim.xserver import SandboxX
+from xbotlib.clients.xapi import XClient
 
 POST_ROUTE = "POST /2/tweets"
 TIMELINE_ROUTE = "GET /2/users/:id/tweets"
@@ -171,7 +172,7 @@ def test_live_mode_never_sends_template_or_synthetic_text(settings, db, clock, s
     live = settings.replace(live_posts=True, x_access_token="live-token")
     assert live.posting_mode == "live" and live.world == "live"
     # built by hand so that "live X" is the sandbox: nothing leaves this machine
-    ctx = JobContext(settings=live, db=db, clock=clock, account_id="acct1", world="live", x=sandbox.client(),
+    ctx = JobContext(settings=live, db=db, clock=clock, account_id="acct1", world="live", x=XClient.in_process(sandbox),
                      worker_id="live-worker")
     (template,) = queue_posts(db, clock, 1, source="template", label="t")
     (synthetic,) = queue_posts(db, clock, 1, source="synthetic", label="s")
@@ -336,7 +337,7 @@ def test_a_garbled_success_is_reconciled_not_marked_failed(settings, db, clock, 
 
 def test_a_definite_refusal_fails_at_once(ctx, db, clock, sandbox, caplog):
     (d,) = queue_posts(db, clock, 1)
-    with sandbox.client() as x:  # the same text is already at X: X refuses duplicates with 403
+    with XClient.in_process(sandbox) as x:  # the same text is already at X: X refuses duplicates with 403
         x.create_tweet(row(db, d)["content"])
     post.tick(ctx)
     r = row(db, d)

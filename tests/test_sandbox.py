@@ -7,8 +7,9 @@ import httpx
 import pytest
 
 from xbotlib.clock import SimClock
-from xbotlib.sim.xserver import ROUTES, SandboxX, route_of
-from xbotlib.clients.xapi import XApiError
+from xbotlib.sim.xprotocol import ROUTES, route_of
+from xbotlib.sim.xserver import SandboxX
+from xbotlib.clients.xapi import XApiError, XClient
 
 BASE = SandboxX.BASE_URL
 TEXTS = [f"Did you know {topic} fact {i}: {word} matters more than you think"
@@ -20,7 +21,7 @@ def run_world(seed: int, clock: SimClock, **kwargs) -> tuple[SandboxX, list]:
     """Post TEXTS two hours apart, then read every post at T+1h and T+24h."""
     sandbox = SandboxX(clock=clock, seed=seed, **kwargs)
     reads = []
-    with sandbox.client() as c:
+    with XClient.in_process(sandbox) as c:
         ids = []
         for text in TEXTS:
             ids.append(c.create_tweet(text))
@@ -48,7 +49,7 @@ def test_same_seed_same_world_different_seed_different_world(clock):
 
 def test_a_t_plus_1h_read_never_exceeds_the_t_plus_24h_read(clock):
     sandbox = SandboxX(clock=clock, seed=4)
-    with sandbox.client() as c:
+    with XClient.in_process(sandbox) as c:
         ids = [c.create_tweet(t) for t in TEXTS]
         reads = []
         for hours in (0, 1, 6, 24, 100):
@@ -68,7 +69,7 @@ def test_a_t_plus_1h_read_never_exceeds_the_t_plus_24h_read(clock):
 def test_followers_follow_the_follows_earned(clock):
     sandbox = SandboxX(clock=clock, seed=2)
     initial = sandbox.scenario.account.initial_followers
-    with sandbox.client() as c:
+    with XClient.in_process(sandbox) as c:
         assert c.me().followers_count == initial
         for text in TEXTS:
             c.create_tweet(text)
@@ -85,7 +86,7 @@ def test_state_file_lets_two_processes_share_one_world(tmp_path, clock):
     path = tmp_path / "world.json"
     first = SandboxX(clock=clock, seed=8, state_path=path)
     second = SandboxX(clock=clock, seed=8, state_path=path)  # as if another CLI process
-    with first.client() as c1, second.client() as c2:
+    with XClient.in_process(first) as c1, XClient.in_process(second) as c2:
         t1 = c1.create_tweet(TEXTS[0])
         found = c2.search_recent("startup founders", max_results=10)
         t2 = c2.create_tweet(TEXTS[1])
@@ -143,7 +144,7 @@ def test_bad_posts_are_refused_and_store_nothing(clock, payload, status):
 
 def test_timeline_pages_newest_first(clock):
     sandbox = SandboxX(clock=clock)
-    with sandbox.client() as c:
+    with XClient.in_process(sandbox) as c:
         ids = []
         for i in range(12):
             ids.append(c.create_tweet(f"New study: result number {i} on {i * 13} volunteers"))
@@ -158,7 +159,7 @@ def test_timeline_pages_newest_first(clock):
 
 def test_search_is_stable_within_an_hour_and_changes_with_the_next(clock):
     sandbox = SandboxX(clock=clock, seed=6)
-    with sandbox.client() as c:
+    with XClient.in_process(sandbox) as c:
         first = [t.tweet_id for t in c.search_recent("sleep and exercise", 10)]
         clock.advance(timedelta(minutes=20))
         again = [t.tweet_id for t in c.search_recent("sleep and exercise", 10)]

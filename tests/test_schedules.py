@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from xbotlib.app.cli.main import main
-from xbotlib.app.reports.runner import list_notebooks
+from xbotlib.app.reports.runner import coerce_parameters, list_notebooks
 from xbotlib.jobs.schedules import (SCHEDULES_DIR, ScheduleEntry, ScheduleError, due_entries, load_schedules, next_run, notebook_problems, parse_schedules, to_crontab)
 
 UTC = timezone.utc
@@ -142,7 +142,7 @@ def test_notebook_problems_check_names_and_parameters():
     entries = parse_schedules('[[notebook]]\nname = "smoke_check"\ncron = "0 7 * * *"\nparameters = { repeat = "x" }\n'
                               '[[notebook]]\nname = "smoke_check"\ncron = "0 8 * * *"\nparameters = { repeat = 3 }\n'
                               '[[notebook]]\nname = "not_written_yet"\ncron = "0 7 * * *"\n', source="n.toml")
-    problems = notebook_problems(entries, {i.name: i for i in list_notebooks()})
+    problems = notebook_problems(entries, {i.name: i for i in list_notebooks()}, coerce_parameters)
     assert len(problems) == 2
     assert "n.toml notebook #1 (smoke_check)" in problems[0] and "must be int: got 'x'" in problems[0]
     assert "'not_written_yet' does not exist yet (available: " in problems[1]

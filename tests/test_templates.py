@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from xbotlib.core import vocab
-from xbotlib.clients.generation import (CLAIMS, CLOSERS, CTA_STATEMENT_OPENERS, FACTS, OPENERS, QUESTION_FOLLOWUPS, REPLY_CLOSERS, TIPS, Candidate, TemplateGenerator)
+from xbotlib.clients.generation import Candidate, TemplateGenerator
+from xbotlib.clients.generation.templates import (CLAIMS, CLOSERS, CTA_STATEMENT_OPENERS, FACTS, OPENERS,
+                                                  QUESTION_FOLLOWUPS, REPLY_CLOSERS, TIPS)
 
 COMBOS = list(itertools.product(vocab.HOOK_PATTERNS, vocab.TOPICS))
 VARIANTS = [(None, None), ("contrarian", None), (None, "Most people never track their sleep at all"),

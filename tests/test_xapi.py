@@ -15,9 +15,11 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
+from xbotlib.clients.xapi import (LookupResult, XApiError, XAuthError, XClient, XConnectionError, XRateLimited, XServerError,
+                                  XTimeout)
+from xbotlib.clock import SimClock, SystemClock
 from xbotlib.sim.transport import SyncASGITransport
 from xbotlib.sim.xserver import SandboxX
-from xbotlib.clients.xapi import (LookupResult, XApiError, XAuthError, XClient, XConnectionError, XRateLimited, XServerError, XTimeout)
 from xbotlib.store.ratelimits import deferred_until, record_rate_limit
 
 BASE = SandboxX.BASE_URL
@@ -30,7 +32,7 @@ def sandbox(clock):
 
 @pytest.fixture
 def client(sandbox):
-    with sandbox.client() as c:
+    with XClient.in_process(sandbox) as c:
         yield c
 
 
@@ -105,11 +107,27 @@ def test_rate_limit_is_deferred_across_processes_through_the_database(db, sandbo
         assert deferred_until(conn, "other", "POST /2/tweets", clock.now()) is None
 
 
-def test_429_without_reset_header_falls_back_to_retry_after_from_server_date():
+def test_429_without_reset_header_falls_back_to_retry_after_from_server_date(clock):
     transport = canned(429, "{}", {"date": "Mon, 02 Mar 2026 08:00:00 GMT", "retry-after": "120"})
-    with XClient(BASE, "t", transport=transport) as c, pytest.raises(XRateLimited) as info:
+    with XClient(BASE, "t", clock=clock, transport=transport) as c, pytest.raises(XRateLimited) as info:
         c.me()
     assert info.value.reset_at == datetime(2026, 3, 2, 8, 2, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("headers, wait", [({}, timedelta(minutes=15)), ({"retry-after": "90"}, timedelta(seconds=90))])
+def test_429_without_reset_or_date_is_timed_on_the_injected_clock(headers, wait):
+    sim = SimClock(datetime(2031, 7, 1, 12, 0, tzinfo=timezone.utc))  # years away from the wall clock
+    sim.advance(timedelta(days=40))                                     # mid-campaign
+    with XClient(BASE, "t", clock=sim, transport=canned(429, "{}", headers)) as c, \
+            pytest.raises(XRateLimited) as info:
+        c.me()
+    assert info.value.reset_at == sim.now() + wait
+    assert info.value.reset_at.tzinfo is not None
+
+
+def test_the_client_needs_a_clock():
+    with pytest.raises(TypeError, match="clock"):
+        XClient(BASE, "t")
 
 
 def test_malformed_json_names_the_endpoint(sandbox, client):
@@ -125,16 +143,16 @@ def test_malformed_json_names_the_endpoint(sandbox, client):
     ('{"data": [{"text": "no id"}]}', "GET /2/tweets: malformed response: item has no string id"),
     ('{"errors": "x"}', "GET /2/tweets: malformed response: errors is not a list"),
 ])
-def test_bodies_of_the_wrong_shape_are_errors(body, message):
-    with XClient(BASE, "t", transport=canned(200, body)) as c, pytest.raises(XApiError) as info:
+def test_bodies_of_the_wrong_shape_are_errors(body, message, clock):
+    with XClient(BASE, "t", clock=clock, transport=canned(200, body)) as c, pytest.raises(XApiError) as info:
         c.lookup_tweets(["5"])
     assert str(info.value).startswith(message)
 
 
-def test_missing_fields_default_and_bad_items_do_not_lose_the_batch():
+def test_missing_fields_default_and_bad_items_do_not_lose_the_batch(clock):
     body = {"data": [{"id": "5"}, {"id": "6", "public_metrics": {"like_count": "many"}},
                      {"id": "7", "public_metrics": {"like_count": 4, "impression_count": 90}}]}
-    with XClient(BASE, "t", transport=canned(200, json.dumps(body))) as c:
+    with XClient(BASE, "t", clock=clock, transport=canned(200, json.dumps(body))) as c:
         result = c.lookup_tweets(["5", "6", "7", "8"])
     five = result.metrics["5"]
     assert (five.impressions, five.likes, five.bookmarks, five.profile_visits, five.link_clicks, five.created_at) == \
@@ -176,7 +194,7 @@ def test_duplicate_content_is_a_403_api_error(client):
 def test_analytics_reports_follows_per_post_and_falls_back_cleanly_when_off(clock):
     on = SandboxX(clock=clock, seed=5)
     off = SandboxX(clock=clock, seed=5, analytics_enabled=False)
-    with on.client() as a, off.client() as b:
+    with XClient.in_process(on) as a, XClient.in_process(off) as b:
         ids_on, ids_off = post_many(a, 40), post_many(b, 3)
         clock.advance(timedelta(days=4))
         start, end = clock.now() - timedelta(days=5), clock.now()
@@ -188,10 +206,10 @@ def test_analytics_reports_follows_per_post_and_falls_back_cleanly_when_off(cloc
         assert b.calls["GET /2/tweets/analytics"] == 1
 
 
-def test_token_refresh_on_401_retries_once_and_reports_new_tokens(sandbox):
+def test_token_refresh_on_401_retries_once_and_reports_new_tokens(sandbox, clock):
     sandbox.accept_any_token = False
     refreshed = []
-    with XClient(BASE, "stale-token", refresh_token=sandbox.refresh_token, client_id="xbot-app",
+    with XClient(BASE, "stale-token", clock=clock, refresh_token=sandbox.refresh_token, client_id="xbot-app",
                  transport=sandbox.transport(), on_token_refresh=lambda a, r: refreshed.append((a, r))) as c:
         me = c.me()
         assert me.user_id == sandbox.user_id and me.followers_count > 0
@@ -201,15 +219,15 @@ def test_token_refresh_on_401_retries_once_and_reports_new_tokens(sandbox):
         assert c.calls["POST /2/oauth2/token"] == 1  # the new token keeps working
 
 
-def test_401_without_refresh_credentials_is_an_auth_error(sandbox):
+def test_401_without_refresh_credentials_is_an_auth_error(sandbox, clock):
     sandbox.accept_any_token = False
-    with XClient(BASE, "stale-token", transport=sandbox.transport()) as c, pytest.raises(XAuthError, match="X_REFRESH_TOKEN"):
+    with XClient(BASE, "stale-token", clock=clock, transport=sandbox.transport()) as c, pytest.raises(XAuthError, match="X_REFRESH_TOKEN"):
         c.me()
 
 
-def test_failed_refresh_is_an_auth_error(sandbox):
+def test_failed_refresh_is_an_auth_error(sandbox, clock):
     sandbox.accept_any_token = False
-    with XClient(BASE, "stale", refresh_token="revoked", client_id="app", transport=sandbox.transport()) as c:
+    with XClient(BASE, "stale", clock=clock, refresh_token="revoked", client_id="app", transport=sandbox.transport()) as c:
         with pytest.raises(XAuthError, match="token refresh failed"):
             c.me()
 
@@ -245,7 +263,7 @@ def test_xbot_sandbox_serves_100_ids_in_one_response_over_a_real_socket(tmp_path
                 token = m.group(1)
                 break
         assert base and token, proc.stderr.read() if proc.poll() is not None else "no URL printed"
-        with XClient(base, token) as c:
+        with XClient(base, token, clock=SystemClock()) as c:  # the served sandbox runs on the wall clock
             ids = post_many(c, 100, prefix="Did you know socket fact")
             assert c.lookup_tweets(ids).metrics.keys() == set(ids) and c.calls["GET /2/tweets"] == 1
         raw = httpx.get(f"{base}/2/tweets", params={"ids": ",".join(ids), "tweet.fields":

@@ -27,6 +27,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
 
 Z95 = float(stats.norm.ppf(0.975))
 MODELS = ("ridge", "ols", "lightgbm")
@@ -207,13 +209,13 @@ def _fit_predict(model: Any, x: np.ndarray, y: np.ndarray, x_new: np.ndarray, se
     if model == "ridge":
         return _linear_fit_predict(x, y, x_new, alpha=alpha)
     if model == "lightgbm":
+        # imported here: LightGBM is optional (a broken install fails this model only) and ~1.8 s of start-up
         import lightgbm as lgb
         reg = lgb.LGBMRegressor(n_estimators=200, learning_rate=0.05, num_leaves=15,
                                 min_child_samples=max(2, min(20, len(y) // 10)), subsample=0.8, subsample_freq=1,
                                 random_state=seed, n_jobs=1, verbose=-1)
         reg.fit(x, y)
         return reg.predict(x_new)
-    from sklearn.base import clone
     return np.asarray(clone(model).fit(x, y).predict(x_new), dtype=float)
 
 
@@ -271,7 +273,6 @@ def loo_ridge_alpha(x: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS) -> float:
 def _propensity_fit_predict(x: np.ndarray, t: np.ndarray, x_new: np.ndarray) -> np.ndarray:
     if x.shape[1] == 0:
         return np.full(len(x_new), t.mean())
-    from sklearn.linear_model import LogisticRegression
     return LogisticRegression(max_iter=1000).fit(x, t).predict_proba(x_new)[:, 1]
 
 

@@ -10,23 +10,27 @@ any policy's decisions can be evaluated off-policy later.
 - ``random``: uniform over hooks and hours;
 - ``heuristic``: the old system's rule — 60% exploit the best observed arm, 25% a moderate arm
   (the next best two), 15% an aggressive one (the least tried);
-- ``fixed``: always one (hook, hour) — the bench fills in the best fixed arm in hindsight;
-- ``oracle``: reads the sandbox's ground truth (benchmarks and the demo summary only).
+- ``fixed``: always one (hook, hour) — the bench fills in the best fixed arm in hindsight.
+
+``POLICIES`` maps each name to a factory taking keyword options (``fixed=(hook, hour)``; others are
+ignored); ``make_policy(name, **options)`` builds one. A policy that needs more than the core — the
+``oracle``, which reads the sandbox's ground truth (benchmarks and the demo summary only) — lives
+with what it needs and passes its own registry: ``xbotlib.sim.policies`` extends ``POLICIES`` with it
+and provides the ``make_policy``/``POLICY_NAMES`` a simulated campaign uses.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from xbotlib.core import bandit, growth_model
+from xbotlib.core.vocab import HOOK_PATTERNS
 from xbotlib.logs import tagged
 
 log = logging.getLogger("xbot.policy")
-
-POLICY_NAMES = ("xbot", "random", "heuristic", "fixed", "oracle")
-
 
 @dataclass(frozen=True)
 class PlanChoice:
@@ -67,7 +71,6 @@ class XbotPolicy:
         self.fit = fit
 
     def choose(self, state, hooks, hours, rng):
-        from xbotlib.core import bandit
         hooks, hours = list(hooks), [int(h) for h in hours]
         if len(state.outcomes) >= self.MODEL_MIN_POSTS:
             try:
@@ -84,7 +87,6 @@ class XbotPolicy:
                           forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
 
     def _choose_with_model(self, state, hooks, hours, rng):
-        from xbotlib.core import bandit, growth_model
         model = (self.fit or growth_model.fit)(state.outcomes)
         hook_pulls = [sum(o.hook == h for o in state.outcomes) for h in hooks]
         mean, cov = model.hook_effects(hooks)
@@ -136,7 +138,6 @@ class FixedPolicy:
     name = "fixed"
 
     def __init__(self, hook: str, hour: int):
-        from xbotlib.core.vocab import HOOK_PATTERNS
         if hook not in HOOK_PATTERNS:
             raise ValueError(f"fixed policy: unknown hook {hook!r} (expected one of {', '.join(HOOK_PATTERNS)})")
         if isinstance(hour, bool) or not isinstance(hour, (int, np.integer)) or not 0 <= hour <= 23:
@@ -152,33 +153,29 @@ class FixedPolicy:
         return PlanChoice(hook, hook_p, int(hour), 1.0)
 
 
-class OraclePolicy:
-    """Knows the ground truth: the allowed (hook, hour) with the highest expected follows."""
-    name = "oracle"
-
-    def __init__(self, oracle):
-        self.oracle = oracle
-
-    def choose(self, state, hooks, hours, rng):
-        best = max(((h, t) for h in hooks for t in hours),
-                   key=lambda ht: self.oracle.expected_follows(ht[0], ht[1]))
-        return PlanChoice(best[0], 1.0, int(best[1]), 1.0)
+def _fixed(fixed: tuple[str, int] | None = None, **_options) -> FixedPolicy:
+    if fixed is None:
+        raise ValueError("policy 'fixed' needs a (hook, hour), e.g. make_policy('fixed', fixed=('question', 19))")
+    return FixedPolicy(*fixed)
 
 
-def make_policy(name: str, *, scenario=None, fixed: tuple[str, int] | None = None) -> Policy:
-    """Build a policy by name; ``oracle`` needs the scenario, ``fixed`` a (hook, hour)."""
-    if name == "xbot":
-        return XbotPolicy()
-    if name == "random":
-        return RandomPolicy()
-    if name == "heuristic":
-        return HeuristicPolicy()
-    if name == "fixed":
-        if fixed is None:
-            raise ValueError("policy 'fixed' needs a (hook, hour), e.g. make_policy('fixed', fixed=('question', 19))")
-        return FixedPolicy(*fixed)
-    if name == "oracle":
-        from xbotlib.sim.oracle import Oracle
-        from xbotlib.sim.scenario import load_scenario
-        return OraclePolicy(Oracle(scenario or load_scenario(None)))
-    raise ValueError(f"unknown policy {name!r} (expected one of {', '.join(POLICY_NAMES)})")
+PolicyFactory = Callable[..., Policy]
+
+# name -> factory(**options); options a policy does not use (``scenario``, say) are ignored
+POLICIES: dict[str, PolicyFactory] = {
+    "xbot": lambda **_options: XbotPolicy(),
+    "random": lambda **_options: RandomPolicy(),
+    "heuristic": lambda **_options: HeuristicPolicy(),
+    "fixed": _fixed,
+}
+POLICY_NAMES = tuple(POLICIES)
+
+
+def make_policy(name: str, *, registry: Mapping[str, PolicyFactory] = POLICIES, **options) -> Policy:
+    """Build the policy ``name`` of ``registry`` (the core's ``POLICIES`` unless told otherwise) with
+    ``options``: ``fixed`` needs ``fixed=(hook, hour)``; a registry may take more (``xbotlib.sim.policies``:
+    ``scenario`` for the oracle)."""
+    factory = registry.get(name)
+    if factory is None:
+        raise ValueError(f"unknown policy {name!r} (expected one of {', '.join(registry)})")
+    return factory(**options)

@@ -12,36 +12,30 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import logging
 import math
-import os
-import platform
 import pstats
 import statistics
 import sys
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date
-from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
-from xbotlib.config import PROJECT_ROOT
+from xbotlib.config import PROJECT_ROOT, load_settings
+from xbotlib.devtools.bench_lift import lift, lift_table
+from xbotlib.devtools.machine import machine
+from xbotlib.devtools.testing import TestPostgres
+from xbotlib.jobs.campaign import CampaignConfig, run_campaign
+from xbotlib.sim.oracle import Oracle
+from xbotlib.sim.scenario import load_scenario
+from xbotlib.store import outcomes, runs
+from xbotlib.store.db import Database, create_database, drop_database
 
 GROWTH_POLICIES = ("xbot", "random", "heuristic", "fixed", "oracle")
 BENCH_SCHEDULES = PROJECT_ROOT / "bench" / "schedules"
-
-
-def machine() -> str:
-    """CPU model, cores, Python version and today's date: the line every benchmark table carries."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
 
 
 # ----------------------------------------------------------------------------- growth
@@ -49,10 +43,7 @@ def machine() -> str:
 def bench_campaign(db, policy: str, seed: int, days: int, scenario_path: str | None,
                    fixed: tuple[str, int] | None = None):
     """One growth-bench campaign in ``db`` (migrated, empty): experiments off, the hourly bench cadence.
-    Returns the ``demo.CampaignRun``."""
-    from xbotlib.config import load_settings
-    from xbotlib.jobs.campaign import CampaignConfig, run_campaign
-
+    Returns the ``campaign.CampaignRun``."""
     cfg = CampaignConfig(days=days, seed=seed, scenario_path=scenario_path, policy=policy, fixed_arm=fixed,
                          experiments=False, schedules_dir=str(BENCH_SCHEDULES))
     return run_campaign(cfg, load_settings(env={}), db)
@@ -61,40 +52,24 @@ def bench_campaign(db, policy: str, seed: int, days: int, scenario_path: str | N
 def _campaign_followers(args: tuple) -> dict:
     """Run one campaign in a fresh database; returns followers gained (runs in a worker process)."""
     base_url, template, policy, seed, days, scenario_path, fixed = args
-    import logging
-    import uuid
-
-    import psycopg
-
-    from xbotlib.store.db import Database
-    from xbotlib.jobs.campaign import followers_gained
-    from xbotlib.devtools.testing import with_dbname
-
     logging.getLogger("xbot").setLevel(logging.WARNING)
     name = f"xbot_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    url = create_database(base_url, name, template=template)
     try:
-        with Database.from_url(with_dbname(base_url, name), pool_max=3) as db:
+        with Database.from_url(url, pool_max=3) as db:
             t0 = time.perf_counter()
             run = bench_campaign(db, policy, seed, days, scenario_path, fixed)
-            first, last = followers_gained(db, run.account_ids[0])
             with db.connection() as conn:
-                earned = conn.execute("SELECT coalesce(sum(follows), 0) AS f FROM outcomes WHERE collected_pass = 2"
-                                      ).fetchone()["f"]
-            return {"policy": policy, "seed": seed, "gained": last - first, "post_follows": float(earned),
+                first, last = outcomes.first_and_last_followers(conn, run.account_ids[0])
+                earned = outcomes.follows_earned_by_posts(conn, run.account_ids[0])
+            return {"policy": policy, "seed": seed, "gained": last - first, "post_follows": earned,
                     "seconds": time.perf_counter() - t0}
     finally:
-        with psycopg.connect(base_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(base_url, name)
 
 
 def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policies=GROWTH_POLICIES,
            workers: int = 2) -> list[dict]:
-    from xbotlib.sim.oracle import Oracle
-    from xbotlib.sim.scenario import load_scenario
-    from xbotlib.devtools.testing import TestPostgres
-
     pg = TestPostgres()
     fixed = Oracle(load_scenario(scenario)).best_choice()
     jobs = [(pg.base_url, pg.template, p, s, days, scenario, fixed if p == "fixed" else None)
@@ -144,8 +119,6 @@ def ratio_interval(results: list[dict], policy: str, baseline: str = "oracle", k
     with n − 1 degrees of freedom. Pairing by seed removes the sandbox noise the two runs share.
     None with fewer than two paired seeds (no spread to measure).
     """
-    from scipy import stats
-
     by = _per_seed(results, key)
     seeds = sorted(set(by.get(policy, {})) & set(by.get(baseline, {})))
     if len(seeds) < 2:
@@ -191,138 +164,6 @@ def growth_table(results: list[dict], days: int, seeds: int, scenario: str | Non
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- lift
-
-def _unit_frame(oracle, rng: np.random.Generator, n: int, experiment_id: str, drift: bool = True,
-                followers0: float | None = None):
-    """n posts in time order, as a learner makes them: the hook mix drifts from uniform towards the
-    best hooks (``drift``), the account grows; expected outcomes under both arms of ``experiment_id``."""
-    from xbotlib.core import vocab
-
-    hooks, topics = list(vocab.HOOK_PATTERNS), vocab.TOPICS
-    day_hours = [h for h in vocab.DEFAULT_POSTING_HOURS if h not in vocab.LATE_EVENING_HOURS]
-    best = np.array([oracle.expected_follows(h, 11) for h in hooks])
-    learned = best ** 6 / (best ** 6).sum()  # where a learner ends up: mostly the best hooks
-    rows = []
-    for i in range(n):
-        progress = i / max(1, n - 1)
-        mix = (1 - progress) / len(hooks) + progress * learned if drift else np.full(len(hooks), 1 / len(hooks))
-        hook = hooks[int(rng.choice(len(hooks), p=mix / mix.sum()))]
-        topic = str(rng.choice(topics))
-        hour = int(rng.choice(day_hours))
-        base = followers0 or oracle.scenario.account.initial_followers
-        followers = float(base * (1.0 + progress) * rng.uniform(0.9, 1.1))
-        if experiment_id == "late_evening_slot":
-            t_hour = int(rng.choice(vocab.LATE_EVENING_HOURS))
-            exp_t = oracle.expected(hook, t_hour, topic, followers=followers)
-            exp_c = oracle.expected(hook, hour, topic, followers=followers)
-        else:
-            t_hour = hour
-            exp_t = oracle.expected(hook, hour, topic, {experiment_id: "treatment"}, followers=followers)
-            exp_c = oracle.expected(hook, hour, topic, {experiment_id: "control"}, followers=followers)
-        rows.append((progress, hook, topic, hour, t_hour, followers, exp_t, exp_c))
-    return rows
-
-
-def _draw_fpki(scenario, exp, rng, follow_factor: float = 1.0) -> float:
-    """Realised fpki of one post; ``follow_factor`` scales the account's follow rate (pooled designs)."""
-    import dataclasses
-
-    from xbotlib.sim.audience import draw_totals
-    if follow_factor != 1.0:
-        exp = dataclasses.replace(exp, follows=exp.follows * follow_factor)
-    t = draw_totals(scenario, exp, rng)
-    return 1000.0 * t.follows / max(1, t.impressions)
-
-
-def lift(replicates: int = 200, n: int = 400, experiment_id: str = "question_cta", scenario: str | None = None,
-         allocations: tuple[float, float] = (0.5, 0.2), seed: int = 0, followers: float | None = None,
-         accounts: int = 1, account_spread: float = 0.5) -> dict:
-    """DR vs IPW vs DiM on simulated experiments with a known true lift in per-post fpki.
-
-    Each replicate is one experiment as xbot runs it: n posts in time order, randomised with the
-    first allocation for the first half and the second after an operator changes it (the stored
-    propensity follows), while the learner's hook mix drifts and the account grows. With
-    ``accounts`` > 1 the experiment is pooled over that many accounts whose follow rates differ
-    (log-normal, sd ``account_spread``; drawn once per benchmark, the same accounts in every replicate);
-    the account is a covariate.
-    """
-    import pandas as pd
-
-    from xbotlib.core import lift as estimators, vocab
-    from xbotlib.sim.oracle import Oracle
-    from xbotlib.sim.scenario import load_scenario
-
-    sc = load_scenario(scenario)
-    oracle = Oracle(sc)
-    factors = np.exp(np.random.default_rng(7_000 + seed).normal(0.0, account_spread, accounts)) if accounts > 1 \
-        else np.ones(1)
-    factors = factors / factors.mean()
-    # the truth: the mean over the same population of posts of realised fpki under treatment minus
-    # control, by a large Monte-Carlo population (independent noise); its standard error is reported
-    pop_rng = np.random.default_rng(10_000 + seed)
-    diffs = []
-    for _ in range(max(1, 20_000 // n)):
-        units = _unit_frame(oracle, pop_rng, n, experiment_id, followers0=followers)
-        which = pop_rng.integers(len(factors), size=len(units))
-        diffs += [_draw_fpki(sc, t, pop_rng, factors[a]) - _draw_fpki(sc, c, pop_rng, factors[a])
-                  for a, (*_, t, c) in zip(which, units)]
-    diffs = np.array(diffs)
-    truth, truth_se = float(diffs.mean()), float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
-
-    est = {"dr": [], "ipw": [], "dim": []}
-    for r in range(replicates):
-        rng = np.random.default_rng(seed * 100_000 + r)
-        rows = []
-        for progress, hook, topic, hour, t_hour, size, exp_t, exp_c in _unit_frame(oracle, rng, n, experiment_id,
-                                                                                     followers0=followers):
-            e = allocations[0] if progress < 0.5 else allocations[1]
-            treated = int(rng.random() < e)
-            account = int(rng.integers(len(factors)))
-            fpki = _draw_fpki(sc, exp_t if treated else exp_c, rng, factors[account])
-            h = t_hour if treated else hour
-            row = {"treatment": treated, "propensity": e, "fpki": fpki, "log_followers": math.log(size),
-                   "progress": progress}
-            row.update({f"hook_{k}": float(hook == k) for k in vocab.HOOK_PATTERNS})
-            row.update({f"topic_{k}": float(topic == k) for k in vocab.TOPICS})
-            if len(factors) > 1:
-                row.update({f"account_{k}": float(account == k) for k in range(len(factors))})
-            if experiment_id != "late_evening_slot":  # the hour is the treatment there
-                row.update(hour_sin=math.sin(2 * math.pi * h / 24), hour_cos=math.cos(2 * math.pi * h / 24))
-            rows.append(row)
-        df = pd.DataFrame(rows)
-        covs = [c for c in df.columns if c not in ("treatment", "propensity", "fpki")]
-        est["dr"].append(estimators.aipw(df, "fpki", covs, seed=r))
-        est["ipw"].append(estimators.ipw(df, "fpki"))
-        est["dim"].append(estimators.difference_in_means(df, "fpki"))
-    out = {"truth": truth, "truth_se": truth_se, "replicates": replicates, "n": n, "experiment": experiment_id,
-           "allocations": allocations, "followers": followers or sc.account.initial_followers, "accounts": accounts}
-    for name, es in est.items():
-        values = np.array([e.estimate for e in es])
-        out[name] = {"bias": float(values.mean() - truth), "rmse": float(np.sqrt(((values - truth) ** 2).mean())),
-                     "coverage": float(np.mean([e.ci_low <= truth <= e.ci_high for e in es])),
-                     "mean_width": float(np.mean([e.ci_high - e.ci_low for e in es]))}
-    return out
-
-
-def lift_table(results: list[dict]) -> str:
-    lines = [f"simulated experiments with a known true lift on per-post fpki — {machine()}", "",
-             "| design | experiment | true lift (MC se) | estimator | bias | RMSE | 95% coverage | mean CI width |",
-             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
-    for res in results:
-        for name, label in (("dr", "DR (AIPW)"), ("ipw", "IPW (Hajek)"), ("dim", "diff. in means")):
-            m = res[name]
-            design = "one account" if res["accounts"] == 1 else f"pooled over {res['accounts']} accounts"
-            lines.append(f"| {design} | {res['experiment']} | {res['truth']:+.4f} ({res['truth_se']:.4f}) | {label} | "
-                         f"{m['bias']:+.4f} | {m['rmse']:.4f} | {m['coverage']:.3f} | {m['mean_width']:.4f} |")
-    lines.append("")
-    a = results[0]["allocations"]
-    lines.append(f"{results[0]['replicates']} replicates of n={results[0]['n']} posts each; allocation {a[0]} for the "
-                 f"first half, {a[1]} after (an operator's change; stored propensities follow); the learner's hook "
-                 "mix drifts from uniform to the best hooks and the account doubles over the experiment.")
-    return "\n".join(lines)
-
-
 # ----------------------------------------------------------------------------- speed
 
 AREAS = (("xbotlib/jobs/plan", "plan job"), ("xbotlib/jobs/post", "post job"), ("xbotlib/jobs/collect", "collect job"),
@@ -332,13 +173,6 @@ AREAS = (("xbotlib/jobs/plan", "plan job"), ("xbotlib/jobs/post", "post job"), (
 
 
 def speed(days: int = 14, seed: int = 0) -> dict:
-    import logging
-
-    from xbotlib.config import load_settings
-    from xbotlib.store.db import Database
-    from xbotlib.jobs.campaign import CampaignConfig, run_campaign
-    from xbotlib.devtools.testing import TestPostgres
-
     logging.getLogger("xbot").setLevel(logging.WARNING)
     pg = TestPostgres()
     url = pg.fresh_database()
@@ -350,14 +184,14 @@ def speed(days: int = 14, seed: int = 0) -> dict:
         profiler.disable()
         wall = time.perf_counter() - t0
         with db.connection() as conn:
-            counts = conn.execute("""SELECT (SELECT count(*) FROM posted_decisions) AS posts,
-                                            (SELECT count(*) FROM outcomes) AS outcomes,
-                                            (SELECT count(*) FROM job_runs) AS ticks""").fetchone()
+            stored = outcomes.account_data_counts(conn, run.account_ids[0])
+            counts = {"posts": stored["posts"], "outcomes": stored["outcomes_pass1"] + stored["outcomes_pass2"],
+                      "ticks": runs.count_job_runs(conn, run.account_ids[0])}
     pg.drop_all()
-    stats = pstats.Stats(profiler)
+    profile = pstats.Stats(profiler)
     by_area: dict[str, float] = {}
     total = 0.0
-    for (filename, _line, _fn), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, _line, _fn), (_cc, _nc, tottime, _ct, _callers) in profile.stats.items():  # type: ignore[attr-defined]
         total += tottime
         area = next((label for key, label in AREAS if key in filename.replace("\\", "/")), "other (python, numpy…)")
         by_area[area] = by_area.get(area, 0.0) + tottime

@@ -15,7 +15,7 @@ Kinds
 ``slow`` ``slow:S`` sleep ``S`` seconds (default ``slow_s``) then answer 200: a client timeout
 
 The default answer is a plausible post: the fake reads the ``Hook pattern:``, ``Topic:``, ``Count:``,
-``Angle:`` and ``Reply to:`` lines that ``xbotlib.clients.llm`` puts in its prompt and writes that many posts
+``Angle:`` and ``Reply to:`` lines that ``xbotlib.clients.generation.prompts`` puts in its prompt and writes that many posts
 with the template generator, seeded from the request, so the same request gets the same answer.
 
 Usage::

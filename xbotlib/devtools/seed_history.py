@@ -7,7 +7,7 @@ seeded generator, not from any audience: they exist so the admin API, its tests 
 have a realistic *shape* of data (a year of posts, outcomes, snapshots, job runs) to query.
 
 ``generate_history(spec)`` is pure (spec in, rows out); ``write_history(conn, history)`` copies the
-rows in with COPY; ``seed_history(db, spec)`` does both in one transaction.
+rows in with COPY (``xbotlib.store.db.copy_rows``); ``seed_history(db, spec)`` does both in one transaction.
 """
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from xbotlib.store.queue import content_hash
 from xbotlib.core.vocab import DEFAULT_POSTING_HOURS, HOOK_PATTERNS, TOPICS
+from xbotlib.store import db as store_db
+from xbotlib.store import models
+from xbotlib.store.queue import content_hash
 
 SYNTHETIC = {"synthetic": True, "source": "xbotlib.devtools.seed_history"}
 
@@ -317,19 +319,11 @@ def write_history(conn, history: History) -> dict[str, int]:
     the last pass-2 outcome collected by each version's ``trained_at``.
     """
     for table, (cols, rows) in history.tables.items():
-        if not rows:
-            continue
-        with conn.cursor().copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    acc = history.tables["accounts"][1][0][0]
-    conn.execute(
-        """UPDATE predictors p SET trained_through = (
-               SELECT max(o.outcome_id) FROM outcomes o
-                WHERE o.account_id = p.account_id AND o.collected_pass = 2 AND o.collected_at <= p.trained_at)
-            WHERE p.account_id = %s""", (acc,))
+        if rows:
+            store_db.copy_rows(conn, table, cols, rows)
+    models.backfill_trained_through(conn, history.tables["accounts"][1][0][0])
     for table in history.tables:  # fresh statistics: the planner should see a year of rows as production would
-        conn.execute(f"ANALYZE {table}")
+        store_db.analyze(conn, table)
     return history.counts()
 
 

@@ -12,16 +12,11 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from xbotlib.store.db import Database, embedded_server
-
-
-def with_dbname(url: str, dbname: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+from xbotlib.store import migrate
+from xbotlib.store.db import Database, create_database, drop_database, embedded_server
 
 
 class TestPostgres:
@@ -48,34 +43,29 @@ class TestPostgres:
         self.base_url = base_url
         self.template = f"xbot_tpl_{uuid.uuid4().hex[:8]}"
         self._created: list[str] = []
-        self._admin(f'CREATE DATABASE "{self.template}"')
+        template_url = create_database(base_url, self.template)
         self._created.append(self.template)
-        from xbotlib.store import migrate
-        with Database.from_url(with_dbname(base_url, self.template), pool_max=2) as db:
+        with Database.from_url(template_url, pool_max=2) as db:
             migrate.up(db)
-
-    def _admin(self, sql: str) -> None:
-        with psycopg.connect(self.base_url, autocommit=True) as conn:
-            conn.execute(sql)
 
     def empty_database(self) -> str:
         """A new, unmigrated database; returns its URL."""
         name = f"xbot_t_{uuid.uuid4().hex[:10]}"
-        self._admin(f'CREATE DATABASE "{name}"')
+        url = create_database(self.base_url, name)
         self._created.append(name)
-        return with_dbname(self.base_url, name)
+        return url
 
     def fresh_database(self) -> str:
         """A new database with every migration applied; returns its URL."""
         name = f"xbot_t_{uuid.uuid4().hex[:10]}"
-        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        url = create_database(self.base_url, name, template=self.template)
         self._created.append(name)
-        return with_dbname(self.base_url, name)
+        return url
 
     def drop_all(self) -> None:
         for name in reversed(self._created):
             try:
-                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                drop_database(self.base_url, name)
             except psycopg.Error:
                 pass
         self._created.clear()

@@ -39,8 +39,14 @@ from typing import Any, Iterable, Mapping, Sequence
 import httpx
 import numpy as np
 
-from xbotlib.logs import tagged
+from xbotlib.clients.xapi import XConnectionError, XRateLimited, XServerError, XTimeout
+from xbotlib.core.reward import composite_reward, derived_rates, exposure_weight
 from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
+from xbotlib.logs import tagged
+from xbotlib.store import outcomes
+from xbotlib.store.arms import apply_pass2_rewards
+from xbotlib.store.outcomes import METRIC_FIELDS
+from xbotlib.store.ratelimits import deferred_until, record_rate_limit
 
 log = logging.getLogger("xbot.jobs.collect")
 
@@ -51,15 +57,8 @@ BATCH_SIZE = 100                             # X's limit of ids per GET /2/tweet
 LOOKUP_ENDPOINT = "GET /2/tweets"
 ANALYTICS_ENDPOINT = "GET /2/tweets/analytics"
 ME_ENDPOINT = "GET /2/users/me"
-
-METRIC_FIELDS = ("impressions", "likes", "retweets", "replies", "quotes", "bookmarks", "profile_visits",
-                 "link_clicks")
-_OUTCOME_COLUMNS = ("decision_id", "account_id", "collected_pass", "simulated", *METRIC_FIELDS, "follows",
-                    "follows_source", "er", "fpki", "retweet_rate", "reply_rate", "novelty", "dup_penalty",
-                    "reward_composite", "sample_weight", "collected_at")
-# columns whose change makes an existing row worth updating (collected_at alone is not a change)
-_VALUE_COLUMNS = tuple(c for c in _OUTCOME_COLUMNS
-                       if c not in ("decision_id", "account_id", "collected_pass", "collected_at"))
+# METRIC_FIELDS (the counts of one read) and the outcomes columns are defined with their table in
+# xbotlib.store.outcomes
 
 
 # ----------------------------------------------------------------------------- functional core
@@ -130,8 +129,6 @@ def outcome_row(post: DuePost, collected_pass: int, metrics: Mapping[str, int], 
                 follows_source: str, *, account_id: str, simulated: bool, weights: Mapping[str, float],
                 collected_at: datetime) -> dict[str, Any]:
     """One ``outcomes`` row: raw counts, derived rates, composite reward and training weight."""
-    from xbotlib.core.reward import composite_reward, derived_rates, exposure_weight
-
     counts = {k: max(0, int(metrics.get(k) or 0)) for k in METRIC_FIELDS}
     follows = max(0.0, float(follows))
     rates = derived_rates(counts["impressions"], counts["likes"], counts["retweets"], counts["replies"],
@@ -156,30 +153,9 @@ def batched(items: Sequence[Any], size: int = BATCH_SIZE) -> list[Sequence[Any]]
 
 # ----------------------------------------------------------------------------- shell: database
 
-_UPSERT_SQL = (
-    f"INSERT INTO outcomes ({', '.join(_OUTCOME_COLUMNS)}) "
-    f"VALUES ({', '.join(f'%({c})s' for c in _OUTCOME_COLUMNS)}) "
-    "ON CONFLICT (decision_id, collected_pass) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in (*_VALUE_COLUMNS, "collected_at"))
-    + f" WHERE ({', '.join('outcomes.' + c for c in _VALUE_COLUMNS)}) "
-      f"IS DISTINCT FROM ({', '.join('EXCLUDED.' + c for c in _VALUE_COLUMNS)}) "
-    "RETURNING outcome_id, decision_id, collected_pass"
-)
-
-
 def find_due_posts(conn, account_id: str, world: str, now: datetime) -> tuple[list[DuePost], int]:
     """Posts with a due, unstored pass (oldest first), and how many are past the 30-day limit."""
-    rows = conn.execute(
-        """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
-                  COALESCE(array_agg(o.collected_pass) FILTER (WHERE o.collected_pass IS NOT NULL), '{}') AS stored
-             FROM posted_decisions pd
-             JOIN content_metadata cm ON cm.decision_id = pd.decision_id
-             LEFT JOIN outcomes o ON o.decision_id = pd.decision_id
-            WHERE pd.account_id = %(acc)s AND pd.world = %(world)s AND pd.posted_at <= %(first_due)s
-            GROUP BY pd.decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty
-           HAVING count(o.collected_pass) < 2
-            ORDER BY pd.posted_at, pd.decision_id""",
-        {"acc": account_id, "world": world, "first_due": now - PASS_DELAYS[1]}).fetchall()
+    rows = outcomes.posts_awaiting_outcomes(conn, account_id, world, now - PASS_DELAYS[1])
     due, too_old = [], 0
     for r in rows:
         passes = due_passes(r["posted_at"], r["stored"], now)
@@ -193,71 +169,9 @@ def find_due_posts(conn, account_id: str, world: str, now: datetime) -> tuple[li
     return due, too_old
 
 
-def take_snapshot(conn, account_id: str, user: Any, simulated: bool, now: datetime) -> bool:
-    """Store a follower snapshot unless one exists for this exact time (a repeated tick adds nothing)."""
-    row = conn.execute(
-        """INSERT INTO follower_snapshots (account_id, taken_at, followers_count, following_count, tweet_count, simulated)
-           SELECT %(acc)s, %(now)s, %(f)s, %(fo)s, %(tc)s, %(sim)s
-            WHERE NOT EXISTS (SELECT 1 FROM follower_snapshots
-                               WHERE account_id = %(acc)s AND taken_at = %(now)s AND simulated = %(sim)s)
-           RETURNING snapshot_id""",
-        {"acc": account_id, "now": now, "f": int(user.followers_count), "fo": user.following_count,
-         "tc": user.tweet_count, "sim": simulated}).fetchone()
-    return row is not None
-
-
-def _snapshots_between(conn, account_id: str, simulated: bool, since: datetime,
-                       until: datetime) -> list[tuple[datetime, int]]:
-    """Snapshots covering [since, until]: from the last one at or before ``since`` to the first one at
-    or after ``until`` (intervals that straddle either end count)."""
-    rows = conn.execute(
-        """SELECT taken_at, followers_count FROM follower_snapshots
-            WHERE account_id = %(acc)s AND simulated = %(sim)s
-              AND taken_at >= COALESCE((SELECT max(taken_at) FROM follower_snapshots
-                                         WHERE account_id = %(acc)s AND simulated = %(sim)s AND taken_at <= %(since)s),
-                                       %(since)s)
-              AND taken_at <= COALESCE((SELECT min(taken_at) FROM follower_snapshots
-                                         WHERE account_id = %(acc)s AND simulated = %(sim)s AND taken_at >= %(until)s),
-                                       %(until)s)
-            ORDER BY taken_at""",
-        {"acc": account_id, "sim": simulated, "since": since, "until": until}).fetchall()
-    return [(r["taken_at"], int(r["followers_count"])) for r in rows]
-
-
 def _live_posts(conn, account_id: str, world: str, since: datetime, until: datetime) -> list[LivePost]:
-    rows = conn.execute(
-        """SELECT decision_id::text AS decision_id, posted_at, profile_visits FROM posted_decisions
-            WHERE account_id = %s AND world = %s AND posted_at > %s AND posted_at <= %s""",
-        (account_id, world, since - ATTRIBUTION_HORIZON, until)).fetchall()
+    rows = outcomes.posts_published_between(conn, account_id, world, since - ATTRIBUTION_HORIZON, until)
     return [LivePost(r["decision_id"], r["posted_at"], int(r["profile_visits"])) for r in rows]
-
-
-def store_batch(conn, rows: Sequence[Mapping[str, Any]], latest: Mapping[str, Mapping[str, int]]) -> list[dict]:
-    """Upsert outcome rows (only changed values are rewritten) and the latest counts on posted_decisions.
-
-    Returns the rows actually inserted or changed.
-    """
-    stored: list[dict] = []
-    if rows:
-        with conn.cursor() as cur:
-            cur.executemany(_UPSERT_SQL, rows, returning=True)
-            while True:
-                row = cur.fetchone()
-                if row is not None:
-                    stored.append(row)
-                if not cur.nextset():
-                    break
-    if latest:
-        with conn.cursor() as cur:
-            cur.executemany(
-                """UPDATE posted_decisions SET profile_visits = %(profile_visits)s, link_clicks = %(link_clicks)s,
-                          bookmarks = %(bookmarks)s
-                    WHERE decision_id = %(decision_id)s
-                      AND (profile_visits, link_clicks, bookmarks)
-                          IS DISTINCT FROM (%(profile_visits)s, %(link_clicks)s, %(bookmarks)s)""",
-                [{"decision_id": d, **{k: int(m.get(k) or 0) for k in ("profile_visits", "link_clicks", "bookmarks")}}
-                 for d, m in latest.items()])
-    return stored
 
 
 # ----------------------------------------------------------------------------- shell: X + the tick
@@ -311,7 +225,7 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
             latest_visits = {p.decision_id: m["profile_visits"] for p, m, _ in read}
             # intervals after the batch's youngest post left the horizon cannot credit these posts
             end = min(now, max(p.posted_at for p in batch) + ATTRIBUTION_HORIZON)
-            snapshots = _snapshots_between(conn, ctx.account_id, ctx.simulated, start, end)
+            snapshots = outcomes.follower_counts_covering(conn, ctx.account_id, ctx.simulated, start, end)
             last = max((t for t, _ in snapshots), default=end)
             live = [LivePost(lp.decision_id, lp.posted_at, latest_visits.get(lp.decision_id, lp.profile_visits))
                     for lp in _live_posts(conn, ctx.account_id, ctx.world, start, max(last, end))]
@@ -325,7 +239,7 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
             for p in post.passes:
                 rows.append(outcome_row(post, p, metrics, follows, source, account_id=ctx.account_id,
                                         simulated=ctx.simulated, weights=weights, collected_at=now))
-        stored = store_batch(conn, rows, {p.decision_id: m for p, m, _ in read})
+        stored = outcomes.upsert_outcomes(conn, rows, {p.decision_id: m for p, m, _ in read})
     by_key = {(r["decision_id"], r["collected_pass"]): r for r in rows}
     for s in stored:
         r = by_key[(str(s["decision_id"]), s["collected_pass"])]
@@ -337,10 +251,6 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
 
 def tick(ctx: JobContext) -> JobResult:
     """Snapshot followers, collect every due pass, then feed pass-2 rewards to the bandits."""
-    from xbotlib.store.arms import apply_pass2_rewards
-    from xbotlib.clients.xapi import (XConnectionError, XRateLimited, XServerError, XTimeout)
-    from xbotlib.store.ratelimits import deferred_until, record_rate_limit
-
     now = ctx.clock.now()
     with ctx.db.connection() as conn:
         ensure_account_once(ctx, conn)
@@ -356,7 +266,9 @@ def tick(ctx: JobContext) -> JobResult:
     try:
         user = ctx.x.me()
         with ctx.db.connection() as conn:
-            detail["snapshot"] = take_snapshot(conn, ctx.account_id, user, ctx.simulated, now)
+            detail["snapshot"] = outcomes.record_follower_snapshot(conn, ctx.account_id, now, user.followers_count,
+                                                                   user.following_count, user.tweet_count,
+                                                                   ctx.simulated)
             due, detail["too_old"] = find_due_posts(conn, ctx.account_id, ctx.world, now)
         detail["due"] = len(due)
         if detail["too_old"]:

@@ -13,9 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from xbotlib.clients.generation import ContentGenerator, LLMContentGenerator, make_generator
+from xbotlib.clients.llm import LLMClient
+from xbotlib.clients.xapi import XClient
 from xbotlib.clock import Clock
 from xbotlib.config import Settings
+from xbotlib.core.features import Embedder, LocalEmbedder
+from xbotlib.core.policies import Policy
+from xbotlib.sim.xserver import SandboxX
+from xbotlib.store import ledger
 from xbotlib.store.db import Database
+from xbotlib.store.queue import ensure_account
+from xbotlib.store.worlds import World, check_world
 
 SANDBOX_TOKEN = "sandbox-token"
 
@@ -41,15 +50,15 @@ class JobContext:
     db: Database
     clock: Clock
     account_id: str
-    world: str                      # 'live' | 'sandbox': where posts go and outcomes come from
-    x: Any = None                   # xbotlib.clients.xapi.XClient (None when no X is reachable)
-    generator: Any = None           # xbotlib.clients.llm.ContentGenerator
-    llm: Any = None                 # xbotlib.clients.llm.LLMClient or None (offline)
-    embedder: Any = None            # features embedder (OpenAI or local)
-    policy: Any = None              # plan policy (xbot learner by default)
+    world: World                    # where posts go and outcomes come from
+    x: XClient | None = None        # None when no X is reachable
+    generator: ContentGenerator | None = None  # build_context always sets one
+    llm: LLMClient | None = None    # None offline (templates)
+    embedder: Embedder | None = None  # features embedder (OpenAI or local)
+    policy: Policy | None = None    # plan policy (xbot learner by default)
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     worker_id: str = "worker-1"
-    sandbox: Any = None             # the in-process SandboxX, when there is one
+    sandbox: SandboxX | None = None  # the in-process sandbox, when there is one
     account_ready: bool = False     # the accounts row exists (checked once per context, not every tick)
 
     @property
@@ -61,40 +70,39 @@ class JobContext:
 def ensure_account_once(ctx: JobContext, conn) -> None:
     """Create the account row on first use; later ticks of this context skip the round trip."""
     if not ctx.account_ready:
-        from xbotlib.store.queue import ensure_account
         ensure_account(conn, ctx.account_id, ctx.clock.now(), ctx.settings.timezone)
         ctx.account_ready = True
 
 
+def build_context(settings: Settings, db: Database, clock: Clock, *, sandbox: SandboxX | None = None, seed: int = 0,
+                  policy: Policy | None = None, generator: ContentGenerator | None = None,
+                  worker_id: str | None = None) -> JobContext:
+    """Wire the real parts for ``settings``. Pass ``sandbox`` (a ``SandboxX``) to share one world in-process.
 
-
-def build_context(settings: Settings, db: Database, clock: Clock, *, sandbox=None, seed: int = 0,
-                  policy=None, generator=None, worker_id: str | None = None) -> JobContext:
-    """Wire the real parts for ``settings``. Pass ``sandbox`` (a ``SandboxX``) to share one world in-process."""
-    from xbotlib.clients.xapi import XClient
-
-    world = settings.world
+    Every X client reads ``clock`` (a 429 without a reset time is timed on it).
+    """
+    world = check_world(settings.world)
     if world == "live":
-        x = XClient(settings.x_api_base_url, settings.x_access_token or "", refresh_token=settings.x_refresh_token,
-                    client_id=settings.x_client_id, client_secret=settings.x_client_secret,
-                    timeout=settings.x_timeout_s)
+        x = XClient(settings.x_api_base_url, settings.x_access_token or "", clock=clock,
+                    refresh_token=settings.x_refresh_token, client_id=settings.x_client_id,
+                    client_secret=settings.x_client_secret, timeout=settings.x_timeout_s)
     elif sandbox is not None:
-        x = XClient("http://sandbox.local", sandbox.token, transport=sandbox.transport(), timeout=settings.x_timeout_s)
+        x = XClient("http://sandbox.local", sandbox.token, clock=clock, transport=sandbox.transport(),
+                    timeout=settings.x_timeout_s)
     elif settings.x_sandbox_url:
-        x = XClient(settings.x_sandbox_url, settings.x_access_token or SANDBOX_TOKEN, timeout=settings.x_timeout_s)
+        x = XClient(settings.x_sandbox_url, settings.x_access_token or SANDBOX_TOKEN, clock=clock,
+                    timeout=settings.x_timeout_s)
     else:
-        from xbotlib.sim.xserver import SandboxX
         settings.home_path.mkdir(parents=True, exist_ok=True)
         sandbox = SandboxX(clock=clock, seed=seed, state_path=settings.home_path / "sandbox_state.json")
-        x = XClient("http://sandbox.local", sandbox.token, transport=sandbox.transport(), timeout=settings.x_timeout_s)
+        x = XClient("http://sandbox.local", sandbox.token, clock=clock, transport=sandbox.transport(),
+                    timeout=settings.x_timeout_s)
 
     llm = None
     if generator is None:
-        from xbotlib.clients.llm import make_generator
-        generator = make_generator(settings, db, clock, settings.account_id)
-        llm = getattr(generator, "llm", None)
+        generator = make_generator(settings, db, clock, settings.account_id, ledger=ledger)
+        llm = generator.llm if isinstance(generator, LLMContentGenerator) else None
 
-    from xbotlib.core.features import LocalEmbedder
     return JobContext(settings=settings, db=db, clock=clock, account_id=settings.account_id, world=world, x=x,
                       generator=generator, llm=llm, embedder=LocalEmbedder(), policy=policy,
                       rng=np.random.default_rng(seed), worker_id=worker_id or f"pid-{os.getpid()}",

@@ -20,7 +20,10 @@ from datetime import datetime
 from typing import Callable
 
 from xbotlib.clock import SimClock
+from xbotlib.jobs import collect, learn, plan, post, schedules
+from xbotlib.jobs.runner import run_job
 from xbotlib.logs import tagged
+from xbotlib.store import locks
 
 log = logging.getLogger("xbot.daemon")
 
@@ -62,44 +65,40 @@ class Daemon:
     def run(self, until: datetime | None = None, sleep_until: Callable[[datetime], None] | None = None,
             install_signals: bool = True) -> dict:
         """Loop until ``until`` (or a stop request). Returns run counts per entry key."""
-        from xbotlib.jobs import schedules
-
         sleep_until = sleep_until or self._default_sleeper()
         previous = {}
         if install_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self.request_stop)
         try:
-            return self._run_locked(schedules, until, sleep_until)
+            return self._run_locked(until, sleep_until)
         finally:  # the process outlives the daemon (tests, notebooks): give the signals back
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _run_locked(self, schedules, until, sleep_until) -> dict:
+    def _run_locked(self, until, sleep_until) -> dict:
         db = self.contexts[0].db
         accounts = [c.account_id for c in self.contexts]
         with db.connection() as lock_conn:
             held = []
             try:
                 for account in accounts:
-                    got = lock_conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (daemon_lock_key(account),)
-                                            ).fetchone()["ok"]
+                    got = locks.try_session_lock(lock_conn, daemon_lock_key(account))
                     lock_conn.commit()
                     if not got:
                         raise DaemonLocked(f"another `xbot run` already holds account {account!r} "
                                            "(one daemon per account; stop the other one first)")
                     held.append(account)
                 tagged(log, "DAEMON", "started", accounts=",".join(accounts), entries=len(self.entries))
-                self._loop(schedules, until, sleep_until)
+                self._loop(until, sleep_until)
             finally:
                 for account in held:
-                    lock_conn.execute("SELECT pg_advisory_unlock(%s)", (daemon_lock_key(account),))
+                    locks.release_session_lock(lock_conn, daemon_lock_key(account))
                 lock_conn.commit()
         tagged(log, "DAEMON", "stopped", accounts=",".join(accounts))
         return dict(self.ticks)
 
-    def _loop(self, schedules, until, sleep_until) -> None:
-        from xbotlib.jobs.runner import run_job
+    def _loop(self, until, sleep_until) -> None:
         start = self.clock.now()
         # next due time per entry, computed once per run of that entry (cron parsing is not free);
         # an entry never run is due at once, and missed runs collapse into one
@@ -114,7 +113,7 @@ class Daemon:
                     if self.stop_requested:
                         break
                     if entry.kind == "job" or ctx is self.contexts[0]:  # notebooks run once, not per account
-                        self._run_entry(ctx, entry, run_job)
+                        self._run_entry(ctx, entry)
                 self.last_run[entry.key] = now
                 next_due[entry.key] = schedules.next_run(entry, now)
             if self.on_tick:
@@ -125,8 +124,7 @@ class Daemon:
             if wake > self.clock.now():
                 sleep_until(wake)
 
-    def _run_entry(self, ctx, entry, run_job) -> None:
-        from xbotlib.jobs import collect, learn, plan, post
+    def _run_entry(self, ctx, entry) -> None:
         self.ticks[entry.key] = self.ticks.get(entry.key, 0) + 1
         try:
             if entry.kind == "job":

@@ -26,19 +26,21 @@ cross-validated log-loss/AUC of a logistic P(follows >= 1) against the base rate
 from __future__ import annotations
 
 import dataclasses
-
-import json
 import logging
 from typing import Any, Mapping
 
 import numpy as np
 
-from xbotlib.logs import tagged
-from xbotlib.core.predictors import TIMING_TARGET, should_train
+from xbotlib.core.predictors import (TIMING_TARGET, LogisticFollows, cross_validated_score, should_train,
+                                     train_with_fallback)
 from xbotlib.jobs.context import JobContext, JobResult
+from xbotlib.logs import tagged
+from xbotlib.store import models as predictor_store
+from xbotlib.store import training_data
 from xbotlib.store.models import last_version
 
 log = logging.getLogger("xbot.jobs.learn")
+
 
 def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -> JobResult:
     """Train new predictor versions when enough fresh outcomes arrived.
@@ -46,8 +48,6 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
     ``lightgbm_params`` override the LightGBM parameters (operators tuning it; tests passing broken
     ones to see the ridge fallback).
     """
-    from xbotlib.store import models as predictor_store, training_data
-
     settings, world, now = ctx.settings, ctx.world, ctx.clock.now()
     with ctx.db.connection() as conn:
         last = last_version(conn, ctx.account_id, world)
@@ -77,9 +77,7 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
             versions[kind] = predictor_store.save_version(conn, ctx.account_id, kind, trained, list(frame.names),
                                                           len(frame.y), world, frame.max_outcome_id, now)
             if extra:
-                conn.execute("UPDATE predictors SET metrics = metrics || %s::jsonb "
-                             "WHERE account_id = %s AND kind = %s AND version = %s",
-                             (json.dumps(_json_safe(extra)), ctx.account_id, kind, versions[kind]))
+                predictor_store.add_metrics(conn, ctx.account_id, kind, versions[kind], extra)
         detail[kind] = {"version": versions[kind], "key": f"predictor:{kind}:v{versions[kind]}",
                         "algorithm": trained.algorithm, "n": int(len(frame.y)),
                         "cv_score": _num(trained.cv.get("score")),
@@ -93,30 +91,16 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
     return JobResult(detail=detail)
 
 
-
-
 def _train(frame, use_lightgbm: bool, lightgbm_params: Mapping[str, Any] | None):
-    from xbotlib.core.predictors import train_with_fallback
     return train_with_fallback("reward", frame.X, frame.y, frame.w, use_lightgbm, log,
                                lightgbm_params=None if lightgbm_params is None else dict(lightgbm_params))
 
 
 def follows_cv(frame) -> dict[str, Any]:
     """Cross-validated log-loss/AUC of a logistic P(follows >= 1) against the base rate (cheap)."""
-    from xbotlib.core.predictors import LogisticFollows, cross_validated_score
     if len(frame.y) == 0:
         return {"score": None, "reason": "no samples"}
     return cross_validated_score(LogisticFollows, frame.X, frame.y, frame.w, kind="follows")
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _num(value: Any) -> float | None:

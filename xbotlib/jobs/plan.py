@@ -9,7 +9,8 @@ replies, one decision per kind per tick:
    sampling over its hook effects and UCB1 over its hour effects (``xbotlib.core.policies``);
 2. experiments are assigned (randomised, propensities stored) and their arms applied;
 3. the generator writes several candidates (the LLM, or the offline templates);
-4. every candidate passes the gates — quality, duplicate, rotation — or is rejected with a reason
+4. every candidate passes the gates (``xbotlib.core.gates``) — quality, duplicate, rotation — or is
+   rejected with a reason
    (stored in ``gate_rejections``, counted in the metrics);
 5. the content predictor ranks the survivors; the best is queued for the *next* occurrence of its
    hour in the account's time zone (today if still ahead, else tomorrow — never a day late).
@@ -18,25 +19,28 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from xbotlib.store import queue
-from xbotlib.core import vocab
-from xbotlib.logs import tagged
+from xbotlib.clients.xapi import XApiError
+from xbotlib.core import experiments, features, vocab
+from xbotlib.core.features import timing_matrix
+from xbotlib.core.gates import GateVerdict, allowed_by_rotation, duplicate_gate, quality_gate, rotation_gate
 from xbotlib.core.policies import PlanChoice, PlanState, XbotPolicy
+from xbotlib.core.predictors import TIMING_TARGET
 from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
+from xbotlib.logs import tagged
+from xbotlib.store import arms as bandit_store
 from xbotlib.store import experiments as experiment_store
+from xbotlib.store import gates
+from xbotlib.store import models as predictor_store
+from xbotlib.store import queue
 from xbotlib.store.outcomes import post_outcomes
 
 log = logging.getLogger("xbot.jobs.plan")
-
-ACTIVE_STATUSES = ("queued", "posting", "posted")
-MIN_CHARS, MAX_CHARS = 40, 280
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -59,116 +63,32 @@ def next_occurrence(hour: int, now: datetime, tz: str) -> datetime:
     raise AssertionError("unreachable: every local hour occurs within two days")
 
 
-def _current_run(recent: list[str]) -> tuple[str | None, int]:
-    """The value the newest items repeat, and how many times in a row (``recent`` is newest first)."""
-    run_value = recent[0] if recent else None
-    run = 0
-    for v in recent:
-        if v != run_value:
-            break
-        run += 1
-    return run_value, run
-
-
-def allowed_by_rotation(recent: list[str], options: list[str], max_run: int) -> list[str]:
-    """Options that would not make the same value appear more than ``max_run`` times in a row."""
-    run_value, run = _current_run(recent)
-    allowed = [o for o in options if not (o == run_value and run >= max_run)]
-    return allowed or list(options)
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    ok: bool
-    gate: str | None = None
-    reason: str | None = None
-
-
-_TRUNCATED = re.compile(r"(\.\.\.|…)\s*$|\w-$")
-
-
-def quality_gate(text: str, readability: float, min_readability: float, banned: tuple[str, ...]) -> GateVerdict:
-    n = len(text)
-    if n < MIN_CHARS:
-        return GateVerdict(False, "quality", f"too short ({n} < {MIN_CHARS} chars)")
-    if n > MAX_CHARS:
-        return GateVerdict(False, "quality", f"too long ({n} > {MAX_CHARS} chars)")
-    if _TRUNCATED.search(text):
-        return GateVerdict(False, "quality", "looks truncated")
-    low = text.lower()
-    for phrase in banned:
-        if phrase and phrase in low:
-            return GateVerdict(False, "quality", f"banned phrase {phrase!r}")
-    if readability < min_readability:
-        return GateVerdict(False, "quality", f"readability {readability:.2f} < floor {min_readability:.2f}")
-    return GateVerdict(True)
-
-
-def duplicate_gate(novelty: float, novelty_min: float, exact_repeat: bool = False) -> GateVerdict:
-    if exact_repeat:
-        return GateVerdict(False, "duplicate", "exact repeat of an earlier post (X refuses duplicate content)")
-    if novelty < novelty_min:
-        return GateVerdict(False, "duplicate", f"novelty {novelty:.3f} < {novelty_min:.3f} against the last 30 days")
-    return GateVerdict(True)
-
-
-def rotation_gate(hook: str, topic: str | None, recent_hooks: list[str], recent_topics: list[str],
-                  max_run: int) -> GateVerdict:
-    for name, value, recent in (("hook", hook, recent_hooks), ("topic", topic, recent_topics)):
-        # not allowed_by_rotation(recent, [value]): with a single option it falls back to that option
-        run_value, run = _current_run(recent)
-        if value is not None and value == run_value and run >= max_run:
-            return GateVerdict(False, "rotation", f"{name} {value!r} would run more than {max_run} times in a row")
-    return GateVerdict(True)
-
-
 # ----------------------------------------------------------------------------- database reads
 
 def _account_age_days(conn, account_id: str, now: datetime) -> float:
-    row = conn.execute("SELECT created_at FROM accounts WHERE account_id = %s", (account_id,)).fetchone()
-    return max(0.0, (now - row["created_at"]).total_seconds() / 86400.0) if row else 0.0
-
-
-def _recent(conn, account_id: str, decision_type: str, limit: int = 20) -> list[dict]:
-    return conn.execute(
-        """SELECT hook_pattern, topic FROM content_metadata
-            WHERE account_id = %s AND decision_type = %s AND status = ANY(%s)
-            ORDER BY created_at DESC LIMIT %s""",
-        (account_id, decision_type, list(ACTIVE_STATUSES), limit)).fetchall()
+    created_at = queue.account_created_at(conn, account_id)
+    return max(0.0, (now - created_at).total_seconds() / 86400.0) if created_at else 0.0
 
 
 def _planned_in_window(conn, account_id: str, decision_type: str, now: datetime) -> int:
     """Decisions of this type created in the last 24 h that are still alive (the day's plan so far)."""
-    return conn.execute(
-        """SELECT count(*) AS n FROM content_metadata
-            WHERE account_id = %s AND decision_type = %s AND status = ANY(%s) AND created_at > %s""",
-        (account_id, decision_type, list(ACTIVE_STATUSES), now - timedelta(hours=24))).fetchone()["n"]
+    return queue.count_active_created_since(conn, account_id, decision_type, now - timedelta(hours=24))
 
 
 def _booked_hours(conn, account_id: str, now: datetime, tz: str) -> set[int]:
-    rows = conn.execute(
-        """SELECT scheduled_at FROM content_metadata
-            WHERE account_id = %s AND decision_type = 'post' AND status IN ('queued', 'posting')
-              AND scheduled_at > %s AND scheduled_at <= %s""",
-        (account_id, now, now + timedelta(hours=24))).fetchall()
     zone = ZoneInfo(tz)
-    return {r["scheduled_at"].astimezone(zone).hour for r in rows}
+    return {t.astimezone(zone).hour for t in queue.booked_post_times(conn, account_id, now, now + timedelta(hours=24))}
 
 
 def _recent_embeddings(conn, account_id: str, now: datetime) -> np.ndarray | None:
-    rows = conn.execute(
-        """SELECT embedding FROM content_metadata
-            WHERE account_id = %s AND embedding IS NOT NULL AND status = ANY(%s) AND created_at > %s""",
-        (account_id, list(ACTIVE_STATUSES), now - timedelta(days=30))).fetchall()
+    rows = queue.active_embeddings_since(conn, account_id, now - timedelta(days=30))
     if not rows:
         return None
-    return np.asarray([r["embedding"] for r in rows], dtype=float)
+    return np.asarray(rows, dtype=float)
 
 
 def _record_rejection(conn, account_id: str, verdict: GateVerdict, text: str, now: datetime) -> None:
-    conn.execute("""INSERT INTO gate_rejections (account_id, gate, reason, content_hash, rejected_at)
-                    VALUES (%s, %s, %s, %s, %s)""",
-                 (account_id, verdict.gate, verdict.reason, queue.content_hash(text), now))
+    gates.record_gate_rejection(conn, account_id, verdict.gate, verdict.reason, text, now)
     tagged(log, "PLAN", "gate rejected", gate=verdict.gate, reason=verdict.reason.replace(" ", "_"))
 
 
@@ -206,9 +126,6 @@ def tick(ctx: JobContext) -> JobResult:
 def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> PlanState:
     """What the policy may look at: arm statistics, the timing predictor's view of each hour (UCB1's
     prior before the growth model has data) and the outcomes the growth model learns from."""
-    from xbotlib.store import arms as bandit_store
-    from xbotlib.core.features import timing_matrix
-
     prior = None
     timing_model = _active_predictor(ctx, conn, "timing")
     if timing_model is not None and hours:
@@ -227,8 +144,6 @@ def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> Pla
 
 
 def _active_predictor(ctx: JobContext, conn, kind: str):
-    from xbotlib.store import models as predictor_store
-    from xbotlib.core.predictors import TIMING_TARGET
     try:
         if kind == "timing":
             return predictor_store.load_active(conn, ctx.account_id, kind, ctx.world, target=TIMING_TARGET)
@@ -239,12 +154,10 @@ def _active_predictor(ctx: JobContext, conn, kind: str):
 
 
 def _plan_post(ctx: JobContext, now: datetime) -> dict:
-    from xbotlib.core import experiments
-
     s = ctx.settings
     policy = ctx.policy or XbotPolicy()
     with ctx.db.connection() as conn:
-        recent = _recent(conn, ctx.account_id, "post")
+        recent = queue.recent_hooks_and_topics(conn, ctx.account_id, "post")
         recent_hooks = [r["hook_pattern"] for r in recent]
         recent_topics = [r["topic"] for r in recent]
         hooks = allowed_by_rotation(recent_hooks, list(vocab.HOOK_PATTERNS), s.rotation_max_run)
@@ -302,8 +215,6 @@ class _Scored:
 def _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recent_topics, content_model,
             hour, now, *, decision_type, reply=None) -> _Scored | None:
     """Apply experiment arms, extract features, gate, and rank the survivors by the content predictor."""
-    from xbotlib.core import experiments, features
-
     s = ctx.settings
     survivors: list[_Scored] = []
     rejected = 0
@@ -323,9 +234,7 @@ def _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recen
     embeddings = np.asarray(ctx.embedder.embed([t for _, t in texts]), dtype=float)
     seen = recent_emb
     with ctx.db.connection() as conn:
-        used = {r["content_hash"] for r in conn.execute(
-            "SELECT content_hash FROM content_metadata WHERE account_id = %s AND content_hash = ANY(%s)",
-            (ctx.account_id, [queue.content_hash(t) for _, t in texts])).fetchall()}
+        used = queue.used_content_hashes(conn, ctx.account_id, [queue.content_hash(t) for _, t in texts])
     for (cand, text), emb in zip(texts, embeddings):
         feats = features.extract_features(text, embedding=emb, recent_embeddings=seen, novelty_min=s.novelty_min,
                                           topic=cand.topic or topic, reply=reply, hour=hour)
@@ -356,8 +265,6 @@ def _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recen
 
 def _decision(ctx, best: _Scored, decision_type, choice: PlanChoice | None, hour, timing_propensity, assignments,
               scheduled_at, policy_name, target_tweet_id=None) -> queue.Decision:
-    from xbotlib.core import experiments
-
     f = best.features
     return queue.Decision(
         account_id=ctx.account_id, content=best.text, generation_source=best.source, decision_type=decision_type,
@@ -384,17 +291,12 @@ def _queue(ctx, decision: queue.Decision, assignments, now) -> None:
 
 def _plan_reply(ctx: JobContext, now: datetime) -> dict:
     """Find a conversation worth joining through search, and queue a reply to it now."""
-    from xbotlib.core import experiments, features
-    from xbotlib.clients.xapi import XApiError
-
     with ctx.db.connection() as conn:
-        recent = _recent(conn, ctx.account_id, "reply")
+        recent = queue.recent_hooks_and_topics(conn, ctx.account_id, "reply")
         active = experiment_store.active_experiments(conn, ctx.account_id)
         recent_emb = _recent_embeddings(conn, ctx.account_id, now)
         content_model = _active_predictor(ctx, conn, "content")
-        replied = {r["target_tweet_id"] for r in conn.execute(
-            "SELECT target_tweet_id FROM content_metadata WHERE account_id = %s AND decision_type = 'reply'",
-            (ctx.account_id,)).fetchall()}
+        replied = queue.replied_tweet_ids(conn, ctx.account_id)
     topic = _choose_topic([r["topic"] for r in recent], ctx.settings.rotation_max_run, ctx.rng)
     try:
         found = ctx.x.search_recent(" OR ".join(vocab.TOPIC_KEYWORDS[topic][:3]), max_results=20)

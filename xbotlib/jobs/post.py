@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 import httpx
 from psycopg.pq import TransactionStatus
 
-from xbotlib.store import queue
-from xbotlib.logs import tagged
 from xbotlib.clients.xapi import (XApiError, XConnectionError, XRateLimited, XServerError, XTimeout)
-from xbotlib.store.ratelimits import deferred_until, record_rate_limit
 from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
+from xbotlib.logs import tagged
+from xbotlib.store import locks, queue
+from xbotlib.store.outcomes import known_tweet_ids
+from xbotlib.store.ratelimits import deferred_until, record_rate_limit
 
 log = logging.getLogger("xbot.jobs.post")
 
@@ -45,31 +46,12 @@ def backoff_seconds(attempt: int) -> float:
     return min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2 ** max(0, attempt - 1)))
 
 
-def _posted_counts(conn, account_id: str, now: datetime, sources) -> tuple[int, int, int]:
-    """(posts in the last hour, posts in the last day, decisions ready to post now).
-
-    A post another worker has claimed but not yet saved (status 'posting') counts against both caps:
-    it is about to be published."""
-    row = conn.execute(
-        """WITH inflight AS (SELECT 1 FROM content_metadata WHERE account_id = %(acc)s AND status = 'posting')
-           SELECT count(*) FILTER (WHERE posted_at > %(now)s - interval '1 hour') + (SELECT count(*) FROM inflight) AS hour,
-                  count(*) + (SELECT count(*) FROM inflight) AS day,
-                  (SELECT count(*) FROM content_metadata
-                    WHERE account_id = %(acc)s AND status = 'queued' AND scheduled_at <= %(now)s
-                      AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
-                      AND generation_source = ANY(%(sources)s)) AS ready
-             FROM posted_decisions WHERE account_id = %(acc)s AND posted_at > %(now)s - interval '1 day'""",
-        {"now": now, "acc": account_id, "sources": list(sources)}).fetchone()
-    return int(row["hour"]), int(row["day"]), int(row["ready"])
-
-
 def _own_user_id(ctx: JobContext, conn) -> str:
-    row = conn.execute("SELECT x_user_id FROM accounts WHERE account_id = %s", (ctx.account_id,)).fetchone()
-    if row and row["x_user_id"]:
-        return row["x_user_id"]
+    identity = queue.account_identity(conn, ctx.account_id)
+    if identity and identity["x_user_id"]:
+        return identity["x_user_id"]
     user = ctx.x.me()
-    conn.execute("UPDATE accounts SET x_user_id = %s, handle = COALESCE(handle, %s) WHERE account_id = %s",
-                 (user.user_id, user.username, ctx.account_id))
+    queue.set_account_x_user(conn, ctx.account_id, user.user_id, user.username)
     return user.user_id
 
 
@@ -83,7 +65,7 @@ class _InFlight:
 
     def __init__(self, conn, decision_id):
         self.conn, self.key, self.held = conn, inflight_key(decision_id), True
-        conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+        locks.hold_session_lock(conn, self.key)
 
     def release(self) -> None:
         if not self.held:
@@ -91,7 +73,7 @@ class _InFlight:
         self.held = False
         if self.conn.info.transaction_status == TransactionStatus.INERROR:
             self.conn.rollback()
-        self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        locks.release_session_lock(self.conn, self.key)
         self.conn.commit()
 
 
@@ -108,8 +90,7 @@ def reconcile_stuck(ctx: JobContext, conn=None) -> dict[str, int]:
     with conn.transaction():
         guard = conn
         mine = {r["decision_id"] for r in queue.stuck_in_posting(guard, ctx.account_id)
-                if guard.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok",
-                                 (inflight_key(r["decision_id"]),)).fetchone()["ok"]}
+                if locks.try_transaction_lock(guard, inflight_key(r["decision_id"]))}
         # read again under the locks: a worker may have saved its post since the first read
         stuck = [r for r in queue.stuck_in_posting(guard, ctx.account_id) if r["decision_id"] in mine]
         found = requeued = failed = 0
@@ -117,7 +98,7 @@ def reconcile_stuck(ctx: JobContext, conn=None) -> dict[str, int]:
             return {"reconciled": 0, "requeued": 0, "failed": 0}
         since = min(r["claimed_at"] or r["updated_at"] for r in stuck) - RECONCILE_SLACK
         own = ctx.x.own_recent_tweets(_own_user_id(ctx, guard), since=since)
-        known = _known_tweet_ids(guard, [t.tweet_id for t in own])
+        known = known_tweet_ids(guard, [t.tweet_id for t in own])
         by_text: dict[str, list] = {}
         for t in own:
             if t.tweet_id not in known:
@@ -137,13 +118,6 @@ def reconcile_stuck(ctx: JobContext, conn=None) -> dict[str, int]:
             else:
                 requeued += 1
     return {"reconciled": found, "requeued": requeued, "failed": failed}
-
-
-def _known_tweet_ids(conn, ids: list[str]) -> set[str]:
-    if not ids:
-        return set()
-    rows = conn.execute("SELECT tweet_id FROM posted_decisions WHERE tweet_id = ANY(%s)", (ids,)).fetchall()
-    return {r["tweet_id"] for r in rows}
 
 
 def _retry_or_fail(conn, ctx: JobContext, row: dict, reason: str, now: datetime,
@@ -203,8 +177,8 @@ def tick(ctx: JobContext) -> JobResult:
         # this connection stays out of the pool until the outcome is saved: its session holds the in-flight lock
         with ctx.db.connection() as conn:
             # caps are per account: one worker at a time counts and claims (released when this transaction ends)
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"xbot.post_cap:{ctx.account_id}",))
-            per_hour, per_day, ready = _posted_counts(conn, ctx.account_id, now, sources)
+            locks.lock_name_for_transaction(conn, f"xbot.post_cap:{ctx.account_id}")
+            per_hour, per_day, ready = queue.posting_counts(conn, ctx.account_id, now, sources)
             if not ready:
                 break
             if per_hour >= settings.posts_per_hour_cap or per_day >= settings.posts_per_day_cap:
@@ -226,9 +200,7 @@ def tick(ctx: JobContext) -> JobResult:
             break  # X is unhappy: leave the rest for a later tick
     if mode == "live":
         with ctx.db.connection() as conn:
-            n = conn.execute("""SELECT count(*) AS n FROM content_metadata WHERE account_id = %s AND status = 'queued'
-                                  AND scheduled_at <= %s AND generation_source <> ALL(%s)""",
-                             (ctx.account_id, ctx.clock.now(), list(sources))).fetchone()["n"]
+            n = queue.count_due_not_postable(conn, ctx.account_id, ctx.clock.now(), sources)
         if n:
             tagged(log, "POSTING", "held", reason="template_or_synthetic_never_posted_live", count=n)
             detail["held_not_llm"] = int(n)
@@ -284,6 +256,5 @@ def _ambiguous(ctx: JobContext, decision_id, exc: Exception, lock: _InFlight) ->
     except (XApiError, httpx.TransportError):
         return "retried"  # stays in posting; the next tick reconciles before anything else
     with lock.conn.transaction():  # what reconciliation made of this decision (it may have settled others too)
-        status = lock.conn.execute("SELECT status FROM content_metadata WHERE decision_id = %s",
-                                   (str(decision_id),)).fetchone()["status"]
+        status = queue.decision_status(lock.conn, decision_id)
     return {"posted": "sent", "failed": "failed"}.get(status, "retried")

@@ -25,12 +25,12 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-from xbotlib.config import PROJECT_ROOT
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
+
+from xbotlib.config import PROJECT_ROOT
 
 SCHEDULES_DIR = PROJECT_ROOT / "schedules"
 JOB_NAMES = ("plan", "post", "collect", "learn")
@@ -199,13 +199,15 @@ def load_schedules(directory: Path = SCHEDULES_DIR) -> list[ScheduleEntry]:
     return entries
 
 
-def notebook_problems(entries: list[ScheduleEntry], notebooks: Mapping[str, Any]) -> list[str]:
+def notebook_problems(entries: list[ScheduleEntry], notebooks: Mapping[str, Any],
+                      check_parameters: Callable[[Any, Mapping[str, Any]], object]) -> list[str]:
     """Scheduled notebooks that do not exist or whose parameters the notebook refuses.
 
-    ``notebooks`` maps name -> ``xbotlib.app.reports.runner.NotebookInfo`` (from ``list_notebooks``).
+    ``notebooks`` maps name -> notebook description (``xbotlib.app.reports.runner.NotebookInfo``, from
+    ``list_notebooks``); ``check_parameters(info, parameters)`` raises ``ValueError`` saying why a
+    notebook refuses parameters (the report runner's ``coerce_parameters``, passed in by the CLI: the
+    jobs do not import the app).
     """
-    from xbotlib.app.reports.runner import NotebookParameterError, coerce_parameters
-
     problems = []
     for e in entries:
         if e.kind != "notebook":
@@ -215,8 +217,8 @@ def notebook_problems(entries: list[ScheduleEntry], notebooks: Mapping[str, Any]
                             f"(available: {', '.join(sorted(notebooks)) or 'none'})")
             continue
         try:
-            coerce_parameters(notebooks[e.name], e.parameters)
-        except NotebookParameterError as exc:
+            check_parameters(notebooks[e.name], e.parameters)
+        except ValueError as exc:
             problems.append(f"{e.source}: {exc}")
     return problems
 

@@ -23,6 +23,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import numpy as np
+
 from xbotlib.core import vocab
 
 from xbotlib.sim.audience import Expected, ReplyTarget, TextSignals, expected_outcome, reply_spillover
@@ -155,3 +157,35 @@ class Oracle:
         if metric == "retweet_rate":
             return sum(e.retweets for e in items) / max(1.0, imps)
         raise ValueError(f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
+
+
+def true_lift_for_posts(oracle: Oracle, frame, experiment_id: str) -> float:
+    """The ground truth's lift in expected per-post fpki for *these* posts: the mean over the
+    experiment's posts of E[fpki | treatment] − E[fpki | control], each at its own hook, topic, hour
+    and follower base. This is what the estimators estimate; the scenario's lift under a uniform mix
+    (``Oracle.true_lift``) differs whenever the learner's mix does — most for late_evening_slot,
+    whose control hours are the learner's (good) hours. ``frame`` is a lift frame
+    (``xbotlib.store.experiments.lift_frame``).
+    """
+    if frame.empty:
+        return float("nan")
+    hooks = [h if h in vocab.HOOK_PATTERNS else "plain" for h in frame["hook"]]
+    topics = [t if t in vocab.TOPICS else None for t in frame["topic"]]
+    hours = [int(h) % 24 for h in np.floor(frame["local_hour"].to_numpy(dtype=float))]
+    followers = frame["followers"].to_numpy(dtype=float)
+    control_hours = [h for h, t in zip(hours, frame["treatment"]) if t == 0 and h not in vocab.LATE_EVENING_HOURS]
+    diffs = []
+    for hook, topic, hour, f in zip(hooks, topics, hours, followers):
+        if experiment_id == "late_evening_slot":
+            late = np.mean([oracle.expected_fpki(hook, h, topic, followers=f) for h in vocab.LATE_EVENING_HOURS])
+            day = np.mean([oracle.expected_fpki(hook, h, topic, followers=f) for h in (control_hours or [hour])])
+            diffs.append(late - day)
+        elif experiment_id == "contrarian_reply":  # control replies take the plain angle (jobs.plan)
+            t = oracle.expected("contrarian", hour, topic, {experiment_id: "treatment"}, followers=f).fpki
+            c = oracle.expected("plain", hour, topic, {experiment_id: "control"}, followers=f).fpki
+            diffs.append(t - c)
+        else:
+            t = oracle.expected(hook, hour, topic, {experiment_id: "treatment"}, followers=f).fpki
+            c = oracle.expected(hook, hour, topic, {experiment_id: "control"}, followers=f).fpki
+            diffs.append(t - c)
+    return float(np.mean(diffs))

@@ -2,7 +2,7 @@
 
 ``httpx.ASGITransport`` is async-only; ``SyncASGITransport`` drives it on a private event loop, so
 the synchronous ``XClient`` talks to the sandbox exactly as it would talk to api.x.com, without a
-socket: ``XClient(base, token, transport=sandbox.transport())``. The private loop runs in the
+socket: ``XClient(base, token, clock=clock, transport=sandbox.transport())``. The private loop runs in the
 calling thread when that thread has no running loop (about 1 ms a request), and in a background
 thread when it does (inside Jupyter or an async server), where a nested loop is not allowed.
 

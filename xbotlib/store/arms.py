@@ -11,15 +11,9 @@ from typing import Iterable, Mapping
 import psycopg
 
 from xbotlib.core.bandit import ArmStats, update
+from xbotlib.store.worlds import check_world
 
-WORLDS = ("live", "sandbox")
 SCOPES = ("content", "timing")
-
-
-def check_world(world: str) -> str:
-    if world not in WORLDS:
-        raise ValueError(f"unknown world {world!r} (expected 'live' or 'sandbox'; see Settings.world)")
-    return world
 
 
 def check_scope(scope: str) -> str:

@@ -13,6 +13,7 @@ import re
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
@@ -36,7 +37,7 @@ def embedded_server(home: Path, cleanup_mode: str = "stop"):
     remove the data directory (throwaway test servers).
     """
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    try:
+    try:  # imported here: pgserver is needed only for the embedded server, and loads slowly (start-up)
         import pgserver
     except ImportError as exc:  # pragma: no cover - a broken install
         raise DatabaseError("the embedded database needs the 'pgserver' package: run `make env` "
@@ -147,3 +148,66 @@ def redact(url: str) -> str:
 
 def psql_command(url: str) -> str:
     return f"psql '{url}'"
+
+
+# ----------------------------------------------------------------------------- databases on a server
+
+def with_dbname(url: str, dbname: str) -> str:
+    """``url`` pointing at database ``dbname`` on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+def create_database(server_url: str, name: str, *, template: str | None = None) -> str:
+    """Create database ``name`` on the server behind ``server_url`` (a copy of ``template`` if given);
+    returns its URL."""
+    sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql)
+    return with_dbname(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop database ``name`` (if it exists) on the server behind ``server_url``, closing its sessions."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def recreate_database(server_url: str, name: str) -> str:
+    """Drop and create database ``name`` (empty); returns its URL. ``DatabaseError`` when the role
+    may not create databases."""
+    try:
+        drop_database(server_url, name)
+        return create_database(server_url, name)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DatabaseError(str(exc)) from exc
+
+
+def copy_rows(conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> int:
+    """COPY ``rows`` (values in ``columns`` order) into ``table`` in the caller's transaction; returns
+    the rows written. Bulk loads only: the seeded test and benchmark histories (devtools.seed_history)."""
+    stmt = psycopg.sql.SQL("COPY {} ({}) FROM STDIN").format(
+        psycopg.sql.Identifier(table), psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns)))
+    n = 0
+    with conn.cursor().copy(stmt) as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
+    return n
+
+
+def analyze(conn, table: str) -> None:
+    """Refresh the planner's statistics of ``table`` (after a bulk load, as production would have them)."""
+    conn.execute(psycopg.sql.SQL("ANALYZE {}").format(psycopg.sql.Identifier(table)))
+
+
+def read_only_snapshot(conn) -> None:
+    """Make the connection's transaction one REPEATABLE READ, READ ONLY snapshot: every read after this
+    sees the same data, so figures read one after another agree with each other. Call it first."""
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
+def server_identity(conn) -> dict:
+    """Which server and database the connection reached: ``database`` (its name) and ``version`` (the
+    server's version string)."""
+    return conn.execute("SELECT current_database() AS database, version() AS version").fetchone()

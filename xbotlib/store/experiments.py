@@ -18,6 +18,7 @@ from xbotlib.core.experiments import (DECISION_TYPES, REGISTRY, ActiveExperiment
                                       check_allocation, check_experiment_id, covariate_frame, lift_covariates,
                                       primary_experiment)
 from xbotlib.logs import tagged
+from xbotlib.store.worlds import check_world
 
 log = logging.getLogger("xbot.experiments")
 
@@ -163,8 +164,7 @@ def lift_frame(conn: psycopg.Connection, account_id: str, experiment_id: str, wo
     ``lift_covariates``). ``world`` is 'live' or 'sandbox'; for 'live' simulated outcomes are excluded.
     """
     check_experiment_id(experiment_id)
-    if world not in ("live", "sandbox"):
-        raise ValueError(f"world must be 'live' or 'sandbox', got {world!r}")
+    check_world(world)
     rows = conn.execute(
         """SELECT a.decision_id::text AS decision_id, a.arm, a.propensity, cm.content, cm.topic, cm.novelty,
                   pd.posted_at, o.simulated, o.impressions, o.follows, o.er, o.fpki, o.reward_composite,
@@ -184,7 +184,7 @@ def lift_frame(conn: psycopg.Connection, account_id: str, experiment_id: str, wo
              LEFT JOIN accounts acc ON acc.account_id = a.account_id
             WHERE a.account_id = %(acc)s AND a.experiment_id = %(exp)s AND pd.world = %(world)s
               AND (%(world)s <> 'live' OR NOT o.simulated)
-            ORDER BY pd.posted_at, a.decision_id""",
+            ORDER BY pd.posted_at, pd.tweet_id""",
         {"acc": account_id, "exp": experiment_id, "world": world}).fetchall()
     df = covariate_frame(pd.DataFrame(rows, columns=[
         "decision_id", "arm", "propensity", "content", "topic", "novelty", "posted_at", "simulated", "impressions",

@@ -15,9 +15,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import psycopg
 
-from xbotlib.store.arms import check_world
+from xbotlib.store.worlds import check_world
 from xbotlib.core.features import feature_matrix
 from xbotlib.logs import tagged
+from xbotlib.store.locks import lock_name_for_transaction
 from xbotlib.core.predictors import LastVersion, ModelLoadError, TrainedModel, dumps, loads
 
 log = logging.getLogger("xbot.predictors")
@@ -61,7 +62,7 @@ def save_version(conn: psycopg.Connection, account_id: str, kind: str, trained: 
                           "model_kind": trained.kind})
     with conn.transaction():
         # one writer per (account, kind) at a time, so two learners never pick the same N
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"predictors:{account_id}:{kind}",))
+        lock_name_for_transaction(conn, f"predictors:{account_id}:{kind}")
         row = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM predictors WHERE account_id = %s AND kind = %s",
                            (account_id, kind)).fetchone()
         version = int(row["v"])
@@ -205,3 +206,20 @@ def last_version(conn, account_id: str, world: str) -> LastVersion | None:
             WHERE account_id = %s AND kind = 'content' AND world = %s AND target = 'reward_composite' ORDER BY version DESC LIMIT 1""",
         (account_id, world)).fetchone()
     return None if row is None else LastVersion(int(row["version"]), row["trained_through"], row["trained_at"])
+
+
+def backfill_trained_through(conn, account_id: str) -> None:
+    """Set each of the account's predictor versions' ``trained_through`` to the last pass-2 outcome collected
+    by its ``trained_at``: for histories written in bulk (devtools.seed_history), whose outcome ids the
+    database assigns only as they are copied in."""
+    conn.execute(
+        """UPDATE predictors p SET trained_through = (
+               SELECT max(o.outcome_id) FROM outcomes o
+                WHERE o.account_id = p.account_id AND o.collected_pass = 2 AND o.collected_at <= p.trained_at)
+            WHERE p.account_id = %s""", (account_id,))
+
+
+def add_metrics(conn, account_id: str, kind: str, version: int, extra: Mapping[str, Any]) -> None:
+    """Merge ``extra`` into the ``metrics`` of a stored version (NaN/inf become null)."""
+    conn.execute("UPDATE predictors SET metrics = metrics || %s::jsonb WHERE account_id = %s AND kind = %s AND version = %s",
+                 (json.dumps(_json_safe(dict(extra))), account_id, _check_kind(kind), version))

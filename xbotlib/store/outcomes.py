@@ -2,7 +2,13 @@
 every decision."""
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
+from typing import Any, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import sql as psql
 
 from xbotlib.core import vocab
 from xbotlib.core.growth_model import PostOutcome
@@ -27,7 +33,7 @@ def post_outcomes(conn, account_id: str, world: str, now: datetime) -> list:
              JOIN posted_decisions pd ON pd.decision_id = o.decision_id
             WHERE o.account_id = %s AND o.collected_pass = 2 AND o.simulated = %s
               AND cm.decision_type = 'post' AND cm.timing_arm IS NOT NULL AND pd.posted_at > %s
-            ORDER BY pd.posted_at""",
+            ORDER BY pd.posted_at, pd.tweet_id""",
         (account_id, world != "live", now - timedelta(days=MODEL_WINDOW_DAYS))).fetchall()
     out = []
     for r in rows:
@@ -39,3 +45,310 @@ def post_outcomes(conn, account_id: str, world: str, now: datetime) -> list:
                                followers=float(r["followers"]),
                                novelty=None if r["novelty"] is None else min(1.0, max(0.0, float(r["novelty"])))))
     return out
+
+
+def first_and_last_followers(conn, account_id: str) -> tuple[int, int]:
+    """(first, last) follower snapshot of the account; 0 for a missing one."""
+    row = conn.execute(
+        """SELECT (SELECT followers_count FROM follower_snapshots WHERE account_id = %(a)s ORDER BY taken_at LIMIT 1) AS first,
+                  (SELECT followers_count FROM follower_snapshots WHERE account_id = %(a)s ORDER BY taken_at DESC LIMIT 1) AS last""",
+        {"a": account_id}).fetchone()
+    return int(row["first"] or 0), int(row["last"] or 0)
+
+
+def weekly_fpki(conn, account_id: str) -> list[tuple[int, float, int]]:
+    """(week number from 1, mean pass-2 fpki, posts) per week since the account was created."""
+    rows = conn.execute(
+        """SELECT floor(extract(epoch FROM pd.posted_at - a.created_at) / 604800)::int AS week,
+                  avg(o.fpki) AS fpki, count(*) AS n
+             FROM outcomes o JOIN posted_decisions pd USING (decision_id) JOIN accounts a ON a.account_id = o.account_id
+            WHERE o.account_id = %s AND o.collected_pass = 2
+            GROUP BY 1 ORDER BY 1""", (account_id,)).fetchall()
+    return [(int(r["week"]) + 1, float(r["fpki"]), int(r["n"])) for r in rows]
+
+
+def follows_earned_by_posts(conn, account_id: str) -> float:
+    """Follows the collector attributed to the account's posts (pass 2, final reads), summed."""
+    row = conn.execute("SELECT coalesce(sum(follows), 0) AS f FROM outcomes WHERE account_id = %s AND collected_pass = 2",
+                       (account_id,)).fetchone()
+    return float(row["f"])
+
+
+# ----------------------------------------------------------------------------- read models (admin API, views)
+
+def latest_follower_snapshot(conn, account_id: str, simulated: bool, at: datetime, within: timedelta) -> dict | None:
+    """The latest follower snapshot in (at - within, at] (``followers_count``, ``taken_at``); None when there
+    is none that recent."""
+    return conn.execute(
+        """SELECT followers_count, taken_at FROM follower_snapshots
+            WHERE account_id = %s AND simulated = %s AND taken_at <= %s AND taken_at > %s
+            ORDER BY taken_at DESC LIMIT 1""", (account_id, simulated, at, at - within)).fetchone()
+
+
+def daily_followers(conn, account_id: str, simulated: bool, since: datetime, until: datetime) -> list[dict]:
+    """The last snapshot of each UTC day in [since, until] (``day``, ``followers_count``), oldest first;
+    days without a snapshot are absent."""
+    return conn.execute(
+        """SELECT DISTINCT ON (day) (taken_at AT TIME ZONE 'UTC')::date AS day, followers_count
+             FROM follower_snapshots
+            WHERE account_id = %s AND simulated = %s AND taken_at >= %s AND taken_at <= %s
+            ORDER BY day, taken_at DESC""", (account_id, simulated, since, until)).fetchall()
+
+
+def final_outcome_averages(conn, account_id: str, simulated: bool, since: datetime, until: datetime) -> dict:
+    """Mean ``fpki`` and ``novelty`` (None without outcomes) and the number ``n`` of pass-2 outcomes
+    collected in (since, until]."""
+    return conn.execute(
+        """SELECT avg(o.fpki) AS fpki, avg(cm.novelty) AS novelty, count(*) AS n
+             FROM outcomes o JOIN content_metadata cm ON cm.decision_id = o.decision_id
+            WHERE o.account_id = %s AND o.collected_pass = 2 AND o.simulated = %s
+              AND o.collected_at > %s AND o.collected_at <= %s""",
+        (account_id, simulated, since, until)).fetchone()
+
+
+def top_posts(conn, account_id: str, simulated: bool, since: datetime, until: datetime, *, limit: int,
+              excerpt_chars: int) -> list[dict]:
+    """The pass-2 outcomes collected in (since, until] with the most follows (then fpki): decision_id,
+    tweet_id, excerpt (the first ``excerpt_chars`` of the text), follows, fpki, impressions, collected_at."""
+    return conn.execute(
+        # rank inside the outcomes window first, then look up text and tweet id of those few rows only
+        """SELECT t.decision_id::text AS decision_id, p.tweet_id, left(cm.content, %s) AS excerpt, t.follows,
+                  t.fpki, t.impressions, t.collected_at
+             FROM (SELECT decision_id, follows, fpki, impressions, collected_at FROM outcomes
+                    WHERE account_id = %s AND collected_pass = 2 AND simulated = %s
+                      AND collected_at > %s AND collected_at <= %s
+                    ORDER BY follows DESC, fpki DESC, decision_id LIMIT %s) t
+             JOIN content_metadata cm ON cm.decision_id = t.decision_id
+             LEFT JOIN posted_decisions p ON p.decision_id = t.decision_id
+            ORDER BY t.follows DESC, t.fpki DESC, t.decision_id""",
+        (excerpt_chars, account_id, simulated, since, until, limit)).fetchall()
+
+
+def count_posts(conn, account_id: str, world: str, since: datetime, until: datetime) -> int:
+    """Posts published to ``world`` in [since, until]."""
+    return conn.execute(
+        """SELECT count(*) AS n FROM posted_decisions
+            WHERE account_id = %s AND world = %s AND posted_at >= %s AND posted_at <= %s""",
+        (account_id, world, since, until)).fetchone()["n"]
+
+
+# ----------------------------------------------------------------------------- the collector (jobs.collect)
+
+METRIC_FIELDS = ("impressions", "likes", "retweets", "replies", "quotes", "bookmarks", "profile_visits",
+                 "link_clicks")
+OUTCOME_COLUMNS = ("decision_id", "account_id", "collected_pass", "simulated", *METRIC_FIELDS, "follows",
+                   "follows_source", "er", "fpki", "retweet_rate", "reply_rate", "novelty", "dup_penalty",
+                   "reward_composite", "sample_weight", "collected_at")
+# columns whose change makes an existing row worth updating (collected_at alone is not a change)
+_VALUE_COLUMNS = tuple(c for c in OUTCOME_COLUMNS
+                       if c not in ("decision_id", "account_id", "collected_pass", "collected_at"))
+
+_UPSERT_SQL = (
+    f"INSERT INTO outcomes ({', '.join(OUTCOME_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in OUTCOME_COLUMNS)}) "
+    "ON CONFLICT (decision_id, collected_pass) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in (*_VALUE_COLUMNS, "collected_at"))
+    + f" WHERE ({', '.join('outcomes.' + c for c in _VALUE_COLUMNS)}) "
+      f"IS DISTINCT FROM ({', '.join('EXCLUDED.' + c for c in _VALUE_COLUMNS)}) "
+    "RETURNING outcome_id, decision_id, collected_pass"
+)
+
+
+def known_tweet_ids(conn, ids: list[str]) -> set[str]:
+    """Those of ``ids`` that a posted decision already holds."""
+    if not ids:
+        return set()
+    rows = conn.execute("SELECT tweet_id FROM posted_decisions WHERE tweet_id = ANY(%s)", (ids,)).fetchall()
+    return {r["tweet_id"] for r in rows}
+
+
+def posts_awaiting_outcomes(conn, account_id: str, world: str, posted_before: datetime) -> list[dict]:
+    """Posted decisions of ``world`` published at or before ``posted_before`` with fewer than two stored
+    passes, oldest first (ties by tweet id, so the collection order replays): decision_id (text), tweet_id, posted_at, novelty, dup_penalty and ``stored``
+    (the passes already stored)."""
+    return conn.execute(
+        """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
+                  COALESCE(array_agg(o.collected_pass) FILTER (WHERE o.collected_pass IS NOT NULL), '{}') AS stored
+             FROM posted_decisions pd
+             JOIN content_metadata cm ON cm.decision_id = pd.decision_id
+             LEFT JOIN outcomes o ON o.decision_id = pd.decision_id
+            WHERE pd.account_id = %(acc)s AND pd.world = %(world)s AND pd.posted_at <= %(first_due)s
+            GROUP BY pd.decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty
+           HAVING count(o.collected_pass) < 2
+            ORDER BY pd.posted_at, pd.tweet_id""",
+        {"acc": account_id, "world": world, "first_due": posted_before}).fetchall()
+
+
+def record_follower_snapshot(conn, account_id: str, now: datetime, followers_count: int,
+                             following_count: int | None, tweet_count: int | None, simulated: bool) -> bool:
+    """Store a follower snapshot unless one exists for this exact time (a repeated tick adds nothing).
+    True when a row was written."""
+    row = conn.execute(
+        """INSERT INTO follower_snapshots (account_id, taken_at, followers_count, following_count, tweet_count, simulated)
+           SELECT %(acc)s, %(now)s, %(f)s, %(fo)s, %(tc)s, %(sim)s
+            WHERE NOT EXISTS (SELECT 1 FROM follower_snapshots
+                               WHERE account_id = %(acc)s AND taken_at = %(now)s AND simulated = %(sim)s)
+           RETURNING snapshot_id""",
+        {"acc": account_id, "now": now, "f": int(followers_count), "fo": following_count,
+         "tc": tweet_count, "sim": simulated}).fetchone()
+    return row is not None
+
+
+def follower_counts_covering(conn, account_id: str, simulated: bool, since: datetime,
+                             until: datetime) -> list[tuple[datetime, int]]:
+    """(taken_at, followers_count) of the snapshots covering [since, until]: from the last one at or before
+    ``since`` to the first one at or after ``until`` (intervals that straddle either end count)."""
+    rows = conn.execute(
+        """SELECT taken_at, followers_count FROM follower_snapshots
+            WHERE account_id = %(acc)s AND simulated = %(sim)s
+              AND taken_at >= COALESCE((SELECT max(taken_at) FROM follower_snapshots
+                                         WHERE account_id = %(acc)s AND simulated = %(sim)s AND taken_at <= %(since)s),
+                                       %(since)s)
+              AND taken_at <= COALESCE((SELECT min(taken_at) FROM follower_snapshots
+                                         WHERE account_id = %(acc)s AND simulated = %(sim)s AND taken_at >= %(until)s),
+                                       %(until)s)
+            ORDER BY taken_at""",
+        {"acc": account_id, "sim": simulated, "since": since, "until": until}).fetchall()
+    return [(r["taken_at"], int(r["followers_count"])) for r in rows]
+
+
+def posts_published_between(conn, account_id: str, world: str, after: datetime, until: datetime) -> list[dict]:
+    """Posts of ``world`` published in (after, until]: decision_id (text), posted_at and the latest
+    profile_visits."""
+    return conn.execute(
+        """SELECT decision_id::text AS decision_id, posted_at, profile_visits FROM posted_decisions
+            WHERE account_id = %s AND world = %s AND posted_at > %s AND posted_at <= %s""",
+        (account_id, world, after, until)).fetchall()
+
+
+def upsert_outcomes(conn, rows: Sequence[Mapping[str, Any]], latest: Mapping[str, Mapping[str, int]]) -> list[dict]:
+    """Upsert outcome rows (only changed values are rewritten) and the latest counts on posted_decisions.
+
+    ``rows`` carry the ``OUTCOME_COLUMNS``; ``latest`` maps decision_id -> the newest read's counts.
+    Returns the rows actually inserted or changed (outcome_id, decision_id, collected_pass).
+    """
+    stored: list[dict] = []
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(_UPSERT_SQL, rows, returning=True)
+            while True:
+                row = cur.fetchone()
+                if row is not None:
+                    stored.append(row)
+                if not cur.nextset():
+                    break
+    if latest:
+        with conn.cursor() as cur:
+            cur.executemany(
+                """UPDATE posted_decisions SET profile_visits = %(profile_visits)s, link_clicks = %(link_clicks)s,
+                          bookmarks = %(bookmarks)s
+                    WHERE decision_id = %(decision_id)s
+                      AND (profile_visits, link_clicks, bookmarks)
+                          IS DISTINCT FROM (%(profile_visits)s, %(link_clicks)s, %(bookmarks)s)""",
+                [{"decision_id": d, **{k: int(m.get(k) or 0) for k in ("profile_visits", "link_clicks", "bookmarks")}}
+                 for d, m in latest.items()])
+    return stored
+
+
+# ----------------------------------------------------------------------------- outcomes as Arrow (notebooks)
+
+# The one shape of the outcomes table, whichever way it was read.
+OUTCOME_SCHEMA = pa.schema([
+    ("outcome_id", pa.int64()), ("decision_id", pa.string()), ("account_id", pa.string()),
+    ("world", pa.string()), ("tweet_id", pa.string()), ("decision_type", pa.string()),
+    ("generation_source", pa.string()), ("topic", pa.string()), ("hook_pattern", pa.string()),
+    ("bandit_arm", pa.string()), ("timing_arm", pa.string()), ("experiment_id", pa.string()),
+    ("predictor_version", pa.string()), ("content", pa.string()),
+    ("posted_at", pa.timestamp("us", tz="UTC")), ("local_hour", pa.int32()), ("local_weekday", pa.int32()),
+    ("collected_pass", pa.int16()), ("simulated", pa.bool_()),
+    ("impressions", pa.int32()), ("likes", pa.int32()), ("retweets", pa.int32()), ("replies", pa.int32()),
+    ("quotes", pa.int32()), ("bookmarks", pa.int32()), ("profile_visits", pa.int32()), ("link_clicks", pa.int32()),
+    ("follows", pa.float64()), ("follows_source", pa.string()), ("er", pa.float64()), ("fpki", pa.float64()),
+    ("retweet_rate", pa.float64()), ("reply_rate", pa.float64()), ("novelty", pa.float64()),
+    ("reward_composite", pa.float64()), ("collected_at", pa.timestamp("us", tz="UTC")),
+])
+
+# ``local_weekday`` is 0 = Monday (Python's ``weekday()``); hours and days are the account's local time.
+_OUTCOMES_SQL = """
+SELECT o.outcome_id::int8 AS outcome_id, o.decision_id::text AS decision_id, o.account_id, pd.world, pd.tweet_id,
+       cm.decision_type, cm.generation_source, cm.topic, cm.hook_pattern, cm.bandit_arm, cm.timing_arm,
+       cm.experiment_id, cm.predictor_version, cm.content, pd.posted_at,
+       extract(hour FROM pd.posted_at AT TIME ZONE coalesce(a.timezone, 'UTC'))::int4 AS local_hour,
+       (extract(isodow FROM pd.posted_at AT TIME ZONE coalesce(a.timezone, 'UTC'))::int4 - 1) AS local_weekday,
+       o.collected_pass, o.simulated, o.impressions, o.likes, o.retweets, o.replies, o.quotes, o.bookmarks,
+       o.profile_visits, o.link_clicks, o.follows, o.follows_source, o.er, o.fpki, o.retweet_rate, o.reply_rate,
+       coalesce(o.novelty, cm.novelty) AS novelty, o.reward_composite, o.collected_at
+  FROM outcomes o
+  JOIN content_metadata cm ON cm.decision_id = o.decision_id
+  JOIN posted_decisions pd ON pd.decision_id = o.decision_id
+  LEFT JOIN accounts a ON a.account_id = o.account_id
+ WHERE o.account_id = {account} AND ({world} IS NULL OR pd.world = {world})
+ ORDER BY pd.posted_at, pd.tweet_id, o.collected_pass
+"""
+
+
+def outcomes_arrow_adbc(adbc_conn, account_id: str, world: str | None) -> pa.Table:
+    """Every outcome row (both passes) of the account joined to its decision and post, through an
+    ADBC connection (adbc-driver-postgresql: the result arrives as Arrow batches, no Python rows).
+    ``world`` None = both worlds. ``OUTCOME_SCHEMA``, ordered by posted_at, tweet_id, collected_pass."""
+    sql = _OUTCOMES_SQL.format(account="$1::text", world="$2::text")
+    with adbc_conn.cursor() as cur:
+        cur.execute(sql, parameters=(account_id, world))
+        table = cur.fetch_arrow_table()
+    return _conform(table)
+
+
+def outcomes_arrow_copy(conn, account_id: str, world: str | None) -> pa.Table:
+    """The same rows as ``outcomes_arrow_adbc`` through psycopg ``COPY (…) TO STDOUT`` as CSV, parsed by pyarrow."""
+    query = psql.SQL(_OUTCOMES_SQL).format(account=psql.Literal(account_id),
+                                           world=psql.SQL("NULL::text") if world is None else psql.Literal(world))
+    buf = io.BytesIO()
+    with conn.transaction():
+        conn.execute("SET LOCAL TimeZone = 'UTC'")  # timestamps as '…+00', which pyarrow parses
+        with conn.cursor().copy(psql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(query)) as copy:
+            for chunk in copy:
+                buf.write(chunk)
+    buf.seek(0)
+    options = pacsv.ConvertOptions(column_types={f.name: f.type for f in OUTCOME_SCHEMA}, true_values=["t"],
+                                   false_values=["f"], strings_can_be_null=True, quoted_strings_can_be_null=False)
+    return _conform(pacsv.read_csv(buf, convert_options=options))
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """Cast to ``OUTCOME_SCHEMA`` and drop driver metadata, so both paths give equal tables."""
+    return table.select(OUTCOME_SCHEMA.names).cast(OUTCOME_SCHEMA).replace_schema_metadata(None)
+
+
+def followers_by_local_day(conn, account_id: str) -> list[dict]:
+    """Per day in the account's timezone, oldest first: ``day``, ``followers`` (the day's last snapshot),
+    ``first_of_day`` (its first), ``snapshots`` and ``simulated`` (any snapshot of the day simulated)."""
+    return conn.execute(
+        """SELECT (fs.taken_at AT TIME ZONE coalesce(a.timezone, 'UTC'))::date AS day,
+                  (array_agg(fs.followers_count ORDER BY fs.taken_at DESC))[1] AS followers,
+                  (array_agg(fs.followers_count ORDER BY fs.taken_at))[1] AS first_of_day,
+                  count(*) AS snapshots, bool_or(fs.simulated) AS simulated
+             FROM follower_snapshots fs LEFT JOIN accounts a ON a.account_id = fs.account_id
+            WHERE fs.account_id = %s GROUP BY 1 ORDER BY 1""", (account_id,)).fetchall()
+
+
+def newest_posted_tweet_id(conn, account_id: str, world: str) -> str | None:
+    """The tweet id of the account's most recent post in ``world``, None before the first."""
+    row = conn.execute("""SELECT tweet_id FROM posted_decisions WHERE account_id = %s AND world = %s
+                           ORDER BY posted_at DESC, tweet_id DESC LIMIT 1""", (account_id, world)).fetchone()
+    return row["tweet_id"] if row else None
+
+
+def account_data_counts(conn, account_id: str) -> dict[str, int]:
+    """How much the account has stored: decisions, posts, outcomes per pass, follower snapshots, model
+    versions, experiment assignments, gate rejections (one consistent read)."""
+    row = conn.execute(
+        """SELECT (SELECT count(*) FROM content_metadata WHERE account_id = %(a)s) AS decisions,
+                  (SELECT count(*) FROM posted_decisions WHERE account_id = %(a)s) AS posts,
+                  (SELECT count(*) FROM outcomes WHERE account_id = %(a)s AND collected_pass = 1) AS outcomes_pass1,
+                  (SELECT count(*) FROM outcomes WHERE account_id = %(a)s AND collected_pass = 2) AS outcomes_pass2,
+                  (SELECT count(*) FROM follower_snapshots WHERE account_id = %(a)s) AS follower_snapshots,
+                  (SELECT count(*) FROM predictors WHERE account_id = %(a)s) AS model_versions,
+                  (SELECT count(*) FROM experiment_assignments WHERE account_id = %(a)s) AS assignments,
+                  (SELECT count(*) FROM gate_rejections WHERE account_id = %(a)s) AS gate_rejections""",
+        {"a": account_id}).fetchone()
+    return {k: int(v) for k, v in row.items()}

@@ -22,6 +22,9 @@ import psycopg
 
 STATUSES = ("draft", "queued", "posting", "posted", "failed", "skipped", "cancelled")
 TERMINAL = frozenset({"posted", "skipped", "cancelled"})
+# decisions that are (or are about to be) on the account: what the planner's rotation, caps and
+# novelty look at
+ACTIVE_STATUSES = ("queued", "posting", "posted")
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"queued", "skipped", "cancelled"}),
     "queued": frozenset({"posting", "skipped", "cancelled"}),
@@ -157,10 +160,9 @@ def transition(conn: psycopg.Connection, decision_id: uuid.UUID | str, new: str,
     ).fetchone()
     if row is not None:
         return _val(row, "old_status")
-    current = conn.execute("SELECT status FROM content_metadata WHERE decision_id = %s", (str(decision_id),)).fetchone()
-    if current is None:
+    current_status = decision_status(conn, decision_id)
+    if current_status is None:
         raise LookupError(f"no decision with id {decision_id}")
-    current_status = _val(current, "status")
     check_transition(current_status, new)
     raise IllegalTransition(f"illegal transition {current_status} -> {new} for decision {decision_id} "
                             f"(this step only moves decisions from {', '.join(expected or allowed_from)})")
@@ -255,3 +257,121 @@ def queue_depth(conn: psycopg.Connection, account_id: str) -> dict[str, int]:
     depth = {s: 0 for s in STATUSES}
     depth.update({_val(r, "status"): int(r["n"] if isinstance(r, dict) else r[1]) for r in rows})
     return depth
+
+
+def decision_status(conn: psycopg.Connection, decision_id: uuid.UUID | str) -> str | None:
+    """The current status of a decision, or None when there is no such decision."""
+    row = conn.execute("SELECT status FROM content_metadata WHERE decision_id = %s", (str(decision_id),)).fetchone()
+    return None if row is None else _val(row, "status")
+
+
+# ----------------------------------------------------------------------------- accounts
+
+def account_created_at(conn: psycopg.Connection, account_id: str) -> datetime | None:
+    """When the account row was created (the start of its exploration schedule), or None."""
+    row = conn.execute("SELECT created_at FROM accounts WHERE account_id = %s", (account_id,)).fetchone()
+    return None if row is None else row["created_at"]
+
+
+def decisions_per_account(conn: psycopg.Connection) -> dict[str, int]:
+    """Every account (with a row in ``accounts`` or with decisions) and its number of decisions, by account_id."""
+    rows = conn.execute(
+        """SELECT account_id, sum(n)::int8 AS n FROM (
+               SELECT account_id, count(*) AS n FROM content_metadata GROUP BY account_id
+               UNION ALL SELECT account_id, 0 FROM accounts) x
+            GROUP BY account_id ORDER BY account_id""").fetchall()
+    return {r["account_id"]: int(r["n"]) for r in rows}
+
+
+def account_identity(conn: psycopg.Connection, account_id: str) -> dict | None:
+    """The account's X identity as stored: ``x_user_id`` and ``handle`` (either may be None); None without a row."""
+    return conn.execute("SELECT x_user_id, handle FROM accounts WHERE account_id = %s", (account_id,)).fetchone()
+
+
+def set_account_x_user(conn: psycopg.Connection, account_id: str, user_id: str, username: str | None) -> None:
+    """Remember the account's X user id (and its handle, unless one is set already)."""
+    conn.execute("UPDATE accounts SET x_user_id = %s, handle = COALESCE(handle, %s) WHERE account_id = %s",
+                 (user_id, username, account_id))
+
+
+# ----------------------------------------------------------------------------- what the planner reads
+
+def recent_hooks_and_topics(conn: psycopg.Connection, account_id: str, decision_type: str,
+                            limit: int = 20) -> list[dict]:
+    """``hook_pattern`` and ``topic`` of the newest active decisions of this type, newest first."""
+    return conn.execute(
+        """SELECT hook_pattern, topic FROM content_metadata
+            WHERE account_id = %s AND decision_type = %s AND status = ANY(%s)
+            ORDER BY created_at DESC LIMIT %s""",
+        (account_id, decision_type, list(ACTIVE_STATUSES), limit)).fetchall()
+
+
+def count_active_created_since(conn: psycopg.Connection, account_id: str, decision_type: str,
+                               since: datetime) -> int:
+    """Active decisions of this type created after ``since``."""
+    return conn.execute(
+        """SELECT count(*) AS n FROM content_metadata
+            WHERE account_id = %s AND decision_type = %s AND status = ANY(%s) AND created_at > %s""",
+        (account_id, decision_type, list(ACTIVE_STATUSES), since)).fetchone()["n"]
+
+
+def booked_post_times(conn: psycopg.Connection, account_id: str, after: datetime, until: datetime) -> list[datetime]:
+    """``scheduled_at`` of the posts queued (or being posted) for the span (after, until]."""
+    rows = conn.execute(
+        """SELECT scheduled_at FROM content_metadata
+            WHERE account_id = %s AND decision_type = 'post' AND status IN ('queued', 'posting')
+              AND scheduled_at > %s AND scheduled_at <= %s""",
+        (account_id, after, until)).fetchall()
+    return [r["scheduled_at"] for r in rows]
+
+
+def active_embeddings_since(conn: psycopg.Connection, account_id: str, since: datetime) -> list[list[float]]:
+    """Text embeddings of the active decisions created after ``since`` (novelty is measured against them)."""
+    rows = conn.execute(
+        """SELECT embedding FROM content_metadata
+            WHERE account_id = %s AND embedding IS NOT NULL AND status = ANY(%s) AND created_at > %s""",
+        (account_id, list(ACTIVE_STATUSES), since)).fetchall()
+    return [r["embedding"] for r in rows]
+
+
+def used_content_hashes(conn: psycopg.Connection, account_id: str, hashes: Iterable[str]) -> set[str]:
+    """Those of ``hashes`` that a decision of this account already has (in any status)."""
+    return {r["content_hash"] for r in conn.execute(
+        "SELECT content_hash FROM content_metadata WHERE account_id = %s AND content_hash = ANY(%s)",
+        (account_id, list(hashes))).fetchall()}
+
+
+def replied_tweet_ids(conn: psycopg.Connection, account_id: str) -> set[str]:
+    """Tweets this account has a reply decision for (in any status)."""
+    return {r["target_tweet_id"] for r in conn.execute(
+        "SELECT target_tweet_id FROM content_metadata WHERE account_id = %s AND decision_type = 'reply'",
+        (account_id,)).fetchall()}
+
+
+# ----------------------------------------------------------------------------- what the poster reads
+
+def posting_counts(conn: psycopg.Connection, account_id: str, now: datetime,
+                   sources: Iterable[str]) -> tuple[int, int, int]:
+    """(posts in the last hour, posts in the last day, decisions ready to post now).
+
+    A post another worker has claimed but not yet saved (status 'posting') counts against both caps:
+    it is about to be published."""
+    row = conn.execute(
+        """WITH inflight AS (SELECT 1 FROM content_metadata WHERE account_id = %(acc)s AND status = 'posting')
+           SELECT count(*) FILTER (WHERE posted_at > %(now)s - interval '1 hour') + (SELECT count(*) FROM inflight) AS hour,
+                  count(*) + (SELECT count(*) FROM inflight) AS day,
+                  (SELECT count(*) FROM content_metadata
+                    WHERE account_id = %(acc)s AND status = 'queued' AND scheduled_at <= %(now)s
+                      AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+                      AND generation_source = ANY(%(sources)s)) AS ready
+             FROM posted_decisions WHERE account_id = %(acc)s AND posted_at > %(now)s - interval '1 day'""",
+        {"now": now, "acc": account_id, "sources": list(sources)}).fetchone()
+    return int(row["hour"]), int(row["day"]), int(row["ready"])
+
+
+def count_due_not_postable(conn: psycopg.Connection, account_id: str, now: datetime, sources: Iterable[str]) -> int:
+    """Queued decisions whose time has come but whose generation source is not in ``sources`` (held back)."""
+    return int(conn.execute(
+        """SELECT count(*) AS n FROM content_metadata WHERE account_id = %s AND status = 'queued'
+              AND scheduled_at <= %s AND generation_source <> ALL(%s)""",
+        (account_id, now, list(sources))).fetchone()["n"])

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import psycopg
 
-from xbotlib.store.arms import check_world
+from xbotlib.store.worlds import check_world
 from xbotlib.core.features import FEATURE_NAMES, TIMING_FEATURE_NAMES, feature_vector, timing_vector
 from xbotlib.core.reward import exposure_weight
 

@@ -1,2 +1,46 @@
-"""Worlds: where posts went and outcomes came from — 'live' (the real X) or 'sandbox' (anything else)."""
+"""Worlds: where posts went and outcomes came from — 'live' (the real X) or 'sandbox' (anything else).
+
+One type and one check for the whole package: ``World``, ``WORLDS`` and ``check_world``. Every
+store function that takes a ``world`` validates it here, and the SQL that answers "which worlds does
+this account have data in" lives here too.
+"""
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, cast
+
+World = Literal["live", "sandbox"]
+WORLDS: tuple[World, ...] = ("live", "sandbox")
+DEFAULT_WORLD: World = "sandbox"  # an account with no posts yet has only ever been simulated
+
+
+def check_world(world: str) -> World:
+    """``world`` itself when it is 'live' or 'sandbox'; ValueError naming the value otherwise."""
+    if world not in WORLDS:
+        raise ValueError(f"unknown world {world!r} (expected 'live' or 'sandbox'; see Settings.world)")
+    return cast(World, world)
+
+
+def world_with_most_posts(conn, account_id: str) -> World | None:
+    """The world most of the account's posts went to (ties: 'live' first), None when it has posted nothing."""
+    row = conn.execute("""SELECT world FROM posted_decisions WHERE account_id = %s
+                           GROUP BY world ORDER BY count(*) DESC, world LIMIT 1""", (account_id,)).fetchone()
+    return check_world(row["world"]) if row else None
+
+
+def resolve_world(conn, account_id: str, world: str | None = None) -> World:
+    """``world`` checked, else the world most of the account's posts went to ('sandbox' with no posts)."""
+    if world:
+        return check_world(world)
+    return world_with_most_posts(conn, account_id) or DEFAULT_WORLD
+
+
+def outcomes_by_world(conn, account_id: str, since: datetime, until: datetime) -> list[dict]:
+    """Outcomes collected in (since, until] per world of their post ('unknown' when the post has no
+    row): ``world``, ``outcomes``, ``real``, ``simulated``, ordered by world."""
+    return conn.execute(
+        """SELECT coalesce(p.world, 'unknown') AS world, count(*) AS outcomes,
+                  count(*) FILTER (WHERE NOT o.simulated) AS real, count(*) FILTER (WHERE o.simulated) AS simulated
+             FROM outcomes o LEFT JOIN posted_decisions p ON p.decision_id = o.decision_id
+            WHERE o.account_id = %s AND o.collected_at > %s AND o.collected_at <= %s
+            GROUP BY 1 ORDER BY 1""", (account_id, since, until)).fetchall()

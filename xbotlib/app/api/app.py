@@ -7,20 +7,21 @@ never read: URLs end up in logs and browser history.
 
 Routes (``?account_id=`` defaults to XBOT_ACCOUNT_ID; ``?world=live|sandbox`` to the posting world):
 ``GET /api/learning/status``, ``GET /api/growth``, ``GET /api/metrics`` (and Prometheus text at
-``GET /metrics``), ``GET /api/experiments``, ``PATCH /api/experiments/{experiment_id}``.
+``GET /metrics``), ``GET /api/experiments``, ``PATCH /api/experiments/{experiment_id}``,
+``GET /api/experiments/{experiment_id}/lift``.
 
 Figures of one world only: ``world=live`` reads real outcomes and snapshots (``simulated=false``),
 ``world=sandbox`` simulated ones; each response says which, so a simulated number is never shown
 as a real one. Days are UTC days. Every query is parameterised and bounded by a time window or
 LIMIT; each route reads in one REPEATABLE READ snapshot so its figures agree with each other.
+
+The figures are the read models of ``xbotlib.views`` (shared with the demo summary and the notebooks);
+this module only opens a connection, calls them and maps them to the schemas of ``.schemas``.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -30,318 +31,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, model_validator
 
-from xbotlib.jobs import schedules as _schedules
-from xbotlib.core.bandit import ArmStats, explore_rate, posterior
+from xbotlib import views
+from xbotlib.app.api.auth import REALM, UNAUTHORIZED, AdminGate, token_matches
+from xbotlib.app.api.schemas import (ArmCount, ErrorDetail, Experiment, ExperimentLift, ExperimentPatch, Growth,
+                                     LearningStatus, Metrics)
 from xbotlib.clock import Clock
 from xbotlib.config import ConfigError, Settings
-from xbotlib.store.db import Database
-from xbotlib.core.predictors import WEEKLY, LastVersion, should_train
-from xbotlib.store.models import last_version
-from xbotlib.store.queue import TERMINAL, STATUSES
-from xbotlib.store.training_data import count_fresh_outcomes
+from xbotlib.core.experiments import check_experiment_id
+from xbotlib.jobs import schedules as _schedules
+from xbotlib.store import experiments as experiment_store
+from xbotlib.store.db import Database, read_only_snapshot
 
 log = logging.getLogger("xbot.api")
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
-JOBS = ("plan", "post", "collect", "learn")
-REALM = 'Bearer realm="xbot", Basic realm="xbot"'
-TOP_POSTS_WINDOW_DAYS = 30
-TOP_POSTS_LIMIT = 10
-DAILY_SERIES_DAYS = 30
-EXCERPT_CHARS = 80
-OUTCOMES_WINDOW_DAYS = 90
-# queue depth counts what is still in the queue; terminal rows (a whole history of posts) are not depth
-QUEUE_STATUSES = tuple(s for s in STATUSES if s not in TERMINAL)
 
 
-# ----------------------------------------------------------------------------- auth (pure)
-
-def token_matches(authorization: str | None, token: str) -> bool:
-    """True when an ``Authorization`` header carries ``token`` as Bearer, or as the Basic password.
-
-    ``authorization`` is the header as ASGI servers decode it (latin-1), so its bytes are the bytes
-    the client sent; they are compared with the UTF-8 token by ``hmac.compare_digest``, whose time
-    does not reveal how much matched.
-    """
-    if not authorization or not token:
-        return False
-    scheme, _, value = authorization.strip().partition(" ")
-    expected = token.encode()
-    if scheme.lower() == "bearer":
-        try:
-            sent = value.strip().encode("latin-1")
-        except UnicodeEncodeError:  # not something an HTTP header can carry
-            return False
-        return hmac.compare_digest(sent, expected)
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        _user, sep, password = decoded.partition(b":")
-        return bool(sep) and hmac.compare_digest(password, expected)
-    return False
-
-
-UNAUTHORIZED = ("missing or wrong admin token: send 'Authorization: Bearer <ADMIN_TOKEN>' "
-                "or HTTP Basic with ADMIN_TOKEN as the password")
-
-
-def _unauthorized() -> JSONResponse:
-    return JSONResponse({"detail": UNAUTHORIZED}, status_code=401, headers={"WWW-Authenticate": REALM})
-
-
-class AdminGate:
-    """ASGI middleware: every HTTP request needs the admin token before anything else runs.
-
-    A route dependency alone is not enough: FastAPI parses a JSON body before it resolves
-    dependencies, so a malformed body would answer 422 to a caller without a token.
-    """
-
-    def __init__(self, app, token: str):
-        self.app = app
-        self.token = token
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
-            if not token_matches(header, self.token):
-                await _unauthorized()(scope, receive, send)
-                return
-        elif scope["type"] != "lifespan":
-            return  # no websockets here
-        await self.app(scope, receive, send)
-
-
-# ----------------------------------------------------------------------------- response models
-
-class ErrorDetail(BaseModel):
-    detail: Any = Field(description="what was wrong and how to fix it")
-
-
-class ModelVersion(BaseModel):
-    kind: str = Field(description="content or timing")
-    version: str = Field(description="v{N}", examples=["v3"])
-    predictor_key: str
-    algorithm: str
-    world: str = Field(description="the world the model was trained on (live or sandbox)")
-    cv_score: float | None
-    baseline_score: float | None
-    trained_at: datetime
-    n_samples: int
-    trained_through: int | None = Field(description="last outcome_id in the training data")
-
-
-class ArmSummary(BaseModel):
-    scope: str = Field(description="content (hook pattern) or timing (posting hour)")
-    arm: str
-    samples: int = Field(description="pass-2 rewards folded into this arm (bandit_arms.pulls)")
-    weight_sum: float
-    posterior_mean: float
-    posterior_sd: float
-    ci95_low: float
-    ci95_high: float
-
-
-class OutcomesByWorld(BaseModel):
-    world: str = Field(description="world of the post (posted_decisions.world); 'unknown' if not recorded")
-    outcomes: int
-    real: int = Field(description="outcomes from the real X (simulated=false)")
-    simulated: int
-
-
-class NextTraining(BaseModel):
-    world: str
-    fresh_outcomes: int = Field(description="pass-2 outcomes of this world not yet in the active model")
-    min_new_samples: int
-    retrain_samples: int
-    last_trained_at: datetime | None
-    weekly_due_at: datetime | None
-    due_now: bool = Field(description="the next learn run will train")
-    reason: str = Field(description="the learn job's reason: first_version, new_samples, weekly, "
-                                    "insufficient_new_samples or waiting_for_retrain")
-    outcomes_needed: int = Field(description="more fresh outcomes before the count rule alone triggers training")
-    next_learn_run_at: datetime | None = Field(description="next scheduled learn job (schedules/), if known")
-    summary: str
-
-
-class ModelEffect(BaseModel):
-    arm: str = Field(description="hook pattern, or local posting hour")
-    relative_follows: float = Field(description="expected follows per post against the average arm (1.0 = average)")
-    low: float = Field(description="95% interval, lower end")
-    high: float = Field(description="95% interval, upper end")
-
-
-class GrowthModelView(BaseModel):
-    posts: int = Field(description="final post outcomes of the last window_days the model learnt from")
-    window_days: int
-    deciding: bool = Field(description="true once the learner chooses from this model (enough outcomes)")
-    signal: str | None = Field(description="profile_visits (the funnel) or follows (when X reports no visits)")
-    hooks: list[ModelEffect]
-    hours: list[ModelEffect] = Field(description="the configured posting hours")
-
-
-class LearningStatus(BaseModel):
-    account_id: str
-    world: str
-    now: datetime
-    account_age_days: float
-    explore_rate: float
-    active_models: list[ModelVersion]
-    arms: list[ArmSummary]
-    posterior_method: str
-    outcomes_window_days: int
-    outcomes_by_world: list[OutcomesByWorld] = Field(description="outcomes collected in the last "
-                                                                 "outcomes_window_days days, by the post's world")
-    next_training: NextTraining
-    growth_model: GrowthModelView = Field(description="what the learner believes about hooks and hours "
-                                                      "(xbotlib.core.growth_model)")
-
-
-class DailyFollowers(BaseModel):
-    day: date = Field(description="UTC day")
-    followers: int = Field(description="last snapshot of that day")
-
-
-class TopPost(BaseModel):
-    decision_id: str
-    tweet_id: str | None
-    excerpt: str
-    follows: float
-    fpki: float
-    impressions: int
-    collected_at: datetime
-
-
-class Growth(BaseModel):
-    account_id: str
-    world: str
-    simulated: bool = Field(description="true: these figures come from the sandbox, not the real X")
-    now: datetime
-    followers_now: int | None
-    followers_at: datetime | None
-    change_1d: int | None = Field(description="null when no snapshot exists in the day before the reference")
-    change_7d: int | None
-    daily: list[DailyFollowers] = Field(description=f"last {DAILY_SERIES_DAYS} UTC days; days without a "
-                                                    "snapshot are absent, not filled in")
-    fpki_avg_7d: float | None
-    novelty_avg_7d: float | None
-    outcomes_7d: int = Field(description="pass-2 outcomes behind the 7-day averages")
-    top_posts: list[TopPost] = Field(description=f"pass-2 outcomes of the last {TOP_POSTS_WINDOW_DAYS} days, "
-                                                 "most follows first")
-
-
-class OpenAISpend(BaseModel):
-    budget_day: date
-    spent_usd: float = Field(description="settled cost today")
-    reserved_usd: float = Field(description="reserved by calls still in flight")
-    budget_usd: float
-    remaining_usd: float
-    calls_today: int
-    backoffs_today: int = Field(description="calls refunded after a rate limit (ledger error mentions rate_limit)")
-    circuit_open: bool = Field(description="a quota_exhausted ledger row exists today")
-
-
-class JobLastRun(BaseModel):
-    job: str
-    status: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    error: str | None
-
-
-class Metrics(BaseModel):
-    account_id: str
-    world: str
-    simulated: bool
-    now: datetime
-    followers_today: int | None
-    fpki_avg_7d: float | None
-    posts_today: int
-    queue_depth: dict[str, int] = Field(description="decisions still in the queue, by status "
-                                                    "(draft, queued, posting, failed)")
-    gate_rejections_24h: dict[str, int]
-    openai: OpenAISpend
-    jobs: list[JobLastRun]
-
-
-class ArmCount(BaseModel):
-    control: int = 0
-    treatment: int = 0
-
-
-class Experiment(BaseModel):
-    account_id: str
-    experiment_id: str
-    enabled: bool
-    allocation: float
-    applies_to: str
-    description: str
-    assignments: ArmCount
-    updated_at: datetime
-
-
-class ExperimentPatch(BaseModel):
-    """Give ``enabled``, ``allocation`` or both; anything else is refused."""
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
-
-    enabled: StrictBool = Field(default=None, description="switch the experiment on or off")
-    allocation: StrictFloat = Field(default=None, gt=0, lt=1, allow_inf_nan=False,
-                              description="share of eligible decisions assigned to treatment, in (0, 1)")
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> "ExperimentPatch":
-        if not self.model_fields_set:
-            raise ValueError("nothing to change: give enabled (true/false) and/or allocation (between 0 and 1)")
-        return self
-
-
-# ----------------------------------------------------------------------------- pure helpers
-
-POSTERIOR_METHOD = ("xbotlib.core.bandit.posterior: Normal-Inverse-Gamma posterior of each arm's mean reward from "
-                    "the exposure-weighted sums in bandit_arms, prior pooled over the arms of the same scope; "
-                    "95% interval of the Student-t")
-
-
-def arm_summaries(rows: Sequence[dict]) -> list[ArmSummary]:
-    """Posterior of each arm from its ``bandit_arms`` row, arms of a scope compared with each other."""
-    out = []
-    for scope in sorted({r["scope"] for r in rows}):
-        stats = {r["arm_id"]: ArmStats(r["arm_id"], r["pulls"], r["reward_sum"], r["reward_sq_sum"], r["weight_sum"])
-                 for r in rows if r["scope"] == scope}
-        for arm, post in posterior(stats).items():
-            s = stats[arm]
-            out.append(ArmSummary(scope=scope, arm=arm, samples=s.pulls, weight_sum=s.weight_sum,
-                                  posterior_mean=post.mean, posterior_sd=post.sd, ci95_low=post.ci_low,
-                                  ci95_high=post.ci_high))
-    return out
-
-
-def next_training(*, world: str, fresh: int, last: LastVersion | None, min_new: int, retrain_at: int,
-                  now: datetime, next_learn_run_at: datetime | None = None) -> NextTraining:
-    """When the learn job will next train, by its own rule (``xbotlib.core.predictors.should_train``).
-
-    ``fresh`` counts pass-2 outcomes after ``last`` (the newest content model of ``world``, or None).
-    """
-    last_trained_at = last.trained_at if last else None
-    decision = should_train(fresh, last, now, min_new=min_new, retrain_at=retrain_at)
-    weekly_due_at = last_trained_at + WEEKLY if last_trained_at else None
-    needed = 0 if decision.train else max(0, decision.need - fresh)
-    run = f" at the next learn run ({next_learn_run_at.isoformat()})" if next_learn_run_at else " at the next learn run"
-    if decision.train:
-        summary = f"due{run}: {decision.reason}, {fresh} fresh outcomes"
-    elif decision.reason == "waiting_for_retrain":
-        summary = (f"after {needed} more outcomes ({fresh}/{retrain_at} fresh), or weekly from "
-                   f"{weekly_due_at.isoformat()} with >= {min_new} fresh")
-    else:
-        summary = f"after {needed} more outcomes ({fresh}/{min_new} fresh needed to train)"
-    return NextTraining(world=world, fresh_outcomes=fresh, min_new_samples=min_new, retrain_samples=retrain_at,
-                        last_trained_at=last_trained_at, weekly_due_at=weekly_due_at, due_now=decision.train,
-                        reason=decision.reason, outcomes_needed=needed, next_learn_run_at=next_learn_run_at,
-                        summary=summary)
-
+# ----------------------------------------------------------------------------- rendering
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
@@ -392,208 +99,17 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _day_start(now: datetime) -> datetime:
-    """Midnight UTC of ``now``'s day: 'today' in these figures is a UTC day, like the LLM budget day."""
-    return now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+def experiment(account_id: str, row: dict) -> Experiment:
+    """A ``xbotlib.store.experiments.list_experiments`` row as the API shows it."""
+    return Experiment(account_id=account_id, experiment_id=row["experiment_id"], enabled=row["enabled"],
+                      allocation=row["allocation"], applies_to=row["applies_to"], description=row["description"],
+                      assignments=ArmCount(control=row["n_control"], treatment=row["n_treatment"]),
+                      updated_at=row["updated_at"])
 
 
-# ----------------------------------------------------------------------------- queries (thin shell)
-
-def _snapshot(conn) -> None:
-    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-
-
-def get_account(conn, account_id: str) -> dict | None:
-    return conn.execute("SELECT account_id, created_at FROM accounts WHERE account_id = %s", (account_id,)).fetchone()
-
-
-def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
-    """The learner's current growth model for the account: hook and hour effects with 95% intervals."""
-    from xbotlib.core import growth_model
-    from xbotlib.store.outcomes import MODEL_WINDOW_DAYS, post_outcomes
-    from xbotlib.core.policies import XbotPolicy
-
-    posts = post_outcomes(conn, account_id, world, now)
-    view = dict(posts=len(posts), window_days=MODEL_WINDOW_DAYS, deciding=len(posts) >= XbotPolicy.MODEL_MIN_POSTS)
-    if not posts:
-        return GrowthModelView(**view, signal=None, hooks=[], hours=[])
-    model = growth_model.fit(posts)
-    return GrowthModelView(**view, signal=model.signal,
-                           hooks=[ModelEffect(**vars(e)) for e in growth_model.hook_summary(model)],
-                           hours=[ModelEffect(**vars(e)) for e in growth_model.hour_summary(model, settings.posting_hours)])
-
-
-def learning_status(conn, settings: Settings, account: dict, world: str, now: datetime,
-                    next_learn_run_at: datetime | None = None) -> LearningStatus:
-    """What the learner knows for ``account`` in ``world``: models, exploration, arms, outcomes, next training."""
-    acc = account["account_id"]
-    age = max(0.0, (now - account["created_at"]).total_seconds() / 86400)
-    models = conn.execute(
-        """SELECT kind, version, predictor_key, algorithm, world, cv_score, baseline_score, trained_at,
-                  n_samples, trained_through
-             FROM predictors WHERE account_id = %s AND is_active AND trained_at <= %s
-            ORDER BY kind, world LIMIT 20""", (acc, now)).fetchall()
-    arms = conn.execute(
-        """SELECT scope, arm_id, pulls, reward_sum, reward_sq_sum, weight_sum FROM bandit_arms
-            WHERE account_id = %s AND world = %s ORDER BY scope, arm_id LIMIT 500""", (acc, world)).fetchall()
-    by_world = conn.execute(
-        """SELECT coalesce(p.world, 'unknown') AS world, count(*) AS outcomes,
-                  count(*) FILTER (WHERE NOT o.simulated) AS real, count(*) FILTER (WHERE o.simulated) AS simulated
-             FROM outcomes o LEFT JOIN posted_decisions p ON p.decision_id = o.decision_id
-            WHERE o.account_id = %s AND o.collected_at > %s AND o.collected_at <= %s
-            GROUP BY 1 ORDER BY 1""", (acc, now - timedelta(days=OUTCOMES_WINDOW_DAYS), now)).fetchall()
-    last = last_version(conn, acc, world)  # the learn job counts fresh outcomes from here
-    fresh = count_fresh_outcomes(conn, acc, world, last.trained_through if last else None)
-    return LearningStatus(
-        account_id=acc, world=world, now=now, account_age_days=round(age, 4), explore_rate=explore_rate(age),
-        active_models=[ModelVersion(**{**m, "version": f"v{m['version']}"}) for m in models],
-        arms=arm_summaries(arms), posterior_method=POSTERIOR_METHOD,
-        outcomes_window_days=OUTCOMES_WINDOW_DAYS, outcomes_by_world=[OutcomesByWorld(**r) for r in by_world],
-        next_training=next_training(world=world, fresh=fresh, last=last, min_new=settings.learn_min_new_samples,
-                                    retrain_at=settings.learn_retrain_samples, now=now,
-                                    next_learn_run_at=next_learn_run_at),
-        growth_model=growth_model_view(conn, settings, acc, world, now))
-
-
-def _followers_at(conn, acc: str, simulated: bool, at: datetime, window: timedelta) -> dict | None:
-    """The latest snapshot in (at - window, at]; None when there is none that recent."""
-    return conn.execute(
-        """SELECT followers_count, taken_at FROM follower_snapshots
-            WHERE account_id = %s AND simulated = %s AND taken_at <= %s AND taken_at > %s
-            ORDER BY taken_at DESC LIMIT 1""", (acc, simulated, at, at - window)).fetchone()
-
-
-def _fpki_7d(conn, acc: str, simulated: bool, now: datetime) -> dict:
-    return conn.execute(
-        """SELECT avg(o.fpki) AS fpki, avg(cm.novelty) AS novelty, count(*) AS n
-             FROM outcomes o JOIN content_metadata cm ON cm.decision_id = o.decision_id
-            WHERE o.account_id = %s AND o.collected_pass = 2 AND o.simulated = %s
-              AND o.collected_at > %s AND o.collected_at <= %s""",
-        (acc, simulated, now - timedelta(days=7), now)).fetchone()
-
-
-def growth(conn, account: dict, world: str, now: datetime) -> Growth:
-    """Followers and their change, the daily series, 7-day FPKI and novelty, top posts of ``world``."""
-    acc, simulated = account["account_id"], world != "live"
-    latest = _followers_at(conn, acc, simulated, now, timedelta(days=DAILY_SERIES_DAYS))
-    changes = {}
-    for key, days in (("change_1d", 1), ("change_7d", 7)):
-        before = _followers_at(conn, acc, simulated, now - timedelta(days=days), timedelta(days=1))
-        changes[key] = latest["followers_count"] - before["followers_count"] if latest and before else None
-    first_day = _day_start(now) - timedelta(days=DAILY_SERIES_DAYS - 1)
-    daily = conn.execute(
-        """SELECT DISTINCT ON (day) (taken_at AT TIME ZONE 'UTC')::date AS day, followers_count
-             FROM follower_snapshots
-            WHERE account_id = %s AND simulated = %s AND taken_at >= %s AND taken_at <= %s
-            ORDER BY day, taken_at DESC""", (acc, simulated, first_day, now)).fetchall()
-    avg = _fpki_7d(conn, acc, simulated, now)
-    top = conn.execute(
-        # rank inside the outcomes window first, then look up text and tweet id of those few rows only
-        """SELECT t.decision_id::text AS decision_id, p.tweet_id, left(cm.content, %s) AS excerpt, t.follows,
-                  t.fpki, t.impressions, t.collected_at
-             FROM (SELECT decision_id, follows, fpki, impressions, collected_at FROM outcomes
-                    WHERE account_id = %s AND collected_pass = 2 AND simulated = %s
-                      AND collected_at > %s AND collected_at <= %s
-                    ORDER BY follows DESC, fpki DESC, decision_id LIMIT %s) t
-             JOIN content_metadata cm ON cm.decision_id = t.decision_id
-             LEFT JOIN posted_decisions p ON p.decision_id = t.decision_id
-            ORDER BY t.follows DESC, t.fpki DESC, t.decision_id""",
-        (EXCERPT_CHARS, acc, simulated, now - timedelta(days=TOP_POSTS_WINDOW_DAYS), now, TOP_POSTS_LIMIT)).fetchall()
-    return Growth(
-        account_id=acc, world=world, simulated=simulated, now=now,
-        followers_now=latest["followers_count"] if latest else None,
-        followers_at=latest["taken_at"] if latest else None, **changes,
-        daily=[DailyFollowers(day=r["day"], followers=r["followers_count"]) for r in daily],
-        fpki_avg_7d=avg["fpki"], novelty_avg_7d=avg["novelty"], outcomes_7d=avg["n"],
-        top_posts=[TopPost(**r) for r in top])
-
-
-def metrics(conn, settings: Settings, account: dict, world: str, now: datetime) -> Metrics:
-    """Today's operating figures (the JSON of /api/metrics; ``prometheus_text`` renders them for /metrics)."""
-    acc, simulated = account["account_id"], world != "live"
-    today = _day_start(now)
-    latest = _followers_at(conn, acc, simulated, now, timedelta(days=DAILY_SERIES_DAYS))
-    posts = conn.execute(
-        """SELECT count(*) AS n FROM posted_decisions
-            WHERE account_id = %s AND world = %s AND posted_at >= %s AND posted_at <= %s""",
-        (acc, world, today, now)).fetchone()["n"]
-    depth = {s: 0 for s in QUEUE_STATUSES}
-    for r in conn.execute("""SELECT status, count(*) AS n FROM content_metadata
-                              WHERE account_id = %s AND status = ANY(%s) GROUP BY status""",
-                          (acc, list(QUEUE_STATUSES))).fetchall():
-        depth[r["status"]] = r["n"]
-    gates = conn.execute(
-        """SELECT gate, count(*) AS n FROM gate_rejections
-            WHERE account_id = %s AND rejected_at > %s AND rejected_at <= %s GROUP BY gate ORDER BY gate LIMIT 100""",
-        (acc, now - timedelta(hours=24), now)).fetchall()
-    ledger = conn.execute(
-        """SELECT coalesce(sum(cost_usd) FILTER (WHERE status = 'settled'), 0) AS spent,
-                  coalesce(sum(reserved_usd) FILTER (WHERE status = 'reserved'), 0) AS reserved,
-                  count(*) AS calls,
-                  count(*) FILTER (WHERE status = 'refunded' AND error ILIKE %s) AS backoffs,
-                  coalesce(bool_or(status = 'quota_exhausted'), false) AS circuit
-             FROM llm_ledger WHERE account_id = %s AND budget_day = %s""",
-        ("%rate_limit%", acc, today.date())).fetchone()
-    jobs = conn.execute(
-        """SELECT j.job, r.status, r.started_at, r.finished_at, r.error
-             FROM unnest(%s::text[]) WITH ORDINALITY AS j(job, ord)
-             LEFT JOIN LATERAL (
-                  SELECT status, started_at, finished_at, error FROM job_runs
-                   WHERE job = j.job AND (account_id = %s OR account_id IS NULL) AND started_at <= %s
-                   ORDER BY started_at DESC LIMIT 1) r ON true
-            ORDER BY j.ord""", (list(JOBS), acc, now)).fetchall()
-    budget = settings.openai_daily_budget_usd
-    return Metrics(
-        account_id=acc, world=world, simulated=simulated, now=now,
-        followers_today=latest["followers_count"] if latest else None,
-        fpki_avg_7d=_fpki_7d(conn, acc, simulated, now)["fpki"], posts_today=posts, queue_depth=depth,
-        gate_rejections_24h={r["gate"]: r["n"] for r in gates},
-        openai=OpenAISpend(budget_day=today.date(), spent_usd=ledger["spent"], reserved_usd=ledger["reserved"],
-                           budget_usd=budget, remaining_usd=budget - ledger["spent"] - ledger["reserved"],
-                           calls_today=ledger["calls"], backoffs_today=ledger["backoffs"],
-                           circuit_open=ledger["circuit"]),
-        jobs=[JobLastRun(**r) for r in jobs])
-
-
-_EXPERIMENT_SQL = """
-SELECT e.account_id, e.experiment_id, e.enabled, e.allocation, e.applies_to, e.description, e.updated_at,
-       coalesce(a.control, 0) AS control, coalesce(a.treatment, 0) AS treatment
-  FROM experiments e
-  LEFT JOIN LATERAL (
-       SELECT count(*) FILTER (WHERE arm = 'control') AS control,
-              count(*) FILTER (WHERE arm = 'treatment') AS treatment
-         FROM experiment_assignments
-        WHERE account_id = e.account_id AND experiment_id = e.experiment_id) a ON true
- WHERE e.account_id = %s {extra}
- ORDER BY e.experiment_id LIMIT 100"""
-
-
-def _experiment(row: dict) -> Experiment:
-    return Experiment(**{k: v for k, v in row.items() if k not in ("control", "treatment")},
-                      assignments=ArmCount(control=row["control"], treatment=row["treatment"]))
-
-
-def list_experiments(conn, account_id: str) -> list[Experiment]:
-    """Every experiment of ``account_id`` with its assignments so far per arm."""
-    return [_experiment(r) for r in conn.execute(_EXPERIMENT_SQL.format(extra=""), (account_id,)).fetchall()]
-
-
-def update_experiment(conn, account_id: str, experiment_id: str, patch: ExperimentPatch,
-                      now: datetime) -> Experiment | None:
-    """Apply ``patch`` to one experiment; None (and nothing changed) when there is no such experiment."""
-    given = patch.model_fields_set
-    row = conn.execute(
-        """UPDATE experiments
-              SET enabled = CASE WHEN %(set_enabled)s THEN %(enabled)s ELSE enabled END,
-                  allocation = CASE WHEN %(set_allocation)s THEN %(allocation)s ELSE allocation END,
-                  updated_at = %(now)s
-            WHERE account_id = %(acc)s AND experiment_id = %(id)s RETURNING experiment_id""",
-        {"set_enabled": "enabled" in given, "enabled": patch.enabled, "set_allocation": "allocation" in given,
-         "allocation": patch.allocation, "now": now, "acc": account_id, "id": experiment_id}).fetchone()
-    if row is None:
-        return None
-    return _experiment(conn.execute(_EXPERIMENT_SQL.format(extra="AND e.experiment_id = %s"),
-                                    (account_id, experiment_id)).fetchone())
+def _number(value: Any) -> float | None:
+    """A figure of the lift table; NaN (e.g. no spread to estimate an error from) is null in JSON."""
+    return None if value is None or value != value else float(value)
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -620,6 +136,7 @@ World = Literal["live", "sandbox"]
 _ACCOUNT_QUERY = Query(None, pattern=ACCOUNT_ID_PATTERN, max_length=64,
                        description="account to show; default XBOT_ACCOUNT_ID")
 _WORLD_QUERY = Query(None, description="live (real outcomes) or sandbox (simulated); default: the posting world")
+_EXPERIMENT_PATH = PathParam(..., max_length=64, description="e.g. question_cta")
 _NOT_FOUND = {404: {"model": ErrorDetail, "description": "no such account (or experiment)"}}
 
 
@@ -652,33 +169,42 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
 
     def account_of(conn, account_id: str | None) -> dict:
         acc = account_id or settings.account_id
-        row = get_account(conn, acc)
+        row = views.account(conn, acc)
         if row is None:
             raise HTTPException(404, f"no account {acc!r} in the database (accounts are created by the first job "
                                      "run; pass ?account_id= of an existing account)")
         return row
+
+    def known_experiment(experiment_id: str, acc: str) -> None:
+        try:
+            check_experiment_id(experiment_id)
+        except ValueError as exc:  # names the valid ids
+            raise HTTPException(404, f"no experiment {experiment_id!r} for account {acc!r}: {exc}") from None
 
     @app.get("/api/learning/status", response_model=LearningStatus, responses=_NOT_FOUND, tags=["learning"])
     def get_learning_status(account_id: str | None = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Active model versions, exploration rate, bandit arms, outcomes by world, next training."""
         now = clock.now()
         with db.connection() as conn:
-            _snapshot(conn)
+            read_only_snapshot(conn)
             account = account_of(conn, account_id)
-            return learning_status(conn, settings, account, world or settings.world, now,
-                                   next_learn_run(learn_entries, account["account_id"], now))
+            status = views.learning_status(conn, settings, account, world or settings.world, now,
+                                           next_learn_run(learn_entries, account["account_id"], now))
+        return LearningStatus.model_validate(status, from_attributes=True)
 
     @app.get("/api/growth", response_model=Growth, responses=_NOT_FOUND, tags=["growth"])
     def get_growth(account_id: str | None = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Followers now and their change, a 30-day daily series, 7-day FPKI and novelty, top posts."""
         with db.connection() as conn:
-            _snapshot(conn)
-            return growth(conn, account_of(conn, account_id), world or settings.world, clock.now())
+            read_only_snapshot(conn)
+            growth = views.growth(conn, account_of(conn, account_id), world or settings.world, clock.now())
+        return Growth.model_validate(growth, from_attributes=True)
 
     def _metrics(account_id: str | None, world: str | None) -> Metrics:
         with db.connection() as conn:
-            _snapshot(conn)
-            return metrics(conn, settings, account_of(conn, account_id), world or settings.world, clock.now())
+            read_only_snapshot(conn)
+            m = views.metrics(conn, settings, account_of(conn, account_id), world or settings.world, clock.now())
+        return Metrics.model_validate(m, from_attributes=True)
 
     @app.get("/api/metrics", response_model=Metrics, responses=_NOT_FOUND, tags=["operations"])
     def get_metrics(account_id: str | None = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
@@ -697,23 +223,47 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
     def get_experiments(account_id: str | None = _ACCOUNT_QUERY):
         """Experiment flags, allocation, what they apply to and assignments so far per arm."""
         with db.connection() as conn:
-            _snapshot(conn)
-            return list_experiments(conn, account_of(conn, account_id)["account_id"])
+            read_only_snapshot(conn)
+            acc = account_of(conn, account_id)["account_id"]
+            return [experiment(acc, r) for r in views.experiments(conn, acc)]
 
     @app.patch("/api/experiments/{experiment_id}", response_model=Experiment, tags=["experiments"],
                responses={**_NOT_FOUND, 400: {"model": ErrorDetail, "description": "the body is not UTF-8 JSON"}})
-    def patch_experiment(patch: ExperimentPatch,
-                         experiment_id: str = PathParam(..., max_length=64, description="e.g. question_cta"),
+    def patch_experiment(patch: ExperimentPatch, experiment_id: str = _EXPERIMENT_PATH,
                          account_id: str | None = _ACCOUNT_QUERY):
-        """Switch an experiment on or off, or change its allocation. Nothing changes on error."""
+        """Switch an experiment on or off, or change its allocation. Nothing changes on error.
+
+        Goes through the experiment registry (``xbotlib.store.experiments.set_experiment``), which
+        logs ``[EXPERIMENT] updated …``."""
+        given = patch.model_fields_set
         with db.connection() as conn:
             acc = account_of(conn, account_id)["account_id"]
-            updated = update_experiment(conn, acc, experiment_id, patch, clock.now())
-            if updated is None:
-                known = [e.experiment_id for e in list_experiments(conn, acc)]
-                raise HTTPException(404, f"no experiment {experiment_id!r} for account {acc!r} "
-                                         f"(known: {', '.join(known) or 'none'})")
-            return updated
+            known_experiment(experiment_id, acc)
+            try:
+                row = experiment_store.set_experiment(
+                    conn, acc, experiment_id, enabled=patch.enabled if "enabled" in given else None,
+                    allocation=patch.allocation if "allocation" in given else None, now=clock.now())
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from None
+            return experiment(acc, row)
+
+    @app.get("/api/experiments/{experiment_id}/lift", response_model=ExperimentLift, responses=_NOT_FOUND,
+             tags=["experiments"])
+    def get_experiment_lift(experiment_id: str = _EXPERIMENT_PATH, account_id: str | None = _ACCOUNT_QUERY,
+                            world: World | None = _WORLD_QUERY,
+                            seed: int = Query(0, ge=0, le=2**32 - 1, description="seed of the DR cross-fitting")):
+        """Lift of the experiment on pass-2 outcomes: difference in means, IPW and doubly-robust (AIPW)
+        estimates with 95% intervals (``xbotlib.views.experiment_lift``); ``reason`` when not estimable yet."""
+        world = world or settings.world
+        with db.connection() as conn:
+            read_only_snapshot(conn)
+            acc = account_of(conn, account_id)["account_id"]
+            known_experiment(experiment_id, acc)
+            report = views.experiment_lift(conn, acc, experiment_id, world, seed=seed)
+        rows = [{k: _number(v) if k not in ("outcome", "estimator", "n_treatment", "n_control") else v
+                 for k, v in r.items()} for r in report.table.to_dict("records")]
+        return ExperimentLift(account_id=acc, experiment_id=experiment_id, world=world, simulated=world != "live",
+                              seed=seed, reason=report.reason, table=rows)
 
     def openapi_schema() -> dict:
         if app.openapi_schema is None:

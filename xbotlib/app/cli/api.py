@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from xbotlib.app.cli.errors import CliError
+from xbotlib.clock import SystemClock
+from xbotlib.config import ConfigError, load_settings
+
 DESCRIPTION = """\
 Serve the admin API (learning status, growth, metrics, experiments; Prometheus text at /metrics)
 with uvicorn. Every route, /docs and /openapi.json included, needs ADMIN_TOKEN: send
@@ -12,19 +16,16 @@ put TLS in front of it before exposing it beyond this machine."""
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from xbotlib.app.cli.main import CliError
-    from xbotlib.config import ConfigError, load_settings
-
     settings = load_settings()
     if not settings.admin_token:  # refuse before touching the database
         raise ConfigError("ADMIN_TOKEN is not set: `xbot api` refuses to start without it (set ADMIN_TOKEN to a "
                           "long random secret, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    # imported here for start-up time: FastAPI, uvicorn and psycopg are slow to import
     import uvicorn
 
-    from xbotlib.store import migrate
-    from xbotlib.app.api.app import create_app
-    from xbotlib.clock import SystemClock
-    from xbotlib.store.db import Database
+    from xbotlib.app.api.app import create_app  # start-up time, as above
+    from xbotlib.store import migrate  # start-up time, as above
+    from xbotlib.store.db import Database  # start-up time, as above
 
     with Database.open(settings) as db:
         pending = [r for r in migrate.status(db) if r["state"] != "applied"]

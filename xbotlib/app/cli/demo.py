@@ -1,4 +1,4 @@
-"""`xbot demo` (the main job) and `xbot bench [NAME]`."""
+"""`xbot demo`: the main job — a simulated campaign through the real jobs, then reports and a summary."""
 from __future__ import annotations
 
 import argparse
@@ -7,20 +7,22 @@ import sys
 import time
 from pathlib import Path
 
-from xbotlib.app.cli.main import CliError
+from xbotlib.app.cli.errors import CliError
+from xbotlib.app.reports.runner import NotebookFailed, run_notebook
+from xbotlib.config import load_settings
+from xbotlib.logs import setup_logging
 
 DEMO_NOTEBOOKS = ("collect_outcomes", "train_predictors", "growth_review", "explore_outcomes")
 DEMO_LIFT_EXPERIMENTS = ("question_cta", "hashtag_1", "late_evening_slot", "contrarian_reply")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # imported here for start-up time: the campaign loads the jobs, the simulator and psycopg
     from tqdm import tqdm
 
-    from xbotlib.store import migrate
-    from xbotlib.config import load_settings
-    from xbotlib.store.db import Database
-    from xbotlib.jobs.campaign import CampaignConfig, campaign_database, run_campaign
-    from xbotlib.logs import setup_logging
+    from xbotlib.jobs.campaign import CampaignConfig, campaign_database, run_campaign  # start-up time, as above
+    from xbotlib.store import migrate  # start-up time, as above
+    from xbotlib.store.db import Database  # start-up time, as above
 
     settings = load_settings()
     log_file = settings.home_path / "logs" / "xbot.log"
@@ -62,9 +64,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_notebooks(db_url: str, account_id: str):
+    # imported here for start-up time: keeps `xbot --help` fast
     from tqdm import tqdm
-
-    from xbotlib.app.reports.runner import NotebookFailed, run_notebook
 
     jobs = [(name, {"account_id": account_id}) for name in DEMO_NOTEBOOKS]
     jobs += [("experiment_lift", {"account_id": account_id, "experiment_id": e}) for e in DEMO_LIFT_EXPERIMENTS]
@@ -80,49 +81,54 @@ def _run_notebooks(db_url: str, account_id: str):
 
 
 def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
-    from xbotlib.jobs.campaign import experiment_lifts, followers_gained, learner_view, model_versions, weekly_fpki
-    from xbotlib.sim.oracle import Oracle
+    # imported here for start-up time: the read models load pandas and scikit-learn
+    from xbotlib import views
+    from xbotlib.jobs.campaign import EXPERIMENTS  # start-up time, as above
+    from xbotlib.sim.oracle import Oracle, true_lift_for_posts  # start-up time, as above
 
+    oracle = Oracle(run.scenario)
     print()
     print("=" * 78)
     print(f"campaign summary — {run.config.days} days, policy {run.config.policy}, seed {run.config.seed}, "
           f"{elapsed:.0f} s wall ({run.elapsed_s:.0f} s simulating)")
     print("=" * 78)
     for ctx in run.contexts:
-        first, last = followers_gained(db, ctx.account_id)
+        with db.connection() as conn:
+            summary = views.account_summary(conn, ctx.settings, ctx.account_id, ctx.world, ctx.clock.now(),
+                                            experiment_ids=EXPERIMENTS, seed=run.config.seed)
+        first, last = summary.followers_first, summary.followers_last
         print(f"\naccount {ctx.account_id}: followers {first} -> {last} ({last - first:+d})")
-        weeks = weekly_fpki(db, ctx.account_id)
-        if weeks:
-            print("  FPKI by week:  " + "  ".join(f"w{w}:{f:.2f}(n={n})" for w, f, n in weeks))
-        versions = model_versions(db, ctx.account_id)
-        if versions:
-            latest = {}
-            for v in versions:
-                latest[v["predictor_key"].rsplit(":", 1)[0]] = v
-            print(f"  models trained: {len(versions)} versions; latest "
+        if summary.weekly_fpki:
+            print("  FPKI by week:  " + "  ".join(f"w{w}:{f:.2f}(n={n})" for w, f, n in summary.weekly_fpki))
+        if summary.model_versions:
+            print(f"  models trained: {summary.model_versions} versions; latest "
                   + ", ".join(f"{v['predictor_key']} ({v['algorithm']}, n={v['n_samples']}, cv={_f(v['cv_score'])} vs "
-                              f"baseline {_f(v['baseline_score'])})" for v in latest.values()))
+                              f"baseline {_f(v['baseline_score'])})" for v in summary.latest_models))
         else:
             print("  models trained: none yet (the learner needs at least 5 pass-2 outcomes)")
-        view = learner_view(db, ctx.settings, ctx.account_id, ctx.world, ctx.clock.now())
+        view = summary.growth_model
         if view:
-            best_hook, best_hour = Oracle(run.scenario).best_choice(ctx.settings.posting_hours)
+            best_hook, best_hour = oracle.best_choice(ctx.settings.posting_hours)
             show = lambda effects: "  ".join(f"{e.arm} x{e.relative_follows:.2f}" for e in effects[:3])  # noqa: E731
-            print(f"  growth model ({view['posts']} posts), expected follows vs the average arm:")
-            print(f"    hooks: {show(view['hooks'])}   (the scenario's best: {best_hook})")
-            print(f"    hours: {show(view['hours'])}   (the scenario's best: {best_hour})")
+            print(f"  growth model ({view.posts} posts), expected follows vs the average arm:")
+            print(f"    hooks: {show(view.hooks)}   (the scenario's best: {best_hook})")
+            print(f"    hours: {show(view.hours)}   (the scenario's best: {best_hour})")
         print("  experiment lift on per-post fpki: doubly robust with 95% CI, IPW, difference in means, and the true lift for these posts:")
-        for row in experiment_lifts(db, ctx.account_id, ctx.world, run.scenario, run.config.seed):
-            if "error" in row:
-                print(f"    {row['experiment']:<18} n={row['n']:<4} not estimable yet: {row['error']}")
-            elif row["ci_high"] - row["ci_low"] <= 0:
-                print(f"    {row['experiment']:<18} n={row['n']:<4} not estimable yet: every outcome is the same "
-                      f"({row['dr']:+.3f}), so there is no interval to give; true {row['true_fpki']:+.3f}")
+        for report in summary.lifts:
+            name, n = report.experiment_id, len(report.frame)
+            if not report.estimable:
+                print(f"    {name:<18} n={n:<4} not estimable yet: {report.reason}")
+                continue
+            est = views.fpki_estimates(report)
+            true = true_lift_for_posts(oracle, report.frame, name)
+            if est["ci_high"] - est["ci_low"] <= 0:
+                print(f"    {name:<18} n={n:<4} not estimable yet: every outcome is the same "
+                      f"({est['dr']:+.3f}), so there is no interval to give; true {true:+.3f}")
             else:
-                covered = "covers" if row["ci_low"] <= row["true_fpki"] <= row["ci_high"] else "misses"
-                print(f"    {row['experiment']:<18} n={row['n']:<4} DR {row['dr']:+.3f} [{row['ci_low']:+.3f}, "
-                      f"{row['ci_high']:+.3f}]  IPW {row['ipw']:+.3f}  DiM {row['dim']:+.3f}  "
-                      f"true {row['true_fpki']:+.3f} ({covered})")
+                covered = "covers" if est["ci_low"] <= true <= est["ci_high"] else "misses"
+                print(f"    {name:<18} n={n:<4} DR {est['dr']:+.3f} [{est['ci_low']:+.3f}, "
+                      f"{est['ci_high']:+.3f}]  IPW {est['ipw']:+.3f}  DiM {est['dim']:+.3f}  "
+                      f"true {true:+.3f} ({covered})")
     print(f"\nreports: {reports_index}" if reports_index else "\nreports: skipped (--no-notebooks)")
     print(f"database: {url}")
     print(f"  explore it: XBOT_DATABASE_URL='{url}' xbot lab")
@@ -131,11 +137,6 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
 
 def _f(x) -> str:
     return "n/a" if x is None else f"{x:.3f}"
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from xbotlib.devtools import bench
-    return bench.main(args.name, args.rest)
 
 
 def register(sub) -> None:
@@ -153,11 +154,3 @@ def register(sub) -> None:
                    help="how arms and hours are chosen (default xbot, the learner)")
     p.add_argument("--no-notebooks", action="store_true", help="skip the reports at the end")
     p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("bench", help="benchmarks: growth, lift, speed (results go in BENCHMARKS.md)",
-                       description="growth: followers gained per policy over seeds vs the oracle; lift: bias, "
-                                   "RMSE and coverage of DR vs IPW and difference in means; speed: simulated "
-                                   "days per second and where the time goes.")
-    p.add_argument("name", nargs="?", default="speed", choices=["growth", "lift", "speed"])
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options for the benchmark (see xbot bench NAME --help)")
-    p.set_defaults(func=cmd_bench)

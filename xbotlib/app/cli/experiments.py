@@ -1,11 +1,16 @@
 """``xbot experiment list|set``: see and switch the account's randomised experiments.
 
-Wire it in with ``register_experiment_commands(sub)`` where ``sub`` is the argparse subparsers
-object of the ``xbot`` command.
+Wire it in with ``register(sub)`` where ``sub`` is the argparse subparsers object of the ``xbot``
+command.
 """
 from __future__ import annotations
 
 import argparse
+
+from xbotlib.app.cli.errors import CliError
+from xbotlib.clock import SystemClock
+from xbotlib.config import load_settings
+from xbotlib.core.experiments import REGISTRY
 
 EXPERIMENT_HELP = """\
 Experiments are registered for every account but disabled until enabled here (the demo enables
@@ -19,9 +24,8 @@ examples:
   xbot experiment set late_evening_slot --disable"""
 
 
-def register_experiment_commands(sub) -> None:
+def register(sub) -> None:
     """Add ``experiment list`` and ``experiment set ID [--enable|--disable] [--allocation P]`` to ``sub``."""
-    from xbotlib.core.experiments import REGISTRY
     p = sub.add_parser("experiment", help="list experiments, enable/disable them, set their allocation",
                        description="Randomised experiments of the account (XBOT_ACCOUNT_ID).",
                        epilog=EXPERIMENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,15 +45,17 @@ def register_experiment_commands(sub) -> None:
     st.set_defaults(func=cmd_experiment_set)
 
 
+register_experiment_commands = register  # the name tests/test_experiments.py imports
+
+
 def _open(args: argparse.Namespace):
-    from xbotlib.config import load_settings
+    # imported here for start-up time: keeps `xbot --help` fast
     from xbotlib.store.db import Database
     settings = load_settings()
     return settings, Database.open(settings)
 
 
 def _now():
-    from xbotlib.clock import SystemClock
     return SystemClock().now()  # the CLI is the shell: the one place that reads the wall clock
 
 
@@ -64,6 +70,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def cmd_experiment_list(args: argparse.Namespace) -> int:
+    # imported here for start-up time: keeps `xbot --help` fast
     from xbotlib.store.experiments import ensure_experiments, list_experiments
     settings, db = _open(args)
     with db, db.connection() as conn:
@@ -75,7 +82,7 @@ def cmd_experiment_list(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment_set(args: argparse.Namespace) -> int:
-    from xbotlib.app.cli.main import CliError
+    # imported here for start-up time: keeps `xbot --help` fast
     from xbotlib.store.experiments import set_experiment
     if args.enabled is None and args.allocation is None:
         raise CliError(f"nothing to change for {args.experiment_id!r}: pass --enable, --disable and/or --allocation P")

@@ -1,42 +1,44 @@
-"""`xbot job …`, `xbot run` and `xbot experiment …`: the operational commands."""
+"""`xbot job …` and `xbot run`: the operational commands."""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-from xbotlib.app.cli.main import CliError
-from xbotlib.jobs.schedules import SCHEDULES_DIR
-
+from xbotlib.app.cli.errors import CliError
+from xbotlib.clock import SystemClock
+from xbotlib.config import load_settings
+from xbotlib.jobs.schedules import SCHEDULES_DIR, load_schedules
+from xbotlib.logs import setup_logging
 
 
 def _context(settings, db, clock=None):
-    from xbotlib.clock import SystemClock
+    # imported here for start-up time: the job context pulls in the clients, numpy and psycopg
     from xbotlib.jobs.context import build_context
     return build_context(settings, db, clock or SystemClock())
 
 
 def _open(settings):
+    # imported here for start-up time: keeps `xbot --help` fast
     from xbotlib.store import migrate
-    from xbotlib.store.db import Database
+    from xbotlib.store.db import Database  # start-up time, as above
     db = Database.open(settings)
     migrate.up(db)  # jobs always run on the current schema
     return db
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    from xbotlib.config import load_settings
-    from xbotlib.jobs.runner import run_job
+    # imported here for start-up time: the jobs load scikit-learn, pandas and the clients
     from xbotlib.jobs import collect, learn, plan, post
+    from xbotlib.jobs.daemon import Daemon  # start-up time, as above
+    from xbotlib.jobs.runner import run_job  # start-up time, as above
 
     settings = load_settings()
     ticks = {"plan": plan.tick, "post": post.tick, "collect": collect.tick, "learn": learn.tick}
     with _open(settings) as db:
         ctx = _context(settings, db)
         if not args.once:
-            from xbotlib.jobs import schedules
-            from xbotlib.jobs.daemon import Daemon
-            entries = [e for e in schedules.load_schedules(SCHEDULES_DIR) if e.kind == "job" and e.name == args.name]
+            entries = [e for e in load_schedules(SCHEDULES_DIR) if e.kind == "job" and e.name == args.name]
             if not entries:
                 raise CliError(f"no schedule for job {args.name!r} in {SCHEDULES_DIR} (use --once for one tick)")
             Daemon(ctx, entries).run()
@@ -48,18 +50,16 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from xbotlib.jobs import schedules
-    from xbotlib.config import load_settings
-    from xbotlib.jobs.daemon import Daemon, DaemonLocked
-    from xbotlib.logs import setup_logging
+    # imported here for start-up time: the daemon loads every job (scikit-learn, pandas, the clients)
+    from xbotlib.app.reports.runner import run_notebook
+    from xbotlib.jobs.daemon import Daemon, DaemonLocked  # start-up time, as above
 
     settings = load_settings()
     setup_logging(log_file=settings.home_path / "logs" / "xbot.log")
-    entries = schedules.load_schedules(Path(args.schedules))
+    entries = load_schedules(Path(args.schedules))
     runner = None
     if not args.no_notebooks:
         def runner(name, params):
-            from xbotlib.app.reports.runner import run_notebook
             return run_notebook(name, params, db_url=db.url)
     with _open(settings) as db:
         ctx = _context(settings, db)

@@ -11,10 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from xbotlib.app.cli.main import CliError
+from xbotlib.app.cli.errors import CliError
+from xbotlib.app.reports.records import REPORTS_DIR
+from xbotlib.app.reports.runner import (NOTEBOOKS_DIR, NotebookError, NotebookFailed, coerce_parameters, ensure_kernel,
+                                        list_notebooks, run_notebook)
+from xbotlib.clock import SystemClock
 from xbotlib.config import load_settings
-from xbotlib.app.reports.runner import NOTEBOOKS_DIR, REPORTS_DIR
-from xbotlib.jobs.schedules import SCHEDULES_DIR
+from xbotlib.jobs.schedules import SCHEDULES_DIR, ScheduleError, load_schedules, next_run, notebook_problems, to_crontab
 
 LAB_READY_TIMEOUT_S = 120
 
@@ -79,7 +82,6 @@ def register(sub) -> None:
 # ----------------------------------------------------------------------------- notebook
 
 def cmd_notebook_list(args: argparse.Namespace) -> int:
-    from xbotlib.app.reports.runner import NotebookError, list_notebooks
     try:
         infos = list_notebooks(args.notebooks_dir)
     except NotebookError as exc:
@@ -94,7 +96,6 @@ def cmd_notebook_list(args: argparse.Namespace) -> int:
 
 
 def cmd_notebook_run(args: argparse.Namespace) -> int:
-    from xbotlib.app.reports.runner import NotebookError, NotebookFailed, run_notebook
     params = dict(args.parameter)
     settings = load_settings()
     try:
@@ -112,7 +113,8 @@ def cmd_notebook_run(args: argparse.Namespace) -> int:
 
 
 def cmd_notebook_sync(args: argparse.Namespace) -> int:
-    from xbotlib.app.reports.runner import pair_differences, sync_notebook
+    # imported here for start-up time: jupytext and nbformat are slow to import
+    from xbotlib.app.reports.pairing import pair_differences, sync_notebook
     directory = Path(args.notebooks_dir)
     sources = [directory / f"{n}.py" for n in args.names] or sorted(directory.glob("*.py"))
     missing = [str(p) for p in sources if not p.is_file()]
@@ -138,9 +140,6 @@ def cmd_notebook_sync(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- schedule
 
 def cmd_schedule_list(args: argparse.Namespace) -> int:
-    from xbotlib.clock import SystemClock
-    from xbotlib.app.reports.runner import NotebookError, list_notebooks
-    from xbotlib.jobs.schedules import ScheduleError, load_schedules, next_run, notebook_problems, to_crontab
     try:
         entries = load_schedules(args.dir)
     except ScheduleError as exc:
@@ -156,7 +155,8 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
         tz = "" if e.timezone == "UTC" else f" ({e.timezone})"
         print(f"  {when:%Y-%m-%d %H:%M} UTC  {e.cron:<14}{tz}  {e.describe()}")
     try:
-        problems = notebook_problems(entries, {i.name: i for i in list_notebooks(args.notebooks_dir)})
+        problems = notebook_problems(entries, {i.name: i for i in list_notebooks(args.notebooks_dir)},
+                                     coerce_parameters)
     except NotebookError as exc:
         problems = [str(exc)]
     for problem in problems:
@@ -187,10 +187,10 @@ def lab_command(notebook_dir: Path, port: int, kernel: str) -> list[str]:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
+    # imported here for start-up time: httpx and psycopg are slow to import
     import httpx
 
-    from xbotlib.store.db import Database
-    from xbotlib.app.reports.runner import ensure_kernel
+    from xbotlib.store.db import Database  # start-up time, as above
 
     notebook_dir = Path(args.notebook_dir).resolve()
     if not notebook_dir.is_dir():

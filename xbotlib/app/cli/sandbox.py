@@ -5,6 +5,9 @@ import argparse
 import socket
 import sys
 
+from xbotlib.app.cli.errors import CliError
+from xbotlib.clock import SystemClock
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -28,10 +31,11 @@ def register(sub) -> None:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from xbotlib.app.cli.main import CliError
-    from xbotlib.clock import SystemClock
-    from xbotlib.sim.scenario import ScenarioError
-    from xbotlib.sim.xserver import SandboxX
+    # imported here for start-up time: the sandbox loads starlette, numpy and the audience model
+    import uvicorn
+
+    from xbotlib.sim.scenario import ScenarioError  # start-up time, as above
+    from xbotlib.sim.xserver import SandboxX  # start-up time, as above
 
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port must be 0..65535, got {args.port}")
@@ -59,7 +63,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print(f"use it:   X_SANDBOX_URL=http://{shown}:{port} X_ACCESS_TOKEN={sandbox.token}")
     sys.stdout.flush()
 
-    import uvicorn
     config = uvicorn.Config(sandbox.socket_app(), log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
     return 0

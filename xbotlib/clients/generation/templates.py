@@ -13,37 +13,16 @@ of distinct texts. The pieces obey two rules, checked by tests for every combina
 No hashtags and no closing question: those are experiment arms, applied elsewhere. The ``question``
 hook opens with a question and always continues with a statement.
 
-``Candidate`` and the ``ContentGenerator`` protocol live here (not in ``llm``) so offline users
-never import the OpenAI SDK; ``xbotlib.clients.llm`` re-exports them.
+``Candidate`` and the ``ContentGenerator`` protocol live in ``xbotlib.clients.generation.candidates``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 import numpy as np
 
+from xbotlib.clients.generation.candidates import MAX_POST_CHARS, Candidate
 from xbotlib.core.vocab import HOOK_PATTERNS, TOPICS
 
-MAX_POST_CHARS = 280
 ANGLES: tuple[str, ...] = ("contrarian",)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One generated post: its text, where it came from ('llm' | 'template'), its hook and topic."""
-    text: str
-    generation_source: str
-    hook_pattern: str
-    topic: str
-
-
-class ContentGenerator(Protocol):
-    """What the plan job asks for posts. Implementations: ``TemplateGenerator``, ``llm.LLMContentGenerator``."""
-
-    def candidates(self, hook: str, topic: str, n: int, *, angle: str | None = None,
-                   reply_to_text: str | None = None, rng: np.random.Generator | None = None) -> list[Candidate]:
-        ...
 
 
 # ----------------------------------------------------------------------------- topic bodies

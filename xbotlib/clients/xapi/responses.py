@@ -1,0 +1,209 @@
+"""What the X API client returns, and the pure parsing of X's JSON into it.
+
+Every field of a response is optional (missing counts are 0, missing optional values None); a value
+of the wrong type raises ``Malformed``, which the client turns into an ``XApiError`` naming the endpoint.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterator, Mapping, Sequence
+
+
+# ----------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class TweetMetrics:
+    tweet_id: str
+    created_at: datetime | None = None
+    impressions: int = 0
+    likes: int = 0
+    retweets: int = 0
+    replies: int = 0
+    quotes: int = 0
+    bookmarks: int = 0
+    profile_visits: int | None = None
+    link_clicks: int | None = None
+
+
+@dataclass(frozen=True)
+class TweetAnalytics:
+    tweet_id: str
+    follows: int = 0
+    profile_visits: int | None = None
+    link_clicks: int | None = None
+
+
+@dataclass(frozen=True)
+class UserMetrics:
+    user_id: str
+    username: str
+    followers_count: int = 0
+    following_count: int = 0
+    tweet_count: int = 0
+
+
+@dataclass(frozen=True)
+class SearchTweet:
+    tweet_id: str
+    text: str
+    author_id: str | None = None
+    created_at: datetime | None = None
+    author_followers: int | None = None
+    likes: int = 0
+    retweets: int = 0
+    replies: int = 0
+    quotes: int = 0
+
+
+@dataclass(frozen=True)
+class OwnTweet:
+    tweet_id: str
+    text: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """Metrics per tweet id, and per-item errors ('Not Found Error: …') for ids X did not return."""
+    metrics: dict[str, TweetMetrics] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    remaining: int | None
+    reset_at: datetime | None
+
+
+# ----------------------------------------------------------------------------- parsing (pure)
+
+class Malformed(ValueError):
+    pass
+
+
+def parse_x_time(raw: Any) -> datetime | None:
+    """'2026-03-02T08:00:00.000Z' -> aware datetime; None when missing; Malformed when unreadable."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise Malformed(f"timestamp is not a string: {raw!r}")
+    try:
+        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Malformed(f"timestamp is not ISO 8601: {raw!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def x_time(at: datetime) -> str:
+    """The time format X accepts in start_time/end_time: YYYY-MM-DDTHH:mm:ssZ."""
+    if at.tzinfo is None:
+        raise ValueError(f"time must be timezone-aware: {at!r} (pass tzinfo=timezone.utc)")
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_object(value: Any, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Malformed(f"{what} is not an object: {value!r:.80}")
+    return value
+
+
+def read_count(block: Mapping[str, Any], key: str, what: str) -> int | None:
+    value = block.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Malformed(f"{what}.{key} is not a non-negative integer: {value!r}")
+    return value
+
+
+def _first(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
+
+
+def item_id(item: Any) -> str:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+        raise Malformed(f"item has no string id: {item!r:.80}")
+    return item["id"]
+
+
+def parse_tweet_metrics(item: Mapping[str, Any]) -> TweetMetrics:
+    """One tweet object of a lookup -> TweetMetrics. Impressions prefer non_public, then organic, then public."""
+    tid = item_id(item)
+    pub = as_object(item.get("public_metrics"), "public_metrics")
+    non = as_object(item.get("non_public_metrics"), "non_public_metrics")
+    org = as_object(item.get("organic_metrics"), "organic_metrics")
+
+    def c(block, key, name):
+        return read_count(block, key, name)
+
+    return TweetMetrics(
+        tweet_id=tid,
+        created_at=parse_x_time(item.get("created_at")),
+        impressions=_first(c(non, "impression_count", "non_public_metrics"), c(org, "impression_count", "organic_metrics"),
+                           c(pub, "impression_count", "public_metrics")) or 0,
+        likes=_first(c(pub, "like_count", "public_metrics"), c(org, "like_count", "organic_metrics")) or 0,
+        retweets=_first(c(pub, "retweet_count", "public_metrics"), c(org, "retweet_count", "organic_metrics")) or 0,
+        replies=_first(c(pub, "reply_count", "public_metrics"), c(org, "reply_count", "organic_metrics")) or 0,
+        quotes=c(pub, "quote_count", "public_metrics") or 0,
+        bookmarks=c(pub, "bookmark_count", "public_metrics") or 0,
+        profile_visits=_first(c(non, "user_profile_clicks", "non_public_metrics"),
+                              c(org, "user_profile_clicks", "organic_metrics")),
+        link_clicks=_first(c(non, "url_link_clicks", "non_public_metrics"), c(org, "url_link_clicks", "organic_metrics")),
+    )
+
+
+def parse_analytics(item: Mapping[str, Any]) -> TweetAnalytics:
+    tid = item_id(item)
+    return TweetAnalytics(tweet_id=tid, follows=read_count(item, "follows", "analytics") or 0,
+                          profile_visits=_first(read_count(item, "user_profile_clicks", "analytics"),
+                                                read_count(item, "profile_visits", "analytics")),
+                          link_clicks=read_count(item, "url_link_clicks", "analytics"))
+
+
+def item_errors(body: Mapping[str, Any]) -> dict[str, str]:
+    """Per-item errors of a 200 response: {resource id: 'Title: detail'}."""
+    out: dict[str, str] = {}
+    errors = body.get("errors")
+    if errors is None:
+        return out
+    if not isinstance(errors, list):
+        raise Malformed(f"errors is not a list: {errors!r:.80}")
+    for err in errors:
+        if not isinstance(err, dict):
+            continue
+        key = err.get("resource_id") or err.get("value")
+        if key is None:
+            continue
+        title, detail = err.get("title") or "Error", err.get("detail") or err.get("message") or ""
+        out[str(key)] = f"{title}: {detail}".rstrip(": ")
+    return out
+
+
+def data_list(body: Mapping[str, Any]) -> list:
+    data = body.get("data", [])
+    if not isinstance(data, list):
+        raise Malformed(f"data is not a list: {data!r:.80}")
+    return data
+
+
+def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def check_ids(ids: Sequence[str], endpoint: str) -> list[str]:
+    if isinstance(ids, str):
+        raise ValueError(f"{endpoint}: ids must be a list of tweet ids, not one string {ids!r}")
+    out: list[str] = []
+    seen: set[str] = set()
+    for i in ids:
+        s = str(i)
+        if not s.isdigit():
+            raise ValueError(f"{endpoint}: tweet id is not numeric: {i!r} (X ids are digit strings such as '1893…')")
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
