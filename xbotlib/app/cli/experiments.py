@@ -45,7 +45,6 @@ def register(sub) -> None:
     st.set_defaults(func=cmd_experiment_set)
 
 
-register_experiment_commands = register  # the name tests/test_experiments.py imports
 
 
 def _open(args: argparse.Namespace):

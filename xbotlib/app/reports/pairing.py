@@ -1,7 +1,7 @@
 """Jupytext pairs: ``notebooks/NAME.py`` (py:percent, the reviewed source) and ``NAME.ipynb``.
 
 ``sync_notebook`` writes the ``.ipynb`` from the ``.py`` (``xbot notebook sync``); ``pair_differences``
-says what differs between them (``xbot notebook sync --check`` and ``tests/test_notebooks_runner.py``).
+says what differs between them (``xbot notebook sync --check`` and ``tests/app/test_notebooks_runner.py``).
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ Adding a notebook: write ``notebooks/NAME.py`` (copy the header of ``smoke_check
 metadata and the ``xbot`` kernelspec; one ``# %% tags=["parameters"]`` cell of literal defaults,
 annotated like ``days: int = 30``), keep its logic in xbotlib, run ``xbot notebook sync NAME``.
 It is then listed, runnable, schedulable in ``schedules/notebooks.toml`` and covered by the pair
-and parameters-cell checks in ``tests/test_notebooks_runner.py``.
+and parameters-cell checks in ``tests/app/test_notebooks_runner.py``.
 
 The kernel is the interpreter running xbot (``ensure_kernel`` installs an ``xbot`` kernelspec
 for ``sys.executable``); the database URL reaches it as ``XBOT_DATABASE_URL`` and notebooks

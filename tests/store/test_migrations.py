@@ -20,7 +20,7 @@ from xbotlib.store.db import Database
 from xbotlib.store.migrate import MigrationError
 from xbotlib.store.queue import ensure_account
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 
 

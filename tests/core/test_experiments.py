@@ -19,7 +19,7 @@ from xbotlib.core.experiments import (REGISTRY, ActiveExperiment, ArmDoesNotFit,
 from xbotlib.store.experiments import (active_experiments, ensure_experiments, lift_frame, list_experiments,
                                        record_assignments, set_experiment)
 from xbotlib.views import experiment_lift
-from xbotlib.app.cli.experiments import register_experiment_commands
+from xbotlib.app.cli import experiments as experiment_cli
 from xbotlib.core.lift import lift_table
 from xbotlib.store.queue import Decision, ensure_account, insert_decision, record_posted, transition
 
@@ -387,7 +387,7 @@ def test_lift_frame_excludes_covariates_the_treatment_moves(db, clock):
 
 def _run(argv):
     parser = argparse.ArgumentParser(prog="xbot")
-    register_experiment_commands(parser.add_subparsers(dest="command"))
+    experiment_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -14,7 +14,7 @@ the outputs stored in the committed ``.ipynb``. Those are the only outputs the `
 After changing a notebook's ``.py``: ``xbot notebook sync NAME`` (which writes the ``.ipynb`` without
 outputs), then refresh the stored outputs from the same campaign::
 
-    .venv/bin/python tests/test_notebooks_nbval.py --refresh-outputs
+    .venv/bin/python tests/app/test_notebooks_nbval.py --refresh-outputs
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ RESEARCH = ("collect_outcomes", "train_predictors", "experiment_lift", "growth_r
 NOTEBOOKS = (*RESEARCH, "smoke_check")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 SANITIZE = PROJECT_ROOT / "tests" / "nbval_sanitize.cfg"
-REFRESH_HINT = "refresh them: .venv/bin/python tests/test_notebooks_nbval.py --refresh-outputs"
+REFRESH_HINT = "refresh them: .venv/bin/python tests/app/test_notebooks_nbval.py --refresh-outputs"
 
 
 def seed_campaign(url: str, home: Path) -> list[str]:
@@ -135,5 +135,5 @@ def refresh_outputs(names: tuple[str, ...] = RESEARCH) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--refresh-outputs"]:
-        sys.exit("usage: python tests/test_notebooks_nbval.py --refresh-outputs")
+        sys.exit("usage: python tests/app/test_notebooks_nbval.py --refresh-outputs")
     refresh_outputs()

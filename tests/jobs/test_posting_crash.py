@@ -26,7 +26,7 @@ from xbotlib.clock import SystemClock
 from xbotlib.store.queue import Decision, insert_decision
 from xbotlib.sim.xserver import SandboxX
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEXT = "Crash test: seven hours of sleep beat any supplement on the shelf, and the data keeps saying so."
 WAIT_S = 60  # upper bound for each wait below; the test moves on as soon as the condition holds
 ADVISORY_LOCKS = """SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'

@@ -30,7 +30,7 @@ from xbotlib.views import next_training
 
 TOKEN = "test-admin-token-4f9a0c2b"
 ACC = "acct1"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 ROUTES = [
     ("GET", "/api/learning/status", None),

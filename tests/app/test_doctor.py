@@ -12,7 +12,7 @@ import pytest
 
 from xbotlib.config import SETTINGS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:

@@ -250,7 +250,7 @@ def test_rate_limit_headers_are_kept_per_endpoint(client, clock):
 
 def test_xbot_sandbox_serves_100_ids_in_one_response_over_a_real_socket(tmp_path):
     env = {**os.environ, "XBOT_HOME": str(tmp_path / ".xbot"), "PYTHONUNBUFFERED": "1"}
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "-m", "xbotlib.app.cli.main", "sandbox", "--port", "0", "--seed", "9"],
                             cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -19,7 +19,7 @@ from xbotlib.jobs.context import build_context
 from xbotlib.sim.xserver import SandboxX
 from xbotlib.clients.generation import TemplateGenerator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = ROOT / "schedules"
 HOURLY = ROOT / "bench" / "schedules"
 
