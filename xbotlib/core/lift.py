@@ -12,7 +12,7 @@ outcome column
 covariates
     numeric pre-treatment columns (hook one-hots, hour sin/cos, log followers …). A covariate the
     treatment can move (the posting hour in a timing experiment) must not be used: it would absorb
-    part of the effect. ``experiments.lift_covariates`` picks them per experiment.
+    part of the effect. ``covariates.lift_covariates`` picks them per experiment.
 
 Every estimator returns an ``Estimate`` with a normal 95% interval from its influence function.
 Because assignment is randomised with known propensities, all three are unbiased for the average

@@ -14,9 +14,9 @@ from typing import Mapping
 import pandas as pd
 import psycopg
 
+from xbotlib.core.covariates import covariate_frame, lift_covariates
 from xbotlib.core.experiments import (DECISION_TYPES, REGISTRY, ActiveExperiment, Assignment, applies, arms_json,
-                                      check_allocation, check_experiment_id, covariate_frame, lift_covariates,
-                                      primary_experiment)
+                                      check_allocation, check_experiment_id, primary_experiment)
 from xbotlib.logs import tagged
 from xbotlib.store.worlds import check_world
 
