@@ -11,7 +11,7 @@ from xbotlib.store import queue
 from xbotlib.core.bandit import ArmStats, update
 from xbotlib.store.arms import apply_pass2_rewards, load_arms, save_arms
 from xbotlib.core.features import FEATURE_NAMES, TIMING_FEATURE_NAMES, LocalEmbedder, extract_features
-from xbotlib.store.models import latest_version, list_versions, load_active, save_version
+from xbotlib.store.models import list_versions, load_active, save_version
 from xbotlib.core.predictors import RidgeReward, train_with_fallback
 from xbotlib.core.reward import exposure_weight
 from xbotlib.store.training_data import count_fresh_outcomes, timing_frame, training_frame
@@ -147,9 +147,15 @@ def trained_on_synthetic(use_lightgbm=False, n=80, seed=0):
     return train_with_fallback("reward", X, y, np.ones(n), use_lightgbm, None), X
 
 
+def newest_version(conn, account_id: str, kind: str, world: str | None = None) -> int | None:
+    """The newest stored version of ``kind``, read through the one version reader (``list_versions``)."""
+    rows = list_versions(conn, account_id, kind, world)
+    return rows[0]["version"] if rows else None
+
+
 def test_predictor_versions_round_trip(conn):
     first, X = trained_on_synthetic()
-    assert latest_version(conn, ACC, "content") is None and load_active(conn, ACC, "content", "sandbox") is None
+    assert newest_version(conn, ACC, "content") is None and load_active(conn, ACC, "content", "sandbox") is None
     assert save_version(conn, ACC, "content", first, FEATURE_NAMES, 80, "sandbox", 41, T0) == 1
     second, _ = trained_on_synthetic(use_lightgbm=True, seed=1)
     assert save_version(conn, ACC, "content", second, FEATURE_NAMES, 80, "sandbox", 97, T0 + timedelta(days=1)) == 2
@@ -161,7 +167,7 @@ def test_predictor_versions_round_trip(conn):
     np.testing.assert_allclose(loaded.predict(X[:4]), second.model.predict(X[:4]))
     rows = list_versions(conn, ACC, "content")
     assert [(r["version"], r["is_active"]) for r in rows] == [(2, True), (1, False)]
-    assert latest_version(conn, ACC, "content", "sandbox") == 2 and latest_version(conn, ACC, "timing") is None
+    assert newest_version(conn, ACC, "content", "sandbox") == 2 and newest_version(conn, ACC, "timing") is None
     with pytest.raises(ValueError, match=r"expects \(n, 29\) features"):
         loaded.predict(np.ones((1, 3)))
 
@@ -174,7 +180,7 @@ def test_live_never_loads_a_sandbox_model(conn):
     assert save_version(conn, ACC, "content", live_model, FEATURE_NAMES, 80, "live", 11, T0) == 2
     live, sandbox = load_active(conn, ACC, "content", "live"), load_active(conn, ACC, "content", "sandbox")
     assert (live.version, live.world, sandbox.version, sandbox.world) == (2, "live", 1, "sandbox")
-    assert latest_version(conn, ACC, "content", "live") == 2 and latest_version(conn, ACC, "content", "sandbox") == 1
+    assert newest_version(conn, ACC, "content", "live") == 2 and newest_version(conn, ACC, "content", "sandbox") == 1
     with pytest.raises(ValueError, match="unknown world 'staging'"):
         load_active(conn, ACC, "content", "staging")
 

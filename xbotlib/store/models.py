@@ -173,18 +173,6 @@ def load_active(conn: psycopg.Connection, account_id: str, kind: str, world: str
     return None
 
 
-def latest_version(conn: psycopg.Connection, account_id: str, kind: str, world: str | None = None) -> int | None:
-    """The highest version number of ``kind`` (in ``world`` if given), or None when none is stored."""
-    _check_kind(kind)
-    sql = "SELECT MAX(version) AS v FROM predictors WHERE account_id = %s AND kind = %s"
-    params: list[Any] = [account_id, kind]
-    if world is not None:
-        sql += " AND world = %s"
-        params.append(check_world(world))
-    row = conn.execute(sql, params).fetchone()
-    return None if row["v"] is None else int(row["v"])
-
-
 def list_versions(conn: psycopg.Connection, account_id: str, kind: str | None = None,
                   world: str | None = None) -> list[dict[str, Any]]:
     """Every stored version (without model bytes), newest first: for status pages and notebooks."""
