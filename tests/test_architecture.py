@@ -43,7 +43,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "xbotlib.clients": ("xbotlib.clients", "xbotlib.core", *FOUNDATIONS),
     "xbotlib.sim": ("xbotlib.sim", "xbotlib.core", *FOUNDATIONS),
     "xbotlib.jobs": ("xbotlib.jobs", "xbotlib.store", "xbotlib.clients", "xbotlib.core", *FOUNDATIONS),
-    "xbotlib.views": ("xbotlib.store", "xbotlib.core", *FOUNDATIONS),
+    "xbotlib.views": ("xbotlib.views", "xbotlib.store", "xbotlib.core", *FOUNDATIONS),
 }
 # the two jobs modules that build a simulated world
 SIM_IN_JOBS = ("xbotlib.jobs.context", "xbotlib.jobs.campaign")

@@ -16,7 +16,8 @@ as a real one. Days are UTC days. Every query is parameterised and bounded by a 
 LIMIT; each route reads in one REPEATABLE READ snapshot so its figures agree with each other.
 
 The figures are the read models of ``xbotlib.views`` (shared with the demo summary and the notebooks);
-this module only opens a connection, calls them and maps them to the schemas of ``.schemas``.
+this module only opens a connection, calls them and serves them (they are pydantic models, the
+response schemas themselves); ``.schemas`` holds the API's own models.
 """
 from __future__ import annotations
 
@@ -34,14 +35,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from xbotlib import views
 from xbotlib.app.api.auth import REALM, UNAUTHORIZED, AdminGate, token_matches
-from xbotlib.app.api.schemas import (ArmCount, ErrorDetail, Experiment, ExperimentLift, ExperimentPatch, Growth,
-                                     LearningStatus, Metrics)
+from xbotlib.app.api.schemas import ArmCount, ErrorDetail, Experiment, ExperimentLift, ExperimentPatch
 from xbotlib.clock import Clock
 from xbotlib.config import ConfigError, Settings
 from xbotlib.core.experiments import check_experiment_id
 from xbotlib.jobs import schedules as _schedules
 from xbotlib.store import experiments as experiment_store
 from xbotlib.store.db import Database, read_only_snapshot
+from xbotlib.views import Growth, LearningStatus, Metrics
 
 log = logging.getLogger("xbot.api")
 
@@ -188,23 +189,20 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
         with db.connection() as conn:
             read_only_snapshot(conn)
             account = account_of(conn, account_id)
-            status = views.learning_status(conn, settings, account, world or settings.world, now,
-                                           next_learn_run(learn_entries, account["account_id"], now))
-        return LearningStatus.model_validate(status, from_attributes=True)
+            return views.learning_status(conn, settings, account, world or settings.world, now,
+                                         next_learn_run(learn_entries, account["account_id"], now))
 
     @app.get("/api/growth", response_model=Growth, responses=_NOT_FOUND, tags=["growth"])
     def get_growth(account_id: str | None = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Followers now and their change, a 30-day daily series, 7-day FPKI and novelty, top posts."""
         with db.connection() as conn:
             read_only_snapshot(conn)
-            growth = views.growth(conn, account_of(conn, account_id), world or settings.world, clock.now())
-        return Growth.model_validate(growth, from_attributes=True)
+            return views.growth(conn, account_of(conn, account_id), world or settings.world, clock.now())
 
     def _metrics(account_id: str | None, world: str | None) -> Metrics:
         with db.connection() as conn:
             read_only_snapshot(conn)
-            m = views.metrics(conn, settings, account_of(conn, account_id), world or settings.world, clock.now())
-        return Metrics.model_validate(m, from_attributes=True)
+            return views.metrics(conn, settings, account_of(conn, account_id), world or settings.world, clock.now())
 
     @app.get("/api/metrics", response_model=Metrics, responses=_NOT_FOUND, tags=["operations"])
     def get_metrics(account_id: str | None = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):

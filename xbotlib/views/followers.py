@@ -1,0 +1,80 @@
+"""Growth: followers and their change, the daily series, 7-day FPKI and novelty, top posts
+(``GET /api/growth``)."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from xbotlib.store import outcomes
+from xbotlib.views.accounts import day_start
+
+TOP_POSTS_WINDOW_DAYS = 30
+TOP_POSTS_LIMIT = 10
+DAILY_SERIES_DAYS = 30
+EXCERPT_CHARS = 80
+
+
+class DailyFollowers(BaseModel):
+    day: date = Field(description="UTC day")
+    followers: int = Field(description="last snapshot of that day")
+
+
+class TopPost(BaseModel):
+    decision_id: str
+    tweet_id: str | None
+    excerpt: str
+    follows: float
+    fpki: float
+    impressions: int
+    collected_at: datetime
+
+
+class Growth(BaseModel):
+    account_id: str
+    world: str
+    simulated: bool = Field(description="true: these figures come from the sandbox, not the real X")
+    now: datetime
+    followers_now: int | None
+    followers_at: datetime | None
+    change_1d: int | None = Field(description="null when no snapshot exists in the day before the reference")
+    change_7d: int | None
+    daily: list[DailyFollowers] = Field(description=f"last {DAILY_SERIES_DAYS} UTC days; days without a "
+                                                    "snapshot are absent, not filled in")
+    fpki_avg_7d: float | None
+    novelty_avg_7d: float | None
+    outcomes_7d: int = Field(description="pass-2 outcomes behind the 7-day averages")
+    top_posts: list[TopPost] = Field(description=f"pass-2 outcomes of the last {TOP_POSTS_WINDOW_DAYS} days, "
+                                                 "most follows first")
+
+
+def followers_now(conn, account_id: str, simulated: bool, now: datetime) -> dict | None:
+    """The latest follower snapshot of the last ``DAILY_SERIES_DAYS`` days (followers_count, taken_at)."""
+    return outcomes.latest_follower_snapshot(conn, account_id, simulated, now, timedelta(days=DAILY_SERIES_DAYS))
+
+
+def final_outcomes_7d(conn, account_id: str, simulated: bool, now: datetime) -> dict:
+    """Mean fpki and novelty of the pass-2 outcomes of the last 7 days, and how many (fpki, novelty, n)."""
+    return outcomes.final_outcome_averages(conn, account_id, simulated, now - timedelta(days=7), now)
+
+
+def growth(conn, account: dict, world: str, now: datetime) -> Growth:
+    """Followers and their change, the daily series, 7-day FPKI and novelty, top posts of ``world``."""
+    acc, simulated = account["account_id"], world != "live"
+    latest = followers_now(conn, acc, simulated, now)
+    changes = {}
+    for key, days in (("change_1d", 1), ("change_7d", 7)):
+        before = outcomes.latest_follower_snapshot(conn, acc, simulated, now - timedelta(days=days),
+                                                   timedelta(days=1))
+        changes[key] = latest["followers_count"] - before["followers_count"] if latest and before else None
+    first_day = day_start(now) - timedelta(days=DAILY_SERIES_DAYS - 1)
+    daily = outcomes.daily_followers(conn, acc, simulated, first_day, now)
+    avg = final_outcomes_7d(conn, acc, simulated, now)
+    top = outcomes.top_posts(conn, acc, simulated, now - timedelta(days=TOP_POSTS_WINDOW_DAYS), now,
+                             limit=TOP_POSTS_LIMIT, excerpt_chars=EXCERPT_CHARS)
+    return Growth(
+        account_id=acc, world=world, simulated=simulated, now=now,
+        followers_now=latest["followers_count"] if latest else None,
+        followers_at=latest["taken_at"] if latest else None, **changes,
+        daily=[{"day": r["day"], "followers": r["followers_count"]} for r in daily],
+        fpki_avg_7d=avg["fpki"], novelty_avg_7d=avg["novelty"], outcomes_7d=avg["n"], top_posts=top)

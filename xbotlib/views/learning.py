@@ -1,0 +1,181 @@
+"""Learning status: what the learner knows for an account (models, exploration, arms, outcomes, next
+training) and its growth model (``GET /api/learning/status``; the demo summary shows the growth model)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from pydantic import BaseModel, Field
+
+from xbotlib.config import Settings
+from xbotlib.core import growth_model as growth_models
+from xbotlib.core.bandit import ArmStats, explore_rate, posterior
+from xbotlib.core.growth_model import Effect
+from xbotlib.core.policies import XbotPolicy
+from xbotlib.core.predictors import WEEKLY, LastVersion, should_train
+from xbotlib.store import arms as arm_store
+from xbotlib.store import models, outcomes, worlds
+from xbotlib.store.training_data import count_fresh_outcomes
+
+OUTCOMES_WINDOW_DAYS = 90
+POSTERIOR_METHOD = ("xbotlib.core.bandit.posterior: Normal-Inverse-Gamma posterior of each arm's mean reward from "
+                    "the exposure-weighted sums in bandit_arms, prior pooled over the arms of the same scope; "
+                    "95% interval of the Student-t")
+
+
+class ModelVersion(BaseModel):
+    kind: str = Field(description="content or timing")
+    version: str = Field(description="v{N}", examples=["v3"])
+    predictor_key: str
+    algorithm: str
+    world: str = Field(description="the world the model was trained on (live or sandbox)")
+    cv_score: float | None
+    baseline_score: float | None
+    trained_at: datetime
+    n_samples: int
+    trained_through: int | None = Field(description="last outcome_id in the training data")
+
+
+class ArmSummary(BaseModel):
+    scope: str = Field(description="content (hook pattern) or timing (posting hour)")
+    arm: str
+    samples: int = Field(description="pass-2 rewards folded into this arm (bandit_arms.pulls)")
+    weight_sum: float
+    posterior_mean: float
+    posterior_sd: float
+    ci95_low: float
+    ci95_high: float
+
+
+class OutcomesByWorld(BaseModel):
+    world: str = Field(description="world of the post (posted_decisions.world); 'unknown' if not recorded")
+    outcomes: int
+    real: int = Field(description="outcomes from the real X (simulated=false)")
+    simulated: int
+
+
+class NextTraining(BaseModel):
+    world: str
+    fresh_outcomes: int = Field(description="pass-2 outcomes of this world not yet in the active model")
+    min_new_samples: int
+    retrain_samples: int
+    last_trained_at: datetime | None
+    weekly_due_at: datetime | None
+    due_now: bool = Field(description="the next learn run will train")
+    reason: str = Field(description="the learn job's reason: first_version, new_samples, weekly, "
+                                    "insufficient_new_samples or waiting_for_retrain")
+    outcomes_needed: int = Field(description="more fresh outcomes before the count rule alone triggers training")
+    next_learn_run_at: datetime | None = Field(description="next scheduled learn job (schedules/), if known")
+    summary: str
+
+
+class ModelEffect(BaseModel):
+    arm: str = Field(description="hook pattern, or local posting hour")
+    relative_follows: float = Field(description="expected follows per post against the average arm (1.0 = average)")
+    low: float = Field(description="95% interval, lower end")
+    high: float = Field(description="95% interval, upper end")
+
+
+# What the learner believes about hooks and hours (``xbotlib.core.growth_model``). A comment, not a
+# docstring: a docstring would become the description of this schema in the API's OpenAPI document.
+class GrowthModelView(BaseModel):
+    posts: int = Field(description="final post outcomes of the last window_days the model learnt from")
+    window_days: int
+    deciding: bool = Field(description="true once the learner chooses from this model (enough outcomes)")
+    signal: str | None = Field(description="profile_visits (the funnel) or follows (when X reports no visits)")
+    hooks: list[ModelEffect]
+    hours: list[ModelEffect] = Field(description="the configured posting hours")
+
+
+class LearningStatus(BaseModel):
+    account_id: str
+    world: str
+    now: datetime
+    account_age_days: float
+    explore_rate: float
+    active_models: list[ModelVersion]
+    arms: list[ArmSummary]
+    posterior_method: str
+    outcomes_window_days: int
+    outcomes_by_world: list[OutcomesByWorld] = Field(description="outcomes collected in the last "
+                                                                 "outcomes_window_days days, by the post's world")
+    next_training: NextTraining
+    growth_model: GrowthModelView = Field(description="what the learner believes about hooks and hours "
+                                                      "(xbotlib.core.growth_model)")
+
+
+def arm_summaries(arms: dict[str, dict[str, ArmStats]]) -> list[ArmSummary]:
+    """Posterior of each arm from its stats (``{scope: {arm_id: ArmStats}}``), arms of a scope compared
+    with each other."""
+    out = []
+    for scope in sorted(arms):
+        stats = arms[scope]
+        for arm, post in posterior(stats).items():
+            s = stats[arm]
+            out.append(ArmSummary(scope=scope, arm=arm, samples=s.pulls, weight_sum=s.weight_sum,
+                                  posterior_mean=post.mean, posterior_sd=post.sd, ci95_low=post.ci_low,
+                                  ci95_high=post.ci_high))
+    return out
+
+
+def next_training(*, world: str, fresh: int, last: LastVersion | None, min_new: int, retrain_at: int,
+                  now: datetime, next_learn_run_at: datetime | None = None) -> NextTraining:
+    """When the learn job will next train, by its own rule (``xbotlib.core.predictors.should_train``).
+
+    ``fresh`` counts pass-2 outcomes after ``last`` (the newest content model of ``world``, or None).
+    """
+    last_trained_at = last.trained_at if last else None
+    decision = should_train(fresh, last, now, min_new=min_new, retrain_at=retrain_at)
+    weekly_due_at = last_trained_at + WEEKLY if last_trained_at else None
+    needed = 0 if decision.train else max(0, decision.need - fresh)
+    run = f" at the next learn run ({next_learn_run_at.isoformat()})" if next_learn_run_at else " at the next learn run"
+    if decision.train:
+        summary = f"due{run}: {decision.reason}, {fresh} fresh outcomes"
+    elif decision.reason == "waiting_for_retrain":
+        summary = (f"after {needed} more outcomes ({fresh}/{retrain_at} fresh), or weekly from "
+                   f"{weekly_due_at.isoformat()} with >= {min_new} fresh")
+    else:
+        summary = f"after {needed} more outcomes ({fresh}/{min_new} fresh needed to train)"
+    return NextTraining(world=world, fresh_outcomes=fresh, min_new_samples=min_new, retrain_samples=retrain_at,
+                        last_trained_at=last_trained_at, weekly_due_at=weekly_due_at, due_now=decision.train,
+                        reason=decision.reason, outcomes_needed=needed, next_learn_run_at=next_learn_run_at,
+                        summary=summary)
+
+
+def model_effects(effects: Iterable[Effect]) -> list[ModelEffect]:
+    """The core's effects (``xbotlib.core.growth_model.Effect``) as the read model shows them."""
+    return [ModelEffect(arm=e.arm, relative_follows=e.relative_follows, low=e.low, high=e.high) for e in effects]
+
+
+def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
+    """The learner's current growth model for the account: hook and hour effects with 95% intervals."""
+    posts = outcomes.post_outcomes(conn, account_id, world, now)
+    view = dict(posts=len(posts), window_days=outcomes.MODEL_WINDOW_DAYS,
+                deciding=len(posts) >= XbotPolicy.MODEL_MIN_POSTS)
+    if not posts:
+        return GrowthModelView(**view, signal=None, hooks=[], hours=[])
+    model = growth_models.fit(posts)
+    return GrowthModelView(**view, signal=model.signal, hooks=model_effects(growth_models.hook_summary(model)),
+                           hours=model_effects(growth_models.hour_summary(model, settings.posting_hours)))
+
+
+def learning_status(conn, settings: Settings, account: dict, world: str, now: datetime,
+                    next_learn_run_at: datetime | None = None) -> LearningStatus:
+    """What the learner knows for ``account`` in ``world``: models, exploration, arms, outcomes, next training."""
+    acc = account["account_id"]
+    age = max(0.0, (now - account["created_at"]).total_seconds() / 86400)
+    active = sorted((m for m in models.list_versions(conn, acc) if m["is_active"] and m["trained_at"] <= now),
+                    key=lambda m: (m["kind"], m["world"]))
+    arms = {scope: stats for scope in arm_store.SCOPES
+            if (stats := arm_store.load_arms(conn, acc, world, scope))}
+    last = models.last_version(conn, acc, world)  # the learn job counts fresh outcomes from here
+    fresh = count_fresh_outcomes(conn, acc, world, last.trained_through if last else None)
+    return LearningStatus(
+        account_id=acc, world=world, now=now, account_age_days=round(age, 4), explore_rate=explore_rate(age),
+        active_models=[{**m, "version": f"v{m['version']}"} for m in active],
+        arms=arm_summaries(arms), posterior_method=POSTERIOR_METHOD, outcomes_window_days=OUTCOMES_WINDOW_DAYS,
+        outcomes_by_world=worlds.outcomes_by_world(conn, acc, now - timedelta(days=OUTCOMES_WINDOW_DAYS), now),
+        next_training=next_training(world=world, fresh=fresh, last=last, min_new=settings.learn_min_new_samples,
+                                    retrain_at=settings.learn_retrain_samples, now=now,
+                                    next_learn_run_at=next_learn_run_at),
+        growth_model=growth_model_view(conn, settings, acc, world, now))

@@ -1,0 +1,50 @@
+"""Campaign summary: what ``xbot demo`` prints for one account at the end of a campaign."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+from xbotlib.config import Settings
+from xbotlib.store import models, outcomes
+from xbotlib.views.experiment_reports import LiftReport, experiment_lift
+from xbotlib.views.learning import GrowthModelView, growth_model_view
+
+
+@dataclass
+class AccountSummary:
+    """What ``xbot demo`` prints for one account at the end of a campaign."""
+    followers_first: int
+    followers_last: int
+    weekly_fpki: list[tuple[int, float, int]]  # (week from 1, mean pass-2 fpki, posts)
+    model_versions: int
+    latest_models: list[dict]                  # the newest version of each predictor kind
+    growth_model: GrowthModelView | None       # hooks and hours ranked by expected follows; None before any post
+    lifts: list[LiftReport]                    # one per experiment, on per-post fpki
+
+
+def account_summary(conn, settings: Settings, account_id: str, world: str, now: datetime, *,
+                    experiment_ids: Sequence[str], seed: int = 0) -> AccountSummary:
+    """Followers, FPKI by week, model versions, the growth model (the admin API's view of it, hooks
+    and hours ranked against the average arm) and each experiment's lift on per-post fpki."""
+    first, last = outcomes.first_and_last_followers(conn, account_id)
+    versions = models.list_versions(conn, account_id)  # by kind, newest first
+    latest: dict[str, dict] = {}
+    for v in versions:
+        latest.setdefault(v["kind"], v)
+    view = growth_model_view(conn, settings, account_id, world, now)
+    if view.posts:
+        rank = lambda effects: sorted(effects, key=lambda e: -e.relative_follows)  # noqa: E731
+        view = view.model_copy(update={"hooks": rank(view.hooks), "hours": rank(view.hours)})
+    lifts = [experiment_lift(conn, account_id, e, world, seed=seed, outcomes=("fpki",)) for e in experiment_ids]
+    return AccountSummary(first, last, outcomes.weekly_fpki(conn, account_id), len(versions), list(latest.values()),
+                          view if view.posts else None, lifts)
+
+
+def fpki_estimates(report: LiftReport) -> dict[str, float]:
+    """From an estimable report's table: DR (AIPW, ridge) with its 95% interval, IPW (Hajek) and
+    difference in means on per-post fpki."""
+    table = report.table[report.table["outcome"] == "fpki"].set_index("estimator")
+    dr = table.loc["aipw_ridge"]
+    return {"dr": dr["estimate"], "ci_low": dr["ci_low"], "ci_high": dr["ci_high"],
+            "ipw": table.at["ipw_hajek", "estimate"], "dim": table.at["difference_in_means", "estimate"]}
