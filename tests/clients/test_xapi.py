@@ -266,20 +266,23 @@ def test_xbot_sandbox_serves_100_ids_in_one_response_over_a_real_socket(tmp_path
         with XClient(base, token, clock=SystemClock()) as c:  # the served sandbox runs on the wall clock
             ids = post_many(c, 100, prefix="Did you know socket fact")
             assert c.lookup_tweets(ids).metrics.keys() == set(ids) and c.calls["GET /2/tweets"] == 1
-        raw = httpx.get(f"{base}/2/tweets", params={"ids": ",".join(ids), "tweet.fields":
+        raw = httpx.get(f"{base}/2/tweets", params={"ids": ",".join(ids), "post.fields":
                         "created_at,public_metrics,non_public_metrics,organic_metrics"},
                         headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert raw.status_code == 200 and int(raw.headers["x-rate-limit-remaining"]) < int(raw.headers["x-rate-limit-limit"])
         data = raw.json()["data"]
         assert len(data) == 100
         item = data[0]
-        assert set(item["public_metrics"]) == {"retweet_count", "reply_count", "like_count", "quote_count",
+        assert set(item["public_metrics"]) == {"repost_count", "reply_count", "like_count", "quote_count",
                                                "bookmark_count", "impression_count"}
         assert set(item["non_public_metrics"]) == {"impression_count", "url_link_clicks", "user_profile_clicks"}
         assert set(item["organic_metrics"]) == {"impression_count", "like_count", "reply_count", "retweet_count",
                                                 "url_link_clicks", "user_profile_clicks"}
         assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", item["created_at"])
         assert httpx.get(f"{base}/2/users/me", timeout=10).status_code == 401
+        legacy = httpx.get(f"{base}/2/tweets", params={"ids": ids[0], "tweet.fields": "public_metrics"},
+                           headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert legacy.status_code == 400 and legacy.json()["parameter"] == "tweet.fields"  # as X refuses it
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -287,3 +290,49 @@ def test_xbot_sandbox_serves_100_ids_in_one_response_over_a_real_socket(tmp_path
 
 def test_lookup_result_is_a_plain_value():
     assert LookupResult() == LookupResult(metrics={}, errors={})
+
+
+@pytest.mark.parametrize("name", ["repost_count", "retweet_count"])  # the spec's name, and X's documented one
+def test_lookup_reads_reposts_under_both_names_and_all_three_metric_blocks(name, clock):
+    body = {"data": [{"id": "5", "text": "x", "created_at": "2026-03-02T08:00:00.000Z",
+                      "public_metrics": {name: 7, "reply_count": 2, "like_count": 30, "quote_count": 1,
+                                         "bookmark_count": 3, "impression_count": 900},
+                      "non_public_metrics": {"impression_count": 950, "url_link_clicks": 4, "user_profile_clicks": 11},
+                      "organic_metrics": {"impression_count": 940, "like_count": 30, "reply_count": 2, name: 7,
+                                          "url_link_clicks": 4, "user_profile_clicks": 11}}]}
+    with XClient(BASE, "t", clock=clock, transport=canned(200, json.dumps(body))) as c:
+        m = c.lookup_tweets(["5"]).metrics["5"]
+    assert (m.retweets, m.replies, m.likes, m.quotes, m.bookmarks) == (7, 2, 30, 1, 3)
+    assert (m.impressions, m.profile_visits, m.link_clicks) == (950, 11, 4)  # non_public first
+    organic_only = {"data": [{"id": "5", "organic_metrics": {name: 6, "impression_count": 90, "user_profile_clicks": 2}}]}
+    with XClient(BASE, "t", clock=clock, transport=canned(200, json.dumps(organic_only))) as c:
+        m = c.lookup_tweets(["5"]).metrics["5"]
+    assert (m.retweets, m.impressions, m.profile_visits) == (6, 90, 2)
+
+
+@pytest.mark.parametrize("name", ["post_count", "tweet_count"])
+def test_me_reads_the_post_count_under_both_names(name, clock):
+    body = {"data": {"id": "9", "username": "a", "name": "A", "public_metrics": {
+        "followers_count": 120, "following_count": 5, "listed_count": 0, name: 77}}}
+    with XClient(BASE, "t", clock=clock, transport=canned(200, json.dumps(body))) as c:
+        me = c.me()
+    assert (me.followers_count, me.tweet_count) == (120, 77)
+
+
+def test_problem_style_errors_carry_type_title_and_detail(clock):
+    body = {"type": "https://api.x.com/2/problems/invalid-request", "title": "Invalid Request", "status": 400,
+            "detail": "The `ids` query parameter value [abc] is not valid", "parameter": "ids", "value": "abc"}
+    with XClient(BASE, "t", clock=clock, transport=canned(400, json.dumps(body))) as c, \
+            pytest.raises(XApiError) as info:
+        c.lookup_tweets(["5"])
+    assert info.value.status == 400 and info.value.problem_type == body["type"]
+    assert str(info.value) == "GET /2/tweets: 400 Invalid Request: The `ids` query parameter value [abc] is not valid"
+
+
+def test_the_sandbox_refuses_query_parameters_x_does_not_define(sandbox, client):
+    (tid,) = post_many(client, 1)
+    raw = client._http.get("/2/tweets", params={"ids": tid, "tweet.fields": "public_metrics"},
+                           headers={"Authorization": "Bearer t"})
+    body = raw.json()
+    assert raw.status_code == 400 and body["type"].endswith("/invalid-request") and body["parameter"] == "tweet.fields"
+    assert "post.fields" in body["detail"]

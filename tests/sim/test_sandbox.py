@@ -115,17 +115,18 @@ def test_responses_use_x_shapes_and_rate_limit_headers(clock):
         r = http.post("/2/tweets", json={"text": TEXTS[0]})
         assert r.status_code == 201
         tid = r.json()["data"]["id"]
-        assert r.json()["data"]["edit_history_tweet_ids"] == [tid]
+        assert r.json()["data"]["edit_history_post_ids"] == [tid]  # the spec's name (xdk CreatePostsResponseData)
         assert {"x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset"} <= set(r.headers)
-        body = http.get("/2/tweets", params={"ids": f"{tid},99", "tweet.fields": "public_metrics,author_id"}).json()
+        body = http.get("/2/tweets", params={"ids": f"{tid},99", "post.fields": "public_metrics",
+                                               "expansions": "author_id"}).json()
         assert body["data"][0]["author_id"] == sandbox.user_id and "non_public_metrics" not in body["data"][0]
         assert body["errors"][0] == {"value": "99", "detail": "Could not find tweet with ids: [99].",
                                      "title": "Not Found Error", "resource_type": "tweet", "parameter": "ids",
-                                     "resource_id": "99", "type": "https://api.twitter.com/2/problems/resource-not-found"}
+                                     "resource_id": "99", "type": "https://api.x.com/2/problems/resource-not-found"}
         too_many = http.get("/2/tweets", params={"ids": ",".join(str(i) for i in range(1, 102))})
         assert too_many.status_code == 400 and too_many.json()["title"] == "Invalid Request"
         me = http.get("/2/users/me", params={"user.fields": "public_metrics"}).json()["data"]
-        assert set(me["public_metrics"]) >= {"followers_count", "following_count", "tweet_count"}
+        assert set(me["public_metrics"]) >= {"followers_count", "following_count", "post_count"}
         assert http.get(f"/2/users/{sandbox.user_id}/tweets", params={"max_results": "3"}).status_code == 400
         other = http.get("/2/users/42/tweets").json()
         assert other["errors"][0]["title"] == "Not Found Error"

@@ -1,5 +1,11 @@
 """The sandbox X as seen from outside: its routes, rate limits, X's timestamp and error formats, and the
 faults it can inject (``FaultPlan``). Used by the app (``xserver``) and its route handlers (``xroutes``).
+
+The dialect is X's published specification (the production OpenAPI document "X API v2" that the
+official SDK ``xdk`` is generated from): ``post.fields``, ``repost_count``, ``post_count``,
+``edit_history_post_ids``, problems typed ``https://api.x.com/2/problems/…``. Each route refuses a query
+parameter X does not define for it, as X does (400 invalid-request naming the parameter), so a client
+drifting from the contract fails in every sandbox test, not only in the contract test.
 """
 from __future__ import annotations
 
@@ -23,6 +29,19 @@ WINDOW_S = 900
 NON_PUBLIC_MAX_AGE = timedelta(days=30)
 _TIMELINE_RE = re.compile(r"^/2/users/([^/]+)/tweets/?$")
 TWEET_ID_RE = re.compile(r"^[0-9]{1,19}$")
+PROBLEMS = "https://api.x.com/2/problems/"
+_EXPANDABLE = ("post.fields", "expansions", "user.fields", "media.fields", "poll.fields", "place.fields")
+# the query parameters X's specification defines per route (names only)
+QUERY_PARAMS: dict[str, frozenset[str]] = {
+    "GET /2/tweets": frozenset({"ids", *_EXPANDABLE}),
+    "GET /2/tweets/analytics": frozenset({"ids", "start_time", "end_time", "granularity", "analytics.fields"}),
+    "GET /2/users/me": frozenset({"user.fields", "expansions", "post.fields"}),
+    "GET /2/users/:id/tweets": frozenset({"max_results", "pagination_token", "start_time", "end_time", "since_id",
+                                          "until_id", "exclude", *_EXPANDABLE}),
+    "GET /2/tweets/search/recent": frozenset({"query", "max_results", "next_token", "pagination_token", "start_time",
+                                              "end_time", "since_id", "until_id", "sort_order", *_EXPANDABLE}),
+    "POST /2/tweets": frozenset(),
+}
 
 
 def route_of(method: str, path: str) -> str | None:
@@ -50,16 +69,35 @@ def problem(status: int, title: str, detail: str, type_: str = "about:blank", **
 
 
 def invalid_request(message: str, **parameters: Any) -> JSONResponse:
-    return JSONResponse({"errors": [{"parameters": parameters, "message": message}], "title": "Invalid Request",
-                         "detail": "One or more parameters to your request was invalid.",
-                         "type": "https://api.twitter.com/2/problems/invalid-request"}, status_code=400)
+    """X's invalid-request problem; the first keyword names the parameter and its bad value."""
+    body: dict[str, Any] = {"title": "Invalid Request", "detail": message, "type": PROBLEMS + "invalid-request",
+                            "status": 400}
+    for name, value in parameters.items():
+        value = value[0] if isinstance(value, list) and value else value
+        body["parameter"] = name
+        if value is not None and not isinstance(value, list):
+            body["value"] = str(value)
+        break
+    return JSONResponse(body, status_code=400)
+
+
+def unknown_parameters(route: str, names: Any) -> JSONResponse | None:
+    """400 for the first query parameter X does not define on ``route`` (as X answers), else None."""
+    allowed = QUERY_PARAMS.get(route)
+    if allowed is None:
+        return None
+    for name in names:
+        if name not in allowed:
+            return invalid_request(f"The query parameter [{name}] is not one of [{','.join(sorted(allowed))}]",
+                                   **{name: None})
+    return None
 
 
 def not_found(resource_type: str, value: str, parameter: str) -> dict:
     label = "tweet" if resource_type == "tweet" else "user"
     return {"value": value, "detail": f"Could not find {label} with {parameter}: [{value}].", "title": "Not Found Error",
             "resource_type": resource_type, "parameter": parameter, "resource_id": value,
-            "type": "https://api.twitter.com/2/problems/resource-not-found"}
+            "type": PROBLEMS + "resource-not-found"}
 
 
 class FaultPlan:

@@ -21,14 +21,42 @@ from xbotlib.core import vocab
 from xbotlib.sim.audience import ReplyTarget
 from xbotlib.sim.candidates import Candidate, reply_candidates, snowflake
 from xbotlib.sim.world import SimTweet
-from xbotlib.sim.xprotocol import (NON_PUBLIC_MAX_AGE, TWEET_ID_RE, invalid_request, not_found, parse_x_time, problem,
-                                   x_time)
+from xbotlib.sim.xprotocol import (NON_PUBLIC_MAX_AGE, PROBLEMS, TWEET_ID_RE, invalid_request, not_found, parse_x_time,
+                                   problem, unknown_parameters, x_time)
+
+# analytics.fields the simulated world measures -> its metric name (others X defines are not simulated,
+# so they are left out of the answer: not measured, rather than a made-up 0)
+ANALYTICS_METRICS: dict[str, str] = {"follows": "follows", "user_profile_clicks": "profile_visits",
+                                     "url_clicks": "link_clicks", "impressions": "impressions", "likes": "likes",
+                                     "replies": "replies", "retweets": "retweets", "quote_tweets": "quotes",
+                                     "bookmarks": "bookmarks"}
+ANALYTICS_FIELDS = frozenset({"app_install_attempts", "app_opens", "bookmarks", "detail_expands", "email_tweet",
+                              "engagements", "follows", "hashtag_clicks", "id", "impressions", "likes", "media_views",
+                              "permalink_clicks", "quote_tweets", "replies", "retweets", "shares", "timestamp",
+                              "timestamped_metrics", "unfollows", "unlikes", "url_clicks", "user_profile_clicks"})
+GRANULARITY: dict[str, timedelta | None] = {"total": None, "hourly": timedelta(hours=1), "daily": timedelta(days=1),
+                                            "weekly": timedelta(weeks=1)}
+MAX_BUCKETS = 24 * 31
+
+
+def _fields(request: Request, name: str) -> set[str]:
+    return set(filter(None, request.query_params.get(name, "").split(",")))
+
+
+def _public_metrics(counts: dict[str, int]) -> dict[str, int]:
+    """A post's public_metrics under the spec's names (reposts are ``repost_count``)."""
+    out = dict(counts)
+    if "retweet_count" in out:
+        out["repost_count"] = out.pop("retweet_count")
+    return out
 
 
 class XRoutes:
     """The route handlers of ``SandboxX`` (see the module docstring)."""
 
     async def _post_tweet(self, request: Request) -> Response:
+        if refused := unknown_parameters("POST /2/tweets", request.query_params.keys()):
+            return refused
         raw = await request.body()
         try:
             body = json.loads(raw or b"null")
@@ -60,7 +88,7 @@ class XRoutes:
             # of several accounts posting at the same simulated instant never mint the same id
             tweet_id = snowflake(now, ((self.seed % 1024) << 11) | (len(self.audience.tweets) & 0x7FF))
             self.audience.post(tweet_id, text, now, target)
-        return JSONResponse({"data": {"id": tweet_id, "text": text, "edit_history_tweet_ids": [tweet_id]}},
+        return JSONResponse({"data": {"id": tweet_id, "text": text, "edit_history_post_ids": [tweet_id]}},
                             status_code=201)
 
     def _reply_target(self, tweet_id: str, now: datetime) -> ReplyTarget | None:
@@ -88,10 +116,12 @@ class XRoutes:
         return ids
 
     async def _lookup(self, request: Request) -> Response:
+        if refused := unknown_parameters("GET /2/tweets", request.query_params.keys()):
+            return refused
         ids = self._ids_param(request)
         if isinstance(ids, JSONResponse):
             return ids
-        fields = set(filter(None, request.query_params.get("tweet.fields", "").split(",")))
+        fields = _fields(request, "post.fields") | (_fields(request, "expansions") & {"author_id"})
         private = sorted(fields & {"non_public_metrics", "organic_metrics"})
         data, errors = [], []
         with self._lock:
@@ -104,11 +134,12 @@ class XRoutes:
                     errors.append(not_found("tweet", tid, "ids"))
                     continue
                 if private and (own is None or now - own.posted_at > NON_PUBLIC_MAX_AGE):
-                    errors.append({"value": tid, "resource_id": tid, "resource_type": "tweet", "parameter": private[0],
+                    errors.append({"value": tid, "resource_id": tid, "resource_type": "tweet",
+                                   "parameter": "post.fields", "field": private[0], "section": "data",
                                    "title": "Field Authorization Error",
                                    "detail": f"Sorry, you are not authorized to access '{private[0]}' on the Tweet "
                                              f"with ids: [{tid}] (only your own posts of the last 30 days).",
-                                   "type": "https://api.twitter.com/2/problems/not-authorized-for-field"})
+                                   "type": PROBLEMS + "not-authorized-for-field"})
                     continue
                 data.append(self._own_item(own, now, fields) if own else self._candidate_item(cand, now, fields))
         body: dict[str, Any] = {}
@@ -119,7 +150,7 @@ class XRoutes:
         return JSONResponse(body)
 
     def _own_item(self, tweet: SimTweet, now: datetime, fields: set[str]) -> dict:
-        item: dict[str, Any] = {"id": tweet.tweet_id, "text": tweet.text, "edit_history_tweet_ids": [tweet.tweet_id]}
+        item: dict[str, Any] = {"id": tweet.tweet_id, "text": tweet.text, "edit_history_post_ids": [tweet.tweet_id]}
         m = self.audience.metrics_at(tweet.tweet_id, now)
         if "created_at" in fields:
             item["created_at"] = x_time(tweet.posted_at)
@@ -128,7 +159,7 @@ class XRoutes:
         if "conversation_id" in fields:
             item["conversation_id"] = tweet.reply_to or tweet.tweet_id
         if "public_metrics" in fields:
-            item["public_metrics"] = {"retweet_count": m.retweets, "reply_count": m.replies, "like_count": m.likes,
+            item["public_metrics"] = {"repost_count": m.retweets, "reply_count": m.replies, "like_count": m.likes,
                                       "quote_count": m.quotes, "bookmark_count": m.bookmarks,
                                       "impression_count": m.impressions}
         if "non_public_metrics" in fields:
@@ -141,20 +172,21 @@ class XRoutes:
         return item
 
     def _candidate_item(self, cand: Candidate, now: datetime, fields: set[str]) -> dict:
-        item: dict[str, Any] = {"id": cand.tweet_id, "text": cand.text, "edit_history_tweet_ids": [cand.tweet_id]}
+        item: dict[str, Any] = {"id": cand.tweet_id, "text": cand.text, "edit_history_post_ids": [cand.tweet_id]}
         if "created_at" in fields:
             item["created_at"] = x_time(cand.created_at)
         if "author_id" in fields:
             item["author_id"] = cand.author_id
         if "public_metrics" in fields:
-            item["public_metrics"] = cand.public_metrics(now)
+            item["public_metrics"] = _public_metrics(cand.public_metrics(now))
         return item
 
     async def _analytics(self, request: Request) -> Response:
-        if not self.analytics_enabled:
+        if not (self.analytics_enabled and self.scenario.x.analytics):  # `xbot sandbox --no-analytics`, [x] analytics
             return problem(403, "Client Forbidden", "Your access level does not include the post analytics endpoint "
-                           "(the sandbox runs with analytics off).", "https://api.twitter.com/2/problems/client-forbidden",
-                           reason="client-not-enrolled", required_enrollment="Appropriate Level of API Access")
+                           "(the sandbox runs with analytics off).", PROBLEMS + "client-forbidden")
+        if refused := unknown_parameters("GET /2/tweets/analytics", request.query_params.keys()):
+            return refused
         ids = self._ids_param(request)
         if isinstance(ids, JSONResponse):
             return ids
@@ -166,7 +198,16 @@ class XRoutes:
                                    start_time=[request.query_params.get("start_time")],
                                    end_time=[request.query_params.get("end_time")])
         if end < start:
-            return invalid_request("`end_time` must not be before `start_time`")
+            return invalid_request("`end_time` must not be before `start_time`", end_time=[x_time(end)])
+        fields = _fields(request, "analytics.fields")
+        bad = sorted(fields - ANALYTICS_FIELDS)
+        if bad:
+            return invalid_request(f"The `analytics.fields` value [{bad[0]}] is not one of "
+                                   f"[{','.join(sorted(ANALYTICS_FIELDS))}]", **{"analytics.fields": [bad[0]]})
+        granularity = request.query_params.get("granularity", "total")
+        if granularity not in GRANULARITY:
+            return invalid_request(f"The `granularity` value [{granularity}] is not one of "
+                                   f"[{','.join(GRANULARITY)}]", granularity=[granularity])
         data, errors = [], []
         with self._lock:
             self._refresh()
@@ -177,37 +218,59 @@ class XRoutes:
                 if tid not in self.audience.tweets:
                     errors.append(not_found("tweet", tid, "ids"))
                     continue
-                a, b = self.audience.metrics_at(tid, start), self.audience.metrics_at(tid, end)
-                data.append({"id": tid, "follows": b.follows - a.follows,
-                             "user_profile_clicks": b.profile_visits - a.profile_visits,
-                             "url_link_clicks": b.link_clicks - a.link_clicks,
-                             "impression_count": b.impressions - a.impressions})
-        body: dict[str, Any] = {"meta": {"start_time": x_time(start), "end_time": x_time(end), "granularity": "total"}}
+                data.append(self._analytics_item(tid, fields, start, end, GRANULARITY[granularity]))
+        body: dict[str, Any] = {}
         if data:
             body["data"] = data
         if errors:
             body["errors"] = errors
         return JSONResponse(body)
 
+    def _analytics_item(self, tid: str, fields: set[str], start: datetime, end: datetime,
+                        step: timedelta | None) -> dict:
+        """One post's analytics in X's shape: the requested counts as totals over [start, end], and with
+        ``timestamped_metrics`` the same counts per bucket of the granularity (one bucket for 'total')."""
+        wanted = [f for f in ANALYTICS_METRICS if f in fields]
+
+        def counts(a: datetime, b: datetime) -> dict[str, int]:
+            m0, m1 = self.audience.metrics_at(tid, a), self.audience.metrics_at(tid, b)
+            return {f: getattr(m1, ANALYTICS_METRICS[f]) - getattr(m0, ANALYTICS_METRICS[f]) for f in wanted}
+
+        item: dict[str, Any] = {"id": tid, **counts(start, end)}
+        if "timestamp" in fields:
+            item["timestamp"] = x_time(start)
+        if "timestamped_metrics" in fields:
+            edges = [start]
+            while step is not None and edges[-1] + step < end and len(edges) < MAX_BUCKETS:
+                edges.append(edges[-1] + step)
+            edges.append(end)
+            item["timestamped_metrics"] = [{"timestamp": x_time(a), "metrics": counts(a, b)}
+                                           for a, b in zip(edges, edges[1:])]
+        return item
+
     def _user(self, fields: set[str], now: datetime) -> dict:
         user: dict[str, Any] = {"id": self.user_id, "name": "xbot sandbox", "username": self.handle}
         if "public_metrics" in fields:
             user["public_metrics"] = {"followers_count": self.audience.followers_at(now),
                                       "following_count": self.scenario.account.following_count,
-                                      "tweet_count": self.scenario.account.initial_tweet_count + len(self.audience.tweets),
+                                      "post_count": self.scenario.account.initial_tweet_count + len(self.audience.tweets),
                                       "listed_count": 0, "like_count": 0}
         if "created_at" in fields:
             user["created_at"] = x_time(self.audience.epoch)
         return user
 
     async def _me(self, request: Request) -> Response:
-        fields = set(filter(None, request.query_params.get("user.fields", "").split(",")))
+        if refused := unknown_parameters("GET /2/users/me", request.query_params.keys()):
+            return refused
+        fields = _fields(request, "user.fields")
         with self._lock:
             self._refresh()
             return JSONResponse({"data": self._user(fields, self.clock.now())})
 
     async def _timeline(self, request: Request) -> Response:
         user_id = request.path_params["user_id"]
+        if refused := unknown_parameters("GET /2/users/:id/tweets", request.query_params.keys()):
+            return refused
         if user_id != self.user_id:
             return JSONResponse({"errors": [not_found("user", user_id, "id")]})
         q = request.query_params
@@ -222,7 +285,7 @@ class XRoutes:
         if not 5 <= max_results <= 100:
             return invalid_request(f"The `max_results` query parameter value [{max_results}] is not between 5 and 100",
                                    max_results=[str(max_results)])
-        fields = set(filter(None, q.get("tweet.fields", "").split(",")))
+        fields = _fields(request, "post.fields")
         with self._lock:
             self._refresh()
             now = self.clock.now()
@@ -239,6 +302,8 @@ class XRoutes:
 
     async def _search(self, request: Request) -> Response:
         q = request.query_params
+        if refused := unknown_parameters("GET /2/tweets/search/recent", q.keys()):
+            return refused
         query = q.get("query", "")
         if not 1 <= len(query) <= 512:
             return invalid_request("The `query` parameter must be 1 to 512 characters", query=[query[:40]])
@@ -251,8 +316,10 @@ class XRoutes:
                                    "10 and 100", max_results=[q.get("max_results")])
         low = query.lower()
         topics = [t for t in vocab.TOPICS if any(re.search(r"\b" + re.escape(k), low) for k in vocab.TOPIC_KEYWORDS[t])]
-        tweet_fields = set(filter(None, q.get("tweet.fields", "").split(",")))
-        user_fields = set(filter(None, q.get("user.fields", "").split(",")))
+        expansions = _fields(request, "expansions")
+        # expanding author_id carries the field itself, as on X (it is not a post.fields value)
+        tweet_fields = _fields(request, "post.fields") | (expansions & {"author_id"})
+        user_fields = _fields(request, "user.fields")
         with self._mutation():
             now = self.clock.now()
             window_start = now.replace(minute=0, second=0, microsecond=0)
@@ -269,14 +336,14 @@ class XRoutes:
         if data:
             body["data"] = data
             body["meta"].update(newest_id=data[0]["id"], oldest_id=data[-1]["id"])
-        if "author_id" in q.get("expansions", "").split(","):
+        if "author_id" in expansions:
             users = {}
             for c in found:
                 user: dict[str, Any] = {"id": c.author_id, "name": c.author_username.replace("_", " "),
                                         "username": c.author_username}
                 if "public_metrics" in user_fields:
                     user["public_metrics"] = {"followers_count": c.author_followers, "following_count": 300,
-                                              "tweet_count": 5000, "listed_count": 10}
+                                              "post_count": 5000, "listed_count": 10}
                 users[c.author_id] = user
             body["includes"] = {"users": list(users.values())}
         return JSONResponse(body)

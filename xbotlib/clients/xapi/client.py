@@ -13,13 +13,20 @@ from xbotlib.clients.xapi.errors import XApiError, XAuthError, XConnectionError,
 from xbotlib.clients.xapi.responses import (LookupResult, Malformed, OwnTweet, RateLimit, SearchTweet, TweetAnalytics,
                                             TweetMetrics, UserMetrics, as_object, check_ids, chunks, data_list,
                                             item_errors, item_id, parse_analytics, parse_tweet_metrics, parse_x_time,
-                                            read_count, x_time)
+                                            read_count, retweet_count, x_time)
+from xbotlib.clients.xauth import TOKEN_ENDPOINT, OAuthError, TokenSource, request_token
 from xbotlib.clock import Clock
 
 log = logging.getLogger("xbot.xapi")
 
 LOOKUP_BATCH = 100
+# X's production spec (the one the official SDK xdk is generated from) names the post fields parameter
+# `post.fields`; X's older documentation examples say `tweet.fields`. We send the spec's name (the
+# contract tests check every request against xdk); switching is this one constant.
+FIELDS_PARAM = "post.fields"
 LOOKUP_FIELDS = "created_at,public_metrics,non_public_metrics,organic_metrics"
+# what collect uses of post analytics; timestamped_metrics too, so counts X gives only per bucket are read
+ANALYTICS_FIELDS = "follows,user_profile_clicks,url_clicks,impressions,quote_tweets,timestamped_metrics"
 DEFAULT_RATE_WINDOW = timedelta(minutes=15)
 
 
@@ -31,10 +38,15 @@ class XClient:
     Parameters
     ----------
     base_url : 'https://api.x.com', or a sandbox URL (``SandboxX.BASE_URL`` with its transport).
-    access_token : OAuth 2.0 user-context bearer token.
+    access_token : OAuth 2.0 user-context bearer token (None with a ``token_source``).
+    token_source : where tokens come from when they are stored and shared (``xbotlib.clients.xauth.TokenSource``,
+        e.g. the encrypted per-account store wired by ``xbotlib.jobs.context``): asked before every request
+        (it refreshes ahead of expiry) and after a 401 (it refreshes under a lock, or returns the pair
+        another process stored). Without one, the client refreshes by itself and keeps the pair in memory.
     refresh_token, client_id, client_secret : enable one refresh-and-retry on 401.
     transport : an httpx transport (the in-process sandbox passes ``sandbox.transport()``).
-    on_token_refresh : called with (new_access_token, new_refresh_token) after a refresh, to persist them.
+    on_token_refresh : called with (new_access_token, new_refresh_token) after a refresh this client made
+        itself (no ``token_source``), to persist them.
     clock : required; read only when a 429 carries no reset time and no Date header (then reset = now
         + Retry-After, or now + 15 min), so a simulated campaign defers on its own clock, not the wall's.
 
@@ -42,14 +54,17 @@ class XClient:
     x-rate-limit-* headers seen per endpoint.
     """
 
-    def __init__(self, base_url: str, access_token: str, *, clock: Clock, refresh_token: str | None = None,
+    def __init__(self, base_url: str, access_token: str | None, *, clock: Clock, refresh_token: str | None = None,
                  client_id: str | None = None, client_secret: str | None = None,
                  transport: httpx.BaseTransport | None = None, timeout: float = 10.0,
-                 on_token_refresh: Callable[[str, str | None], None] | None = None):
-        if not access_token:
-            raise XAuthError("no X access token (set X_ACCESS_TOKEN to an OAuth 2.0 user-context token)")
+                 on_token_refresh: Callable[[str, str | None], None] | None = None,
+                 token_source: TokenSource | None = None):
+        if not access_token and token_source is None:
+            raise XAuthError("no X access token: sign in with `xbot auth login` (stored, refreshed tokens), "
+                             "or set X_ACCESS_TOKEN to an OAuth 2.0 user-context token")
         self.base_url = base_url.rstrip("/")
-        self.access_token = access_token
+        self.token_source = token_source
+        self.access_token = access_token or ""
         self.refresh_token = refresh_token
         self.client_id = client_id
         self.client_secret = client_secret
@@ -110,10 +125,12 @@ class XClient:
             reset = info.reset_at if info and info.reset_at else self._fallback_reset(resp)
             raise XRateLimited(endpoint, reset, info.remaining if info else None)
         if status >= 500:
-            raise XServerError(f"{endpoint}: server error {status} ({_detail(resp)})", endpoint=endpoint, status=status)
+            raise XServerError(f"{endpoint}: server error {status} ({_detail(resp)})", endpoint=endpoint, status=status,
+                               problem_type=_problem_type(resp))
         if status >= 400:
             # e.g. 400 invalid request, 403 duplicate content / not permitted: not retryable as-is
-            raise XApiError(f"{endpoint}: {status} {_detail(resp)}", endpoint=endpoint, status=status)
+            raise XApiError(f"{endpoint}: {status} {_detail(resp)}", endpoint=endpoint, status=status,
+                            problem_type=_problem_type(resp))
         try:
             body = resp.json()
         except ValueError:
@@ -125,31 +142,35 @@ class XClient:
         return status, body
 
     def _auth(self) -> dict[str, str]:
+        if self.token_source is not None:
+            try:
+                self.access_token = self.token_source.access_token()
+            except OAuthError as exc:  # the refresh ahead of expiry failed
+                raise _auth_error(exc) from None
         return {"Authorization": f"Bearer {self.access_token}"}
 
     def _can_refresh(self) -> bool:
-        return bool(self.refresh_token and self.client_id)
+        return self.token_source is not None or bool(self.refresh_token and self.client_id)
 
     def _refresh(self) -> None:
-        endpoint = "POST /2/oauth2/token"
-        data = {"grant_type": "refresh_token", "refresh_token": self.refresh_token, "client_id": self.client_id}
-        auth = (self.client_id, self.client_secret) if self.client_secret else None
-        resp = self._send("POST", "/2/oauth2/token", endpoint, data=data, auth=auth)
+        """After a 401: a newer token from the token source, or one refresh of our own (single-use refresh
+        tokens: the new pair replaces the old one here and is reported to ``on_token_refresh``)."""
         try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if resp.status_code != 200 or not isinstance(token, str) or not token:
-            raise XAuthError(f"{endpoint}: token refresh failed ({resp.status_code} {_detail(resp)}); "
-                             "renew X_ACCESS_TOKEN / X_REFRESH_TOKEN", endpoint=endpoint, status=resp.status_code)
-        self.access_token = token
-        new_refresh = body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None
-        if new_refresh:
-            self.refresh_token = new_refresh
-        log.info("X access token refreshed via %s", endpoint)
+            if self.token_source is not None:
+                self.access_token = self.token_source.refreshed(self.access_token)
+                return
+            self.calls[TOKEN_ENDPOINT] += 1
+            grant = request_token(self._http, {"grant_type": "refresh_token", "refresh_token": self.refresh_token or ""},
+                                  client_id=self.client_id or "", client_secret=self.client_secret, clock=self.clock)
+        except OAuthError as exc:
+            raise _auth_error(exc) from None
+        self.access_token = grant.access_token
+        if grant.refresh_token:
+            self.refresh_token = grant.refresh_token
+        log.info("X access token refreshed via %s (kept in memory only: sign in with `xbot auth login` to store "
+                 "and share refreshed tokens)", TOKEN_ENDPOINT)
         if self.on_token_refresh:
-            self.on_token_refresh(token, new_refresh)
+            self.on_token_refresh(grant.access_token, grant.refresh_token)
 
     def _note_rate_limit(self, endpoint: str, resp: httpx.Response) -> None:
         remaining, reset = resp.headers.get("x-rate-limit-remaining"), resp.headers.get("x-rate-limit-reset")
@@ -209,7 +230,7 @@ class XClient:
         errors: dict[str, str] = {}
         for batch in chunks(wanted, LOOKUP_BATCH):
             _, body = self._request("GET", "/2/tweets", endpoint,
-                                    params={"ids": ",".join(batch), "tweet.fields": LOOKUP_FIELDS})
+                                    params={"ids": ",".join(batch), FIELDS_PARAM: LOOKUP_FIELDS})
 
             def read() -> None:
                 errors.update(item_errors(body))
@@ -239,7 +260,8 @@ class XClient:
         out: dict[str, TweetAnalytics] = {}
         for batch in chunks(wanted, LOOKUP_BATCH):
             status, body = self._request("GET", "/2/tweets/analytics", endpoint, allow=(403, 404), params={
-                "ids": ",".join(batch), "start_time": x_time(start), "end_time": x_time(end), "granularity": "total"})
+                "ids": ",".join(batch), "start_time": x_time(start), "end_time": x_time(end), "granularity": "total",
+                "analytics.fields": ANALYTICS_FIELDS})
             if status in (403, 404):
                 log.info("%s: not available to this account (%s); use follower-snapshot attribution", endpoint, status)
                 return None
@@ -264,7 +286,8 @@ class XClient:
             return UserMetrics(user_id=data["id"], username=str(data.get("username") or ""),
                                followers_count=read_count(pm, "followers_count", "public_metrics") or 0,
                                following_count=read_count(pm, "following_count", "public_metrics") or 0,
-                               tweet_count=read_count(pm, "tweet_count", "public_metrics") or 0)
+                               tweet_count=_first_count(read_count(pm, "post_count", "public_metrics"),
+                                                        read_count(pm, "tweet_count", "public_metrics")) or 0)
         return self._parse(endpoint, read)
 
     def search_recent(self, query: str, max_results: int = 20) -> list[SearchTweet]:
@@ -274,7 +297,7 @@ class XClient:
             raise ValueError(f"{endpoint}: query is empty (expected e.g. '(ai OR llm) -is:retweet lang:en')")
         _, body = self._request("GET", "/2/tweets/search/recent", endpoint, params={
             "query": query, "max_results": min(100, max(10, int(max_results))), "expansions": "author_id",
-            "user.fields": "public_metrics", "tweet.fields": "created_at,public_metrics,author_id"})
+            "user.fields": "public_metrics", FIELDS_PARAM: "created_at,public_metrics"})  # author_id: by expansion
 
         def read() -> list[SearchTweet]:
             includes = as_object(body.get("includes"), "includes")
@@ -295,7 +318,7 @@ class XClient:
                                        created_at=parse_x_time(item.get("created_at")),
                                        author_followers=followers.get(author) if author else None,
                                        likes=read_count(pm, "like_count", "public_metrics") or 0,
-                                       retweets=read_count(pm, "retweet_count", "public_metrics") or 0,
+                                       retweets=retweet_count(pm, "public_metrics") or 0,
                                        replies=read_count(pm, "reply_count", "public_metrics") or 0,
                                        quotes=read_count(pm, "quote_count", "public_metrics") or 0))
             return out[:max_results]
@@ -310,7 +333,7 @@ class XClient:
         out: list[OwnTweet] = []
         token: str | None = None
         while len(out) < max_results:
-            params: dict[str, Any] = {"start_time": x_time(since), "tweet.fields": "created_at",
+            params: dict[str, Any] = {"start_time": x_time(since), FIELDS_PARAM: "created_at",
                                       "max_results": min(100, max(5, max_results - len(out)))}
             if token:
                 params["pagination_token"] = token
@@ -333,6 +356,24 @@ class XClient:
         return out[:max_results]
 
 
+def _problem_type(resp: httpx.Response) -> str | None:
+    """The ``type`` of an X problem body (RFC 7807 as X uses it), or None."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    kind = body.get("type") if isinstance(body, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _auth_error(exc: OAuthError) -> XApiError:
+    """A failed token refresh as the client's typed error: the network failing is a connection error
+    (try again later); anything X refused is an auth error (the message says whether to sign in again)."""
+    if exc.error == "network":
+        return XConnectionError(str(exc), endpoint=TOKEN_ENDPOINT)
+    return XAuthError(f"token refresh failed: {exc}", endpoint=TOKEN_ENDPOINT, status=exc.status)
+
+
 def _detail(resp: httpx.Response) -> str:
     """The human part of an X error body (title/detail), or the start of the text."""
     try:
@@ -348,3 +389,7 @@ def _detail(resp: httpx.Response) -> str:
         if text:
             return text
     return str(body)[:120]
+
+
+def _first_count(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)

@@ -7,12 +7,15 @@ from datetime import datetime
 # ----------------------------------------------------------------------------- errors
 
 class XApiError(RuntimeError):
-    """An X API call failed; the message names the endpoint and what was wrong."""
+    """An X API call failed; the message names the endpoint and what was wrong. ``problem_type`` is the
+    ``type`` of X's problem body (e.g. 'https://api.x.com/2/problems/invalid-request'), when it sent one."""
 
-    def __init__(self, message: str, *, endpoint: str = "", status: int | None = None):
+    def __init__(self, message: str, *, endpoint: str = "", status: int | None = None,
+                 problem_type: str | None = None):
         super().__init__(message)
         self.endpoint = endpoint
         self.status = status
+        self.problem_type = problem_type
 
 
 class XRateLimited(XApiError):

@@ -1,7 +1,15 @@
 """What the X API client returns, and the pure parsing of X's JSON into it.
 
-Every field of a response is optional (missing counts are 0, missing optional values None); a value
-of the wrong type raises ``Malformed``, which the client turns into an ``XApiError`` naming the endpoint.
+Every field of a response is optional; a value of the wrong type raises ``Malformed``, which the
+client turns into an ``XApiError`` naming the endpoint. Lookup counts X always sends with
+``public_metrics`` default to 0; the counts that only some answers carry (profile visits, link
+clicks, and every analytics count, follows above all) are None when missing: "not measured", never
+a measured 0.
+
+X's specification (the production OpenAPI document the official SDK ``xdk`` is generated from) and
+its documented examples name some fields differently; both are read, the spec's name first:
+``repost_count`` / ``retweet_count`` (public and organic metrics), ``post_count`` / ``tweet_count``
+(a user's public metrics).
 """
 from __future__ import annotations
 
@@ -28,10 +36,14 @@ class TweetMetrics:
 
 @dataclass(frozen=True)
 class TweetAnalytics:
+    """One post's counts from ``GET /2/tweets/analytics``; None where X's answer did not carry the count
+    (then follows come from follower-snapshot attribution, never a stored 0)."""
     tweet_id: str
-    follows: int = 0
-    profile_visits: int | None = None
-    link_clicks: int | None = None
+    follows: int | None = None
+    profile_visits: int | None = None   # X: user_profile_clicks
+    link_clicks: int | None = None      # X: url_clicks
+    impressions: int | None = None
+    quotes: int | None = None           # X: quote_tweets
 
 
 @dataclass(frozen=True)
@@ -145,7 +157,8 @@ def parse_tweet_metrics(item: Mapping[str, Any]) -> TweetMetrics:
         impressions=_first(c(non, "impression_count", "non_public_metrics"), c(org, "impression_count", "organic_metrics"),
                            c(pub, "impression_count", "public_metrics")) or 0,
         likes=_first(c(pub, "like_count", "public_metrics"), c(org, "like_count", "organic_metrics")) or 0,
-        retweets=_first(c(pub, "retweet_count", "public_metrics"), c(org, "retweet_count", "organic_metrics")) or 0,
+        retweets=_first(c(pub, "repost_count", "public_metrics"), c(pub, "retweet_count", "public_metrics"),
+                        c(org, "repost_count", "organic_metrics"), c(org, "retweet_count", "organic_metrics")) or 0,
         replies=_first(c(pub, "reply_count", "public_metrics"), c(org, "reply_count", "organic_metrics")) or 0,
         quotes=c(pub, "quote_count", "public_metrics") or 0,
         bookmarks=c(pub, "bookmark_count", "public_metrics") or 0,
@@ -155,12 +168,37 @@ def parse_tweet_metrics(item: Mapping[str, Any]) -> TweetMetrics:
     )
 
 
+def retweet_count(block: Mapping[str, Any], what: str) -> int | None:
+    """Reposts under the spec's name (``repost_count``) or the documented one (``retweet_count``)."""
+    return _first(read_count(block, "repost_count", what), read_count(block, "retweet_count", what))
+
+
+def analytics_count(item: Mapping[str, Any], key: str) -> int | None:
+    """One analytics count of a post: the total X gives beside the buckets, else the sum of the
+    ``timestamped_metrics[].metrics`` buckets that carry it, else None (not measured)."""
+    total = read_count(item, key, "analytics")
+    if total is not None:
+        return total
+    buckets = item.get("timestamped_metrics")
+    if buckets is None:
+        return None
+    if not isinstance(buckets, list):
+        raise Malformed(f"timestamped_metrics is not a list: {buckets!r:.80}")
+    found = [read_count(as_object(as_object(b, "timestamped_metrics[]").get("metrics"), "metrics"), key,
+                        "timestamped_metrics[].metrics") for b in buckets]
+    found = [v for v in found if v is not None]
+    return sum(found) if found else None
+
+
 def parse_analytics(item: Mapping[str, Any]) -> TweetAnalytics:
+    """One post of ``GET /2/tweets/analytics`` (X's names: follows, user_profile_clicks, url_clicks,
+    impressions, quote_tweets), from its totals or its ``timestamped_metrics`` buckets."""
     tid = item_id(item)
-    return TweetAnalytics(tweet_id=tid, follows=read_count(item, "follows", "analytics") or 0,
-                          profile_visits=_first(read_count(item, "user_profile_clicks", "analytics"),
-                                                read_count(item, "profile_visits", "analytics")),
-                          link_clicks=read_count(item, "url_link_clicks", "analytics"))
+    return TweetAnalytics(tweet_id=tid, follows=analytics_count(item, "follows"),
+                          profile_visits=analytics_count(item, "user_profile_clicks"),
+                          link_clicks=analytics_count(item, "url_clicks"),
+                          impressions=analytics_count(item, "impressions"),
+                          quotes=analytics_count(item, "quote_tweets"))
 
 
 def item_errors(body: Mapping[str, Any]) -> dict[str, str]:
