@@ -1,7 +1,17 @@
 """Helpers shared by test modules (not fixtures)."""
 from __future__ import annotations
 
-from typing import Callable
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import httpx
+import uvicorn
 
 import numpy as np
 
@@ -35,3 +45,48 @@ def queue_template_posts(ctx, n: int, *, seed: int = 0,
                 dup_penalty=f.dup_penalty, features=f.to_dict(), bandit_arm=hook, bandit_propensity=1 / 6,
                 timing_arm=str(now.hour), timing_propensity=1.0, scheduled_at=now), now)))
     return ids
+
+
+@contextmanager
+def served_over_http(app) -> Iterator[str]:
+    """Serve an ASGI ``app`` (e.g. ``SandboxX.socket_app()``) with uvicorn on a free loopback port, in a
+    thread; yields its base URL and stops it on exit. To xbot such a sandbox is 'live X' over HTTP."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def auth_login(child_env: dict[str, str], *extra: str) -> tuple[subprocess.CompletedProcess, str]:
+    """Run `xbot auth login --no-browser` with ``child_env`` (the whole environment of the process) and act
+    as the owner's browser on the URL it prints: authorize -> 302 -> the CLI's loopback callback.
+    Returns (the finished process, with the lines read so far in its stdout; the authorize URL)."""
+    proc = subprocess.Popen([sys.executable, "-m", "xbotlib.app.cli.main", "auth", "login", "--no-browser",
+                             "--timeout", "60", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env, cwd=REPO)
+    url, lines = None, []
+    deadline = time.monotonic() + 60
+    while url is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.strip().startswith("http"):
+            url = line.strip()
+    assert url, "".join(lines) + proc.stderr.read()
+    page = httpx.get(url, follow_redirects=True, timeout=30)
+    out, err = proc.communicate(timeout=60)
+    assert page.status_code == 200 and "signed in" in page.text, page.text[:300]
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + out, err), url

@@ -1,14 +1,21 @@
 """Building a ``JobContext`` from settings: which X, which content generator, which embedder.
 
-- live mode (POSTING_DISABLED=false, LIVE_POSTS=true): X at X_API_BASE_URL with the user token.
+- live mode (POSTING_DISABLED=false, LIVE_POSTS=true): X at X_API_BASE_URL with the account's stored
+  tokens (``xbot auth login``; ``StoredTokenSource`` refreshes them ahead of expiry and on a 401, under
+  the account's row lock, and commits each new pair before using it). With no stored pair, X_ACCESS_TOKEN /
+  X_REFRESH_TOKEN bootstrap it: stored on first use when XBOT_SECRET_KEY and X_CLIENT_ID are set (so
+  the first refresh is kept), else used from memory with a warning.
 - otherwise the sandbox: X_SANDBOX_URL when a `xbot sandbox` server is running, else an
   in-process sandbox whose world is kept in XBOT_HOME/sandbox_state.json so that separate
   `xbot job …` processes see the same tweets.
 """
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -16,17 +23,20 @@ import numpy as np
 from xbotlib.clients.generation import ContentGenerator, LLMContentGenerator, make_generator
 from xbotlib.clients.llm import LLMClient
 from xbotlib.clients.xapi import XClient
+from xbotlib.clients.xauth import OAuthClient
 from xbotlib.clock import Clock
-from xbotlib.config import Settings
+from xbotlib.config import ConfigError, Settings
 from xbotlib.core.features import Embedder, LocalEmbedder
 from xbotlib.core.policies import Policy
 from xbotlib.sim.xserver import SandboxX
-from xbotlib.store import ledger
+from xbotlib.store import ledger, tokens
 from xbotlib.store.db import Database
 from xbotlib.store.queue import ensure_account
 from xbotlib.store.worlds import World, check_world
 
 SANDBOX_TOKEN = "sandbox-token"
+
+log = logging.getLogger("xbot.jobs")
 
 JOB_NAMES = ("plan", "post", "collect", "learn")
 
@@ -83,9 +93,7 @@ def build_context(settings: Settings, db: Database, clock: Clock, *, sandbox: Sa
     """
     world = check_world(settings.world)
     if world == "live":
-        x = XClient(settings.x_api_base_url, settings.x_access_token or "", clock=clock,
-                    refresh_token=settings.x_refresh_token, client_id=settings.x_client_id,
-                    client_secret=settings.x_client_secret, timeout=settings.x_timeout_s)
+        x = live_x_client(settings, db, clock)
     elif sandbox is not None:
         x = XClient("http://sandbox.local", sandbox.token, clock=clock, transport=sandbox.transport(),
                     timeout=settings.x_timeout_s)
@@ -107,3 +115,80 @@ def build_context(settings: Settings, db: Database, clock: Clock, *, sandbox: Sa
                       generator=generator, llm=llm, embedder=LocalEmbedder(), policy=policy,
                       rng=np.random.default_rng(seed), worker_id=worker_id or f"pid-{os.getpid()}",
                       sandbox=sandbox)
+
+
+# ----------------------------------------------------------------------------- live X's tokens
+
+class StoredTokenSource:
+    """The account's X tokens from the encrypted store, for ``XClient(token_source=…)``.
+
+    The pair is cached in memory; it is refreshed ahead of expiry (``margin``) and after a 401, each
+    time through ``store.tokens.rotate`` (the row lock; another process's newer pair is used as is),
+    and committed before the new token is returned.
+    """
+
+    def __init__(self, db: Database, account_id: str, box: tokens.SecretBox, oauth: OAuthClient, clock: Clock,
+                 margin: timedelta):
+        self.db, self.account_id, self.box, self.oauth, self.clock, self.margin = db, account_id, box, oauth, clock, margin
+        self._pair: tokens.StoredTokens | None = None
+        self._lock = threading.Lock()
+
+    def access_token(self) -> str:
+        with self._lock:
+            if self._pair is None:
+                with self.db.connection() as conn:
+                    self._pair = tokens.load(conn, self.account_id, self.box)
+                if self._pair is None:
+                    raise tokens.NoStoredTokens(f"no stored X tokens for account {self.account_id!r}: "
+                                                f"xbot auth login --account {self.account_id}")
+            if self._pair.expiring(self.clock.now(), self.margin):
+                self._pair = self._rotate(None)
+            return self._pair.access_token
+
+    def refreshed(self, stale: str) -> str:
+        with self._lock:
+            self._pair = self._rotate(stale)
+            return self._pair.access_token
+
+    def _rotate(self, stale: str | None) -> tokens.StoredTokens:
+        before = self._pair.refresh_count if self._pair else None
+        with self.db.connection() as conn:  # commits on leaving: the new pair is stored before it is used
+            pair = tokens.rotate(conn, self.account_id, self.box, stale=stale, now=self.clock.now(), margin=self.margin,
+                                 exchange=self.oauth.refresh)
+        if before is None or pair.refresh_count != before:
+            log.info("X tokens of account %s: now refresh #%d, expiring %s (%s)", self.account_id, pair.refresh_count,
+                     pair.expires_at.isoformat() if pair.expires_at else "unknown",
+                     "after a 401" if stale is not None else "ahead of expiry")
+        return pair
+
+
+def live_x_client(settings: Settings, db: Database, clock: Clock) -> XClient:
+    """The X client of the live world: stored tokens when the account has them (see the module docstring)."""
+    aid = settings.account_id
+    if settings.secret_key:
+        box = tokens.SecretBox(settings.secret_key)
+        with db.connection() as conn:
+            row = next(iter(tokens.status(conn, aid)), None)
+            if row is None and settings.x_access_token and settings.x_client_id:
+                tokens.seed_from_env(conn, aid, box, settings.x_access_token, settings.x_refresh_token,
+                                     now=clock.now(), client_id=settings.x_client_id)
+                row = next(iter(tokens.status(conn, aid)), None)
+                log.info("stored X_ACCESS_TOKEN/X_REFRESH_TOKEN for account %s (bootstrap): refreshed pairs are kept "
+                         "from now on; the environment's tokens are no longer read", aid)
+        if row is not None:
+            client_id = settings.x_client_id or row["client_id"]
+            oauth = OAuthClient(settings.x_api_base_url, client_id, settings.x_client_secret, clock=clock,
+                                timeout=settings.x_timeout_s)
+            source = StoredTokenSource(db, aid, box, oauth, clock, timedelta(seconds=settings.x_token_refresh_margin_s))
+            return XClient(settings.x_api_base_url, None, clock=clock, token_source=source,
+                           timeout=settings.x_timeout_s)
+    if settings.x_access_token:
+        if settings.x_refresh_token:
+            log.warning("X tokens from the environment are refreshed in memory only (X refresh tokens are "
+                        "single-use: the next process starts from a dead one); set XBOT_SECRET_KEY and X_CLIENT_ID, "
+                        "or sign in with `xbot auth login --account %s`", aid)
+        return XClient(settings.x_api_base_url, settings.x_access_token, clock=clock,
+                       refresh_token=settings.x_refresh_token, client_id=settings.x_client_id,
+                       client_secret=settings.x_client_secret, timeout=settings.x_timeout_s)
+    raise ConfigError(f"account {aid!r} is not signed in to X: set X_CLIENT_ID and XBOT_SECRET_KEY and run "
+                      f"`xbot auth login --account {aid}` (or set X_ACCESS_TOKEN as a bootstrap)")

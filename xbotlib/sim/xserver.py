@@ -21,6 +21,10 @@ The protocol (routes, limits, formats, ``FaultPlan``) is in ``xprotocol``, the r
 
 With ``state_path`` the world (posts, recent search candidates, tokens) is saved as JSON after every
 change and reloaded when another process changed it, so separate CLI processes share one world.
+
+With ``oauth=True`` the sandbox is also X's OAuth 2.0 server (``xoauth``: GET /i/oauth2/authorize,
+POST /2/oauth2/token, POST /2/oauth2/revoke): API routes then accept only the live access tokens it
+granted (``access_token_ttl_s``, X's 7200 s by default) and refresh tokens are single-use.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ from xbotlib.sim.candidates import Candidate
 from xbotlib.sim.scenario import Scenario, load_scenario
 from xbotlib.sim.transport import NetworkFault, SyncASGITransport
 from xbotlib.sim.world import AudienceModel, SimTweet
+from xbotlib.sim.xoauth import AUTHORIZE_PATH, REVOKE_PATH, SandboxOAuth
 from xbotlib.sim.xprotocol import RATE_LIMITS, TOKEN_ROUTE, WINDOW_S, FaultPlan, problem, route_of
 from xbotlib.sim.xroutes import XRoutes
 
@@ -55,7 +60,8 @@ class SandboxX(XRoutes):
 
     def __init__(self, scenario: Scenario | str | Path | None = None, *, clock, seed: int = 0,
                  analytics_enabled: bool = True, state_path: str | Path | None = None,
-                 handle: str = "xbot_sandbox", enforce_rate_limits: bool = False, timeout_sleep_s: float = 15.0):
+                 handle: str = "xbot_sandbox", enforce_rate_limits: bool = False, timeout_sleep_s: float = 15.0,
+                 oauth: bool = False, access_token_ttl_s: int = 7200):
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.clock = clock
         self.seed = int(seed)
@@ -76,6 +82,8 @@ class SandboxX(XRoutes):
         self.state_path = Path(state_path) if state_path else None
         self._state_mtime: int | None = None
         self.audience = AudienceModel(self.scenario, self.seed, epoch=clock.now())
+        # OAuth 2.0 with X's semantics (xoauth): only tokens it granted pass; off = the fixed token above
+        self.oauth = SandboxOAuth(clock, access_ttl_s=access_token_ttl_s, mutation=self._mutation) if oauth else None
         if self.state_path and self.state_path.exists():
             self._load()
         self.app = self._build_app()
@@ -109,7 +117,8 @@ class SandboxX(XRoutes):
         return {"format": 1, **self.audience.to_json(), "handle": self.handle,
                 "candidates": [c.to_json() for c in self._candidates.values()],
                 "tokens": {"access": self.token, "refresh": self.refresh_token, "serial": self._token_serial,
-                           "accept_any": self.accept_any_token}}
+                           "accept_any": self.accept_any_token},
+                **({"oauth": self.oauth.to_json()} if self.oauth else {})}
 
     def _load(self) -> None:
         assert self.state_path is not None
@@ -126,6 +135,8 @@ class SandboxX(XRoutes):
         self.refresh_token = tokens.get("refresh", self.refresh_token)
         self._token_serial = int(tokens.get("serial", 0))
         self.accept_any_token = bool(tokens.get("accept_any", True))
+        if self.oauth:
+            self.oauth.load_json(state.get("oauth"))
 
     def _refresh(self) -> None:
         """Reload the world if another process saved a newer one."""
@@ -158,6 +169,10 @@ class SandboxX(XRoutes):
         if not header or not header.startswith("Bearer "):
             return False
         token = header[len("Bearer "):].strip()
+        if self.oauth:
+            with self._lock:
+                self._refresh()
+                return self.oauth.bearer_ok(token)
         return bool(token) and (self.accept_any_token or token == self.token)
 
     def _count(self, route: str) -> tuple[dict[str, str], bool]:
@@ -198,7 +213,10 @@ class SandboxX(XRoutes):
                   Route("/2/tweets/search/recent", self._search, methods=["GET"]),
                   Route("/2/users/me", self._me, methods=["GET"]),
                   Route("/2/users/{user_id}/tweets", self._timeline, methods=["GET"]),
-                  Route("/2/oauth2/token", self._token, methods=["POST"])]
+                  Route("/2/oauth2/token", self.oauth.token if self.oauth else self._token, methods=["POST"])]
+        if self.oauth:
+            routes += [Route(AUTHORIZE_PATH, self.oauth.authorize, methods=["GET"]),
+                       Route(REVOKE_PATH, self.oauth.revoke, methods=["POST"])]
         return Starlette(routes=routes, middleware=[Middleware(Edge)])
 
     async def _edge(self, app, route: str, scope, receive, send) -> None:

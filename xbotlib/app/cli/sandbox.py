@@ -27,6 +27,10 @@ def register(sub) -> None:
     p.add_argument("--state", default=None, metavar="FILE",
                    help="JSON file to keep the world in across restarts (default: in memory only)")
     p.add_argument("--handle", default="xbot_sandbox", help="the account's @handle (default xbot_sandbox)")
+    p.add_argument("--oauth", action="store_true",
+                   help="X's OAuth 2.0 sign-in: authorize and token endpoints, 2-hour access tokens, single-use "
+                        "refresh tokens; API routes then refuse unknown or expired tokens (try `xbot auth login` "
+                        "with X_API_BASE_URL and X_AUTHORIZE_URL pointed here)")
     p.set_defaults(func=cmd_sandbox)
 
 
@@ -41,7 +45,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         raise CliError(f"--port must be 0..65535, got {args.port}")
     try:
         sandbox = SandboxX(args.scenario, clock=SystemClock(), seed=args.seed, analytics_enabled=not args.no_analytics,
-                           state_path=args.state, handle=args.handle)
+                           state_path=args.state, handle=args.handle, oauth=args.oauth)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:  # e.g. a state file from another seed or scenario
