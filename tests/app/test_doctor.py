@@ -1,6 +1,8 @@
 """`xbot doctor` as a user runs it: a real subprocess, a clean environment, a scratch working directory."""
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import os
 import shutil
 import subprocess
@@ -9,8 +11,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from helpers import served_over_http
 
+from xbotlib.clock import SystemClock
 from xbotlib.config import SETTINGS
+from xbotlib.sim.xserver import SandboxX
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,3 +127,72 @@ def test_help_helps(tmp_path, home):
     assert result.returncode == 0 and "doctor" in result.stdout and "migrate" in result.stdout
     result = xbot(["migrate", "--help"], tmp_path, clean_env(home))
     assert result.returncode == 0 and "--to" in result.stdout and "status" in result.stdout
+
+
+# ----------------------------------------------------------------------------- posting modes, shadow, the X probe
+
+@pytest.fixture
+def served_x():
+    """Start the sandbox X over HTTP on loopback (analytics granted or not); to the doctor it is live X."""
+    with ExitStack() as stack:
+        def serve(analytics: bool) -> tuple[SandboxX, str]:
+            sandbox = SandboxX(clock=SystemClock(), seed=3, analytics_enabled=analytics)
+            return sandbox, stack.enter_context(served_over_http(sandbox.socket_app()))
+        yield serve
+
+
+TOKEN = "x-user-token-0123456789"
+SHADOW = {"POSTING_DISABLED": "false", "LIVE_POSTS": "shadow", "X_ACCESS_TOKEN": TOKEN}
+
+
+def test_shadow_mode_without_an_llm_key_is_named_and_warned_about(tmp_path, home):
+    result = xbot(["doctor", "--no-db"], tmp_path, clean_env(home, **SHADOW))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "posting mode: shadow" in out
+    assert "SHADOW mode against live X at https://api.x.com: POSTING_DISABLED=false and LIVE_POSTS=shadow" in out
+    assert "world for outcomes: live (simulated=false)" in out
+    assert ("WARNING: LIVE_POSTS=shadow without OPENAI_API_KEY: live X never gets template posts, so the plan job "
+            "plans nothing against live X") in out
+    assert "X: not probed (--no-db" in out
+    assert TOKEN not in out + result.stderr
+
+
+def test_live_mode_without_an_llm_key_warns_that_nothing_will_ever_be_posted(tmp_path, home):
+    result = xbot(["doctor", "--no-db"], tmp_path,
+                  clean_env(home, POSTING_DISABLED="false", LIVE_POSTS="true", X_ACCESS_TOKEN=TOKEN))
+    assert result.returncode == 0, result.stderr
+    assert "posting mode: live" in result.stdout
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("WARNING:")]
+    assert len(warnings) == 1 and "nothing will ever be posted; set OPENAI_API_KEY" in warnings[0]
+    with_key = xbot(["doctor", "--no-db"], tmp_path, clean_env(home, POSTING_DISABLED="false", LIVE_POSTS="true",
+                                                              X_ACCESS_TOKEN=TOKEN, OPENAI_API_KEY="sk-test-123456789"))
+    assert "WARNING" not in with_key.stdout
+
+
+@pytest.mark.parametrize("analytics, granted, attribution", [
+    (True, "granted", "follows_source='analytics'"),
+    (False, "NOT granted to this access level", "follows_source='snapshot_attribution'"),
+])
+def test_doctor_probes_the_account_and_names_the_attribution(tmp_path, home, db_url, served_x, analytics, granted,
+                                                            attribution):
+    sandbox, url = served_x(analytics)
+    result = xbot(["doctor"], tmp_path, clean_env(home, **SHADOW, X_API_BASE_URL=url, XBOT_DATABASE_URL=db_url,
+                                                  OPENAI_API_KEY="sk-test-123456789"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "WARNING" not in out
+    assert f"X: reached {url} as @" in out
+    assert f"per-post analytics (GET /2/tweets/analytics): {granted}" in out
+    assert f"collect job attribution: {attribution}" in out
+    assert sandbox.requests["GET /2/users/me"] == 1 and sandbox.requests["GET /2/tweets/analytics"] == 1
+    assert sandbox.requests.get("POST /2/tweets", 0) == 0  # the doctor only reads
+    assert TOKEN not in out + result.stderr
+
+
+def test_unreachable_x_is_reported_not_raised(tmp_path, home, db_url):
+    result = xbot(["doctor"], tmp_path, clean_env(home, **SHADOW, X_API_BASE_URL="http://127.0.0.1:1",
+                                                  XBOT_DATABASE_URL=db_url, X_TIMEOUT_S="2"))
+    assert result.returncode == 1
+    assert "X: UNAVAILABLE at http://127.0.0.1:1 — " in result.stdout
+    assert "Traceback" not in result.stderr and TOKEN not in result.stdout + result.stderr

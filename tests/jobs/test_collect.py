@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-import numpy as np
 import pytest
 
 from helpers import queue_template_posts
@@ -12,7 +11,7 @@ from helpers import queue_template_posts
 from xbotlib.store import outcomes, queue
 from xbotlib.core import vocab
 from xbotlib.jobs import collect, post
-from xbotlib.jobs.collect import LivePost, attribute_follows, due_passes
+from xbotlib.jobs.collect import due_passes
 from xbotlib.jobs.context import build_context
 from xbotlib.sim.xserver import SandboxX
 from xbotlib.clients.generation import TemplateGenerator
@@ -40,40 +39,7 @@ def test_due_passes(age_h, stored, expected):
     assert due_passes(T0, stored, T0 + timedelta(hours=age_h)) == expected
 
 
-def test_attribution_splits_gain_by_profile_visit_share():
-    posts = [LivePost("a", _t(0), 30), LivePost("b", _t(0.5), 10)]
-    got = attribute_follows([(_t(0), 1000), (_t(2), 1008)], posts, until=_t(2))
-    assert got == pytest.approx({"a": 6.0, "b": 2.0})
-
-
-@pytest.mark.parametrize("snapshots, posts, until, expected", [
-    # churn: a net loss is never negative follows
-    ([(_t(0), 1000), (_t(1), 995)], [LivePost("a", _t(0), 5)], _t(1), {"a": 0.0}),
-    # nobody has a profile visit: split equally
-    ([(_t(0), 1000), (_t(1), 1004)], [LivePost("a", _t(0), 0), LivePost("b", _t(0), 0)], _t(1), {"a": 2.0, "b": 2.0}),
-    # a post older than the 24h horizon earns nothing in a later interval
-    ([(_t(30), 1000), (_t(31), 1006)], [LivePost("old", _t(0), 50), LivePost("new", _t(30), 1)], _t(31),
-     {"old": 0.0, "new": 6.0}),
-    # intervals after the read time do not count
-    ([(_t(0), 1000), (_t(1), 1003), (_t(2), 1010)], [LivePost("a", _t(0), 1)], _t(1), {"a": 3.0}),
-    # gains per interval add up; the churn interval in between counts as 0
-    ([(_t(0), 1000), (_t(1), 1003), (_t(2), 1001), (_t(3), 1005)], [LivePost("a", _t(0), 1)], _t(3), {"a": 7.0}),
-    # one snapshot only: no interval, nothing attributed (never invented)
-    ([(_t(1), 1000)], [LivePost("a", _t(0), 9)], _t(1), {"a": 0.0}),
-])
-def test_attribution_rules(snapshots, posts, until, expected):
-    assert attribute_follows(snapshots, posts, until) == pytest.approx(expected)
-
-
-def test_attribution_conserves_positive_gains():
-    rng = np.random.default_rng(4)
-    snaps = [(_t(h), int(1000 + 3 * h + rng.integers(-2, 3))) for h in range(0, 48, 2)]
-    posts = [LivePost(str(i), _t(float(rng.uniform(0, 40))), int(rng.integers(0, 20))) for i in range(12)]
-    got = attribute_follows(snaps, posts, until=_t(48))
-    gains = sum(max(0, b[1] - a[1]) for a, b in zip(snaps, snaps[1:])
-                if any(p.posted_at < b[0] and p.posted_at + timedelta(hours=24) > a[0] for p in posts))
-    assert all(v >= 0 for v in got.values())
-    assert sum(got.values()) == pytest.approx(gains)
+# the attribution rule itself (baseline, split, churn) is tested in tests/jobs/test_attribution.py
 
 
 # ----------------------------------------------------------------------------- the job, against the sandbox
@@ -186,10 +152,12 @@ def test_snapshot_attribution_without_analytics(settings, db, clock):
     assert {r["follows_source"] for r in rows} == {"snapshot_attribution"}
     visits = sum(r["profile_visits"] for r in rows)
     assert visits > 0
+    # one interval is no history to tell an organic baseline from: the prior (0) holds, the whole gain goes to
+    # the posts, split by profile visits (they were posted and read together)
     for r in rows:
-        assert r["follows"] == pytest.approx(gain * r["profile_visits"] / visits)
+        assert r["follows"] == pytest.approx(gain * r["profile_visits"] / visits, rel=1e-3)
         assert r["fpki"] == pytest.approx(1000 * r["follows"] / max(1, r["impressions"]))
-    assert sum(r["follows"] for r in rows) == pytest.approx(gain)
+    assert sum(r["follows"] for r in rows) == pytest.approx(gain, rel=1e-3)
 
 
 def test_posts_older_than_30_days_are_skipped_never_filled(settings, db, clock, caplog):

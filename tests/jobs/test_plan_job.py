@@ -118,7 +118,9 @@ BANNED = ("as an ai", "click here")
 @pytest.mark.parametrize("text, readability, reason", [
     ("Sleep matters a lot.", 0.9, "too short (20 < 40 chars)"),
     ("x" * 39, 0.9, "too short (39 < 40 chars)"),
-    ("Sleep " * 47, 0.9, "too long (282 > 280 chars)"),
+    ("Sleep " * 47, 0.9, "too long for X: weighted length 282 > 280 (X counts a URL as 23, CJK and most emoji as 2)"),
+    ("\U0001F634" * 150, 0.9, "too long for X: weighted length 300 > 280 (X counts a URL as 23, CJK and most emoji as 2)"),
+    (" " * 50, 0.9, "empty or whitespace only"),
     ("Sleep is the cheapest performance upgrade there is, and yet...", 0.9, "looks truncated"),
     ("Sleep is the cheapest performance upgrade there is, and yet…", 0.9, "looks truncated"),
     ("Sleep is the cheapest performance upgrade there is, and the sup-", 0.9, "looks truncated"),
@@ -228,7 +230,7 @@ def test_plan_queues_a_post_for_the_next_occurrence_of_its_local_hour_and_a_repl
     # the target is a conversation X's search returned, not one of our own posts
     with httpx.Client(base_url=SandboxX.BASE_URL, transport=ctx.sandbox.transport(),
                       headers={"Authorization": "Bearer t"}) as x:
-        found = x.get("/2/tweets", params={"ids": r["target_tweet_id"], "tweet.fields": "author_id"}).json()
+        found = x.get("/2/tweets", params={"ids": r["target_tweet_id"], "post.fields": "author_id"}).json()
     assert [t["id"] for t in found["data"]] == [r["target_tweet_id"]] and "errors" not in found
     assert found["data"][0]["author_id"] != ctx.sandbox.user_id
 
@@ -274,7 +276,7 @@ def test_each_gate_rejection_is_stored_with_its_reason(settings, db, clock):
     assert queued["content"] == GOOD and queued["status"] == "queued"
     assert rejections(db) == [
         ("quality", "too short (14 < 40 chars)"),
-        ("quality", "too long (300 > 280 chars)"),
+        ("quality", "too long for X: weighted length 300 > 280 (X counts a URL as 23, CJK and most emoji as 2)"),
         ("quality", "looks truncated"),
         ("quality", "banned phrase 'click here'"),
         ("quality", "readability 0.00 < floor 0.20"),

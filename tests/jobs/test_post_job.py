@@ -12,14 +12,19 @@ import logging
 import re
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from helpers import served_over_http
 
+from xbotlib.clients.generation import Candidate
+from xbotlib.config import load_settings
+from xbotlib.core import vocab
 from xbotlib.store.db import Database
 from xbotlib.jobs.context import JobContext
 from xbotlib.jobs.runner import run_job
-from xbotlib.jobs import post
+from xbotlib.jobs import plan, post
 from xbotlib.jobs.context import build_context
 from xbotlib.store.queue import Decision, insert_decision
 from xbotlib.sim.xserver import SandboxX
@@ -431,3 +436,85 @@ def test_rate_limits_do_not_use_up_attempts(ctx, db, clock, sandbox):
         clock.set(r["next_attempt_at"])
     assert post.tick(ctx).detail["sent"] == 1
     assert row(db, d)["status"] == "posted" and [t.text for t in sandbox.tweets] == [row(db, d)["content"]]
+
+
+# ----------------------------------------------------------------------------- shadow mode (LIVE_POSTS=shadow)
+
+@pytest.fixture
+def served_sandbox(clock):
+    """The sandbox X served over HTTP on loopback: to xbot it is 'live X' at X_API_BASE_URL."""
+    sandbox = SandboxX(clock=clock, seed=7)
+    with served_over_http(sandbox.socket_app()) as url:
+        yield sandbox, url
+
+
+@dataclass
+class LLMTexts:
+    """A content generator whose posts say generation_source='llm' (what live mode may post), no OpenAI needed."""
+    texts: list
+
+    def candidates(self, hook, topic, n, *, angle=None, reply_to_text=None, rng=None):
+        text = self.texts.pop(0) if self.texts else None
+        return [Candidate(text, "llm", vocab.detect_hook(text), topic)] if text else []
+
+
+def shadow_settings(settings, x_url: str):
+    """LIVE_POSTS=shadow through the real configuration path, 'live X' being the served sandbox."""
+    return load_settings(env={
+        "XBOT_DATABASE_URL": settings.database_url, "XBOT_HOME": settings.home, "XBOT_ACCOUNT_ID": "acct1",
+        "POSTING_DISABLED": "false", "LIVE_POSTS": "shadow", "X_API_BASE_URL": x_url,
+        "X_ACCESS_TOKEN": "shadow-user-token", "PLAN_POSTS_PER_DAY": "1", "PLAN_REPLIES_PER_DAY": "0"})
+
+
+SHADOW_TEXT = "Sleep is the cheapest performance upgrade there is: seven hours beats any supplement on the shelf."
+
+
+def test_shadow_mode_plans_against_live_x_and_never_posts(settings, db, clock, served_sandbox, caplog):
+    sandbox, x_url = served_sandbox
+    shadow = shadow_settings(settings, x_url)
+    assert (shadow.posting_mode, shadow.world) == ("shadow", "live")
+    ctx = build_context(shadow, db, clock, generator=LLMTexts([SHADOW_TEXT]), seed=7, worker_id="shadow-worker")
+    assert ctx.world == "live" and not ctx.simulated and ctx.sandbox is None  # the live client, over HTTP
+
+    planned = plan.tick(ctx)
+    assert planned.status == "ok" and planned.detail["queued"] == 1
+    (template,) = queue_posts(db, clock, 1, source="template", label="t")
+    (llm,) = queue_posts(db, clock, 1, source="llm", label="l")
+    with db.connection() as conn:
+        (planned_id,) = [r["decision_id"] for r in conn.execute(
+            "SELECT decision_id FROM content_metadata WHERE content = %s", (SHADOW_TEXT,)).fetchall()]
+    clock.set(row(db, planned_id)["scheduled_at"])
+
+    result = post.tick(ctx)
+    assert result.status == "ok"
+    assert result.detail == {"sent": 0, "shadowed": 2, "held_not_llm": 1}
+    assert sandbox.requests.get(POST_ROUTE, 0) == 0 and sandbox.tweets == [], "nothing reached POST /2/tweets"
+    assert posted(db) == {}
+    for d in (planned_id, llm):
+        r = row(db, d)
+        assert (r["status"], r["last_error"], r["claimed_by"], r["claimed_at"]) == (
+            "skipped", "shadow", "shadow-worker", clock.now())
+        assert r["attempts"] == 0  # never claimed for X
+    assert row(db, planned_id)["content"] == SHADOW_TEXT  # what it would have posted is kept
+    assert row(db, template)["status"] == "queued", "template text is held back as in live mode"
+    shadow_lines = [kv(x) for x in lines(caplog, "POSTING") if x.startswith("[POSTING] shadow ")]
+    assert sorted(x["decision_id"] for x in shadow_lines) == sorted([str(planned_id), str(llm)])
+    assert {x["sent"] for x in shadow_lines} == {"0"}
+    assert next(x for x in shadow_lines if x["decision_id"] == str(planned_id))["weighted_length"] == str(
+        len(SHADOW_TEXT))
+
+    # a later tick finds nothing new to shadow, and still sends nothing
+    assert post.tick(ctx).detail["shadowed"] == 0
+    # the shadowed post counts as the day's post: the planner plans what live mode would, no more
+    assert plan.tick(ctx).status == "skipped"
+    assert sandbox.requests.get(POST_ROUTE, 0) == 0
+
+
+def test_shadow_mode_with_the_template_generator_plans_nothing(settings, db, clock):
+    # no OPENAI_API_KEY: templates would be queued only to be held forever; X is never even asked
+    shadow = shadow_settings(settings, "http://127.0.0.1:9")
+    ctx = build_context(shadow, db, clock, seed=1)
+    result = plan.tick(ctx)
+    assert result.status == "skipped" and result.reason.startswith("no OPENAI_API_KEY: live X never gets template posts")
+    with db.connection() as conn:
+        assert conn.execute("SELECT count(*) AS n FROM content_metadata").fetchone()["n"] == 0

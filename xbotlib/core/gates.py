@@ -1,13 +1,19 @@
 """The gates every candidate passes before it is queued — quality, duplicate, rotation — and the
 rotation rule the planner also uses to narrow its options. Pure: each gate looks at the text and
 what the caller read, and answers with a ``GateVerdict`` (ok, or which gate refused and why).
+
+Length is X's: the quality gate refuses what X would refuse (``xbotlib.core.text.x_text_problem``:
+blank text, more than 280 *weighted* characters — URLs 23, CJK and most emoji 2 — or characters X
+calls invalid). The queue checks the same rule again before anything is stored.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-MIN_CHARS, MAX_CHARS = 40, 280
+from xbotlib.core.text import x_text_problem
+
+MIN_CHARS = 40  # visible characters (surrounding whitespace aside): shorter says too little
 
 
 def _current_run(recent: list[str]) -> tuple[str | None, int]:
@@ -39,11 +45,12 @@ _TRUNCATED = re.compile(r"(\.\.\.|…)\s*$|\w-$")
 
 
 def quality_gate(text: str, readability: float, min_readability: float, banned: tuple[str, ...]) -> GateVerdict:
-    n = len(text)
+    problem = x_text_problem(text)  # blank, over X's weighted limit, or characters X refuses
+    if problem is not None:
+        return GateVerdict(False, "quality", problem)
+    n = len(text.strip())
     if n < MIN_CHARS:
         return GateVerdict(False, "quality", f"too short ({n} < {MIN_CHARS} chars)")
-    if n > MAX_CHARS:
-        return GateVerdict(False, "quality", f"too long ({n} > {MAX_CHARS} chars)")
     if _TRUNCATED.search(text):
         return GateVerdict(False, "quality", "looks truncated")
     low = text.lower()

@@ -3,7 +3,12 @@ features (``xbotlib.core.features.extract_features``).
 
 - ``readability``: Flesch reading ease mapped to 0..1 (``flesch_reading_ease`` raw);
 - ``sentiment``: a small transparent lexicon score with negation;
-- ``format_features``: length, links, numbers, hashtags, a closing question, emoji, line breaks.
+- ``format_features``: length, links, numbers, hashtags, a closing question, emoji, line breaks;
+- ``weighted_length`` / ``x_text_problem``: the length as X counts it and why X would refuse a text.
+  X counts *weighted* characters by the twitter-text v3 rules (the ``twitter-text-parser`` package,
+  checked against twitter-text's official conformance examples in tests/core/test_gates.py): a URL
+  counts 23 whatever its length, CJK and most emoji 2, other characters 1, after NFC normalisation;
+  at most 280. ``len()`` lets 280 emoji through, which X refuses.
 """
 from __future__ import annotations
 
@@ -112,3 +117,46 @@ def format_features(text: str) -> dict[str, Any]:
         "emoji_count": len(_EMOJI_RE.findall(text)),
         "line_breaks": text.count("\n"),
     }
+
+
+# ----------------------------------------------------------------------------- length as X counts it
+
+X_MAX_WEIGHTED_LENGTH = 280  # twitter-text v3 max_weighted_tweet_length (a test checks it against the package)
+# invisible characters Python's str.isspace() does not count as whitespace: a text of only these is blank too
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def _parse(text: str):
+    """twitter-text's parse with the v3 configuration (the rules X applies today: emoji discounted to 2)."""
+    # imported here for start-up time: twitter_text compiles its URL and emoji patterns on import (~0.4 s),
+    # which the CLI, the API and notebooks that never check a post's length should not pay
+    from twitter_text import parse_tweet
+    from twitter_text.config import config
+    return parse_tweet(text, config["version3"])
+
+
+def weighted_length(text: str) -> int:
+    """The length X counts (twitter-text v3): URLs 23, CJK and most emoji 2, other characters 1."""
+    return int(_parse(text).weightedLength)
+
+
+def is_blank(text: str | None) -> bool:
+    """True for None, '' and text of nothing but whitespace or zero-width characters."""
+    return not text or not text.translate(_INVISIBLE).strip()
+
+
+def x_text_problem(text: str | None) -> str | None:
+    """Why X would refuse ``text`` as a post or reply, or None when it would accept its length and characters.
+
+    Blank (empty, whitespace or zero-width only), longer than 280 weighted characters, or containing
+    characters twitter-text calls invalid (U+FFFE, U+FEFF, U+FFFF and the like).
+    """
+    if is_blank(text):
+        return "empty or whitespace only"
+    parsed = _parse(text)
+    if parsed.weightedLength > X_MAX_WEIGHTED_LENGTH:
+        return (f"too long for X: weighted length {parsed.weightedLength} > {X_MAX_WEIGHTED_LENGTH} "
+                "(X counts a URL as 23, CJK and most emoji as 2)")
+    if not parsed.valid:
+        return "not valid for X: it contains characters X refuses (such as U+FFFE, U+FEFF, U+FFFF)"
+    return None

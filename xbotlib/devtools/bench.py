@@ -16,10 +16,14 @@ import logging
 import math
 import pstats
 import statistics
+import shutil
 import sys
+import tempfile
 import time
+import tomllib
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
@@ -49,6 +53,35 @@ def bench_campaign(db, policy: str, seed: int, days: int, scenario_path: str | N
     return run_campaign(cfg, load_settings(env={}), db)
 
 
+def scenario_without_analytics(scenario: str | None, directory: str | Path) -> str:
+    """A copy of ``scenario`` (a shipped name or a path; None: default) in ``directory`` whose sandbox
+    refuses ``GET /2/tweets/analytics`` (``[x] analytics = false``, see docs/SCENARIO.md): the world of an
+    access level without analytics, where follows come from follower-snapshot attribution."""
+    loaded = load_scenario(scenario)
+    if not loaded.x.analytics:
+        return loaded.source
+    text = Path(loaded.source).read_text(encoding="utf-8")
+    if "x" in tomllib.loads(text):
+        raise ValueError(f"{loaded.source} sets [x] analytics = true: set it to false in the file itself "
+                         "instead of using --analytics off")
+    out = Path(directory) / Path(loaded.source).name
+    out.write_text(text.rstrip("\n") + "\n\n# added by `xbot bench growth --analytics off`\n[x]\nanalytics = false\n",
+                   encoding="utf-8")
+    return str(out)
+
+
+def attribution_figures(run, conn) -> dict:
+    """Follows the collector attributed at the 24-hour read, beside the sandbox's truth for the same posts:
+    ``attributed`` (pass-2 follows summed), ``true_posts`` and ``true_replies`` (the sandbox's settled
+    follows of those originals and replies), ``true`` (both)."""
+    account_id, sandbox = run.account_ids[0], run.contexts[0].sandbox
+    final = outcomes.final_follows_by_tweet(conn, account_id)
+    tweets = [sandbox.audience.tweets[t] for t in final if t in sandbox.audience.tweets]
+    posts = sum(t.totals.follows for t in tweets if t.target is None)
+    replies = sum(t.totals.follows for t in tweets if t.target is not None)
+    return {"attributed": sum(final.values()), "true_posts": posts, "true_replies": replies, "true": posts + replies}
+
+
 def _campaign_followers(args: tuple) -> dict:
     """Run one campaign in a fresh database; returns followers gained (runs in a worker process)."""
     base_url, template, policy, seed, days, scenario_path, fixed = args
@@ -62,14 +95,28 @@ def _campaign_followers(args: tuple) -> dict:
             with db.connection() as conn:
                 first, last = outcomes.first_and_last_followers(conn, run.account_ids[0])
                 earned = outcomes.follows_earned_by_posts(conn, run.account_ids[0])
+                truth = attribution_figures(run, conn)
             return {"policy": policy, "seed": seed, "gained": last - first, "post_follows": earned,
-                    "seconds": time.perf_counter() - t0}
+                    "seconds": time.perf_counter() - t0, **truth}
     finally:
         drop_database(base_url, name)
 
 
 def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policies=GROWTH_POLICIES,
-           workers: int = 2) -> list[dict]:
+           workers: int = 2, analytics: bool = True) -> list[dict]:
+    """Run every policy on seeds 0..seeds-1; ``analytics=False`` runs on a copy of the scenario whose
+    sandbox refuses analytics (``scenario_without_analytics``)."""
+    tmp = None if analytics else tempfile.mkdtemp(prefix="xbot_bench_scenario_")
+    try:
+        if tmp is not None:
+            scenario = scenario_without_analytics(scenario, tmp)
+        return _growth(days, seeds, scenario, policies, workers)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _growth(days: int, seeds: int, scenario: str | None, policies, workers: int) -> list[dict]:
     pg = TestPostgres()
     fixed = Oracle(load_scenario(scenario)).best_choice()
     jobs = [(pg.base_url, pg.template, p, s, days, scenario, fixed if p == "fixed" else None)
@@ -133,14 +180,15 @@ def ratio_interval(results: list[dict], policy: str, baseline: str = "oracle", k
     return ratio, ratio - t * se, ratio + t * se
 
 
-def growth_table(results: list[dict], days: int, seeds: int, scenario: str | None) -> str:
+def growth_table(results: list[dict], days: int, seeds: int, scenario: str | None, analytics: bool = True) -> str:
     by, earned = {}, {}
     for r in results:
         by.setdefault(r["policy"], []).append(r["gained"])
         earned.setdefault(r["policy"], []).append(r["post_follows"])
     oracle = statistics.mean(by["oracle"]) if "oracle" in by else float("nan")
     oracle_earned = statistics.mean(earned["oracle"]) if "oracle" in earned else float("nan")
-    lines = [f"followers gained over {days} days, {seeds} seeds, scenario {scenario or 'default'} — {machine()}", "",
+    refused = "" if analytics else " (analytics refused: follows by snapshot attribution)"
+    lines = [f"followers gained over {days} days, {seeds} seeds, scenario {scenario or 'default'}{refused} — {machine()}", "",
              "| policy | followers gained: mean | sd | min | max | ratio to oracle | its 95% interval "
              "| follows earned by posts (pass 2): mean | ratio to oracle |",
              "| --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: |"]
@@ -222,13 +270,16 @@ def main(name: str, argv: list[str]) -> int:
         p.add_argument("--policies", default=",".join(GROWTH_POLICIES),
                        help=f"comma-separated, from {', '.join(GROWTH_POLICIES)} (default all)")
         p.add_argument("--workers", type=int, default=2, help="campaigns run in parallel (default 2)")
+        p.add_argument("--analytics", choices=("on", "off"), default="on",
+                       help="off: the sandbox refuses GET /2/tweets/analytics (as X does for an access level "
+                            "without it), so follows come from follower-snapshot attribution (default on)")
         a = p.parse_args(argv)
         policies = tuple(x.strip() for x in a.policies.split(",") if x.strip())
         bad = [x for x in policies if x not in GROWTH_POLICIES]
         if bad:
             p.error(f"unknown policies {bad} (expected some of {', '.join(GROWTH_POLICIES)})")
-        res = growth(a.days, a.seeds, a.scenario, policies, a.workers)
-        print(growth_table(res, a.days, a.seeds, a.scenario))
+        res = growth(a.days, a.seeds, a.scenario, policies, a.workers, analytics=a.analytics == "on")
+        print(growth_table(res, a.days, a.seeds, a.scenario, analytics=a.analytics == "on"))
     elif name == "lift":
         p.add_argument("--replicates", type=int, default=200, help="simulated experiments per cell (default 200)")
         p.add_argument("--n", type=int, default=400, help="posts per experiment (default 400)")

@@ -19,20 +19,43 @@ Where follows come from
 ----------------------
 ``follows_source='analytics'``: X's ``GET /2/tweets/analytics`` reports follows per post.
 
-``follows_source='snapshot_attribution'`` (analytics unavailable): follows are attributed from the
-follower snapshots. For each pair of consecutive snapshots (t_i, t_i+1] the gain is
-max(0, followers_i+1 - followers_i) — a net loss (churn) is never turned into negative follows. The
-gain is split across the posts *live* in that interval (posted before t_i+1 and less than
-``ATTRIBUTION_HORIZON`` = 24h old at t_i) in proportion to each post's profile visits (the latest
-read); when none of them has a profile visit, equally. A post's follows are the sum of its shares
-over the intervals up to the read. So the attributed follows of all posts add up to the positive
-follower gains, nothing is counted twice, and follows gained before the first snapshot are not
-attributed (never invented).
+``follows_source='snapshot_attribution'`` (analytics refused, as for most access levels): follows are
+attributed from the follower snapshots, after taking out what no post caused.
+
+1. The baseline. Followers also change without any post: organic follows (people who find the
+   profile another way) and churn (unfollows). Its rate per hour ``b`` (may be negative) is estimated
+   from the account's own snapshots of the last ``BASELINE_WINDOW`` (28 days): each interval's change
+   is modelled as ``b × hours + β × visits arriving``, where visits arriving = every post's settled
+   profile visits (its latest read, extrapolated by the accrual curve) × the part of its accrual curve
+   ``1 − e^(−age/τ)`` inside the interval; τ is read from the posts' own pass-1 and later visits
+   (``accrual_tau``; 4h before there are enough). Fitted by weighted least squares (a change's
+   variance grows with the interval) with Huber weights (a burst or a purge cannot drag it far) and
+   a normal prior centred on 0 (spread max(2, 0.5% of followers) per day): with little history the
+   baseline stays near 0, which is the plain split of every gain.
+2. The split. For each pair of consecutive snapshots (t_i, t_i+1] up to the read, the posts *live*
+   in it (posted before t_i+1 and less than ``ATTRIBUTION_HORIZON`` = 24h old at t_i) share
+   ``β × their visits arriving`` (what their visits predict) plus the part of the unexplained rest
+   (change − baseline − prediction) that is theirs by variance (``prediction / (prediction + noise ×
+   hours)``: a surprise at a busy hour is mostly the posts', at a quiet hour mostly the baseline's);
+   each post gets it in proportion to its visits arriving in that interval. When no post has a
+   profile visit at all, every post counts alike.
+3. Churn and limits. A loss shows up as a change below the baseline and lowers the shares of the
+   posts live then; a post's attributed follows are the sum of its shares, floored at 0 — churn never
+   makes negative follows. Where the baseline is negative (more unfollows than organic follows), the
+   posts are credited with the follows the churn hid, so the attributed sum can exceed the net gain.
+   Intervals with no live post credit nobody; follows before the first snapshot are never attributed.
+
+Over a campaign the attributed follows add up to the net gain minus the estimated baseline; the
+benchmark (bench/bench_attribution.py, BENCHMARKS.md) checks them against the sandbox's truth.
+
+Size: over 400 lines because the attribution rule (its pure functions: baseline, accrual, split) sits
+beside the job that feeds it from the store and stores what it returns; read top to bottom.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -53,6 +76,15 @@ log = logging.getLogger("xbot.jobs.collect")
 PASS_DELAYS: dict[int, timedelta] = {1: timedelta(hours=1), 2: timedelta(hours=24)}
 PRIVATE_METRICS_LIMIT = timedelta(days=30)   # X returns non-public metrics only for posts < 30 days old
 ATTRIBUTION_HORIZON = timedelta(hours=24)    # a post earns follows (by attribution) for a day
+BASELINE_WINDOW = timedelta(days=28)         # snapshot history the organic/churn baseline is estimated from
+ACCRUAL_TAU_PRIOR_H = 4.0                    # accrual time constant (hours) before enough reads to estimate it
+TAU_MIN_VISITS = 30                          # late-read profile visits needed to estimate it
+MIN_ACCRUED = 0.05                           # a read is extrapolated by at most 1/0.05 = 20x
+BASELINE_PRIOR_MIN_PER_DAY = 2.0             # prior spread of the baseline rate: max(2/day, 0.5% of followers/day)
+BASELINE_PRIOR_SHARE_PER_DAY = 0.005
+BASELINE_MIN_VARIANCE_PER_HOUR = 0.01        # floor of the residual variance (a flat history has none)
+BASELINE_HUBER_ITERATIONS = 5
+HUBER_K = 3.0                                # residuals beyond 3 sigma are down-weighted
 BATCH_SIZE = 100                             # X's limit of ids per GET /2/tweets
 LOOKUP_ENDPOINT = "GET /2/tweets"
 ANALYTICS_ENDPOINT = "GET /2/tweets/analytics"
@@ -74,55 +106,184 @@ class DuePost:
     dup_penalty: float
 
 
-@dataclass(frozen=True)
-class LivePost:
-    """A post that may have earned follows in a snapshot interval, with its latest profile visits."""
-    decision_id: str
-    posted_at: datetime
-    profile_visits: int
-
-
 def due_passes(posted_at: datetime, stored: Iterable[int], now: datetime) -> tuple[int, ...]:
     """The passes (1, 2) whose window has opened by ``now`` and that are not in ``stored``."""
     have = set(stored)
     return tuple(p for p, delay in PASS_DELAYS.items() if p not in have and posted_at + delay <= now)
 
 
+@dataclass(frozen=True)
+class LivePost:
+    """A post that may have earned follows in a snapshot interval, with what was read of its profile visits.
+
+    ``profile_visits`` is the latest read, taken at ``read_at`` (None: treated as settled);
+    ``first_visits``/``first_read_at`` the pass-1 read (None before it), from which the accrual time
+    constant is estimated.
+    """
+    decision_id: str
+    posted_at: datetime
+    profile_visits: int
+    read_at: datetime | None = None
+    first_visits: int | None = None
+    first_read_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The follower change no post explains: organic follows minus churn, per hour (may be negative)."""
+    rate_per_hour: float
+    se: float            # standard error of the rate (after shrinkage)
+    tau_hours: float     # accrual time constant of a post's profile visits (and follows)
+    hours: float         # hours of snapshot history the rate was estimated from
+    follows_per_visit: float = 0.0   # β: follows per settled profile visit of the posts
+    noise_per_hour: float = 1.0      # residual variance of the follower change per hour
+
+
+def _accrued(age_h: np.ndarray, tau: float) -> np.ndarray:
+    """Share of a post's profile visits (and follows) that has arrived ``age_h`` hours after posting."""
+    return np.where(age_h > 0, -np.expm1(-np.maximum(age_h, 0.0) / tau), 0.0)
+
+
+def accrual_tau(posts: Sequence[LivePost], prior: float = ACCRUAL_TAU_PRIOR_H) -> float:
+    """Accrual time constant τ (hours) of profile visits, from posts read early (pass 1) and late (≥12h).
+
+    Solves Σ early = Σ late · K(a_early)/K(a_late), K(a) = 1 − e^(−a/τ), pooled over posts (a robust
+    ratio: one post cannot move it much). Fewer than ``TAU_MIN_VISITS`` late visits: ``prior``.
+    """
+    early, late, a1, a2 = [], [], [], []
+    for p in posts:
+        if p.first_visits is None or p.first_read_at is None or p.read_at is None:
+            continue
+        age1 = (p.first_read_at - p.posted_at).total_seconds() / 3600
+        age2 = (p.read_at - p.posted_at).total_seconds() / 3600
+        if age1 <= 0 or age2 < 12 or p.profile_visits <= 0:
+            continue
+        early.append(min(p.first_visits, p.profile_visits)); late.append(p.profile_visits)
+        a1.append(age1); a2.append(age2)
+    if sum(late) < TAU_MIN_VISITS:
+        return prior
+    e, v, x1, x2 = (np.array(z, float) for z in (early, late, a1, a2))
+
+    def excess(log_tau: float) -> float:   # decreasing in τ
+        tau = math.exp(log_tau)
+        return float((v * _accrued(x1, tau) / _accrued(x2, tau)).sum() - e.sum())
+    lo, hi = math.log(0.1), math.log(72.0)
+    if excess(hi) >= 0:
+        return 72.0
+    if excess(lo) <= 0:
+        return 0.1
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if excess(mid) > 0 else (lo, mid)
+    return math.exp((lo + hi) / 2)
+
+
+def _expected_visits(posts: Sequence[LivePost], tau: float) -> np.ndarray:
+    """Each post's settled profile visits, extrapolated from its latest read by the accrual curve (all 1
+    when no post has a visit: then every post counts alike)."""
+    out = np.empty(len(posts))
+    for i, p in enumerate(posts):
+        v = float(max(0, int(p.profile_visits or 0)))
+        if p.read_at is not None:
+            age = (p.read_at - p.posted_at).total_seconds() / 3600
+            v = v / max(MIN_ACCRUED, float(_accrued(np.array([age]), tau)[0]))
+        out[i] = v
+    if len(out) and out.sum() <= 0:
+        out[:] = 1.0   # no post has a visit (or X gave none): every post counts alike
+    return out
+
+
+def _intervals(snapshots, until):
+    snaps = sorted((t, int(f)) for t, f in snapshots if t <= until)
+    pairs = [(a, b) for a, b in zip(snaps, snaps[1:]) if b[0] > a[0]]
+    t0 = np.array([a[0].timestamp() for a, _ in pairs])
+    t1 = np.array([b[0].timestamp() for _, b in pairs])
+    gain = np.array([b[1] - a[1] for a, b in pairs], float)
+    return t0, t1, gain
+
+
+def _kernel_shares(t0, t1, posted, tau) -> np.ndarray:
+    """(intervals × posts) share of each post's settled visits arriving in each interval."""
+    return _accrued((t1[:, None] - posted[None, :]) / 3600, tau) - _accrued((t0[:, None] - posted[None, :]) / 3600, tau)
+
+
+def estimate_baseline(snapshots: Sequence[tuple[datetime, int]], posts: Sequence[LivePost], until: datetime,
+                      tau: float | None = None) -> Baseline:
+    """The organic-minus-churn follower rate per hour, from the account's own snapshot history.
+
+    Each snapshot interval's change is modelled as ``rate × hours + β × visits_arriving`` (visits
+    arriving = every post's settled profile visits × the share of its accrual curve in the interval),
+    fitted by weighted least squares (variance ∝ interval length) with Huber weights (a burst of
+    follows or a purge cannot drag the rate far) and a normal prior centred on 0 whose spread
+    scales with the follower count (``BASELINE_PRIOR_*``): with little history the rate is shrunk
+    towards 0, i.e. towards the plain split of every gain to the live posts.
+    """
+    tau = accrual_tau(posts) if tau is None else tau
+    t0, t1, gain = _intervals(snapshots, until)
+    followers = max((int(f) for t, f in snapshots if t <= until), default=0)
+    prior_sd = max(BASELINE_PRIOR_MIN_PER_DAY, BASELINE_PRIOR_SHARE_PER_DAY * followers) / 24.0
+    if len(gain) == 0:
+        return Baseline(0.0, prior_sd, tau, 0.0)
+    dt = (t1 - t0) / 3600
+    posted = np.array([p.posted_at.timestamp() for p in posts]) if posts else np.empty(0)
+    visits = _expected_visits(posts, tau) if posts else np.empty(0)
+    x = _kernel_shares(t0, t1, posted, tau) @ visits if posts else np.zeros(len(gain))
+    sw = 1.0 / np.sqrt(dt)                       # weighted LS: the variance of a change grows with its length
+    design = np.column_stack([dt * sw, x * sw])
+    y = gain * sw
+    w = np.ones(len(y))
+    sigma2 = max(float(np.var(y)), BASELINE_MIN_VARIANCE_PER_HOUR)
+    coef = np.zeros(2)
+    for _ in range(BASELINE_HUBER_ITERATIONS):
+        ridge = np.diag([sigma2 / prior_sd ** 2, 1e-9])
+        a = design.T @ (design * w[:, None]) + ridge
+        coef = np.linalg.solve(a, design.T @ (y * w))
+        resid = y - design @ coef
+        sigma2 = max(float((w * resid ** 2).sum() / max(1.0, w.sum() - 2)), BASELINE_MIN_VARIANCE_PER_HOUR)
+        c = HUBER_K * math.sqrt(sigma2)
+        w = np.where(np.abs(resid) <= c, 1.0, c / np.maximum(np.abs(resid), 1e-12))
+    ridge = np.diag([sigma2 / prior_sd ** 2, 1e-9])
+    cov = sigma2 * np.linalg.inv(design.T @ (design * w[:, None]) + ridge)
+    return Baseline(float(coef[0]), float(math.sqrt(max(0.0, cov[0, 0]))), tau, float(dt.sum()),
+                    max(0.0, float(coef[1])), sigma2)
+
+
 def attribute_follows(snapshots: Sequence[tuple[datetime, int]], posts: Sequence[LivePost], until: datetime,
-                      horizon: timedelta = ATTRIBUTION_HORIZON) -> dict[str, float]:
+                      horizon: timedelta = ATTRIBUTION_HORIZON, baseline: Baseline | None = None) -> dict[str, float]:
     """Follows attributed to each post from follower snapshots (the rule in the module docstring).
 
     Parameters
     ----------
-    snapshots : (taken_at, followers_count) pairs, any order.
+    snapshots : (taken_at, followers_count) pairs, any order: the history the baseline is estimated
+        from and the intervals that are split.
     posts : every post that may be live in the covered intervals (not only the ones being read).
     until : only intervals ending at or before this time count (the read time).
+    baseline : the organic-minus-churn rate; None: ``estimate_baseline`` on the same snapshots and posts.
 
     Returns
     -------
     dict decision_id -> attributed follows (>= 0); every post in ``posts`` has an entry.
     """
     out = {p.decision_id: 0.0 for p in posts}
-    snaps = sorted((t, int(f)) for t, f in snapshots if t <= until)
-    if len(snaps) < 2 or not posts:
+    t0, t1, gain = _intervals(snapshots, until)
+    if len(gain) == 0 or not posts:
         return out
-    ids = [p.decision_id for p in posts]
+    baseline = estimate_baseline(snapshots, posts, until) if baseline is None else baseline
     posted = np.array([p.posted_at.timestamp() for p in posts])
-    visits = np.array([max(0, int(p.profile_visits or 0)) for p in posts], dtype=float)
     span = horizon.total_seconds()
-    totals = np.zeros(len(posts))
-    for (t0, f0), (t1, f1) in zip(snaps, snaps[1:]):
-        gain = max(0, f1 - f0)
-        if gain == 0 or t1 <= t0:
-            continue
-        live = (posted < t1.timestamp()) & (posted + span > t0.timestamp())
-        if not live.any():
-            continue  # follows nobody can have earned here (e.g. organic growth between posting days)
-        weights = np.where(live, visits, 0.0)
-        if weights.sum() <= 0:
-            weights = live.astype(float)
-        totals += gain * weights / weights.sum()
-    return {i: float(v) for i, v in zip(ids, totals)}
+    live = (posted[None, :] < t1[:, None]) & (posted[None, :] + span > t0[:, None])
+    shares = np.where(live, _kernel_shares(t0, t1, posted, baseline.tau_hours), 0.0)
+    weights = shares * _expected_visits(posts, baseline.tau_hours)[None, :]
+    total = weights.sum(axis=1)
+    has_live = total > 0                         # no live post: organic growth nobody earned
+    dt = (t1 - t0) / 3600
+    expected = baseline.follows_per_visit * total    # follows the live posts' visits predict here
+    residual = gain - baseline.rate_per_hour * dt - expected
+    # the unexplained rest goes to the posts in proportion to their share of the variance
+    keep = expected / np.maximum(expected + baseline.noise_per_hour * dt, 1e-12)
+    driven = expected + keep * residual
+    totals = (weights[has_live] / total[has_live, None] * driven[has_live, None]).sum(axis=0)
+    return {p.decision_id: max(0.0, float(v)) for p, v in zip(posts, totals)}
 
 
 def outcome_row(post: DuePost, collected_pass: int, metrics: Mapping[str, int], follows: float,
@@ -169,9 +330,18 @@ def find_due_posts(conn, account_id: str, world: str, now: datetime) -> tuple[li
     return due, too_old
 
 
-def _live_posts(conn, account_id: str, world: str, since: datetime, until: datetime) -> list[LivePost]:
-    rows = outcomes.posts_published_between(conn, account_id, world, since - ATTRIBUTION_HORIZON, until)
-    return [LivePost(r["decision_id"], r["posted_at"], int(r["profile_visits"])) for r in rows]
+def attribution_inputs(conn, account_id: str, world: str, simulated: bool, since: datetime, now: datetime
+                       ) -> tuple[list[tuple[datetime, int]], list[LivePost]]:
+    """The snapshots and posts ``attribute_follows`` needs to credit posts published from ``since`` on, read
+    at ``now``: the snapshot history of the last ``BASELINE_WINDOW`` (for the baseline) and every post
+    that may be live in it."""
+    start = min(since, now - BASELINE_WINDOW)
+    snapshots = outcomes.follower_counts_covering(conn, account_id, simulated, start, now)
+    first = min((t for t, _ in snapshots), default=start)
+    posts = [LivePost(r["decision_id"], r["posted_at"], int(r["profile_visits"] or 0), r["read_at"],
+                      None if r["first_visits"] is None else int(r["first_visits"]), r["first_read_at"])
+             for r in outcomes.posts_for_attribution(conn, account_id, world, first - ATTRIBUTION_HORIZON, now)]
+    return snapshots, posts
 
 
 # ----------------------------------------------------------------------------- shell: X + the tick
@@ -184,6 +354,12 @@ def _metrics_of(tm: Any, analytics: Any | None) -> dict[str, int]:
             if m[k] is None and getattr(analytics, k, None) is not None:
                 m[k] = getattr(analytics, k)
     return {k: int(v or 0) for k, v in m.items()}
+
+
+def _measured_follows(an: Any | None) -> bool:
+    """X's analytics gave this post's follows. An answer without the count (a field not granted, not
+    asked, or dropped) is not a measured 0: such a post's follows come from snapshot attribution."""
+    return an is not None and getattr(an, "follows", None) is not None
 
 
 def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
@@ -221,19 +397,22 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
     weights = ctx.settings.reward_weights()
     with ctx.db.connection() as conn:
         attributed: dict[str, float] = {}
-        if any(an is None for _, _, an in read):
-            latest_visits = {p.decision_id: m["profile_visits"] for p, m, _ in read}
-            # intervals after the batch's youngest post left the horizon cannot credit these posts
-            end = min(now, max(p.posted_at for p in batch) + ATTRIBUTION_HORIZON)
-            snapshots = outcomes.follower_counts_covering(conn, ctx.account_id, ctx.simulated, start, end)
-            last = max((t for t, _ in snapshots), default=end)
-            live = [LivePost(lp.decision_id, lp.posted_at, latest_visits.get(lp.decision_id, lp.profile_visits))
-                    for lp in _live_posts(conn, ctx.account_id, ctx.world, start, max(last, end))]
+        if any(not _measured_follows(an) for _, _, an in read):
+            snapshots, posts = attribution_inputs(conn, ctx.account_id, ctx.world, ctx.simulated, start, now)
+            this_read = {p.decision_id: (m["profile_visits"], 1 in p.passes) for p, m, _ in read}
+            live = []
+            for lp in posts:   # the read being stored now is the latest (and, for pass 1, the first)
+                if lp.decision_id in this_read:
+                    visits, first = this_read[lp.decision_id]
+                    lp = replace(lp, profile_visits=visits, read_at=now,
+                                 first_visits=visits if first else lp.first_visits,
+                                 first_read_at=now if first else lp.first_read_at)
+                live.append(lp)
             attributed = attribute_follows(snapshots, live, now)
         rows = []
         for post, metrics, an in read:
-            if an is not None:
-                follows, source = float(an.follows or 0), "analytics"
+            if _measured_follows(an):
+                follows, source = float(an.follows), "analytics"
             else:
                 follows, source = attributed.get(post.decision_id, 0.0), "snapshot_attribution"
             for p in post.passes:

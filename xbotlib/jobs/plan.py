@@ -14,6 +14,12 @@ replies, one decision per kind per tick:
    (stored in ``gate_rejections``, counted in the metrics);
 5. the content predictor ranks the survivors; the best is queued for the *next* occurrence of its
    hour in the account's time zone (today if still ahead, else tomorrow — never a day late).
+
+Against live X (LIVE_POSTS=true, and LIVE_POSTS=shadow, which plans exactly as live does) the offline
+templates are useless: live X never gets template text. So with the template generator (no
+OPENAI_API_KEY) the tick plans nothing and says why, instead of queueing posts that can never go out.
+Decisions shadow mode stood in for (skipped, last_error 'shadow') count as posted for the day plan,
+the rotation and novelty, so a shadow run plans what a live run would plan.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from xbotlib.clients.generation import TemplateGenerator
 from xbotlib.clients.xapi import XApiError
 from xbotlib.core import experiments, features, vocab
 from xbotlib.core.features import timing_matrix
@@ -98,6 +105,11 @@ def tick(ctx: JobContext) -> JobResult:
 
     now = ctx.clock.now()
     s = ctx.settings
+    if ctx.world == "live" and isinstance(ctx.generator, TemplateGenerator):
+        reason = "no OPENAI_API_KEY: live X never gets template posts (set OPENAI_API_KEY, or use the sandbox)"
+        tagged(log, "PLAN", "skipped", level=logging.WARNING, reason="template_generator_in_live_world",
+               mode=s.posting_mode)
+        return JobResult.skipped(reason, queued=0)
     if ctx.llm is not None:
         ctx.llm.new_tick()  # OpenAI retries are budgeted per tick (at most 2), so each tick starts afresh
     with ctx.db.connection() as conn:

@@ -13,6 +13,11 @@ A row in ``posting`` is also what a *live* worker's post looks like while it wai
 worker holds a session advisory lock on the decision from the claim until the outcome is saved
 (it dies with the worker's connection), and reconciliation settles only rows whose lock it can
 take: another worker's post in flight is never requeued or marked posted behind its back.
+
+Shadow mode (LIVE_POSTS=shadow) is the rehearsal for live: the world is live, but this job never
+writes to X. Each decision a live worker would send now (due, an LLM text) moves ``queued -> skipped``
+with ``last_error='shadow'`` and a ``[POSTING] shadow …`` line: the record of what would have been
+posted. Template and synthetic text is held back exactly as in live mode.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import httpx
 from psycopg.pq import TransactionStatus
 
 from xbotlib.clients.xapi import (XApiError, XConnectionError, XRateLimited, XServerError, XTimeout)
+from xbotlib.core.text import weighted_length
 from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
 from xbotlib.logs import tagged
 from xbotlib.store import locks, queue
@@ -149,6 +155,8 @@ def tick(ctx: JobContext) -> JobResult:
     if mode == "disabled":
         tagged(log, "POSTING", "disabled", reason="POSTING_DISABLED=true", sent=0)
         return JobResult.skipped("POSTING_DISABLED=true", sent=0)
+    if mode == "shadow":
+        return shadow_tick(ctx)
     now = ctx.clock.now()
     with ctx.db.connection() as conn:  # one connection for the pre-flight checks: this tick runs every few minutes
         ensure_account_once(ctx, conn)
@@ -199,11 +207,30 @@ def tick(ctx: JobContext) -> JobResult:
         if outcome in ("retried", "rate_limited"):
             break  # X is unhappy: leave the rest for a later tick
     if mode == "live":
-        with ctx.db.connection() as conn:
-            n = queue.count_due_not_postable(conn, ctx.account_id, ctx.clock.now(), sources)
-        if n:
-            tagged(log, "POSTING", "held", reason="template_or_synthetic_never_posted_live", count=n)
-            detail["held_not_llm"] = int(n)
+        _count_held(ctx, sources, detail)
+    return JobResult(detail=detail)
+
+
+def _count_held(ctx: JobContext, sources, detail: dict) -> None:
+    with ctx.db.connection() as conn:
+        n = queue.count_due_not_postable(conn, ctx.account_id, ctx.clock.now(), sources)
+    if n:
+        tagged(log, "POSTING", "held", reason="template_or_synthetic_never_posted_live", count=n)
+        detail["held_not_llm"] = int(n)
+
+
+def shadow_tick(ctx: JobContext) -> JobResult:
+    """Shadow mode: record what live mode would post now, and send nothing to X (no client call at all)."""
+    sources = queue.postable_sources("shadow")
+    with ctx.db.connection() as conn:
+        ensure_account_once(ctx, conn)
+        shadowed = queue.shadow_due(conn, ctx.account_id, ctx.clock.now(), ctx.worker_id, sources)
+    for row in shadowed:
+        tagged(log, "POSTING", "shadow", decision_id=row["decision_id"], type=row["decision_type"],
+               source=row["generation_source"], scheduled_at=row["scheduled_at"].isoformat(),
+               weighted_length=weighted_length(row["content"]), sent=0)
+    detail = {"sent": 0, "shadowed": len(shadowed)}
+    _count_held(ctx, sources, detail)
     return JobResult(detail=detail)
 
 

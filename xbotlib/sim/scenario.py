@@ -109,6 +109,14 @@ class Replies:
 
 
 @dataclass(frozen=True)
+class XAccess:
+    """What the account's X API access level grants. analytics: ``GET /2/tweets/analytics`` answers
+    (false: 403 Client Forbidden, as X answers an access level without it; follows then come from
+    follower-snapshot attribution)."""
+    analytics: bool = True
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str = ""
@@ -119,6 +127,7 @@ class Scenario:
     rates: Rates = field(default_factory=Rates)
     fatigue: Fatigue = field(default_factory=Fatigue)
     replies: Replies = field(default_factory=Replies)
+    x: XAccess = field(default_factory=XAccess)
     hooks: Mapping[str, Effect] = field(default_factory=dict)
     topics: Mapping[str, Effect] = field(default_factory=dict)
     no_topic: Effect = NEUTRAL
@@ -164,7 +173,7 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<dict>") -> Scenario:
     """Build a Scenario from a parsed TOML mapping (see docs/SCENARIO.md)."""
     r = _Reader(source)
     r.keys(raw, "", {"name", "description", "timezone", "account", "reach", "hours", "rates", "fatigue",
-                     "replies", "hooks", "topics", "experiments"})
+                     "replies", "x", "hooks", "topics", "experiments"})
     name = r.string(raw, "", "name", required=True)
     timezone = r.string(raw, "", "timezone", default="UTC")
     try:
@@ -188,6 +197,7 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<dict>") -> Scenario:
         fatigue=r.record(raw, "fatigue", Fatigue, fractions={"onset", "max_penalty"}, positive={"window_days"}),
         replies=r.record(raw, "replies", Replies, ints={"candidates_per_topic"},
                          positive={"velocity_half", "age_tau_minutes", "candidates_per_topic"}),
+        x=r.access(raw),
         hooks=r.effects(raw, "hooks", vocab.HOOK_PATTERNS),
         topics=r.effects(raw, "topics", (*vocab.TOPICS, "none")),
         experiments=r.effects(raw, "experiments", EXPERIMENT_IDS),
@@ -251,6 +261,14 @@ class _Reader:
         values = {k: self.number(section, k, v, integer=k in ints, positive=k in positive, fraction=k in fractions)
                   for k, v in table.items()}
         return cls(**values)
+
+    def access(self, raw) -> XAccess:
+        table = self.table(raw, "", "x")
+        self.keys(table, "x", {f.name for f in dataclasses.fields(XAccess)})
+        for key, value in table.items():
+            if not isinstance(value, bool):
+                self.fail("x", key, value, "true or false")
+        return XAccess(**table)
 
     def hour_curve(self, raw, section: str, key: str) -> tuple[float, ...]:
         value = raw.get(key, [1.0] * 24)

@@ -74,6 +74,14 @@ def follows_earned_by_posts(conn, account_id: str) -> float:
     return float(row["f"])
 
 
+def final_follows_by_tweet(conn, account_id: str) -> dict[str, float]:
+    """tweet_id -> follows of the pass-2 (T+24h) outcome, for every post of the account that has one."""
+    rows = conn.execute(
+        """SELECT pd.tweet_id, o.follows FROM outcomes o JOIN posted_decisions pd ON pd.decision_id = o.decision_id
+            WHERE o.account_id = %s AND o.collected_pass = 2""", (account_id,)).fetchall()
+    return {r["tweet_id"]: float(r["follows"]) for r in rows}
+
+
 # ----------------------------------------------------------------------------- read models (admin API, views)
 
 def latest_follower_snapshot(conn, account_id: str, simulated: bool, at: datetime, within: timedelta) -> dict | None:
@@ -212,12 +220,18 @@ def follower_counts_covering(conn, account_id: str, simulated: bool, since: date
     return [(r["taken_at"], int(r["followers_count"])) for r in rows]
 
 
-def posts_published_between(conn, account_id: str, world: str, after: datetime, until: datetime) -> list[dict]:
-    """Posts of ``world`` published in (after, until]: decision_id (text), posted_at and the latest
-    profile_visits."""
+def posts_for_attribution(conn, account_id: str, world: str, after: datetime, until: datetime) -> list[dict]:
+    """Posts of ``world`` published in (after, until], with what the collector read of their profile visits:
+    decision_id (text), posted_at, profile_visits (the latest read), read_at (when that read was stored; None
+    before any), first_visits and first_read_at (the pass-1 read; None before it)."""
     return conn.execute(
-        """SELECT decision_id::text AS decision_id, posted_at, profile_visits FROM posted_decisions
-            WHERE account_id = %s AND world = %s AND posted_at > %s AND posted_at <= %s""",
+        """SELECT pd.decision_id::text AS decision_id, pd.posted_at, pd.profile_visits,
+                  (SELECT max(o.collected_at) FROM outcomes o WHERE o.decision_id = pd.decision_id) AS read_at,
+                  o1.profile_visits AS first_visits, o1.collected_at AS first_read_at
+             FROM posted_decisions pd
+             LEFT JOIN outcomes o1 ON o1.decision_id = pd.decision_id AND o1.collected_pass = 1
+            WHERE pd.account_id = %s AND pd.world = %s AND pd.posted_at > %s AND pd.posted_at <= %s
+            ORDER BY pd.posted_at, pd.tweet_id""",
         (account_id, world, after, until)).fetchall()
 
 

@@ -3,11 +3,14 @@
     draft -> queued -> posting -> posted
                            \\-> failed        (gave up; an operator may requeue)
                            \\-> queued        (transient error: retry later)
-    draft | queued -> skipped | cancelled
+    draft | queued -> skipped | cancelled   (skipped with last_error 'shadow': shadow mode's stand-in for posted)
 
 The CHECK constraint keeps status values valid; ``transition`` keeps the *moves* valid: it
 updates only rows that are in an allowed source state and refuses anything else with an error
 naming both states. Every query takes ``now`` from the caller's clock, never from ``now()``.
+
+Size: one table's lifecycle — insert, moves, claims, shadowing and the planner's and poster's reads of
+``content_metadata`` — kept together so every status rule is in one place.
 """
 from __future__ import annotations
 
@@ -20,11 +23,18 @@ from typing import Any, Iterable
 
 import psycopg
 
+from xbotlib.core.text import x_text_problem
+
 STATUSES = ("draft", "queued", "posting", "posted", "failed", "skipped", "cancelled")
 TERMINAL = frozenset({"posted", "skipped", "cancelled"})
 # decisions that are (or are about to be) on the account: what the planner's rotation, caps and
 # novelty look at
 ACTIVE_STATUSES = ("queued", "posting", "posted")
+# shadow mode (LIVE_POSTS=shadow) ends a due decision 'skipped' with this last_error: what it would have posted
+SHADOW_REASON = "shadow"
+# in SQL: an active decision, or one shadow mode stood in for (it counts as posted for the planner's
+# rotation, day plan and novelty, so a shadow run plans what a live run would plan)
+_ACTIVE_SQL = f"(status = ANY(%(active)s) OR (status = 'skipped' AND last_error = '{SHADOW_REASON}'))"
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"queued", "skipped", "cancelled"}),
     "queued": frozenset({"posting", "skipped", "cancelled"}),
@@ -41,11 +51,16 @@ POSTABLE_SOURCES: dict[str, frozenset[str]] = {
     "disabled": frozenset(),
     "sandbox": frozenset({"llm", "template", "synthetic"}),
     "live": frozenset({"llm"}),
+    "shadow": frozenset({"llm"}),  # what live would send: shadow records exactly that, and sends nothing
 }
 
 
 class IllegalTransition(ValueError):
     """A decision cannot move from its current status to the requested one."""
+
+
+class TextRejected(ValueError):
+    """A decision's text is one X would refuse (blank, over 280 weighted characters, invalid characters)."""
 
 
 def postable_sources(mode: str) -> frozenset[str]:
@@ -111,13 +126,21 @@ _INSERT_COLUMNS = (
 
 
 def insert_decision(conn: psycopg.Connection, d: Decision, now: datetime) -> uuid.UUID:
-    """Insert a decision (status draft or queued). A queued decision needs ``scheduled_at``."""
+    """Insert a decision (status draft or queued). A queued decision needs ``scheduled_at``.
+
+    Text X would refuse is never stored (``TextRejected``): blank, longer than 280 weighted characters
+    (twitter-text v3: URLs 23, CJK and most emoji 2), or with characters X calls invalid.
+    """
     if d.status not in ("draft", "queued"):
         raise IllegalTransition(f"a new decision starts as draft or queued, not {d.status!r}")
     if d.status == "queued" and d.scheduled_at is None:
         raise ValueError(f"decision {d.decision_id} is queued without scheduled_at (set the posting time)")
     if d.decision_type == "reply" and not d.target_tweet_id:
         raise ValueError(f"reply decision {d.decision_id} has no target_tweet_id")
+    problem = x_text_problem(d.content)
+    if problem is not None:
+        raise TextRejected(f"decision {d.decision_id} not stored: its text is {problem}; "
+                           "X would refuse it — shorten or rewrite the text")
     values = {
         **{k: getattr(d, k) for k in _INSERT_COLUMNS if hasattr(d, k)},
         "content_hash": content_hash(d.content),
@@ -192,8 +215,31 @@ def claim_for_posting(conn: psycopg.Connection, account_id: str, now: datetime, 
     decision is ``posting`` *before* anything is sent to X, so a crash leaves a row that
     reconciliation finds.
     """
+    return _take_due(conn, account_id, now, worker, sources, limit,
+                     "status = 'posting', attempts = cm.attempts + 1")
+
+
+def shadow_due(conn: psycopg.Connection, account_id: str, now: datetime, worker: str,
+               sources: Iterable[str], limit: int = 50) -> list[dict]:
+    """Shadow mode's stand-in for posting: the decisions a live worker would claim now move straight
+    ``queued -> skipped`` with ``last_error = 'shadow'`` (claimed_by/claimed_at say who and when) and are
+    returned, oldest first. Nothing is sent anywhere; SKIP LOCKED keeps two workers off the same row."""
+    return _take_due(conn, account_id, now, worker, sources, limit,
+                     "status = 'skipped', last_error = %(reason)s", reason=SHADOW_REASON)
+
+
+# the two ways a due decision leaves the queue: claimed for posting, or shadowed (constants, never input)
+_TAKE_SET = ("status = 'posting', attempts = cm.attempts + 1", "status = 'skipped', last_error = %(reason)s")
+
+
+def _take_due(conn: psycopg.Connection, account_id: str, now: datetime, worker: str, sources: Iterable[str],
+              limit: int, set_clause: str, reason: str | None = None) -> list[dict]:
+    """Move up to ``limit`` due decisions (queued, scheduled_at <= now, not backing off, from ``sources``) out
+    of the queue with ``set_clause``, stamped with the worker; returned oldest first."""
+    if set_clause not in _TAKE_SET:
+        raise ValueError(f"unknown queue transition {set_clause!r}")
     return conn.execute(
-        """WITH ready AS (
+        """WITH due AS (
                SELECT decision_id FROM content_metadata
                 WHERE account_id = %(acc)s AND status = 'queued' AND scheduled_at <= %(now)s
                   AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
@@ -201,14 +247,14 @@ def claim_for_posting(conn: psycopg.Connection, account_id: str, now: datetime, 
                 ORDER BY scheduled_at, created_at
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
-           ), claimed AS (
+           ), taken AS (
            UPDATE content_metadata cm
-              SET status = 'posting', claimed_by = %(worker)s, claimed_at = %(now)s,
-                  attempts = cm.attempts + 1, updated_at = %(now)s
-             FROM ready WHERE cm.decision_id = ready.decision_id
+              SET """ + set_clause + """, claimed_by = %(worker)s, claimed_at = %(now)s, updated_at = %(now)s
+             FROM due WHERE cm.decision_id = due.decision_id
            RETURNING cm.*)
-           SELECT * FROM claimed ORDER BY scheduled_at, created_at""",
-        {"acc": account_id, "now": now, "sources": list(sources), "limit": limit, "worker": worker},
+           SELECT * FROM taken ORDER BY scheduled_at, created_at""",
+        {"acc": account_id, "now": now, "sources": list(sources), "limit": limit, "worker": worker,
+         "reason": reason},
     ).fetchall()
 
 
@@ -298,21 +344,21 @@ def set_account_x_user(conn: psycopg.Connection, account_id: str, user_id: str, 
 
 def recent_hooks_and_topics(conn: psycopg.Connection, account_id: str, decision_type: str,
                             limit: int = 20) -> list[dict]:
-    """``hook_pattern`` and ``topic`` of the newest active decisions of this type, newest first."""
+    """``hook_pattern`` and ``topic`` of the newest active (or shadowed) decisions of this type, newest first."""
     return conn.execute(
-        """SELECT hook_pattern, topic FROM content_metadata
-            WHERE account_id = %s AND decision_type = %s AND status = ANY(%s)
-            ORDER BY created_at DESC LIMIT %s""",
-        (account_id, decision_type, list(ACTIVE_STATUSES), limit)).fetchall()
+        f"""SELECT hook_pattern, topic FROM content_metadata
+             WHERE account_id = %(acc)s AND decision_type = %(type)s AND {_ACTIVE_SQL}
+             ORDER BY created_at DESC LIMIT %(limit)s""",
+        {"acc": account_id, "type": decision_type, "active": list(ACTIVE_STATUSES), "limit": limit}).fetchall()
 
 
 def count_active_created_since(conn: psycopg.Connection, account_id: str, decision_type: str,
                                since: datetime) -> int:
-    """Active decisions of this type created after ``since``."""
+    """Active (or shadowed) decisions of this type created after ``since``."""
     return conn.execute(
-        """SELECT count(*) AS n FROM content_metadata
-            WHERE account_id = %s AND decision_type = %s AND status = ANY(%s) AND created_at > %s""",
-        (account_id, decision_type, list(ACTIVE_STATUSES), since)).fetchone()["n"]
+        f"""SELECT count(*) AS n FROM content_metadata
+             WHERE account_id = %(acc)s AND decision_type = %(type)s AND {_ACTIVE_SQL} AND created_at > %(since)s""",
+        {"acc": account_id, "type": decision_type, "active": list(ACTIVE_STATUSES), "since": since}).fetchone()["n"]
 
 
 def booked_post_times(conn: psycopg.Connection, account_id: str, after: datetime, until: datetime) -> list[datetime]:
@@ -326,11 +372,12 @@ def booked_post_times(conn: psycopg.Connection, account_id: str, after: datetime
 
 
 def active_embeddings_since(conn: psycopg.Connection, account_id: str, since: datetime) -> list[list[float]]:
-    """Text embeddings of the active decisions created after ``since`` (novelty is measured against them)."""
+    """Text embeddings of the active (or shadowed) decisions created after ``since`` (novelty is measured
+    against them)."""
     rows = conn.execute(
-        """SELECT embedding FROM content_metadata
-            WHERE account_id = %s AND embedding IS NOT NULL AND status = ANY(%s) AND created_at > %s""",
-        (account_id, list(ACTIVE_STATUSES), since)).fetchall()
+        f"""SELECT embedding FROM content_metadata
+             WHERE account_id = %(acc)s AND embedding IS NOT NULL AND {_ACTIVE_SQL} AND created_at > %(since)s""",
+        {"acc": account_id, "active": list(ACTIVE_STATUSES), "since": since}).fetchall()
     return [r["embedding"] for r in rows]
 
 

@@ -7,7 +7,8 @@ import argparse
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks: growth, lift, speed (results go in BENCHMARKS.md)",
-                       description="growth: followers gained per policy over seeds vs the oracle; lift: bias, "
+                       description="growth: followers gained per policy over seeds vs the oracle (--analytics off: "
+                                   "the sandbox refuses post analytics, follows come from snapshot attribution); lift: bias, "
                                    "RMSE and coverage of DR vs IPW and difference in means; speed: simulated "
                                    "days per second and where the time goes.")
     p.add_argument("name", nargs="?", default="speed", choices=["growth", "lift", "speed"])
