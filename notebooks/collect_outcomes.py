@@ -40,7 +40,9 @@ db = analysis.connect(db_url)
 with db.connection() as conn:
     account = analysis.resolve_account(conn, account_id)
     world = analysis.resolve_world(conn, account)
-print(f"account {account}, world {world}")
+action = "runs one collection pass, then shows" if run_collection else "shows"
+analysis.report_context(f"Outcomes of account **{account}** ({world} world): this run {action} what is stored, "
+                        f"with the {latest} latest outcome rows.", database=db.url, account=account, world=world)
 
 # %% [markdown]
 # ## Collection pass
@@ -69,11 +71,11 @@ print(analysis.format_counts(counts))
 
 # %%
 outcomes = analysis.outcomes_arrow(db, account, world)
-analysis.latest_outcomes(outcomes, latest)
+analysis.table(analysis.latest_outcomes(outcomes, latest), decimals={"fpki": 2, "reward_composite": 3})
 
 # %% [markdown]
 # ## By pass and follow source
 # Pass-2 rows are the final numbers the learner and the experiments use.
 
 # %%
-analysis.pass_summary(outcomes)
+analysis.table(analysis.pass_summary(outcomes), decimals={"fpki_mean": 2})

@@ -12,29 +12,35 @@
 # ---
 
 # %% [markdown]
-# # Experiment lift: doubly-robust estimate of one experiment's effect
+# # Experiment lift: what to do about one experiment
 #
-# Each experiment randomises posts into a treatment and a control arm with a known propensity
-# (stored with every assignment). This report estimates the average effect of the treatment on the
-# final (T+24h) `reward_composite` and `fpki` three ways:
+# Each experiment randomises posts into a treatment and a control arm with a known propensity (stored
+# with every assignment). The report leads with the decision on the **primary metric, follows per 1,000
+# impressions (fpki)**, and checks three **guardrails**: impressions, the composite reward and replies,
+# all on final (T+24h) outcomes.
 #
-# - **difference in means** — treated mean minus control mean;
-# - **IPW** (Hajek) — the same, weighted by the stored propensities;
-# - **DR (AIPW)** — IPW augmented with cross-fitted outcome models on pre-treatment covariates:
-#   unbiased like IPW, usually tighter.
+# - **Lift** is relative (treatment over control, in %), from the doubly-robust (DR, AIPW) means of the
+#   two arms, with its 95% interval.
+# - **Always-valid 95%** is a confidence sequence: it stays valid however often the report is read.
+#   The fixed-n interval does not — read daily, it excludes the truth on some day far more often than 5%
+#   of the time (BENCHMARKS.md measures both). The verdict therefore reads the always-valid interval.
+# - **More posts per arm**: about how many more would detect the current effect with 80% power.
+# - **Sample ratio**: the arm counts against what the allocation leads to expect; a mismatch means the
+#   figures cannot be trusted until assignment or collection is fixed.
 #
-# Intervals are 95%. With too few posts per arm it says so instead of estimating. An unknown
-# `experiment_id` fails with the list of valid ids.
+# The estimators behind the figures (DR, IPW, difference in means) are in the appendix. With too few
+# posts per arm it says so instead of estimating. An unknown `experiment_id` fails with the valid ids.
 
 # %% tags=["parameters"]
 account_id: str = None  # None: XBOT_ACCOUNT_ID if it has data, else the account with most decisions
 db_url: str = None  # None: XBOT_DATABASE_URL (set by the runner) or the embedded database
 experiment_id: str = "question_cta"  # hashtag_1 | question_cta | contrarian_reply | late_evening_slot
-seed: int = 0  # cross-fitting folds of the DR estimator
+seed: int = 0  # cross-fitting folds of the DR estimator (0: the demo summary's and the API's)
 
 # %%
 # %matplotlib inline
 import pandas as pd
+from IPython.display import Markdown, display
 
 from xbotlib.app import analysis
 
@@ -44,15 +50,33 @@ with db.connection() as conn:
     world = analysis.resolve_world(conn, account)
     report = analysis.experiment_lift(conn, account, experiment_id, world, seed=seed)
     registry = pd.DataFrame(analysis.list_experiments(conn, account))
-print(f"account {account}, world {world}")
-print(report.summary())
+analysis.report_context(f"Experiment **{experiment_id}** for account **{account}** ({world} world), "
+                        f"DR cross-fitting seed {seed}.", database=db.url, account=account, world=world)
+
+# %%
+Markdown(report.summary().replace("\n", "  \n"))
+
+# %% [markdown]
+# ## The decision
+# The verdict line (the same the demo summary prints and `GET /api/experiments/{id}/lift` returns),
+# then every metric's lift. Means are the DR estimates of each arm's mean per post.
+
+# %%
+display(Markdown(f"**{report.decision.line}**" if report.decision else f"**Not estimable yet:** {report.reason}"))
+analysis.table(report.metrics_table())
+
+# %%
+srm = report.decision.srm if report.decision else None
+Markdown("No sample-ratio check without estimable data." if srm is None else
+         f"**{srm.describe()}**" if srm.flagged else srm.describe())
 
 # %% [markdown]
 # ## The account's experiments
 # Assignments per arm so far (every assigned decision, posted or not).
 
 # %%
-registry.reindex(columns=["experiment_id", "applies_to", "enabled", "allocation", "n_treatment", "n_control"])
+analysis.table(registry.reindex(columns=["experiment_id", "applies_to", "enabled", "allocation", "n_treatment",
+                                         "n_control"]), percent=["allocation"])
 
 # %% [markdown]
 # ## Sample sizes
@@ -63,14 +87,18 @@ registry.reindex(columns=["experiment_id", "applies_to", "enabled", "allocation"
 print(report.arm_sizes()[["arm", "n"]].to_string(index=False))
 
 # %%
-report.arm_sizes()
+analysis.table(report.arm_sizes(), decimals={"reward_composite_mean": 3, "fpki_mean": 2, "impressions_mean": 0})
 
 # %% [markdown]
-# ## Estimates
-# `estimate` is treatment − control; `control_mean` puts it in proportion.
+# ## Appendix: the estimators
+# `estimate` is treatment − control in each metric's own units; `control_mean` puts it in proportion.
+# DR leads the report; IPW and the difference in means are shown to check it.
 
 # %%
-report.table
+print(report.estimator_note())
+
+# %%
+analysis.table(report.table)
 
 # %%
 analysis.plot_forest(report.table, report.reason)
@@ -86,7 +114,7 @@ analysis.plot_forest(report.table, report.reason)
 analysis.plot_balance(report.balance)
 
 # %%
-report.overlap
+analysis.table(report.overlap, percent=["max_weight_share"], decimals={"ess": 1})
 
 # %%
 analysis.plot_overlap(report.frame)

@@ -41,7 +41,9 @@ db = analysis.connect(db_url)
 with db.connection() as conn:
     account = analysis.resolve_account(conn, account_id)
 outcomes_tbl = analysis.outcomes_arrow(db, account)
-print(f"account {account}")
+analysis.report_context(f"Outcomes of account **{account}**, both worlds (the `simulated` column tells them apart), "
+                        "as one Arrow table for DuckDB and polars.", database=db.url, account=account,
+                        world="live + sandbox")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -52,50 +54,51 @@ print(outcomes_tbl.group_by("collected_pass").aggregate([("outcome_id", "count")
 # ## DuckDB: FPKI by hook pattern (final outcomes)
 
 # %%
-duckdb.sql("""
+analysis.table(duckdb.sql("""
     SELECT hook_pattern, count(*) AS posts, sum(impressions) AS impressions, sum(follows) AS follows,
            round(1000 * sum(follows) / greatest(1, sum(impressions)), 3) AS fpki
       FROM outcomes_tbl WHERE collected_pass = 2
      GROUP BY hook_pattern ORDER BY fpki DESC, hook_pattern
-""").df()
+""").df(), decimals={"fpki": 2})
 
 # %% [markdown]
 # ## DuckDB: FPKI by local posting hour
 
 # %%
-duckdb.sql("""
+analysis.table(duckdb.sql("""
     SELECT local_hour, count(*) AS posts, round(1000 * sum(follows) / greatest(1, sum(impressions)), 3) AS fpki,
            round(avg(reward_composite), 4) AS mean_reward
       FROM outcomes_tbl WHERE collected_pass = 2
      GROUP BY local_hour ORDER BY local_hour
-""").df()
+""").df(), decimals={"fpki": 2, "mean_reward": 3})
 
 # %% [markdown]
 # ## The same in polars
-# Hook × hour, final outcomes; `pivot` gives the hour-by-hook table.
+# Hook × hour, final outcomes; `pivot` gives the hour-by-hook table. Shown as polars shows them (shape
+# and column types on top; `null` where a hook was never posted at that hour).
 
 # %%
 by_hook_hour = (
     pl.from_arrow(outcomes_tbl)
     .filter(pl.col("collected_pass") == 2)
     .group_by("hook_pattern", "local_hour")
-    .agg(pl.len().alias("posts"), (1000 * pl.col("follows").sum() / pl.col("impressions").sum().clip(1)).alias("fpki"))
+    .agg(pl.len().alias("posts"), (1000 * pl.col("follows").sum() / pl.col("impressions").sum().clip(1)).round(2).alias("fpki"))
     .sort("hook_pattern", "local_hour")
 )
-by_hook_hour.to_pandas()
+by_hook_hour
 
 # %%
-by_hook_hour.pivot(on="hook_pattern", index="local_hour", values="fpki").sort("local_hour").to_pandas()
+by_hook_hour.pivot(on="hook_pattern", index="local_hour", values="fpki").sort("local_hour")
 
 # %% [markdown]
 # ## T+1h vs T+24h
 # How much of a post's final reach it had after one hour (DuckDB joins the two passes).
 
 # %%
-duckdb.sql("""
+analysis.table(duckdb.sql("""
     SELECT p2.hook_pattern, count(*) AS posts,
            round(avg(p1.impressions::double / greatest(1, p2.impressions)), 3) AS share_of_reach_at_1h
       FROM outcomes_tbl p1 JOIN outcomes_tbl p2 ON p1.decision_id = p2.decision_id
      WHERE p1.collected_pass = 1 AND p2.collected_pass = 2
      GROUP BY p2.hook_pattern ORDER BY p2.hook_pattern
-""").df()
+""").df(), percent=["share_of_reach_at_1h"])

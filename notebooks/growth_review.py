@@ -39,7 +39,8 @@ with db.connection() as conn:
     rejections = analysis.gate_rejections(conn, account)
 final = analysis.window(analysis.outcomes_frame(analysis.outcomes_arrow(db, account, world)), "posted_at", days)
 daily = analysis.daily_metrics(final)
-print(f"account {account}, world {world}, last {days} days of data")
+analysis.report_context(f"Growth over the last {days} days of data for account **{account}** ({world} world), "
+                        f"with its {top} best posts.", database=db.url, account=account, world=world)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -51,7 +52,7 @@ print(f"{len(followers)} days with follower snapshots, {len(final)} posts with a
 # End-of-day followers (line) and the day's change (bars).
 
 # %%
-followers
+analysis.table(followers)
 
 # %%
 analysis.plot_followers(followers)
@@ -61,7 +62,7 @@ analysis.plot_followers(followers)
 # Pooled FPKI = 1000 × Σ follows / Σ impressions of the day's posts (final outcomes).
 
 # %%
-daily
+analysis.table(daily, decimals={"fpki_pooled": 2, "fpki_mean": 2, "novelty_mean": 2, "reward_mean": 3})
 
 # %%
 analysis.plot_daily(daily, ("fpki_pooled", "novelty_mean", "reward_mean"))
@@ -70,7 +71,7 @@ analysis.plot_daily(daily, ("fpki_pooled", "novelty_mean", "reward_mean"))
 # ## Top posts by follows
 
 # %%
-analysis.top_posts(final, top)
+analysis.table(analysis.top_posts(final, top), decimals={"fpki": 2, "reward_composite": 3})
 
 # %% [markdown]
 # ## What the bandits believe
@@ -80,7 +81,7 @@ analysis.top_posts(final, top)
 analysis.plot_arm_posteriors(content_arms, "content arms (hook patterns)")
 
 # %%
-timing_arms
+analysis.table(timing_arms, decimals={"weight": 1})
 
 # %% [markdown]
 # ## Timing
@@ -94,4 +95,4 @@ analysis.plot_timing_heatmap(analysis.timing_table(final, "reward_composite"))
 # Candidates the plan job refused (quality, duplicate, rotation gates), by reason.
 
 # %%
-rejections
+analysis.table(rejections)

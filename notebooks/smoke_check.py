@@ -27,7 +27,9 @@ fail: bool = False
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
+from xbotlib.app.analysis import report_context, table
 from xbotlib.app.reports.runner import open_database
 from xbotlib.store.db import server_identity
 from xbotlib.store.runs import notebook_runs_by_status
@@ -39,8 +41,10 @@ from xbotlib.store.runs import notebook_runs_by_status
 with open_database() as db, db.connection() as conn:
     runs = notebook_runs_by_status(conn)
     server = server_identity(conn)
+display(report_context(f"Smoke check: message {message!r} repeated {repeat} times"
+                       f"{', failing on purpose (fail=True)' if fail else ''}.", database=db.url))
 print(f"connected to database {server['database']}")
-pd.DataFrame(runs, columns=["status", "runs"])
+display(table(pd.DataFrame(runs, columns=["status", "runs"]), caption="notebook runs recorded in this database"))
 
 # %% [markdown]
 # ## Parameters

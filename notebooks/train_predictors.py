@@ -31,6 +31,8 @@ seed: int = 0  # cross-validation folds
 
 # %%
 # %matplotlib inline
+from IPython.display import display
+
 from xbotlib.app import analysis
 from xbotlib.clock import SystemClock
 from xbotlib.config import load_settings
@@ -41,7 +43,10 @@ with db.connection() as conn:
     account = analysis.resolve_account(conn, account_id)
     world = analysis.resolve_world(conn, account)
     comparison = analysis.predictor_comparison(conn, account, world, seed=seed)
-print(f"account {account}, world {world}")
+action = "runs the learn job once (persist=True)" if persist else "stores no model (persist=False)"
+analysis.report_context(f"Predictors for account **{account}** ({world} world): every candidate cross-validated "
+                        f"against the predict-the-mean baseline (fold seed {seed}); this run {action}.",
+                        database=db.url, account=account, world=world)
 
 # %% [markdown]
 # ## Training samples
@@ -57,19 +62,35 @@ print(comparison[["target", "model", "n"]].to_string(index=False))
 # `beats_baseline` is False where the model does no better than predicting the mean.
 
 # %%
-comparison
+analysis.table(comparison, decimals=3)
 
 # %%
 analysis.plot_model_comparison(comparison)
 
 # %% [markdown]
 # ## Stored versions
-# What the learn job has saved (`predictor:content:vN`, `predictor:timing:vN`); the active one serves.
+# What the learn job has saved (`predictor:content:vN`, `predictor:timing:vN`). A new version is
+# served only if its cross-validated score beats both the predict-the-mean baseline and the active
+# version; otherwise it is stored as **rejected** with the reason, and the active version (or, with
+# none, the bandit's own estimate) keeps ranking the posts.
 
 # %%
 with db.connection() as conn:
     versions = analysis.model_versions(conn, account)
-versions
+rejected = versions[versions["status"] == "rejected"]
+print(f"{len(versions)} stored versions: " + ", ".join(f"{n} {s}" for s, n in versions["status"].value_counts().items())
+      if len(versions) else "no stored versions yet")
+analysis.table(versions.drop(columns=["is_active", "rejected_reason"]), decimals=3)
+
+# %% [markdown]
+# ### Rejected versions and why
+
+# %%
+if len(rejected):
+    display(analysis.table(rejected[["predictor_key", "algorithm", "cv_score", "baseline_score", "rejected_reason",
+                                     "trained_at"]], decimals=3))
+else:
+    print("no version was rejected: every stored version beat the baseline and the version before it")
 
 # %% [markdown]
 # ## Persist

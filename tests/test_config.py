@@ -18,7 +18,7 @@ def err(var: str, value: str) -> str:
 INVALID = [
     # booleans
     ("POSTING_DISABLED", "maybe"), ("POSTING_DISABLED", ""), ("POSTING_DISABLED", "2"),
-    ("LIVE_POSTS", "yes please"), ("LEARN_USE_LIGHTGBM", "null"),
+    ("LIVE_POSTS", "yes please"), ("LIVE_POSTS", "shadows"), ("LIVE_POSTS", "dry-run"), ("LEARN_USE_LIGHTGBM", "null"),
     # integers and their ranges
     ("XBOT_DB_POOL_MAX", "0"), ("XBOT_DB_POOL_MAX", "101"), ("XBOT_DB_POOL_MAX", "eight"),
     ("XBOT_DB_POOL_MAX", "1.5"), ("POSTS_PER_HOUR_CAP", "-1"), ("POSTS_PER_DAY_CAP", "1001"),
@@ -49,7 +49,8 @@ def test_invalid_values_name_the_variable_and_the_value(var, value):
 
 @pytest.mark.parametrize("var, raw, attr, value", [
     ("POSTING_DISABLED", " FALSE ", "posting_disabled", False), ("POSTING_DISABLED", "on", "posting_disabled", True),
-    ("LIVE_POSTS", "0", "live_posts", False), ("XBOT_DB_POOL_MAX", " 100 ", "db_pool_max", 100),
+    ("LIVE_POSTS", "0", "live_posts", False), ("LIVE_POSTS", " Shadow ", "live_posts", "shadow"),
+    ("LIVE_POSTS", "true", "live_posts", True), ("XBOT_DB_POOL_MAX", " 100 ", "db_pool_max", 100),
     ("POSTS_PER_HOUR_CAP", "0", "posts_per_hour_cap", 0), ("NOVELTY_MIN", "1", "novelty_min", 1.0),
     ("REWARD_W_DUP", "-0.25", "reward_w_dup", -0.25), ("XBOT_TIMEZONE", " Europe/Berlin ", "timezone", "Europe/Berlin"),
     ("XBOT_DATABASE_URL", "postgresql+psycopg://u@h/db", "database_url", "postgresql://u@h/db"),
@@ -83,11 +84,14 @@ def test_every_setting_has_a_parser_that_accepts_its_default():
      "posting to the sandbox (http://127.0.0.1:8765)"),
     ({"POSTING_DISABLED": "false", "LIVE_POSTS": "true", "X_ACCESS_TOKEN": "tok-123456789"}, "live",
      "posting to LIVE X at https://api.x.com"),
+    ({"POSTING_DISABLED": "false", "LIVE_POSTS": "shadow", "X_ACCESS_TOKEN": "tok-123456789"}, "shadow",
+     "SHADOW mode against live X at https://api.x.com: POSTING_DISABLED=false and LIVE_POSTS=shadow"),
+    ({"LIVE_POSTS": "shadow"}, "disabled", "posting disabled"),  # the master switch wins over shadow too
 ])
 def test_posting_mode(env, mode, reason):
     s = load_settings(env=env)
     assert s.posting_mode == mode
-    assert s.world == ("live" if mode == "live" else "sandbox")
+    assert s.world == ("live" if mode in ("live", "shadow") else "sandbox")
     assert s.posting_mode_reason().startswith(reason)
 
 
@@ -95,6 +99,9 @@ def test_posting_mode(env, mode, reason):
     ({"POSTING_DISABLED": "false", "LIVE_POSTS": "true"}, r"LIVE_POSTS=true .*needs X_ACCESS_TOKEN"),
     ({"POSTING_DISABLED": "false", "LIVE_POSTS": "true", "X_ACCESS_TOKEN": "t" * 20,
       "X_SANDBOX_URL": "http://127.0.0.1:8765"}, r"LIVE_POSTS=true conflicts with X_SANDBOX_URL='http://127.0.0.1:8765'"),
+    ({"POSTING_DISABLED": "false", "LIVE_POSTS": "shadow"}, r"LIVE_POSTS=shadow .*needs X_ACCESS_TOKEN"),
+    ({"POSTING_DISABLED": "false", "LIVE_POSTS": "shadow", "X_ACCESS_TOKEN": "t" * 20,
+      "X_SANDBOX_URL": "http://127.0.0.1:8765"}, r"LIVE_POSTS=shadow conflicts with X_SANDBOX_URL="),
 ])
 def test_inconsistent_live_settings_are_refused(env, message):
     with pytest.raises(ConfigError, match=message):
@@ -212,3 +219,16 @@ def test_unreachable_postgres_fails_fast_with_a_clear_message():
 def test_from_url_refuses_a_non_postgres_url():
     with pytest.raises(ConfigError, match=r"not a postgres URL: 'mysql://x'"):
         Database.from_url("mysql://x")
+
+
+def test_live_posts_shadow_is_explained_and_other_values_are_refused_clearly():
+    with pytest.raises(ConfigError) as exc:
+        load_settings(env={"LIVE_POSTS": "dryrun"})
+    assert str(exc.value) == ("LIVE_POSTS is not true, false or shadow: 'dryrun' (expected true to post to live X, "
+                              "shadow to plan and measure against live X without ever posting, or false for the sandbox)")
+    disabled = load_settings(env={"LIVE_POSTS": "shadow"})
+    assert disabled.posting_mode_reason().endswith(
+        "(LIVE_POSTS=shadow takes effect only with POSTING_DISABLED=false)")
+    shadow = load_settings(env={"POSTING_DISABLED": "false", "LIVE_POSTS": "shadow", "X_ACCESS_TOKEN": "t" * 20})
+    assert "never writes to X" in shadow.posting_mode_reason()
+    assert ("LIVE_POSTS", "shadow", "env") == next(r[:3] for r in shadow.masked() if r[0] == "LIVE_POSTS")

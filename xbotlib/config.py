@@ -4,9 +4,13 @@ Every setting is declared once in ``SETTINGS`` (name, type, default, help). ``lo
 reads them, and an invalid value stops with a ``ConfigError`` naming the variable, the value
 and what was expected. ``Settings`` is immutable; tests and the demo build their own with
 ``load_settings(env={...})`` or ``settings.replace(...)``.
+
+Size: every setting is declared here once (table, parsers, the typed ``Settings``), so that one file
+answers "what can be configured and how is it checked"; splitting it would scatter that answer.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import re
@@ -17,6 +21,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # the checkout (or source tree) xbotlib runs from: migrations/, notebooks/, schedules/, scenarios/ live here
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_home() -> Path:
+    """The workspace root when XBOT_HOME is unset: the checkout's ``.xbot`` (a source checkout has
+    pyproject.toml beside the package), else ``~/.xbot``. Never the current folder: every command
+    finds the same database, reports and logs whichever folder it runs from."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / ".xbot"
+    return Path.home() / ".xbot"
+
+
+DEFAULT_HOME = str(default_home())
 
 
 class ConfigError(ValueError):
@@ -102,6 +118,33 @@ def _parse_hours(name: str, raw: str) -> tuple[int, ...]:
     return hours
 
 
+def _parse_live_posts(name: str, raw: str) -> bool | str:
+    """LIVE_POSTS: true, false or 'shadow' (the live world, read for real; nothing ever written to X)."""
+    if raw.strip().lower() == "shadow":
+        return "shadow"
+    try:
+        return _parse_bool(name, raw)
+    except ConfigError:
+        raise ConfigError(f"{name} is not true, false or shadow: {raw!r} (expected true to post to live X, "
+                          "shadow to plan and measure against live X without ever posting, "
+                          "or false for the sandbox)") from None
+
+
+def _parse_fernet_keys(name: str, raw: str) -> str | None:
+    """XBOT_SECRET_KEY: one or more Fernet keys (32 url-safe base64 bytes each), comma-separated; never echoed."""
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    for i, key in enumerate(keys, 1):
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32 and len(key) == 44
+        except (ValueError, UnicodeEncodeError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"{name} key #{i} is not a Fernet key (32 url-safe base64-encoded bytes, 44 characters); "
+                              "make one with: python -c \"from cryptography.fernet import Fernet; "
+                              "print(Fernet.generate_key().decode())\"")
+    return ",".join(keys) or None
+
+
 def _str(name: str, raw: str) -> str | None:
     return raw if raw.strip() else None
 
@@ -124,14 +167,17 @@ SETTINGS: tuple[Setting, ...] = (
     # database
     Setting("XBOT_DATABASE_URL", "database_url", None, _parse_db_url,
             "PostgreSQL 14+ URL; unset = embedded PostgreSQL (pgserver) under XBOT_HOME/pgdata", secret=True),
-    Setting("XBOT_HOME", "home", ".xbot", lambda n, r: r.strip() or ".xbot",
-            "workspace state directory (embedded database, logs)"),
+    Setting("XBOT_HOME", "home", DEFAULT_HOME, lambda n, r: str(Path(r.strip()).expanduser().resolve()) if r.strip()
+            else DEFAULT_HOME,
+            "workspace root: embedded database (pgdata/), logs (logs/) and reports (reports/; with the default, the "
+            "checkout's reports/); default the checkout's .xbot; a relative path is taken from the current folder"),
     Setting("XBOT_DB_POOL_MAX", "db_pool_max", "8", _rng(_parse_int, 1, 100), "max connections in the pool"),
     # posting switches
     Setting("POSTING_DISABLED", "posting_disabled", "true", _parse_bool,
             "true = the posting job sends nothing anywhere (the safe default)"),
-    Setting("LIVE_POSTS", "live_posts", "false", _parse_bool,
-            "true = post to live X (needs POSTING_DISABLED=false and X credentials); false = the sandbox"),
+    Setting("LIVE_POSTS", "live_posts", "false", _parse_live_posts,
+            "true = post to live X (needs POSTING_DISABLED=false and X credentials); shadow = plan against and "
+            "read the live account but never post (records what it would have posted); false = the sandbox"),
     Setting("POSTS_PER_HOUR_CAP", "posts_per_hour_cap", "2", _rng(_parse_int, 0, 100), "max posts per account per hour"),
     Setting("POSTS_PER_DAY_CAP", "posts_per_day_cap", "8", _rng(_parse_int, 0, 1000), "max posts per account per day"),
     Setting("POST_MAX_ATTEMPTS", "post_max_attempts", "3", _rng(_parse_int, 1, 20),
@@ -161,6 +207,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("X_CLIENT_ID", "x_client_id", None, _str, "OAuth 2.0 client id (for token refresh)"),
     Setting("X_CLIENT_SECRET", "x_client_secret", None, _str, "OAuth 2.0 client secret", secret=True),
     Setting("X_TIMEOUT_S", "x_timeout_s", "10", _rng(_parse_float, 0.1, 120), "X request timeout in seconds"),
+    # X sign-in (OAuth 2.0 PKCE; `xbot auth login`) and the stored tokens
+    Setting("XBOT_SECRET_KEY", "secret_key", None, lambda n, r: _parse_fernet_keys(n, r),
+            "Fernet key(s) encrypting stored X tokens (NEW,OLD to rotate); make one: python -c \"from "
+            "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"", secret=True),
+    Setting("X_AUTHORIZE_URL", "x_authorize_url", "https://x.com/i/oauth2/authorize", _parse_http_url,
+            "X's OAuth 2.0 authorize page (`xbot auth login` opens it)"),
+    Setting("X_OAUTH_CALLBACK_PORT", "x_oauth_callback_port", "8976", _rng(_parse_int, 0, 65535),
+            "port of `xbot auth login`'s loopback callback; the X app lists http://127.0.0.1:PORT/callback"),
+    Setting("X_TOKEN_REFRESH_MARGIN_S", "x_token_refresh_margin_s", "300", _rng(_parse_int, 0, 7000),
+            "refresh a stored access token this many seconds before it expires"),
     # OpenAI
     Setting("OPENAI_API_KEY", "openai_api_key", None, _str,
             "OpenAI key; unset = offline template generator", secret=True),
@@ -194,10 +250,10 @@ SETTINGS: tuple[Setting, ...] = (
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
-    home: str = ".xbot"
+    home: str = DEFAULT_HOME
     db_pool_max: int = 8
     posting_disabled: bool = True
-    live_posts: bool = False
+    live_posts: bool | str = False  # True, False or "shadow"
     posts_per_hour_cap: int = 2
     posts_per_day_cap: int = 8
     post_max_attempts: int = 3
@@ -217,6 +273,10 @@ class Settings:
     x_client_id: str | None = None
     x_client_secret: str | None = None
     x_timeout_s: float = 10.0
+    secret_key: str | None = None
+    x_authorize_url: str = "https://x.com/i/oauth2/authorize"
+    x_oauth_callback_port: int = 8976
+    x_token_refresh_margin_s: int = 300
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
@@ -241,25 +301,50 @@ class Settings:
 
     @property
     def home_path(self) -> Path:
-        return Path(self.home).resolve()
+        """The workspace root (XBOT_HOME), absolute."""
+        return Path(self.home).expanduser().resolve()
+
+    @property
+    def reports_path(self) -> Path:
+        """Where notebook runs publish their reports and ``index.html``: the checkout's top-level
+        ``reports/`` while XBOT_HOME is the checkout's ``.xbot`` (the default), else XBOT_HOME/reports —
+        either way one place, whichever folder a command runs from."""
+        if self.home_path == (PROJECT_ROOT / ".xbot").resolve():
+            return PROJECT_ROOT / "reports"
+        return self.home_path / "reports"
+
+    @property
+    def log_path(self) -> Path:
+        """The log file the daemon, the demo and the database holder append to: XBOT_HOME/logs/xbot.log."""
+        return self.home_path / "logs" / "xbot.log"
 
     @property
     def posting_mode(self) -> str:
-        """'disabled', 'sandbox' or 'live' — see ``posting_mode_reason``."""
+        """'disabled', 'sandbox', 'shadow' or 'live' — see ``posting_mode_reason``."""
         if self.posting_disabled:
             return "disabled"
+        if self.live_posts == "shadow":
+            return "shadow"
         return "live" if self.live_posts else "sandbox"
 
     @property
     def world(self) -> str:
-        """Which world outcomes come from: 'live' only when posting to live X."""
-        return "live" if self.posting_mode == "live" else "sandbox"
+        """Which world plans read and outcomes come from: 'live' when posting to live X or shadowing it."""
+        return "live" if self.posting_mode in ("live", "shadow") else "sandbox"
 
     def posting_mode_reason(self) -> str:
         mode = self.posting_mode
         if mode == "disabled":
+            shadow = (" (LIVE_POSTS=shadow takes effect only with POSTING_DISABLED=false)"
+                      if self.live_posts == "shadow" else "")
             return ("posting disabled: POSTING_DISABLED=true (the default) — the posting job sends nothing; "
-                    "set POSTING_DISABLED=false to post to the sandbox, and also LIVE_POSTS=true for live X")
+                    "set POSTING_DISABLED=false to post to the sandbox, and also LIVE_POSTS=shadow to rehearse "
+                    "against live X or LIVE_POSTS=true to post there" + shadow)
+        if mode == "shadow":
+            return (f"SHADOW mode against live X at {self.x_api_base_url}: POSTING_DISABLED=false and "
+                    "LIVE_POSTS=shadow — plans against the real account and reads its real metrics, but the "
+                    "posting job never writes to X: each due decision ends 'skipped' with last_error 'shadow' "
+                    "(what it would have posted); set LIVE_POSTS=true to go live")
         if mode == "sandbox":
             where = self.x_sandbox_url or "the in-process sandbox"
             return f"posting to the sandbox ({where}): POSTING_DISABLED=false and LIVE_POSTS=false"
@@ -354,9 +439,13 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: Path | None = No
 
 
 def _check_consistency(s: Settings) -> None:
-    if s.posting_mode == "live" and not s.x_access_token:
-        raise ConfigError("LIVE_POSTS=true with POSTING_DISABLED=false needs X_ACCESS_TOKEN "
-                          "(an OAuth 2.0 user-context token); set it, or set LIVE_POSTS=false to use the sandbox")
-    if s.posting_mode == "live" and s.x_sandbox_url:
-        raise ConfigError(f"LIVE_POSTS=true conflicts with X_SANDBOX_URL={s.x_sandbox_url!r} "
-                          "(unset X_SANDBOX_URL to post to live X, or set LIVE_POSTS=false)")
+    flag = "shadow" if s.posting_mode == "shadow" else "true"  # shadow reads live X: it needs the same as live
+    # stored tokens (`xbot auth login`) are in the database, which settings cannot see: X_CLIENT_ID says
+    # they are meant to be used; without it, only a bootstrap X_ACCESS_TOKEN can reach X
+    if s.posting_mode in ("live", "shadow") and not s.x_access_token and not s.x_client_id:
+        raise ConfigError(f"LIVE_POSTS={flag} with POSTING_DISABLED=false needs X_ACCESS_TOKEN (an OAuth 2.0 "
+                          "user-context token, a bootstrap) or a signed-in account: set X_CLIENT_ID and XBOT_SECRET_KEY "
+                          "and run `xbot auth login`; or set LIVE_POSTS=false to use the sandbox")
+    if s.posting_mode in ("live", "shadow") and s.x_sandbox_url:
+        raise ConfigError(f"LIVE_POSTS={flag} conflicts with X_SANDBOX_URL={s.x_sandbox_url!r} "
+                          "(unset X_SANDBOX_URL to reach live X, or set LIVE_POSTS=false)")

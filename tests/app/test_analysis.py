@@ -2,6 +2,7 @@
 xbotlib.jobs.once, the job ticks two notebooks can run on request."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import numpy as np
@@ -11,6 +12,7 @@ from matplotlib.figure import Figure
 
 from xbotlib import views
 from xbotlib.app import analysis
+from xbotlib.app.reports.records import CONTEXT_MIME
 from xbotlib.clock import SimClock
 from xbotlib.config import load_settings
 from xbotlib.jobs import once
@@ -103,6 +105,11 @@ def test_frames_agree_with_the_database(campaign):
     assert arms["pulls"].sum() == _count(db, "SELECT coalesce(sum(pulls), 0) AS n FROM bandit_arms "
                                              "WHERE account_id = %s AND scope = 'content'", account)
     assert len(versions) == counts["model_versions"] >= 1
+    assert set(versions["status"]) <= {"active", "retired", "rejected"}
+    rejected = versions["status"] == "rejected"
+    assert (versions.loc[rejected, "rejected_reason"].str.len() > 0).all()  # a rejected version says why
+    assert (versions.loc[~rejected, "rejected_reason"] == "").all()
+    assert (versions["is_active"] == (versions["status"] == "active")).all()
     assert analysis.latest_outcomes(table, 4)["collected_at"].is_monotonic_decreasing
 
 
@@ -149,7 +156,7 @@ def test_lift_report_for_an_estimable_experiment(campaign):
         report = views.experiment_lift(conn, account, best, "sandbox")
     assert report.estimable, report.reason
     assert set(report.table["estimator"]) == {"difference_in_means", "ipw_hajek", "aipw_ridge"}
-    assert set(report.table["outcome"]) == {"reward_composite", "fpki"}
+    assert set(report.table["outcome"]) == {"fpki", "impressions", "reward_composite", "replies"}  # primary + guardrails
     assert ((report.table["ci_low"] <= report.table["estimate"]) & (report.table["estimate"] <= report.table["ci_high"])).all()
     sizes_frame = report.arm_sizes().set_index("arm")["n"]
     assert sizes_frame.to_dict() == {"control": sizes[best]["c"], "treatment": sizes[best]["t"]}
@@ -273,3 +280,51 @@ def test_plots_without_data_say_so_instead_of_raising(plot, frame):
 def test_world_problem(account, me, newest, found, problem):
     got = once.world_problem(account, *me, newest, found)
     assert got is None if problem is None else problem in got
+
+
+# ----------------------------------------------------------------------------- tables and prose for people
+
+def test_table_formats_for_people_without_changing_the_frame():
+    df = pd.DataFrame({"arm": ["control", "treatment"], "n": [1234, 5], "share": [0.125, None],
+                       "estimate": [90.5561, -0.0123456], "whole": [2.0, 3.0], "beats": [True, None],
+                       "at": pd.to_datetime(["2026-01-01 10:11:12.123456", "2026-01-02 00:00:00.000000"], utc=True),
+                       "day": pd.to_datetime(["2026-01-01", "2026-01-02"]), "lift": ["+28.1%", "[-41.6%, +181.0%]"]})
+    before = df.copy()
+    html = analysis.table(df, percent=["share"]).to_html()
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", html)
+    assert cells[:9] == ["control", "1,234", "12.5%", "90.6", "2", "yes", "2026-01-01 10:11", "2026-01-01", "+28.1%"]
+    assert cells[9:] == ["treatment", "5", "—", "-0.0123", "3", "—", "2026-01-02 00:00", "2026-01-02",
+                         "[-41.6%, +181.0%]"]
+    assert "row_heading" not in html and "blank level0" not in html  # no index column
+    assert df.equals(before)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", analysis.table(df[["estimate"]], decimals=1).to_html()) == ["90.6", "-0.0"]
+    # a named index is a column people read; an unnamed one is dropped
+    assert "<th" in analysis.table(df.set_index("arm")).to_html() and ">control<" in analysis.table(df.set_index("arm")).to_html()
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"percent": ["nope"]}, ValueError, r"percent names columns the table does not have: \['nope'\]"),
+    ({"decimals": -1}, ValueError, r"decimals must be 'auto', a whole number >= 0"),
+])
+def test_table_refuses_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        analysis.table(pd.DataFrame({"a": [0.5]}), **kwargs)
+
+
+def test_table_leaves_polars_frames_to_polars():
+    pl = pytest.importorskip("polars")
+    with pytest.raises(TypeError, match="show a polars frame as it is"):
+        analysis.table(pl.DataFrame({"a": [1]}))
+
+
+def test_report_context_says_what_the_report_read_and_carries_it_for_the_index():
+    ctx = analysis.report_context("Growth over the last 7 days for account **demo-1** (sandbox world).",
+                                  database="postgresql://postgres:secret@/xbot_demo?host=/tmp/s", account="demo-1",
+                                  world="sandbox")
+    bundle = ctx._repr_mimebundle_()
+    # the sentence already names account and world: only the database is added, its password hidden
+    assert bundle["text/markdown"] == ("Growth over the last 7 days for account **demo-1** (sandbox world).\n\n"
+                                       "Database `postgresql://postgres:****@/xbot_demo?host=/tmp/s`.")
+    assert bundle[CONTEXT_MIME] == {"database": "postgresql://postgres:****@/xbot_demo?host=/tmp/s",
+                                    "account": "demo-1", "world": "sandbox"}
+    assert "secret" not in str(bundle)

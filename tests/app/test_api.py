@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import re
 import os
 import socket
 import subprocess
@@ -14,18 +15,22 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from xbotlib.core import vocab
 from xbotlib.app.api.app import create_app
-from xbotlib.app.api.auth import REALM, token_matches
+from xbotlib.app.api.auth import (REALM, FailureThrottle, admin_token_problem, check_admin_token, is_loopback,
+                                  token_matches)
 from xbotlib.core.bandit import ArmStats, explore_rate, posterior
 from xbotlib.config import ConfigError
-from xbotlib.core.predictors import LastVersion
+from xbotlib.core.features import FEATURE_NAMES
+from xbotlib.core.predictors import LastVersion, train_with_fallback
 from xbotlib.devtools.seed_history import HistorySpec, seed_history
 from xbotlib import views
 from xbotlib.store.experiments import ensure_experiments
+from xbotlib.store.models import save_version
 from xbotlib.views import next_training
 
 TOKEN = "test-admin-token-4f9a0c2b"
@@ -109,7 +114,8 @@ def get(client, path, **params):
 
 @pytest.mark.parametrize("method,path,body", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
 def test_every_route_needs_the_admin_token(api_settings, db, clock, history, method, path, body):
-    app = create_app(api_settings, db, clock)
+    # failures are not slowed down here (free=100): the throttle has its own tests below
+    app = create_app(api_settings, db, clock, auth_throttle=FailureThrottle(free=100))
     bare = TestClient(app)
     for case, headers, query, expected in AUTH_CASES:
         r = bare.request(method, path, headers=headers, params=query, json=body)
@@ -199,6 +205,7 @@ def test_learning_status_matches_the_database(client, db, clock, api_settings):
             for m in body["active_models"]] == \
         [(r["kind"], f"v{r['version']}", r["algorithm"], r["world"], r["cv_score"], r["n_samples"]) for r in active]
     assert len(active) == 2 and all(r["n_samples"] > 50 for r in active)
+    assert {m["status"] for m in body["active_models"]} == {"active"} and body["rejected_models"] == []
 
     rows = db.execute("SELECT * FROM bandit_arms WHERE account_id = %s AND world = 'sandbox'", (ACC,))
     by_scope = {}
@@ -290,10 +297,29 @@ def test_first_model_needs_min_new_samples(api_settings, db, clock):
         conn.execute("INSERT INTO accounts (account_id, created_at) VALUES (%s, %s)", (ACC, clock.now()))
     body = get(TestClient(create_app(api_settings, db, clock), headers=BEARER), "/api/learning/status")
     assert body["active_models"] == [] and body["arms"] == [] and body["outcomes_by_world"] == []
+    assert body["rejected_models"] == []
     nt = body["next_training"]
     assert (nt["fresh_outcomes"], nt["outcomes_needed"], nt["due_now"]) == (0, 5, False)
     assert nt["summary"].startswith("after 5 more outcomes")
     assert body["explore_rate"] == pytest.approx(0.20)
+
+
+def test_status_says_why_no_model_is_served(small_client, db, clock):
+    """A version that does not beat predicting the mean is stored but never served; the status says why."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, len(FEATURE_NAMES))), rng.normal(size=40)  # nothing to learn
+    trained = train_with_fallback("reward", X, y, np.ones(40), False, None)
+    with db.connection() as conn:
+        saved = save_version(conn, ACC, "content", trained, FEATURE_NAMES, 40, "sandbox", None,
+                             clock.now() - timedelta(hours=1))
+    assert not saved.served
+    body = get(small_client, "/api/learning/status")
+    assert body["active_models"] == []
+    (rejected,) = body["rejected_models"]
+    assert (rejected["predictor_key"], rejected["status"]) == (f"predictor:content:v{saved.version}", "rejected")
+    assert rejected["rejected_reason"] == saved.verdict.detail
+    assert "does not beat the predict-the-mean baseline" in rejected["rejected_reason"]
+    assert rejected["cv_score"] == pytest.approx(trained.cv["score"])
 
 
 # ----------------------------------------------------------------------------- growth
@@ -382,11 +408,15 @@ def test_metrics_match_the_database(client, db, clock, api_settings):
 
 
 def parse_prometheus(text: str) -> dict[str, float]:
+    """Samples by ``name{account="…",world="…",other="…"}`` (that label order), read by the reference parser."""
+    from prometheus_client.parser import text_string_to_metric_families  # the reference parser
+
     samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            order = sorted(sample.labels, key=lambda k: (k not in ("account", "world"), k != "account", k))
+            labels = ",".join(f'{k}="{sample.labels[k]}"' for k in order)
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
 
 
@@ -466,6 +496,7 @@ def test_patch_experiment_changes_only_that_row(client, db, clock):
 
 @pytest.mark.parametrize("body", [
     {"allocation": 0}, {"allocation": 1}, {"allocation": 1.5}, {"allocation": -0.1}, {"allocation": "0.3"},
+    {"allocation": 0.9999999999999999}, {"allocation": 0.995}, {"allocation": 0.005},  # weights over 100
     {"allocation": True}, {"allocation": None}, {"enabled": None}, {"enabled": "yes"}, {"enabled": 1},
     {}, {"enabled": True, "drop_table": 1}, [], "enabled",
     b'{"allocation": NaN}', b'{"allocation": Infinity}', b"{broken", b"",
@@ -508,7 +539,7 @@ def test_lift_matches_the_views_report(client, db, clock):
     assert (body["account_id"], body["experiment_id"], body["world"], body["simulated"], body["seed"]) == \
         (ACC, "question_cta", "sandbox", True, 3)
     expected = report.table.to_dict("records")
-    assert len(body["table"]) == len(expected) == 6  # 2 outcomes x (difference in means, IPW, AIPW)
+    assert len(body["table"]) == len(expected) == 12  # 4 metrics x (difference in means, IPW, AIPW): the appendix
     for row, want in zip(body["table"], expected):
         assert set(row) == set(views._LIFT_COLUMNS)
         assert (row["outcome"], row["estimator"], row["n_treatment"], row["n_control"]) == \
@@ -523,6 +554,29 @@ def test_lift_matches_the_views_report(client, db, clock):
         seed0 = views.experiment_lift(conn, ACC, "question_cta", "sandbox").table
     assert default["seed"] == 0
     assert [r["estimate"] for r in default["table"]] == pytest.approx(list(seed0["estimate"]), rel=1e-12)
+
+
+def test_lift_leads_with_the_reports_decision(client, db):
+    """The decision the report and the demo summary print: verdict, relative lifts with both intervals,
+    guardrails, sample ratio — the same figures (one computation, one seed)."""
+    body = get(client, "/api/experiments/question_cta/lift")
+    with db.connection() as conn:
+        report = views.experiment_lift(conn, ACC, "question_cta", "sandbox")
+    want, got = report.decision, body["decision"]
+    assert got["verdict"] == want.verdict in ("treatment wins", "treatment loses", "no detectable difference yet")
+    assert got["line"] == want.line and got["line"].startswith(want.verdict)
+    assert got["primary"]["metric"] == "fpki" and got["primary"]["label"] == "follows per 1,000 impressions"
+    assert [g["metric"] for g in got["guardrails"]] == ["impressions", "reward_composite", "replies"]
+    for have, m in zip([got["primary"], *got["guardrails"]], want.metrics):
+        for k in ("absolute", "absolute_ci_low", "absolute_cs_high", "relative", "relative_ci_low",
+                  "relative_cs_low", "relative_cs_high", "control_mean"):
+            assert have[k] == pytest.approx(getattr(m, k), rel=1e-12), (m.metric, k)
+        assert have["more_posts_per_arm"] == m.more_posts_per_arm
+    dr = next(r for r in body["table"] if r["outcome"] == "fpki" and r["estimator"] == "aipw_ridge")
+    assert got["primary"]["absolute"] == pytest.approx(dr["estimate"], rel=1e-9)  # the appendix's DR figure
+    assert got["srm"]["flagged"] is want.srm.flagged and got["srm"]["p_value"] == pytest.approx(want.srm.p_value)
+    assert got["estimator_note"] == report.estimator_note()
+    assert get(client, "/api/experiments/late_evening_slot/lift")["decision"] is None  # not estimable
 
 
 def test_lift_not_estimable_says_why(client, db):
@@ -570,3 +624,154 @@ def test_openapi_documents_every_route_and_the_security_schemes(client):
     assert "401" in status and "404" in status
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/openapi.json" in docs.text
+
+
+
+# ----------------------------------------------------------------------------- hardening: token strength
+
+@pytest.mark.parametrize("token,problem", [
+    ("short-token", r"11 characters long \(at least 16"),
+    ("x" * 40, r"one character \('x'\) repeated"),
+    ("abababababababab", r"only 2 distinct characters"),
+    ("password12345678", r"common word 'password'"),
+    ("Admin-Admin-Admin-2024", r"common word 'admin'"),
+    ("CHANGEME_changeme_1", r"common word 'changeme'"),
+    ("1234567890123456", r"keyboard or digit sequence"),
+    ("qwertyuiopasdfgh", r"keyboard or digit sequence"),
+    ("9876543210987654", r"keyboard or digit sequence"),
+])
+def test_weak_admin_tokens_are_named_weak(token, problem):
+    assert re.search(problem, admin_token_problem(token) or "")
+
+
+@pytest.mark.parametrize("token", [TOKEN, "Kx9_2mQpL0vN8rTz", "correct horse battery staple", "a1b2c3d4e5f6g7h8"])
+def test_strong_admin_tokens_pass(token):
+    assert admin_token_problem(token) is None
+    assert check_admin_token(token, "0.0.0.0") is None
+
+
+@pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
+                                           ("localhost", True), ("0.0.0.0", False), ("::", False),
+                                           ("192.168.1.20", False), ("api.example.org", False)])
+def test_loopback_hosts(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_weak_token_is_refused_off_loopback_and_warned_about_on_loopback():
+    with pytest.raises(ConfigError, match=r"ADMIN_TOKEN is too weak to serve on '0.0.0.0'.*5 characters long.*"
+                                          r"secrets.token_urlsafe") as exc:
+        check_admin_token("hello", "0.0.0.0")
+    assert "'hello'" not in str(exc.value)  # the message never repeats the secret
+    warning = check_admin_token("hello", "127.0.0.1")
+    assert warning.startswith("warning: ADMIN_TOKEN is weak (it is 5 characters long") and "127.0.0.1" in warning
+
+
+def test_xbot_api_refuses_a_weak_token_on_a_public_bind_before_touching_the_database(tmp_path):
+    env = {**os.environ, "ADMIN_TOKEN": "adminadmin123456", "XBOT_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}
+    r = subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "api", "--host", "0.0.0.0"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "ADMIN_TOKEN is too weak to serve on '0.0.0.0'" in r.stderr and "common word 'admin'" in r.stderr
+    assert "adminadmin123456" not in r.stderr and "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- hardening: failed authentications
+
+class Ticks:
+    """A monotonic clock the test moves by hand (the throttle's bookkeeping, not the sleeping)."""
+
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_failed_authentications_wait_exponentially_longer_up_to_a_cap():
+    t = FailureThrottle(free=3, base=0.5, cap=10.0, monotonic=Ticks())
+    assert [t.delay(n) for n in range(1, 11)] == [0, 0, 0, 0.5, 1, 2, 4, 8, 10, 10]
+    assert t.delay(10**6) == 10  # no overflow, still the cap
+
+
+def test_throttle_is_per_address_resets_on_success_and_forgets():
+    ticks = Ticks()
+    t = FailureThrottle(free=1, base=1.0, cap=8.0, forget_after=60, max_addresses=2, monotonic=ticks)
+    assert [t.failed("a") for _ in range(4)] == [0, 1, 2, 4]
+    assert t.penalty("a") == 4 and t.penalty("b") == 0 and t.slowed_addresses() == 1
+    ticks.t += 3
+    assert t.penalty("a") == 1  # what is left of the last wait
+    t.succeeded("a")
+    assert t.penalty("a") == 0 and t.failed("a") == 0  # a success starts the count again
+    assert t.failures_total == 5
+    ticks.t += 100
+    t.failed("b")
+    t.failed("c")  # a third address: stale ones are forgotten to stay within max_addresses
+    assert set(t._state) <= {"b", "c"} and len(t._state) <= 2
+
+
+def test_a_slowed_down_client_does_not_hold_up_the_others(api_settings, db, clock):
+    """Client A's failures make it wait (asyncio.sleep); B, with the token, is answered meanwhile."""
+    import asyncio  # only this test runs the app on an event loop of its own
+
+    throttle = FailureThrottle(free=1, base=600.0, cap=600.0)
+    app = create_app(api_settings, db, clock, auth_throttle=throttle)
+
+    async def scenario() -> None:
+        a = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 5000)),
+                              base_url="http://api")
+        b = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.2", 5000)),
+                              base_url="http://api", headers=BEARER)
+        async with a, b:
+            assert (await a.get("/api/experiments")).status_code == 401  # the first failure is free
+            slowed = asyncio.create_task(a.get("/api/experiments"))  # the second waits 600 s
+            while throttle.penalty("203.0.113.7") == 0:
+                await asyncio.sleep(0)
+            r = await b.get("/openapi.json")
+            assert r.status_code == 200 and not slowed.done()
+            assert throttle.slowed_addresses() == 1
+            slowed.cancel()
+
+    asyncio.run(scenario())
+    assert throttle.failures_total == 2
+
+
+# ----------------------------------------------------------------------------- prometheus-client and offline docs
+
+def test_metrics_come_from_prometheus_client_with_counters_named_total(client):
+    from prometheus_client.parser import text_string_to_metric_families  # the reference parser
+
+    for _ in range(2):
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    r = client.get("/metrics")
+    assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    assert families["xbot_api_auth_failures"].type == "counter"
+    [total] = [s for s in families["xbot_api_auth_failures"].samples if s.name == "xbot_api_auth_failures_total"]
+    assert total.value == 2
+    assert "# TYPE xbot_api_auth_failures_total counter" in r.text and "xbot_api_auth_failures_total 2.0" in r.text
+    for name in ("xbot_followers", "xbot_queue_depth", "xbot_posts_today", "xbot_gate_rejections_24h",
+                 "xbot_openai_backoffs_today", "xbot_job_last_run_timestamp", "xbot_api_auth_slowed_clients"):
+        assert families[name].type == "gauge", name
+    counters = [f.name for f in families.values() if f.type == "counter"]
+    assert counters == ["xbot_api_auth_failures"]
+    assert all(s.name.endswith(("_total", "_created")) for f in families.values() if f.type == "counter"
+               for s in f.samples)
+
+
+def test_docs_work_offline_and_ask_a_browser_for_the_token(small_client):
+    page = small_client.get("/docs")
+    assert page.status_code == 200
+    assert "/docs/assets/swagger-ui-bundle.js" in page.text and "/docs/assets/swagger-ui.css" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    assert "url: window.location.origin + '/openapi.json'" in page.text  # works from http://user:token@host/docs
+    js = small_client.get("/docs/assets/swagger-ui-bundle.js")
+    assert js.status_code == 200 and "SwaggerUIBundle" in js.text and len(js.content) > 500_000
+    assert small_client.get("/docs/assets/swagger-ui.css").status_code == 200
+    bare = TestClient(small_client.app)
+    denied = bare.get("/docs/assets/swagger-ui-bundle.js")
+    assert denied.status_code == 401
+    # Basic first: a browser reads the first scheme and shows its sign-in box for it
+    assert denied.headers["www-authenticate"].startswith('Basic realm="xbot"')
+    assert bare.get("/docs", auth=("anyone", TOKEN)).status_code == 200
+    schemes = small_client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer", "description": "ADMIN_TOKEN"}

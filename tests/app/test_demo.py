@@ -22,6 +22,7 @@ from xbotlib.store.db import Database
 from xbotlib.store.experiments import lift_frame
 from xbotlib.store.models import list_versions
 from xbotlib.store.outcomes import first_and_last_followers
+from xbotlib.views.experiment_reports import LIFT_SEED
 
 FINGERPRINT = """SELECT cm.content, cm.hook_pattern, cm.timing_arm, pd.posted_at, o.collected_pass, o.impressions,
                         o.follows, o.fpki
@@ -49,13 +50,15 @@ def test_same_seed_same_campaign_and_another_seed_differs(pg):
 
 def test_the_summary_reads_the_campaign_through_the_store_and_the_one_lift_function(pg):
     """`xbot demo`'s summary (views.account_summary): followers from the snapshots, the newest model of
-    each kind, and DR/IPW/DiM on per-post fpki equal to the core estimators on the same lift frame."""
+    each kind, and DR/IPW/DiM on per-post fpki equal to the core estimators on the same lift frame, with
+    the report's seed (LIFT_SEED) and the report's verdict: one computation, one seed."""
     with Database.from_url(pg.fresh_database(), pool_max=3) as db:
         run = run_campaign(CampaignConfig(days=3, seed=5), load_settings(env={}), db)
         ctx = run.contexts[0]
         with db.connection() as conn:
             summary = views.account_summary(conn, ctx.settings, ctx.account_id, ctx.world, ctx.clock.now(),
-                                            experiment_ids=EXPERIMENTS, seed=5)
+                                            experiment_ids=EXPERIMENTS)
+            reports = {e: views.experiment_lift(conn, ctx.account_id, e, ctx.world) for e in EXPERIMENTS}
             assert (summary.followers_first, summary.followers_last) == first_and_last_followers(conn, ctx.account_id)
             versions = list_versions(conn, ctx.account_id)
             frames = {e: lift_frame(conn, ctx.account_id, e, ctx.world) for e in EXPERIMENTS}
@@ -75,7 +78,10 @@ def test_the_summary_reads_the_campaign_through_the_store_and_the_one_lift_funct
             continue
         estimated += 1
         est = views.fpki_estimates(report)
-        dr = lift.aipw(frame, "fpki", frame.attrs["covariates"], seed=5)
+        assert report.seed == LIFT_SEED == 0
+        assert report.decision.line == reports[report.experiment_id].decision.line  # the notebook's and API's
+        assert report.decision.primary.absolute == pytest.approx(est["dr"], rel=1e-9)
+        dr = lift.aipw(frame, "fpki", frame.attrs["covariates"], seed=LIFT_SEED)
         assert (est["dr"], est["ci_low"], est["ci_high"]) == pytest.approx((dr.estimate, dr.ci_low, dr.ci_high))
         assert est["ipw"] == pytest.approx(lift.ipw(frame, "fpki").estimate)
         assert est["dim"] == pytest.approx(lift.difference_in_means(frame, "fpki").estimate)
@@ -96,6 +102,10 @@ def test_xbot_demo_prints_the_summary(tmp_path, pg):
     out = subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "demo", "--days", "2", "--no-notebooks"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
+    assert any(v in out.stdout for v in ("treatment wins: follows per 1,000 impressions",
+                                         "treatment loses: follows per 1,000 impressions",
+                                         "no detectable difference yet: follows per 1,000 impressions",
+                                         "not estimable yet")), out.stdout
     for expected in ("campaign summary", "account demo-1: followers", "experiment lift on per-post fpki",
                      "question_cta", "growth model (", "(the scenario's best: did_you_know)",
                      "database: postgresql://"):

@@ -2,8 +2,11 @@
 index + notebook_runs row for a good run, and an honest, visible record of a failed one."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from html import unescape
 from pathlib import Path
@@ -18,9 +21,11 @@ from psycopg.rows import dict_row
 from xbotlib.app.cli.main import main
 from xbotlib.app.reports.html import build_index
 from xbotlib.app.reports.pairing import pair_differences
-from xbotlib.app.reports.records import NotebookRun, collect_runs
+from xbotlib.app.reports.records import CONTEXT_MIME, NotebookRun, collect_runs, run_context, save_record
 from xbotlib.app.reports.runner import (NOTEBOOKS_DIR, NotebookFailed, NotebookInfo, NotebookParameterError, Parameter,
                                         coerce_parameters, ensure_kernel, get_notebook, list_notebooks, run_notebook)
+from xbotlib.store.db import redact
+from xbotlib.store.queue import ensure_account
 
 EXTERNAL = re.compile(r"<script[^>]*\bsrc=[\"']?(?:https?:)?//|<link[^>]*\bhref=[\"']?(?:https?:)?//", re.I)
 
@@ -112,6 +117,40 @@ def test_cli_refuses_mistyped_and_unknown_notebook(db_url, tmp_path, monkeypatch
     assert notebook_runs(db_url) == [] and not reports.exists()
 
 
+def test_parameters_naming_database_objects_are_checked_before_a_kernel_starts(db_url, tmp_path, clock):
+    # a kernel that cannot start would make any run that got that far a recorded failure: these never get there
+    reports = tmp_path / "reports"
+    with pytest.raises(NotebookParameterError, match=r"parameter 'experiment_id' of notebook 'experiment_lift': "
+                       r"unknown experiment 'emoji_3' \(valid ids: hashtag_1, question_cta, contrarian_reply"):
+        run_notebook("experiment_lift", {"experiment_id": "emoji_3"}, db_url=db_url, reports_dir=reports,
+                     kernel="no_such_kernel")
+    with pytest.raises(NotebookParameterError, match=r"unknown account 'nobody' \(this database holds no accounts"):
+        run_notebook("growth_review", {"account_id": "nobody"}, db_url=db_url, reports_dir=reports,
+                     kernel="no_such_kernel")
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        ensure_account(conn, "acct_b", clock.now())
+        ensure_account(conn, "acct_a", clock.now())
+    with pytest.raises(NotebookParameterError, match=r"unknown account 'acct_c' \(accounts in this database: "
+                                                     r"acct_a, acct_b; or leave it out"):
+        run_notebook("experiment_lift", {"account_id": "acct_c", "experiment_id": "hashtag_1"}, db_url=db_url,
+                     reports_dir=reports, kernel="no_such_kernel")
+    assert not reports.exists() and notebook_runs(db_url) == []
+    # a known account and experiment pass on to the kernel (which here cannot start: a recorded failure)
+    with pytest.raises(NotebookFailed, match="no_such_kernel"):
+        run_notebook("experiment_lift", {"account_id": "acct_a", "experiment_id": "hashtag_1"}, db_url=db_url,
+                     reports_dir=reports, kernel="no_such_kernel")
+
+
+def test_cli_names_the_bad_experiment_id_and_the_valid_ones(db_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XBOT_DATABASE_URL", db_url)
+    reports = tmp_path / "reports"
+    assert main(["notebook", "run", "experiment_lift", "-p", "experiment_id", "question-cta",
+                 "--reports-dir", str(reports)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown experiment 'question-cta'" in err and "question_cta" in err and "Traceback" not in err
+    assert notebook_runs(db_url) == [] and not reports.exists()
+
+
 # ----------------------------------------------------------------------------- real runs
 
 def test_run_writes_executed_notebook_offline_html_index_and_row(db_url, tmp_path, clock):
@@ -141,6 +180,10 @@ def test_run_writes_executed_notebook_offline_html_index_and_row(db_url, tmp_pat
     index = (reports / "index.html").read_text()
     assert 'href="runs/2026-03-02/' + page.name + '"' in index and 'href="runs/2026-03-02/' + out.name + '"' in index
     assert "hello from the test" in index and ">ok<" in index and not EXTERNAL.search(index)
+    # the notebook said which database it read; the record and the index carry it, password hidden
+    [record] = collect_runs(reports)
+    assert record.database == redact(db_url) and record.world is None
+    assert f"<b>{dbname}</b>" in index and f"database <code>{redact(db_url)}</code>" in unescape(html)
 
     [row] = notebook_runs(db_url)
     assert row["run_id"] == run.run_id and row["notebook"] == "smoke_check" and row["status"] == "ok"
@@ -183,6 +226,20 @@ def test_a_kernel_that_cannot_start_is_a_recorded_failure_too(db_url, tmp_path):
     assert row["status"] == "failed" and row["error"] == run.error
 
 
+def test_a_run_in_a_terminal_session_prints_no_kernel_noise(db_url, tmp_path):
+    """The kernel's own log (``Kernel is running over TCP without encryption``, ``KeyboardInterrupt caught
+    in kernel`` at shutdown) reaches the terminal through the inherited stderr: none of it may."""
+    env = {**os.environ, "XBOT_DATABASE_URL": db_url, "XBOT_HOME": str(tmp_path / ".xbot")}
+    r = subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "notebook", "run", "smoke_check", "-p",
+                        "repeat", "1", "--reports-dir", str(tmp_path / "reports")], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for noise in ("without encryption", "KeyboardInterrupt", "Traceback"):
+        assert noise not in r.stdout + r.stderr, (noise, r.stdout, r.stderr)
+    html = Path(next(line.split()[-1] for line in r.stdout.splitlines() if line.startswith("report:"))).read_text()
+    assert "without encryption" not in html and "KeyboardInterrupt" not in html
+
+
 # ----------------------------------------------------------------------------- index (pure)
 
 def test_index_lists_runs_newest_first_with_relative_links_and_escaping(tmp_path):
@@ -202,6 +259,29 @@ def test_index_lists_runs_newest_first_with_relative_links_and_escaping(tmp_path
     assert "ValueError: &lt;bad&gt;" in page and "<bad>" not in page
     assert "days=30" in page and "defaults" in page and "42 s" in page
     assert str(tmp_path) not in page  # links are relative: the folder can be copied anywhere
+
+
+def test_index_says_which_database_and_world_each_run_read(tmp_path):
+    t0 = datetime(2026, 3, 1, 7, 0, tzinfo=timezone.utc)
+    stem = tmp_path / "runs" / "2026-03-01" / "growth_review-070000-000001"
+    base = NotebookRun(run_id=1, name="growth_review", parameters={}, status="ok", started_at=t0,
+                       finished_at=t0 + timedelta(seconds=5), output_path=f"{stem}.ipynb", html_path=f"{stem}.html")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("analysis.report_context(...)", outputs=[
+        nbformat.v4.new_output("display_data", data={"text/markdown": "Growth …", CONTEXT_MIME: {
+            "database": "postgresql://postgres:****@/xbot_demo?host=/srv/pg", "account": "demo-1",
+            "world": "sandbox"}})])])
+    stem.parent.mkdir(parents=True)
+    nbformat.write(nb, base.output_path)
+
+    save_record(tmp_path, base)  # a finished run: its record takes the context from the executed notebook
+    [run] = collect_runs(tmp_path)
+    assert (run.database, run.account, run.world) == ("postgresql://postgres:****@/xbot_demo?host=/srv/pg",
+                                                      "demo-1", "sandbox")
+    assert run_context({"cells": []}) == {}
+    page = build_index(tmp_path, [run, replace(base, run_id=2, started_at=t0 - timedelta(days=1))]).read_text()
+    assert "<th>world</th><th>database</th>" in page
+    assert "<td>sandbox</td>" in page and "<b>xbot_demo</b>" in page and "postgres:****@" in page
+    assert "<td>—</td>" in page  # a run that said nothing about its world
 
 
 def test_sync_writes_the_ipynb_from_the_py_and_check_detects_drift(tmp_path, capsys):

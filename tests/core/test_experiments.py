@@ -15,7 +15,8 @@ from scipy import stats
 from xbotlib.core import vocab
 from xbotlib.app.cli.main import CliError
 from xbotlib.core.experiments import (REGISTRY, ActiveExperiment, ArmDoesNotFit, Assignment, apply_text_arms, arms_json,
-                                      assign, evening_hour, primary_experiment, reply_angle, strip_text_arms)
+                                      assign, check_allocation, evening_hour, primary_experiment, reply_angle,
+                                      strip_text_arms)
 from xbotlib.store.experiments import (active_experiments, ensure_experiments, lift_frame, list_experiments,
                                        record_assignments, set_experiment)
 from xbotlib.views import experiment_lift
@@ -79,7 +80,7 @@ def test_disabled_experiments_are_not_assigned_and_seeded_draws_replay():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: ActiveExperiment("hashtag_1", "post", 0.0), r"allocation must be .* between 0 and 1, got 0.0"),
+    (lambda: ActiveExperiment("hashtag_1", "post", 0.0), r"allocation must be .* between 0.01 and 0.99, got 0.0"),
     (lambda: ActiveExperiment("hashtag_1", "post", 1), r"got 1 "),
     (lambda: ActiveExperiment("hashtag_1", "posts", 0.5), r"applies_to 'posts'"),
     (lambda: Assignment("treated", 0.5), r"arm must be 'control' or 'treatment', got 'treated'"),
@@ -223,7 +224,8 @@ def test_set_experiment_enables_and_changes_allocation(db, clock, caplog):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"experiment_id": "emoji_3", "enabled": True}, r"unknown experiment 'emoji_3' \(valid ids: hashtag_1, question_cta, contrarian_reply, late_evening_slot\)"),
-    ({"experiment_id": "hashtag_1", "allocation": 0.0}, r"allocation must be a number strictly between 0 and 1, got 0.0"),
+    ({"experiment_id": "hashtag_1", "allocation": 0.0}, r"allocation must be a number between 0.01 and 0.99, got 0.0"),
+    ({"experiment_id": "hashtag_1", "allocation": 0.9999999999999999}, r"got 0.9999999999999999 .*disable"),
     ({"experiment_id": "hashtag_1", "allocation": 1.0}, r"got 1.0"),
     ({"experiment_id": "hashtag_1", "allocation": 1.5, "enabled": False}, r"got 1.5"),
     ({"experiment_id": "hashtag_1", "allocation": float("nan")}, r"got nan"),
@@ -351,6 +353,7 @@ def test_lift_frame_joins_pass_two_outcomes_for_the_world_and_builds_covariates(
     assert df["treatment"].sum() == 20
     assert set(df["propensity"]) == {0.4}  # P(treatment) for both arms
     assert (df["reward_composite"] == df["follows"] * 0.5 + 2).all()  # pass 2, not pass 1
+    assert (df["replies"] == 0).all()  # a guardrail of the lift report (none inserted here)
     # the reader question does not change the hook read back from the text
     assert list(df["hook"][:4]) == ["did_you_know", "new_study", "contrarian", "plain"]
     assert df["hook_did_you_know"].sum() == 10 and df["topic_productivity"].all()
@@ -445,9 +448,36 @@ def test_experiment_lift_reports_estimates_or_why_not(db, clock):
             _post_with_outcome(conn, clock.now() + timedelta(hours=i), arms, "sandbox", float(i % 2) + rng.normal(0, 0.1),
                                content=["Did you know focus compounds?", BODY, "New study: focus wins."][i % 3])
         ok = experiment_lift(conn, ACC, "hashtag_1", "sandbox", outcomes=("reward_composite",))
+        full = experiment_lift(conn, ACC, "hashtag_1", "sandbox")
         empty = experiment_lift(conn, ACC, "question_cta", "sandbox")
     assert ok.estimable and bool(ok.frame["simulated"].all())
     assert (int(ok.frame["treatment"].sum()), int((ok.frame["treatment"] == 0).sum())) == (6, 6)
     assert list(ok.table["estimator"]) == ["difference_in_means", "ipw_hajek", "aipw_ridge"]
-    assert not empty.estimable and empty.table.empty
+    assert not empty.estimable and empty.table.empty and empty.decision is None
     assert "at least 2 units in each arm" in empty.reason
+    # the decision: fpki leads, the guardrails follow; replies are all 0 here, so no relative lift for them
+    d = full.decision
+    assert full.seed == 0 and list(dict.fromkeys(full.table["outcome"])) == ["fpki", "impressions",
+                                                                             "reward_composite", "replies"]
+    assert d.primary.metric == "fpki" and [g.metric for g in d.guardrails] == ["impressions", "reward_composite",
+                                                                                "replies"]
+    assert d.primary.relative > 0 and d.line.startswith(d.verdict)
+    assert d.guardrails[2].relative is None and d.guardrails[2].absolute == 0
+    assert not d.srm.flagged  # 6 / 6 at 0.5
+    shown = full.metrics_table()
+    assert list(shown["metric"]) == ["follows per 1,000 impressions", "impressions per post", "composite reward",
+                                     "replies per post"]
+    assert shown.loc[0, "lift"].endswith("%") and shown.loc[3, "lift"] == "+0"
+
+
+@pytest.mark.parametrize("allocation", [0.0, 1e-300, 0.009, 0.0099999, 0.991, 0.995, 0.9999999999999999, 1.0, -0.5])
+def test_allocations_too_close_to_0_or_1_are_refused_naming_the_value_and_the_bounds(allocation):
+    with pytest.raises(ValueError, match=rf"between 0.01 and 0.99, got {allocation!r} "):
+        check_allocation(allocation)
+
+
+@pytest.mark.parametrize("allocation", [0.01, 0.2, 0.5, 0.99, np.float64(0.3), 1 / 3])
+def test_allocations_within_the_bounds_are_accepted(allocation):
+    assert check_allocation(allocation) == float(allocation)
+    # the largest inverse-propensity weight such an allocation gives stays at most 100
+    assert max(1 / allocation, 1 / (1 - allocation)) <= 100 + 1e-9

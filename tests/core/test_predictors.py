@@ -144,3 +144,43 @@ def test_dumps_loads_round_trip_and_corruption():
         loads(pickle.dumps({"weights": [1, 2]}))
     with pytest.raises(ModelLoadError, match="no model bytes"):
         loads(None)
+
+
+# ----------------------------------------------------------------------------- serving rule
+
+from xbotlib.core.predictors import ScoreCard, serving_verdict  # noqa: E402
+
+
+@pytest.mark.parametrize("candidate, active, serve, reason", [
+    (ScoreCard(None, None), None, False, "no_score"),
+    (ScoreCard(-1.99, -0.11, 0.5, 0.4), None, False, "below_baseline"),            # the served-but-worse v2 of #17
+    (ScoreCard(0.10, 0.0, 0.05, 0.10), None, False, "below_baseline"),             # gain 0.10 = 1 SE: not more
+    (ScoreCard(0.11, 0.0, 0.05, 0.10), None, True, "first_served"),                # gain just over 1 SE
+    (ScoreCard(0.009, 0.0, 0.001, 0.001), None, False, "below_baseline"),          # under the 0.01 floor
+    (ScoreCard(0.011, 0.0, 0.001, 0.001), None, True, "first_served"),
+    (ScoreCard(0.30, 0.0, 0.05, 0.05), ScoreCard(-1.99, -0.11, version=2), True, "active_below_baseline"),
+    (ScoreCard(0.30, 0.0, 0.05, 0.05), ScoreCard(0.30, 0.0, 0.05, 0.05, 1), False, "not_above_active"),  # a tie
+    (ScoreCard(0.30, 0.0, 0.04, 0.05), ScoreCard(0.30, 0.0, 0.05, 0.05, 1), True, "beats_baseline_and_active"),
+    (ScoreCard(0.40, 0.0, 0.15, 0.05), ScoreCard(0.30, 0.0, 0.04, 0.05, 1), False, "not_above_active"),  # noisier
+    (ScoreCard(0.28, 0.0, 0.02, 0.05), ScoreCard(0.35, 0.0, 0.12, 0.10, 1), True, "beats_baseline_and_active"),
+], ids=["no-score", "issue-17", "gain-equals-se", "gain-over-se", "under-floor", "over-floor",
+        "active-loses-to-its-baseline", "tie-keeps-active", "better-measured", "higher-but-noisier",
+        "lucky-small-active-replaced"])
+def test_serving_rule_edges(candidate, active, serve, reason):
+    verdict = serving_verdict(candidate, active)
+    assert (verdict.serve, verdict.reason) == (serve, reason)
+    assert verdict.detail
+
+
+def test_rejection_names_the_scores_and_the_margin():
+    v = serving_verdict(ScoreCard(-1.99, -0.11, 0.5, 0.4))
+    assert v.detail == ("cv -1.99 does not beat the predict-the-mean baseline -0.11 by the margin 0.4 "
+                        "(gain -1.88; margin = max(0.01, 1·SE 0.4))")
+    assert v.as_dict()["reason"] == "below_baseline" and v.margin == pytest.approx(0.4)
+
+
+def test_cross_validated_score_reports_standard_errors():
+    X, y, w = linear_data()
+    cv = cross_validated_score(RidgeReward, X, y, w)
+    assert 0 < cv["score_se"] < 0.1 and 0 < cv["gain_se"] < 0.5
+    assert serving_verdict(ScoreCard.from_cv(cv)).serve

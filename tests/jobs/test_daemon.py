@@ -89,7 +89,7 @@ def test_a_simulated_week_posts_collects_and_learns(settings, db, clock, caplog)
                                                                                    ("timing", "sandbox")]
     assert snapshots > 0
     messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("[LEARN_JOB] coeffs_updated=v1") for m in messages)
+    assert any(m.startswith(("[LEARN_JOB] coeffs_updated=v1", "[LEARN_JOB] rejected version=v1")) for m in messages)
     assert any(m.startswith("[ANALYTICS_COLLECTOR] stored outcome decision_id=") for m in messages)
 
 

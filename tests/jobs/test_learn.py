@@ -16,6 +16,11 @@ from xbotlib.jobs import learn
 from xbotlib.core.predictors import LastVersion, should_train
 from xbotlib.core.reward import outcome_reward
 from xbotlib.clients.generation import TemplateGenerator
+from xbotlib.jobs import plan
+from xbotlib.jobs.context import build_context
+from xbotlib.jobs.runner import run_job
+from xbotlib.sim.xserver import SandboxX
+from xbotlib.store import models as predictor_store
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 ACCOUNT = "acct1"
@@ -40,9 +45,11 @@ _gen = TemplateGenerator(0)
 _emb = LocalEmbedder()
 
 
-def seed_outcomes(db, n: int, *, world: str = "sandbox", seed: int = 0, now: datetime = NOW) -> None:
+def seed_outcomes(db, n: int, *, world: str = "sandbox", seed: int = 0, now: datetime = NOW,
+                  rates: tuple[float, float] = (2.5, 0.8)) -> None:
     """Posted decisions (real template texts, stored feature records) with pass-2 outcomes whose
-    follows depend on the hook and hour, as the collector would store them."""
+    follows depend on the hook, as the collector would store them: ``rates`` are follows per 1,000
+    impressions for did_you_know and for the other hooks (equal rates: nothing to learn)."""
     rng = np.random.default_rng(seed)
     weights = {"fpki": 0.5, "retweet_rate": 0.3, "reply_rate": 0.15, "novelty": 0.05, "dup_penalty": 0.1}
     with db.connection() as conn:
@@ -63,7 +70,7 @@ def seed_outcomes(db, n: int, *, world: str = "sandbox", seed: int = 0, now: dat
             conn.execute("INSERT INTO posted_decisions (decision_id, account_id, tweet_id, world, posted_at) "
                          "VALUES (%s, %s, %s, %s, %s)", (did, ACCOUNT, str(uuid.uuid4().int)[:19], world, posted_at))
             impressions = int(rng.integers(300, 2000))
-            follows = float(rng.poisson(impressions / 1000 * (2.5 if hook == "did_you_know" else 0.8)))
+            follows = float(rng.poisson(impressions / 1000 * (rates[0] if hook == "did_you_know" else rates[1])))
             counts = {"impressions": impressions, "likes": int(rng.poisson(impressions * 0.015)),
                       "retweets": int(rng.poisson(impressions * 0.002)), "replies": int(rng.poisson(impressions * 0.0015)),
                       "quotes": 0, "bookmarks": int(rng.poisson(1)), "follows": follows}
@@ -97,34 +104,89 @@ def test_first_version_needs_five_then_25_more(settings, db, clock, caplog):
 
     seed_outcomes(db, 2, seed=2)
     r = learn.tick(ctx)
-    assert r.status == "ok" and r.detail["version"] == 1
-    assert learn_lines(caplog)[-1].startswith("[LEARN_JOB] coeffs_updated=v1")
+    # six outcomes train v1 of both, and neither beats predicting the mean: stored, not served
+    assert r.status == "ok" and r.detail["version"] == 1 and r.detail["served"] == []
+    assert [m.split(" reason=")[0] for m in learn_lines(caplog)[-2:]] == [
+        "[LEARN_JOB] rejected version=v1 kind=content", "[LEARN_JOB] rejected version=v1 kind=timing"]
     rows = db.execute("SELECT * FROM predictors ORDER BY kind")
     assert [r_["predictor_key"] for r_ in rows] == ["predictor:content:v1", "predictor:timing:v1"]
     for row in rows:
-        assert row["n_samples"] == 6 and row["world"] == "sandbox" and row["is_active"]
+        assert row["n_samples"] == 6 and row["world"] == "sandbox" and not row["is_active"]
+        assert row["rejected_reason"].startswith("cv ") and "does not beat the predict-the-mean baseline" in row["rejected_reason"]
+        assert row["metrics"]["serving"]["reason"] == "below_baseline"
         assert row["algorithm"] == "ridge" and row["cv_score"] is not None and row["baseline_score"] is not None
         assert row["model"] is not None and row["trained_through"] is not None
     content = rows[0]
     assert "hook_did_you_know" in content["features"] and "hour_sin" in rows[1]["features"]
     assert content["metrics"]["follows_logistic_cv"]["metric"] == "neg_log_loss"
 
-    assert learn.tick(ctx).reason == "insufficient_new_samples"   # nothing new since v1
+    assert learn.tick(ctx).reason == "insufficient_new_samples"   # nothing new since v1: a rejection counts
     seed_outcomes(db, 10, seed=3)
     r = learn.tick(ctx)
     assert r.reason == "waiting_for_retrain" and r.detail == {"fresh": 10, "need": 25, "world": "sandbox"}
-    seed_outcomes(db, 15, seed=4)
+    seed_outcomes(db, 55, seed=4, rates=(8.0, 0.5))   # a strong hook effect: the content model learns it
     r = learn.tick(ctx)
-    assert r.status == "ok" and r.detail["version"] == 2 and r.detail["content"]["n"] == 31
+    assert r.status == "ok" and r.detail["version"] == 2 and r.detail["content"]["n"] == 71
+    assert r.detail["content"]["verdict"] == "first_served" and r.detail["timing"]["verdict"] == "below_baseline"
     assert learn_lines(caplog)[-1].startswith("[LEARN_JOB] coeffs_updated=v2")
+    assert "timing=rejected" in learn_lines(caplog)[-1]
     active = db.execute("SELECT predictor_key FROM predictors WHERE is_active ORDER BY kind")
-    assert [a["predictor_key"] for a in active] == ["predictor:content:v2", "predictor:timing:v2"]
+    assert [a["predictor_key"] for a in active] == ["predictor:content:v2"]
+
+
+def test_every_candidate_loses_to_the_baseline_and_the_plan_job_still_plans(settings, db, clock, caplog):
+    """Follows that do not depend on anything the models see: no version is served, the plan job
+    ranks without a predictor (the bandit's own estimate), and every version says why."""
+    caplog.set_level(logging.INFO, logger="xbot")
+    settings = settings.replace(learn_use_lightgbm=True)
+    ctx = ctx_for(settings, db, clock)
+    seed_outcomes(db, 60, seed=11, rates=(1.0, 1.0))
+    r = learn.tick(ctx)
+    assert r.status == "ok" and r.detail["served"] == []
+    assert {k: r.detail[k]["verdict"] for k in ("content", "timing")} == {"content": "below_baseline",
+                                                                          "timing": "below_baseline"}
+    rejected = [m for m in learn_lines(caplog) if m.startswith("[LEARN_JOB] rejected")]
+    assert len(rejected) == 2 and all("reason=below_baseline cv=" in m and " baseline=" in m for m in rejected)
+    assert not any(m.startswith("[LEARN_JOB] coeffs_updated") for m in learn_lines(caplog))
+    with db.connection() as conn:
+        assert predictor_store.load_active(conn, ACCOUNT, "content", "sandbox") is None
+        assert predictor_store.load_active(conn, ACCOUNT, "timing", "sandbox", target="follows") is None
+        versions = predictor_store.list_versions(conn, ACCOUNT)
+    assert [(v["predictor_key"], v["status"]) for v in versions] == [("predictor:content:v1", "rejected"),
+                                                                       ("predictor:timing:v1", "rejected")]
+
+    planned = run_job("plan", build_context(settings, db, clock, sandbox=SandboxX(clock=clock, seed=3), seed=3),
+                      plan.tick)
+    assert planned.status == "ok" and planned.detail["queued"] >= 1
+    queued = db.execute("SELECT decision_type, predicted_reward, predictor_version, bandit_arm FROM content_metadata "
+                        "WHERE status = 'queued'")
+    assert queued and all(q["predictor_version"] is None and q["predicted_reward"] is None for q in queued)
+    assert all(q["bandit_arm"] in vocab.HOOK_PATTERNS for q in queued if q["decision_type"] == "post")
+
+
+def test_a_version_that_beats_the_baseline_and_the_active_one_is_served(settings, db, clock):
+    ctx = ctx_for(settings, db, clock)
+    seed_outcomes(db, 40, seed=21, rates=(8.0, 0.5))
+    first = learn.tick(ctx)
+    assert first.detail["content"]["served"] and first.detail["content"]["verdict"] == "first_served"
+    seed_outcomes(db, 200, seed=22, rates=(8.0, 0.5))   # the same effect, measured on five times the data
+    second = learn.tick(ctx)
+    c1, c2 = first.detail["content"], second.detail["content"]
+    with db.connection() as conn:
+        v1, v2 = (conn.execute("SELECT metrics FROM predictors WHERE predictor_key = %s", (k,)).fetchone()["metrics"]
+                  for k in (c1["key"], c2["key"]))
+    assert v2["cv"]["score_se"] < v1["cv"]["score_se"]
+    assert c2["verdict"] == "beats_baseline_and_active" and v2["serving"]["active_version"] == c1["version"]
+    with db.connection() as conn:
+        assert predictor_store.load_active(conn, ACCOUNT, "content", "sandbox").version == c2["version"]
+        statuses = {v["predictor_key"]: v["status"] for v in predictor_store.list_versions(conn, ACCOUNT, "content")}
+    assert statuses == {c1["key"]: "retired", c2["key"]: "active"}
 
 
 def test_weekly_retrain_with_few_fresh_samples(settings, db, clock):
     ctx = ctx_for(settings, db, clock)
     seed_outcomes(db, 6, seed=1)
-    assert learn.tick(ctx).detail["version"] == 1
+    assert learn.tick(ctx).detail["version"] == 1   # rejected (six outcomes), but trained: the clock starts
     seed_outcomes(db, 5, seed=2)
     assert learn.tick(ctx).reason == "waiting_for_retrain"
     clock.advance(timedelta(days=7))
@@ -135,7 +197,7 @@ def test_weekly_retrain_with_few_fresh_samples(settings, db, clock):
 def test_broken_lightgbm_falls_back_to_ridge(settings, db, clock, caplog):
     caplog.set_level(logging.INFO, logger="xbot")
     ctx = ctx_for(settings.replace(learn_use_lightgbm=True), db, clock)
-    seed_outcomes(db, 60, seed=5)
+    seed_outcomes(db, 60, seed=5, rates=(8.0, 0.5))
     r = learn.tick(ctx, lightgbm_params={"num_leaves": -3})      # LightGBM refuses this
     assert r.status == "ok" and r.detail["version"] == 1
     assert r.detail["content"]["algorithm"] == "ridge" and "lightgbm failed" in r.detail["content"]["fallback_reason"]
@@ -163,5 +225,5 @@ def test_live_learner_never_trains_on_sandbox_outcomes(settings, db, clock):
     assert r.status == "ok" and r.detail["content"]["n"] == 6
     sandbox = learn.tick(ctx_for(settings, db, clock))
     assert sandbox.status == "ok" and sandbox.detail["content"]["n"] == 10
-    rows = db.execute("SELECT world, n_samples, is_active FROM predictors WHERE kind = 'content' ORDER BY version")
-    assert [(r_["world"], r_["n_samples"], r_["is_active"]) for r_ in rows] == [("live", 6, True), ("sandbox", 10, True)]
+    rows = db.execute("SELECT world, n_samples FROM predictors WHERE kind = 'content' ORDER BY version")
+    assert [(r_["world"], r_["n_samples"]) for r_ in rows] == [("live", 6), ("sandbox", 10)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
+from helpers import served_over_http
 
 from xbotlib.clock import SystemClock
 from xbotlib.store.queue import Decision, insert_decision
@@ -59,18 +58,11 @@ def slow_x():
     """A sandbox X on a free local port whose first post answers only when released."""
     sandbox = SandboxX(clock=SystemClock(), seed=9)
     app = SlowAfterCreate(sandbox.socket_app())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    yield sandbox, app, f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app.release.set()
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with served_over_http(app) as url:
+        try:
+            yield sandbox, app, url
+        finally:
+            app.release.set()  # a handler still waiting must end before the server can stop
 
 
 def job_env(db_url: str, x_url: str, home: Path) -> dict[str, str]:

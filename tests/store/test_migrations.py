@@ -29,7 +29,11 @@ def catalog_snapshot(conn: psycopg.Connection) -> dict[str, list[tuple]]:
     q = {
         "tables": """SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                       WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')""",
-        "columns": """SELECT table_name, column_name, ordinal_position, data_type, udt_name, column_default,
+        # a column's rank, not its attnum: a column dropped and added back (down, then up) keeps its
+        # place among the others while Postgres gives it a new attnum
+        "columns": """SELECT table_name, column_name,
+                             row_number() OVER (PARTITION BY table_name ORDER BY ordinal_position) AS position,
+                             data_type, udt_name, column_default,
                              is_nullable, character_maximum_length, numeric_precision
                         FROM information_schema.columns WHERE table_schema = 'public'""",
         "constraints": """SELECT cl.relname, co.conname, co.contype, pg_get_constraintdef(co.oid)
@@ -256,3 +260,40 @@ def test_migrate_cli_status_down_up(db_url, tmp_path, monkeypatch, capsys, refer
     assert f"applied 1 migration(s)\n  {newest.version:04d}_{newest.name}" in capsys.readouterr().out
     with Database.from_url(db_url, pool_max=1) as db:
         assert snapshot(db) == reference_snapshot
+
+
+def test_status_lists_changed_and_missing_applied_files_as_problems(empty_db, migrations_copy):
+    migrate.up(empty_db, directory=migrations_copy)
+    assert migrate.problems(migrate.status(empty_db, directory=migrations_copy)) == []
+    changed = migrations_copy / "0002_indexes.up.sql"
+    changed.write_text(changed.read_text() + "\n-- edited\n")
+    (migrations_copy / "0003_backfill_scheduled_at.up.sql").unlink()
+    (migrations_copy / "0003_backfill_scheduled_at.down.sql").unlink()
+    rows = migrate.status(empty_db, directory=migrations_copy)
+    assert {r["version"]: r["state"] for r in rows}[3] == "MISSING"
+    assert [r["version"] for r in rows] == sorted(r["version"] for r in rows)
+    assert migrate.problems(rows) == [
+        "0002_indexes changed after it was applied (restore the original file and put the change in a new migration)",
+        "0003_backfill_scheduled_at is applied but its file is missing (restore it; never delete an applied migration)",
+    ]
+
+
+def test_migrate_status_fails_and_doctor_says_changed_when_an_applied_file_changed(db_url, tmp_path, monkeypatch,
+                                                                                   capsys):
+    from xbotlib.app.cli import main as cli
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("XBOT_DATABASE_URL", db_url)
+    assert cli.main(["doctor"]) == 0
+    assert "changed after it was applied" not in capsys.readouterr().out
+    # the checksum recorded at apply time no longer matches the file: what an edit of 0002 looks like
+    with Database.from_url(db_url, pool_max=1) as db:
+        db.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 2")
+    assert cli.main(["migrate", "status"]) == 1
+    captured = capsys.readouterr()
+    assert "0002  indexes                      CHANGED" in captured.out
+    assert "error: migration 0002_indexes changed after it was applied" in captured.err
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    n = len(migrate.discover())
+    assert f"migrations: {n - 1}/{n} applied\n" in out and "pending" not in out.split("migrations:")[1]
+    assert "migration 0002_indexes changed after it was applied" in out

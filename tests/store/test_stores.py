@@ -5,6 +5,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import psycopg
 import pytest
 
 from xbotlib.store import queue
@@ -156,9 +157,10 @@ def newest_version(conn, account_id: str, kind: str, world: str | None = None) -
 def test_predictor_versions_round_trip(conn):
     first, X = trained_on_synthetic()
     assert newest_version(conn, ACC, "content") is None and load_active(conn, ACC, "content", "sandbox") is None
-    assert save_version(conn, ACC, "content", first, FEATURE_NAMES, 80, "sandbox", 41, T0) == 1
-    second, _ = trained_on_synthetic(use_lightgbm=True, seed=1)
-    assert save_version(conn, ACC, "content", second, FEATURE_NAMES, 80, "sandbox", 97, T0 + timedelta(days=1)) == 2
+    assert save_version(conn, ACC, "content", first, FEATURE_NAMES, 80, "sandbox", 41, T0).version == 1
+    second, _ = trained_on_synthetic(use_lightgbm=True, n=400, seed=1)  # more data: a better measured score
+    saved = save_version(conn, ACC, "content", second, FEATURE_NAMES, 80, "sandbox", 97, T0 + timedelta(days=1))
+    assert (saved.version, saved.served, saved.verdict.reason) == (2, True, "beats_baseline_and_active")
     loaded = load_active(conn, ACC, "content", "sandbox")
     assert (loaded.version, loaded.key, loaded.algorithm, loaded.world) == (2, "predictor:content:v2", second.algorithm,
                                                                            "sandbox")
@@ -166,7 +168,7 @@ def test_predictor_versions_round_trip(conn):
     assert loaded.cv_score == pytest.approx(second.cv["score"]) and loaded.metrics["candidates"]
     np.testing.assert_allclose(loaded.predict(X[:4]), second.model.predict(X[:4]))
     rows = list_versions(conn, ACC, "content")
-    assert [(r["version"], r["is_active"]) for r in rows] == [(2, True), (1, False)]
+    assert [(r["version"], r["is_active"], r["status"]) for r in rows] == [(2, True, "active"), (1, False, "retired")]
     assert newest_version(conn, ACC, "content", "sandbox") == 2 and newest_version(conn, ACC, "timing") is None
     with pytest.raises(ValueError, match=r"expects \(n, 29\) features"):
         loaded.predict(np.ones((1, 3)))
@@ -177,7 +179,7 @@ def test_live_never_loads_a_sandbox_model(conn):
     save_version(conn, ACC, "content", sandbox_model, FEATURE_NAMES, 80, "sandbox", 10, T0)
     assert load_active(conn, ACC, "content", "live") is None
     live_model, _ = trained_on_synthetic(seed=5)
-    assert save_version(conn, ACC, "content", live_model, FEATURE_NAMES, 80, "live", 11, T0) == 2
+    assert save_version(conn, ACC, "content", live_model, FEATURE_NAMES, 80, "live", 11, T0).version == 2
     live, sandbox = load_active(conn, ACC, "content", "live"), load_active(conn, ACC, "content", "sandbox")
     assert (live.version, live.world, sandbox.version, sandbox.world) == (2, "live", 1, "sandbox")
     assert newest_version(conn, ACC, "content", "live") == 2 and newest_version(conn, ACC, "content", "sandbox") == 1
@@ -186,7 +188,10 @@ def test_live_never_loads_a_sandbox_model(conn):
 
 
 def test_corrupt_lightgbm_model_falls_back_to_the_last_ridge(conn, caplog):
-    ridge, X = trained_on_synthetic()
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(80, len(FEATURE_NAMES)))
+    # a weaker linear signal (CV R² ~0.4), so the boosted v2 beats it and is served
+    ridge = train_with_fallback("reward", X, X[:, 0] + 1.0 * rng.normal(size=80), np.ones(80), False, None)
     save_version(conn, ACC, "content", ridge, FEATURE_NAMES, 80, "sandbox", 10, T0)
     rng = np.random.default_rng(3)
     Xn = rng.uniform(-2, 2, size=(200, len(FEATURE_NAMES)))
@@ -194,6 +199,8 @@ def test_corrupt_lightgbm_model_falls_back_to_the_last_ridge(conn, caplog):
     boosted = train_with_fallback("reward", Xn, yn, np.ones(200), True, None)
     assert boosted.algorithm == "lightgbm"
     save_version(conn, ACC, "content", boosted, FEATURE_NAMES, 200, "sandbox", 20, T0)
+    # v2 active (whatever its verdict on this data): the state whose broken model load_active must survive
+    conn.execute("UPDATE predictors SET rejected_reason = NULL, is_active = (version = 2)")
     conn.execute("UPDATE predictors SET model = substring(model from 1 for 40) WHERE version = 2")
     with caplog.at_level(logging.INFO, logger="xbot.predictors"):
         loaded = load_active(conn, ACC, "content", "sandbox")
@@ -218,7 +225,8 @@ def test_end_to_end_train_from_database_and_predict(conn):
     frame = training_frame(conn, ACC, "sandbox")
     trained = train_with_fallback("reward", frame.X, frame.y, frame.w, True, None)
     assert trained.algorithm == "ridge" and trained.cv["score"] > 0.8 > trained.cv["baseline_score"]
-    version = save_version(conn, ACC, "content", trained, frame.names, len(frame.y), "sandbox", frame.max_outcome_id, T0)
+    version = save_version(conn, ACC, "content", trained, frame.names, len(frame.y), "sandbox", frame.max_outcome_id,
+                           T0).version
     loaded = load_active(conn, ACC, "content", "sandbox")
     assert loaded.version == version
     new = [extract_features(texts[a].format("a new idea"), embedding=EMB.embed(["x"])[0], recent_embeddings=None,
@@ -250,3 +258,43 @@ def test_apply_pass2_rewards_twice_at_once_applies_each_outcome_once(db):
     assert results == {"first": 4, "second": 0}
     with db.connection() as c:
         assert load_arms(c, ACC, "sandbox", "content")["question"].pulls == 4
+
+
+def noise_model(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return train_with_fallback("reward", rng.normal(size=(n, len(FEATURE_NAMES))), rng.normal(size=n), np.ones(n),
+                               False, None)
+
+
+def test_a_losing_version_is_stored_rejected_and_never_served(conn):
+    good, _ = trained_on_synthetic()
+    assert save_version(conn, ACC, "content", good, FEATURE_NAMES, 80, "sandbox", 10, T0).served
+    saved = save_version(conn, ACC, "content", noise_model(), FEATURE_NAMES, 60, "sandbox", 20, T0 + timedelta(days=1))
+    assert (saved.version, saved.served, saved.verdict.reason) == (2, False, "below_baseline")
+    rows = list_versions(conn, ACC, "content")
+    assert [(r["version"], r["status"]) for r in rows] == [(2, "rejected"), (1, "active")]
+    assert rows[0]["rejected_reason"] == saved.verdict.detail and rows[1]["rejected_reason"] is None
+    assert rows[0]["metrics"]["serving"]["reason"] == "below_baseline"
+    assert load_active(conn, ACC, "content", "sandbox").version == 1
+    # a rejected version is never active: the table refuses it
+    with pytest.raises(psycopg.errors.CheckViolation, match="predictors_rejected_not_active"):
+        with conn.transaction():
+            conn.execute("UPDATE predictors SET is_active = true WHERE version = 2")
+
+
+def test_with_only_rejected_versions_nothing_is_served_not_even_as_a_fallback(conn):
+    saved = save_version(conn, ACC, "content", noise_model(), FEATURE_NAMES, 60, "sandbox", 20, T0)
+    assert not saved.served and load_active(conn, ACC, "content", "sandbox") is None
+    assert [r["status"] for r in list_versions(conn, ACC)] == ["rejected"]
+
+
+def test_a_version_below_the_active_one_is_rejected(conn):
+    strong, _ = trained_on_synthetic(n=400)
+    assert save_version(conn, ACC, "content", strong, FEATURE_NAMES, 400, "sandbox", 10, T0).served
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, len(FEATURE_NAMES)))
+    weaker = train_with_fallback("reward", X, X[:, 0] + 0.5 * rng.normal(size=200), np.ones(200), False, None)
+    saved = save_version(conn, ACC, "content", weaker, FEATURE_NAMES, 80, "sandbox", 20, T0)
+    assert (saved.served, saved.verdict.reason, saved.verdict.active_version) == (False, "not_above_active", 1)
+    assert "is not above the active v1's" in saved.verdict.detail
+    assert load_active(conn, ACC, "content", "sandbox").version == 1

@@ -43,12 +43,25 @@ MAX_TWEET_CHARS = 280
 MIN_BODY_CHARS = 40  # below this a trimmed body has lost its point: refuse instead
 
 
+MIN_ALLOCATION = 0.01
+MAX_ALLOCATION = 1 - MIN_ALLOCATION
+
+
 def check_allocation(allocation: Any) -> float:
-    """The allocation as a float in (0, 1), or ``ValueError`` naming the value."""
+    """The allocation as a float in [MIN_ALLOCATION, MAX_ALLOCATION] = [0.01, 0.99], or ``ValueError``
+    naming the value.
+
+    Why not anything in (0, 1): every decision's propensity (``allocation`` or ``1 - allocation``) is
+    a divisor of the IPW and AIPW estimates, so one decision drawn into an arm of probability 1e-16
+    weighs 1e16 times the others and the lift and its interval are noise; at 0.01 a weight is at most
+    100, and the smaller arm still gets one post in a hundred. An allocation this close to 0 or 1 is
+    really "switch the experiment off" (or ship the treatment), which ``enabled`` says honestly.
+    """
     if isinstance(allocation, bool) or not isinstance(allocation, (int, float, np.floating)) \
-            or not math.isfinite(allocation) or not 0 < allocation < 1:
-        raise ValueError(f"allocation must be a number strictly between 0 and 1, got {allocation!r} "
-                         "(e.g. 0.5 for an even split; 0 and 1 would leave an arm empty)")
+            or not math.isfinite(allocation) or not MIN_ALLOCATION <= allocation <= MAX_ALLOCATION:
+        raise ValueError(f"allocation must be a number between {MIN_ALLOCATION} and {MAX_ALLOCATION}, got "
+                         f"{allocation!r} (e.g. 0.5 for an even split; closer to 0 or 1 gives inverse-propensity "
+                         "weights over 100: disable the experiment instead)")
     return float(allocation)
 
 

@@ -158,6 +158,30 @@ def aipw(df: pd.DataFrame, outcome: str, covariates: Sequence[str], n_folds: int
         data without stored propensities), clipped to [0.01, 0.99].
     n_folds : reduced to the size of the smaller arm when that is smaller (at least 2).
     """
+    t, y, mu1, mu0, e = _crossfit(df, outcome, covariates, n_folds, seed, model, propensity, ridge_alpha)
+    psi = mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
+    name = f"aipw_{model if isinstance(model, str) else type(model).__name__.lower()}"
+    return _estimate(name, psi.mean(), _se(psi), t)
+
+
+def aipw_potential_outcomes(df: pd.DataFrame, outcome: str, covariates: Sequence[str], n_folds: int = 5,
+                            seed: int = 0, model: Any = "ridge") -> tuple[np.ndarray, np.ndarray]:
+    """Per-row doubly-robust values of the two potential-outcome means, from the same cross-fit as ``aipw``.
+
+    Returns ``(phi1, phi0)``, arrays of shape (n,)::
+
+        phi1 = mu1(x) + t (y - mu1(x)) / e        phi0 = mu0(x) + (1 - t) (y - mu0(x)) / (1 - e)
+
+    mean(phi1) and mean(phi0) estimate E[Y(1)] and E[Y(0)]; phi1 - phi0 is ``aipw``'s psi (up to
+    rounding), so their means differ by exactly the AIPW estimate for the same seed and model.
+    """
+    t, y, mu1, mu0, e = _crossfit(df, outcome, covariates, n_folds, seed, model, "stored", None)
+    return mu1 + t * (y - mu1) / e, mu0 + (1 - t) * (y - mu0) / (1 - e)
+
+
+def _crossfit(df: pd.DataFrame, outcome: str, covariates: Sequence[str], n_folds: int, seed: int, model: Any,
+              propensity: str, ridge_alpha: float | None) -> tuple[np.ndarray, ...]:
+    """Validate, then cross-fit: (t, y, mu1, mu0, e), each of shape (n,)."""
     if propensity not in ("stored", "crossfit"):
         raise ValueError(f"propensity must be 'stored' or 'crossfit', got {propensity!r}")
     covariates = list(covariates)
@@ -181,9 +205,7 @@ def aipw(df: pd.DataFrame, outcome: str, covariates: Sequence[str], n_folds: int
             e[test] = _propensity_fit_predict(x[train], t[train], x[test])
     if propensity == "crossfit":
         e = np.clip(e, 0.01, 0.99)
-    psi = mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
-    name = f"aipw_{model if isinstance(model, str) else type(model).__name__.lower()}"
-    return _estimate(name, psi.mean(), _se(psi), t)
+    return t, y, mu1, mu0, e
 
 
 def stratified_folds(t: np.ndarray, n_folds: int, seed: int) -> np.ndarray:

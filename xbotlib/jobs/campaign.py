@@ -1,7 +1,7 @@
 """A simulated campaign through the real jobs: the engine of `xbot demo` and the growth benchmarks.
 
 A campaign gets its own database (``xbot_demo`` on the same server, recreated each run, so the same
-seed gives the same result), one in-process sandbox X per account (its audience drawn from the
+seed gives the same result; ``xbot demo`` makes it the workspace's default database), one in-process sandbox X per account (its audience drawn from the
 scenario), a ``SimClock``, and the daemon running plan → post → collect → learn on the schedules
 in ``schedules/``. Nothing is shortcut: every post goes through the X client over the ASGI
 transport, every outcome through the collector, every model through the learner.
@@ -24,7 +24,8 @@ from xbotlib.sim import policies
 from xbotlib.sim.scenario import load_scenario
 from xbotlib.sim.xserver import SandboxX
 from xbotlib.store import experiments as experiment_store
-from xbotlib.store.db import Database, DatabaseError, recreate_database
+from xbotlib.store.db import (EMBEDDED_MAINTENANCE_DB, Database, DatabaseError, recreate_database,
+                             set_default_database)
 from xbotlib.store.queue import ensure_account
 
 log = logging.getLogger("xbot.demo")
@@ -72,9 +73,16 @@ class CampaignRun:
         return [c.account_id for c in self.contexts]
 
 
-def campaign_database(settings: Settings, db_name: str = "xbot_demo") -> str:
-    """Recreate ``db_name`` on the server behind ``settings`` and migrate it; returns its URL."""
-    admin = Database.open(settings)
+def campaign_database(settings: Settings, db_name: str = "xbot_demo", *, set_default: bool = False) -> str:
+    """Recreate ``db_name`` on the server behind ``settings`` (empty); returns its URL.
+
+    ``set_default``: on the embedded server, record ``db_name`` as the workspace's default database
+    (``xbotlib.store.db.set_default_database``), so every later command, notebook and the API read
+    this campaign with no setting. Never with XBOT_DATABASE_URL (it names the database) nor for a
+    live or shadow configuration (live posting never runs on a simulated campaign's database).
+    """
+    # the maintenance database: the workspace default may be db_name itself, which cannot be dropped from inside
+    admin = Database.open(settings, dbname=None if settings.database_url else EMBEDDED_MAINTENANCE_DB)
     try:
         url = recreate_database(admin.url, db_name)
     except DatabaseError as exc:  # the role may not create databases
@@ -83,6 +91,8 @@ def campaign_database(settings: Settings, db_name: str = "xbot_demo") -> str:
     finally:
         # keep the embedded server referenced: the caller's Database on the new URL re-joins it
         admin.pool.close()
+    if set_default and admin.embedded and settings.world != "live":
+        set_default_database(settings.home_path, db_name, set_by="xbot demo")
     return url
 
 

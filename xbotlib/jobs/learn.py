@@ -20,8 +20,17 @@ no worse than ridge's (``predictors.train_with_fallback``); any LightGBM failure
 with ``[LEARN_JOB] lightgbm_failed fallback=ridge error=…``. Both are stored as new versions
 (``predictor:content:vN``, ``predictor:timing:vN``) with their cross-validated R² next to a
 predict-the-mean baseline's; the content version's ``metrics`` also hold ``follows_logistic_cv``, the
-cross-validated log-loss/AUC of a logistic P(follows >= 1) against the base rate. Then
-``[LEARN_JOB] coeffs_updated=vN`` names the content version.
+cross-validated log-loss/AUC of a logistic P(follows >= 1) against the base rate.
+
+Which version serves
+--------------------
+A new version is served only if it beats the predict-the-mean baseline and the active version
+(``core.predictors.serving_verdict``: the margins and why). A losing one is stored inactive with
+its reason and logged ``[LEARN_JOB] rejected version=vN kind=… reason=… cv=… baseline=…``; the
+active version, if any, keeps serving, and with none the plan job ranks by the bandit's own
+estimate. ``[LEARN_JOB] coeffs_updated=vN`` names the content version when it is served (its
+``timing=`` says ``vM`` or ``rejected``). A rejected version still counts as trained: fresh outcomes
+are counted from it, so the next attempt waits for new data rather than refitting the same.
 """
 from __future__ import annotations
 
@@ -67,6 +76,7 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
         timing = timing._replace(w=np.ones_like(timing.y, dtype=float))
         follows = training_data.training_frame(conn, ctx.account_id, world, target="follows")
     versions: dict[str, int] = {}
+    served: dict[str, bool] = {}
     detail: dict[str, Any] = {"world": world, "fresh": fresh, "reason": decision.reason}
     for kind, frame in (("content", content), ("timing", timing)):
         trained = _train(frame, settings.learn_use_lightgbm, lightgbm_params)
@@ -74,20 +84,28 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
             trained = dataclasses.replace(trained, target_column=TIMING_TARGET)
         extra = {"follows_logistic_cv": follows_cv(follows)} if kind == "content" else {}
         with ctx.db.connection() as conn:
-            versions[kind] = predictor_store.save_version(conn, ctx.account_id, kind, trained, list(frame.names),
-                                                          len(frame.y), world, frame.max_outcome_id, now)
+            saved = predictor_store.save_version(conn, ctx.account_id, kind, trained, list(frame.names),
+                                                 len(frame.y), world, frame.max_outcome_id, now)
             if extra:
-                predictor_store.add_metrics(conn, ctx.account_id, kind, versions[kind], extra)
-        detail[kind] = {"version": versions[kind], "key": f"predictor:{kind}:v{versions[kind]}",
+                predictor_store.add_metrics(conn, ctx.account_id, kind, saved.version, extra)
+        versions[kind], served[kind] = saved.version, saved.served
+        detail[kind] = {"version": saved.version, "key": f"predictor:{kind}:v{saved.version}",
                         "algorithm": trained.algorithm, "n": int(len(frame.y)),
                         "cv_score": _num(trained.cv.get("score")),
                         "baseline_score": _num(trained.cv.get("baseline_score")),
-                        "fallback_reason": trained.fallback_reason}
+                        "fallback_reason": trained.fallback_reason, "served": saved.served,
+                        "verdict": saved.verdict.reason, "rejected_reason": None if saved.served else saved.verdict.detail}
+        if not saved.served:
+            tagged(log, "LEARN_JOB", "rejected", version=f"v{saved.version}", kind=kind, reason=saved.verdict.reason,
+                   cv=detail[kind]["cv_score"], baseline=detail[kind]["baseline_score"], margin=saved.verdict.margin,
+                   world=world, n=detail[kind]["n"])
     c = detail["content"]
-    tagged(log, "LEARN_JOB", f"coeffs_updated=v{versions['content']}", world=world, n=c["n"],
-           algorithm=c["algorithm"], cv_r2=c["cv_score"], baseline_r2=c["baseline_score"],
-           timing=f"v{versions['timing']}", reason=decision.reason)
+    if served["content"]:
+        tagged(log, "LEARN_JOB", f"coeffs_updated=v{versions['content']}", world=world, n=c["n"],
+               algorithm=c["algorithm"], cv_r2=c["cv_score"], baseline_r2=c["baseline_score"],
+               timing=f"v{versions['timing']}" if served["timing"] else "rejected", reason=decision.reason)
     detail["version"] = versions["content"]
+    detail["served"] = [detail[k]["key"] for k in ("content", "timing") if served[k]]
     return JobResult(detail=detail)
 
 

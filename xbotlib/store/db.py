@@ -3,14 +3,29 @@
 ``Database`` owns a psycopg connection pool. Every xbot process that runs at the same time shares
 the same embedded server: pgserver reference-counts the processes using a data directory and
 stops the server when the last one exits.
+
+The workspace (XBOT_HOME) holds the embedded server's data (``pgdata/``) and two small files:
+``database.json``, the workspace's default database on that server (``xbot demo`` sets it to
+``xbot_demo``, so every later command, notebook and the API read the demo's data with no setting;
+XBOT_DATABASE_URL still overrides it), and ``db-holder.pid``, the background process
+``xbot db start`` leaves holding the server up while a person works (``hold_embedded_server``).
+
+Size: over 400 lines because how xbot reaches PostgreSQL is one concern — the pool, the embedded
+server, the workspace's default database and the holder that keeps the server up read the same files.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
+import shutil
+import signal
+import threading
+import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -59,10 +74,6 @@ def embedded_server(home: Path, cleanup_mode: str = "stop"):
                             f"(see {home / 'pgdata' / 'log'}; or set XBOT_DATABASE_URL)") from exc
 
 
-def embedded_url(server) -> str:
-    return server.get_uri()
-
-
 class Database:
     """A pool of connections to xbot's PostgreSQL.
 
@@ -86,11 +97,15 @@ class Database:
         self._check_version()
 
     @classmethod
-    def open(cls, settings: Settings) -> "Database":
+    def open(cls, settings: Settings, *, dbname: str | None = None) -> "Database":
+        """XBOT_DATABASE_URL when set; else the embedded server under XBOT_HOME (started or joined), on
+        ``dbname`` or else the workspace's default database (``default_database``)."""
         if settings.database_url:
             return cls(settings.database_url, embedded=False, pool_max=settings.db_pool_max)
+        if dbname is None:
+            dbname = workspace_database(settings)
         server = embedded_server(settings.home_path)
-        return cls(embedded_url(server), embedded=True, server=server, pool_max=settings.db_pool_max)
+        return cls(server.get_uri(dbname), embedded=True, server=server, pool_max=settings.db_pool_max)
 
     @classmethod
     def from_url(cls, url: str, pool_max: int = 8) -> "Database":
@@ -148,6 +163,197 @@ def redact(url: str) -> str:
 
 def psql_command(url: str) -> str:
     return f"psql '{url}'"
+
+
+def psql_executable(embedded: bool) -> str:
+    """The psql to run: the embedded server's own (shipped in the pgserver package), else the one on PATH."""
+    if embedded:
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's import-time notice
+        try:  # imported here: pgserver loads slowly and is needed only for the embedded server (start-up)
+            from pgserver._commands import POSTGRES_BIN_PATH
+        except ImportError:  # pragma: no cover - a broken install
+            pass
+        else:
+            if (POSTGRES_BIN_PATH / "psql").is_file():
+                return str(POSTGRES_BIN_PATH / "psql")
+    found = shutil.which("psql")
+    if not found:
+        raise DatabaseError("no psql on PATH (install the PostgreSQL client, e.g. `apt-get install "
+                            "postgresql-client`, or unset XBOT_DATABASE_URL to use the embedded server's psql)")
+    return found
+
+
+# ----------------------------------------------------------------------------- the workspace's database
+
+EMBEDDED_MAINTENANCE_DB = "postgres"  # pgserver's own database: the default until a demo sets another
+DEFAULT_DB_FILE = "database.json"
+HOLDER_PID_FILE = "db-holder.pid"
+
+
+def default_database(home: Path) -> dict | None:
+    """The workspace's recorded default database: ``{"database", "set_by", "set_at"}``, or None.
+    A file that cannot be read is an error naming it (delete it to go back to ``postgres``)."""
+    path = Path(home) / DEFAULT_DB_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record.get("database"), str) or not _DBNAME_RE.fullmatch(record["database"]):
+            raise ValueError(f"no valid database name: {record.get('database')!r}")
+        return record
+    except (ValueError, AttributeError) as exc:
+        raise DatabaseError(f"cannot read the workspace's default database from {path}: {exc} "
+                            f"(delete the file to use the embedded server's {EMBEDDED_MAINTENANCE_DB!r} database)") from None
+
+
+def set_default_database(home: Path, database: str, set_by: str, now: datetime | None = None) -> Path:
+    """Record ``database`` (on the embedded server) as the workspace's default; returns the file written."""
+    if not _DBNAME_RE.fullmatch(database):
+        raise ValueError(f"not a database name: {database!r} (expected letters, digits and _, at most 63)")
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / DEFAULT_DB_FILE
+    record = {"database": database, "set_by": set_by,
+              "set_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def workspace_database(settings: Settings) -> str:
+    """The database name on the embedded server this workspace uses: the recorded default, else ``postgres``.
+
+    Live (or shadow) posting never runs on a database a demo set as the default: that is an error
+    saying how to go back."""
+    record = default_database(settings.home_path)
+    if record is None:
+        return EMBEDDED_MAINTENANCE_DB
+    if settings.world == "live" and record.get("set_by") == "xbot demo":
+        raise DatabaseError(
+            f"the workspace's default database is {record['database']!r}, set by `xbot demo` (a simulated campaign); "
+            f"live posting never uses it: delete {settings.home_path / DEFAULT_DB_FILE} to use the embedded "
+            f"{EMBEDDED_MAINTENANCE_DB!r} database, or set XBOT_DATABASE_URL")
+    return record["database"]
+
+
+_DBNAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+# ----------------------------------------------------------------------------- keeping the server up
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else (postgres runs as 'pgserver' under root)
+        return True
+    try:  # an exited child nobody reaped yet (a container's init may never reap) is gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def holder_pid(home: Path) -> int | None:
+    """The pid of the live ``xbot db start`` holder of this workspace's server, or None (a stale file is removed)."""
+    path = Path(home) / HOLDER_PID_FILE
+    pid = _read_pid(path)
+    if pid is None or not process_alive(pid):
+        path.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def embedded_status(home: Path) -> dict:
+    """What the embedded server under ``home`` is doing, without starting it: ``running`` (bool),
+    ``pid`` (postmaster), ``url`` (of the workspace's default database, when running), ``holder``
+    (pid of the ``xbot db start`` holder or None) and ``clients`` (live pids of xbot processes using it)."""
+    home = Path(home)
+    pgdata = home / "pgdata"
+    info = {"running": False, "pid": None, "url": None, "holder": holder_pid(home), "clients": [],
+            "pgdata": str(pgdata)}
+    pid = _read_pid(pgdata / "postmaster.pid")
+    if pid is None or not process_alive(pid):
+        return info
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's import-time notice
+    try:  # imported here: pgserver loads slowly and is needed only for the embedded server (start-up)
+        from pgserver.utils import PostmasterInfo
+        postmaster = PostmasterInfo.read_from_pgdata(pgdata)
+    except (ImportError, OSError, AssertionError, ValueError):
+        return info
+    if postmaster is None or not postmaster.is_running():
+        return info
+    record = default_database(home)
+    info.update(running=True, pid=postmaster.pid,
+                url=postmaster.get_uri(database=record["database"] if record else EMBEDDED_MAINTENANCE_DB))
+    try:
+        handles = json.loads((pgdata / ".handle_pids.json").read_text())
+    except (OSError, ValueError):
+        handles = []
+    info["clients"] = [p for p in handles if isinstance(p, int) and process_alive(p)]
+    return info
+
+
+def hold_embedded_server(home: Path, *, on_ready=None, stop: threading.Event | None = None) -> None:
+    """Start (or join) the embedded server under ``home`` and hold it up until SIGTERM/SIGINT (or ``stop``).
+
+    What ``xbot db start`` runs in a detached process: pgserver keeps a server up while any process
+    holds it, so this process is that holder. It writes ``home/db-holder.pid`` once the server
+    answers and removes it on the way out; the server then stops unless another xbot process still
+    uses it. ``on_ready(url)`` is called once the server is up.
+    """
+    home = Path(home)
+    server = embedded_server(home)
+    stop = stop or threading.Event()
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        except ValueError:  # not the main thread: the caller stops us through ``stop``
+            pass
+    pid_file = home / HOLDER_PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        if on_ready:
+            on_ready(server.get_uri())
+        while not stop.wait(1.0):
+            pass
+    finally:
+        pid_file.unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _forget_dead_handles(server)
+
+
+def _forget_dead_handles(server) -> None:
+    """Drop pids of processes that died without releasing the server (a kill -9) from pgserver's list,
+    so the last live process that lets go really stops it. Uses pgserver's own lock and list."""
+    try:
+        with server._lock:
+            handles = server.global_process_id_list
+            handles.put([p for p in handles.get() if p == os.getpid() or process_alive(p)])
+    except (AttributeError, OSError, ValueError) as exc:  # another pgserver version: leave its list alone
+        log.debug("could not prune pgserver's handle list: %s", exc)
+
+
+def wait_for(predicate, timeout_s: float, interval_s: float = 0.2) -> bool:
+    """Poll ``predicate()`` until it is true or ``timeout_s`` passes; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
 
 
 # ----------------------------------------------------------------------------- databases on a server

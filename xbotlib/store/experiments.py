@@ -156,7 +156,7 @@ def lift_frame(conn: psycopg.Connection, account_id: str, experiment_id: str, wo
     """One row per posted decision of the experiment with a T+24h (pass 2) outcome, ready for ``xbotlib.core.lift``.
 
     Columns: decision_id, arm, treatment (0/1), propensity (P(treatment) at assignment),
-    reward_composite, fpki, er, impressions, follows, simulated, posted_at, topic, hook, and the
+    reward_composite, fpki, er, impressions, follows, replies, simulated, posted_at, topic, hook, and the
     covariates: hook one-hots (read from the text with the arm markers stripped, so the text arms
     cannot move them), topic one-hots, local posting hour as sin/cos, novelty (missing -> mean),
     log(1 + followers) from the last follower snapshot before the decision was made (pre-treatment
@@ -167,7 +167,8 @@ def lift_frame(conn: psycopg.Connection, account_id: str, experiment_id: str, wo
     check_world(world)
     rows = conn.execute(
         """SELECT a.decision_id::text AS decision_id, a.arm, a.propensity, cm.content, cm.topic, cm.novelty,
-                  pd.posted_at, o.simulated, o.impressions, o.follows, o.er, o.fpki, o.reward_composite,
+                  pd.posted_at, o.simulated, o.impressions, o.follows, o.replies, o.er, o.fpki,
+                  o.reward_composite,
                   (extract(hour FROM pd.posted_at AT TIME ZONE coalesce(acc.timezone, 'UTC'))
                    + extract(minute FROM pd.posted_at AT TIME ZONE coalesce(acc.timezone, 'UTC')) / 60.0)::float8
                       AS local_hour,
@@ -188,7 +189,7 @@ def lift_frame(conn: psycopg.Connection, account_id: str, experiment_id: str, wo
         {"acc": account_id, "exp": experiment_id, "world": world}).fetchall()
     df = covariate_frame(pd.DataFrame(rows, columns=[
         "decision_id", "arm", "propensity", "content", "topic", "novelty", "posted_at", "simulated", "impressions",
-        "follows", "er", "fpki", "reward_composite", "local_hour", "followers"]))
+        "follows", "replies", "er", "fpki", "reward_composite", "local_hour", "followers"]))
     df.attrs["covariates"] = lift_covariates(df, experiment_id)
     df.attrs["experiment_id"] = experiment_id
     df.attrs["world"] = world

@@ -173,8 +173,14 @@ def down(db: Database, directory: Path = MIGRATIONS_DIR, target: int = 0, steps:
     return undone
 
 
+CHANGED = "CHANGED"  # applied, but its up file differs from the one applied (checksum recorded at apply time)
+MISSING = "MISSING"  # applied, but its file is gone from the migrations directory
+
+
 def status(db: Database, directory: Path = MIGRATIONS_DIR) -> list[dict]:
-    """One row per migration: version, name, state (applied | pending | CHANGED), applied_at."""
+    """One row per migration: version, name, state (applied | pending | CHANGED | MISSING), applied_at.
+
+    CHANGED and MISSING are the states ``up`` refuses to run with; ``problems`` picks them out."""
     migrations = discover(directory)
     with db.connection() as conn:
         # read-only: a status check (e.g. `xbot doctor`) must not create tables or race a running `up`
@@ -186,9 +192,29 @@ def status(db: Database, directory: Path = MIGRATIONS_DIR) -> list[dict]:
         if row is None:
             state = "pending"
         elif row["checksum"] != m.checksum:
-            state = "CHANGED"
+            state = CHANGED
         else:
             state = "applied"
         rows.append({"version": m.version, "name": m.name, "state": state,
                      "applied_at": row["applied_at"] if row else None})
+    on_disk = {m.version for m in migrations}
+    rows += [{"version": v, "name": r["name"], "state": MISSING, "applied_at": r["applied_at"]}
+             for v, r in applied.items() if v not in on_disk]
+    rows.sort(key=lambda r: r["version"])
     return rows
+
+
+def problems(rows: list[dict]) -> list[str]:
+    """What is wrong with the migration ``rows`` of ``status``, one sentence each ([] when nothing is).
+
+    A pending migration is not a problem (``up`` applies it); a changed or missing applied file is:
+    the schema in the database no longer matches the files on disk."""
+    out = []
+    for r in rows:
+        label = f"{r['version']:04d}_{r['name']}"
+        if r["state"] == CHANGED:
+            out.append(f"{label} changed after it was applied (restore the original file and put the change "
+                       "in a new migration)")
+        elif r["state"] == MISSING:
+            out.append(f"{label} is applied but its file is missing (restore it; never delete an applied migration)")
+    return out

@@ -1,8 +1,11 @@
 """Versioned predictors in PostgreSQL (table ``predictors``; keys ``predictor:{kind}:v{N}``).
 
-Versions count per (account, kind); the newest saved version of an (account, kind, world,
-target) is the active one. A model remembers the world it was trained on and is only ever
-loaded for that world: live mode never serves a sandbox model.
+Versions count per (account, kind). A saved version is served (becomes the active one of its
+account, kind, world and target) only if ``core.predictors.serving_verdict`` says it beats the
+predict-the-mean baseline and the active version; otherwise it is stored inactive with
+``rejected_reason`` (states: active, retired, rejected; ``list_versions`` shows ``status``). A model
+remembers the world it was trained on and is only ever loaded for that world: live mode never
+serves a sandbox model.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from xbotlib.store.worlds import check_world
 from xbotlib.core.features import feature_matrix
 from xbotlib.logs import tagged
 from xbotlib.store.locks import lock_name_for_transaction
-from xbotlib.core.predictors import LastVersion, ModelLoadError, TrainedModel, dumps, loads
+from xbotlib.core.predictors import (LastVersion, ModelLoadError, ScoreCard, ServingVerdict, TrainedModel, dumps, loads,
+                                     serving_verdict)
 
 log = logging.getLogger("xbot.predictors")
 
@@ -49,37 +53,69 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def save_version(conn: psycopg.Connection, account_id: str, kind: str, trained: TrainedModel, features: Sequence[str],
-                 n_samples: int, world: str, trained_through: int | None, now: datetime) -> int:
-    """Store ``trained`` as the next version of ``kind`` and make it the active one; returns N.
+@dataclass(frozen=True)
+class SavedVersion:
+    """What ``save_version`` stored: version N and the serving verdict (``served`` = it is now active)."""
 
-    The previous active model of the same account, kind, world and target is deactivated in the
-    same transaction. ``trained_through`` is the last outcome_id in the training data.
+    version: int
+    verdict: ServingVerdict
+
+    @property
+    def served(self) -> bool:
+        return self.verdict.serve
+
+
+def active_score_card(conn: psycopg.Connection, account_id: str, kind: str, world: str,
+                      target: str) -> ScoreCard | None:
+    """The active version's cross-validated score (what a new version must beat), or None."""
+    row = conn.execute(
+        """SELECT version, cv_score, baseline_score, (metrics -> 'cv' ->> 'score_se')::float8 AS score_se,
+                  (metrics -> 'cv' ->> 'gain_se')::float8 AS gain_se
+             FROM predictors WHERE account_id = %s AND kind = %s AND world = %s AND target = %s AND is_active
+            ORDER BY version DESC LIMIT 1""", (account_id, kind, world, target)).fetchone()
+    if row is None:
+        return None
+    return ScoreCard(row["cv_score"], row["baseline_score"], row["score_se"], row["gain_se"], int(row["version"]))
+
+
+def save_version(conn: psycopg.Connection, account_id: str, kind: str, trained: TrainedModel, features: Sequence[str],
+                 n_samples: int, world: str, trained_through: int | None, now: datetime) -> SavedVersion:
+    """Store ``trained`` as the next version N of ``kind`` with its serving verdict.
+
+    Served (``serving_verdict`` against the active version of the same account, kind, world and
+    target): it becomes the active one and the previous one is retired. Rejected: it is stored
+    inactive with ``rejected_reason`` and the active version stays. Both in one transaction under
+    the (account, kind) writer lock, so the comparison sees the version it replaces.
+    ``trained_through`` is the last outcome_id in the training data.
     """
     _check_kind(kind)
     check_world(world)
-    metrics = _json_safe({"cv": trained.cv, "candidates": trained.candidates, "fallback_reason": trained.fallback_reason,
-                          "model_kind": trained.kind})
     with conn.transaction():
         # one writer per (account, kind) at a time, so two learners never pick the same N
         lock_name_for_transaction(conn, f"predictors:{account_id}:{kind}")
         row = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM predictors WHERE account_id = %s AND kind = %s",
                            (account_id, kind)).fetchone()
         version = int(row["v"])
-        conn.execute("""UPDATE predictors SET is_active = false
-                         WHERE account_id = %s AND kind = %s AND world = %s AND target = %s AND is_active""",
-                     (account_id, kind, world, trained.target))
+        verdict = serving_verdict(ScoreCard.from_cv(trained.cv, version),
+                                  active_score_card(conn, account_id, kind, world, trained.target))
+        metrics = _json_safe({"cv": trained.cv, "candidates": trained.candidates,
+                              "fallback_reason": trained.fallback_reason, "model_kind": trained.kind,
+                              "serving": verdict.as_dict()})
+        if verdict.serve:
+            conn.execute("""UPDATE predictors SET is_active = false
+                             WHERE account_id = %s AND kind = %s AND world = %s AND target = %s AND is_active""",
+                         (account_id, kind, world, trained.target))
         conn.execute(
             """INSERT INTO predictors (account_id, kind, version, predictor_key, algorithm, world, target, features,
-                                       n_samples, cv_score, baseline_score, metrics, model, is_active, trained_through,
-                                       trained_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s, %s)""",
+                                       n_samples, cv_score, baseline_score, metrics, model, is_active, rejected_reason,
+                                       trained_through, trained_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
             (account_id, kind, version, predictor_key(kind, version), trained.algorithm, world, trained.target,
              json.dumps(list(features)), int(n_samples), _json_safe(trained.cv.get("score")),
              _json_safe(trained.cv.get("baseline_score")), json.dumps(metrics), dumps(trained.model),
-             trained_through, now),
+             verdict.serve, None if verdict.serve else verdict.detail, trained_through, now),
         )
-    return version
+    return SavedVersion(version, verdict)
 
 
 @dataclass
@@ -116,7 +152,9 @@ class LoadedPredictor:
 
 
 _COLUMNS = """predictor_id, version, predictor_key, kind, algorithm, world, target, features, n_samples, cv_score,
-              baseline_score, metrics, trained_through, trained_at, is_active"""
+              baseline_score, metrics, trained_through, trained_at, is_active, rejected_reason,
+              CASE WHEN rejected_reason IS NOT NULL THEN 'rejected' WHEN is_active THEN 'active'
+                   ELSE 'retired' END AS status"""
 
 
 def _loaded(row: Mapping[str, Any], model: Any, fallback_from: str | None = None) -> LoadedPredictor:
@@ -129,7 +167,8 @@ def _loaded(row: Mapping[str, Any], model: Any, fallback_from: str | None = None
 
 def load_active(conn: psycopg.Connection, account_id: str, kind: str, world: str, *, target: str = "reward_composite",
                 logger: logging.Logger | None = None) -> LoadedPredictor | None:
-    """The active predictor of this account, kind and world, or None when there is none.
+    """The active predictor of this account, kind and world, or None when there is none (a rejected
+    version is never active, nor served as a fallback).
 
     If the active model cannot be loaded (corrupt bytes, LightGBM missing), the newest loadable
     linear model of the same world is served instead and ``[LEARN_JOB] lightgbm_failed
@@ -156,7 +195,7 @@ def load_active(conn: psycopg.Connection, account_id: str, kind: str, world: str
     older = conn.execute(
         f"""SELECT {_COLUMNS}, model FROM predictors
              WHERE account_id = %s AND kind = %s AND world = %s AND target = %s AND version < %s
-               AND algorithm IN ('ridge', 'logistic')
+               AND algorithm IN ('ridge', 'logistic') AND rejected_reason IS NULL
              ORDER BY version DESC""",
         (account_id, kind, world, target, active["version"]),
     ).fetchall()
@@ -175,7 +214,8 @@ def load_active(conn: psycopg.Connection, account_id: str, kind: str, world: str
 
 def list_versions(conn: psycopg.Connection, account_id: str, kind: str | None = None,
                   world: str | None = None) -> list[dict[str, Any]]:
-    """Every stored version (without model bytes), newest first: for status pages and notebooks."""
+    """Every stored version (without model bytes), by kind, newest first: for status pages and notebooks.
+    ``status`` is active, retired or rejected (then ``rejected_reason`` says why)."""
     sql = f"SELECT {_COLUMNS} FROM predictors WHERE account_id = %s"
     params: list[Any] = [account_id]
     if kind is not None:

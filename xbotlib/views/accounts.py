@@ -1,9 +1,10 @@
-"""The account a figure is about, and the UTC day it counts in."""
+"""The account a figure is about, the time its figures are read at ("now") and the UTC day it counts in."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from xbotlib.store import queue
+from xbotlib.store.worlds import check_world, latest_event_at
 
 
 def account(conn, account_id: str) -> dict | None:
@@ -12,6 +13,25 @@ def account(conn, account_id: str) -> dict | None:
     return None if created is None else {"account_id": account_id, "created_at": created}
 
 
+def default_account(conn, preferred: str) -> str:
+    """The account a figure is about when none is asked for: ``preferred`` (XBOT_ACCOUNT_ID) when it is
+    stored, else the account with the most decisions (after ``xbot demo`` that is demo-1), else ``preferred``."""
+    counts = queue.decisions_per_account(conn)
+    if preferred in counts or not counts:
+        return preferred
+    return max(sorted(counts), key=lambda a: counts[a])
+
+
 def day_start(now: datetime) -> datetime:
     """Midnight UTC of ``now``'s day: 'today' in these figures is a UTC day, like the LLM budget day."""
     return now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def world_now(conn, account_id: str, world: str, wall_now: datetime) -> datetime:
+    """'Now' for figures of ``world``: the wall clock (``wall_now``) for the live world; for a simulated
+    world its own clock, the account's latest event there (a demo that ran in simulated January is read
+    at its end, not at today's date), or ``wall_now`` when it has none yet."""
+    if check_world(world) == "live":
+        return wall_now
+    latest = latest_event_at(conn, account_id, world)
+    return latest.astimezone(timezone.utc) if latest is not None else wall_now

@@ -18,6 +18,7 @@ from xbotlib.store import models, outcomes, worlds
 from xbotlib.store.training_data import count_fresh_outcomes
 
 OUTCOMES_WINDOW_DAYS = 90
+REJECTED_SHOWN = 10
 POSTERIOR_METHOD = ("xbotlib.core.bandit.posterior: Normal-Inverse-Gamma posterior of each arm's mean reward from "
                     "the exposure-weighted sums in bandit_arms, prior pooled over the arms of the same scope; "
                     "95% interval of the Student-t")
@@ -34,6 +35,9 @@ class ModelVersion(BaseModel):
     trained_at: datetime
     n_samples: int
     trained_through: int | None = Field(description="last outcome_id in the training data")
+    status: str = Field("active", description="active (served), retired (replaced) or rejected (never served: it "
+                                              "did not beat the predict-the-mean baseline or the active version)")
+    rejected_reason: str | None = Field(None, description="why a rejected version is not served, with the scores")
 
 
 class ArmSummary(BaseModel):
@@ -94,6 +98,9 @@ class LearningStatus(BaseModel):
     account_age_days: float
     explore_rate: float
     active_models: list[ModelVersion]
+    rejected_models: list[ModelVersion] = Field(description="versions trained since the active one of their kind "
+                                                            "(or since the start, when none is served) and not "
+                                                            f"served, newest first, at most {REJECTED_SHOWN}")
     arms: list[ArmSummary]
     posterior_method: str
     outcomes_window_days: int
@@ -164,8 +171,11 @@ def learning_status(conn, settings: Settings, account: dict, world: str, now: da
     """What the learner knows for ``account`` in ``world``: models, exploration, arms, outcomes, next training."""
     acc = account["account_id"]
     age = max(0.0, (now - account["created_at"]).total_seconds() / 86400)
-    active = sorted((m for m in models.list_versions(conn, acc) if m["is_active"] and m["trained_at"] <= now),
-                    key=lambda m: (m["kind"], m["world"]))
+    versions = [m for m in models.list_versions(conn, acc) if m["trained_at"] <= now]
+    active = sorted((m for m in versions if m["is_active"]), key=lambda m: (m["kind"], m["world"]))
+    served = {(m["kind"], m["world"]): m["version"] for m in active}
+    rejected = [m for m in sorted(versions, key=lambda m: m["trained_at"], reverse=True)
+                if m["status"] == "rejected" and m["version"] > served.get((m["kind"], m["world"]), 0)]
     arms = {scope: stats for scope in arm_store.SCOPES
             if (stats := arm_store.load_arms(conn, acc, world, scope))}
     last = models.last_version(conn, acc, world)  # the learn job counts fresh outcomes from here
@@ -173,6 +183,7 @@ def learning_status(conn, settings: Settings, account: dict, world: str, now: da
     return LearningStatus(
         account_id=acc, world=world, now=now, account_age_days=round(age, 4), explore_rate=explore_rate(age),
         active_models=[{**m, "version": f"v{m['version']}"} for m in active],
+        rejected_models=[{**m, "version": f"v{m['version']}"} for m in rejected[:REJECTED_SHOWN]],
         arms=arm_summaries(arms), posterior_method=POSTERIOR_METHOD, outcomes_window_days=OUTCOMES_WINDOW_DAYS,
         outcomes_by_world=worlds.outcomes_by_world(conn, acc, now - timedelta(days=OUTCOMES_WINDOW_DAYS), now),
         next_training=next_training(world=world, fresh=fresh, last=last, min_new=settings.learn_min_new_samples,

@@ -20,13 +20,14 @@ class AccountSummary:
     model_versions: int
     latest_models: list[dict]                  # the newest version of each predictor kind
     growth_model: GrowthModelView | None       # hooks and hours ranked by expected follows; None before any post
-    lifts: list[LiftReport]                    # one per experiment, on per-post fpki
+    lifts: list[LiftReport]                    # one per experiment: the verdict on fpki, guardrails, appendix
 
 
 def account_summary(conn, settings: Settings, account_id: str, world: str, now: datetime, *,
-                    experiment_ids: Sequence[str], seed: int = 0) -> AccountSummary:
+                    experiment_ids: Sequence[str], seed: int | None = None) -> AccountSummary:
     """Followers, FPKI by week, model versions, the growth model (the admin API's view of it, hooks
-    and hours ranked against the average arm) and each experiment's lift on per-post fpki."""
+    and hours ranked against the average arm) and each experiment's lift report — the same report,
+    seed (``LIFT_SEED`` unless given) and figures as the experiment_lift notebook and the API."""
     first, last = outcomes.first_and_last_followers(conn, account_id)
     versions = models.list_versions(conn, account_id)  # by kind, newest first
     latest: dict[str, dict] = {}
@@ -36,7 +37,7 @@ def account_summary(conn, settings: Settings, account_id: str, world: str, now: 
     if view.posts:
         rank = lambda effects: sorted(effects, key=lambda e: -e.relative_follows)  # noqa: E731
         view = view.model_copy(update={"hooks": rank(view.hooks), "hours": rank(view.hours)})
-    lifts = [experiment_lift(conn, account_id, e, world, seed=seed, outcomes=("fpki",)) for e in experiment_ids]
+    lifts = [experiment_lift(conn, account_id, e, world, seed=seed) for e in experiment_ids]
     return AccountSummary(first, last, outcomes.weekly_fpki(conn, account_id), len(versions), list(latest.values()),
                           view if view.posts else None, lifts)
 

@@ -11,10 +11,13 @@ from here (the queries themselves are functions of ``xbotlib.store``).
   DuckDB (``duckdb.sql("… FROM outcomes_tbl")``) and polars (``pl.from_arrow``) in-process.
 - Frames (pandas): followers by day, FPKI/novelty by day, top posts, arm posteriors, the timing table
   (weekday × local hour), model versions, gate rejections, predictor comparison, experiment lift.
+- Tables and prose for people: ``table`` (a pandas Styler: no index, rounding, percentages, times to
+  the minute) and ``report_context`` (a report's opening sentence with its database, account and world).
 - Plots: each returns a ``matplotlib.figure.Figure`` built without pyplot (no global state, nothing
   shown twice); with no data it returns a figure that says so instead of raising.
 
-Modules: ``frames`` (reads and frames), ``models`` (predictor versions and comparison), ``plots``.
+Modules: ``frames`` (reads and frames), ``models`` (predictor versions and comparison), ``plots``,
+``tables`` (formatting for people).
 The experiment lift report is ``xbotlib.views.experiment_lift`` (shared with the API and the demo) and the
 experiment registry ``xbotlib.store.experiments.list_experiments``, re-exported here as
 ``experiment_lift`` and ``list_experiments``. Nothing here runs a job: the notebooks that can train or
@@ -34,6 +37,7 @@ from xbotlib.app.analysis.frames import (WEEKDAYS, arm_posteriors, campaign_coun
 from xbotlib.app.analysis.models import beats, model_versions, predictor_comparison
 from xbotlib.app.analysis.plots import (message_figure, plot_arm_posteriors, plot_balance, plot_daily, plot_followers,
                                         plot_forest, plot_model_comparison, plot_overlap, plot_timing_heatmap)
+from xbotlib.app.analysis.tables import report_context, table
 from xbotlib.store.experiments import list_experiments
 from xbotlib.store.outcomes import OUTCOME_SCHEMA
 from xbotlib.store.worlds import resolve_world
@@ -42,6 +46,8 @@ from xbotlib.views import experiment_lift
 __all__ = [
     # database, account, world
     "connect", "resolve_account", "resolve_world",
+    # tables and prose for people
+    "table", "report_context",
     # outcomes and frames
     "OUTCOME_SCHEMA", "WEEKDAYS", "outcomes_arrow", "outcomes_frame", "latest_outcomes", "window",
     "campaign_counts", "format_counts", "pass_summary", "followers_daily", "daily_metrics", "top_posts",

@@ -3,7 +3,9 @@ Arrow; counts; growth frames (pandas). Every query is a function of ``xbotlib.st
 only shapes what those return.
 
 Time windows (``days``) are anchored at the newest row of the data, not at the wall clock, so a
-report on a simulated campaign (whose clock ran in 2026-01) shows its last ``days`` days.
+report on a simulated campaign (whose clock ran in 2026-01) shows its last ``days`` days. Where a
+notebook needs "now" (e.g. for a read model of ``xbotlib.views``), ``world_now`` gives the same one the
+admin API uses: the wall clock for the live world, a simulated world's latest event.
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from typing import Mapping
 import pandas as pd
 import pyarrow as pa
 
+from xbotlib import views
 from xbotlib.app.reports.runner import open_database
+from xbotlib.clock import SystemClock
 from xbotlib.config import ConfigError, load_settings
 from xbotlib.core.bandit import posterior
 from xbotlib.store.arms import load_arms
@@ -68,6 +72,12 @@ def _settings_account() -> str | None:
         return load_settings().account_id
     except ConfigError:  # a broken .env must not hide the data: fall back to the busiest account
         return None
+
+
+def world_now(conn, account_id: str, world: str):
+    """'Now' for figures of ``world``, as the admin API reads it (``xbotlib.views.world_now``): the wall
+    clock for the live world, the account's latest event in a simulated one."""
+    return views.world_now(conn, account_id, world, SystemClock().now())
 
 
 # ----------------------------------------------------------------------------- outcomes into Arrow

@@ -62,12 +62,19 @@ def predictor_comparison(conn, account_id: str, world: str, *, seed: int = 0, fo
 
 
 def model_versions(conn, account_id: str) -> pd.DataFrame:
-    """Every stored predictor version: key, algorithm, world, samples, cross-validated score vs baseline."""
-    cols = ["predictor_key", "algorithm", "world", "target", "n_samples", "cv_score", "baseline_score",
-            "beats_baseline", "is_active", "trained_at"]
+    """Every stored predictor version, newest first per kind: key, status, algorithm, world, samples,
+    cross-validated score vs baseline, and why a rejected one was not served.
+
+    ``status`` is active (it serves), retired (served once, replaced) or rejected (never served:
+    ``rejected_reason`` says which bar it missed, the baseline or the active version).
+    """
+    # no "beats_baseline" here: serving asks more (beat the baseline by a margin, and the active version),
+    # so ``status`` and ``rejected_reason`` are the answer and a bare comparison would contradict them
+    cols = ["predictor_key", "status", "algorithm", "world", "target", "n_samples", "cv_score", "baseline_score",
+            "trained_at", "rejected_reason", "is_active"]
     rows = list_versions(conn, account_id)
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=cols)
-    df["beats_baseline"] = [beats(c, b) for c, b in zip(df["cv_score"], df["baseline_score"])]
+    df["rejected_reason"] = df["rejected_reason"].fillna("")
     return df[cols]

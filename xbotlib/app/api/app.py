@@ -3,16 +3,21 @@
 ``create_app(settings, db, clock)`` builds the FastAPI app. Every request, including the OpenAPI
 schema and the docs, needs the token: ``Authorization: Bearer <token>`` or HTTP Basic with the token
 as the password (any user name, so a browser can open ``/docs``). A token in the query string is
-never read: URLs end up in logs and browser history.
+never read: URLs end up in logs and browser history. Repeated failures from one client address are
+slowed down (``auth.FailureThrottle``). ``/docs`` is Swagger UI from the assets the fastapi-offline
+package ships (no CDN); ``/metrics`` is written by prometheus-client.
 
-Routes (``?account_id=`` defaults to XBOT_ACCOUNT_ID; ``?world=live|sandbox`` to the posting world):
+Routes (``?account_id=`` defaults to XBOT_ACCOUNT_ID, or the busiest account when that one is not
+stored; ``?world=live|sandbox`` to the posting world):
 ``GET /api/learning/status``, ``GET /api/growth``, ``GET /api/metrics`` (and Prometheus text at
 ``GET /metrics``), ``GET /api/experiments``, ``PATCH /api/experiments/{experiment_id}``,
 ``GET /api/experiments/{experiment_id}/lift``.
 
 Figures of one world only: ``world=live`` reads real outcomes and snapshots (``simulated=false``),
 ``world=sandbox`` simulated ones; each response says which, so a simulated number is never shown
-as a real one. Days are UTC days. Every query is parameterised and bounded by a time window or
+as a real one. Days are UTC days, and "now" is the world's (``views.world_now``): the wall clock
+for the live world, a simulated world's latest event for the sandbox, so a demo that ran in simulated
+time is shown at its end. Every query is parameterised and bounded by a time window or
 LIMIT; each route reads in one REPEATABLE READ snapshot so its figures agree with each other.
 
 The figures are the read models of ``xbotlib.views`` (shared with the demo summary and the notebooks);
@@ -24,17 +29,22 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
+import fastapi_offline
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from xbotlib import views
-from xbotlib.app.api.auth import REALM, UNAUTHORIZED, AdminGate, token_matches
+from xbotlib.app.api.auth import REALM, UNAUTHORIZED, AdminGate, FailureThrottle, token_matches
 from xbotlib.app.api.schemas import ArmCount, ErrorDetail, Experiment, ExperimentLift, ExperimentPatch
 from xbotlib.clock import Clock
 from xbotlib.config import ConfigError, Settings
@@ -43,10 +53,14 @@ from xbotlib.jobs import schedules as _schedules
 from xbotlib.store import experiments as experiment_store
 from xbotlib.store.db import Database, read_only_snapshot
 from xbotlib.views import Growth, LearningStatus, Metrics
+from xbotlib.views.experiment_reports import LIFT_SEED
 
 log = logging.getLogger("xbot.api")
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+# Swagger UI's JavaScript and CSS, shipped inside the fastapi-offline wheel (behind the token like the rest)
+DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
+DOCS_ASSETS_URL = "/docs/assets"
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -55,37 +69,74 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def prometheus_text(m: Metrics) -> str:
-    """The metrics in Prometheus text exposition format (0.0.4). Unknown values are left out."""
-    base = f'account="{_label(m.account_id)}",world="{_label(m.world)}"'
-    lines: list[str] = []
+def metric_families(m: Metrics) -> list[Metric]:
+    """The figures of ``m`` as Prometheus metric families; unknown values are left out.
 
-    def gauge(name: str, help_: str, samples: Sequence[tuple[str, float | None]]) -> None:
-        lines.append(f"# HELP {name} {help_}")
-        lines.append(f"# TYPE {name} gauge")
+    All are gauges: each is a level now (followers, queue depth) or a count over a window that also
+    goes down (posts today, gate rejections in 24 h), which a counter must never do. Counters
+    (``_total``) are the API process's own running counts: see ``AuthCollector``."""
+    base = {"account": m.account_id, "world": m.world}
+    families: list[Metric] = []
+
+    def gauge(name: str, help_: str, samples: Sequence[tuple[dict[str, str], float | None]]) -> None:
+        extra = sorted({k for labels, _ in samples for k in labels})
+        family = GaugeMetricFamily(name, help_, labels=[*base, *extra])
         for labels, value in samples:
             if value is not None:
-                lines.append(f"{name}{{{base}{labels}}} {float(value):.10g}")
+                family.add_metric([*base.values(), *(labels[k] for k in extra)], float(value))
+        families.append(family)
 
-    gauge("xbot_followers", "followers in the latest snapshot", [("", m.followers_today)])
-    gauge("xbot_simulated", "1 when these figures come from the sandbox, not the real X", [("", int(m.simulated))])
-    gauge("xbot_fpki_avg_7d", "mean follows per 1000 impressions, pass-2 outcomes of 7 days", [("", m.fpki_avg_7d)])
-    gauge("xbot_posts_today", "posts published today (UTC)", [("", m.posts_today)])
+    gauge("xbot_followers", "followers in the latest snapshot", [({}, m.followers_today)])
+    gauge("xbot_simulated", "1 when these figures come from the sandbox, not the real X", [({}, int(m.simulated))])
+    gauge("xbot_fpki_avg_7d", "mean follows per 1000 impressions, pass-2 outcomes of 7 days", [({}, m.fpki_avg_7d)])
+    gauge("xbot_posts_today", "posts published today (UTC)", [({}, m.posts_today)])
     gauge("xbot_queue_depth", "decisions still in the queue, by status",
-          [(f',status="{_label(s)}"', n) for s, n in m.queue_depth.items()])
+          [({"status": s}, n) for s, n in m.queue_depth.items()])
     gauge("xbot_gate_rejections_24h", "content rejected by each gate in 24 h",
-          [(f',gate="{_label(g)}"', n) for g, n in m.gate_rejections_24h.items()])
+          [({"gate": g}, n) for g, n in m.gate_rejections_24h.items()])
     o = m.openai
-    gauge("xbot_openai_spend_usd", "OpenAI cost settled today", [("", o.spent_usd)])
-    gauge("xbot_openai_reserved_usd", "OpenAI cost reserved by calls in flight", [("", o.reserved_usd)])
-    gauge("xbot_openai_budget_usd", "OpenAI daily budget", [("", o.budget_usd)])
-    gauge("xbot_openai_backoffs_today", "OpenAI calls refunded after a rate limit today", [("", o.backoffs_today)])
-    gauge("xbot_openai_circuit_open", "1 when insufficient_quota opened the circuit today", [("", int(o.circuit_open))])
+    gauge("xbot_openai_spend_usd", "OpenAI cost settled today", [({}, o.spent_usd)])
+    gauge("xbot_openai_reserved_usd", "OpenAI cost reserved by calls in flight", [({}, o.reserved_usd)])
+    gauge("xbot_openai_budget_usd", "OpenAI daily budget", [({}, o.budget_usd)])
+    gauge("xbot_openai_backoffs_today", "OpenAI calls refunded after a rate limit today", [({}, o.backoffs_today)])
+    gauge("xbot_openai_circuit_open", "1 when insufficient_quota opened the circuit today", [({}, int(o.circuit_open))])
     gauge("xbot_job_last_run_timestamp", "start of each job's last run, unix seconds",
-          [(f',job="{_label(j.job)}"', j.started_at.timestamp() if j.started_at else None) for j in m.jobs])
+          [({"job": j.job}, j.started_at.timestamp() if j.started_at else None) for j in m.jobs])
     gauge("xbot_job_last_run_ok", "1 when each job's last run ended ok or skipped",
-          [(f',job="{_label(j.job)}"', int(j.status in ("ok", "skipped")) if j.status else None) for j in m.jobs])
-    return "\n".join(lines) + "\n"
+          [({"job": j.job}, int(j.status in ("ok", "skipped")) if j.status else None) for j in m.jobs])
+    return families
+
+
+class AuthCollector:
+    """The API process's own counters: failed authentications since start and clients slowed down now."""
+
+    def __init__(self, throttle: FailureThrottle):
+        self.throttle = throttle
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("xbot_api_auth_failures", "failed admin-token checks since the API started",
+                                  value=self.throttle.failures_total)
+        yield GaugeMetricFamily("xbot_api_auth_slowed_clients",
+                                "client addresses whose requests are being slowed down after failed authentications",
+                                value=self.throttle.slowed_addresses())
+
+
+class _Families:
+    def __init__(self, families: list[Metric]):
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+def prometheus_text(m: Metrics, *extra_collectors) -> str:
+    """The metrics in Prometheus text exposition format 0.0.4 (``prometheus_client``), then those of
+    ``extra_collectors`` (objects with ``collect()``)."""
+    registry = CollectorRegistry(auto_describe=False)  # one per scrape: the figures are read per request
+    registry.register(_Families(metric_families(m)))
+    for collector in extra_collectors:
+        registry.register(collector)
+    return generate_latest(registry).decode()
 
 
 def json_safe(value: Any) -> Any:
@@ -113,6 +164,15 @@ def _number(value: Any) -> float | None:
     return None if value is None or value != value else float(value)
 
 
+def _numbers(value: Any) -> Any:
+    """``_number`` through a nested dict/list of the lift decision; other values as they are."""
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return _number(value) if isinstance(value, float) else value
+
+
 # ----------------------------------------------------------------------------- schedules
 
 def learn_schedules(schedules_dir: Path | None) -> list[_schedules.ScheduleEntry]:
@@ -134,15 +194,18 @@ def next_learn_run(entries: Sequence[_schedules.ScheduleEntry], account_id: str,
 # ----------------------------------------------------------------------------- the app
 
 World = Literal["live", "sandbox"]
-_ACCOUNT_QUERY = Query(None, pattern=ACCOUNT_ID_PATTERN, max_length=64,
-                       description="account to show; default XBOT_ACCOUNT_ID")
+# a plain string, empty meaning "the default account": a nullable parameter lets a malformed value vanish
+# from the query string and be read as "no account given"
+_ACCOUNT_QUERY = Query("", pattern=r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$", max_length=64,
+                       description="account to show; default XBOT_ACCOUNT_ID (else the busiest account)")
 _WORLD_QUERY = Query(None, description="live (real outcomes) or sandbox (simulated); default: the posting world")
 _EXPERIMENT_PATH = PathParam(..., max_length=64, description="e.g. question_cta")
 _NOT_FOUND = {404: {"model": ErrorDetail, "description": "no such account (or experiment)"}}
 
 
-def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir: Path | None = None) -> FastAPI:
-    """The admin API over ``db``, reading time from ``clock``.
+def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir: Path | None = None,
+               auth_throttle: FailureThrottle | None = None) -> FastAPI:
+    """The admin API over ``db``, reading the wall time from ``clock`` ("now" per world: ``views.world_now``).
 
     Raises ``ConfigError`` when ADMIN_TOKEN is unset: the API never serves without a token.
     The learn schedule is read once here (restart the API after editing ``schedules/``).
@@ -162,14 +225,16 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
 
     app = FastAPI(title="xbot admin API", version="1", docs_url=None, redoc_url=None, openapi_url=None,
                   description=__doc__, dependencies=[Depends(require_admin)])
-    app.add_middleware(AdminGate, token=token)
+    throttle = auth_throttle if auth_throttle is not None else FailureThrottle()
+    app.add_middleware(AdminGate, token=token, throttle=throttle)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     def account_of(conn, account_id: str | None) -> dict:
-        acc = account_id or settings.account_id
+        # no ?account_id=: XBOT_ACCOUNT_ID if stored, else the busiest account (the demo's demo-1)
+        acc = account_id or views.default_account(conn, settings.account_id)
         row = views.account(conn, acc)
         if row is None:
             raise HTTPException(404, f"no account {acc!r} in the database (accounts are created by the first job "
@@ -183,42 +248,46 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
             raise HTTPException(404, f"no experiment {experiment_id!r} for account {acc!r}: {exc}") from None
 
     @app.get("/api/learning/status", response_model=LearningStatus, responses=_NOT_FOUND, tags=["learning"])
-    def get_learning_status(account_id: str | None = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
+    def get_learning_status(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Active model versions, exploration rate, bandit arms, outcomes by world, next training."""
-        now = clock.now()
+        world = world or settings.world
         with db.connection() as conn:
             read_only_snapshot(conn)
             account = account_of(conn, account_id)
-            return views.learning_status(conn, settings, account, world or settings.world, now,
+            now = views.world_now(conn, account["account_id"], world, clock.now())
+            return views.learning_status(conn, settings, account, world, now,
                                          next_learn_run(learn_entries, account["account_id"], now))
 
     @app.get("/api/growth", response_model=Growth, responses=_NOT_FOUND, tags=["growth"])
-    def get_growth(account_id: str | None = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
+    def get_growth(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Followers now and their change, a 30-day daily series, 7-day FPKI and novelty, top posts."""
         with db.connection() as conn:
             read_only_snapshot(conn)
-            return views.growth(conn, account_of(conn, account_id), world or settings.world, clock.now())
+            account, world = account_of(conn, account_id), world or settings.world
+            return views.growth(conn, account, world, views.world_now(conn, account["account_id"], world, clock.now()))
 
     def _metrics(account_id: str | None, world: str | None) -> Metrics:
         with db.connection() as conn:
             read_only_snapshot(conn)
-            return views.metrics(conn, settings, account_of(conn, account_id), world or settings.world, clock.now())
+            account, world = account_of(conn, account_id), world or settings.world
+            return views.metrics(conn, settings, account, world,
+                                 views.world_now(conn, account["account_id"], world, clock.now()))
 
     @app.get("/api/metrics", response_model=Metrics, responses=_NOT_FOUND, tags=["operations"])
-    def get_metrics(account_id: str | None = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
+    def get_metrics(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Today's operating figures: followers, FPKI, posts, queue, gates, OpenAI spend, job runs."""
         return _metrics(account_id, world)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"],
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                               "description": "Prometheus text format 0.0.4"}, **_NOT_FOUND})
-    def get_prometheus(account_id: str | None = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
+    def get_prometheus(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """The figures of /api/metrics for Prometheus (scrape with a bearer token)."""
-        return PlainTextResponse(prometheus_text(_metrics(account_id, world)),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(prometheus_text(_metrics(account_id, world), AuthCollector(throttle)),
+                                 media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     @app.get("/api/experiments", response_model=list[Experiment], responses=_NOT_FOUND, tags=["experiments"])
-    def get_experiments(account_id: str | None = _ACCOUNT_QUERY):
+    def get_experiments(account_id: str = _ACCOUNT_QUERY):
         """Experiment flags, allocation, what they apply to and assignments so far per arm."""
         with db.connection() as conn:
             read_only_snapshot(conn)
@@ -228,7 +297,7 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
     @app.patch("/api/experiments/{experiment_id}", response_model=Experiment, tags=["experiments"],
                responses={**_NOT_FOUND, 400: {"model": ErrorDetail, "description": "the body is not UTF-8 JSON"}})
     def patch_experiment(patch: ExperimentPatch, experiment_id: str = _EXPERIMENT_PATH,
-                         account_id: str | None = _ACCOUNT_QUERY):
+                         account_id: str = _ACCOUNT_QUERY):
         """Switch an experiment on or off, or change its allocation. Nothing changes on error.
 
         Goes through the experiment registry (``xbotlib.store.experiments.set_experiment``), which
@@ -247,11 +316,14 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
 
     @app.get("/api/experiments/{experiment_id}/lift", response_model=ExperimentLift, responses=_NOT_FOUND,
              tags=["experiments"])
-    def get_experiment_lift(experiment_id: str = _EXPERIMENT_PATH, account_id: str | None = _ACCOUNT_QUERY,
+    def get_experiment_lift(experiment_id: str = _EXPERIMENT_PATH, account_id: str = _ACCOUNT_QUERY,
                             world: World | None = _WORLD_QUERY,
-                            seed: int = Query(0, ge=0, le=2**32 - 1, description="seed of the DR cross-fitting")):
-        """Lift of the experiment on pass-2 outcomes: difference in means, IPW and doubly-robust (AIPW)
-        estimates with 95% intervals (``xbotlib.views.experiment_lift``); ``reason`` when not estimable yet."""
+                            seed: int = Query(LIFT_SEED, ge=0, le=2**32 - 1,
+                                              description="seed of the DR cross-fitting (default: the report's)")):
+        """Lift of the experiment on pass-2 outcomes (``xbotlib.views.experiment_lift``, the figures of the
+        report and the demo summary): ``decision`` leads — verdict, relative lift on fpki and the guardrails
+        with fixed-n and always-valid 95% intervals, posts still needed, sample-ratio check — and ``table``
+        is the appendix (difference in means, IPW, DR per metric); ``reason`` when not estimable yet."""
         world = world or settings.world
         with db.connection() as conn:
             read_only_snapshot(conn)
@@ -260,8 +332,11 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
             report = views.experiment_lift(conn, acc, experiment_id, world, seed=seed)
         rows = [{k: _number(v) if k not in ("outcome", "estimator", "n_treatment", "n_control") else v
                  for k, v in r.items()} for r in report.table.to_dict("records")]
+        verdict = None
+        if report.decision is not None:
+            verdict = {**_numbers(report.decision.to_dict()), "estimator_note": report.estimator_note()}
         return ExperimentLift(account_id=acc, experiment_id=experiment_id, world=world, simulated=world != "live",
-                              seed=seed, reason=report.reason, table=rows)
+                              seed=seed, reason=report.reason, decision=verdict, table=rows)
 
     def openapi_schema() -> dict:
         if app.openapi_schema is None:
@@ -289,6 +364,16 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
 
     @app.get("/docs", include_in_schema=False)
     def get_docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="xbot admin API")
+        # Swagger UI from the files fastapi-offline ships, not a CDN: /docs works with no internet
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="xbot admin API",
+                                   swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png")
+        # the schema's URL from the page's origin: a page opened as http://user:token@host/docs would
+        # otherwise make Swagger UI fetch a URL with credentials in it, which browsers refuse
+        html = page.body.decode().replace("url: '/openapi.json'", "url: window.location.origin + '/openapi.json'")
+        return HTMLResponse(html)
+
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
 
     return app

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from xbotlib.app.cli.errors import CliError
 from xbotlib.clock import SystemClock
@@ -11,8 +12,11 @@ DESCRIPTION = """\
 Serve the admin API (learning status, growth, metrics, experiments; Prometheus text at /metrics)
 with uvicorn. Every route, /docs and /openapi.json included, needs ADMIN_TOKEN: send
 'Authorization: Bearer <token>', or HTTP Basic with the token as password (a browser can open /docs).
-Without ADMIN_TOKEN the server refuses to start. Binds to 127.0.0.1 unless --host says otherwise;
-put TLS in front of it before exposing it beyond this machine."""
+Without ADMIN_TOKEN the server refuses to start; a weak one (under 16 characters, one character
+repeated, a common word, a keyboard run) is refused on any address but loopback and warned about on
+loopback. Repeated failed authentications from one address are answered slower and slower (up to
+30 s each). Binds to 127.0.0.1 unless --host says otherwise; put TLS in front of it before exposing
+it beyond this machine."""
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -24,11 +28,19 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from xbotlib.app.api.app import create_app  # start-up time, as above
+    from xbotlib.app.api.auth import check_admin_token  # start-up time, as above (it imports FastAPI)
     from xbotlib.store import migrate  # start-up time, as above
     from xbotlib.store.db import Database  # start-up time, as above
 
+    warning = check_admin_token(settings.admin_token, args.host)  # a weak token off loopback: ConfigError
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     with Database.open(settings) as db:
-        pending = [r for r in migrate.status(db) if r["state"] != "applied"]
+        rows = migrate.status(db)
+        problems = migrate.problems(rows)
+        if problems:
+            raise CliError("the migrations on disk do not match the database: " + "; ".join(problems))
+        pending = [r for r in rows if r["state"] == "pending"]
         if pending:
             names = ", ".join(f"{r['version']:04d}_{r['name']}" for r in pending)
             raise CliError(f"the database schema is not up to date (pending: {names}); run `xbot migrate up` first")

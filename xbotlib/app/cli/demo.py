@@ -25,7 +25,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from xbotlib.store.db import Database  # start-up time, as above
 
     settings = load_settings()
-    log_file = settings.home_path / "logs" / "xbot.log"
+    log_file = settings.log_path
     # the demo's job lines go to the log file; the terminal shows the progress bar and the summary
     setup_logging(logging.DEBUG if args.verbose else logging.INFO, log_file=log_file,
                   stderr_level=logging.DEBUG if args.verbose else logging.WARNING)
@@ -41,10 +41,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     print(f"xbot demo: {config.days} simulated days, seed {config.seed}, policy {config.policy}, "
           f"{config.accounts} account(s), scenario {args.scenario or 'scenarios/default.toml'}", flush=True)
-    url = campaign_database(settings)
+    url = campaign_database(settings, set_default=True)  # later commands read this campaign with no setting
     with Database.from_url(url, pool_max=4) as db:
         migrate.up(db)
-        bar = tqdm(total=config.days, unit="day", desc="campaign", file=sys.stdout, mininterval=0.5,
+        # disable=None: no bar when stdout is not a terminal (CI logs, pipes), where it is only noise
+        bar = tqdm(total=config.days, unit="day", desc="campaign", file=sys.stdout, mininterval=0.5, disable=None,
                    bar_format="{l_bar}{bar}| {n:.1f}/{total} sim days [{elapsed}<{remaining}]")
 
         def on_progress(days: float) -> None:
@@ -58,29 +59,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         reports_index = None
         if not args.no_notebooks:
-            reports_index = _run_notebooks(url, run.account_ids[0])
-        _print_summary(run, db, reports_index, url, time.perf_counter() - t0, log_file)
+            reports_index = _run_notebooks(url, run.account_ids[0], settings.reports_path)
+        _print_summary(run, db, reports_index, url, time.perf_counter() - t0, log_file, settings)
     return 0
 
 
-def _run_notebooks(db_url: str, account_id: str):
+def _run_notebooks(db_url: str, account_id: str, reports_dir: Path):
     # imported here for start-up time: keeps `xbot --help` fast
     from tqdm import tqdm
 
     jobs = [(name, {"account_id": account_id}) for name in DEMO_NOTEBOOKS]
     jobs += [("experiment_lift", {"account_id": account_id, "experiment_id": e}) for e in DEMO_LIFT_EXPERIMENTS]
     index = None
-    for name, params in tqdm(jobs, desc="reports", unit="notebook", file=sys.stdout):
+    for name, params in tqdm(jobs, desc="reports", unit="notebook", file=sys.stdout, disable=None):
         try:
-            run = run_notebook(name, params, db_url=db_url)
+            run = run_notebook(name, params, db_url=db_url, reports_dir=reports_dir)
             index = getattr(run, "index_path", None) or index
         except NotebookFailed as exc:
             print(f"  report {name} FAILED (its report shows the error): {exc}")
             index = getattr(exc, "index_path", None) or index
-    return index or Path("reports/index.html").resolve()
+    return index or reports_dir / "index.html"
 
 
-def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
+def _print_summary(run, db, reports_index, url, elapsed, log_file, settings) -> None:
     # imported here for start-up time: the read models load pandas and scikit-learn
     from xbotlib import views
     from xbotlib.jobs.campaign import EXPERIMENTS  # start-up time, as above
@@ -94,8 +95,9 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
     print("=" * 78)
     for ctx in run.contexts:
         with db.connection() as conn:
+            # the lift seed is the report's and the API's (LIFT_SEED), not the campaign's: one computation
             summary = views.account_summary(conn, ctx.settings, ctx.account_id, ctx.world, ctx.clock.now(),
-                                            experiment_ids=EXPERIMENTS, seed=run.config.seed)
+                                            experiment_ids=EXPERIMENTS)
         first, last = summary.followers_first, summary.followers_last
         print(f"\naccount {ctx.account_id}: followers {first} -> {last} ({last - first:+d})")
         if summary.weekly_fpki:
@@ -103,7 +105,7 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
         if summary.model_versions:
             print(f"  models trained: {summary.model_versions} versions; latest "
                   + ", ".join(f"{v['predictor_key']} ({v['algorithm']}, n={v['n_samples']}, cv={_f(v['cv_score'])} vs "
-                              f"baseline {_f(v['baseline_score'])})" for v in summary.latest_models))
+                              f"baseline {_f(v['baseline_score'])}, {_served(v)})" for v in summary.latest_models))
         else:
             print("  models trained: none yet (the learner needs at least 5 pass-2 outcomes)")
         view = summary.growth_model
@@ -113,7 +115,8 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
             print(f"  growth model ({view.posts} posts), expected follows vs the average arm:")
             print(f"    hooks: {show(view.hooks)}   (the scenario's best: {best_hook})")
             print(f"    hours: {show(view.hours)}   (the scenario's best: {best_hour})")
-        print("  experiment lift on per-post fpki: doubly robust with 95% CI, IPW, difference in means, and the true lift for these posts:")
+        print("  experiment lift on per-post fpki (the experiment_lift report's verdict line; then DR with its 95% CI, "
+              "IPW, difference in means and the true lift for these posts):")
         for report in summary.lifts:
             name, n = report.experiment_id, len(report.frame)
             if not report.estimable:
@@ -121,18 +124,36 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file) -> None:
                 continue
             est = views.fpki_estimates(report)
             true = true_lift_for_posts(oracle, report.frame, name)
+            print(f"    {name:<18} n={n:<4} {report.decision.line}")
             if est["ci_high"] - est["ci_low"] <= 0:
-                print(f"    {name:<18} n={n:<4} not estimable yet: every outcome is the same "
-                      f"({est['dr']:+.3f}), so there is no interval to give; true {true:+.3f}")
+                print(f"    {'':<25}every outcome is the same ({est['dr']:+.3f}), so there is no interval to give; "
+                      f"true {true:+.3f}")
             else:
                 covered = "covers" if est["ci_low"] <= true <= est["ci_high"] else "misses"
-                print(f"    {name:<18} n={n:<4} DR {est['dr']:+.3f} [{est['ci_low']:+.3f}, "
-                      f"{est['ci_high']:+.3f}]  IPW {est['ipw']:+.3f}  DiM {est['dim']:+.3f}  "
-                      f"true {true:+.3f} ({covered})")
+                print(f"    {'':<25}DR {est['dr']:+.3f} [{est['ci_low']:+.3f}, {est['ci_high']:+.3f}]  "
+                      f"IPW {est['ipw']:+.3f}  DiM {est['dim']:+.3f}  true {true:+.3f} ({covered})")
     print(f"\nreports: {reports_index}" if reports_index else "\nreports: skipped (--no-notebooks)")
     print(f"database: {url}")
-    print(f"  explore it: XBOT_DATABASE_URL='{url}' xbot lab")
+    print(_next_steps(settings, url))
     print(f"log: {log_file}")
+
+
+def _next_steps(settings, url: str) -> str:
+    """What to do next: with the embedded server the demo's database is now the workspace default."""
+    if settings.database_url:  # XBOT_DATABASE_URL names the database every command uses: say how to reach the demo's
+        return f"  explore it: XBOT_DATABASE_URL='{url}' xbot lab   (XBOT_DATABASE_URL points at another database)"
+    if settings.world == "live":
+        return f"  the workspace default is unchanged (live posting never uses a demo's database); explore it: XBOT_DATABASE_URL='{url}' xbot lab"
+    return (f"  it is now this workspace's default ({settings.home_path}): `xbot experiment list`, `xbot lab`, `xbot api`\n"
+            "  and the notebooks read it with no setting; `xbot db start` keeps the database up while you work\n"
+            "  (`xbot db psql`, DuckDB, another tool), `xbot db stop` lets it go")
+
+
+def _served(version: dict) -> str:
+    """Whether a version ranks posts: only one that beats the predict-the-mean baseline and the active
+    version is served (``core.predictors``); a rejected one is kept with its reason."""
+    status = version.get("status") or ("active" if version.get("is_active") else "retired")
+    return "served" if status == "active" else status
 
 
 def _f(x) -> str:
@@ -142,7 +163,7 @@ def _f(x) -> str:
 def register(sub) -> None:
     p = sub.add_parser("demo", help="the main job: a simulated campaign through the real jobs, then reports",
                        description="Starts the embedded Postgres (or uses XBOT_DATABASE_URL), recreates the "
-                                   "database xbot_demo, and runs a simulated campaign — plan, post, collect, learn "
+                                   "database xbot_demo (then the workspace's default database), and runs a simulated campaign — plan, post, collect, learn "
                                    "on the schedules — against the in-process sandbox X. Then it runs the notebooks "
                                    "into reports/ and prints followers, FPKI by week, model versions and each "
                                    "experiment's doubly-robust lift beside the scenario's true lift.")

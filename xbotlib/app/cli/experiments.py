@@ -27,7 +27,8 @@ examples:
 def register(sub) -> None:
     """Add ``experiment list`` and ``experiment set ID [--enable|--disable] [--allocation P]`` to ``sub``."""
     p = sub.add_parser("experiment", help="list experiments, enable/disable them, set their allocation",
-                       description="Randomised experiments of the account (XBOT_ACCOUNT_ID).",
+                       description="Randomised experiments of the account: XBOT_ACCOUNT_ID when it is stored, else the "
+                                   "account with the most decisions (after `xbot demo`, the demo's).",
                        epilog=EXPERIMENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="experiment_action", metavar="ACTION", required=True)
     ls = actions.add_parser("list", help="experiments with their state and assignment counts per arm")
@@ -41,7 +42,7 @@ def register(sub) -> None:
     onoff.add_argument("--disable", dest="enabled", action="store_const", const=False,
                        help="stop randomising (past assignments and outcomes are kept)")
     st.add_argument("--allocation", type=float, default=None, metavar="P",
-                    help="probability of the treatment arm, strictly between 0 and 1 (default 0.5)")
+                    help="probability of the treatment arm, between 0.01 and 0.99 (default 0.5)")
     st.set_defaults(func=cmd_experiment_set)
 
 
@@ -71,11 +72,13 @@ def format_table(rows: list[dict]) -> str:
 def cmd_experiment_list(args: argparse.Namespace) -> int:
     # imported here for start-up time: keeps `xbot --help` fast
     from xbotlib.store.experiments import ensure_experiments, list_experiments
+    from xbotlib.views.accounts import default_account
     settings, db = _open(args)
     with db, db.connection() as conn:
-        ensure_experiments(conn, settings.account_id, _now())
-        rows = list_experiments(conn, settings.account_id)
-    print(f"experiments of account {settings.account_id!r}:")
+        account = default_account(conn, settings.account_id)  # after `xbot demo`: the demo's account
+        ensure_experiments(conn, account, _now())
+        rows = list_experiments(conn, account)
+    print(f"experiments of account {account!r}:")
     print(format_table(rows))
     return 0
 
@@ -83,15 +86,18 @@ def cmd_experiment_list(args: argparse.Namespace) -> int:
 def cmd_experiment_set(args: argparse.Namespace) -> int:
     # imported here for start-up time: keeps `xbot --help` fast
     from xbotlib.store.experiments import set_experiment
+    from xbotlib.views.accounts import default_account
     if args.enabled is None and args.allocation is None:
         raise CliError(f"nothing to change for {args.experiment_id!r}: pass --enable, --disable and/or --allocation P")
     settings, db = _open(args)
     with db:
         try:
             with db.connection() as conn:
-                row = set_experiment(conn, settings.account_id, args.experiment_id, enabled=args.enabled,
+                account = default_account(conn, settings.account_id)
+                row = set_experiment(conn, account, args.experiment_id, enabled=args.enabled,
                                      allocation=args.allocation, now=_now())
         except ValueError as exc:
             raise CliError(str(exc)) from None
+    print(f"experiments of account {account!r}:")
     print(format_table([row]))
     return 0

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from xbotlib.app.cli.errors import CliError
-from xbotlib.app.reports.records import REPORTS_DIR
 from xbotlib.app.reports.runner import (NOTEBOOKS_DIR, NotebookError, NotebookFailed, coerce_parameters, ensure_kernel,
                                         list_notebooks, run_notebook)
 from xbotlib.clock import SystemClock
@@ -26,8 +25,8 @@ def register(sub) -> None:
     # ------------------------------------------------------------------ notebook
     p = sub.add_parser("notebook", help="list, run or sync the parameterised notebooks",
                        description="Notebooks live in notebooks/NAME.py (jupytext py:percent) paired with "
-                                   "NAME.ipynb. A run writes reports/runs/<date>/<name>-<time>-<id>.ipynb and "
-                                   ".html, a notebook_runs row, and regenerates reports/index.html.")
+                                   "NAME.ipynb. A run writes XBOT_HOME/reports/runs/<date>/<name>-<time>-<id>.ipynb "
+                                   "and .html, a notebook_runs row, and regenerates XBOT_HOME/reports/index.html.")
     nsub = p.add_subparsers(dest="notebook_action", metavar="ACTION", required=True)
 
     q = nsub.add_parser("list", help="list notebooks with their parameters")
@@ -43,7 +42,7 @@ def register(sub) -> None:
     q.add_argument("name", help="notebook name (see `xbot notebook list`)")
     q.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                    help="set a parameter; repeat for several")
-    q.add_argument("--reports-dir", type=Path, default=REPORTS_DIR, help="default: %(default)s")
+    q.add_argument("--reports-dir", type=Path, default=None, help="default: XBOT_HOME/reports (the workspace's)")
     q.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS_DIR, help="default: %(default)s")
     q.add_argument("--timeout", type=float, default=None, help="seconds any one cell may run (default: no limit)")
     q.set_defaults(func=cmd_notebook_run)
@@ -108,7 +107,7 @@ def cmd_notebook_run(args: argparse.Namespace) -> int:
     except NotebookError as exc:  # not found, bad parameters, no schema: nothing ran
         raise CliError(str(exc)) from None
     print(f"ok {run.name} (run {run.run_id})")
-    print(f"report:   {run.html_path}\nnotebook: {run.output_path}\nindex:    {Path(args.reports_dir) / 'index.html'}")
+    print(f"report:   {run.html_path}\nnotebook: {run.output_path}\nindex:    {run.index_path}")
     return 0
 
 
@@ -205,7 +204,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     url = f"http://127.0.0.1:{port}/lab?token={token}"
     with Database.open(settings) as db:  # holds the embedded server up while lab runs
         # the token travels in the environment, not the command line other users can read in `ps`
-        env = dict(os.environ, XBOT_DATABASE_URL=db.url, JUPYTER_TOKEN=token)
+        # the kernel reads the same workspace and database whatever its working folder (notebooks/)
+        env = dict(os.environ, XBOT_DATABASE_URL=db.url, XBOT_HOME=str(settings.home_path), JUPYTER_TOKEN=token)
         proc = subprocess.Popen(lab_command(notebook_dir, port, kernel), env=env)
         previous = _stop_on_sigterm()
         try:

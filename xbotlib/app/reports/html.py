@@ -3,7 +3,8 @@
 ``render_report`` turns an executed notebook into its report: narration and outputs, no code, a header
 with the run's status and parameters, and nothing fetched from the internet
 (``strip_external_references``). ``build_index`` writes ``reports/index.html``: every run, newest first,
-with relative links, so the folder can be opened from disk or served as it is.
+with relative links and the database and world each run read, so the folder can be opened from disk or
+served as it is.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import html
 import re
 from pathlib import Path
 
-from xbotlib.app.reports.records import NotebookRun, atomic_write, relative_path
+from xbotlib.app.reports.records import NotebookRun, atomic_write, relative_path, with_context
 
 _REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {#- offline: no require.js, MathJax, mermaid or widget scripts from a CDN -#}
@@ -49,6 +50,7 @@ def strip_external_references(page: str) -> str:
 
 def render_report(nb, run: NotebookRun) -> str:
     """The HTML report of an executed notebook: narration and outputs, no code, viewable offline."""
+    run = with_context(run, nb)
     # imported here: nbconvert takes a second to load and `xbot --help` imports the runner, hence this module
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
@@ -65,6 +67,15 @@ def render_report(nb, run: NotebookRun) -> str:
 _STATUS_COLOURS = {"ok": "#1a7f37", "failed": "#cf222e", "running": "#9a6700"}
 
 
+def _database_cell(url: str | None) -> str:
+    """The database's name first (what tells runs apart), the full redacted URL after it."""
+    if not url:
+        return "—"
+    match = re.match(r"^[a-z+]+://[^/]*/([^?]+)", url)
+    name = match.group(1) if match else url
+    return f"<b>{html.escape(name)}</b><br><code>{html.escape(url)}</code>" if name != url else f"<code>{html.escape(url)}</code>"
+
+
 def _report_header(run: NotebookRun) -> str:
     e = html.escape
     colour = _STATUS_COLOURS.get(run.status, "#57606a")
@@ -75,8 +86,15 @@ def _report_header(run: NotebookRun) -> str:
     return (f'<header style="font-family:sans-serif;padding:.8em 1em;margin:0 0 1em;border-left:6px solid {colour};'
             f'background:#f6f8fa"><div style="font-size:1.2em"><b>{e(run.name)}</b> · status '
             f'<b style="color:{colour}">{e(run.status)}</b> · run {e(str(run.run_id))}</div>'
-            f'<div>parameters: <code>{e(params)}</code></div><div>started {run.started_at:%Y-%m-%d %H:%M:%S} UTC'
+            f'<div>parameters: <code>{e(params)}</code>{_read_from(run)}</div><div>started {run.started_at:%Y-%m-%d %H:%M:%S} UTC'
             f'{finished} · <a href="../../index.html">all reports</a></div>{error}</header>')
+
+
+def _read_from(run: NotebookRun) -> str:
+    """' · world sandbox · database <url>' as far as the run said what it read."""
+    e = html.escape
+    return "".join(f" · {name} <code>{e(value)}</code>" for name, value in
+                   (("account", run.account), ("world", run.world), ("database", run.database)) if value)
 
 
 def build_index(reports_dir: Path, runs: list[NotebookRun]) -> Path:
@@ -89,11 +107,12 @@ def build_index(reports_dir: Path, runs: list[NotebookRun]) -> Path:
         took = f"{(r.finished_at - r.started_at).total_seconds():.0f} s" if r.finished_at else ""
         error = f'<div class="err">{e(r.error)}</div>' if r.error else ""
         rows.append(
-            f'<tr><td>{r.started_at:%Y-%m-%d %H:%M:%S}</td><td><b>{e(r.name)}</b>{error}</td>'
-            f'<td style="color:{colour}"><b>{e(r.status)}</b></td><td><code>{e(params)}</code></td><td>{took}</td>'
+            f'<tr><td class="when">{r.started_at:%Y-%m-%d %H:%M:%S}</td><td><b>{e(r.name)}</b>{error}</td>'
+            f'<td style="color:{colour}"><b>{e(r.status)}</b></td><td><code>{e(params)}</code></td>'
+            f'<td>{e(r.world or "—")}</td><td class="db">{_database_cell(r.database)}</td><td>{took}</td>'
             f'<td><a href="{e(relative_path(r.html_path, reports_dir))}">report</a> · '
             f'<a href="{e(relative_path(r.output_path, reports_dir))}">notebook</a></td></tr>')
-    body = "\n".join(rows) or '<tr><td colspan="6">no runs yet: try <code>xbot notebook run smoke_check</code></td></tr>'
+    body = "\n".join(rows) or '<tr><td colspan="8">no runs yet: try <code>xbot notebook run smoke_check</code></td></tr>'
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>xbot reports</title>
 <style>
@@ -102,10 +121,14 @@ table {{ border-collapse: collapse; width: 100%; }}
 th, td {{ text-align: left; padding: .35em .7em; border-bottom: 1px solid #d0d7de; vertical-align: top; }}
 th {{ background: #f6f8fa; }}
 .err {{ color: #cf222e; font-size: .85em; white-space: pre-wrap; }}
+.db {{ font-size: .85em; }}
+.when {{ white-space: nowrap; }}
+.db code {{ word-break: break-all; }}
 </style></head>
 <body><h1>xbot reports</h1>
-<p>{len(runs)} notebook run(s), newest first. Times are UTC. Each report is the executed notebook without code.</p>
-<table><thead><tr><th>started</th><th>notebook</th><th>status</th><th>parameters</th><th>took</th><th>files</th></tr></thead>
+<p>{len(runs)} notebook run(s), newest first. Times are UTC. Each report is the executed notebook without code;
+world and database are what the notebook read (passwords hidden).</p>
+<table><thead><tr><th>started</th><th>notebook</th><th>status</th><th>parameters</th><th>world</th><th>database</th><th>took</th><th>files</th></tr></thead>
 <tbody>
 {body}
 </tbody></table></body></html>
