@@ -39,6 +39,17 @@ GRANULARITY: dict[str, timedelta | None] = {"total": None, "hourly": timedelta(h
 MAX_BUCKETS = 24 * 31
 
 
+def _data_and_errors(data: list, errors: list) -> JSONResponse:
+    """X's 200 for a batch: ``data`` with what was found, ``errors`` (partial errors) with what was not;
+    each key only when it has something (X omits empty ones)."""
+    body: dict[str, Any] = {}
+    if data:
+        body["data"] = data
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body)
+
+
 def _fields(request: Request, name: str) -> set[str]:
     return set(filter(None, request.query_params.get(name, "").split(",")))
 
@@ -142,12 +153,7 @@ class XRoutes:
                                    "type": PROBLEMS + "not-authorized-for-field"})
                     continue
                 data.append(self._own_item(own, now, fields) if own else self._candidate_item(cand, now, fields))
-        body: dict[str, Any] = {}
-        if data:
-            body["data"] = data
-        if errors:
-            body["errors"] = errors
-        return JSONResponse(body)
+        return _data_and_errors(data, errors)
 
     def _own_item(self, tweet: SimTweet, now: datetime, fields: set[str]) -> dict:
         item: dict[str, Any] = {"id": tweet.tweet_id, "text": tweet.text, "edit_history_post_ids": [tweet.tweet_id]}
@@ -219,12 +225,7 @@ class XRoutes:
                     errors.append(not_found("tweet", tid, "ids"))
                     continue
                 data.append(self._analytics_item(tid, fields, start, end, GRANULARITY[granularity]))
-        body: dict[str, Any] = {}
-        if data:
-            body["data"] = data
-        if errors:
-            body["errors"] = errors
-        return JSONResponse(body)
+        return _data_and_errors(data, errors)
 
     def _analytics_item(self, tid: str, fields: set[str], start: datetime, end: datetime,
                         step: timedelta | None) -> dict:
