@@ -215,8 +215,7 @@ def claim_for_posting(conn: psycopg.Connection, account_id: str, now: datetime, 
     decision is ``posting`` *before* anything is sent to X, so a crash leaves a row that
     reconciliation finds.
     """
-    return _take_due(conn, account_id, now, worker, sources, limit,
-                     "status = 'posting', attempts = cm.attempts + 1")
+    return _take_due(conn, account_id, now, worker, sources, limit, "posting")
 
 
 def shadow_due(conn: psycopg.Connection, account_id: str, now: datetime, worker: str,
@@ -224,20 +223,19 @@ def shadow_due(conn: psycopg.Connection, account_id: str, now: datetime, worker:
     """Shadow mode's stand-in for posting: the decisions a live worker would claim now move straight
     ``queued -> skipped`` with ``last_error = 'shadow'`` (claimed_by/claimed_at say who and when) and are
     returned, oldest first. Nothing is sent anywhere; SKIP LOCKED keeps two workers off the same row."""
-    return _take_due(conn, account_id, now, worker, sources, limit,
-                     "status = 'skipped', last_error = %(reason)s", reason=SHADOW_REASON)
+    return _take_due(conn, account_id, now, worker, sources, limit, "shadow")
 
 
-# the two ways a due decision leaves the queue: claimed for posting, or shadowed (constants, never input)
-_TAKE_SET = ("status = 'posting', attempts = cm.attempts + 1", "status = 'skipped', last_error = %(reason)s")
+# the two ways a due decision leaves the queue: claimed for posting, or shadowed
+_TAKE: dict[str, str] = {"posting": "status = 'posting', attempts = cm.attempts + 1",
+                         "shadow": "status = 'skipped', last_error = %(reason)s"}
 
 
 def _take_due(conn: psycopg.Connection, account_id: str, now: datetime, worker: str, sources: Iterable[str],
-              limit: int, set_clause: str, reason: str | None = None) -> list[dict]:
+              limit: int, transition: str) -> list[dict]:
     """Move up to ``limit`` due decisions (queued, scheduled_at <= now, not backing off, from ``sources``) out
-    of the queue with ``set_clause``, stamped with the worker; returned oldest first."""
-    if set_clause not in _TAKE_SET:
-        raise ValueError(f"unknown queue transition {set_clause!r}")
+    of the queue by ``transition`` ('posting' or 'shadow'), stamped with the worker; returned oldest first."""
+    set_clause = _TAKE[transition]
     return conn.execute(
         """WITH due AS (
                SELECT decision_id FROM content_metadata
@@ -254,7 +252,7 @@ def _take_due(conn: psycopg.Connection, account_id: str, now: datetime, worker: 
            RETURNING cm.*)
            SELECT * FROM taken ORDER BY scheduled_at, created_at""",
         {"acc": account_id, "now": now, "sources": list(sources), "limit": limit, "worker": worker,
-         "reason": reason},
+         "reason": SHADOW_REASON},
     ).fetchall()
 
 

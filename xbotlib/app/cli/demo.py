@@ -152,8 +152,7 @@ def _next_steps(settings, url: str) -> str:
 def _served(version: dict) -> str:
     """Whether a version ranks posts: only one that beats the predict-the-mean baseline and the active
     version is served (``core.predictors``); a rejected one is kept with its reason."""
-    status = version.get("status") or ("active" if version.get("is_active") else "retired")
-    return "served" if status == "active" else status
+    return "served" if version["status"] == "active" else version["status"]
 
 
 def _f(x) -> str:
