@@ -31,6 +31,8 @@ from xbotlib.core.policies import Policy
 from xbotlib.sim.xserver import SandboxX
 from xbotlib.store import ledger, tokens
 from xbotlib.store.db import Database
+from xbotlib.core import vocab
+from xbotlib.core.vocab import Vocabulary
 from xbotlib.store.queue import ensure_account
 from xbotlib.store.worlds import World, check_world
 
@@ -70,6 +72,7 @@ class JobContext:
     worker_id: str = "worker-1"
     sandbox: SandboxX | None = None  # the in-process sandbox, when there is one
     account_ready: bool = False     # the accounts row exists (checked once per context, not every tick)
+    vocabulary: Vocabulary = vocab.DEFAULT  # the account's niche (topics, hooks): its profile's, or the built-in one
 
     @property
     def simulated(self) -> bool:
