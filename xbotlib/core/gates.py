@@ -54,8 +54,8 @@ def quality_gate(text: str, readability: float, min_readability: float, banned: 
     if _TRUNCATED.search(text):
         return GateVerdict(False, "quality", "looks truncated")
     low = text.lower()
-    for phrase in banned:
-        if phrase and phrase in low:
+    for phrase in banned:  # the account profile's banned_phrases (BANNED_PHRASES without a stored profile)
+        if phrase and phrase.lower() in low:  # case-blind: "Guaranteed" is as banned as "guaranteed"
             return GateVerdict(False, "quality", f"banned phrase {phrase!r}")
     if readability < min_readability:
         return GateVerdict(False, "quality", f"readability {readability:.2f} < floor {min_readability:.2f}")

@@ -449,3 +449,84 @@ def load_profile(path: str | Path) -> AccountProfile:
 def default_profile() -> AccountProfile:
     """The built-in niche (``accounts/default.toml``): what an account without a stored profile runs."""
     return load_profile(DEFAULT_PROFILE_PATH)
+
+
+def profile_changes(old: AccountProfile | None, new: AccountProfile) -> list[str]:
+    """What storing ``new`` over ``old`` changes, one short line per key (topics: added, removed, changed)."""
+    if old is None:
+        return [f"new account {new.id!r}: {len(new.topics)} topics ({', '.join(new.topic_names)})"]
+    a, b = old.to_dict(), new.to_dict()
+    out: list[str] = []
+    for key in b:
+        if key == "topics" or a.get(key) == b[key]:
+            continue
+        if isinstance(b[key], dict) and isinstance(a.get(key), dict):  # a table: say which of its keys
+            old_t = a[key]
+            out += [f"{key}.{k}: {_short(old_t.get(k))} -> {_short(b[key][k])}" for k in b[key]
+                    if old_t.get(k) != b[key][k]]
+            out += [f"{key}.{k}: removed" for k in old_t if k not in b[key]]
+            continue
+        out.append(f"{key}: {_short(a.get(key))} -> {_short(b[key])}")
+    for key in a:
+        if key not in b:
+            out.append(f"{key}: removed")
+    old_t, new_t = {t["name"]: t for t in a["topics"]}, {t["name"]: t for t in b["topics"]}
+    for name in new_t:
+        if name not in old_t:
+            out.append(f"topics: added {name!r}")
+        elif old_t[name] != new_t[name]:
+            fields = [k for k in new_t[name] if new_t[name][k] != old_t[name].get(k)]
+            out.append(f"topics: {name!r} changed ({', '.join(fields)})")
+    out += [f"topics: removed {name!r}" for name in old_t if name not in new_t]
+    if [t for t in old_t if t in new_t] != [t for t in new_t if t in old_t]:
+        out.append(f"topics: order {', '.join(old_t)} -> {', '.join(new_t)}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ----------------------------------------------------------------------------- writing TOML
+
+def profile_to_toml(profile: AccountProfile) -> str:
+    """The profile as a TOML document that ``load_profile`` reads back to the same profile (`xbot account show`)."""
+    d = profile.to_dict()
+    out = [f"# account {profile.id!r}: sha256 {profile.sha256[:12]}"]
+    tables = {k: v for k, v in d.items() if isinstance(v, dict)}
+    out += [f"{k} = {_toml_value(v)}" for k, v in d.items() if k not in tables and k != "topics"]
+    for name, table in tables.items():
+        out += _toml_table(name, table)
+    for t in d["topics"]:
+        out += ["", "[[topics]]"] + [f"{k} = {_toml_value(v)}" for k, v in t.items()]
+    return "\n".join(out) + "\n"
+
+
+def _toml_table(name: str, table: dict) -> list[str]:
+    lines = ["", f"[{name}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()
+                                 if not isinstance(v, dict)]
+    for k, v in table.items():
+        if isinstance(v, dict):
+            lines += _toml_table(f"{name}.{_toml_key(k)}", v)
+    return lines
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    if isinstance(v, list):
+        items = [_toml_value(x) for x in v]
+        one_line = "[" + ", ".join(items) + "]"
+        if len(one_line) <= 100:
+            return one_line
+        return "[\n" + "".join(f"    {x},\n" for x in items) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")

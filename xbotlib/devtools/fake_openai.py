@@ -14,9 +14,11 @@ Kinds
 ``500`` ``503``    server errors (any other 4xx/5xx number works too, e.g. ``400``)
 ``slow`` ``slow:S`` sleep ``S`` seconds (default ``slow_s``) then answer 200: a client timeout
 
-The default answer is a plausible post: the fake reads the ``Hook pattern:``, ``Topic:``, ``Count:``,
-``Angle:`` and ``Reply to:`` lines that ``xbotlib.clients.generation.prompts`` puts in its prompt and writes that many posts
-with the template generator, seeded from the request, so the same request gets the same answer.
+The default answer is a plausible post: the fake reads the ``Hook pattern:``, ``Topic:``, ``Keywords:``,
+``Material:``, ``Count:``, ``Angle:`` and ``Reply to:`` lines that ``xbotlib.clients.generation.prompts``
+puts in its prompt and writes that many posts with the template generator over that material (any
+account's topic: the prompt carries it), seeded from the request, so the same request gets the same
+answer. A prompt without material gets generic text built from the topic's keywords.
 
 Usage::
 
@@ -44,7 +46,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from xbotlib.clients.generation import TemplateGenerator
-from xbotlib.core.vocab import HOOK_PATTERNS, TOPICS
+from xbotlib.core.profile import AccountProfile, Topic, Voice, default_profile
+from xbotlib.core.vocab import HOOK_PATTERNS
 
 CREATED_EPOCH = 1_767_225_600  # fixed 'created' stamp (2026-01-01): answers are deterministic
 
@@ -103,20 +106,44 @@ def _prompt_field(prompt: str, name: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
+_GENERIC_BODIES = ("Getting better at {k} is mostly about doing it a little every week.",
+                   "The people who love {k} usually started with one small habit.",
+                   "Most mistakes with {k} come from rushing the first step.",
+                   "A little patience with {k} pays off more than any gadget.")
+
+
+def _prompt_profile(prompt: str, topic: str | None, rng: np.random.Generator) -> tuple[AccountProfile, str]:
+    """A one-topic profile from what the prompt says about its topic (keywords, material), so the fake
+    writes about any account's topic; a bare prompt gets the built-in niche (or generic keyword text)."""
+    keywords = [k.strip() for k in (_prompt_field(prompt, "Keywords") or "").split(",") if k.strip()]
+    material = tuple(m.strip() for m in re.findall(r"^Material:\s*(.+)$", prompt, re.M) if m.strip())
+    builtin = default_profile()
+    if not keywords:
+        if topic not in builtin.topic_names:
+            topic = builtin.topic_names[int(rng.integers(len(builtin.topic_names)))]
+        if not material:
+            return builtin, topic
+        keywords = list(builtin.topic(topic).keywords)
+    topic = topic or "topic"
+    bodies = material or tuple(b.format(k=k) for k in keywords[:3] for b in _GENERIC_BODIES)
+    t = Topic(name=topic, keywords=tuple(keywords), hashtag="#Topic", facts=bodies, tips=bodies, claims=bodies)
+    return AccountProfile(id="fake", handle="fake", display_name="fake", language="en", timezone="UTC", topics=(t,),
+                          voice=Voice("", ""), hooks=HOOK_PATTERNS, banned_phrases=()), topic
+
+
 def fake_posts(messages: list[dict], seed: int) -> str:
     """The fake model's answer: posts for the hook/topic/count named in the prompt, one per line."""
     prompt = "\n".join(str(m.get("content") or "") for m in messages)
     rng = np.random.default_rng(seed)
     hook = _prompt_field(prompt, "Hook pattern")
-    topic = _prompt_field(prompt, "Topic")
     hook = hook if hook in HOOK_PATTERNS else HOOK_PATTERNS[int(rng.integers(len(HOOK_PATTERNS)))]
-    topic = topic if topic in TOPICS else TOPICS[int(rng.integers(len(TOPICS)))]
+    profile, topic = _prompt_profile(prompt, _prompt_field(prompt, "Topic"), rng)
     count = _prompt_field(prompt, "Count")
     n = min(20, int(count)) if count and count.isdigit() else 1
     angle = _prompt_field(prompt, "Angle")
     angle = angle.split()[0].strip(".:,").lower() if angle else None
     reply = _prompt_field(prompt, "Reply to")
-    cands = TemplateGenerator(seed).candidates(hook, topic, n, angle=angle if angle == "contrarian" else None,
+    cands = TemplateGenerator(seed, profile).candidates(hook, topic, n, angle=angle if angle == "contrarian" else None,
                                                reply_to_text=reply, rng=rng)
     return "\n".join(c.text for c in cands)
 

@@ -5,6 +5,11 @@
   the account's row lock, and commits each new pair before using it). With no stored pair, X_ACCESS_TOKEN /
   X_REFRESH_TOKEN bootstrap it: stored on first use when XBOT_SECRET_KEY and X_CLIENT_ID are set (so
   the first refresh is kept), else used from memory with a warning.
+- the account's profile (``xbotlib.core.profile``) comes from its ``accounts`` row (`xbot account add`):
+  it sets ``ctx.profile``, ``ctx.vocabulary``, the generator's material and voice, and the settings it
+  covers (time zone, posting hours, caps, replies, banned phrases), which win over the environment's.
+  An account with no stored profile runs the built-in one (``accounts/default.toml``) with the
+  environment's settings, as before profiles existed. The profile is read once, when the context is built.
 - otherwise the sandbox: X_SANDBOX_URL when a `xbot sandbox` server is running, else an
   in-process sandbox whose world is kept in XBOT_HOME/sandbox_state.json so that separate
   `xbot job …` processes see the same tweets.
@@ -26,13 +31,14 @@ from xbotlib.clients.xapi import XClient
 from xbotlib.clients.xauth import OAuthClient
 from xbotlib.clock import Clock
 from xbotlib.config import ConfigError, Settings
+from xbotlib.core import vocab
 from xbotlib.core.features import Embedder, LocalEmbedder
 from xbotlib.core.policies import Policy
-from xbotlib.sim.xserver import SandboxX
-from xbotlib.store import ledger, tokens
-from xbotlib.store.db import Database
-from xbotlib.core import vocab
+from xbotlib.core.profile import AccountProfile, default_profile
 from xbotlib.core.vocab import Vocabulary
+from xbotlib.sim.xserver import SandboxX
+from xbotlib.store import accounts, ledger, tokens
+from xbotlib.store.db import Database
 from xbotlib.store.queue import ensure_account
 from xbotlib.store.worlds import World, check_world
 
@@ -73,6 +79,7 @@ class JobContext:
     sandbox: SandboxX | None = None  # the in-process sandbox, when there is one
     account_ready: bool = False     # the accounts row exists (checked once per context, not every tick)
     vocabulary: Vocabulary = vocab.DEFAULT  # the account's niche (topics, hooks): its profile's, or the built-in one
+    profile: AccountProfile | None = None   # the account's profile (build_context: stored, or the built-in one)
 
     @property
     def simulated(self) -> bool:
@@ -92,9 +99,15 @@ def build_context(settings: Settings, db: Database, clock: Clock, *, sandbox: Sa
                   worker_id: str | None = None) -> JobContext:
     """Wire the real parts for ``settings``. Pass ``sandbox`` (a ``SandboxX``) to share one world in-process.
 
-    Every X client reads ``clock`` (a 429 without a reset time is timed on it).
+    Every X client reads ``clock`` (a 429 without a reset time is timed on it). The account's stored
+    profile (see the module docstring) is read here; its settings replace the environment's.
     """
     world = check_world(settings.world)
+    with db.connection() as conn:
+        stored = accounts.load_profile(conn, settings.account_id)
+    if stored is not None:
+        settings = settings.replace(**stored.settings_overrides())
+    profile = stored or default_profile()
     if world == "live":
         x = live_x_client(settings, db, clock)
     elif sandbox is not None:
@@ -111,13 +124,13 @@ def build_context(settings: Settings, db: Database, clock: Clock, *, sandbox: Sa
 
     llm = None
     if generator is None:
-        generator = make_generator(settings, db, clock, settings.account_id, ledger=ledger)
+        generator = make_generator(settings, db, clock, settings.account_id, ledger=ledger, profile=profile)
         llm = generator.llm if isinstance(generator, LLMContentGenerator) else None
 
     return JobContext(settings=settings, db=db, clock=clock, account_id=settings.account_id, world=world, x=x,
                       generator=generator, llm=llm, embedder=LocalEmbedder(), policy=policy,
                       rng=np.random.default_rng(seed), worker_id=worker_id or f"pid-{os.getpid()}",
-                      sandbox=sandbox)
+                      sandbox=sandbox, vocabulary=profile.vocabulary(), profile=profile)
 
 
 # ----------------------------------------------------------------------------- live X's tokens

@@ -38,6 +38,7 @@ from xbotlib.core.features import timing_matrix
 from xbotlib.core.gates import GateVerdict, allowed_by_rotation, duplicate_gate, quality_gate, rotation_gate
 from xbotlib.core.policies import PlanChoice, PlanState, XbotPolicy
 from xbotlib.core.predictors import TIMING_TARGET
+from xbotlib.core.profile import default_profile
 from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
 from xbotlib.logs import tagged
 from xbotlib.store import arms as bandit_store
@@ -172,7 +173,7 @@ def _plan_post(ctx: JobContext, now: datetime) -> dict:
         recent = queue.recent_hooks_and_topics(conn, ctx.account_id, "post")
         recent_hooks = [r["hook_pattern"] for r in recent]
         recent_topics = [r["topic"] for r in recent]
-        hooks = allowed_by_rotation(recent_hooks, list(vocab.HOOK_PATTERNS), s.rotation_max_run)
+        hooks = allowed_by_rotation(recent_hooks, list(ctx.vocabulary.hooks), s.rotation_max_run)
         booked = _booked_hours(conn, ctx.account_id, now, s.timezone)
         hours = [h for h in s.posting_hours if h not in booked] or list(s.posting_hours)
         state = _policy_state(ctx, conn, now, hours)
@@ -180,7 +181,7 @@ def _plan_post(ctx: JobContext, now: datetime) -> dict:
         recent_emb = _recent_embeddings(conn, ctx.account_id, now)
         content_model = _active_predictor(ctx, conn, "content")
     choice: PlanChoice = policy.choose(state, hooks, hours, ctx.rng)
-    topic = _choose_topic(recent_topics, s.rotation_max_run, ctx.rng)
+    topic = _choose_topic(recent_topics, ctx.vocabulary.topics, s.rotation_max_run, ctx.rng)
     assignments = experiments.assign(active, "post", ctx.rng)
     hour, timing_propensity = choice.hour, choice.hour_propensity
     if assignments.get("late_evening_slot") and assignments["late_evening_slot"].arm == "treatment":
@@ -202,9 +203,9 @@ def _plan_post(ctx: JobContext, now: datetime) -> dict:
             "scheduled_at": scheduled_at.isoformat()}
 
 
-def _choose_topic(recent_topics: list[str], max_run: int, rng: np.random.Generator) -> str:
-    """Least recently used topic among those rotation allows (ties broken by rng)."""
-    options = allowed_by_rotation(recent_topics, list(vocab.TOPICS), max_run)
+def _choose_topic(recent_topics: list[str], topics: tuple[str, ...], max_run: int, rng: np.random.Generator) -> str:
+    """Least recently used of the account's ``topics`` among those rotation allows (ties broken by rng)."""
+    options = allowed_by_rotation(recent_topics, list(topics), max_run)
     last_seen = {t: (recent_topics.index(t) if t in recent_topics else len(recent_topics) + 1) for t in options}
     oldest = max(last_seen.values())
     pool = [t for t in options if last_seen[t] == oldest]
@@ -309,9 +310,10 @@ def _plan_reply(ctx: JobContext, now: datetime) -> dict:
         recent_emb = _recent_embeddings(conn, ctx.account_id, now)
         content_model = _active_predictor(ctx, conn, "content")
         replied = queue.replied_tweet_ids(conn, ctx.account_id)
-    topic = _choose_topic([r["topic"] for r in recent], ctx.settings.rotation_max_run, ctx.rng)
+    topic = _choose_topic([r["topic"] for r in recent], ctx.vocabulary.topics, ctx.settings.rotation_max_run, ctx.rng)
     try:
-        found = ctx.x.search_recent(" OR ".join(vocab.TOPIC_KEYWORDS[topic][:3]), max_results=20)
+        # the profile's search for this topic (default: its first three keywords, OR-ed)
+        found = ctx.x.search_recent((ctx.profile or default_profile()).reply_query(topic), max_results=20)
     except XApiError as exc:
         tagged(log, "PLAN", "reply search failed", level=logging.WARNING, error=type(exc).__name__)
         return {"queued": 0, "reply_skipped": f"search failed: {type(exc).__name__}"}
@@ -331,7 +333,8 @@ def _plan_reply(ctx: JobContext, now: datetime) -> dict:
                                     + target.quotes, target.created_at, now)
     assignments = experiments.assign(active, "reply", ctx.rng)
     angle = experiments.reply_angle(assignments)
-    hook = "contrarian" if angle == "contrarian" else "plain"
+    # a profile without the contrarian hook still argues the claim, under a plain opening
+    hook = "contrarian" if angle == "contrarian" and "contrarian" in ctx.vocabulary.hooks else "plain"
     candidates = ctx.generator.candidates(hook, topic, ctx.settings.plan_candidates, angle=angle,
                                           reply_to_text=target.text, rng=ctx.rng)
     if not candidates:

@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Callable
 
-from xbotlib.app.cli import admin, api, auth, bench, demo, experiments, jobs, notebooks, sandbox
+from xbotlib.app.cli import account, admin, api, auth, bench, demo, experiments, jobs, notebooks, sandbox
 from xbotlib.app.cli.errors import CliError
 from xbotlib.config import ConfigError
 from xbotlib.logs import setup_logging
@@ -29,6 +29,7 @@ COMMAND_GROUPS = (
     experiments,  # experiment
     sandbox,      # sandbox
     auth,         # auth login|status|logout
+    account,      # account add|list|show|check
     notebooks,    # notebook, schedule, lab
     api,          # api
     demo,         # demo
