@@ -9,8 +9,12 @@ import pytest
 
 from xbotlib.core import vocab
 from xbotlib.clients.generation import Candidate, TemplateGenerator
-from xbotlib.clients.generation.templates import (CLAIMS, CLOSERS, CTA_STATEMENT_OPENERS, FACTS, OPENERS,
-                                                  QUESTION_FOLLOWUPS, REPLY_CLOSERS, TIPS)
+from xbotlib.clients.generation.templates import (CLOSERS, CTA_STATEMENT_OPENERS, OPENERS, QUESTION_FOLLOWUPS,
+                                                  REPLY_CLOSERS)
+from xbotlib.core.profile import default_profile
+
+# the built-in niche's material lives in accounts/default.toml now
+FACTS, TIPS, CLAIMS = ({t.name: getattr(t, kind) for t in default_profile().topics} for kind in ("facts", "tips", "claims"))
 
 COMBOS = list(itertools.product(vocab.HOOK_PATTERNS, vocab.TOPICS))
 VARIANTS = [(None, None), ("contrarian", None), (None, "Most people never track their sleep at all"),

@@ -427,7 +427,10 @@ def _language_pack(p: _Reader, hooks: tuple[str, ...]) -> LanguagePack:
         for j, o in enumerate(openers[h]):
             if "{S}" not in o and "{c}" not in o:
                 openers_t.fail(f"{openers_t.key(h)}[{j}]", o, "has neither {S} nor {c} (where the body goes)")
-    return LanguagePack(hook_rules=rules, openers=openers, closers=p.texts("closers", min_items=0) or ("",),
+    closers = p.data.get("closers", [""])  # "" is a valid closer: the post ends with its body
+    if not isinstance(closers, list) or not all(isinstance(c, str) for c in closers):
+        p.fail("language_pack.closers", closers, "is not a list of texts (\"\" for no closer)")
+    return LanguagePack(hook_rules=rules, openers=openers, closers=tuple(c.strip() for c in closers) or ("",),
                         reply_closers=p.texts("reply_closers"), question_followups=p.texts("question_followups"),
                         hook_instructions=instructions, reader_questions=p.texts("reader_questions"),
                         cta_statement_openers=p.texts("cta_statement_openers", required=False, min_items=0))
@@ -457,19 +460,8 @@ def profile_changes(old: AccountProfile | None, new: AccountProfile) -> list[str
         return [f"new account {new.id!r}: {len(new.topics)} topics ({', '.join(new.topic_names)})"]
     a, b = old.to_dict(), new.to_dict()
     out: list[str] = []
-    for key in b:
-        if key == "topics" or a.get(key) == b[key]:
-            continue
-        if isinstance(b[key], dict) and isinstance(a.get(key), dict):  # a table: say which of its keys
-            old_t = a[key]
-            out += [f"{key}.{k}: {_short(old_t.get(k))} -> {_short(b[key][k])}" for k in b[key]
-                    if old_t.get(k) != b[key][k]]
-            out += [f"{key}.{k}: removed" for k in old_t if k not in b[key]]
-            continue
-        out.append(f"{key}: {_short(a.get(key))} -> {_short(b[key])}")
-    for key in a:
-        if key not in b:
-            out.append(f"{key}: removed")
+    out += _table_changes("", {k: v for k, v in a.items() if k != "topics"},
+                          {k: v for k, v in b.items() if k != "topics"})
     old_t, new_t = {t["name"]: t for t in a["topics"]}, {t["name"]: t for t in b["topics"]}
     for name in new_t:
         if name not in old_t:
@@ -480,6 +472,21 @@ def profile_changes(old: AccountProfile | None, new: AccountProfile) -> list[str
     out += [f"topics: removed {name!r}" for name in old_t if name not in new_t]
     if [t for t in old_t if t in new_t] != [t for t in new_t if t in old_t]:
         out.append(f"topics: order {', '.join(old_t)} -> {', '.join(new_t)}")
+    return out
+
+
+def _table_changes(prefix: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Changed keys between two tables, down to the innermost table that differs ('replies.searches.budget')."""
+    out: list[str] = []
+    for key in b:
+        if key not in a:
+            out.append(f"{prefix}{key}: added {_short(b[key])}")
+        elif a[key] != b[key]:
+            if isinstance(a[key], dict) and isinstance(b[key], dict):
+                out += _table_changes(f"{prefix}{key}.", a[key], b[key])
+            else:
+                out.append(f"{prefix}{key}: {_short(a[key])} -> {_short(b[key])}")
+    out += [f"{prefix}{key}: removed" for key in a if key not in b]
     return out
 
 

@@ -5,9 +5,15 @@ seed gives the same result; ``xbot demo`` makes it the workspace's default datab
 scenario), a ``SimClock``, and the daemon running plan → post → collect → learn on the schedules
 in ``schedules/``. Nothing is shortcut: every post goes through the X client over the ASGI
 transport, every outcome through the collector, every model through the learner.
+
+``CampaignConfig.profile`` runs an account profile (``xbotlib.core.profile``): the accounts are named
+after it (its id; ``<id>-N`` for several) and it is stored for each before its context is built, so the
+jobs read it exactly as they would in production (``build_context``). None: accounts ``demo-N`` on
+the built-in profile.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,12 +23,14 @@ from typing import Callable
 
 from xbotlib.clock import SimClock
 from xbotlib.config import Settings
+from xbotlib.core.profile import AccountProfile
 from xbotlib.jobs import schedules
 from xbotlib.jobs.context import build_context
 from xbotlib.jobs.daemon import Daemon
 from xbotlib.sim import policies
 from xbotlib.sim.scenario import load_scenario
 from xbotlib.sim.xserver import SandboxX
+from xbotlib.store import accounts as account_store
 from xbotlib.store import experiments as experiment_store
 from xbotlib.store.db import (EMBEDDED_MAINTENANCE_DB, Database, DatabaseError, recreate_database,
                              set_default_database)
@@ -46,6 +54,7 @@ class CampaignConfig:
     experiments: bool = True          # False: no randomised arms (the growth bench compares policies alone)
     schedules_dir: str | None = None  # None: schedules/ (the production cadence)
     start: datetime = CAMPAIGN_START
+    profile: AccountProfile | None = None  # the accounts' profile; None: demo-N on the built-in one
 
     def validate(self) -> None:
         if not 1 <= self.days <= 365:
@@ -106,9 +115,15 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
                             timezone=getattr(scenario, "timezone", settings.timezone))
     contexts = []
     for i in range(config.accounts):
-        account_id = f"demo-{i + 1}"
+        account_id, handle = f"demo-{i + 1}", f"xbot_demo_{i + 1}"
+        if config.profile is not None:
+            account_id = config.profile.id if config.accounts == 1 else f"{config.profile.id}-{i + 1}"
+            handle = config.profile.handle if config.accounts == 1 else f"{config.profile.handle[:12]}_{i + 1}"
+            with db.connection() as conn:  # stored first: build_context reads it like any worker would
+                account_store.save_profile(conn, dataclasses.replace(config.profile, id=account_id, handle=handle),
+                                           clock.now())
         seed = config.seed * 1000 + i
-        sandbox = SandboxX(scenario, clock=clock, seed=seed, handle=f"xbot_demo_{i + 1}")
+        sandbox = SandboxX(scenario, clock=clock, seed=seed, handle=handle)
         if config.policy == "oracle":
             policy = policies.make_policy("oracle", scenario=scenario)
         else:
@@ -116,7 +131,7 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
         ctx = build_context(base.replace(account_id=account_id), db, clock, sandbox=sandbox, seed=seed,
                             policy=policy, worker_id=f"demo-worker-{i + 1}")
         with db.connection() as conn:
-            ensure_account(conn, account_id, clock.now(), base.timezone, handle=f"xbot_demo_{i + 1}")
+            ensure_account(conn, account_id, clock.now(), base.timezone, handle=handle)
             experiment_store.ensure_experiments(conn, account_id, clock.now())
             for exp_id in (EXPERIMENTS if config.experiments else ()):
                 experiment_store.set_experiment(conn, account_id, exp_id, enabled=True, allocation=config.allocation,

@@ -81,3 +81,20 @@ def list_account_ids(conn: psycopg.Connection) -> list[str]:
     """Every account with a stored profile, sorted: the accounts the workers serve."""
     return [r["account_id"] for r in conn.execute(
         "SELECT account_id FROM accounts WHERE profile IS NOT NULL ORDER BY account_id").fetchall()]
+
+
+def posted_by_topic(conn: psycopg.Connection, account_id: str) -> list[dict]:
+    """Posted decisions of the account per topic (topic, posts, replies; NULL topic last), most posted first."""
+    return conn.execute(
+        """SELECT topic, count(*) FILTER (WHERE decision_type <> 'reply') AS posts,
+                  count(*) FILTER (WHERE decision_type = 'reply') AS replies
+             FROM content_metadata WHERE account_id = %s AND status = 'posted'
+            GROUP BY topic ORDER BY count(*) DESC, topic NULLS LAST""", (account_id,)).fetchall()
+
+
+def latest_posted(conn: psycopg.Connection, account_id: str, limit: int = 3) -> list[dict]:
+    """The account's latest posted texts (not replies) with topic, hook and where the text came from."""
+    return conn.execute(
+        """SELECT content, topic, hook_pattern, generation_source FROM content_metadata
+            WHERE account_id = %s AND status = 'posted' AND decision_type <> 'reply'
+            ORDER BY updated_at DESC NULLS LAST, decision_id LIMIT %s""", (account_id, limit)).fetchall()

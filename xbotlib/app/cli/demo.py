@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from xbotlib.app.cli.account import checked_profile
 from xbotlib.app.cli.errors import CliError
 from xbotlib.app.reports.runner import NotebookFailed, run_notebook
 from xbotlib.config import load_settings
@@ -25,22 +26,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from xbotlib.store.db import Database  # start-up time, as above
 
     settings = load_settings()
+    profile, scenario_path, scenario_note = None, args.scenario, None
+    if args.account_profile:
+        profile = checked_profile(args.account_profile)  # validated like `xbot account check`, before any work
+        if scenario_path is None:
+            scenario_path, scenario_note = matching_scenario(profile)
     log_file = settings.log_path
     # the demo's job lines go to the log file; the terminal shows the progress bar and the summary
     setup_logging(logging.DEBUG if args.verbose else logging.INFO, log_file=log_file,
                   stderr_level=logging.DEBUG if args.verbose else logging.WARNING)
-    config = CampaignConfig(days=args.days, seed=args.seed, scenario_path=args.scenario, accounts=args.accounts,
-                            policy=args.policy)
+    config = CampaignConfig(days=args.days, seed=args.seed, scenario_path=scenario_path, accounts=args.accounts,
+                            policy=args.policy, profile=profile)
     try:
         config.validate()
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    if args.scenario and not Path(args.scenario).is_file():
+    if scenario_path and not Path(scenario_path).is_file():
         raise CliError(f"--scenario {args.scenario!r} does not exist (pass a TOML file; see docs/SCENARIO.md)")
 
     t0 = time.perf_counter()
     print(f"xbot demo: {config.days} simulated days, seed {config.seed}, policy {config.policy}, "
-          f"{config.accounts} account(s), scenario {args.scenario or 'scenarios/default.toml'}", flush=True)
+          f"{config.accounts} account(s), scenario {scenario_path or 'scenarios/default.toml'}"
+          + (f", profile {args.account_profile} (topics: {', '.join(profile.topic_names)})" if profile else ""),
+          flush=True)
+    if scenario_note:
+        print(f"  {scenario_note}", flush=True)
     url = campaign_database(settings, set_default=True)  # later commands read this campaign with no setting
     with Database.from_url(url, pool_max=4) as db:
         migrate.up(db)
@@ -62,6 +72,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
             reports_index = _run_notebooks(url, run.account_ids[0], settings.reports_path)
         _print_summary(run, db, reports_index, url, time.perf_counter() - t0, log_file, settings)
     return 0
+
+
+def matching_scenario(profile) -> tuple[str | None, str | None]:
+    """The shipped scenario whose audience reads the profile's topics (``scenarios/<id>.toml`` first, then
+    the others by name), and a note for the user; (None, note) when none matches (the default audience)."""
+    # imported here for start-up time: the simulator loads numpy
+    from xbotlib.core import vocab
+    from xbotlib.sim.scenario import SCENARIO_DIR, load_scenario  # start-up time, as above
+
+    wanted = set(profile.topic_names)
+    own = SCENARIO_DIR / f"{profile.id}.toml"
+    candidates = ([own] if own.is_file() else []) + sorted(p for p in SCENARIO_DIR.glob("*.toml") if p != own)
+    for path in candidates:
+        # a scenario without topic keywords reads the built-in niche (vocab.DEFAULT)
+        topics = getattr(load_scenario(str(path)), "vocabulary", vocab.DEFAULT).topics
+        if set(topics) == wanted:
+            rel = path.relative_to(SCENARIO_DIR.parent)
+            return str(rel), f"scenario {rel}: its audience reads this profile's topics (pass --scenario to choose another)"
+    return None, (f"no shipped scenario reads the topics {', '.join(profile.topic_names)}: the default audience "
+                  "will not recognise them (write one, see docs/SCENARIO.md, and pass --scenario)")
 
 
 def _run_notebooks(db_url: str, account_id: str, reports_dir: Path):
@@ -100,6 +130,8 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file, settings) -> 
                                             experiment_ids=EXPERIMENTS)
         first, last = summary.followers_first, summary.followers_last
         print(f"\naccount {ctx.account_id}: followers {first} -> {last} ({last - first:+d})")
+        if run.config.profile is not None:
+            _print_profile_lines(db, ctx)
         if summary.weekly_fpki:
             print("  FPKI by week:  " + "  ".join(f"w{w}:{f:.2f}(n={n})" for w, f, n in summary.weekly_fpki))
         if summary.model_versions:
@@ -138,6 +170,19 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file, settings) -> 
     print(f"log: {log_file}")
 
 
+def _print_profile_lines(db, ctx) -> None:
+    """What a profile's campaign posted about: its topics (posts and replies each) and its latest posts."""
+    # imported here for start-up time: psycopg is slow to import
+    from xbotlib.store import accounts
+
+    with db.connection() as conn:
+        topics = accounts.posted_by_topic(conn, ctx.account_id)
+        latest = accounts.latest_posted(conn, ctx.account_id, limit=2)
+    print("  topics posted: " + "  ".join(f"{r['topic'] or '(none)'} {r['posts']}+{r['replies']}r" for r in topics))
+    for r in latest:
+        print(f"  latest post ({r['generation_source']}, {r['topic']}, {r['hook_pattern']}): {r['content']}")
+
+
 def _next_steps(settings, url: str) -> str:
     """What to do next: with the embedded server the demo's database is now the workspace default."""
     if settings.database_url:  # XBOT_DATABASE_URL names the database every command uses: say how to reach the demo's
@@ -169,6 +214,10 @@ def register(sub) -> None:
     p.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
     p.add_argument("--seed", type=int, default=7, help="seed: the same seed gives the same campaign (default 7)")
     p.add_argument("--scenario", default=None, help="audience scenario TOML (default scenarios/default.toml)")
+    p.add_argument("--account-profile", metavar="FILE", default=None,
+                   help="run this account profile (e.g. accounts/cooking.toml): its account id, topics, voice, "
+                        "hours and caps; the shipped scenario whose audience reads its topics is picked unless "
+                        "--scenario is given (default: accounts demo-N on the built-in profile)")
     p.add_argument("--accounts", type=int, default=1, help="accounts to run side by side (default 1)")
     p.add_argument("--policy", default="xbot", choices=["xbot", "random", "heuristic", "oracle"],
                    help="how arms and hours are chosen (default xbot, the learner)")
