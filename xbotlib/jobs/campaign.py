@@ -5,9 +5,14 @@ seed gives the same result; ``xbot demo`` makes it the workspace's default datab
 scenario), a ``SimClock``, and the daemon running plan → post → collect → learn on the schedules
 in ``schedules/``. Nothing is shortcut: every post goes through the X client over the ASGI
 transport, every outcome through the collector, every model through the learner.
+
+The account's niche is ``CampaignConfig.vocabulary`` (set on every ``JobContext.vocabulary``; None: the
+built-in one). The audience reads with the scenario's own vocabulary: a cooking account posting to a
+cooking audience needs both (``scenarios/cooking.toml`` and a cooking vocabulary).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,6 +22,7 @@ from typing import Callable
 
 from xbotlib.clock import SimClock
 from xbotlib.config import Settings
+from xbotlib.core.vocab import Vocabulary
 from xbotlib.jobs import schedules
 from xbotlib.jobs.context import build_context
 from xbotlib.jobs.daemon import Daemon
@@ -46,6 +52,7 @@ class CampaignConfig:
     experiments: bool = True          # False: no randomised arms (the growth bench compares policies alone)
     schedules_dir: str | None = None  # None: schedules/ (the production cadence)
     start: datetime = CAMPAIGN_START
+    vocabulary: Vocabulary | None = None  # the accounts' niche; None: the context's own (the built-in one)
 
     def validate(self) -> None:
         if not 1 <= self.days <= 365:
@@ -56,6 +63,9 @@ class CampaignConfig:
             raise ValueError(f"--policy {self.policy!r} is not a policy (expected one of {', '.join(policies.POLICY_NAMES)})")
         if not 0 < self.allocation < 1:
             raise ValueError(f"allocation must be in (0, 1), got {self.allocation}")
+        if self.vocabulary is not None and not isinstance(self.vocabulary, Vocabulary):
+            raise ValueError(f"vocabulary must be a core.vocab.Vocabulary (an account profile's), got "
+                             f"{type(self.vocabulary).__name__}")
 
 
 @dataclass
@@ -115,6 +125,8 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
             policy = policies.make_policy(config.policy, fixed=config.fixed_arm)
         ctx = build_context(base.replace(account_id=account_id), db, clock, sandbox=sandbox, seed=seed,
                             policy=policy, worker_id=f"demo-worker-{i + 1}")
+        if config.vocabulary is not None:
+            ctx = dataclasses.replace(ctx, vocabulary=config.vocabulary)
         with db.connection() as conn:
             ensure_account(conn, account_id, clock.now(), base.timezone, handle=f"xbot_demo_{i + 1}")
             experiment_store.ensure_experiments(conn, account_id, clock.now())
