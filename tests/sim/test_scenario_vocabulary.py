@@ -4,7 +4,7 @@ and the oracle all use the scenario's topics; bad topic keys are refused by file
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
