@@ -134,7 +134,7 @@ def test_without_visits_it_models_follows_and_without_follows_it_skips_follow_th
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(hook="clickbait"), r"unknown hook 'clickbait'"),
-    (dict(topic="sports"), r"unknown topic 'sports'"),
+    (dict(topic=3), r"topic must be a topic name or None, got 3"),
     (dict(hour=24), r"posting hour must be 0-23, got 24"),
     (dict(profile_visits=-1), r"profile_visits must be a finite number >= 0, got -1"),
     (dict(follows=float("nan")), r"follows must be a finite number >= 0"),

@@ -5,7 +5,7 @@ Flow for one decision (the plan job is the caller)::
 
     active = active_experiments(conn, account_id)              # enabled rows of the registry
     arms = assign(active, "post", rng)                          # {experiment_id: Assignment}
-    text = apply_text_arms(text, topic, arms, rng)              # hashtag / reader question
+    text = apply_text_arms(text, topic, arms, rng, vocabulary)  # hashtag / reader question
     hour = evening_hour(rng) if is_treated(arms, "late_evening_slot") else planned_hour
     angle = reply_angle(arms)                                   # replies: 'contrarian' or None
     Decision(..., experiment_id=primary_experiment(arms), experiment_arms=arms_json(arms))
@@ -81,8 +81,8 @@ class ExperimentSpec:
 
 
 REGISTRY: dict[str, ExperimentSpec] = {s.experiment_id: s for s in (
-    ExperimentSpec("hashtag_1", "post", "posts: add one relevant topic hashtag (vocab.TOPIC_HASHTAGS) at the end"),
-    ExperimentSpec("question_cta", "post", "posts: end with a question to the reader (vocab.READER_QUESTIONS)"),
+    ExperimentSpec("hashtag_1", "post", "posts: add one relevant topic hashtag (the vocabulary's topic_hashtags) at the end"),
+    ExperimentSpec("question_cta", "post", "posts: end with a question to the reader (the vocabulary's reader_questions)"),
     ExperimentSpec("contrarian_reply", "reply", "replies: the generator takes the contrarian angle"),
     ExperimentSpec("late_evening_slot", "timing", "posts: move the post to a late-evening hour (vocab.LATE_EVENING_HOURS)"),
 )}
@@ -213,26 +213,27 @@ def strip_trailing_hashtags(text: str) -> str:
     return _TRAILING_HASHTAGS.sub("", text).rstrip()
 
 
-def strip_text_arms(text: str) -> str:
-    """The body as it was before the text arms: no trailing hashtags, no closing reader question.
+def strip_text_arms(text: str, vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> str:
+    """The body as it was before the text arms: no trailing hashtags, no closing reader question (of the
+    account's ``vocabulary``).
 
     Used to read pre-treatment features (the hook) back from posted text.
     """
     body = strip_trailing_hashtags(text)
-    for q in vocab.READER_QUESTIONS:
+    for q in vocabulary.reader_questions:
         if body.endswith(q):
             return body[: -len(q)].rstrip()
     return body
 
 
 def apply_text_arms(text: str, topic: str | None, assignments: Mapping[str, Assignment],
-                    rng: np.random.Generator) -> str:
+                    rng: np.random.Generator, vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> str:
     """Apply the hashtag_1 and question_cta arms to a post's text; returns at most 280 characters.
 
     - hashtag_1 (either arm): a trailing run of hashtags from the generator is removed, so the
       contrast is exactly "one relevant hashtag" vs "none"; treatment then appends
-      ``vocab.TOPIC_HASHTAGS[topic]`` (topic detected from the text when ``topic`` is None).
-    - question_cta treatment: appends a question from ``vocab.READER_QUESTIONS`` (unless the text
+      ``vocabulary.topic_hashtags[topic]`` (topic detected from the text when ``topic`` is None).
+    - question_cta treatment: appends a question from ``vocabulary.reader_questions`` (unless the text
       already ends with one); control leaves the text as generated.
     - When the additions do not fit, the body is shortened at a sentence end, else at a word
       boundary with a full stop: never mid-word and never with an ellipsis.
@@ -250,14 +251,15 @@ def apply_text_arms(text: str, topic: str | None, assignments: Mapping[str, Assi
         if not body:
             raise ArmDoesNotFit("empty_body", f"the text is only hashtags: {text!r} (generate a real post)")
     additions: list[str] = []
-    if question is not None and question.treated and not any(body.endswith(q) for q in vocab.READER_QUESTIONS):
-        additions.append(vocab.READER_QUESTIONS[int(rng.integers(len(vocab.READER_QUESTIONS)))])
+    questions = vocabulary.reader_questions
+    if question is not None and question.treated and not any(body.endswith(q) for q in questions):
+        additions.append(questions[int(rng.integers(len(questions)))])
     if hashtag is not None and hashtag.treated:
-        topic = topic or vocab.detect_topic(body)
-        if topic not in vocab.TOPIC_HASHTAGS:
+        topic = topic or vocabulary.detect_topic(body)
+        if topic not in vocabulary.topic_hashtags:
             raise ArmDoesNotFit("no_topic_hashtag", f"no relevant hashtag for topic {topic!r} "
-                                f"(known topics: {', '.join(vocab.TOPIC_HASHTAGS)})")
-        additions.append(vocab.TOPIC_HASHTAGS[topic])
+                                f"(topics with a hashtag: {', '.join(vocabulary.topic_hashtags)})")
+        additions.append(vocabulary.topic_hashtags[topic])
     suffix = " ".join(additions)
     budget = MAX_TWEET_CHARS - (len(suffix) + 1 if suffix else 0)
     if len(body) > budget:

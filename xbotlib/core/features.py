@@ -1,14 +1,17 @@
 """Content features: what a post *is*, as numbers the bandit and the predictors can use.
 
 Everything here is pure: text (and embeddings computed elsewhere) in, numbers out. How text is
-read (hook patterns, topics, hashtags) comes from ``xbotlib.core.vocab``, the one shared definition.
+read (hook patterns, topics, hashtags) comes from a ``xbotlib.core.vocab.Vocabulary``, the account's niche
+(``vocab.DEFAULT`` is the built-in one): hook rules in its language, its own topics and their keywords.
 
 - ``LocalEmbedder``: a deterministic offline embedding (hashed words + character trigrams); any
   object with ``embed(texts) -> (n, dim) array`` (e.g. the OpenAI client) plugs in instead.
 - ``novelty`` / ``dup_penalty``: how far a text is from recent posts, and the penalty near duplicates earn.
 - ``readability``, ``sentiment``, ``format_features`` (from ``xbotlib.core.text``), ``reply_features``.
 - ``extract_features`` -> ``ContentFeatures`` (stored as ``content_metadata.features``), and
-  ``feature_vector(dict, FEATURE_NAMES)`` which turns stored features into a predictor row.
+  ``feature_vector(dict, names)`` which turns stored features into a predictor row; ``feature_names(vocabulary)``
+  are a niche's columns (``FEATURE_NAMES``: the built-in niche's), ``check_feature_names`` refuses a predictor
+  learned for another niche's topics.
 - ``timing_vector`` / ``TIMING_FEATURE_NAMES`` for the posting-hour predictor.
 """
 from __future__ import annotations
@@ -29,9 +32,9 @@ from xbotlib.core.text import format_features, readability, sentiment
 # ----------------------------------------------------------------------------- hook / topic
 
 
-def hook_pattern(text: str) -> str:
-    """The hook pattern of a post (``vocab.detect_hook``: the one definition of the rules)."""
-    return vocab.detect_hook(text)
+def hook_pattern(text: str, vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> str:
+    """The hook pattern of a post (``vocabulary.detect_hook``: the rules of the account's language)."""
+    return vocabulary.detect_hook(text)
 
 
 # ----------------------------------------------------------------------------- embeddings
@@ -213,26 +216,28 @@ class ContentFeatures:
 
 def extract_features(text: str, *, embedding: Sequence[float] | np.ndarray, recent_embeddings: np.ndarray | None,
                      novelty_min: float, topic: str | None = None, reply: Mapping[str, float] | None = None,
-                     hour: int | None = None) -> ContentFeatures:
+                     hour: int | None = None, vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> ContentFeatures:
     """Read one text into ``ContentFeatures``.
 
     Parameters
     ----------
     embedding : (dim,) embedding of ``text``; recent_embeddings : (m, dim) of recent posts.
     novelty_min : the duplicate threshold (``Settings.novelty_min``).
-    topic : the planned topic; None -> detected from the text (``vocab.detect_topic``).
+    topic : the planned topic (one of ``vocabulary.topics``); None -> detected from the text.
     reply : ``reply_features(...)`` of the tweet replied to, None for a post.
     hour : local posting hour 0-23 if known.
+    vocabulary : the account's niche: how hooks and topics are read.
     """
     if hour is not None and not (isinstance(hour, (int, np.integer)) and 0 <= hour <= 23):
         raise ValueError(f"hour must be an integer 0-23, got {hour!r}")
-    if topic is not None and topic not in vocab.TOPICS:
-        raise ValueError(f"unknown topic {topic!r} (expected one of {', '.join(vocab.TOPICS)})")
+    if topic is not None and topic not in vocabulary.topics:
+        raise ValueError(f"unknown topic {topic!r} (expected one of this vocabulary's topics: "
+                         f"{', '.join(vocabulary.topics)})")
     nov = novelty(embedding, recent_embeddings)
     reply = dict(reply or {})
     return ContentFeatures(
-        hook=hook_pattern(text),
-        topic=topic if topic is not None else vocab.detect_topic(text),
+        hook=hook_pattern(text, vocabulary),
+        topic=topic if topic is not None else vocabulary.detect_topic(text),
         novelty=nov,
         dup_penalty=dup_penalty(nov, novelty_min),
         readability=readability(text),
@@ -248,15 +253,31 @@ def extract_features(text: str, *, embedding: Sequence[float] | np.ndarray, rece
 
 # Numeric columns for predictors. Stored features are the raw record; this list (and
 # ``feature_vector``) turns them into numbers, so the list can grow without re-reading old texts.
-FEATURE_NAMES: tuple[str, ...] = (
-    *(f"hook_{h}" for h in vocab.HOOK_PATTERNS),
-    *(f"topic_{t}" for t in vocab.TOPICS),
+# The six hook kinds are universal; the topic columns are the niche's own.
+_OTHER_FEATURES: tuple[str, ...] = (
     "hour_sin", "hour_cos",
     "novelty", "dup_penalty", "readability", "sentiment",
     "log_chars", "log_words", "has_number", "has_link", "hashtag_count", "ends_with_question",
     "emoji_count", "line_breaks",
     "is_reply", "log_author_followers", "log_tweet_velocity", "log_tweet_age_min",
 )
+
+
+def feature_names(vocabulary: vocab.Vocabulary) -> tuple[str, ...]:
+    """The predictor columns of a niche: hook kinds, ``topic_<t>`` per topic of ``vocabulary``, the rest."""
+    return (*(f"hook_{h}" for h in vocab.HOOK_PATTERNS), *(f"topic_{t}" for t in vocabulary.topics), *_OTHER_FEATURES)
+
+
+FEATURE_NAMES: tuple[str, ...] = feature_names(vocab.DEFAULT)
+
+
+def check_feature_names(names: Sequence[str], vocabulary: vocab.Vocabulary, what: str = "predictor") -> None:
+    """Refuse (``ValueError`` naming both) a predictor whose topic columns are not ``vocabulary``'s topics:
+    applied to another niche its topic columns would all read 0, and its predictions would be quietly wrong."""
+    learned = [n[6:] for n in names if n.startswith("topic_")]
+    if learned != list(vocabulary.topics):
+        raise ValueError(f"{what} learned for topics ({', '.join(learned)}) cannot be applied to a vocabulary with "
+                         f"topics ({', '.join(vocabulary.topics)}) (retrain it on this account's outcomes)")
 
 
 def _num(d: Mapping[str, Any], key: str) -> float:

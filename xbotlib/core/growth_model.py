@@ -25,13 +25,19 @@ campaign has. Two things make the same data go further:
    the covariance scaled by the Pearson dispersion (counts are more variable than Poisson). The
    effect on log expected follows is the sum of the two, and so is its covariance.
 
-``fit(posts)`` returns a ``GrowthModel``; the policy (``xbotlib.core.policies.XbotPolicy``) samples hook
+The columns are laid out per vocabulary (``layout(topics)``): the six hook kinds are universal, the topic
+columns are the account's own topics. A fitted ``GrowthModel`` records the topics it was learned for, and
+``check_vocabulary`` refuses to apply it to another niche's vocabulary (its topic effects would be read
+against the wrong topics).
+
+``fit(posts, vocabulary)`` returns a ``GrowthModel``; the policy (``xbotlib.core.policies.XbotPolicy``) samples hook
 effects from it (Thompson) and reads hour effects from it (UCB1). Measured in ``xbot bench growth``
 (BENCHMARKS.md).
 """
 from __future__ import annotations
 
 import math
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -45,11 +51,40 @@ FAMILIARITY_PRIOR_SD = 2.0  # a near-repeat of recent posts can lose most of its
 FOLLOW_THROUGH_PRIOR_SD = 0.15  # P(follow | visit) varies much less between posts than visits do
 HOUR_TERMS = 4             # sin/cos of the hour and of twice the hour
 
-HOOK_COLUMNS = slice(1, 1 + len(vocab.HOOK_PATTERNS))
-TOPIC_COLUMNS = slice(HOOK_COLUMNS.stop, HOOK_COLUMNS.stop + len(vocab.TOPICS))
-HOUR_COLUMNS = slice(TOPIC_COLUMNS.stop, TOPIC_COLUMNS.stop + HOUR_TERMS)
-FAMILIARITY_COLUMN = HOUR_COLUMNS.stop
-N_COLUMNS = FAMILIARITY_COLUMN + 1
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each effect sits in a design row: intercept, the six hook kinds, one column per topic of the
+    vocabulary, the hour harmonics, familiarity."""
+    topics: tuple[str, ...]
+    hook_columns: slice
+    topic_columns: slice
+    hour_columns: slice
+    familiarity_column: int
+    n_columns: int
+
+
+@functools.lru_cache(maxsize=64)
+def layout(topics: tuple[str, ...]) -> Layout:
+    """The design layout for a vocabulary's ``topics`` (cached: one per niche)."""
+    hooks = slice(1, 1 + len(vocab.HOOK_PATTERNS))
+    topic_cols = slice(hooks.stop, hooks.stop + len(topics))
+    hours = slice(topic_cols.stop, topic_cols.stop + HOUR_TERMS)
+    return Layout(tuple(topics), hooks, topic_cols, hours, hours.stop, hours.stop + 1)
+
+
+# the built-in niche's layout, by its old names (benchmarks and tests read the columns)
+_DEFAULT_LAYOUT = layout(vocab.DEFAULT.topics)
+HOOK_COLUMNS = _DEFAULT_LAYOUT.hook_columns
+TOPIC_COLUMNS = _DEFAULT_LAYOUT.topic_columns
+HOUR_COLUMNS = _DEFAULT_LAYOUT.hour_columns
+FAMILIARITY_COLUMN = _DEFAULT_LAYOUT.familiarity_column
+N_COLUMNS = _DEFAULT_LAYOUT.n_columns
+
+
+def _topics_text(topics: Sequence[str]) -> str:
+    return "(" + ", ".join(topics) + ")"
 
 
 @dataclass(frozen=True)
@@ -64,10 +99,11 @@ class PostOutcome:
     novelty: float | None = None  # 1 - similarity to the account's recent posts (features.novelty); None unknown
 
     def __post_init__(self) -> None:
+        # hooks are the universal six kinds; a topic is checked against the vocabulary at fit time
         if self.hook not in vocab.HOOK_PATTERNS:
             raise ValueError(f"unknown hook {self.hook!r} (expected one of {', '.join(vocab.HOOK_PATTERNS)})")
-        if self.topic is not None and self.topic not in vocab.TOPICS:
-            raise ValueError(f"unknown topic {self.topic!r} (expected None or one of {', '.join(vocab.TOPICS)})")
+        if self.topic is not None and not (isinstance(self.topic, str) and self.topic):
+            raise ValueError(f"topic must be a topic name or None, got {self.topic!r}")
         if not 0 <= int(self.hour) <= 23:
             raise ValueError(f"posting hour must be 0-23, got {self.hour!r}")
         for name in ("profile_visits", "follows", "followers"):
@@ -78,19 +114,24 @@ class PostOutcome:
             raise ValueError(f"novelty must be in [0, 1] or None, got {self.novelty!r}")
 
 
-def design_row(hook: str, topic: str | None, hour: int, familiarity: float = 0.0) -> np.ndarray:
-    """Intercept, one-hot hook, one-hot topic (none for no topic), hour harmonics, familiarity.
+def design_row(hook: str, topic: str | None, hour: int, familiarity: float = 0.0,
+               topics: Sequence[str] = vocab.DEFAULT.topics) -> np.ndarray:
+    """Intercept, one-hot hook, one-hot topic of ``topics`` (none for no topic), hour harmonics, familiarity.
 
     Familiarity is 1 - novelty: audiences tire of what they saw lately, and a hook whose posts happened
     to repeat recent ones must not be blamed for it. Choices are scored at familiarity 0.
     """
-    row = np.zeros(N_COLUMNS)
+    lay = layout(tuple(topics))
+    row = np.zeros(lay.n_columns)
     row[0] = 1.0
-    row[HOOK_COLUMNS.start + vocab.HOOK_PATTERNS.index(hook)] = 1.0
+    row[lay.hook_columns.start + vocab.HOOK_PATTERNS.index(hook)] = 1.0
     if topic is not None:
-        row[TOPIC_COLUMNS.start + vocab.TOPICS.index(topic)] = 1.0
-    row[HOUR_COLUMNS] = hour_harmonics(hour)
-    row[FAMILIARITY_COLUMN] = familiarity
+        if topic not in lay.topics:
+            raise ValueError(f"unknown topic {topic!r}: not one of this vocabulary's topics {_topics_text(lay.topics)} "
+                             "(an outcome from another niche: map it to None, or fit with that niche's vocabulary)")
+        row[lay.topic_columns.start + lay.topics.index(topic)] = 1.0
+    row[lay.hour_columns] = hour_harmonics(hour)
+    row[lay.familiarity_column] = familiarity
     return row
 
 
@@ -166,16 +207,42 @@ class GrowthModel:
     signal: str            # 'profile_visits' or 'follows': what ``counts`` models
     n_posts: int
     mean_count: float
+    topics: tuple[str, ...] = vocab.DEFAULT.topics  # the vocabulary's topics it was learned for (its columns)
+
+    @property
+    def layout(self) -> Layout:
+        return layout(self.topics)
+
+    def check_vocabulary(self, vocabulary: vocab.Vocabulary) -> "GrowthModel":
+        """This model, if it was learned for ``vocabulary``'s topics; else ``ValueError`` naming both.
+
+        Its topic effects sit in columns of its own topics: read against another niche's topics they would
+        credit 'baking' with what 'ai' earned."""
+        if tuple(vocabulary.topics) != self.topics:
+            raise ValueError(f"growth model learned for topics {_topics_text(self.topics)} cannot be applied to a "
+                             f"vocabulary with topics {_topics_text(vocabulary.topics)} (refit it on this "
+                             "vocabulary's outcomes)")
+        return self
+
+    def topic_effects(self, topics: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of the effects of ``topics`` (of this model's vocabulary) on log expected follows."""
+        unknown = [t for t in topics if t not in self.topics]
+        if unknown:
+            raise ValueError(f"topics {', '.join(map(repr, unknown))} are not in this model's topics "
+                             f"{_topics_text(self.topics)}")
+        idx = [self.layout.topic_columns.start + self.topics.index(t) for t in topics]
+        return self.mean[idx], self.cov[np.ix_(idx, idx)]
 
     def hook_effects(self, hooks: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and covariance of the effects of ``hooks`` on log expected follows."""
-        idx = [HOOK_COLUMNS.start + vocab.HOOK_PATTERNS.index(h) for h in hooks]
+        idx = [self.layout.hook_columns.start + vocab.HOOK_PATTERNS.index(h) for h in hooks]
         return self.mean[idx], self.cov[np.ix_(idx, idx)]
 
     def hour_effects(self, hours: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and covariance of the effects of ``hours`` on log expected follows (through the harmonics)."""
         H = np.array([hour_harmonics(h) for h in hours]).reshape(len(hours), HOUR_TERMS)
-        return H @ self.mean[HOUR_COLUMNS], H @ self.cov[HOUR_COLUMNS, HOUR_COLUMNS] @ H.T
+        cols = self.layout.hour_columns
+        return H @ self.mean[cols], H @ self.cov[cols, cols] @ H.T
 
     def log_noise_sd(self) -> float:
         """Spread of one post's log count around its expectation (≈ sqrt(dispersion / mean count)):
@@ -183,22 +250,25 @@ class GrowthModel:
         return math.sqrt(self.counts.dispersion / max(1.0, self.mean_count))
 
 
-def _prior(effect_sd: float) -> np.ndarray:
-    sds = np.full(N_COLUMNS, effect_sd)
-    sds[FAMILIARITY_COLUMN] = FAMILIARITY_PRIOR_SD
+def _prior(effect_sd: float, lay: Layout = _DEFAULT_LAYOUT) -> np.ndarray:
+    sds = np.full(lay.n_columns, effect_sd)
+    sds[lay.familiarity_column] = FAMILIARITY_PRIOR_SD
     return sds
 
 
-def design_matrix(posts: Sequence[PostOutcome]) -> np.ndarray:
-    """One ``design_row`` per post; a post of unknown novelty gets the account's typical one."""
+def design_matrix(posts: Sequence[PostOutcome], topics: Sequence[str] = vocab.DEFAULT.topics) -> np.ndarray:
+    """One ``design_row`` per post (topic columns of ``topics``); a post of unknown novelty gets the
+    account's typical one."""
     known = [p.novelty for p in posts if p.novelty is not None]
     typical = float(np.mean(known)) if known else 1.0
-    return np.array([design_row(p.hook, p.topic, p.hour, 1.0 - (typical if p.novelty is None else p.novelty))
-                     for p in posts]).reshape(len(posts), N_COLUMNS)
+    topics = tuple(topics)
+    return np.array([design_row(p.hook, p.topic, p.hour, 1.0 - (typical if p.novelty is None else p.novelty), topics)
+                     for p in posts]).reshape(len(posts), layout(topics).n_columns)
 
 
-def fit(posts: Sequence[PostOutcome]) -> GrowthModel:
-    """Fit the visits and follow-through models to ``posts`` (at least one).
+def fit(posts: Sequence[PostOutcome], vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> GrowthModel:
+    """Fit the visits and follow-through models to ``posts`` (at least one), with one topic column per
+    topic of ``vocabulary``; the model records those topics (``GrowthModel.check_vocabulary``).
 
     Where X reported no profile visits at all (an app without access to non-public metrics), the
     funnel has no first step: follows are modelled directly, with the same design.
@@ -206,15 +276,17 @@ def fit(posts: Sequence[PostOutcome]) -> GrowthModel:
     posts = list(posts)
     if not posts:
         raise ValueError("growth model: no outcomes to learn from yet (it needs at least one pass-2 post outcome)")
-    X = design_matrix(posts)
+    topics = tuple(vocabulary.topics)
+    lay = layout(topics)
+    X = design_matrix(posts, topics)
     visits = np.array([p.profile_visits for p in posts], float)
     follows = np.array([p.follows for p in posts], float)
     base = np.log(np.array([max(1.0, p.followers) for p in posts], float))
     if visits.sum() <= 0:
-        counts = fit_poisson(X, follows, base, _prior(VISITS_PRIOR_SD))
+        counts = fit_poisson(X, follows, base, _prior(VISITS_PRIOR_SD, lay))
         return GrowthModel(mean=counts.beta, cov=counts.cov, counts=counts, follow_through=None, signal="follows",
-                           n_posts=len(posts), mean_count=float(follows.mean()))
-    counts = fit_poisson(X, visits, base, _prior(VISITS_PRIOR_SD))
+                           n_posts=len(posts), mean_count=float(follows.mean()), topics=topics)
+    counts = fit_poisson(X, visits, base, _prior(VISITS_PRIOR_SD, lay))
     mean, cov = counts.beta.copy(), counts.cov.copy()
     ffit = None
     seen = visits > 0
@@ -222,7 +294,7 @@ def fit(posts: Sequence[PostOutcome]) -> GrowthModel:
         ffit = fit_poisson(X[seen], follows[seen], np.log(visits[seen]), FOLLOW_THROUGH_PRIOR_SD)
         mean, cov = mean + ffit.beta, cov + ffit.cov
     return GrowthModel(mean=mean, cov=cov, counts=counts, follow_through=ffit, signal="profile_visits",
-                       n_posts=len(posts), mean_count=float(visits.mean()))
+                       n_posts=len(posts), mean_count=float(visits.mean()), topics=topics)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from xbotlib.core import bandit, growth_model
-from xbotlib.core.vocab import HOOK_PATTERNS
+from xbotlib.core.vocab import DEFAULT, HOOK_PATTERNS, Vocabulary
 from xbotlib.logs import tagged
 
 log = logging.getLogger("xbot.policy")
@@ -50,6 +50,15 @@ class PlanState:
     account_age_days: float
     hour_prior_means: Mapping[int, float] | None = None  # from the timing predictor, when trained
     outcomes: Sequence[object] = ()      # growth_model.PostOutcome of this account's recent posts
+    vocabulary: Vocabulary = DEFAULT     # the account's niche: its topics (growth model columns), allowed hooks
+
+
+def allowed_hooks(state: PlanState, hooks: Sequence[str]) -> list[str]:
+    """The hooks a policy may choose: those offered (the rotation rule's) that the account's vocabulary
+    allows. When rotation has ruled out every allowed hook, the vocabulary wins: a post must not take a
+    hook its profile forbids, and rotation is a soft rule (the rotation gate still checks the text)."""
+    offered = [h for h in hooks if h in state.vocabulary.hooks]
+    return offered or list(state.vocabulary.hooks)
 
 
 class Policy(Protocol):
@@ -71,7 +80,7 @@ class XbotPolicy:
         self.fit = fit
 
     def choose(self, state, hooks, hours, rng):
-        hooks, hours = list(hooks), [int(h) for h in hours]
+        hooks, hours = allowed_hooks(state, hooks), [int(h) for h in hours]
         if len(state.outcomes) >= self.MODEL_MIN_POSTS:
             try:
                 return self._choose_with_model(state, hooks, hours, rng)
@@ -87,7 +96,10 @@ class XbotPolicy:
                           forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
 
     def _choose_with_model(self, state, hooks, hours, rng):
-        model = (self.fit or growth_model.fit)(state.outcomes)
+        if self.fit is None:
+            model = growth_model.fit(state.outcomes, state.vocabulary)
+        else:  # another model of the same effects (a benchmark's): it must have been learned for this niche
+            model = self.fit(state.outcomes).check_vocabulary(state.vocabulary)
         hook_pulls = [sum(o.hook == h for o in state.outcomes) for h in hooks]
         mean, cov = model.hook_effects(hooks)
         arm = bandit.choose_arm_from_model(mean, cov, hooks, hook_pulls, state.account_age_days, rng,
@@ -104,7 +116,8 @@ class RandomPolicy:
     name = "random"
 
     def choose(self, state, hooks, hours, rng):
-        return PlanChoice(str(rng.choice(list(hooks))), 1.0 / len(hooks), int(rng.choice(list(hours))), 1.0 / len(hours))
+        hooks = allowed_hooks(state, hooks)
+        return PlanChoice(str(rng.choice(hooks)), 1.0 / len(hooks), int(rng.choice(list(hours))), 1.0 / len(hours))
 
 
 class HeuristicPolicy:
@@ -128,7 +141,7 @@ class HeuristicPolicy:
         return choice, float(prop)
 
     def choose(self, state, hooks, hours, rng):
-        hook, hp = self._pick(hooks, state.content_arms, rng)
+        hook, hp = self._pick(allowed_hooks(state, hooks), state.content_arms, rng)
         hour, tp = self._pick(hours, state.timing_arms, rng)
         return PlanChoice(str(hook), hp, int(hour), tp)
 
@@ -145,9 +158,10 @@ class FixedPolicy:
         self.hook, self.hour = hook, int(hour)
 
     def choose(self, state, hooks, hours, rng):
+        hooks = allowed_hooks(state, hooks)
         if self.hook in hooks:
             hook, hook_p = self.hook, 1.0
-        else:  # rotation forbids the fixed hook: a uniform draw, and its propensity says so
+        else:  # rotation (or the vocabulary) forbids the fixed hook: a uniform draw, and its propensity says so
             hook, hook_p = str(rng.choice(list(hooks))), 1.0 / len(hooks)
         hour = self.hour if self.hour in hours else min(hours, key=lambda h: abs(h - self.hour))
         return PlanChoice(hook, hook_p, int(hour), 1.0)

@@ -10,6 +10,10 @@ transport, every outcome through the collector, every model through the learner.
 after it (its id; ``<id>-N`` for several) and it is stored for each before its context is built, so the
 jobs read it exactly as they would in production (``build_context``). None: accounts ``demo-N`` on
 the built-in profile.
+
+The account's niche is ``CampaignConfig.vocabulary`` (set on every ``JobContext.vocabulary``; None: the
+built-in one). The audience reads with the scenario's own vocabulary: a cooking account posting to a
+cooking audience needs both (``scenarios/cooking.toml`` and a cooking vocabulary).
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from typing import Callable
 from xbotlib.clock import SimClock
 from xbotlib.config import Settings
 from xbotlib.core.profile import AccountProfile
+from xbotlib.core.vocab import Vocabulary
 from xbotlib.jobs import schedules
 from xbotlib.jobs.context import build_context
 from xbotlib.jobs.daemon import Daemon
@@ -55,6 +60,7 @@ class CampaignConfig:
     schedules_dir: str | None = None  # None: schedules/ (the production cadence)
     start: datetime = CAMPAIGN_START
     profile: AccountProfile | None = None  # the accounts' profile; None: demo-N on the built-in one
+    vocabulary: Vocabulary | None = None  # overrides the accounts' niche; None: their profile's (the built-in one)
 
     def validate(self) -> None:
         if not 1 <= self.days <= 365:
@@ -65,6 +71,9 @@ class CampaignConfig:
             raise ValueError(f"--policy {self.policy!r} is not a policy (expected one of {', '.join(policies.POLICY_NAMES)})")
         if not 0 < self.allocation < 1:
             raise ValueError(f"allocation must be in (0, 1), got {self.allocation}")
+        if self.vocabulary is not None and not isinstance(self.vocabulary, Vocabulary):
+            raise ValueError(f"vocabulary must be a core.vocab.Vocabulary (an account profile's), got "
+                             f"{type(self.vocabulary).__name__}")
 
 
 @dataclass
@@ -130,6 +139,8 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
             policy = policies.make_policy(config.policy, fixed=config.fixed_arm)
         ctx = build_context(base.replace(account_id=account_id), db, clock, sandbox=sandbox, seed=seed,
                             policy=policy, worker_id=f"demo-worker-{i + 1}")
+        if config.vocabulary is not None:
+            ctx = dataclasses.replace(ctx, vocabulary=config.vocabulary)
         with db.connection() as conn:
             ensure_account(conn, account_id, clock.now(), base.timezone, handle=handle)
             experiment_store.ensure_experiments(conn, account_id, clock.now())

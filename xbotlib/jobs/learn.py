@@ -14,7 +14,7 @@ What it trains
 --------------
 On *all* pass-2 outcomes of the world (live <=> simulated=false; the worlds are never mixed, and a
 live version is trained on live outcomes only): the content predictor (reward from the content
-features) and the timing predictor (reward from local hour/weekday features). Each is ridge, or
+features, with a topic column per topic of the account's vocabulary, ``ctx.vocabulary``) and the timing predictor (reward from local hour/weekday features). Each is ridge, or
 LightGBM when ``LEARN_USE_LIGHTGBM`` is on, there are >= 50 samples and its cross-validated loss is
 no worse than ridge's (``predictors.train_with_fallback``); any LightGBM failure falls back to ridge
 with ``[LEARN_JOB] lightgbm_failed fallback=ridge error=…``. Both are stored as new versions
@@ -70,11 +70,13 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
         return JobResult.skipped(decision.reason, fresh=decision.fresh, need=decision.need, world=world)
 
     with ctx.db.connection() as conn:
-        content = training_data.training_frame(conn, ctx.account_id, world)
+        # the content columns are the account's niche (its topics): the stored version records them
+        content = training_data.training_frame(conn, ctx.account_id, world, vocabulary=ctx.vocabulary)
         # timing learns follows per post, unweighted (see bandit_store.apply_pass2_rewards for why)
         timing = training_data.timing_frame(conn, ctx.account_id, world, target="follows")
         timing = timing._replace(w=np.ones_like(timing.y, dtype=float))
-        follows = training_data.training_frame(conn, ctx.account_id, world, target="follows")
+        follows = training_data.training_frame(conn, ctx.account_id, world, target="follows",
+                                               vocabulary=ctx.vocabulary)
     versions: dict[str, int] = {}
     served: dict[str, bool] = {}
     detail: dict[str, Any] = {"world": world, "fresh": fresh, "reason": decision.reason}

@@ -1,6 +1,7 @@
 """The sandbox audience: the hidden ground truth of how posts perform.
 
-Like real X, it sees only what X sees: the text (read with ``xbotlib.core.vocab``), the post time (local
+Like real X, it sees only what X sees: the text (read with the scenario's own ``vocab.Vocabulary``: the
+topics this audience cares about and the words it knows them by), the post time (local
 hour in the scenario's time zone), the reply target (author size, velocity, age), how similar the
 text is to the account's recent posts, and the follower base. Nothing here reads xbot's database.
 
@@ -52,10 +53,12 @@ class TextSignals:
     has_link: bool
 
 
-def read_text(text: str) -> TextSignals:
-    return TextSignals(hook=vocab.detect_hook(text), topic=vocab.detect_topic(text),
+def read_text(text: str, vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> TextSignals:
+    """What an audience reading with ``vocabulary`` (``Scenario.vocabulary``) sees in ``text``."""
+    hook = vocabulary.detect_hook(text)
+    return TextSignals(hook=hook, topic=vocabulary.detect_topic(text),
                        hashtags=vocab.hashtag_count(text), question_cta=vocab.ends_with_question(text),
-                       contrarian=vocab.is_contrarian(text), has_link=bool(URL_RE.search(text)))
+                       contrarian=hook == "contrarian", has_link=bool(URL_RE.search(text)))
 
 
 @dataclass(frozen=True)

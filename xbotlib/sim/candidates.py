@@ -1,6 +1,8 @@
 """Reply candidates: tweets by other authors that the sandbox's search returns and the account can
 reply to. Synthetic and deterministic for (seed, search window, topic, index); what a reply to one
-earns is the audience's business (``audience.reply_spillover``).
+earns is the audience's business (``audience.reply_spillover``). The topics are the scenario's
+(``Scenario.vocabulary``): the built-in niche's tweets are written out below; another niche's are made
+from its own keywords, so search and topic detection find them as that niche's.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from xbotlib.core import vocab
 from xbotlib.sim.audience import SALT_SEARCH, ReplyTarget
 from xbotlib.sim.scenario import Scenario
 
@@ -30,6 +31,17 @@ _CANDIDATE_LINES: dict[str, tuple[str, ...]] = {
                "protein at breakfast curbs evening snacking", "stress and heart health are tightly linked"),
 }
 _CANDIDATE_OPENERS: tuple[str, ...] = ("", "Hot take: ", "New study: ", "Thread: ", "Reminder: ")
+# a niche of the scenario's own: sentences around one of the topic's keywords
+_KEYWORD_LINES: tuple[str, ...] = ("{kw} is the part most people get wrong", "I changed how I think about {kw} this year",
+                                   "nobody talks enough about {kw}", "the simplest {kw} trick still works best")
+
+
+def candidate_lines(scenario: Scenario, topic: str) -> tuple[str, ...]:
+    """What other authors write about ``topic`` in this scenario's world."""
+    if scenario.vocabulary.topics == tuple(_CANDIDATE_LINES) and topic in _CANDIDATE_LINES:
+        return _CANDIDATE_LINES[topic]
+    words = scenario.vocabulary.topic_keywords[topic]
+    return tuple(line.format(kw=kw) for kw in words for line in _KEYWORD_LINES)
 
 
 @dataclass(frozen=True)
@@ -77,16 +89,19 @@ def reply_candidates(scenario: Scenario, seed: int, window_start: datetime, topi
     followers), ages 2 min .. 6 h at the window start, velocity grows with author size.
     """
     window = int(window_start.timestamp() // 3600)
+    known = tuple(scenario.vocabulary.topics)
     out = []
     for topic in topics:
-        t_idx = vocab.TOPICS.index(topic)
+        if topic not in known:
+            raise ValueError(f"unknown topic {topic!r} (scenario {scenario.name!r} knows: {', '.join(known)})")
+        t_idx = known.index(topic)
         for i in range(scenario.replies.candidates_per_topic):
             rng = np.random.default_rng([int(seed), SALT_SEARCH, window, t_idx, i])
             followers = int(np.clip(rng.lognormal(math.log(8000), 1.7), 80, 5_000_000))
             age_min = float(rng.uniform(2, 360))
             velocity = float(0.02 * followers ** 0.75 * rng.lognormal(0.0, 0.7))
             created = window_start - timedelta(minutes=age_min)
-            lines = _CANDIDATE_LINES[topic]
+            lines = candidate_lines(scenario, topic)
             text = _CANDIDATE_OPENERS[int(rng.integers(len(_CANDIDATE_OPENERS)))] + lines[int(rng.integers(len(lines)))] + "."
             author = int(rng.integers(10**8, 10**9))
             # sequence bit 21 set: never collides with the account's own ids (sequence < 2**21)

@@ -4,7 +4,8 @@ Learning code must never import this module: it would be reading the answers. Th
 expectations with the same ``expected_outcome`` the audience draws from, with no noise, no fatigue
 (a novel post) and the scenario's initial follower base unless told otherwise.
 
-The "typical mix" used by ``true_lift`` and ``best_choice``: every hook pattern × every topic ×
+The "typical mix" used by ``true_lift`` and ``best_choice``: every hook pattern × every topic of the
+scenario's vocabulary (``Scenario.vocabulary``: its audience's own topics) ×
 every hour of ``vocab.DEFAULT_POSTING_HOURS``, equally weighted, original posts (not replies) at
 the initial follower count. Rates are ratios of expectations over the mix (e.g. fpki = 1000 ×
 Σ E[follows] / Σ E[impressions]), which is what a large experiment's pooled estimate converges to.
@@ -41,6 +42,11 @@ class Oracle:
     def __init__(self, scenario: Scenario | str | Path | None = None):
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
 
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The topics this scenario's audience knows (its vocabulary's)."""
+        return tuple(self.scenario.vocabulary.topics)
+
     # -- single posts
 
     def typical_spillover(self) -> float:
@@ -64,8 +70,9 @@ class Oracle:
             raise ValueError(f"unknown hook {hook!r} (expected one of {', '.join(vocab.HOOK_PATTERNS)})")
         if not 0 <= int(hour) <= 23:
             raise ValueError(f"hour must be 0..23 (local to {self.scenario.timezone}), got {hour!r}")
-        if topic is not None and topic not in vocab.TOPICS:
-            raise ValueError(f"unknown topic {topic!r} (expected None or one of {', '.join(vocab.TOPICS)})")
+        if topic is not None and topic not in self.topics:
+            raise ValueError(f"unknown topic {topic!r} (expected None or one of the topics of scenario "
+                             f"{self.scenario.name!r}: {', '.join(self.topics)})")
         arms = dict(experiment_arms or {})
         for exp_id, arm in arms.items():
             if exp_id not in EXPERIMENT_IDS:
@@ -105,9 +112,18 @@ class Oracle:
         if metric not in ("follows", "fpki"):
             raise ValueError(f"best_choice metric must be 'follows' or 'fpki', got {metric!r}")
         hours, hooks = list(hours), list(hooks)
-        scores = {(hook, hour): self._pooled([self.expected(hook, hour, t) for t in vocab.TOPICS], metric)
+        scores = {(hook, hour): self._pooled([self.expected(hook, hour, t) for t in self.topics], metric)
                   for hook in hooks for hour in hours}
         return max(scores, key=lambda k: (scores[k], -hooks.index(k[0]), -k[1]))
+
+    def best_topic(self, hours: Iterable[int] = vocab.DEFAULT_POSTING_HOURS,
+                   hooks: Iterable[str] = vocab.HOOK_PATTERNS, metric: str = "follows") -> str:
+        """The topic of the scenario's vocabulary with the highest expected ``metric``, hooks and hours averaged."""
+        if metric not in ("follows", "fpki"):
+            raise ValueError(f"best_topic metric must be 'follows' or 'fpki', got {metric!r}")
+        hours, hooks = list(hours), list(hooks)
+        scores = {t: self._pooled([self.expected(k, h, t) for k in hooks for h in hours], metric) for t in self.topics}
+        return max(scores, key=lambda t: (scores[t], -self.topics.index(t)))
 
     def true_lift(self, experiment_id: str, metric: str = "fpki") -> float:
         """Expected treatment − control difference of ``metric`` under the typical mix (module docstring)."""
@@ -121,7 +137,7 @@ class Oracle:
         return (self._pooled(treat, metric) - c) / c if c else math.nan
 
     def _arms(self, experiment_id: str) -> tuple[list[Expected], list[Expected]]:
-        hooks, topics, hours = vocab.HOOK_PATTERNS, vocab.TOPICS, vocab.DEFAULT_POSTING_HOURS
+        hooks, topics, hours = vocab.HOOK_PATTERNS, self.topics, vocab.DEFAULT_POSTING_HOURS
         if experiment_id in ("hashtag_1", "question_cta"):
             def mix(arm):
                 return [self.expected(k, h, t, {experiment_id: arm}) for k in hooks for t in topics for h in hours]
@@ -170,7 +186,7 @@ def true_lift_for_posts(oracle: Oracle, frame, experiment_id: str) -> float:
     if frame.empty:
         return float("nan")
     hooks = [h if h in vocab.HOOK_PATTERNS else "plain" for h in frame["hook"]]
-    topics = [t if t in vocab.TOPICS else None for t in frame["topic"]]
+    topics = [t if t in oracle.topics else None for t in frame["topic"]]
     hours = [int(h) % 24 for h in np.floor(frame["local_hour"].to_numpy(dtype=float))]
     followers = frame["followers"].to_numpy(dtype=float)
     control_hours = [h for h, t in zip(hours, frame["treatment"]) if t == 0 and h not in vocab.LATE_EVENING_HOURS]

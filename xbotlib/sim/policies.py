@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xbotlib.core import policies as core_policies
-from xbotlib.core.policies import PlanChoice, Policy, PolicyFactory
+from xbotlib.core.policies import PlanChoice, Policy, PolicyFactory, allowed_hooks
 from xbotlib.sim.oracle import Oracle
 from xbotlib.sim.scenario import Scenario
 
@@ -23,7 +23,7 @@ class OraclePolicy:
         self.oracle = oracle
 
     def choose(self, state, hooks, hours, rng):
-        best = max(((h, t) for h in hooks for t in hours),
+        best = max(((h, t) for h in allowed_hooks(state, hooks) for t in hours),
                    key=lambda ht: self.oracle.expected_follows(ht[0], ht[1]))
         return PlanChoice(best[0], 1.0, int(best[1]), 1.0)
 

@@ -4,11 +4,17 @@ A scenario says how large the account is, how reach varies by hour, what a plain
 impression, and how each hook pattern, topic and experiment marker multiplies that. Every key is
 described in docs/SCENARIO.md. Unknown keys are errors, so a typo cannot silently fall back to a
 default. ``load_scenario(None)`` loads ``scenarios/default.toml`` shipped in the repository.
+
+A scenario reads text with its own ``vocabulary``: when its ``[topics.<name>]`` tables carry
+``keywords`` (and optionally ``hashtag``), the audience is one of that niche and detects those topics
+(a real audience does not read the account's profile); without keywords it is the built-in niche's
+(``vocab.DEFAULT``). The audience reads every hook kind, whatever the account allows itself.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +139,7 @@ class Scenario:
     no_topic: Effect = NEUTRAL
     experiments: Mapping[str, Effect] = field(default_factory=dict)
     source: str = "<built-in>"
+    vocabulary: vocab.Vocabulary = vocab.DEFAULT  # how this audience reads text (topics and their keywords)
 
     def hook_effect(self, hook: str) -> Effect:
         return self.hooks.get(hook, NEUTRAL)
@@ -199,10 +206,11 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<dict>") -> Scenario:
                          positive={"velocity_half", "age_tau_minutes", "candidates_per_topic"}),
         x=r.access(raw),
         hooks=r.effects(raw, "hooks", vocab.HOOK_PATTERNS),
-        topics=r.effects(raw, "topics", (*vocab.TOPICS, "none")),
         experiments=r.effects(raw, "experiments", EXPERIMENT_IDS),
         source=source,
     )
+    vocabulary, topic_effects = r.topics(raw)
+    scenario = dataclasses.replace(scenario, vocabulary=vocabulary, topics=topic_effects)
     topics = dict(scenario.topics)
     no_topic = topics.pop("none", NEUTRAL)
     reach = scenario.reach
@@ -279,14 +287,62 @@ class _Reader:
             self.fail(section, key, value, "at least one multiplier > 0")
         return curve
 
-    def effects(self, raw, section: str, allowed: tuple[str, ...]) -> dict[str, Effect]:
+    def effects(self, raw, section: str, allowed: tuple[str, ...] | None,
+                extra: frozenset[str] = frozenset()) -> dict[str, Effect]:
+        """Tables of multipliers under ``section`` (names from ``allowed``; None: any name). Keys in ``extra``
+        are allowed in a table and left to the caller (a topic's ``keywords`` and ``hashtag``)."""
         table = self.table(raw, "", section)
-        self.keys(table, section, allowed)
+        if allowed is not None:
+            self.keys(table, section, allowed)
         out = {}
         for name, spec in table.items():
             where = f"{section}.{name}"
             if not isinstance(spec, dict):
                 self.fail(section, name, spec, "a table of multipliers, e.g. { follow_rate = 1.2 }")
-            self.keys(spec, where, {f.name for f in dataclasses.fields(Effect)})
-            out[name] = Effect(**{k: self.number(where, k, v) for k, v in spec.items()})
+            self.keys(spec, where, {f.name for f in dataclasses.fields(Effect)} | extra)
+            out[name] = Effect(**{k: self.number(where, k, v) for k, v in spec.items() if k not in extra})
         return out
+
+    def topics(self, raw) -> tuple[vocab.Vocabulary, dict[str, Effect]]:
+        """The audience's vocabulary and the topic effects (``none`` included) of ``[topics]``.
+
+        With ``keywords`` on its topics the scenario is a niche of its own: every topic but ``none`` needs
+        them, names are lower-case identifiers, and the vocabulary lists the topics in file order.
+        Without any, the topics are the built-in niche's (``vocab.DEFAULT``)."""
+        table = self.table(raw, "", "topics")
+        own = {name: spec for name, spec in table.items()
+               if name != "none" and isinstance(spec, dict) and ("keywords" in spec or "hashtag" in spec)}
+        if not own:
+            return vocab.DEFAULT, self.effects(raw, "topics", (*vocab.DEFAULT.topics, "none"))
+        keywords: dict[str, tuple[str, ...]] = {}
+        hashtags: dict[str, str] = {}
+        for name, spec in table.items():
+            if name == "none":
+                if isinstance(spec, dict) and ("keywords" in spec or "hashtag" in spec):
+                    self.fail("topics.none", "keywords", spec.get("keywords", spec.get("hashtag")),
+                              "no keywords or hashtag on 'none' (it is the posts where no topic is detected)")
+                continue
+            if not _TOPIC_NAME.fullmatch(name):
+                self.fail("topics", name, spec, "a topic name of lower-case letters, digits and '_' "
+                                                "(e.g. knife_skills)")
+            if not isinstance(spec, dict) or "keywords" not in spec:
+                self.fail(f"topics.{name}", "keywords", None,
+                          "a list of lower-case keywords: once one topic has keywords, every topic needs them "
+                          f"(topics with keywords: {', '.join(own)})")
+            words = spec["keywords"]
+            if (not isinstance(words, list) or not words
+                    or not all(isinstance(w, str) and w.strip() and w == w.strip().lower() for w in words)):
+                self.fail(f"topics.{name}", "keywords", words,
+                          'a non-empty list of lower-case keywords, e.g. ["bread", "sourdough"] '
+                          "(matched where a word starts with them)")
+            keywords[name] = tuple(words)
+            tag = spec.get("hashtag", "#" + "".join(part.capitalize() for part in name.split("_")))
+            if not isinstance(tag, str) or not _HASHTAG.fullmatch(tag):
+                self.fail(f"topics.{name}", "hashtag", tag, 'one hashtag such as "#Baking"')
+            hashtags[name] = tag
+        effects = self.effects(raw, "topics", None, extra=frozenset({"keywords", "hashtag"}))
+        return vocab.Vocabulary(topics=tuple(keywords), topic_keywords=keywords, topic_hashtags=hashtags), effects
+
+
+_TOPIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_HASHTAG = re.compile(r"#\w+")

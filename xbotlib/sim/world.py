@@ -87,7 +87,7 @@ class AudienceModel:
         followers = self.followers_at(posted_at)
         similarity = self.similarity_to_recent(text, posted_at)
         spill = reply_spillover(self.scenario, target, posted_at) if target else None
-        exp = expected_outcome(self.scenario, read_text(text), hour=hour, followers=followers,
+        exp = expected_outcome(self.scenario, read_text(text, self.scenario.vocabulary), hour=hour, followers=followers,
                                similarity=similarity, spillover=spill)
         totals = draw_totals(self.scenario, exp, tweet_rng(self.seed, tweet_id))
         tweet = SimTweet(tweet_id, text, posted_at, hour, followers, similarity, target, totals)

@@ -17,7 +17,6 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from xbotlib.core import vocab
 from xbotlib.sim.audience import ReplyTarget
 from xbotlib.sim.candidates import Candidate, reply_candidates, snowflake
 from xbotlib.sim.world import SimTweet
@@ -316,7 +315,9 @@ class XRoutes:
             return invalid_request(f"The `max_results` query parameter value [{q.get('max_results')}] is not between "
                                    "10 and 100", max_results=[q.get("max_results")])
         low = query.lower()
-        topics = [t for t in vocab.TOPICS if any(re.search(r"\b" + re.escape(k), low) for k in vocab.TOPIC_KEYWORDS[t])]
+        # the topics the query asks about, by the keywords this world's audience knows them by
+        words = self.scenario.vocabulary
+        topics = [t for t in words.topics if any(re.search(r"\b" + re.escape(k), low) for k in words.topic_keywords[t])]
         expansions = _fields(request, "expansions")
         # expanding author_id carries the field itself, as on X (it is not a post.fields value)
         tweet_fields = _fields(request, "post.fields") | (expansions & {"author_id"})
@@ -324,7 +325,7 @@ class XRoutes:
         with self._mutation():
             now = self.clock.now()
             window_start = now.replace(minute=0, second=0, microsecond=0)
-            found = reply_candidates(self.scenario, self.seed, window_start, topics or vocab.TOPICS)
+            found = reply_candidates(self.scenario, self.seed, window_start, topics or words.topics)
             found.sort(key=lambda c: c.created_at, reverse=True)
             found = found[:max_results]
             for c in found:

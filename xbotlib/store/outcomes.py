@@ -17,9 +17,13 @@ from xbotlib.core.growth_model import PostOutcome
 MODEL_WINDOW_DAYS = 90  # the growth model learns from the last 90 days: audiences drift
 
 
-def post_outcomes(conn, account_id: str, world: str, now: datetime) -> list:
+def post_outcomes(conn, account_id: str, world: str, now: datetime,
+                  vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> list:
     """Final (pass-2) outcomes of this account's posts in ``world`` over the last ``MODEL_WINDOW_DAYS``,
-    as ``growth_model.PostOutcome`` with the follower count of the snapshot before each post went out."""
+    as ``growth_model.PostOutcome`` with the follower count of the snapshot before each post went out.
+
+    ``vocabulary``: the account's niche (``JobContext.vocabulary``); a topic outside it (a post from before
+    the profile changed) counts as no topic, its hook and hour still inform the model."""
     rows = conn.execute(
         """SELECT cm.hook_pattern, cm.topic, cm.timing_arm, cm.novelty, o.profile_visits, o.follows,
                   COALESCE((SELECT fs.followers_count FROM follower_snapshots fs
@@ -39,7 +43,7 @@ def post_outcomes(conn, account_id: str, world: str, now: datetime) -> list:
     for r in rows:
         if r["followers"] is None or r["hook_pattern"] not in vocab.HOOK_PATTERNS:
             continue  # no follower snapshot yet, or a hook from an older vocabulary: nothing to learn from
-        topic = r["topic"] if r["topic"] in vocab.TOPICS else None
+        topic = r["topic"] if r["topic"] in vocabulary.topics else None
         out.append(PostOutcome(hook=r["hook_pattern"], topic=topic, hour=int(r["timing_arm"]),
                                profile_visits=float(r["profile_visits"]), follows=float(r["follows"]),
                                followers=float(r["followers"]),

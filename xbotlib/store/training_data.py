@@ -14,7 +14,8 @@ import numpy as np
 import psycopg
 
 from xbotlib.store.worlds import check_world
-from xbotlib.core.features import FEATURE_NAMES, TIMING_FEATURE_NAMES, feature_vector, timing_vector
+from xbotlib.core import vocab
+from xbotlib.core.features import TIMING_FEATURE_NAMES, feature_names, feature_vector, timing_vector
 from xbotlib.core.reward import exposure_weight
 
 TARGETS = ("reward_composite", "follows")
@@ -87,12 +88,15 @@ def _frame(rows: list[dict], X: np.ndarray, names: Sequence[str], target: str) -
 
 
 def training_frame(conn: psycopg.Connection, account_id: str, world: str, *, since_outcome_id: int | None = None,
-                   names: Sequence[str] = FEATURE_NAMES, target: str = "reward_composite") -> TrainingFrame:
+                   names: Sequence[str] | None = None, target: str = "reward_composite",
+                   vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> TrainingFrame:
     """Content-predictor data: one row per pass-2 outcome of ``world`` (after ``since_outcome_id``).
 
-    Features are ``content_metadata.features`` turned into numbers by ``feature_vector(names)``;
-    y is ``reward_composite`` (or ``follows`` for the follow model).
+    Features are ``content_metadata.features`` turned into numbers by ``feature_vector(names)``; ``names``
+    default to ``feature_names(vocabulary)``, the columns of the account's niche (a stored topic outside it
+    sets no topic column). y is ``reward_composite`` (or ``follows`` for the follow model).
     """
+    names = feature_names(vocabulary) if names is None else names
     rows = _rows(conn, account_id, world, since_outcome_id)
     X = np.vstack([feature_vector(_content_features(r), names) for r in rows]) if rows else np.zeros((0, len(names)))
     return _frame(rows, X, names, target)
