@@ -1,13 +1,12 @@
-"""A short sandbox campaign of a cooking account (``CampaignConfig.vocabulary``) in the cooking world
-(``scenarios/cooking.toml``): the real jobs plan, post, collect and learn with the account's niche."""
+"""A short sandbox campaign of the cooking account (``CampaignConfig.profile``, accounts/cooking.toml) in the
+cooking world (``scenarios/cooking.toml``): the real jobs plan, post, collect and learn with the account's niche."""
 from __future__ import annotations
-
-import dataclasses
 
 import pytest
 
 from xbotlib.config import load_settings
 from xbotlib.core.features import feature_names
+from xbotlib.core.profile import load_profile
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign
 from xbotlib.sim.scenario import load_scenario
 from xbotlib.store.db import Database
@@ -18,12 +17,14 @@ DAYS = 4
 
 @pytest.fixture(scope="module")
 def cooking_campaign(pg):
-    """The cooking account's vocabulary: the cooking world's topics and keywords (the same names an account
-    profile uses), with the hooks the cooking profile allows (no new_study)."""
+    """The cooking profile's vocabulary: the cooking world's topics and keywords (the same names), with the
+    hooks the profile allows (no new_study)."""
+    profile = load_profile("accounts/cooking.toml")
+    account = profile.vocabulary()
     world = load_scenario("cooking").vocabulary
-    account = dataclasses.replace(world, hooks=("did_you_know", "question", "cta", "contrarian", "plain"))
+    assert (account.topics, dict(account.topic_keywords)) == (world.topics, dict(world.topic_keywords))
     with Database.from_url(pg.fresh_database(), pool_max=3) as db:
-        run = run_campaign(CampaignConfig(days=DAYS, seed=5, scenario_path="cooking", vocabulary=account),
+        run = run_campaign(CampaignConfig(days=DAYS, seed=5, scenario_path="cooking", profile=profile),
                            load_settings(env={}), db)
         ctx = run.contexts[0]
         posts = db.execute("""SELECT cm.decision_type, cm.bandit_arm, cm.hook_pattern, cm.topic, cm.content
@@ -38,7 +39,7 @@ def cooking_campaign(pg):
 
 def test_the_campaign_runs_the_account_in_its_niche(cooking_campaign):
     run, account, posts, _predictor, versions = cooking_campaign
-    assert all(ctx.vocabulary is account for ctx in run.contexts)
+    assert all(ctx.vocabulary == account and ctx.account_id == "cooking" for ctx in run.contexts)
     assert run.contexts[0].settings.timezone == "Europe/London"          # the world's clock
     planned = [p for p in posts if p["decision_type"] == "post"]
     assert len(planned) >= 2 * DAYS, "a few days of a cooking campaign must post"
@@ -55,18 +56,12 @@ def test_a_model_from_another_niche_is_not_what_the_learner_stored(cooking_campa
         assert [n for n in predictor.features if n.startswith("topic_")] == [f"topic_{t}" for t in account.topics]
 
 
-@pytest.mark.xfail(strict=True, reason="the plan job (jobs/plan.py) builds its PlanState without the account's vocabulary "
-                                       "(PlanState(vocabulary=ctx.vocabulary), account-profiles work of issue #18): "
-                                       "when that lands this passes and the marker must go")
 def test_the_cooking_account_takes_only_the_hooks_its_profile_allows(cooking_campaign):
     _run, account, posts, _predictor, _versions = cooking_campaign
     planned = [p for p in posts if p["decision_type"] == "post"]
     assert {p["bandit_arm"] for p in planned} <= set(account.hooks)   # never new_study
 
 
-@pytest.mark.xfail(strict=True, reason="the plan job (jobs/plan.py) and the template generator still write the built-in "
-                                       "topics; they read the account's vocabulary in the account-profiles work "
-                                       "(issue #18): when that lands this passes and the marker must go")
 def test_the_cooking_account_posts_about_its_own_topics(cooking_campaign):
     _run, account, posts, _predictor, _versions = cooking_campaign
     planned = [p for p in posts if p["decision_type"] == "post"]

@@ -152,7 +152,8 @@ def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> Pla
         timing_arms=bandit_store.load_arms(conn, ctx.account_id, ctx.world, "timing"),
         account_age_days=_account_age_days(conn, ctx.account_id, now),
         hour_prior_means=prior,
-        outcomes=post_outcomes(conn, ctx.account_id, ctx.world, now),
+        outcomes=post_outcomes(conn, ctx.account_id, ctx.world, now, vocabulary=ctx.vocabulary),
+        vocabulary=ctx.vocabulary,
     )
 
 
@@ -234,7 +235,8 @@ def _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recen
     texts = []
     for cand in candidates:
         try:
-            text = experiments.apply_text_arms(cand.text, cand.topic or topic, assignments, ctx.rng)
+            text = experiments.apply_text_arms(cand.text, cand.topic or topic, assignments, ctx.rng,
+                                               vocabulary=ctx.vocabulary)
         except ValueError as exc:
             verdict = GateVerdict(False, "quality", f"experiment arm does not fit: {exc}")
             with ctx.db.connection() as conn:
@@ -250,7 +252,8 @@ def _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recen
         used = queue.used_content_hashes(conn, ctx.account_id, [queue.content_hash(t) for _, t in texts])
     for (cand, text), emb in zip(texts, embeddings):
         feats = features.extract_features(text, embedding=emb, recent_embeddings=seen, novelty_min=s.novelty_min,
-                                          topic=cand.topic or topic, reply=reply, hour=hour)
+                                          topic=cand.topic or topic, reply=reply, hour=hour,
+                                          vocabulary=ctx.vocabulary)
         hook = feats.hook_pattern
         for verdict in (quality_gate(text, feats.readability, s.quality_min_readability, s.banned_phrases),
                         duplicate_gate(feats.novelty, s.novelty_min, queue.content_hash(text) in used),
