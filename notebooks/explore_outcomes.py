@@ -61,6 +61,15 @@ analysis.table(duckdb.sql("""
      GROUP BY hook_pattern ORDER BY fpki DESC, hook_pattern
 """).df(), decimals={"fpki": 2})
 
+# %%
+# the account's own topics (its profile's; NULL: no topic detected), whatever its niche
+analysis.table(duckdb.sql("""
+    SELECT coalesce(topic, '(none)') AS topic, count(*) AS posts, sum(impressions) AS impressions,
+           sum(follows) AS follows, round(1000 * sum(follows) / greatest(1, sum(impressions)), 3) AS fpki
+      FROM outcomes_tbl WHERE collected_pass = 2
+     GROUP BY 1 ORDER BY fpki DESC, topic
+""").df(), decimals={"fpki": 2})
+
 # %% [markdown]
 # ## DuckDB: FPKI by local posting hour
 
