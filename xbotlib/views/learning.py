@@ -9,10 +9,12 @@ from pydantic import BaseModel, Field
 
 from xbotlib.config import Settings
 from xbotlib.core import growth_model as growth_models
+from xbotlib.core import vocab
 from xbotlib.core.bandit import ArmStats, explore_rate, posterior
 from xbotlib.core.growth_model import Effect
 from xbotlib.core.policies import XbotPolicy
 from xbotlib.core.predictors import WEEKLY, LastVersion, should_train
+from xbotlib.store import accounts
 from xbotlib.store import arms as arm_store
 from xbotlib.store import models, outcomes, worlds
 from xbotlib.store.training_data import count_fresh_outcomes
@@ -155,15 +157,22 @@ def model_effects(effects: Iterable[Effect]) -> list[ModelEffect]:
 
 
 def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
-    """The learner's current growth model for the account: hook and hour effects with 95% intervals."""
-    posts = outcomes.post_outcomes(conn, account_id, world, now)
+    """The learner's current growth model for the account: hook and hour effects with 95% intervals.
+
+    Read in the account's niche: its stored profile's topics, allowed hooks and posting hours (the
+    built-in niche and ``settings`` when it has none), as the plan job sees them."""
+    profile = accounts.load_profile(conn, account_id)
+    vocabulary = profile.vocabulary() if profile is not None else vocab.DEFAULT
+    hours = (profile.posting_hours if profile is not None and profile.posting_hours else settings.posting_hours)
+    posts = outcomes.post_outcomes(conn, account_id, world, now, vocabulary=vocabulary)
     view = dict(posts=len(posts), window_days=outcomes.MODEL_WINDOW_DAYS,
                 deciding=len(posts) >= XbotPolicy.MODEL_MIN_POSTS)
     if not posts:
         return GrowthModelView(**view, signal=None, hooks=[], hours=[])
-    model = growth_models.fit(posts)
-    return GrowthModelView(**view, signal=model.signal, hooks=model_effects(growth_models.hook_summary(model)),
-                           hours=model_effects(growth_models.hour_summary(model, settings.posting_hours)))
+    model = growth_models.fit(posts, vocabulary)
+    return GrowthModelView(**view, signal=model.signal,
+                           hooks=model_effects(growth_models.hook_summary(model, vocabulary.hooks)),
+                           hours=model_effects(growth_models.hour_summary(model, hours)))
 
 
 def learning_status(conn, settings: Settings, account: dict, world: str, now: datetime,
