@@ -69,7 +69,7 @@ def test_a_missing_profile_file_is_refused_before_any_work(tmp_path):
 @pytest.mark.parametrize("name", ["default", "cooking"])
 def test_the_matching_scenario_is_picked_by_topics(name):
     path, note = matching_scenario(load_profile(REPO / "accounts" / f"{name}.toml"))
-    assert path == f"scenarios/{name}.toml" and "reads this profile's topics" in note
+    assert path == str(REPO / "scenarios" / f"{name}.toml") and f"scenario scenarios/{name}.toml: its audience reads" in note
 
 
 def test_a_profile_whose_topics_no_scenario_reads_gets_the_default_audience_and_a_note():

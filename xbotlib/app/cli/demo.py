@@ -42,7 +42,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     if scenario_path and not Path(scenario_path).is_file():
-        raise CliError(f"--scenario {args.scenario!r} does not exist (pass a TOML file; see docs/SCENARIO.md)")
+        raise CliError(f"--scenario {scenario_path!r} does not exist (pass a TOML file; see docs/SCENARIO.md)")
 
     t0 = time.perf_counter()
     print(f"xbot demo: {config.days} simulated days, seed {config.seed}, policy {config.policy}, "
@@ -87,9 +87,9 @@ def matching_scenario(profile) -> tuple[str | None, str | None]:
     for path in candidates:
         # a scenario without topic keywords reads the built-in niche (vocab.DEFAULT)
         topics = getattr(load_scenario(str(path)), "vocabulary", vocab.DEFAULT).topics
-        if set(topics) == wanted:
+        if set(topics) == wanted:  # the absolute path: the demo may run from any folder
             rel = path.relative_to(SCENARIO_DIR.parent)
-            return str(rel), f"scenario {rel}: its audience reads this profile's topics (pass --scenario to choose another)"
+            return str(path), f"scenario {rel}: its audience reads this profile's topics (pass --scenario to choose another)"
     return None, (f"no shipped scenario reads the topics {', '.join(profile.topic_names)}: the default audience "
                   "will not recognise them (write one, see docs/SCENARIO.md, and pass --scenario)")
 
