@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from xbotlib.core.experiments import MAX_ALLOCATION, MIN_ALLOCATION
 from xbotlib.store import migrate
 from xbotlib.store.db import Database
 from xbotlib.store.migrate import MigrationError
@@ -193,3 +194,24 @@ def test_a_database_that_applied_the_earlier_0001_text_is_accepted_and_its_check
     assert migrate.up(db) == []
     current = next(m for m in migrate.discover() if m.version == 1).checksum
     assert db.execute("SELECT checksum FROM schema_migrations WHERE version = 1")[0]["checksum"] == current
+
+
+def test_the_database_refuses_an_allocation_the_code_refuses(db):
+    """0009: experiments_allocation_check is [0.01, 0.99], like xbotlib.core.experiments.check_allocation."""
+    ins = ("INSERT INTO experiments (account_id, experiment_id, allocation, applies_to, created_at, updated_at) "
+           "VALUES ('a', %s, %s, 'post', now(), now())")
+    db.execute(ins, ("edge_low", MIN_ALLOCATION))
+    db.execute(ins, ("edge_high", MAX_ALLOCATION))
+    for i, allocation in enumerate((0.005, 0.995)):
+        with pytest.raises(Exception, match="experiments_allocation_check"):
+            db.execute(ins, (f"out_{i}", allocation))
+
+
+def test_0009_names_an_experiment_outside_the_bounds(db):
+    migrate.down(db, target=8)
+    db.execute("INSERT INTO experiments (account_id, experiment_id, allocation, applies_to, created_at, updated_at) "
+               "VALUES ('a', 'hashtag_1', 0.001, 'post', now(), now())")
+    with pytest.raises(MigrationError, match=r"outside \[0\.01, 0\.99\]: a/hashtag_1=0\.001"):
+        migrate.up(db)
+    db.execute("UPDATE experiments SET allocation = 0.2")
+    assert [m.version for m in migrate.up(db)] == [9]
