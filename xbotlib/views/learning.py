@@ -14,7 +14,7 @@ from xbotlib.core.growth_model import Effect
 from xbotlib.core.policies import XbotPolicy
 from xbotlib.core.predictors import WEEKLY, LastVersion, should_train
 from xbotlib.store import arms as arm_store
-from xbotlib.store import models, outcomes, worlds
+from xbotlib.store import models, outcomes, read_models, worlds
 from xbotlib.store.training_data import count_fresh_outcomes
 
 OUTCOMES_WINDOW_DAYS = 90
@@ -154,8 +154,45 @@ def model_effects(effects: Iterable[Effect]) -> list[ModelEffect]:
     return [ModelEffect(arm=e.arm, relative_follows=e.relative_follows, low=e.low, high=e.high) for e in effects]
 
 
+class GrowthModelCache:
+    """Fitted growth-model views by account, world and posting hours, each with the fingerprint of the data it
+    was fitted from (``read_models.growth_model_fingerprint``). A request whose data is unchanged gets the
+    stored view, the very object a refit would equal; any new, changed or expired outcome in the window,
+    or a new follower snapshot, changes the fingerprint and the view is fitted again. Memory: one view per
+    (account, world, hours), at most ``max_entries`` (the oldest is dropped first)."""
+
+    def __init__(self, max_entries: int = 1024):
+        self.max_entries = max_entries
+        self._views: dict[tuple, tuple[tuple, GrowthModelView]] = {}
+        self.fits = 0  # how many times a view was fitted (tests read it)
+
+    def get(self, conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
+        key = (account_id, world, tuple(settings.posting_hours))
+        fingerprint = read_models.growth_model_fingerprint(conn, account_id, world, now)
+        hit = self._views.get(key)
+        if hit is not None and hit[0] == fingerprint:
+            return hit[1]
+        view = fit_growth_model_view(conn, settings, account_id, world, now)
+        self.fits += 1
+        self._views.pop(key, None)
+        while len(self._views) >= self.max_entries:
+            self._views.pop(next(iter(self._views)))
+        self._views[key] = (fingerprint, view)
+        return view
+
+
+# the process's cache: the admin API serves every account's learning status from it
+GROWTH_MODELS = GrowthModelCache()
+
+
 def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
-    """The learner's current growth model for the account: hook and hour effects with 95% intervals."""
+    """The learner's current growth model for the account: hook and hour effects with 95% intervals
+    (fitted once per change of its data: ``GROWTH_MODELS``)."""
+    return GROWTH_MODELS.get(conn, settings, account_id, world, now)
+
+
+def fit_growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
+    """``growth_model_view`` fitted from the data now, without the cache."""
     posts = outcomes.post_outcomes(conn, account_id, world, now)
     view = dict(posts=len(posts), window_days=outcomes.MODEL_WINDOW_DAYS,
                 deciding=len(posts) >= XbotPolicy.MODEL_MIN_POSTS)
