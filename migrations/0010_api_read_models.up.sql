@@ -4,7 +4,11 @@
 --    after the active model's last outcome_id, read as one index range of the new ones only.
 CREATE INDEX IF NOT EXISTS idx_outcomes_fresh ON outcomes (account_id, simulated, outcome_id) WHERE collected_pass = 2;
 
--- 2. Assignments per experiment and arm (/api/experiments counted every assignment of the account per
+-- 2. The newest follower snapshot row of an account and world: part of the growth model's fingerprint
+--    (xbotlib.store.read_models), so any snapshot written, at whatever taken_at, changes it.
+CREATE INDEX IF NOT EXISTS idx_snapshots_account_seq ON follower_snapshots (account_id, simulated, snapshot_id);
+
+-- 3. Assignments per experiment and arm (/api/experiments counted every assignment of the account per
 --    request). One row per (account, experiment, arm), kept by a trigger in the same transaction as every
 --    insert, update or delete of assignments, so it is exact at every commit whoever writes (the plan job, COPY,
 --    a hand-written fix). Backfilled from the assignments already stored.

@@ -20,24 +20,30 @@ def growth_model_fingerprint(conn, account_id: str, world: str, now: datetime) -
     """A fingerprint of every input of ``outcomes.post_outcomes`` for these arguments: equal fingerprints,
     equal inputs (up to a 64-bit hash collision).
 
-    It covers the rows in the model's window (the same joins and filters), each row's fitted values
-    (hook, topic, hour, novelty, visits, follows, posted_at, outcome_id) through an order-free sum of
-    64-bit hashes, and the newest follower snapshot of the world (a post's follower count is the snapshot
-    before it; snapshots are appended in time order, so an unchanged newest one means unchanged counts).
-    Reads the window's ~6 posts a day by index, not the follower-snapshot probes nor the fit."""
+    It covers the posts of the model's window with a final outcome, each one's changing values (visits,
+    follows, posted_at, outcome_id) through an order-free sum of 64-bit hashes, and the newest follower snapshot row of the world (a post's follower count is the
+    snapshot before it; snapshots are only ever inserted, and any insert, whatever its taken_at, raises
+    the newest ``snapshot_id``; ``idx_snapshots_account_seq`` of migration 0010 reads it).
+    Reads the window's posts by index, not the follower-snapshot probes nor the fit."""
     simulated = check_world(world) != "live"
     row = conn.execute(
+        # driven by the account's posts in the window (idx_posted_account_time), then one probe of
+        # outcomes_decision_pass_key each (OFFSET 0 keeps the planner from turning the probes into a hash join
+        # over every pass-2 outcome of the account): bounded by the window, whatever the history. A post's row
+        # carries its decision's account (the post job writes both), so pd.account_id selects post_outcomes'
+        # rows. content_metadata is not read: a decision's hook, topic, hour and novelty are fixed when it is
+        # planned, before it is posted, so the posts and outcomes of the window determine them.
         """SELECT count(*) AS n,
                   coalesce(sum(hashtextextended(concat_ws('|', o.outcome_id, o.profile_visits, o.follows,
-                                                          cm.hook_pattern, cm.topic, cm.timing_arm, cm.novelty,
-                                                          pd.posted_at, pd.tweet_id), 0)::numeric), 0) AS h,
-                  (SELECT max(fs.taken_at) FROM follower_snapshots fs
+                                                          pd.decision_id, pd.posted_at, pd.tweet_id), 0)::numeric),
+                           0) AS h,
+                  (SELECT max(fs.snapshot_id) FROM follower_snapshots fs
                     WHERE fs.account_id = %(acc)s AND fs.simulated = %(sim)s) AS last_snapshot
-             FROM outcomes o
-             JOIN content_metadata cm ON cm.decision_id = o.decision_id
-             JOIN posted_decisions pd ON pd.decision_id = o.decision_id
-            WHERE o.account_id = %(acc)s AND o.collected_pass = 2 AND o.simulated = %(sim)s
-              AND cm.decision_type = 'post' AND cm.timing_arm IS NOT NULL AND pd.posted_at > %(since)s""",
+             FROM posted_decisions pd
+             CROSS JOIN LATERAL (SELECT o.outcome_id, o.profile_visits, o.follows FROM outcomes o
+                                  WHERE o.decision_id = pd.decision_id AND o.collected_pass = 2
+                                    AND o.account_id = %(acc)s AND o.simulated = %(sim)s OFFSET 0) o
+            WHERE pd.account_id = %(acc)s AND pd.posted_at > %(since)s""",
         {"acc": account_id, "sim": simulated, "since": now - timedelta(days=MODEL_WINDOW_DAYS)}).fetchone()
     return int(row["n"]), str(row["h"]), row["last_snapshot"]
 
