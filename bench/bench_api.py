@@ -1,12 +1,13 @@
 """Admin API latency on a year of simulated history.
 
 Seeds a fresh embedded PostgreSQL (``xbotlib.devtools.testing.TestPostgres``) with a year of synthetic
-history (``xbotlib.devtools.seed_history``: one account measured, a second one beside it so every query has
-to select by account), serves the admin API with uvicorn on 127.0.0.1 in a separate process, and
-runs a bounded load: ``--clients`` concurrent clients each send ``--requests`` requests to one route
-at a time. Prints p50/p99 latency per route as a Markdown table, with the machine and date.
+history (``xbotlib.devtools.seed_history``: ``--accounts`` accounts, so every query has to select by
+account), serves the admin API with uvicorn on 127.0.0.1 in a separate process, and runs a bounded
+load: ``--clients`` concurrent clients each send ``--requests`` requests to one route at a time,
+client i asking about account i mod ``--accounts`` (``?account_id=``), so no single account's figures
+stay warm. Prints p50/p99 latency per route as a Markdown table, with the machine and date.
 
-    .venv/bin/python bench/bench_api.py [--clients 8] [--requests 200] [--days 365]
+    .venv/bin/python bench/bench_api.py [--clients 8] [--requests 200] [--days 365] [--accounts 10]
 
 Latency is measured by the client (request sent -> body read), so it includes HTTP and JSON work on
 both sides; client and server share the machine's cores.
@@ -31,6 +32,7 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xbotlib.app.api.app import create_app  # noqa: E402
+from xbotlib.app.api.auth import FailureThrottle  # noqa: E402
 from xbotlib.clock import SimClock, SystemClock  # noqa: E402
 from xbotlib.config import load_settings  # noqa: E402
 from xbotlib.devtools.bench import machine  # noqa: E402
@@ -53,7 +55,9 @@ def serve(db_url: str, port: int, token: str) -> None:
     settings = load_settings(env={"XBOT_DATABASE_URL": db_url, "ADMIN_TOKEN": token, "XBOT_ACCOUNT_ID": ACCOUNT,
                                   "POSTING_DISABLED": "false", "LIVE_POSTS": "false"})
     db = Database.from_url(db_url, pool_max=settings.db_pool_max)
-    app = create_app(settings, db, SimClock(END))
+    # the failure throttle slows a client down after a few wrong tokens (30 s per request after 16): on,
+    # the 401 row would time the throttle's own waits, so it is off here and the row times the refusal itself
+    app = create_app(settings, db, SimClock(END), auth_throttle=FailureThrottle(free=10**9))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -71,22 +75,29 @@ async def wait_ready(base: str, headers: dict, timeout_s: float = 60.0) -> None:
             await asyncio.sleep(0.2)
 
 
+def account_ids(n: int) -> list[str]:
+    """The seeded accounts: the measured one first, then its neighbours."""
+    return [ACCOUNT] + [f"neighbour-{i}" for i in range(1, n)]
+
+
 async def load(base: str, method: str, path: str, headers: dict, body: dict | None, clients: int,
-               requests: int) -> tuple[list[float], dict[int, int]]:
-    """``clients`` concurrent clients × ``requests`` each; returns latencies (ms) and status counts."""
+               requests: int, accounts: list[str]) -> tuple[list[float], dict[int, int]]:
+    """``clients`` concurrent clients × ``requests`` each, client i asking about ``accounts[i % len]``;
+    returns latencies (ms) and status counts."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
 
-    async def client_loop() -> None:
+    async def client_loop(i: int) -> None:
+        params = {"account_id": accounts[i % len(accounts)]}
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
             for _ in range(requests):
                 t0 = time.perf_counter()
-                r = await client.request(method, path, json=body)
+                r = await client.request(method, path, json=body, params=params)
                 await r.aread()
                 latencies.append((time.perf_counter() - t0) * 1000)
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
-    await asyncio.gather(*(client_loop() for _ in range(clients)))
+    await asyncio.gather(*(client_loop(i) for i in range(clients)))
     return latencies, statuses
 
 
@@ -101,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients per route (default 8)")
     parser.add_argument("--requests", type=int, default=200, help="requests per client per route (default 200)")
     parser.add_argument("--days", type=int, default=365, help="days of history to seed (default 365)")
+    parser.add_argument("--accounts", type=int, default=10, help="accounts with that history (default 10)")
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.requests < 1:
-        parser.error(f"--clients and --requests must be >= 1, got {args.clients} and {args.requests}")
+    if args.clients < 1 or args.requests < 1 or args.accounts < 1:
+        parser.error(f"--clients, --requests and --accounts must be >= 1, got {args.clients}, {args.requests} "
+                     f"and {args.accounts}")
+    accounts = account_ids(args.accounts)
 
     pg = TestPostgres()
     server = None
@@ -112,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with Database.from_url(url, pool_max=2) as db:
             counts = seed_history(db, HistorySpec(ACCOUNT, END, days=args.days, seed=1))
-            seed_history(db, HistorySpec("neighbour", END, days=args.days, seed=2))
+            for seed, acc in enumerate(accounts[1:], start=2):
+                seed_history(db, HistorySpec(acc, END, days=args.days, seed=seed))
             pg_version = db.execute("SHOW server_version")[0]["server_version"]
         seed_s = time.perf_counter() - t0
-        print(f"seeded {args.days} days for account {ACCOUNT!r} (and a neighbour) in {seed_s:.1f} s: "
+        print(f"seeded {args.days} days for each of {len(accounts)} accounts in {seed_s:.1f} s: "
               + ", ".join(f"{t}={n}" for t, n in counts.items()), file=sys.stderr)
 
         token = secrets.token_urlsafe(32)
@@ -138,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for method, label, headers, body in routes:
             path = label.split(" ")[0]
-            asyncio.run(load(base, method, path, headers, body, args.clients, 5))  # warm-up, not measured
+            asyncio.run(load(base, method, path, headers, body, args.clients, 5, accounts))  # warm-up, not measured
             t0 = time.perf_counter()
-            lat, statuses = asyncio.run(load(base, method, path, headers, body, args.clients, args.requests))
+            lat, statuses = asyncio.run(load(base, method, path, headers, body, args.clients, args.requests,
+                                            accounts))
             wall = time.perf_counter() - t0
             rows.append((f"{method} {label}", len(lat), statuses, percentile(lat, 0.50), percentile(lat, 0.99),
                          len(lat) / wall))
-            print(f"  {method} {label}: done", file=sys.stderr)
+            print(f"  {method} {label}: p50 {rows[-1][3]:.1f} ms, p99 {rows[-1][4]:.1f} ms", file=sys.stderr)
     finally:
         if server is not None:
             server.terminate()
@@ -153,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
 
     now = SystemClock().now()
     load1, load5, _ = os.getloadavg()
-    print(f"\n### Admin API latency — {args.days} days of synthetic history, {args.clients} clients × "
+    print(f"\n### Admin API latency — {args.days} days of synthetic history × {len(accounts)} accounts, "
+          f"{args.clients} clients × "
           f"{args.requests} requests per route\n")
     print(f"Machine: {machine()}; "
           f"PostgreSQL {pg_version} (embedded pgserver), uvicorn 1 worker; date {now.date().isoformat()}; "

@@ -53,13 +53,15 @@ def list_experiments(conn: psycopg.Connection, account_id: str) -> list[dict]:
     last_assigned_at, registered (False for a stored id no longer in the registry), created_at, updated_at.
     """
     rows = conn.execute(
+        # the counts come from experiment_arm_counts (migration 0010: kept by a trigger on every write of
+        # experiment_assignments), so this reads a few rows per experiment, not every assignment ever made
         """SELECT e.experiment_id, e.applies_to, e.description, e.enabled, e.allocation,
-                  count(a.assignment_id) FILTER (WHERE a.arm = 'treatment') AS n_treatment,
-                  count(a.assignment_id) FILTER (WHERE a.arm = 'control') AS n_control,
-                  max(a.assigned_at) AS last_assigned_at, e.created_at, e.updated_at
+                  coalesce(sum(c.n) FILTER (WHERE c.arm = 'treatment'), 0) AS n_treatment,
+                  coalesce(sum(c.n) FILTER (WHERE c.arm = 'control'), 0) AS n_control,
+                  max(c.last_assigned_at) AS last_assigned_at, e.created_at, e.updated_at
              FROM experiments e
-             LEFT JOIN experiment_assignments a
-                    ON a.account_id = e.account_id AND a.experiment_id = e.experiment_id
+             LEFT JOIN experiment_arm_counts c
+                    ON c.account_id = e.account_id AND c.experiment_id = e.experiment_id
             WHERE e.account_id = %s
             GROUP BY e.account_id, e.experiment_id""", (account_id,)).fetchall()
     order = {k: i for i, k in enumerate(REGISTRY)}

@@ -4,7 +4,13 @@
 name and checksum in ``schema_migrations``. A Postgres advisory lock makes concurrent runs wait
 for each other, so four processes running ``migrate up`` at once end with one correct schema.
 An applied file whose checksum changed is refused before anything runs: the schema on disk and
-the schema in the database would silently disagree otherwise.
+the schema in the database would silently disagree otherwise. The one exception is ``REWRITTEN``:
+a file rewritten so that it also adopts an older database, with the same result on every database
+that applied its earlier text; ``up`` records the new checksum for those.
+
+Coming from xBOT: 0001 first brings an existing xBOT ``content_metadata``, ``posted_decisions`` and
+``outcomes`` to xbot's shape (columns added, rows kept); ``legacy_tables`` says what ``status`` finds
+before that has run.
 """
 from __future__ import annotations
 
@@ -32,6 +38,17 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     checksum    text NOT NULL,
     applied_at  timestamptz NOT NULL DEFAULT now()
 )"""
+
+
+# version -> checksums of earlier texts of that file that are still accepted as applied. 0001 gained the
+# adoption of xBOT's tables (issue #18): on a database it already ran on, none of those tables predated it,
+# so the new text would have done exactly what the old one did.
+REWRITTEN: dict[int, frozenset[str]] = {
+    1: frozenset({"d8634936993c8024c1904bc708dce9e67b75504b8ea84ddc60e61d79654d260b"}),
+}
+# the xBOT tables 0001 adopts, and the session setting that names the account their rows belong to
+LEGACY_TABLES = ("content_metadata", "posted_decisions", "outcomes")
+LEGACY_ACCOUNT_SETTING = "xbot.legacy_account"
 
 
 class MigrationError(RuntimeError):
@@ -111,14 +128,28 @@ def _verify_checksums(migrations: list[Migration], applied: dict[int, dict], dir
         if m is None:
             raise MigrationError(f"migration {version:04d}_{row['name']} is applied but its file is missing "
                                  f"from {directory} (restore it; never delete an applied migration)")
-        if m.checksum != row["checksum"]:
+        if m.checksum != row["checksum"] and row["checksum"] not in REWRITTEN.get(version, ()):
             raise MigrationError(
                 f"{m.up_path.name} changed after it was applied (checksum {m.checksum[:12]} != recorded "
                 f"{row['checksum'][:12]}); restore the original file and put the change in a new migration")
 
 
-def up(db: Database, directory: Path = MIGRATIONS_DIR, target: int | None = None) -> list[Migration]:
-    """Apply pending migrations (up to ``target``); returns those applied."""
+def _record_rewritten(conn, migrations: list[Migration], applied: dict[int, dict]) -> None:
+    """Record the current checksum of applied files listed in ``REWRITTEN`` (their earlier text was applied)."""
+    for m in migrations:
+        row = applied.get(m.version)
+        if row is not None and row["checksum"] != m.checksum and row["checksum"] in REWRITTEN.get(m.version, ()):
+            conn.execute("UPDATE schema_migrations SET checksum = %s WHERE version = %s", (m.checksum, m.version))
+            log.info("migration %04d_%s: recorded the checksum of its rewritten text", m.version, m.name)
+    conn.commit()
+
+
+def up(db: Database, directory: Path = MIGRATIONS_DIR, target: int | None = None,
+       legacy_account: str | None = None) -> list[Migration]:
+    """Apply pending migrations (up to ``target``); returns those applied.
+
+    ``legacy_account`` (XBOT_ACCOUNT_ID) is the account that rows of adopted xBOT tables are given when
+    they carry none (default ``'default'``)."""
     migrations = discover(directory)
     done: list[Migration] = []
     with db.connection() as conn:
@@ -126,6 +157,10 @@ def up(db: Database, directory: Path = MIGRATIONS_DIR, target: int | None = None
         try:
             applied = _applied(conn)
             _verify_checksums(migrations, applied, directory)
+            _record_rewritten(conn, migrations, applied)
+            if legacy_account:
+                conn.execute("SELECT set_config(%s, %s, false)", (LEGACY_ACCOUNT_SETTING, legacy_account))
+                conn.commit()
             for m in migrations:
                 if m.version in applied or (target is not None and m.version > target):
                     continue
@@ -141,6 +176,8 @@ def up(db: Database, directory: Path = MIGRATIONS_DIR, target: int | None = None
                 done.append(m)
         finally:
             conn.rollback()
+            if legacy_account:  # the pooled connection goes back without it
+                conn.execute("SELECT set_config(%s, '', false)", (LEGACY_ACCOUNT_SETTING,))
             _unlock(conn)
     return done
 
@@ -191,7 +228,7 @@ def status(db: Database, directory: Path = MIGRATIONS_DIR) -> list[dict]:
         row = applied.get(m.version)
         if row is None:
             state = "pending"
-        elif row["checksum"] != m.checksum:
+        elif row["checksum"] != m.checksum and row["checksum"] not in REWRITTEN.get(m.version, ()):
             state = CHANGED
         else:
             state = "applied"
@@ -218,3 +255,38 @@ def problems(rows: list[dict]) -> list[str]:
         elif r["state"] == MISSING:
             out.append(f"{label} is applied but its file is missing (restore it; never delete an applied migration)")
     return out
+
+
+def _created_columns(sql: str) -> dict[str, list[str]]:
+    """Table -> column names of each ``CREATE TABLE IF NOT EXISTS`` in ``sql`` (a migration's text)."""
+    out = {}
+    for m in re.finditer(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", sql, re.S):
+        out[m.group(1)] = [c.group(1) for c in re.finditer(r"^    (\w+)\s", m.group(2), re.M)
+                           if c.group(1) not in ("CONSTRAINT", "PRIMARY", "UNIQUE")]
+    return out
+
+
+def legacy_tables(db: Database, directory: Path = MIGRATIONS_DIR) -> list[dict]:
+    """What ``up`` will adopt: one row per xBOT table found before 0001 has run (table, rows, missing columns).
+
+    [] when 0001 is applied or none of ``LEGACY_TABLES`` exists (a fresh database). Read-only."""
+    first = next((m for m in discover(directory) if m.version == 1), None)
+    if first is None:
+        return []
+    expected = _created_columns(first.up_sql)
+    found = []
+    with db.connection() as conn:
+        done = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS e").fetchone()["e"] and \
+            conn.execute("SELECT 1 FROM schema_migrations WHERE version = 1").fetchone() is not None
+        if done:
+            return []
+        for table in LEGACY_TABLES:
+            if conn.execute("SELECT to_regclass(%s) IS NOT NULL AS e", (f"public.{table}",)).fetchone()["e"]:
+                have = {r["column_name"] for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                    "AND table_name = %s", (table,)).fetchall()}
+                rows = conn.execute(f"SELECT count(*) AS n FROM public.{table}").fetchone()["n"]
+                found.append({"table": table, "rows": rows,
+                              "missing_columns": [c for c in expected.get(table, []) if c not in have]})
+        conn.rollback()
+    return found

@@ -39,9 +39,12 @@ def outcomes_by_world(conn, account_id: str, since: datetime, until: datetime) -
     """Outcomes collected in (since, until] per world of their post ('unknown' when the post has no
     row): ``world``, ``outcomes``, ``real``, ``simulated``, ordered by world."""
     return conn.execute(
-        """SELECT coalesce(p.world, 'unknown') AS world, count(*) AS outcomes,
+        # the post's world by primary-key probe per outcome of the window: a join let the planner hash every
+        # account's posts, a cost that grew with all history (issue #19)
+        """SELECT coalesce((SELECT p.world FROM posted_decisions p WHERE p.decision_id = o.decision_id),
+                           'unknown') AS world, count(*) AS outcomes,
                   count(*) FILTER (WHERE NOT o.simulated) AS real, count(*) FILTER (WHERE o.simulated) AS simulated
-             FROM outcomes o LEFT JOIN posted_decisions p ON p.decision_id = o.decision_id
+             FROM outcomes o
             WHERE o.account_id = %s AND o.collected_at > %s AND o.collected_at <= %s
             GROUP BY 1 ORDER BY 1""", (account_id, since, until)).fetchall()
 

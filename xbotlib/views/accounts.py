@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from xbotlib.store import queue
+from xbotlib.store import queue, read_models
 from xbotlib.store.worlds import check_world, latest_event_at
 
 
@@ -16,6 +16,8 @@ def account(conn, account_id: str) -> dict | None:
 def default_account(conn, preferred: str) -> str:
     """The account a figure is about when none is asked for: ``preferred`` (XBOT_ACCOUNT_ID) when it is
     stored, else the account with the most decisions (after ``xbot demo`` that is demo-1), else ``preferred``."""
+    if read_models.account_if_stored(conn, preferred):  # one probe; the count below reads every decision
+        return preferred
     counts = queue.decisions_per_account(conn)
     if preferred in counts or not counts:
         return preferred

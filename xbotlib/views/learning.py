@@ -16,7 +16,7 @@ from xbotlib.core.policies import XbotPolicy
 from xbotlib.core.predictors import WEEKLY, LastVersion, should_train
 from xbotlib.store import accounts
 from xbotlib.store import arms as arm_store
-from xbotlib.store import models, outcomes, worlds
+from xbotlib.store import models, outcomes, read_models, worlds
 from xbotlib.store.training_data import count_fresh_outcomes
 
 OUTCOMES_WINDOW_DAYS = 90
@@ -156,14 +156,60 @@ def model_effects(effects: Iterable[Effect]) -> list[ModelEffect]:
     return [ModelEffect(arm=e.arm, relative_follows=e.relative_follows, low=e.low, high=e.high) for e in effects]
 
 
-def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
-    """The learner's current growth model for the account: hook and hour effects with 95% intervals.
+class GrowthModelCache:
+    """Fitted growth-model views by account, world and posting hours, each with the fingerprint of the data it
+    was fitted from (``read_models.growth_model_fingerprint``). A request whose data is unchanged gets the
+    stored view, the very object a refit would equal; any new, changed or expired outcome in the window,
+    or a new follower snapshot, or a new profile for the account, changes the fingerprint and the view is
+    fitted again. Memory: one view per
+    (account, world, hours), at most ``max_entries`` (the oldest is dropped first)."""
 
-    Read in the account's niche: its stored profile's topics, allowed hooks and posting hours (the
-    built-in niche and ``settings`` when it has none), as the plan job sees them."""
+    def __init__(self, max_entries: int = 1024):
+        self.max_entries = max_entries
+        self._views: dict[tuple, tuple[tuple, GrowthModelView]] = {}
+        self.fits = 0  # how many times a view was fitted (tests read it)
+
+    def get(self, conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
+        niche = account_niche(conn, settings, account_id)
+        key = (account_id, world, tuple(settings.posting_hours))
+        # a new profile (hooks, topics, hours) changes the view as new data does
+        fingerprint = (niche[2], read_models.growth_model_fingerprint(conn, account_id, world, now))
+        hit = self._views.get(key)
+        if hit is not None and hit[0] == fingerprint:
+            return hit[1]
+        view = fit_growth_model_view(conn, settings, account_id, world, now, niche)
+        self.fits += 1
+        self._views.pop(key, None)
+        while len(self._views) >= self.max_entries:
+            self._views.pop(next(iter(self._views)))
+        self._views[key] = (fingerprint, view)
+        return view
+
+
+# the process's cache: the admin API serves every account's learning status from it
+GROWTH_MODELS = GrowthModelCache()
+
+
+def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
+    """The learner's current growth model for the account: hook and hour effects with 95% intervals
+    (fitted once per change of its data or its profile: ``GROWTH_MODELS``)."""
+    return GROWTH_MODELS.get(conn, settings, account_id, world, now)
+
+
+def account_niche(conn, settings: Settings, account_id: str) -> tuple[vocab.Vocabulary, list[int], str | None]:
+    """The account's niche as the plan job sees it: its stored profile's vocabulary and posting hours (the
+    built-in niche and ``settings`` when it has none), with the profile's sha256 (None without one)."""
     profile = accounts.load_profile(conn, account_id)
-    vocabulary = profile.vocabulary() if profile is not None else vocab.DEFAULT
-    hours = (profile.posting_hours if profile is not None and profile.posting_hours else settings.posting_hours)
+    if profile is None:
+        return vocab.DEFAULT, list(settings.posting_hours), None
+    return profile.vocabulary(), list(profile.posting_hours or settings.posting_hours), profile.sha256
+
+
+def fit_growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime,
+                          niche: tuple[vocab.Vocabulary, list[int], str | None] | None = None) -> GrowthModelView:
+    """``growth_model_view`` fitted from the data now, without the cache, read in the account's niche
+    (``account_niche``): its topics, allowed hooks and posting hours."""
+    vocabulary, hours, _ = niche or account_niche(conn, settings, account_id)
     posts = outcomes.post_outcomes(conn, account_id, world, now, vocabulary=vocabulary)
     view = dict(posts=len(posts), window_days=outcomes.MODEL_WINDOW_DAYS,
                 deciding=len(posts) >= XbotPolicy.MODEL_MIN_POSTS)

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from xbotlib.config import Settings
-from xbotlib.store import gates, ledger, outcomes, queue, runs
+from xbotlib.store import gates, ledger, outcomes, queue, read_models, runs
 from xbotlib.views.accounts import day_start
 from xbotlib.views.followers import final_outcomes_7d, followers_now
 
@@ -64,7 +64,7 @@ def metrics(conn, settings: Settings, account: dict, world: str, now: datetime) 
     acc, simulated = account["account_id"], world != "live"
     today = day_start(now)
     latest = followers_now(conn, acc, simulated, now)
-    depth = queue.queue_depth(conn, acc)
+    depth = read_models.open_queue_depth(conn, acc, QUEUE_STATUSES)
     return Metrics(
         account_id=acc, world=world, simulated=simulated, now=now,
         followers_today=latest["followers_count"] if latest else None,

@@ -272,8 +272,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from xbotlib.store import migrate
     settings = load_settings()
     with _open_db(settings) as db:
+        legacy = migrate.legacy_tables(db)
+        for t in legacy:  # an xBOT database: say what was found and what `up` does (or did) with it
+            missing = t["missing_columns"]
+            print(f"found xBOT table {t['table']}: {t['rows']} row(s), {len(missing)} column(s) missing"
+                  + (f" ({', '.join(missing)})" if missing else ""))
+        if legacy:
+            print(f"  `xbot migrate up` adds the missing columns and keeps "
+                  f"every row; rows without an account go to {settings.account_id!r} (XBOT_ACCOUNT_ID); "
+                  "see README_OPERATIONS.md, \"Coming from xBOT\"")
         if args.action == "up":
-            done = migrate.up(db, target=args.to)
+            done = migrate.up(db, target=args.to, legacy_account=settings.account_id)
             print(f"applied {len(done)} migration(s)" + "".join(f"\n  {m.version:04d}_{m.name}" for m in done))
         elif args.action == "down":
             target = args.to if args.to is not None else None

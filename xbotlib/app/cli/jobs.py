@@ -23,7 +23,7 @@ def _open(settings):
     from xbotlib.store import migrate
     from xbotlib.store.db import Database  # start-up time, as above
     db = Database.open(settings)
-    migrate.up(db)  # jobs always run on the current schema
+    migrate.up(db, legacy_account=settings.account_id)  # jobs always run on the current schema
     return db
 
 
