@@ -124,6 +124,31 @@ class FencedJobManager(pq_manager.JobManager):
         self.last_heartbeat = time.monotonic()
 
 
+class _OneLineFormatter(logging.Formatter):
+    """procrastinate logs a lost connection with its traceback; our logs say it in one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info:
+            exc = record.exc_info[1]
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None,
+                                            "msg": f"{record.getMessage()} error={_kv(_error_text(exc))}", "args": ()})
+        return super().format(record)
+
+
+def quiet_procrastinate_logs(fmt: str = "%(asctime)s %(levelname)s %(name)s %(message)s") -> None:
+    """procrastinate's own warnings and errors on stderr, one line each (no tracebacks: a PostgreSQL restart
+    is an expected event here; the [WORKER] lines say what happened)."""
+    pq_log = logging.getLogger("procrastinate")
+    if any(getattr(h, "_xbot", False) for h in pq_log.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLineFormatter(fmt))
+    handler._xbot = True  # type: ignore[attr-defined]
+    pq_log.addHandler(handler)
+    pq_log.setLevel(logging.WARNING)
+    pq_log.propagate = False
+
+
 def make_app(url: str, pool_max: int = 8) -> procrastinate.App:
     """A procrastinate app on ``url`` with xbot's two tasks. Its connections fail fast like ours."""
     connector = procrastinate.PsycopgConnector(
@@ -287,13 +312,24 @@ class WorkerGroup:
     database goes away, until ``stop()`` (SIGTERM) — which lets running ticks finish."""
 
     def __init__(self, app: procrastinate.App, runtime: WorkerRuntime,
-                 groups=DEFAULT_GROUPS, name: str | None = None):
+                 groups=DEFAULT_GROUPS, name: str | None = None, install_signals: bool = True, fence: bool = True):
         self.app, self.runtime, self.groups = app, runtime, tuple(groups)
         self.name = name or f"pid-{os.getpid()}"
+        self.install_signals, self.fence = install_signals, fence
         self._stopping = asyncio.Event()
         self._workers: list = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def stop(self, *_args) -> None:
+        """Finish the running ticks, then return from ``run`` (callable from any thread)."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is not None and running is not loop:
+            loop.call_soon_threadsafe(self.stop)
+            return
         if not self._stopping.is_set():
             tagged(log, "WORKER", "stop requested: finishing the running ticks", worker=self.name)
         self._stopping.set()
@@ -301,13 +337,15 @@ class WorkerGroup:
             w.stop()
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         # sync tasks run in the loop's default executor: one thread per concurrent job
         loop.set_default_executor(ThreadPoolExecutor(max_workers=sum(c for _, c in self.groups) + 2,
                                                      thread_name_prefix="xbot-tick"))
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
-        Fence(self.app, self.runtime).start()
+        if self.install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+        if self.fence:  # a process-wide exit: only for a worker process of its own, not a thread in a test
+            Fence(self.app, self.runtime).start()
         backoff = 1.0
         while not self._stopping.is_set():
             try:
@@ -403,31 +441,54 @@ class Deferrer:
         return n
 
     async def _defer(self, entry, account: str | None, occurrence: datetime) -> bool:
-        ts = int(occurrence.timestamp())
         if entry.kind == "job":
-            lock = tick_lock(entry.name, account)
-            job = pq_jobs.Job(queue=entry.name, lock=lock, queueing_lock=lock, task_name=TICK_TASK,
-                              task_kwargs={"account_id": account, "job": entry.name, "timestamp": ts})
-            periodic_id = f"{entry.key}@{account}"
-        else:
-            lock = notebook_lock(entry)
-            job = pq_jobs.Job(queue=NOTEBOOK_QUEUE, lock=lock, queueing_lock=lock, task_name=NOTEBOOK_TASK,
-                              task_kwargs={"name": entry.name, "parameters": dict(entry.parameters), "timestamp": ts})
-            periodic_id = entry.key
-        try:
-            return await self.app.job_manager.defer_periodic_job(job, periodic_id, ts) is not None
-        except pq_exceptions.AlreadyEnqueued:  # the previous tick still waits: this occurrence collapses into it
-            return False
+            return await defer_tick(self.app, account, entry.name, occurrence, periodic_id=f"{entry.key}@{account}")
+        lock = notebook_lock(entry)
+        ts = int(occurrence.timestamp())
+        job = pq_jobs.Job(queue=NOTEBOOK_QUEUE, lock=lock, queueing_lock=lock, task_name=NOTEBOOK_TASK,
+                          task_kwargs={"name": entry.name, "parameters": dict(entry.parameters), "timestamp": ts})
+        return await _defer_once(self.app, job, entry.key, ts)
 
     async def recover_stalled(self) -> int:
-        """Retry the jobs whose worker stopped heart-beating (SIGKILLed, or fenced); returns how many."""
-        stalled = await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_S)
-        for job in stalled:
-            await self.app.job_manager.retry_job(job)
-            tagged(log, "WORKER", "stalled job retried", job_id=job.id, task=job.task_name, lock=job.lock,
-                   worker_id=job.worker_id)
-        await self.app.job_manager.prune_stalled_workers(STALLED_AFTER_S)
-        return len(stalled)
+        return await recover_stalled(self.app)
+
+
+async def defer_tick(app: procrastinate.App, account_id: str, job: str, occurrence: datetime,
+                     periodic_id: str | None = None) -> bool:
+    """Queue the tick of ``job`` for ``account_id`` at the schedule occurrence ``occurrence``, once per
+    (periodic id, occurrence); False when it was queued already or the previous tick still waits."""
+    lock = tick_lock(job, account_id)
+    ts = int(occurrence.timestamp())
+    pq_job = pq_jobs.Job(queue=job, lock=lock, queueing_lock=lock, task_name=TICK_TASK,
+                         task_kwargs={"account_id": account_id, "job": job, "timestamp": ts})
+    return await _defer_once(app, pq_job, periodic_id or f"job:{job}@{account_id}", ts)
+
+
+async def _defer_once(app: procrastinate.App, job, periodic_id: str, ts: int) -> bool:
+    try:
+        return await app.job_manager.defer_periodic_job(job, periodic_id, ts) is not None
+    except pq_exceptions.AlreadyEnqueued:  # the previous tick still waits: this occurrence collapses into it
+        return False
+
+
+async def recover_stalled(app: procrastinate.App, stalled_after_s: float = STALLED_AFTER_S) -> int:
+    """Retry the jobs whose worker stopped heart-beating for ``stalled_after_s`` (SIGKILLed, or fenced);
+    returns how many. Their lock holds until then: nothing else of that job and account starts."""
+    stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_s)
+    for job in stalled:
+        try:
+            await app.job_manager.retry_job(job)
+        except pq_exceptions.UniqueViolation:
+            # a newer tick of the same job and account already waits (its queueing lock): that one will do the
+            # work, so the stalled one ends as failed, which frees the lock it still held
+            await app.job_manager.finish_job(job, status=pq_jobs.Status.FAILED, delete_job=False)
+            tagged(log, "WORKER", "stalled job closed", job_id=job.id, task=job.task_name, lock=job.lock,
+                   worker_id=job.worker_id, reason="a_newer_tick_waits")
+            continue
+        tagged(log, "WORKER", "stalled job retried", job_id=job.id, task=job.task_name, lock=job.lock,
+               worker_id=job.worker_id)
+    await app.job_manager.prune_stalled_workers(stalled_after_s)
+    return len(stalled)
 
 
 # ----------------------------------------------------------------------------- the supervisor (`xbot run`, `xbot worker`)

@@ -86,6 +86,12 @@ def record_failed_run(conn, account_id: str, job: str, started_at: datetime, fin
         (account_id, job, started_at, finished_at, scheduled_for, error)).fetchone()["run_id"]
 
 
+def runs_of_job(conn, job: str) -> list[dict]:
+    """Every run of ``job`` (all accounts), in the order they were written."""
+    return conn.execute("SELECT run_id, account_id, job, status, started_at, finished_at, scheduled_for, error "
+                        "FROM job_runs WHERE job = %s ORDER BY run_id", (job,)).fetchall()
+
+
 def overlapping_runs(conn, job: str) -> list[dict]:
     """Pairs of runs of ``job`` for one account whose [started_at, finished_at] intervals overlap
     (an open run counts as still running): rows account_id, run_a, run_b. The job queue's locks

@@ -88,6 +88,7 @@ def _pool(args, deferrer: bool, notebooks: bool) -> int:
 
     settings = load_settings()
     setup_logging(log_file=settings.home_path / "logs" / "xbot.log")
+    worker.quiet_procrastinate_logs()
     clock = clock_from_args(args)
     entries = load_schedules(Path(args.schedules))
     if not notebooks:
@@ -129,6 +130,7 @@ def _worker_process(args) -> int:
 
     settings = load_settings()
     setup_logging(log_file=settings.home_path / "logs" / "xbot.log")
+    worker.quiet_procrastinate_logs()
     clock = clock_from_args(args)
     entries = load_schedules(Path(args.schedules))
     while True:  # the database may be down when the supervisor (re)starts us: wait for it
