@@ -1,6 +1,6 @@
 """Many accounts served by worker processes on the PostgreSQL job queue, as if on two machines.
 
-    python bench/bench_workers.py [--accounts 100] [--duration 600] [--scale 60] [--chaos] [--llm-delay 30]
+    python bench/bench_workers.py [--accounts 100] [--duration 600] [--scale 20] [--chaos] [--llm-delay 30]
 
 Setup: a PostgreSQL of its own (so ``--chaos`` may restart it), ``--accounts`` accounts (mixed time
 zones; profiles are not in this branch yet), one ``xbot sandbox`` served over HTTP, and two "machines":
@@ -10,9 +10,10 @@ occurrence is queued once however many run).
 
 Time: the schedules of ``schedules/jobs.toml`` and the T+1h / T+24h windows stay as they are; every
 process (the workers, both deferrers, the sandbox) reads one ``ScaledClock`` running ``--scale`` times
-faster than real time from a shared origin (60: a clock hour a real minute, so ``post`` every 5 s,
-``collect`` every 15 s, ``plan`` every 60 s, and a post's T+1h outcome is due a real minute after it
-went out). Shortening the periods instead would leave the 1-hour collection window out of the run.
+faster than real time from a shared origin (20: ``post`` every 15 s, ``collect`` every 45 s, ``plan``
+every 3 min, a post's T+1h outcome due 3 real minutes after it went out; 10 minutes are 3.3 clock hours).
+Shortening the periods instead would leave the 1-hour collection window out of the run. 100 accounts at
+×20 ask for ~9 ticks a second; at ×60, ~28.
 
 ``--chaos``: SIGKILLs a random worker process every 15-40 s (its supervisor restarts it) and restarts
 PostgreSQL once, halfway. ``--llm-delay S``: the plan job's LLM is the fake OpenAI server answering
@@ -102,7 +103,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--accounts", type=int, default=100)
     ap.add_argument("--duration", type=float, default=600, help="real seconds of serving (default 600)")
-    ap.add_argument("--scale", type=float, default=60, help="clock seconds per real second (default 60)")
+    ap.add_argument("--scale", type=float, default=20, help="clock seconds per real second (default 20)")
     ap.add_argument("--workers-per-machine", type=int, default=2)
     ap.add_argument("--chaos", action="store_true", help="SIGKILL workers at random and restart PostgreSQL once")
     ap.add_argument("--llm-delay", type=float, default=None, help="the LLM answers after this many seconds")

@@ -281,3 +281,29 @@ def test_with_the_database_down_a_tick_fails_at_once_and_is_recorded_when_it_is_
     assert by_time[at(15)]["status"] in ("ok", "skipped")
     assert runtime.spool.pending == []
 
+
+
+# ----------------------------------------------------------------------------- the pool from the command line
+
+def test_xbot_worker_serves_and_sigterm_ends_it_cleanly(db_url, db, tmp_path):
+    """`xbot worker --workers 1`: the pool (supervisor and deferrer) and one worker process; a queued tick is
+    run; SIGTERM stops both with code 0 and no traceback."""
+    with db.connection() as conn:
+        queue.ensure_account(conn, "acct1", datetime.now(timezone.utc))
+    env = {**os.environ, "XBOT_DATABASE_URL": db_url, "XBOT_HOME": str(tmp_path / "machine"),
+           "POSTING_DISABLED": "false", "LIVE_POSTS": "false", "PYTHONPATH": str(ROOT)}
+    env.pop("OPENAI_API_KEY", None)
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "xbotlib.app.cli.main", "worker", "--workers", "1",
+                                 "--no-notebooks"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            # the deferrer queues acct1's occurrences that have come; the worker process runs them
+            wait_for(lambda: any(r["finished_at"] for r in job_runs(db, "post")), 180, "a post tick from the pool")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=120)
+    text = log.read_text()
+    assert rc == 0, text
+    assert "Traceback" not in text
+    assert "[WORKER] stopped" in text and "[WORKER] all worker processes stopped restarts=0" in text
