@@ -203,6 +203,7 @@ def main() -> int:
     with Database.from_url(pg.url, pool_max=2) as db, db.connection() as conn:
         posted = queue_report.posted_tweets(conn)
         statuses = queue_report.decision_status_counts(conn)
+        failed_why = queue_report.failed_decisions_by_reason(conn)
         # a post due more than a post period (5 clock minutes) plus a margin before the end must have been sent
         unsent = queue_report.due_unsent(conn, end_clock - timedelta(minutes=10))
         late = {job: queue_report.tick_lateness_s(conn, job, window_start) for job in ("plan", "post", "collect", "learn")}
@@ -237,6 +238,9 @@ def main() -> int:
     print(f"| duplicate posts · lost posts | {duplicates} · {lost} |")
     print(f"| due posts never sent (due > 10 clock min before the end) | {len(unsent)} |")
     print(f"| decisions by status | {', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))} |")
+    if failed_why:
+        # the accounts share one sandbox user, and X refuses a text that user already posted
+        print(f"| failed decisions, why | {'; '.join(f'{v}× {k}' for k, v in failed_why.items())} |")
     print(f"| collection lateness T+1h, p50 / p99 (real s; collect runs every 15 clock min = {900 / args.scale:.0f} s) "
           f"| {pct(real(coll1), 50)} / {pct(real(coll1), 99)} (n={len(coll1)}) |")
     for job in ("post", "collect", "plan"):

@@ -515,16 +515,29 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         children = [self._spawn(i) for i in range(self.processes)]
+        started = [time.monotonic()] * self.processes
+        quick_deaths = [0] * self.processes
+        restart_at: list[float | None] = [None] * self.processes
         last_recover, db_down = 0.0, False
         try:
             async with (self.deferrer.app.open_async() if self.deferrer else _nothing()):
                 while not self._stopping:
                     for i, child in enumerate(children):
-                        if child.poll() is not None and not self._stopping:
+                        if child.poll() is None or self._stopping:
+                            continue
+                        if restart_at[i] is None:
+                            # a process that exits with an error within a minute of starting, again and again (a bad
+                            # setting), is restarted ever more slowly (4, 8, … 60 s) instead of in a tight loop; one
+                            # killed by a signal (negative code) comes back at once
+                            lived = time.monotonic() - started[i]
+                            quick_deaths[i] = quick_deaths[i] + 1 if lived < 60 and child.returncode > 0 else 0
+                            restart_at[i] = time.monotonic() + (min(60.0, 2.0 ** quick_deaths[i]) if quick_deaths[i] > 1
+                                                                else 0.0)
+                        if time.monotonic() >= restart_at[i]:
                             self.restarts += 1
                             tagged(log, "WORKER", "process died: restarting", level=logging.WARNING, index=i,
                                    pid=child.pid, returncode=child.returncode)
-                            children[i] = self._spawn(i)
+                            children[i], started[i], restart_at[i] = self._spawn(i), time.monotonic(), None
                     if self.deferrer is not None:
                         try:
                             await self.deferrer.sweep()

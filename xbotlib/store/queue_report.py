@@ -37,6 +37,13 @@ def decision_status_counts(conn) -> dict[str, int]:
         "SELECT status, count(*) AS n FROM content_metadata GROUP BY 1").fetchall()}
 
 
+def failed_decisions_by_reason(conn) -> dict[str, int]:
+    """Failed decisions counted by the first 70 characters of their last error."""
+    return {r["reason"]: r["n"] for r in conn.execute(
+        "SELECT left(coalesce(last_error, '?'), 70) AS reason, count(*) AS n FROM content_metadata "
+        "WHERE status = 'failed' GROUP BY 1 ORDER BY 2 DESC").fetchall()}
+
+
 def due_unsent(conn, before: datetime) -> list[dict]:
     """Decisions due before ``before`` that are still queued or posting: decision_id, account_id, status,
     scheduled_at, last_error."""
