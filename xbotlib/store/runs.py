@@ -79,7 +79,16 @@ def record_missed_runs(conn, account_id: str, job: str, occurrences: list[dateti
 
 def record_failed_run(conn, account_id: str, job: str, started_at: datetime, finished_at: datetime,
                       scheduled_for: datetime | None, error: str) -> int:
-    """A ``failed`` row written after the fact (a tick that failed while the database was unreachable)."""
+    """Record after the fact a tick that failed while the database was unreachable: its own ``running`` row
+    (same job, account and occurrence) becomes ``failed`` if it got one, else a ``failed`` row is added.
+    Returns the run id."""
+    row = conn.execute(
+        """UPDATE job_runs SET status = 'failed', finished_at = %s, error = %s
+            WHERE run_id = (SELECT max(run_id) FROM job_runs WHERE account_id = %s AND job = %s
+                              AND scheduled_for = %s AND status = 'running')
+           RETURNING run_id""", (finished_at, error, account_id, job, scheduled_for)).fetchone()
+    if row is not None:
+        return row["run_id"]
     return conn.execute(
         """INSERT INTO job_runs (account_id, job, status, started_at, finished_at, scheduled_for, error)
            VALUES (%s, %s, 'failed', %s, %s, %s, %s) RETURNING run_id""",
