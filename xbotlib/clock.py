@@ -57,3 +57,24 @@ class SimClock:
                 raise ValueError(f"SimClock cannot go backwards: {when.isoformat()} < {self._now.isoformat()}")
             self._now = when
             return self._now
+
+
+class ScaledClock:
+    """Wall-clock time run ``scale`` times faster from ``origin``: at real time origin + s it reads
+    origin + scale·s. Benches of the real-time path (``bench/bench_workers.py``) use it so that hourly
+    schedules and T+1h collection windows pass in minutes while every process — workers on two
+    machines, the deferrer — still agrees on the time: they share ``origin`` and ``scale``."""
+
+    def __init__(self, scale: float, origin: datetime):
+        if not scale > 0:
+            raise ValueError(f"ScaledClock scale must be positive, got {scale!r} (e.g. 60: an hour a minute)")
+        if origin.tzinfo is None:
+            raise ValueError(f"ScaledClock origin must be timezone-aware: {origin!r} (pass tzinfo=timezone.utc)")
+        self.scale, self.origin = float(scale), origin.astimezone(timezone.utc)
+
+    def now(self) -> datetime:
+        return self.origin + (datetime.now(timezone.utc) - self.origin) * self.scale
+
+    def real_seconds(self, clock_seconds: float) -> float:
+        """How long ``clock_seconds`` of this clock's time take in real time."""
+        return clock_seconds / self.scale

@@ -225,7 +225,9 @@ def cli_env(db_url, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("argv, expected", [
     (["job", "--help"], ["--once", "plan", "post", "collect", "learn", "job_runs"]),
-    (["run", "--help"], ["--schedules", "--no-notebooks", "One daemon per account", "SIGTERM"]),
+    (["run", "--help"], ["--schedules", "--no-notebooks", "--workers", "every account", "job queue", "SIGTERM",
+                         "xbot worker"]),
+    (["worker", "--help"], ["--workers", "--no-deferrer", "XBOT_DATABASE_URL", "once"]),
 ])
 def test_help_helps(argv, expected, capsys):
     from xbotlib.app.cli import main as cli
@@ -246,18 +248,13 @@ def test_xbot_job_once_runs_one_recorded_tick(cli_env, db, capsys):
     assert runs == [{"job": "plan", "status": "ok"}] and queued >= 1
 
 
-def test_xbot_run_refuses_while_another_daemon_holds_the_account(cli_env, settings, db, clock, capsys):
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--no-notebooks", "--clock-scale", "60"], ["--clock-scale needs --clock-origin", "shared by every process"]),
+    (["run", "--clock-scale", "60", "--clock-origin", "yesterday"], ["--clock-origin 'yesterday' is not an ISO time"]),
+    (["worker", "--workers", "0"], ["--workers 0", "at least 1"]),
+])
+def test_xbot_run_and_worker_name_a_bad_option_and_its_fix(cli_env, argv, words, capsys):
     from xbotlib.app.cli import main as cli
-    before = signal.getsignal(signal.SIGTERM)
-    codes: list = []
-    first = None
-
-    def on_tick(now):
-        codes.append(cli.main(["run", "--no-notebooks"]))
-        first.request_stop()
-
-    first = Daemon([make_ctx(settings, db, clock)], job_entries(HOURLY), on_tick=on_tick)
-    first.run(until=clock.now() + timedelta(days=1), install_signals=False)
-    assert codes == [2]
-    assert "xbot: error: another `xbot run` already holds account 'acct1'" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert cli.main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert all(w in err for w in words), err

@@ -14,6 +14,9 @@ Kinds
 ``500`` ``503``    server errors (any other 4xx/5xx number works too, e.g. ``400``)
 ``slow`` ``slow:S`` sleep ``S`` seconds (default ``slow_s``) then answer 200: a client timeout
 
+``FakeOpenAI(delay_s=30)`` answers every chat completion ``delay_s`` seconds late (an LLM that is slow, not
+failing: ``bench/bench_workers.py --llm-delay 30``).
+
 The default answer is a plausible post: the fake reads the ``Hook pattern:``, ``Topic:``, ``Keywords:``,
 ``Material:``, ``Count:``, ``Angle:`` and ``Reply to:`` lines that ``xbotlib.clients.generation.prompts``
 puts in its prompt and writes that many posts with the template generator over that material (any
@@ -163,8 +166,9 @@ def fake_embedding(text: str, dim: int) -> list[float]:
 class FakeOpenAI:
     """A scriptable OpenAI-compatible HTTP server on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, *, slow_s: float = 2.0, embedding_dim: int = 64):
+    def __init__(self, *, slow_s: float = 2.0, embedding_dim: int = 64, delay_s: float = 0.0):
         self.slow_s = slow_s
+        self.delay_s = delay_s
         self.embedding_dim = embedding_dim
         self.requests: list[RecordedRequest] = []
         self._queue: deque[str] = deque()
@@ -262,6 +266,8 @@ class FakeOpenAI:
         if path.endswith("/embeddings"):
             payload = self._embeddings(body, model, usage_override)
         elif path.endswith("/chat/completions"):
+            if self.delay_s:
+                time.sleep(self.delay_s)
             payload = self._chat(body, model, usage_override, index)
         else:
             payload = {"error": {"message": f"Invalid URL (POST {path})", "type": "invalid_request_error",

@@ -3,17 +3,20 @@ leaves an honest record, including the failed ones."""
 from __future__ import annotations
 
 import traceback
+from datetime import datetime
 from typing import Callable
 
 from xbotlib.jobs.context import JobContext, JobResult
 from xbotlib.store import runs
 
 
-def run_job(name: str, ctx: JobContext, tick: Callable[[JobContext], JobResult]) -> JobResult:
-    """Run one tick of job ``name`` and record it in ``job_runs`` (running -> ok|skipped|failed)."""
+def run_job(name: str, ctx: JobContext, tick: Callable[[JobContext], JobResult],
+            scheduled_for: datetime | None = None) -> JobResult:
+    """Run one tick of job ``name`` and record it in ``job_runs`` (running -> ok|skipped|failed).
+    ``scheduled_for``: the schedule occurrence the job queue runs it for (recorded with the run)."""
     started = ctx.clock.now()
     with ctx.db.connection() as conn:
-        run_id = runs.start_job_run(conn, ctx.account_id, name, started)
+        run_id = runs.start_job_run(conn, ctx.account_id, name, started, scheduled_for)
     try:
         result = tick(ctx)
     except Exception as exc:

@@ -23,7 +23,7 @@ import re
 import shlex
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -231,6 +231,27 @@ def next_run(entry: ScheduleEntry, after: datetime) -> datetime:
         raise ValueError(f"next_run needs a timezone-aware time: {after!r} (pass tzinfo=timezone.utc)")
     local = after.astimezone(ZoneInfo(entry.timezone))
     return croniter(entry.cron, local).get_next(datetime).astimezone(timezone.utc)
+
+
+def last_run_at_or_before(entry: ScheduleEntry, at: datetime) -> datetime:
+    """The latest time at or before ``at`` that ``entry.cron`` names, read in ``entry.timezone``; UTC.
+    The job queue's deferrer defers this occurrence (each one once, whatever the number of deferrers)."""
+    if at.tzinfo is None:
+        raise ValueError(f"last_run_at_or_before needs a timezone-aware time: {at!r} (pass tzinfo=timezone.utc)")
+    # croniter's get_prev is strictly before its start: start a microsecond later so `at` itself counts
+    local = (at + timedelta(microseconds=1)).astimezone(ZoneInfo(entry.timezone))
+    return croniter(entry.cron, local).get_prev(datetime).astimezone(timezone.utc)
+
+
+def runs_between(entry: ScheduleEntry, after: datetime, before: datetime, limit: int = 1000) -> list[datetime]:
+    """The times ``entry.cron`` names strictly between ``after`` and ``before`` (at most ``limit``, the
+    earliest): the occurrences a tick for ``before`` finds nobody ran."""
+    out: list[datetime] = []
+    t = next_run(entry, after)
+    while t < before and len(out) < limit:
+        out.append(t)
+        t = next_run(entry, t)
+    return out
 
 
 def due_entries(entries: list[ScheduleEntry], last_run_by_key: Mapping[str, datetime],

@@ -3,7 +3,7 @@
 ``save_profile`` upserts (a new account's ``created_at`` is the caller's ``now``: it starts the
 exploration schedule; an existing account keeps its own) and says what changed; ``load_profile``
 reads it back as an ``AccountProfile``; ``list_profiles`` is what `xbot account list` shows;
-``list_account_ids`` is every account a worker serves (those with a stored profile), sorted.
+``list_account_ids`` is every account a worker serves (with or without a stored profile), sorted.
 """
 from __future__ import annotations
 
@@ -78,9 +78,9 @@ def list_profiles(conn: psycopg.Connection) -> list[dict]:
 
 
 def list_account_ids(conn: psycopg.Connection) -> list[str]:
-    """Every account with a stored profile, sorted: the accounts the workers serve."""
-    return [r["account_id"] for r in conn.execute(
-        "SELECT account_id FROM accounts WHERE profile IS NOT NULL ORDER BY account_id").fetchall()]
+    """Every account in the database, sorted: the accounts the workers serve (one without a stored profile
+    runs ``accounts/default.toml`` with the environment's settings)."""
+    return [r["account_id"] for r in conn.execute("SELECT account_id FROM accounts ORDER BY account_id").fetchall()]
 
 
 def posted_by_topic(conn: psycopg.Connection, account_id: str) -> list[dict]:

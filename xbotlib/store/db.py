@@ -39,6 +39,12 @@ from xbotlib.config import ConfigError, Settings
 log = logging.getLogger("xbot.db")
 
 MIN_SERVER_VERSION = 140000
+# Failing fast when the database is down (issue #18): libpq gives up on a connection attempt after
+# CONNECT_TIMEOUT_S, and a caller waits at most ACQUIRE_TIMEOUT_S for a pooled connection (psycopg_pool's
+# default is 30 s, so every tick of a daemon hung 30 s during an outage before it failed). Both are short
+# because on a healthy server a connection takes milliseconds; a busy pool is sized by XBOT_DB_POOL_MAX.
+CONNECT_TIMEOUT_S = 5
+ACQUIRE_TIMEOUT_S = 5
 
 
 class DatabaseError(RuntimeError):
@@ -81,13 +87,19 @@ class Database:
     and which commits on clean exit (rolls back on error).
     """
 
-    def __init__(self, url: str, *, embedded: bool, server: Any = None, pool_max: int = 8):
+    def __init__(self, url: str, *, embedded: bool, server: Any = None, pool_max: int = 8,
+                 check_connections: bool = False):
         self.url = url
         self.embedded = embedded
         self._server = server  # keeps the embedded server referenced while we live
         _probe(url)
-        self.pool = ConnectionPool(url, min_size=1, max_size=pool_max, kwargs={"row_factory": dict_row},
-                                   open=False, name="xbot")
+        # check_connections: test each connection as it leaves the pool (one round trip), so a long-lived
+        # worker gets a fresh connection after a PostgreSQL restart instead of a dead one; off by default,
+        # the short-lived commands and the simulated campaigns do not need the extra round trip
+        self.pool = ConnectionPool(url, min_size=1, max_size=pool_max,
+                                   kwargs={"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT_S},
+                                   open=False, name="xbot", timeout=ACQUIRE_TIMEOUT_S,
+                                   check=ConnectionPool.check_connection if check_connections else None)
         try:
             self.pool.open(wait=True, timeout=30)
         except Exception as exc:
@@ -97,21 +109,23 @@ class Database:
         self._check_version()
 
     @classmethod
-    def open(cls, settings: Settings, *, dbname: str | None = None) -> "Database":
+    def open(cls, settings: Settings, *, dbname: str | None = None, check_connections: bool = False) -> "Database":
         """XBOT_DATABASE_URL when set; else the embedded server under XBOT_HOME (started or joined), on
         ``dbname`` or else the workspace's default database (``default_database``)."""
         if settings.database_url:
-            return cls(settings.database_url, embedded=False, pool_max=settings.db_pool_max)
+            return cls(settings.database_url, embedded=False, pool_max=settings.db_pool_max,
+                       check_connections=check_connections)
         if dbname is None:
             dbname = workspace_database(settings)
         server = embedded_server(settings.home_path)
-        return cls(server.get_uri(dbname), embedded=True, server=server, pool_max=settings.db_pool_max)
+        return cls(server.get_uri(dbname), embedded=True, server=server, pool_max=settings.db_pool_max,
+                   check_connections=check_connections)
 
     @classmethod
-    def from_url(cls, url: str, pool_max: int = 8) -> "Database":
+    def from_url(cls, url: str, pool_max: int = 8, check_connections: bool = False) -> "Database":
         if not re.match(r"^postgres(ql)?://", url):
             raise ConfigError(f"not a postgres URL: {url!r} (expected postgresql://…)")
-        return cls(url, embedded=False, pool_max=pool_max)
+        return cls(url, embedded=False, pool_max=pool_max, check_connections=check_connections)
 
     def _check_version(self) -> None:
         with self.connection() as conn:

@@ -4,7 +4,10 @@
   the claim until the outcome is saved, so reconciliation never settles a post another worker is
   still sending (it tries the same key as a transaction lock);
 - the per-account posting caps: a transaction lock on a name, so one worker at a time counts and claims;
-- one daemon per account: a session lock (``jobs.daemon.daemon_lock_key``) for the daemon's lifetime;
+- one in-process daemon per account (``xbot job NAME`` looping, and the simulated-clock paths): a session lock
+  (``jobs.daemon.daemon_lock_key``) for the daemon's lifetime. It dies with its connection, so a PostgreSQL
+  restart silently frees it: the real-time path (``xbot run``/``xbot worker``) does not use it, its per-account
+  locks are the job queue's rows (``jobs.worker.tick_lock``), which a restart keeps;
 - one predictor writer per (account, kind): a transaction lock on a name (``store.models.save_version``).
 
 Session locks outlive transactions and die with the connection; transaction locks end with the

@@ -9,11 +9,13 @@ from typing import Any, Mapping
 
 # ----------------------------------------------------------------------------- job_runs
 
-def start_job_run(conn, account_id: str, job: str, started_at: datetime) -> int:
-    """Record that a tick of ``job`` started (status ``running``); returns its ``run_id``."""
+def start_job_run(conn, account_id: str, job: str, started_at: datetime,
+                  scheduled_for: datetime | None = None) -> int:
+    """Record that a tick of ``job`` started (status ``running``); returns its ``run_id``.
+    ``scheduled_for``: the schedule occurrence the job queue ran it for (None outside the queue)."""
     return conn.execute(
-        "INSERT INTO job_runs (account_id, job, status, started_at) VALUES (%s, %s, 'running', %s) RETURNING run_id",
-        (account_id, job, started_at)).fetchone()["run_id"]
+        "INSERT INTO job_runs (account_id, job, status, started_at, scheduled_for) VALUES (%s, %s, 'running', %s, %s) "
+        "RETURNING run_id", (account_id, job, started_at, scheduled_for)).fetchone()["run_id"]
 
 
 def finish_job_run(conn, run_id: int, status: str, finished_at: datetime, detail: Mapping[str, Any]) -> None:
@@ -39,6 +41,78 @@ def last_job_runs(conn, account_id: str, jobs: tuple[str, ...], until: datetime)
                    WHERE job = j.job AND (account_id = %s OR account_id IS NULL) AND started_at <= %s
                    ORDER BY started_at DESC LIMIT 1) r ON true
             ORDER BY j.ord""", (list(jobs), account_id, until)).fetchall()
+
+
+# ----------------------------------------------------------------------------- job_runs of the job queue
+
+def close_interrupted_runs(conn, account_id: str, job: str, now: datetime, error: str) -> list[int]:
+    """Close as ``failed`` the ``running`` rows of ``job`` for the account, returning their run ids.
+
+    Called only by the job queue under the tick's own lock, so no tick of this job and account is
+    running: such a row is one whose worker was killed or lost the database before it could close it.
+    """
+    return [r["run_id"] for r in conn.execute(
+        """UPDATE job_runs SET status = 'failed', finished_at = %s, error = %s
+            WHERE account_id = %s AND job = %s AND status = 'running' RETURNING run_id""",
+        (now, error, account_id, job)).fetchall()]
+
+
+def last_scheduled_for(conn, account_id: str, job: str, before: datetime) -> datetime | None:
+    """The latest schedule occurrence before ``before`` that has a row for this job and account."""
+    return conn.execute(
+        "SELECT max(scheduled_for) AS t FROM job_runs WHERE account_id = %s AND job = %s AND scheduled_for < %s",
+        (account_id, job, before)).fetchone()["t"]
+
+
+def record_missed_runs(conn, account_id: str, job: str, occurrences: list[datetime], error: str) -> int:
+    """A ``missed`` row for each occurrence that has no row yet (started_at = finished_at = the
+    occurrence); returns how many were written."""
+    if not occurrences:
+        return 0
+    return conn.execute(
+        """INSERT INTO job_runs (account_id, job, status, started_at, finished_at, scheduled_for, error)
+           SELECT %s, %s, 'missed', t, t, t, %s FROM unnest(%s::timestamptz[]) AS t
+            WHERE NOT EXISTS (SELECT 1 FROM job_runs r WHERE r.account_id = %s AND r.job = %s
+                                                         AND r.scheduled_for = t)""",
+        (account_id, job, error, list(occurrences), account_id, job)).rowcount
+
+
+def record_failed_run(conn, account_id: str, job: str, started_at: datetime, finished_at: datetime,
+                      scheduled_for: datetime | None, error: str) -> int:
+    """Record after the fact a tick that failed while the database was unreachable: its own ``running`` row
+    (same job, account and occurrence) becomes ``failed`` if it got one, else a ``failed`` row is added.
+    Returns the run id."""
+    row = conn.execute(
+        """UPDATE job_runs SET status = 'failed', finished_at = %s, error = %s
+            WHERE run_id = (SELECT max(run_id) FROM job_runs WHERE account_id = %s AND job = %s
+                              AND scheduled_for = %s AND status = 'running')
+           RETURNING run_id""", (finished_at, error, account_id, job, scheduled_for)).fetchone()
+    if row is not None:
+        return row["run_id"]
+    return conn.execute(
+        """INSERT INTO job_runs (account_id, job, status, started_at, finished_at, scheduled_for, error)
+           VALUES (%s, %s, 'failed', %s, %s, %s, %s) RETURNING run_id""",
+        (account_id, job, started_at, finished_at, scheduled_for, error)).fetchone()["run_id"]
+
+
+def runs_of_job(conn, job: str) -> list[dict]:
+    """Every run of ``job`` (all accounts), in the order they were written."""
+    return conn.execute("SELECT run_id, account_id, job, status, started_at, finished_at, scheduled_for, error "
+                        "FROM job_runs WHERE job = %s ORDER BY run_id", (job,)).fetchall()
+
+
+def overlapping_runs(conn, job: str) -> list[dict]:
+    """Pairs of runs of ``job`` for one account whose [started_at, finished_at] intervals overlap
+    (an open run counts as still running): rows account_id, run_a, run_b. The job queue's locks
+    promise none for any job."""
+    return conn.execute(
+        """SELECT a.account_id, a.run_id AS run_a, b.run_id AS run_b
+             FROM job_runs a JOIN job_runs b
+               ON a.account_id = b.account_id AND a.job = b.job AND a.run_id < b.run_id
+            WHERE a.job = %s AND a.status <> 'missed' AND b.status <> 'missed'
+              AND a.started_at < coalesce(b.finished_at, 'infinity')
+              AND b.started_at < coalesce(a.finished_at, 'infinity')
+            ORDER BY 1, 2, 3""", (job,)).fetchall()
 
 
 # ----------------------------------------------------------------------------- notebook_runs

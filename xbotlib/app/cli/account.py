@@ -138,7 +138,7 @@ def cmd_account_show(args: argparse.Namespace) -> int:
         migrate.up(db)
         with db.connection() as conn:
             profile = accounts.load_profile(conn, args.account_id)
-            known = accounts.list_account_ids(conn) if profile is None else []
+            known = [r["account_id"] for r in accounts.list_profiles(conn)] if profile is None else []
     if profile is None:
         raise CliError(f"no stored profile for account {args.account_id!r} (stored: "
                        f"{', '.join(known) or 'none'}; add one with `xbot account add FILE`)")

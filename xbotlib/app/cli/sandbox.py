@@ -6,7 +6,7 @@ import socket
 import sys
 
 from xbotlib.app.cli.errors import CliError
-from xbotlib.clock import SystemClock
+from xbotlib.app.cli.jobs import clock_from_args
 
 
 def register(sub) -> None:
@@ -31,6 +31,10 @@ def register(sub) -> None:
                    help="X's OAuth 2.0 sign-in: authorize and token endpoints, 2-hour access tokens, single-use "
                         "refresh tokens; API routes then refuse unknown or expired tokens (try `xbot auth login` "
                         "with X_API_BASE_URL and X_AUTHORIZE_URL pointed here)")
+    p.add_argument("--clock-scale", type=float, default=None,
+                   help="benches: run the world this many times faster than real time, on the clock of the workers "
+                        "started with the same --clock-scale and --clock-origin (`bench/bench_workers.py`)")
+    p.add_argument("--clock-origin", default=None, help="benches: the ISO time from which --clock-scale counts")
     p.set_defaults(func=cmd_sandbox)
 
 
@@ -44,7 +48,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port must be 0..65535, got {args.port}")
     try:
-        sandbox = SandboxX(args.scenario, clock=SystemClock(), seed=args.seed, analytics_enabled=not args.no_analytics,
+        sandbox = SandboxX(args.scenario, clock=clock_from_args(args), seed=args.seed, analytics_enabled=not args.no_analytics,
                            state_path=args.state, handle=args.handle, oauth=args.oauth)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
