@@ -14,12 +14,16 @@ import argparse
 import cProfile
 import logging
 import math
+import os
 import pstats
+import re
+import resource
 import statistics
 import shutil
 import sys
 import tempfile
 import time
+import tracemalloc
 import tomllib
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -220,41 +224,125 @@ AREAS = (("xbotlib/jobs/plan", "plan job"), ("xbotlib/jobs/post", "post job"), (
          ("starlette", "ASGI app"), ("asyncio", "ASGI transport loop"))
 
 
-def speed(days: int = 14, seed: int = 0) -> dict:
+def _area(filename: str) -> str:
+    return next((label for key, label in AREAS if key in filename.replace("\\", "/")), "other (python, numpy…)")
+
+
+def top_functions(profile: pstats.Stats, n: int = 10, key: str = "tottime") -> list[dict]:
+    """The profile's ``n`` heaviest functions by ``key`` ('tottime': self time, 'cumtime': with callees):
+    ``{"function", "calls", "self_s", "cum_s"}``, heaviest first. The function is ``file:line(name)`` with the
+    file shortened to its path inside a package (xbotlib/…, psycopg/…)."""
+    rows = []
+    for (filename, line, fn), (_cc, nc, tottime, cumtime, _callers) in profile.stats.items():  # type: ignore[attr-defined]
+        path = filename.replace("\\", "/").replace(str(PROJECT_ROOT) + "/", "")
+        path = re.sub(r".*/(site-packages|lib/python3\.\d+)/", "", path)
+        rows.append({"function": f"{path}:{line}({fn})", "calls": nc, "self_s": tottime, "cum_s": cumtime})
+    return sorted(rows, key=lambda r: -r["self_s" if key == "tottime" else "cum_s"])[:n]
+
+
+def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True, memory: bool = False) -> dict:
+    """One demo-cadence campaign of ``days`` for ``accounts`` accounts together (one daemon, one database),
+    under cProfile when ``profile``; ``memory`` samples the process's resident set size once per simulated
+    day (the daemon's progress hook) and traces Python allocations (tracemalloc: slower, so off by default)."""
     logging.getLogger("xbot").setLevel(logging.WARNING)
     pg = TestPostgres()
     url = pg.fresh_database()
     profiler = cProfile.Profile()
+    rss_by_day: list[tuple[int, float]] = []
+    traced_by_day: list[tuple[int, float]] = []
+    if memory:
+        tracemalloc.start()
+
+    def on_progress(days_done: float) -> None:
+        if memory and int(days_done) > len(rss_by_day):
+            rss_by_day.append((int(days_done), _rss_mib()))
+            traced_by_day.append((int(days_done), tracemalloc.get_traced_memory()[0] / 2**20))
+
     with Database.from_url(url, pool_max=3) as db:
         t0 = time.perf_counter()
-        profiler.enable()
-        run = run_campaign(CampaignConfig(days=days, seed=seed), load_settings(env={}), db)
-        profiler.disable()
+        if profile:
+            profiler.enable()
+        run = run_campaign(CampaignConfig(days=days, seed=seed, accounts=accounts), load_settings(env={}), db,
+                           on_progress=on_progress)
+        if profile:
+            profiler.disable()
         wall = time.perf_counter() - t0
         with db.connection() as conn:
-            stored = outcomes.account_data_counts(conn, run.account_ids[0])
-            counts = {"posts": stored["posts"], "outcomes": stored["outcomes_pass1"] + stored["outcomes_pass2"],
-                      "ticks": runs.count_job_runs(conn, run.account_ids[0])}
+            counts = {"posts": 0, "outcomes": 0, "ticks": 0}
+            for account_id in run.account_ids:
+                stored = outcomes.account_data_counts(conn, account_id)
+                counts["posts"] += stored["posts"]
+                counts["outcomes"] += stored["outcomes_pass1"] + stored["outcomes_pass2"]
+                counts["ticks"] += runs.count_job_runs(conn, account_id)
+    peak_traced = tracemalloc.get_traced_memory()[1] / 2**20 if memory else None
+    if memory:
+        tracemalloc.stop()
     pg.drop_all()
-    profile = pstats.Stats(profiler)
+    res = {"days": days, "accounts": accounts, "wall": wall, "days_per_s": days / wall, "ticks": dict(run.ticks),
+           **counts, "profiled": profile, "rss_by_day": rss_by_day, "traced_by_day": traced_by_day,
+           "peak_rss_mib": _peak_rss_mib(), "peak_traced_mib": peak_traced}
+    if not profile:
+        return res
+    prof = pstats.Stats(profiler)
     by_area: dict[str, float] = {}
     total = 0.0
-    for (filename, _line, _fn), (_cc, _nc, tottime, _ct, _callers) in profile.stats.items():  # type: ignore[attr-defined]
+    for (filename, _line, _fn), (_cc, _nc, tottime, _ct, _callers) in prof.stats.items():  # type: ignore[attr-defined]
         total += tottime
-        area = next((label for key, label in AREAS if key in filename.replace("\\", "/")), "other (python, numpy…)")
-        by_area[area] = by_area.get(area, 0.0) + tottime
-    waiting = max(0.0, wall - total)
-    return {"days": days, "wall": wall, "days_per_s": days / wall, "ticks": dict(run.ticks), **counts,
-            "areas": sorted(by_area.items(), key=lambda kv: -kv[1]), "profiled_total": total, "waiting": waiting}
+        by_area[_area(filename)] = by_area.get(_area(filename), 0.0) + tottime
+    return {**res, "areas": sorted(by_area.items(), key=lambda kv: -kv[1]), "profiled_total": total,
+            "waiting": max(0.0, wall - total), "top_self": top_functions(prof, 12, "tottime"),
+            "top_cumulative": top_functions(prof, 12, "cumtime")}
+
+
+def _rss_mib() -> float:
+    """This process's resident set size now, in MiB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB (getrusage: KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_growth(by_day: list[tuple[int, float]], warm_up_days: int = 30) -> float | None:
+    """MiB per 100 simulated days after ``warm_up_days`` (least squares slope of the samples), or None with
+    fewer than two samples after warm-up: flat memory shows as a slope near 0."""
+    pts = [(d, m) for d, m in by_day if d > warm_up_days]
+    if len(pts) < 2:
+        return None
+    x = np.array([d for d, _ in pts], float)
+    y = np.array([m for _, m in pts], float)
+    return float(np.polyfit(x, y, 1)[0] * 100)
 
 
 def speed_table(res: dict) -> str:
-    lines = [f"campaign speed, {res['days']} simulated days — {machine()}", "",
-             f"{res['wall']:.1f} s wall = **{res['days_per_s']:.2f} simulated days/s**; "
-             f"{res['ticks']} job ticks recorded, {res['posts']} posts, {res['outcomes']} outcomes.", "",
-             "| where the time goes (self time) | seconds | share |", "| --- | ---: | ---: |"]
-    for area, t in res["areas"]:
-        lines.append(f"| {area} | {t:.1f} | {t / res['wall']:.0%} |")
+    who = "one account" if res["accounts"] == 1 else f"{res['accounts']} accounts together"
+    profiled = "under the profiler" if res["profiled"] else "without the profiler"
+    lines = [f"campaign speed, {res['days']} simulated days, {who} — {machine()}", "",
+             f"{res['wall']:.1f} s wall {profiled} = **{res['days_per_s']:.2f} simulated days/s**; "
+             f"{res['ticks']} job ticks recorded, {res['posts']} posts, {res['outcomes']} outcomes."]
+    if res["profiled"]:
+        lines += ["", "| where the time goes (self time) | seconds | share |", "| --- | ---: | ---: |"]
+        for area, t in res["areas"]:
+            lines.append(f"| {area} | {t:.1f} | {t / res['wall']:.0%} |")
+        for key, title in (("top_self", "self time"), ("top_cumulative", "cumulative time")):
+            lines += ["", f"| top functions by {title} | calls | self s | cumulative s |", "| --- | ---: | ---: | ---: |"]
+            lines += [f"| `{r['function']}` | {r['calls']:,} | {r['self_s']:.2f} | {r['cum_s']:.2f} |" for r in res[key]]
+    if res["rss_by_day"]:
+        samples = res["rss_by_day"]
+        marks = sorted({d for d, _ in samples if d in (1, 7, 30, 60, 90, 180, 270) or d == samples[-1][0]})
+        rss, traced = dict(samples), dict(res["traced_by_day"])
+        lines += ["", "| after day | resident set (MiB) | Python heap traced (MiB) |", "| ---: | ---: | ---: |"]
+        lines += [f"| {d} | {rss[d]:.0f} | {traced[d]:.1f} |" for d in marks]
+        slope_rss, slope_traced = memory_growth(samples), memory_growth(res["traced_by_day"])
+        lines += ["", f"Peak resident set {res['peak_rss_mib']:.0f} MiB, peak traced Python heap "
+                  f"{res['peak_traced_mib']:.0f} MiB; after a 30-day warm-up the resident set grows "
+                  + (f"{slope_rss:+.1f} MiB and the traced heap {slope_traced:+.1f} MiB per 100 simulated days."
+                     if slope_rss is not None else "— (run longer than 31 days to measure it).")]
     return "\n".join(lines)
 
 
@@ -293,6 +381,16 @@ def main(name: str, argv: list[str]) -> int:
         print(lift_table(results))
     else:
         p.add_argument("--days", type=int, default=14, help="simulated days of the profiled campaign (default 14)")
+        p.add_argument("--accounts", type=int, default=1, help="accounts run together by one daemon (default 1)")
+        p.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
+        p.add_argument("--no-profile", action="store_true", help="time the campaign without cProfile (the "
+                       "profiler itself costs about a third of the wall time)")
+        p.add_argument("--memory", action="store_true", help="sample resident memory once per simulated day and "
+                       "trace Python allocations (tracemalloc; slower): peak and growth after a 30-day warm-up")
         a = p.parse_args(argv)
-        print(speed_table(speed(a.days)))
+        if not 1 <= a.days <= 365:
+            p.error(f"--days must be between 1 and 365, got {a.days}")
+        if not 1 <= a.accounts <= 20:
+            p.error(f"--accounts must be between 1 and 20, got {a.accounts}")
+        print(speed_table(speed(a.days, a.seed, a.accounts, profile=not a.no_profile, memory=a.memory)))
     return 0
