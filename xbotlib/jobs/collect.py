@@ -69,7 +69,7 @@ from xbotlib.logs import tagged
 from xbotlib.store import outcomes
 from xbotlib.store.arms import apply_pass2_rewards
 from xbotlib.store.outcomes import METRIC_FIELDS
-from xbotlib.store.ratelimits import deferred_until, record_rate_limit
+from xbotlib.store.ratelimits import first_deferral, record_rate_limit
 
 log = logging.getLogger("xbot.jobs.collect")
 
@@ -431,24 +431,27 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
 def tick(ctx: JobContext) -> JobResult:
     """Snapshot followers, collect every due pass, then feed pass-2 rewards to the bandits."""
     now = ctx.clock.now()
-    with ctx.db.connection() as conn:
+    # single statements on an autocommit connection: one round trip each (a quiet tick is mostly these)
+    with ctx.db.autocommit() as conn:
         ensure_account_once(ctx, conn)
-        for endpoint in (ME_ENDPOINT, LOOKUP_ENDPOINT, ANALYTICS_ENDPOINT):
-            until = deferred_until(conn, ctx.account_id, endpoint, now)
-            if until is not None:
-                tagged(log, "ANALYTICS_COLLECTOR", "deferred", reason="rate_limited", endpoint=_kv(endpoint),
-                       until=until.isoformat())
-                return JobResult.skipped("rate_limited", endpoint=endpoint, until=until.isoformat())
+        deferral = first_deferral(conn, ctx.account_id, (ME_ENDPOINT, LOOKUP_ENDPOINT, ANALYTICS_ENDPOINT), now)
+    if deferral is not None:
+        endpoint, until = deferral
+        tagged(log, "ANALYTICS_COLLECTOR", "deferred", reason="rate_limited", endpoint=_kv(endpoint),
+               until=until.isoformat())
+        return JobResult.skipped("rate_limited", endpoint=endpoint, until=until.isoformat())
 
     detail: dict[str, Any] = {"stored": 0, "lookup_errors": 0, "missing": 0, "too_old": 0, "due": 0,
                               "batches": 0, "snapshot": False, "bandit_updates": 0}
     try:
         user = ctx.x.me()
-        with ctx.db.connection() as conn:
+        # the snapshot and the due reads are independent statements (the snapshot is idempotent): autocommit
+        with ctx.db.autocommit() as conn:
             detail["snapshot"] = outcomes.record_follower_snapshot(conn, ctx.account_id, now, user.followers_count,
                                                                    user.following_count, user.tweet_count,
                                                                    ctx.simulated)
             due, detail["too_old"] = find_due_posts(conn, ctx.account_id, ctx.world, now)
+            rewards_pending = outcomes.has_unapplied_final_outcomes(conn, ctx.account_id, ctx.simulated)
         detail["due"] = len(due)
         if detail["too_old"]:
             tagged(log, "ANALYTICS_COLLECTOR", "skipped", level=logging.WARNING, reason="older_than_30_days",
@@ -472,8 +475,9 @@ def tick(ctx: JobContext) -> JobResult:
                error=_kv(f"{type(exc).__name__}: {exc}"), stored=detail["stored"])
         return JobResult.skipped("x_unavailable", error=str(exc), **detail)
 
-    with ctx.db.connection() as conn:
-        detail["bandit_updates"] = int(apply_pass2_rewards(conn, ctx.account_id, ctx.world, now) or 0)
+    if rewards_pending or detail["stored"]:  # else there is no pass-2 outcome to fold in: skip the transaction
+        with ctx.db.connection() as conn:
+            detail["bandit_updates"] = int(apply_pass2_rewards(conn, ctx.account_id, ctx.world, now) or 0)
     return JobResult(detail=detail)
 
 

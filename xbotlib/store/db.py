@@ -124,6 +124,22 @@ class Database:
         with self.pool.connection() as conn:
             yield conn
 
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator[psycopg.Connection]:
+        """A connection in autocommit mode: each statement is its own transaction, in one round trip.
+
+        For work that is one statement (a job run's start or end, a read that needs no snapshot): the
+        same effect as ``connection()``'s BEGIN … COMMIT, which costs two more round trips. Several
+        statements that must agree or land together belong in ``connection()``."""
+        with self.pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                # the pool lends it next as an ordinary (transactional) connection; a broken one it discards
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    conn.autocommit = False
+
     def execute(self, sql: str, params: Any = None) -> list[dict]:
         """Run one statement in its own transaction; returns the rows (if any)."""
         with self.connection() as conn:

@@ -202,6 +202,15 @@ def record_follower_snapshot(conn, account_id: str, now: datetime, followers_cou
     return row is not None
 
 
+def has_unapplied_final_outcomes(conn, account_id: str, simulated: bool) -> bool:
+    """Whether a pass-2 outcome of the account is not yet folded into the bandit arms (``arms.apply_pass2_rewards``
+    would find work)."""
+    return conn.execute(
+        """SELECT EXISTS (SELECT 1 FROM outcomes WHERE account_id = %s AND collected_pass = 2 AND NOT bandit_applied
+                                                  AND simulated = %s) AS pending""",
+        (account_id, simulated)).fetchone()["pending"]
+
+
 def follower_counts_covering(conn, account_id: str, simulated: bool, since: datetime,
                              until: datetime) -> list[tuple[datetime, int]]:
     """(taken_at, followers_count) of the snapshots covering [since, until]: from the last one at or before
