@@ -290,8 +290,23 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
         total += tottime
         by_area[_area(filename)] = by_area.get(_area(filename), 0.0) + tottime
     return {**res, "areas": sorted(by_area.items(), key=lambda kv: -kv[1]), "profiled_total": total,
+            "round_trips": round_trips(prof),
             "waiting": max(0.0, wall - total), "top_self": top_functions(prof, 12, "tottime"),
             "top_cumulative": top_functions(prof, 12, "cumtime")}
+
+
+def round_trips(profile: pstats.Stats) -> dict:
+    """How often the profiled run went to PostgreSQL: ``statements`` (psycopg ``Cursor.execute`` and
+    ``executemany`` calls), ``transactions`` (explicit BEGINs: each adds a BEGIN and a COMMIT round trip)
+    and ``round_trips`` = statements + 2 × transactions. Counts, so they do not depend on the machine's load."""
+    n = {"statements": 0, "transactions": 0}
+    for (filename, _line, fn), (_cc, nc, _tt, _ct, _callers) in profile.stats.items():  # type: ignore[attr-defined]
+        path = filename.replace("\\", "/")
+        if path.endswith("psycopg/cursor.py") and fn in ("execute", "executemany"):
+            n["statements"] += nc
+        elif path.endswith("psycopg/_connection_base.py") and fn == "_get_tx_start_command":
+            n["transactions"] += nc
+    return {**n, "round_trips": n["statements"] + 2 * n["transactions"]}
 
 
 def _rss_mib() -> float:
@@ -326,7 +341,11 @@ def speed_table(res: dict) -> str:
              f"{res['wall']:.1f} s wall {profiled} = **{res['days_per_s']:.2f} simulated days/s**; "
              f"{res['ticks']} job ticks recorded, {res['posts']} posts, {res['outcomes']} outcomes."]
     if res["profiled"]:
-        lines += ["", "| where the time goes (self time) | seconds | share |", "| --- | ---: | ---: |"]
+        rt = res["round_trips"]
+        lines += ["", f"PostgreSQL: {rt['statements']:,} statements in {rt['transactions']:,} explicit transactions = "
+                  f"{rt['round_trips']:,} round trips, {rt['round_trips'] / res['days']:,.0f} per simulated day, "
+                  f"{rt['round_trips'] / max(1, res['ticks']):.1f} per job tick (counts: they do not depend on the load).",
+                  "", "| where the time goes (self time) | seconds | share |", "| --- | ---: | ---: |"]
         for area, t in res["areas"]:
             lines.append(f"| {area} | {t:.1f} | {t / res['wall']:.0%} |")
         for key, title in (("top_self", "self time"), ("top_cumulative", "cumulative time")):
