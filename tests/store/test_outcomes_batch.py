@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from xbotlib.store import outcomes, queue
+from xbotlib.store.db import array_literal
 
 T0 = datetime(2026, 3, 2, 8, 0, 0, 123456, tzinfo=timezone.utc)
 
@@ -20,7 +21,7 @@ T0 = datetime(2026, 3, 2, 8, 0, 0, 123456, tzinfo=timezone.utc)
     ("uuid", [uuid.UUID(int=1), str(uuid.UUID(int=2))]),
 ])
 def test_array_literal_reads_back_exactly(db, sql_type, values):
-    rows = db.execute(f"SELECT unnest(%s::{sql_type}[]) AS v", (outcomes.array_literal(values),))
+    rows = db.execute(f"SELECT unnest(%s::{sql_type}[]) AS v", (array_literal(values),))
     expected = [uuid.UUID(str(v)) if sql_type == "uuid" else v for v in values]
     assert [r["v"] for r in rows] == expected
 
@@ -28,7 +29,7 @@ def test_array_literal_reads_back_exactly(db, sql_type, values):
 @pytest.mark.parametrize("bad, why", [(float("nan"), "finite"), (datetime(2026, 1, 5), "timezone")])
 def test_array_literal_refuses_what_postgres_would_store_differently(bad, why):
     with pytest.raises(ValueError, match=why):
-        outcomes.array_literal([bad])
+        array_literal([bad])
 
 
 def _row(decision_id: str, p: int, likes: int, novelty: float | None) -> dict:

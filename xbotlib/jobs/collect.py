@@ -344,6 +344,49 @@ def attribution_inputs(conn, account_id: str, world: str, simulated: bool, since
     return snapshots, posts
 
 
+def covering(snapshots: Sequence[tuple[datetime, int]], since: datetime, until: datetime) -> list[tuple[datetime, int]]:
+    """The part of ``snapshots`` (sorted by time) that ``outcomes.follower_counts_covering`` would return for
+    [since, until]: from the last one at or before ``since`` (else from ``since``) to the first one at or after
+    ``until`` (else to ``until``)."""
+    lower = max((t for t, _ in snapshots if t <= since), default=since)
+    upper = min((t for t, _ in snapshots if t >= until), default=until)
+    return [(t, f) for t, f in snapshots if lower <= t <= upper]
+
+
+class AttributionHistory:
+    """What attribution reads from the store — 28 days of follower snapshots and the posts live in them —
+    read once per tick instead of once per batch of 100 posts, and kept current in memory: each batch's
+    reads are folded in as the store holds them after that batch (``record``), so every batch sees exactly
+    what it would have read back from the database."""
+
+    def __init__(self) -> None:
+        self.start: datetime | None = None
+        self.snapshots: list[tuple[datetime, int]] = []
+        self.posts: list[LivePost] = []
+
+    def inputs(self, conn, ctx: JobContext, since: datetime, now: datetime
+               ) -> tuple[list[tuple[datetime, int]], list[LivePost]]:
+        """``attribution_inputs(conn, …, since, now)``, served from the tick's one read."""
+        start = min(since, now - BASELINE_WINDOW)
+        if self.start is None or start < self.start:   # batches come oldest first: this reads once
+            self.snapshots, self.posts = attribution_inputs(conn, ctx.account_id, ctx.world, ctx.simulated, since, now)
+            self.start = start
+        snapshots = covering(self.snapshots, start, now)
+        first = min((t for t, _ in snapshots), default=start)
+        return snapshots, [p for p in self.posts if p.posted_at > first - ATTRIBUTION_HORIZON]
+
+    def record(self, read: Mapping[str, LivePost]) -> None:
+        """The posts of a stored batch, as ``posts_for_attribution`` now reads them."""
+        if self.start is not None:
+            self.posts = [read.get(p.decision_id, p) for p in self.posts]
+
+
+def _as_read(lp: LivePost, visits: int, first: bool, now: datetime) -> LivePost:
+    """``lp`` after a read of ``visits`` profile visits at ``now`` is stored (``first``: the pass-1 read)."""
+    return replace(lp, profile_visits=visits, read_at=now, first_visits=visits if first else lp.first_visits,
+                   first_read_at=now if first else lp.first_read_at)
+
+
 # ----------------------------------------------------------------------------- shell: X + the tick
 
 def _metrics_of(tm: Any, analytics: Any | None) -> dict[str, int]:
@@ -363,12 +406,14 @@ def _measured_follows(an: Any | None) -> bool:
 
 
 def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
-                  ask_analytics: bool = True) -> dict[str, int]:
+                  ask_analytics: bool = True, history: AttributionHistory | None = None) -> dict[str, int]:
     """Read one batch (≤100 tweets) from X and store it in one transaction.
 
     Returns counts, and ``analytics`` 1/0: whether X's analytics endpoint answered (when it did not,
-    the caller need not ask again in this tick).
+    the caller need not ask again in this tick). ``history``: the tick's attribution inputs, shared by its
+    batches (None: read them for this batch alone).
     """
+    history = history if history is not None else AttributionHistory()
     ids = [p.tweet_id for p in batch]
     lookup = ctx.x.lookup_tweets(ids)
     start = min(p.posted_at for p in batch)
@@ -397,17 +442,12 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
     weights = ctx.settings.reward_weights()
     with ctx.db.connection() as conn:
         attributed: dict[str, float] = {}
+        this_read = {p.decision_id: (m["profile_visits"], 1 in p.passes) for p, m, _ in read}
         if any(not _measured_follows(an) for _, _, an in read):
-            snapshots, posts = attribution_inputs(conn, ctx.account_id, ctx.world, ctx.simulated, start, now)
-            this_read = {p.decision_id: (m["profile_visits"], 1 in p.passes) for p, m, _ in read}
-            live = []
-            for lp in posts:   # the read being stored now is the latest (and, for pass 1, the first)
-                if lp.decision_id in this_read:
-                    visits, first = this_read[lp.decision_id]
-                    lp = replace(lp, profile_visits=visits, read_at=now,
-                                 first_visits=visits if first else lp.first_visits,
-                                 first_read_at=now if first else lp.first_read_at)
-                live.append(lp)
+            snapshots, posts = history.inputs(conn, ctx, start, now)
+            # the read being stored now is the latest (and, for pass 1, the first)
+            live = [_as_read(lp, *this_read[lp.decision_id], now) if lp.decision_id in this_read else lp
+                    for lp in posts]
             attributed = attribute_follows(snapshots, live, now)
         rows = []
         for post, metrics, an in read:
@@ -419,6 +459,8 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
                 rows.append(outcome_row(post, p, metrics, follows, source, account_id=ctx.account_id,
                                         simulated=ctx.simulated, weights=weights, collected_at=now))
         stored = outcomes.upsert_outcomes(conn, rows, {p.decision_id: m for p, m, _ in read})
+    history.record({lp.decision_id: _as_read(lp, *this_read[lp.decision_id], now)
+                    for lp in history.posts if lp.decision_id in this_read})
     by_key = {(r["decision_id"], r["collected_pass"]): r for r in rows}
     for s in stored:
         r = by_key[(str(s["decision_id"]), s["collected_pass"])]
@@ -456,9 +498,9 @@ def tick(ctx: JobContext) -> JobResult:
         if detail["too_old"]:
             tagged(log, "ANALYTICS_COLLECTOR", "skipped", level=logging.WARNING, reason="older_than_30_days",
                    count=detail["too_old"])
-        ask_analytics = True
+        ask_analytics, history = True, AttributionHistory()
         for batch in batched(due):
-            counts = collect_batch(ctx, batch, now, ask_analytics=ask_analytics)
+            counts = collect_batch(ctx, batch, now, ask_analytics=ask_analytics, history=history)
             ask_analytics = bool(counts.pop("analytics"))
             detail["batches"] += 1
             for k, v in counts.items():

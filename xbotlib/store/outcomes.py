@@ -3,7 +3,6 @@ every decision."""
 from __future__ import annotations
 
 import io
-import math
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
@@ -13,6 +12,7 @@ from psycopg import sql as psql
 
 from xbotlib.core import vocab
 from xbotlib.core.growth_model import PostOutcome
+from xbotlib.store.db import array_literal
 
 
 MODEL_WINDOW_DAYS = 90  # the growth model learns from the last 90 days: audiences drift
@@ -260,33 +260,6 @@ def posts_for_attribution(conn, account_id: str, world: str, after: datetime, un
             WHERE pd.account_id = %s AND pd.world = %s AND pd.posted_at > %s AND pd.posted_at <= %s
             ORDER BY pd.posted_at, pd.tweet_id""",
         (account_id, world, after, until)).fetchall()
-
-
-def array_literal(values: Sequence[Any]) -> str:
-    """``values`` as a Postgres array literal (``{1,2.5,NULL,"text"}``), to be cast in SQL (``%s::float8[]``).
-
-    psycopg's own list adapter inspects every element (about 0.1 ms per row of a 25-column batch); this
-    writes each the way Postgres reads it back exactly: ints and bools as such, floats by ``repr`` (the
-    shortest text that round-trips), datetimes in ISO 8601 with their offset, anything else (text, UUIDs) quoted.
-    """
-    out = []
-    for v in values:
-        if v is None:
-            out.append("NULL")
-        elif isinstance(v, bool):
-            out.append("t" if v else "f")
-        elif isinstance(v, (int, float)):
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ValueError(f"array_literal: {v!r} is not a finite number (outcome values are checked before)")
-            out.append(repr(v))
-        elif isinstance(v, datetime):
-            if v.tzinfo is None:
-                raise ValueError(f"array_literal: {v!r} has no timezone (xbot stores aware UTC times)")
-            out.append(f'"{v.isoformat()}"')
-        else:
-            text = str(v)
-            out.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return "{" + ",".join(out) + "}"
 
 
 def upsert_outcomes(conn, rows: Sequence[Mapping[str, Any]], latest: Mapping[str, Mapping[str, int]]) -> list[dict]:
