@@ -272,3 +272,21 @@ def test_covering_matches_the_store(db, since_h, until_h):
         stored = outcomes.follower_counts_covering(conn, "acct-cover", True, _t(0) - timedelta(days=1), _t(30))
         assert collect.covering(stored, _t(since_h), _t(until_h)) == \
             outcomes.follower_counts_covering(conn, "acct-cover", True, _t(since_h), _t(until_h))
+
+
+def test_collection_start_is_the_three_statements_in_one_round_trip(settings, db, clock):
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 3)
+    clock.advance(timedelta(hours=2))
+    now, first_due = clock.now(), clock.now() - collect.PASS_DELAYS[1]
+    with db.connection() as conn:
+        awaiting = outcomes.posts_awaiting_outcomes(conn, ctx.account_id, ctx.world, first_due)
+        pending = outcomes.has_unapplied_final_outcomes(conn, ctx.account_id, ctx.simulated)
+    assert len(awaiting) == 3
+    with db.autocommit() as conn:
+        assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, first_due) == \
+            (True, awaiting, pending)
+        # the snapshot is written once per time, like record_follower_snapshot
+        assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, first_due)[0] is False
+    assert db.execute("SELECT followers_count FROM follower_snapshots WHERE taken_at = %s", (now,)) == \
+        [{"followers_count": 2000}]

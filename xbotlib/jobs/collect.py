@@ -316,7 +316,11 @@ def batched(items: Sequence[Any], size: int = BATCH_SIZE) -> list[Sequence[Any]]
 
 def find_due_posts(conn, account_id: str, world: str, now: datetime) -> tuple[list[DuePost], int]:
     """Posts with a due, unstored pass (oldest first), and how many are past the 30-day limit."""
-    rows = outcomes.posts_awaiting_outcomes(conn, account_id, world, now - PASS_DELAYS[1])
+    return due_posts(outcomes.posts_awaiting_outcomes(conn, account_id, world, now - PASS_DELAYS[1]), now)
+
+
+def due_posts(rows: Iterable[Mapping[str, Any]], now: datetime) -> tuple[list[DuePost], int]:
+    """``find_due_posts`` on the rows of ``outcomes.posts_awaiting_outcomes`` (pure)."""
     due, too_old = [], 0
     for r in rows:
         passes = due_passes(r["posted_at"], r["stored"], now)
@@ -487,13 +491,12 @@ def tick(ctx: JobContext) -> JobResult:
                               "batches": 0, "snapshot": False, "bandit_updates": 0}
     try:
         user = ctx.x.me()
-        # the snapshot and the due reads are independent statements (the snapshot is idempotent): autocommit
+        # the snapshot, the due posts and whether rewards wait for the bandits: one round trip
         with ctx.db.autocommit() as conn:
-            detail["snapshot"] = outcomes.record_follower_snapshot(conn, ctx.account_id, now, user.followers_count,
-                                                                   user.following_count, user.tweet_count,
-                                                                   ctx.simulated)
-            due, detail["too_old"] = find_due_posts(conn, ctx.account_id, ctx.world, now)
-            rewards_pending = outcomes.has_unapplied_final_outcomes(conn, ctx.account_id, ctx.simulated)
+            detail["snapshot"], awaiting, rewards_pending = outcomes.collection_start(
+                conn, ctx.account_id, ctx.world, now, user.followers_count, user.following_count, user.tweet_count,
+                now - PASS_DELAYS[1])
+        due, detail["too_old"] = due_posts(awaiting, now)
         detail["due"] = len(due)
         if detail["too_old"]:
             tagged(log, "ANALYTICS_COLLECTOR", "skipped", level=logging.WARNING, reason="older_than_30_days",

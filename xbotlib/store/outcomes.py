@@ -192,8 +192,47 @@ def posts_awaiting_outcomes(conn, account_id: str, world: str, posted_before: da
     """Posted decisions of ``world`` published at or before ``posted_before`` with fewer than two stored
     passes, oldest first (ties by tweet id, so the collection order replays): decision_id (text), tweet_id, posted_at, novelty, dup_penalty and ``stored``
     (the passes already stored)."""
-    return conn.execute(
-        """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
+    return conn.execute(_AWAITING_SQL, {"acc": account_id, "world": world, "first_due": posted_before}).fetchall()
+
+
+def record_follower_snapshot(conn, account_id: str, now: datetime, followers_count: int,
+                             following_count: int | None, tweet_count: int | None, simulated: bool) -> bool:
+    """Store a follower snapshot unless one exists for this exact time (a repeated tick adds nothing).
+    True when a row was written."""
+    row = conn.execute(_SNAPSHOT_SQL, {"acc": account_id, "now": now, "f": int(followers_count), "fo": following_count,
+                                       "tc": tweet_count, "sim": simulated}).fetchone()
+    return row is not None
+
+
+def has_unapplied_final_outcomes(conn, account_id: str, simulated: bool) -> bool:
+    """Whether a pass-2 outcome of the account is not yet folded into the bandit arms (``arms.apply_pass2_rewards``
+    would find work)."""
+    return conn.execute(_PENDING_SQL, (account_id, simulated)).fetchone()["pending"]
+
+
+def collection_start(conn, account_id: str, world: str, now: datetime, followers_count: int,
+                     following_count: int | None, tweet_count: int | None, posted_before: datetime
+                     ) -> tuple[bool, list[dict], bool]:
+    """The collect tick's first write and reads in one round trip (a psycopg pipeline; on an autocommit
+    connection the three run as one implicit transaction): ``record_follower_snapshot`` (True when written),
+    ``posts_awaiting_outcomes`` and ``has_unapplied_final_outcomes``, with the same arguments and results."""
+    simulated = world != "live"
+    with conn.pipeline():
+        snap = conn.execute(_SNAPSHOT_SQL, {"acc": account_id, "now": now, "f": int(followers_count),
+                                            "fo": following_count, "tc": tweet_count, "sim": simulated})
+        awaiting = conn.execute(_AWAITING_SQL, {"acc": account_id, "world": world, "first_due": posted_before})
+        pending = conn.execute(_PENDING_SQL, (account_id, simulated))
+    return snap.fetchone() is not None, awaiting.fetchall(), bool(pending.fetchone()["pending"])
+
+
+_SNAPSHOT_SQL = """INSERT INTO follower_snapshots (account_id, taken_at, followers_count, following_count, tweet_count, simulated)
+           SELECT %(acc)s, %(now)s, %(f)s, %(fo)s, %(tc)s, %(sim)s
+            WHERE NOT EXISTS (SELECT 1 FROM follower_snapshots
+                               WHERE account_id = %(acc)s AND taken_at = %(now)s AND simulated = %(sim)s)
+           RETURNING snapshot_id"""
+_PENDING_SQL = """SELECT EXISTS (SELECT 1 FROM outcomes WHERE account_id = %s AND collected_pass = 2 AND NOT bandit_applied
+                                           AND simulated = %s) AS pending"""
+_AWAITING_SQL = """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
                   COALESCE(array_agg(o.collected_pass) FILTER (WHERE o.collected_pass IS NOT NULL), '{}') AS stored
              FROM posted_decisions pd
              JOIN content_metadata cm ON cm.decision_id = pd.decision_id
@@ -201,32 +240,7 @@ def posts_awaiting_outcomes(conn, account_id: str, world: str, posted_before: da
             WHERE pd.account_id = %(acc)s AND pd.world = %(world)s AND pd.posted_at <= %(first_due)s
             GROUP BY pd.decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty
            HAVING count(o.collected_pass) < 2
-            ORDER BY pd.posted_at, pd.tweet_id""",
-        {"acc": account_id, "world": world, "first_due": posted_before}).fetchall()
-
-
-def record_follower_snapshot(conn, account_id: str, now: datetime, followers_count: int,
-                             following_count: int | None, tweet_count: int | None, simulated: bool) -> bool:
-    """Store a follower snapshot unless one exists for this exact time (a repeated tick adds nothing).
-    True when a row was written."""
-    row = conn.execute(
-        """INSERT INTO follower_snapshots (account_id, taken_at, followers_count, following_count, tweet_count, simulated)
-           SELECT %(acc)s, %(now)s, %(f)s, %(fo)s, %(tc)s, %(sim)s
-            WHERE NOT EXISTS (SELECT 1 FROM follower_snapshots
-                               WHERE account_id = %(acc)s AND taken_at = %(now)s AND simulated = %(sim)s)
-           RETURNING snapshot_id""",
-        {"acc": account_id, "now": now, "f": int(followers_count), "fo": following_count,
-         "tc": tweet_count, "sim": simulated}).fetchone()
-    return row is not None
-
-
-def has_unapplied_final_outcomes(conn, account_id: str, simulated: bool) -> bool:
-    """Whether a pass-2 outcome of the account is not yet folded into the bandit arms (``arms.apply_pass2_rewards``
-    would find work)."""
-    return conn.execute(
-        """SELECT EXISTS (SELECT 1 FROM outcomes WHERE account_id = %s AND collected_pass = 2 AND NOT bandit_applied
-                                                  AND simulated = %s) AS pending""",
-        (account_id, simulated)).fetchone()["pending"]
+            ORDER BY pd.posted_at, pd.tweet_id"""
 
 
 def follower_counts_covering(conn, account_id: str, simulated: bool, since: datetime,
