@@ -237,3 +237,56 @@ def test_collects_only_its_own_world(settings, db, clock):
     clock.advance(timedelta(hours=2))
     result = collect.tick(ctx)
     assert result.detail["due"] == 0 and outcome_rows(db) == []
+
+
+def test_attribution_history_serves_each_batch_what_the_store_would(settings, db, clock):
+    """The tick reads snapshots and posts once and folds each stored batch in: after every batch, what it
+    serves the next one equals a fresh read from the database (batches of 2 here, so 3 of them)."""
+    ctx = make_ctx(settings, db, clock, analytics=False, seed=11)
+    for i in range(3):                      # a few snapshots and posts spread over hours
+        collect.tick(ctx)
+        publish(ctx, 2, seed=i)
+        clock.advance(timedelta(hours=3))
+    clock.advance(timedelta(hours=20))
+    now = clock.now()
+    with db.connection() as conn:
+        due, _ = collect.find_due_posts(conn, ctx.account_id, ctx.world, now)
+    batches = collect.batched(due, 2)
+    assert len(batches) == 3 and all(len(b[0].passes) >= 1 for b in batches)
+    history = collect.AttributionHistory()
+    for batch, following in zip(batches, batches[1:] + [batches[0]]):
+        collect.collect_batch(ctx, batch, now, ask_analytics=False, history=history)
+        since = min(p.posted_at for p in following)
+        with db.connection() as conn:
+            assert history.inputs(conn, ctx, since, now) == \
+                collect.attribution_inputs(conn, ctx.account_id, ctx.world, ctx.simulated, since, now)
+    assert db.execute("SELECT count(*) AS n FROM outcomes")[0]["n"] >= 6
+
+
+@pytest.mark.parametrize("since_h, until_h", [(-5, 50), (0, 10), (2.5, 7.5), (3, 3), (11, 40), (-1, -0.5)])
+def test_covering_matches_the_store(db, since_h, until_h):
+    with db.connection() as conn:
+        queue.ensure_account(conn, "acct-cover", T0)
+        for h in (0, 1, 3, 4.5, 8, 10):
+            outcomes.record_follower_snapshot(conn, "acct-cover", _t(h), 100 + int(h), None, None, True)
+        stored = outcomes.follower_counts_covering(conn, "acct-cover", True, _t(0) - timedelta(days=1), _t(30))
+        assert collect.covering(stored, _t(since_h), _t(until_h)) == \
+            outcomes.follower_counts_covering(conn, "acct-cover", True, _t(since_h), _t(until_h))
+
+
+def test_collection_start_is_the_three_statements_in_one_round_trip(settings, db, clock):
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 3)
+    clock.advance(timedelta(hours=2))
+    now, first_due = clock.now(), clock.now() - collect.PASS_DELAYS[1]
+    with db.connection() as conn:
+        awaiting = outcomes.posts_awaiting_outcomes(conn, ctx.account_id, ctx.world, first_due)
+        pending = outcomes.has_unapplied_final_outcomes(conn, ctx.account_id, ctx.simulated)
+    assert len(awaiting) == 3
+    with db.autocommit() as conn:
+        assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, first_due) == \
+            (True, awaiting, pending)
+        # the snapshot is written once per time, like record_follower_snapshot
+        assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, first_due)[0] is False
+    assert db.execute("SELECT followers_count FROM follower_snapshots WHERE taken_at = %s", (now,)) == \
+        [{"followers_count": 2000}]

@@ -11,10 +11,8 @@ Each prints a Markdown table with the machine and date, ready for BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import logging
 import math
-import pstats
 import statistics
 import shutil
 import sys
@@ -30,12 +28,13 @@ from scipy import stats
 
 from xbotlib.config import PROJECT_ROOT, load_settings
 from xbotlib.devtools.bench_lift import lift, lift_table
+from xbotlib.devtools.bench_speed import speed, speed_table
 from xbotlib.devtools.machine import machine
 from xbotlib.devtools.testing import TestPostgres
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign
 from xbotlib.sim.oracle import Oracle
 from xbotlib.sim.scenario import load_scenario
-from xbotlib.store import outcomes, runs
+from xbotlib.store import outcomes
 from xbotlib.store.db import Database, create_database, drop_database
 
 GROWTH_POLICIES = ("xbot", "random", "heuristic", "fixed", "oracle")
@@ -212,52 +211,6 @@ def growth_table(results: list[dict], days: int, seeds: int, scenario: str | Non
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- speed
-
-AREAS = (("xbotlib/jobs/plan", "plan job"), ("xbotlib/jobs/post", "post job"), ("xbotlib/jobs/collect", "collect job"),
-         ("xbotlib/jobs/learn", "learn job"), ("xbotlib/sim", "sandbox X"), ("lightgbm", "LightGBM"),
-         ("sklearn", "scikit-learn"), ("psycopg", "PostgreSQL driver"), ("httpx", "HTTP client"),
-         ("starlette", "ASGI app"), ("asyncio", "ASGI transport loop"))
-
-
-def speed(days: int = 14, seed: int = 0) -> dict:
-    logging.getLogger("xbot").setLevel(logging.WARNING)
-    pg = TestPostgres()
-    url = pg.fresh_database()
-    profiler = cProfile.Profile()
-    with Database.from_url(url, pool_max=3) as db:
-        t0 = time.perf_counter()
-        profiler.enable()
-        run = run_campaign(CampaignConfig(days=days, seed=seed), load_settings(env={}), db)
-        profiler.disable()
-        wall = time.perf_counter() - t0
-        with db.connection() as conn:
-            stored = outcomes.account_data_counts(conn, run.account_ids[0])
-            counts = {"posts": stored["posts"], "outcomes": stored["outcomes_pass1"] + stored["outcomes_pass2"],
-                      "ticks": runs.count_job_runs(conn, run.account_ids[0])}
-    pg.drop_all()
-    profile = pstats.Stats(profiler)
-    by_area: dict[str, float] = {}
-    total = 0.0
-    for (filename, _line, _fn), (_cc, _nc, tottime, _ct, _callers) in profile.stats.items():  # type: ignore[attr-defined]
-        total += tottime
-        area = next((label for key, label in AREAS if key in filename.replace("\\", "/")), "other (python, numpy…)")
-        by_area[area] = by_area.get(area, 0.0) + tottime
-    waiting = max(0.0, wall - total)
-    return {"days": days, "wall": wall, "days_per_s": days / wall, "ticks": dict(run.ticks), **counts,
-            "areas": sorted(by_area.items(), key=lambda kv: -kv[1]), "profiled_total": total, "waiting": waiting}
-
-
-def speed_table(res: dict) -> str:
-    lines = [f"campaign speed, {res['days']} simulated days — {machine()}", "",
-             f"{res['wall']:.1f} s wall = **{res['days_per_s']:.2f} simulated days/s**; "
-             f"{res['ticks']} job ticks recorded, {res['posts']} posts, {res['outcomes']} outcomes.", "",
-             "| where the time goes (self time) | seconds | share |", "| --- | ---: | ---: |"]
-    for area, t in res["areas"]:
-        lines.append(f"| {area} | {t:.1f} | {t / res['wall']:.0%} |")
-    return "\n".join(lines)
-
-
 # ----------------------------------------------------------------------------- entry point
 
 def main(name: str, argv: list[str]) -> int:
@@ -293,6 +246,16 @@ def main(name: str, argv: list[str]) -> int:
         print(lift_table(results))
     else:
         p.add_argument("--days", type=int, default=14, help="simulated days of the profiled campaign (default 14)")
+        p.add_argument("--accounts", type=int, default=1, help="accounts run together by one daemon (default 1)")
+        p.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
+        p.add_argument("--no-profile", action="store_true", help="time the campaign without cProfile (the "
+                       "profiler itself costs about a third of the wall time)")
+        p.add_argument("--memory", action="store_true", help="sample resident memory once per simulated day and "
+                       "trace Python allocations (tracemalloc; slower): peak and growth after a 30-day warm-up")
         a = p.parse_args(argv)
-        print(speed_table(speed(a.days)))
+        if not 1 <= a.days <= 365:
+            p.error(f"--days must be between 1 and 365, got {a.days}")
+        if not 1 <= a.accounts <= 20:
+            p.error(f"--accounts must be between 1 and 20, got {a.accounts}")
+        print(speed_table(speed(a.days, a.seed, a.accounts, profile=not a.no_profile, memory=a.memory)))
     return 0

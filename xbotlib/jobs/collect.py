@@ -69,7 +69,7 @@ from xbotlib.logs import tagged
 from xbotlib.store import outcomes
 from xbotlib.store.arms import apply_pass2_rewards
 from xbotlib.store.outcomes import METRIC_FIELDS
-from xbotlib.store.ratelimits import deferred_until, record_rate_limit
+from xbotlib.store.ratelimits import first_deferral, record_rate_limit
 
 log = logging.getLogger("xbot.jobs.collect")
 
@@ -316,7 +316,11 @@ def batched(items: Sequence[Any], size: int = BATCH_SIZE) -> list[Sequence[Any]]
 
 def find_due_posts(conn, account_id: str, world: str, now: datetime) -> tuple[list[DuePost], int]:
     """Posts with a due, unstored pass (oldest first), and how many are past the 30-day limit."""
-    rows = outcomes.posts_awaiting_outcomes(conn, account_id, world, now - PASS_DELAYS[1])
+    return due_posts(outcomes.posts_awaiting_outcomes(conn, account_id, world, now - PASS_DELAYS[1]), now)
+
+
+def due_posts(rows: Iterable[Mapping[str, Any]], now: datetime) -> tuple[list[DuePost], int]:
+    """``find_due_posts`` on the rows of ``outcomes.posts_awaiting_outcomes`` (pure)."""
     due, too_old = [], 0
     for r in rows:
         passes = due_passes(r["posted_at"], r["stored"], now)
@@ -344,6 +348,49 @@ def attribution_inputs(conn, account_id: str, world: str, simulated: bool, since
     return snapshots, posts
 
 
+def covering(snapshots: Sequence[tuple[datetime, int]], since: datetime, until: datetime) -> list[tuple[datetime, int]]:
+    """The part of ``snapshots`` (sorted by time) that ``outcomes.follower_counts_covering`` would return for
+    [since, until]: from the last one at or before ``since`` (else from ``since``) to the first one at or after
+    ``until`` (else to ``until``)."""
+    lower = max((t for t, _ in snapshots if t <= since), default=since)
+    upper = min((t for t, _ in snapshots if t >= until), default=until)
+    return [(t, f) for t, f in snapshots if lower <= t <= upper]
+
+
+class AttributionHistory:
+    """What attribution reads from the store — 28 days of follower snapshots and the posts live in them —
+    read once per tick instead of once per batch of 100 posts, and kept current in memory: each batch's
+    reads are folded in as the store holds them after that batch (``record``), so every batch sees exactly
+    what it would have read back from the database."""
+
+    def __init__(self) -> None:
+        self.start: datetime | None = None
+        self.snapshots: list[tuple[datetime, int]] = []
+        self.posts: list[LivePost] = []
+
+    def inputs(self, conn, ctx: JobContext, since: datetime, now: datetime
+               ) -> tuple[list[tuple[datetime, int]], list[LivePost]]:
+        """``attribution_inputs(conn, …, since, now)``, served from the tick's one read."""
+        start = min(since, now - BASELINE_WINDOW)
+        if self.start is None or start < self.start:   # batches come oldest first: this reads once
+            self.snapshots, self.posts = attribution_inputs(conn, ctx.account_id, ctx.world, ctx.simulated, since, now)
+            self.start = start
+        snapshots = covering(self.snapshots, start, now)
+        first = min((t for t, _ in snapshots), default=start)
+        return snapshots, [p for p in self.posts if p.posted_at > first - ATTRIBUTION_HORIZON]
+
+    def record(self, read: Mapping[str, LivePost]) -> None:
+        """The posts of a stored batch, as ``posts_for_attribution`` now reads them."""
+        if self.start is not None:
+            self.posts = [read.get(p.decision_id, p) for p in self.posts]
+
+
+def _as_read(lp: LivePost, visits: int, first: bool, now: datetime) -> LivePost:
+    """``lp`` after a read of ``visits`` profile visits at ``now`` is stored (``first``: the pass-1 read)."""
+    return replace(lp, profile_visits=visits, read_at=now, first_visits=visits if first else lp.first_visits,
+                   first_read_at=now if first else lp.first_read_at)
+
+
 # ----------------------------------------------------------------------------- shell: X + the tick
 
 def _metrics_of(tm: Any, analytics: Any | None) -> dict[str, int]:
@@ -363,12 +410,14 @@ def _measured_follows(an: Any | None) -> bool:
 
 
 def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
-                  ask_analytics: bool = True) -> dict[str, int]:
+                  ask_analytics: bool = True, history: AttributionHistory | None = None) -> dict[str, int]:
     """Read one batch (≤100 tweets) from X and store it in one transaction.
 
     Returns counts, and ``analytics`` 1/0: whether X's analytics endpoint answered (when it did not,
-    the caller need not ask again in this tick).
+    the caller need not ask again in this tick). ``history``: the tick's attribution inputs, shared by its
+    batches (None: read them for this batch alone).
     """
+    history = history if history is not None else AttributionHistory()
     ids = [p.tweet_id for p in batch]
     lookup = ctx.x.lookup_tweets(ids)
     start = min(p.posted_at for p in batch)
@@ -397,17 +446,12 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
     weights = ctx.settings.reward_weights()
     with ctx.db.connection() as conn:
         attributed: dict[str, float] = {}
+        this_read = {p.decision_id: (m["profile_visits"], 1 in p.passes) for p, m, _ in read}
         if any(not _measured_follows(an) for _, _, an in read):
-            snapshots, posts = attribution_inputs(conn, ctx.account_id, ctx.world, ctx.simulated, start, now)
-            this_read = {p.decision_id: (m["profile_visits"], 1 in p.passes) for p, m, _ in read}
-            live = []
-            for lp in posts:   # the read being stored now is the latest (and, for pass 1, the first)
-                if lp.decision_id in this_read:
-                    visits, first = this_read[lp.decision_id]
-                    lp = replace(lp, profile_visits=visits, read_at=now,
-                                 first_visits=visits if first else lp.first_visits,
-                                 first_read_at=now if first else lp.first_read_at)
-                live.append(lp)
+            snapshots, posts = history.inputs(conn, ctx, start, now)
+            # the read being stored now is the latest (and, for pass 1, the first)
+            live = [_as_read(lp, *this_read[lp.decision_id], now) if lp.decision_id in this_read else lp
+                    for lp in posts]
             attributed = attribute_follows(snapshots, live, now)
         rows = []
         for post, metrics, an in read:
@@ -419,6 +463,8 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
                 rows.append(outcome_row(post, p, metrics, follows, source, account_id=ctx.account_id,
                                         simulated=ctx.simulated, weights=weights, collected_at=now))
         stored = outcomes.upsert_outcomes(conn, rows, {p.decision_id: m for p, m, _ in read})
+    history.record({lp.decision_id: _as_read(lp, *this_read[lp.decision_id], now)
+                    for lp in history.posts if lp.decision_id in this_read})
     by_key = {(r["decision_id"], r["collected_pass"]): r for r in rows}
     for s in stored:
         r = by_key[(str(s["decision_id"]), s["collected_pass"])]
@@ -431,31 +477,33 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
 def tick(ctx: JobContext) -> JobResult:
     """Snapshot followers, collect every due pass, then feed pass-2 rewards to the bandits."""
     now = ctx.clock.now()
-    with ctx.db.connection() as conn:
+    # single statements on an autocommit connection: one round trip each (a quiet tick is mostly these)
+    with ctx.db.autocommit() as conn:
         ensure_account_once(ctx, conn)
-        for endpoint in (ME_ENDPOINT, LOOKUP_ENDPOINT, ANALYTICS_ENDPOINT):
-            until = deferred_until(conn, ctx.account_id, endpoint, now)
-            if until is not None:
-                tagged(log, "ANALYTICS_COLLECTOR", "deferred", reason="rate_limited", endpoint=_kv(endpoint),
-                       until=until.isoformat())
-                return JobResult.skipped("rate_limited", endpoint=endpoint, until=until.isoformat())
+        deferral = first_deferral(conn, ctx.account_id, (ME_ENDPOINT, LOOKUP_ENDPOINT, ANALYTICS_ENDPOINT), now)
+    if deferral is not None:
+        endpoint, until = deferral
+        tagged(log, "ANALYTICS_COLLECTOR", "deferred", reason="rate_limited", endpoint=_kv(endpoint),
+               until=until.isoformat())
+        return JobResult.skipped("rate_limited", endpoint=endpoint, until=until.isoformat())
 
     detail: dict[str, Any] = {"stored": 0, "lookup_errors": 0, "missing": 0, "too_old": 0, "due": 0,
                               "batches": 0, "snapshot": False, "bandit_updates": 0}
     try:
         user = ctx.x.me()
-        with ctx.db.connection() as conn:
-            detail["snapshot"] = outcomes.record_follower_snapshot(conn, ctx.account_id, now, user.followers_count,
-                                                                   user.following_count, user.tweet_count,
-                                                                   ctx.simulated)
-            due, detail["too_old"] = find_due_posts(conn, ctx.account_id, ctx.world, now)
+        # the snapshot, the due posts and whether rewards wait for the bandits: one round trip
+        with ctx.db.autocommit() as conn:
+            detail["snapshot"], awaiting, rewards_pending = outcomes.collection_start(
+                conn, ctx.account_id, ctx.world, now, user.followers_count, user.following_count, user.tweet_count,
+                now - PASS_DELAYS[1])
+        due, detail["too_old"] = due_posts(awaiting, now)
         detail["due"] = len(due)
         if detail["too_old"]:
             tagged(log, "ANALYTICS_COLLECTOR", "skipped", level=logging.WARNING, reason="older_than_30_days",
                    count=detail["too_old"])
-        ask_analytics = True
+        ask_analytics, history = True, AttributionHistory()
         for batch in batched(due):
-            counts = collect_batch(ctx, batch, now, ask_analytics=ask_analytics)
+            counts = collect_batch(ctx, batch, now, ask_analytics=ask_analytics, history=history)
             ask_analytics = bool(counts.pop("analytics"))
             detail["batches"] += 1
             for k, v in counts.items():
@@ -472,8 +520,9 @@ def tick(ctx: JobContext) -> JobResult:
                error=_kv(f"{type(exc).__name__}: {exc}"), stored=detail["stored"])
         return JobResult.skipped("x_unavailable", error=str(exc), **detail)
 
-    with ctx.db.connection() as conn:
-        detail["bandit_updates"] = int(apply_pass2_rewards(conn, ctx.account_id, ctx.world, now) or 0)
+    if rewards_pending or detail["stored"]:  # else there is no pass-2 outcome to fold in: skip the transaction
+        with ctx.db.connection() as conn:
+            detail["bandit_updates"] = int(apply_pass2_rewards(conn, ctx.account_id, ctx.world, now) or 0)
     return JobResult(detail=detail)
 
 

@@ -34,7 +34,7 @@ from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
 from xbotlib.logs import tagged
 from xbotlib.store import locks, queue
 from xbotlib.store.outcomes import known_tweet_ids
-from xbotlib.store.ratelimits import deferred_until, record_rate_limit
+from xbotlib.store.ratelimits import record_rate_limit
 
 log = logging.getLogger("xbot.jobs.post")
 
@@ -158,15 +158,23 @@ def tick(ctx: JobContext) -> JobResult:
     if mode == "shadow":
         return shadow_tick(ctx)
     now = ctx.clock.now()
-    with ctx.db.connection() as conn:  # one connection for the pre-flight checks: this tick runs every few minutes
+    sources = queue.postable_sources(mode)
+    # the pre-flight checks in one statement on an autocommit connection: this tick runs every few minutes
+    # and most often finds nothing due, so its cost is mostly this round trip
+    with ctx.db.autocommit() as conn:
         ensure_account_once(ctx, conn)
-        until = deferred_until(conn, ctx.account_id, ENDPOINT, now)
-        stuck = bool(queue.stuck_in_posting(conn, ctx.account_id)) if until is None else False
+        preflight = queue.posting_preflight(conn, ctx.account_id, ENDPOINT, now, sources)
+    until, stuck = preflight["deferred_until"], preflight["stuck"] > 0
     if until is not None:
         tagged(log, "POSTING", "deferred", reason="rate_limited", until=until.isoformat())
         return JobResult.skipped("rate_limited", until=until.isoformat())
 
     detail = {"sent": 0, "failed": 0, "retried": 0, "reconciled": 0, "requeued": 0}
+    if not stuck and not preflight["ready"]:
+        # nothing to settle and nothing due: the claim loop would only take the cap lock to find that out
+        if mode == "live":
+            _count_held(ctx, sources, detail)
+        return JobResult(detail=detail)
     if stuck:
         try:
             detail.update(reconcile_stuck(ctx))
@@ -179,7 +187,6 @@ def tick(ctx: JobContext) -> JobResult:
             tagged(log, "POSTING", "reconcile_unavailable", level=logging.WARNING, error=_kv(str(exc)))
             return JobResult.skipped("reconciliation unavailable", error=str(exc))
 
-    sources = queue.postable_sources(mode)
     while True:
         now = ctx.clock.now()
         # this connection stays out of the pool until the outcome is saved: its session holds the in-flight lock

@@ -12,6 +12,7 @@ from psycopg import sql as psql
 
 from xbotlib.core import vocab
 from xbotlib.core.growth_model import PostOutcome
+from xbotlib.store.db import array_literal
 
 
 MODEL_WINDOW_DAYS = 90  # the growth model learns from the last 90 days: audiences drift
@@ -155,15 +156,32 @@ OUTCOME_COLUMNS = ("decision_id", "account_id", "collected_pass", "simulated", *
 _VALUE_COLUMNS = tuple(c for c in OUTCOME_COLUMNS
                        if c not in ("decision_id", "account_id", "collected_pass", "collected_at"))
 
+# the type of each column as a Postgres array: a batch travels as one array per column (unnest), so a
+# batch of 200 outcomes is one statement and one round trip, not 200 executions of one
+_COLUMN_TYPES = {"decision_id": "uuid", "account_id": "text", "collected_pass": "int2", "simulated": "bool",
+                 **{c: "int4" for c in METRIC_FIELDS}, "follows_source": "text", "collected_at": "timestamptz"}
 _UPSERT_SQL = (
     f"INSERT INTO outcomes ({', '.join(OUTCOME_COLUMNS)}) "
-    f"VALUES ({', '.join(f'%({c})s' for c in OUTCOME_COLUMNS)}) "
+    f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM unnest("
+    + ", ".join(f"%s::{_COLUMN_TYPES.get(c, 'float8')}[]" for c in OUTCOME_COLUMNS)
+    + f") WITH ORDINALITY AS batch ({', '.join(OUTCOME_COLUMNS)}, ord) "
+    # in the given order, so outcome ids (the order the bandits fold rewards in) follow it as they did row by row
+    "ORDER BY ord "
     "ON CONFLICT (decision_id, collected_pass) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in (*_VALUE_COLUMNS, "collected_at"))
     + f" WHERE ({', '.join('outcomes.' + c for c in _VALUE_COLUMNS)}) "
       f"IS DISTINCT FROM ({', '.join('EXCLUDED.' + c for c in _VALUE_COLUMNS)}) "
     "RETURNING outcome_id, decision_id, collected_pass"
 )
+_LATEST_COUNTS = ("profile_visits", "link_clicks", "bookmarks")
+_LATEST_SQL = (
+    """UPDATE posted_decisions pd SET profile_visits = b.profile_visits, link_clicks = b.link_clicks,
+              bookmarks = b.bookmarks
+         FROM unnest(%s::uuid[], %s::int4[], %s::int4[], %s::int4[]) AS b (decision_id, profile_visits, link_clicks,
+                                                                           bookmarks)
+        WHERE pd.decision_id = b.decision_id
+          AND (pd.profile_visits, pd.link_clicks, pd.bookmarks)
+              IS DISTINCT FROM (b.profile_visits, b.link_clicks, b.bookmarks)""")
 
 
 def known_tweet_ids(conn, ids: list[str]) -> set[str]:
@@ -178,8 +196,47 @@ def posts_awaiting_outcomes(conn, account_id: str, world: str, posted_before: da
     """Posted decisions of ``world`` published at or before ``posted_before`` with fewer than two stored
     passes, oldest first (ties by tweet id, so the collection order replays): decision_id (text), tweet_id, posted_at, novelty, dup_penalty and ``stored``
     (the passes already stored)."""
-    return conn.execute(
-        """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
+    return conn.execute(_AWAITING_SQL, {"acc": account_id, "world": world, "first_due": posted_before}).fetchall()
+
+
+def record_follower_snapshot(conn, account_id: str, now: datetime, followers_count: int,
+                             following_count: int | None, tweet_count: int | None, simulated: bool) -> bool:
+    """Store a follower snapshot unless one exists for this exact time (a repeated tick adds nothing).
+    True when a row was written."""
+    row = conn.execute(_SNAPSHOT_SQL, {"acc": account_id, "now": now, "f": int(followers_count), "fo": following_count,
+                                       "tc": tweet_count, "sim": simulated}).fetchone()
+    return row is not None
+
+
+def has_unapplied_final_outcomes(conn, account_id: str, simulated: bool) -> bool:
+    """Whether a pass-2 outcome of the account is not yet folded into the bandit arms (``arms.apply_pass2_rewards``
+    would find work)."""
+    return conn.execute(_PENDING_SQL, (account_id, simulated)).fetchone()["pending"]
+
+
+def collection_start(conn, account_id: str, world: str, now: datetime, followers_count: int,
+                     following_count: int | None, tweet_count: int | None, posted_before: datetime
+                     ) -> tuple[bool, list[dict], bool]:
+    """The collect tick's first write and reads in one round trip (a psycopg pipeline; on an autocommit
+    connection the three run as one implicit transaction): ``record_follower_snapshot`` (True when written),
+    ``posts_awaiting_outcomes`` and ``has_unapplied_final_outcomes``, with the same arguments and results."""
+    simulated = world != "live"
+    with conn.pipeline():
+        snap = conn.execute(_SNAPSHOT_SQL, {"acc": account_id, "now": now, "f": int(followers_count),
+                                            "fo": following_count, "tc": tweet_count, "sim": simulated})
+        awaiting = conn.execute(_AWAITING_SQL, {"acc": account_id, "world": world, "first_due": posted_before})
+        pending = conn.execute(_PENDING_SQL, (account_id, simulated))
+    return snap.fetchone() is not None, awaiting.fetchall(), bool(pending.fetchone()["pending"])
+
+
+_SNAPSHOT_SQL = """INSERT INTO follower_snapshots (account_id, taken_at, followers_count, following_count, tweet_count, simulated)
+           SELECT %(acc)s, %(now)s, %(f)s, %(fo)s, %(tc)s, %(sim)s
+            WHERE NOT EXISTS (SELECT 1 FROM follower_snapshots
+                               WHERE account_id = %(acc)s AND taken_at = %(now)s AND simulated = %(sim)s)
+           RETURNING snapshot_id"""
+_PENDING_SQL = """SELECT EXISTS (SELECT 1 FROM outcomes WHERE account_id = %s AND collected_pass = 2 AND NOT bandit_applied
+                                           AND simulated = %s) AS pending"""
+_AWAITING_SQL = """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
                   COALESCE(array_agg(o.collected_pass) FILTER (WHERE o.collected_pass IS NOT NULL), '{}') AS stored
              FROM posted_decisions pd
              JOIN content_metadata cm ON cm.decision_id = pd.decision_id
@@ -187,23 +244,7 @@ def posts_awaiting_outcomes(conn, account_id: str, world: str, posted_before: da
             WHERE pd.account_id = %(acc)s AND pd.world = %(world)s AND pd.posted_at <= %(first_due)s
             GROUP BY pd.decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty
            HAVING count(o.collected_pass) < 2
-            ORDER BY pd.posted_at, pd.tweet_id""",
-        {"acc": account_id, "world": world, "first_due": posted_before}).fetchall()
-
-
-def record_follower_snapshot(conn, account_id: str, now: datetime, followers_count: int,
-                             following_count: int | None, tweet_count: int | None, simulated: bool) -> bool:
-    """Store a follower snapshot unless one exists for this exact time (a repeated tick adds nothing).
-    True when a row was written."""
-    row = conn.execute(
-        """INSERT INTO follower_snapshots (account_id, taken_at, followers_count, following_count, tweet_count, simulated)
-           SELECT %(acc)s, %(now)s, %(f)s, %(fo)s, %(tc)s, %(sim)s
-            WHERE NOT EXISTS (SELECT 1 FROM follower_snapshots
-                               WHERE account_id = %(acc)s AND taken_at = %(now)s AND simulated = %(sim)s)
-           RETURNING snapshot_id""",
-        {"acc": account_id, "now": now, "f": int(followers_count), "fo": following_count,
-         "tc": tweet_count, "sim": simulated}).fetchone()
-    return row is not None
+            ORDER BY pd.posted_at, pd.tweet_id"""
 
 
 def follower_counts_covering(conn, account_id: str, simulated: bool, since: datetime,
@@ -247,24 +288,14 @@ def upsert_outcomes(conn, rows: Sequence[Mapping[str, Any]], latest: Mapping[str
     """
     stored: list[dict] = []
     if rows:
-        with conn.cursor() as cur:
-            cur.executemany(_UPSERT_SQL, rows, returning=True)
-            while True:
-                row = cur.fetchone()
-                if row is not None:
-                    stored.append(row)
-                if not cur.nextset():
-                    break
+        columns = [array_literal([r[c] for r in rows]) for c in OUTCOME_COLUMNS]
+        returned = conn.execute(_UPSERT_SQL, columns).fetchall()
+        # RETURNING has no order of its own: give the rows back in the order they were passed
+        position = {(str(r["decision_id"]), int(r["collected_pass"])): i for i, r in enumerate(rows)}
+        stored = sorted(returned, key=lambda s: position[(str(s["decision_id"]), int(s["collected_pass"]))])
     if latest:
-        with conn.cursor() as cur:
-            cur.executemany(
-                """UPDATE posted_decisions SET profile_visits = %(profile_visits)s, link_clicks = %(link_clicks)s,
-                          bookmarks = %(bookmarks)s
-                    WHERE decision_id = %(decision_id)s
-                      AND (profile_visits, link_clicks, bookmarks)
-                          IS DISTINCT FROM (%(profile_visits)s, %(link_clicks)s, %(bookmarks)s)""",
-                [{"decision_id": d, **{k: int(m.get(k) or 0) for k in ("profile_visits", "link_clicks", "bookmarks")}}
-                 for d, m in latest.items()])
+        conn.execute(_LATEST_SQL, [array_literal(list(latest)),
+                                   *(array_literal([int(m.get(k) or 0) for m in latest.values()]) for k in _LATEST_COUNTS)])
     return stored
 
 

@@ -402,16 +402,35 @@ def posting_counts(conn: psycopg.Connection, account_id: str, now: datetime,
     A post another worker has claimed but not yet saved (status 'posting') counts against both caps:
     it is about to be published."""
     row = conn.execute(
-        """WITH inflight AS (SELECT 1 FROM content_metadata WHERE account_id = %(acc)s AND status = 'posting')
+        f"""WITH inflight AS (SELECT 1 FROM content_metadata WHERE account_id = %(acc)s AND status = 'posting')
            SELECT count(*) FILTER (WHERE posted_at > %(now)s - interval '1 hour') + (SELECT count(*) FROM inflight) AS hour,
                   count(*) + (SELECT count(*) FROM inflight) AS day,
-                  (SELECT count(*) FROM content_metadata
-                    WHERE account_id = %(acc)s AND status = 'queued' AND scheduled_at <= %(now)s
-                      AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
-                      AND generation_source = ANY(%(sources)s)) AS ready
+                  ({_READY_SQL}) AS ready
              FROM posted_decisions WHERE account_id = %(acc)s AND posted_at > %(now)s - interval '1 day'""",
         {"now": now, "acc": account_id, "sources": list(sources)}).fetchone()
     return int(row["hour"]), int(row["day"]), int(row["ready"])
+
+
+# queued decisions of %(acc)s the poster may send at %(now)s (one reading for the pre-flight and the claim loop)
+_READY_SQL = """SELECT count(*) FROM content_metadata
+                 WHERE account_id = %(acc)s AND status = 'queued' AND scheduled_at <= %(now)s
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+                   AND generation_source = ANY(%(sources)s)"""
+
+
+def posting_preflight(conn: psycopg.Connection, account_id: str, endpoint: str, now: datetime,
+                      sources: Iterable[str]) -> dict:
+    """What the poster checks before it claims anything, in one statement: ``deferred_until`` (the reset
+    time of a rate limit on ``endpoint`` still in force at ``now``, else None; the x_rate_limits row
+    ``store.ratelimits`` writes), ``stuck`` (decisions left in ``posting``) and ``ready`` (decisions it may
+    send now). Most ticks find nothing to do; this lets them end after one round trip."""
+    row = conn.execute(
+        f"""SELECT (SELECT reset_at FROM x_rate_limits
+                     WHERE account_id = %(acc)s AND endpoint = %(endpoint)s AND reset_at > %(now)s) AS deferred_until,
+                   (SELECT count(*) FROM content_metadata WHERE account_id = %(acc)s AND status = 'posting') AS stuck,
+                   ({_READY_SQL}) AS ready""",
+        {"now": now, "acc": account_id, "endpoint": endpoint, "sources": list(sources)}).fetchone()
+    return {"deferred_until": row["deferred_until"], "stuck": int(row["stuck"]), "ready": int(row["ready"])}
 
 
 def count_due_not_postable(conn: psycopg.Connection, account_id: str, now: datetime, sources: Iterable[str]) -> int:

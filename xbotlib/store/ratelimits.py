@@ -22,3 +22,15 @@ def deferred_until(conn, account_id: str, endpoint: str, now: datetime) -> datet
         return None
     reset = row["reset_at"] if isinstance(row, dict) else row[0]
     return reset if reset > now else None
+
+
+def first_deferral(conn, account_id: str, endpoints: tuple[str, ...], now: datetime) -> tuple[str, datetime] | None:
+    """The first of ``endpoints`` (in the order given) that may not be called at ``now``, with its reset time;
+    None when all may. One statement for a job that needs several endpoints (``deferred_until`` for each)."""
+    row = conn.execute(
+        """SELECT r.endpoint, r.reset_at FROM unnest(%s::text[]) WITH ORDINALITY AS e(endpoint, ord)
+             JOIN x_rate_limits r ON r.account_id = %s AND r.endpoint = e.endpoint AND r.reset_at > %s
+            ORDER BY e.ord LIMIT 1""", (list(endpoints), account_id, now)).fetchone()
+    if row is None:
+        return None
+    return (row["endpoint"], row["reset_at"]) if isinstance(row, dict) else (row[0], row[1])

@@ -1,0 +1,67 @@
+"""`xbot bench speed`'s accounting: round trips counted from the profile, top functions, memory growth."""
+from __future__ import annotations
+
+import cProfile
+import pstats
+
+import pytest
+
+from xbotlib.devtools.bench_speed import memory_growth, round_trips, top_functions
+
+
+def _profiled(fn) -> pstats.Stats:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        fn()
+    finally:
+        profiler.disable()
+    return pstats.Stats(profiler)
+
+
+def test_a_transaction_costs_two_more_round_trips_than_autocommit(db):
+    def in_transaction():
+        with db.connection() as conn:
+            conn.execute("SELECT 1")
+            conn.execute("SELECT 2")
+
+    def autocommit():
+        with db.autocommit() as conn:
+            conn.execute("SELECT 1")
+            conn.execute("SELECT 2")
+
+    assert round_trips(_profiled(in_transaction)) == {"statements": 2, "transactions": 1, "round_trips": 4}
+    assert round_trips(_profiled(autocommit)) == {"statements": 2, "transactions": 0, "round_trips": 2}
+    # the pool lends the connection out again as an ordinary transactional one
+    with db.connection() as conn:
+        assert conn.autocommit is False
+
+
+def test_autocommit_statements_are_committed_one_by_one(db):
+    db.execute("CREATE TABLE IF NOT EXISTS bench_probe (x int)")
+    with pytest.raises(RuntimeError):
+        with db.autocommit() as conn:
+            conn.execute("INSERT INTO bench_probe VALUES (1)")
+            raise RuntimeError("after the first statement")
+    assert db.execute("SELECT count(*) AS n FROM bench_probe")[0]["n"] == 1  # no transaction to roll back
+
+
+def test_top_functions_are_sorted_and_named_by_package_path(db):
+    stats = _profiled(lambda: [db.execute("SELECT 1") for _ in range(3)])
+    by_self = top_functions(stats, 5, "tottime")
+    by_cum = top_functions(stats, 5, "cumtime")
+    assert [r["self_s"] for r in by_self] == sorted((r["self_s"] for r in by_self), reverse=True)
+    assert [r["cum_s"] for r in by_cum] == sorted((r["cum_s"] for r in by_cum), reverse=True)
+    assert any(r["function"].startswith("xbotlib/store/db.py:") and r["calls"] == 3 for r in top_functions(stats, 500))
+    assert not any("site-packages" in r["function"] for r in top_functions(stats, 500))
+
+
+@pytest.mark.parametrize("samples, expected", [
+    ([(d, 250.0) for d in range(1, 91)], 0.0),                  # flat
+    ([(d, 200.0 + d) for d in range(1, 91)], 100.0),            # 1 MiB a day after warm-up
+    ([(d, 300.0 - 2 * min(d, 30)) for d in range(1, 91)], 0.0),  # warm-up changes do not count
+    ([(d, 250.0) for d in range(1, 31)], None),                 # nothing after the warm-up
+])
+def test_memory_growth_per_100_days_after_warm_up(samples, expected):
+    got = memory_growth(samples)
+    assert got == (None if expected is None else pytest.approx(expected, abs=1e-6))

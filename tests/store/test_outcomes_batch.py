@@ -1,0 +1,73 @@
+"""The collector's batch writes: one statement per batch (arrays, unnest), read back exactly."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from xbotlib.store import outcomes, queue
+from xbotlib.store.db import array_literal
+
+T0 = datetime(2026, 3, 2, 8, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("sql_type, values", [
+    ("float8", [0.1, 1e-300, 2.5e300, -0.0, 1 / 3, None, 1234567.000001]),
+    ("int4", [0, -7, 2_147_483_647, None]),
+    ("bool", [True, False, None]),
+    ("text", ['plain', 'with "quotes"', "back\\slash", "NULL", "", "comma, brace } {", "ünïcode ✓", None]),
+    ("timestamptz", [T0, T0 + timedelta(microseconds=1), datetime(2026, 1, 5, tzinfo=timezone(timedelta(hours=5)))]),
+    ("uuid", [uuid.UUID(int=1), str(uuid.UUID(int=2))]),
+])
+def test_array_literal_reads_back_exactly(db, sql_type, values):
+    rows = db.execute(f"SELECT unnest(%s::{sql_type}[]) AS v", (array_literal(values),))
+    expected = [uuid.UUID(str(v)) if sql_type == "uuid" else v for v in values]
+    assert [r["v"] for r in rows] == expected
+
+
+@pytest.mark.parametrize("bad, why", [(float("nan"), "finite"), (datetime(2026, 1, 5), "timezone")])
+def test_array_literal_refuses_what_postgres_would_store_differently(bad, why):
+    with pytest.raises(ValueError, match=why):
+        array_literal([bad])
+
+
+def _row(decision_id: str, p: int, likes: int, novelty: float | None) -> dict:
+    return {"decision_id": decision_id, "account_id": "acct1", "collected_pass": p, "simulated": True,
+            **{k: 0 for k in outcomes.METRIC_FIELDS}, "impressions": 1000, "likes": likes, "follows": 0.25,
+            "follows_source": "analytics", "er": likes / 1000, "fpki": 0.25, "retweet_rate": 0.0,
+            "reply_rate": 0.0, "novelty": novelty, "dup_penalty": 0.0, "reward_composite": 0.125,
+            "sample_weight": 1.0, "collected_at": T0}
+
+
+def test_batch_upsert_keeps_the_given_order_and_rewrites_only_changes(db):
+    with db.connection() as conn:
+        queue.ensure_account(conn, "acct1", T0)
+        ids = []
+        for i in range(5):
+            d = queue.Decision(account_id="acct1", decision_type="post", content=f"post number {i}",
+                               generation_source="template", status="queued", scheduled_at=T0)
+            ids.append(str(queue.insert_decision(conn, d, T0)))
+        conn.execute("INSERT INTO posted_decisions (decision_id, account_id, tweet_id, world, posted_at) "
+                     "SELECT d, 'acct1', 't' || n, 'sandbox', %s FROM unnest(%s::uuid[]) WITH ORDINALITY AS x(d, n)",
+                     (T0, ids))
+    # reversed on purpose: outcome ids must follow the order given (the bandits fold rewards in that order)
+    rows = [_row(d, p, likes=i, novelty=None if i % 2 else 0.5) for i, d in enumerate(reversed(ids)) for p in (1, 2)]
+    latest = {d: {"profile_visits": 3, "link_clicks": 1, "bookmarks": 2} for d in ids}
+    with db.connection() as conn:
+        stored = outcomes.upsert_outcomes(conn, rows, latest)
+    assert [(str(s["decision_id"]), s["collected_pass"]) for s in stored] == \
+        [(r["decision_id"], r["collected_pass"]) for r in rows]
+    assert [s["outcome_id"] for s in stored] == sorted(s["outcome_id"] for s in stored)
+    back = db.execute("SELECT decision_id::text AS d, collected_pass, likes, novelty FROM outcomes ORDER BY outcome_id")
+    assert [(b["d"], b["collected_pass"], b["likes"], b["novelty"]) for b in back] == \
+        [(r["decision_id"], r["collected_pass"], r["likes"], r["novelty"]) for r in rows]
+    assert {(r["profile_visits"], r["link_clicks"], r["bookmarks"])
+            for r in db.execute("SELECT * FROM posted_decisions")} == {(3, 1, 2)}
+    # the same batch again: nothing changed, nothing returned; one changed value: that row only
+    with db.connection() as conn:
+        assert outcomes.upsert_outcomes(conn, rows, latest) == []
+        changed = [dict(rows[3], likes=99)]
+        again = outcomes.upsert_outcomes(conn, rows[:3] + changed, {})
+    assert [(str(s["decision_id"]), s["collected_pass"]) for s in again] == \
+        [(changed[0]["decision_id"], changed[0]["collected_pass"])]

@@ -1,0 +1,169 @@
+"""`xbot bench speed`: simulated days per second of a campaign through the real jobs and database, where
+the time goes (cProfile by area and the top functions), how often it went to PostgreSQL (counts that do not
+depend on the machine's load), and with ``memory`` the resident memory per simulated day.
+"""
+from __future__ import annotations
+
+import cProfile
+import logging
+import os
+import pstats
+import re
+import resource
+import time
+import tracemalloc
+
+import numpy as np
+
+from xbotlib.config import PROJECT_ROOT, load_settings
+from xbotlib.devtools.machine import machine
+from xbotlib.devtools.testing import TestPostgres
+from xbotlib.jobs.campaign import CampaignConfig, run_campaign
+from xbotlib.store import outcomes, runs
+from xbotlib.store.db import Database
+
+AREAS = (("xbotlib/jobs/plan", "plan job"), ("xbotlib/jobs/post", "post job"), ("xbotlib/jobs/collect", "collect job"),
+         ("xbotlib/jobs/learn", "learn job"), ("xbotlib/sim", "sandbox X"), ("lightgbm", "LightGBM"),
+         ("sklearn", "scikit-learn"), ("psycopg", "PostgreSQL driver"), ("httpx", "HTTP client"),
+         ("starlette", "ASGI app"), ("asyncio", "ASGI transport loop"))
+
+
+def _area(filename: str) -> str:
+    return next((label for key, label in AREAS if key in filename.replace("\\", "/")), "other (python, numpy…)")
+
+
+def top_functions(profile: pstats.Stats, n: int = 10, key: str = "tottime") -> list[dict]:
+    """The profile's ``n`` heaviest functions by ``key`` ('tottime': self time, 'cumtime': with callees):
+    ``{"function", "calls", "self_s", "cum_s"}``, heaviest first. The function is ``file:line(name)`` with the
+    file shortened to its path inside a package (xbotlib/…, psycopg/…)."""
+    rows = []
+    for (filename, line, fn), (_cc, nc, tottime, cumtime, _callers) in profile.stats.items():  # type: ignore[attr-defined]
+        path = filename.replace("\\", "/").replace(str(PROJECT_ROOT) + "/", "")
+        path = re.sub(r".*/(site-packages|lib/python3\.\d+)/", "", path)
+        rows.append({"function": f"{path}:{line}({fn})", "calls": nc, "self_s": tottime, "cum_s": cumtime})
+    return sorted(rows, key=lambda r: -r["self_s" if key == "tottime" else "cum_s"])[:n]
+
+
+def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True, memory: bool = False) -> dict:
+    """One demo-cadence campaign of ``days`` for ``accounts`` accounts together (one daemon, one database),
+    under cProfile when ``profile``; ``memory`` samples the process's resident set size once per simulated
+    day (the daemon's progress hook) and traces Python allocations (tracemalloc: slower, so off by default)."""
+    logging.getLogger("xbot").setLevel(logging.WARNING)
+    pg = TestPostgres()
+    url = pg.fresh_database()
+    profiler = cProfile.Profile()
+    rss_by_day: list[tuple[int, float]] = []
+    traced_by_day: list[tuple[int, float]] = []
+    if memory:
+        tracemalloc.start()
+
+    def on_progress(days_done: float) -> None:
+        if memory and int(days_done) > len(rss_by_day):
+            rss_by_day.append((int(days_done), _rss_mib()))
+            traced_by_day.append((int(days_done), tracemalloc.get_traced_memory()[0] / 2**20))
+
+    with Database.from_url(url, pool_max=3) as db:
+        t0 = time.perf_counter()
+        if profile:
+            profiler.enable()
+        run = run_campaign(CampaignConfig(days=days, seed=seed, accounts=accounts), load_settings(env={}), db,
+                           on_progress=on_progress)
+        if profile:
+            profiler.disable()
+        wall = time.perf_counter() - t0
+        with db.connection() as conn:
+            counts = {"posts": 0, "outcomes": 0, "ticks": 0}
+            for account_id in run.account_ids:
+                stored = outcomes.account_data_counts(conn, account_id)
+                counts["posts"] += stored["posts"]
+                counts["outcomes"] += stored["outcomes_pass1"] + stored["outcomes_pass2"]
+                counts["ticks"] += runs.count_job_runs(conn, account_id)
+    peak_traced = tracemalloc.get_traced_memory()[1] / 2**20 if memory else None
+    if memory:
+        tracemalloc.stop()
+    pg.drop_all()
+    res = {"days": days, "accounts": accounts, "wall": wall, "days_per_s": days / wall, "ticks": dict(run.ticks),
+           **counts, "profiled": profile, "rss_by_day": rss_by_day, "traced_by_day": traced_by_day,
+           "peak_rss_mib": _peak_rss_mib(), "peak_traced_mib": peak_traced}
+    if not profile:
+        return res
+    prof = pstats.Stats(profiler)
+    by_area: dict[str, float] = {}
+    total = 0.0
+    for (filename, _line, _fn), (_cc, _nc, tottime, _ct, _callers) in prof.stats.items():  # type: ignore[attr-defined]
+        total += tottime
+        by_area[_area(filename)] = by_area.get(_area(filename), 0.0) + tottime
+    return {**res, "areas": sorted(by_area.items(), key=lambda kv: -kv[1]), "profiled_total": total,
+            "round_trips": round_trips(prof),
+            "waiting": max(0.0, wall - total), "top_self": top_functions(prof, 12, "tottime"),
+            "top_cumulative": top_functions(prof, 12, "cumtime")}
+
+
+def round_trips(profile: pstats.Stats) -> dict:
+    """How often the profiled run went to PostgreSQL: ``statements`` (psycopg ``Cursor.execute`` and
+    ``executemany`` calls), ``transactions`` (explicit BEGINs: each adds a BEGIN and a COMMIT round trip)
+    and ``round_trips`` = statements + 2 × transactions. Counts, so they do not depend on the machine's load."""
+    n = {"statements": 0, "transactions": 0}
+    for (filename, _line, fn), (_cc, nc, _tt, _ct, _callers) in profile.stats.items():  # type: ignore[attr-defined]
+        path = filename.replace("\\", "/")
+        if path.endswith("psycopg/cursor.py") and fn in ("execute", "executemany"):
+            n["statements"] += nc
+        elif path.endswith("psycopg/_connection_base.py") and fn == "_get_tx_start_command":
+            n["transactions"] += nc
+    return {**n, "round_trips": n["statements"] + 2 * n["transactions"]}
+
+
+def _rss_mib() -> float:
+    """This process's resident set size now, in MiB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB (getrusage: KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_growth(by_day: list[tuple[int, float]], warm_up_days: int = 30) -> float | None:
+    """MiB per 100 simulated days after ``warm_up_days`` (least squares slope of the samples), or None with
+    fewer than two samples after warm-up: flat memory shows as a slope near 0."""
+    pts = [(d, m) for d, m in by_day if d > warm_up_days]
+    if len(pts) < 2:
+        return None
+    x = np.array([d for d, _ in pts], float)
+    y = np.array([m for _, m in pts], float)
+    return float(np.polyfit(x, y, 1)[0] * 100)
+
+
+def speed_table(res: dict) -> str:
+    who = "one account" if res["accounts"] == 1 else f"{res['accounts']} accounts together"
+    profiled = "under the profiler" if res["profiled"] else "without the profiler"
+    lines = [f"campaign speed, {res['days']} simulated days, {who} — {machine()}", "",
+             f"{res['wall']:.1f} s wall {profiled} = **{res['days_per_s']:.2f} simulated days/s**; "
+             f"{res['ticks']} job ticks recorded, {res['posts']} posts, {res['outcomes']} outcomes."]
+    if res["profiled"]:
+        rt = res["round_trips"]
+        lines += ["", f"PostgreSQL: {rt['statements']:,} statements in {rt['transactions']:,} explicit transactions = "
+                  f"{rt['round_trips']:,} round trips, {rt['round_trips'] / res['days']:,.0f} per simulated day, "
+                  f"{rt['round_trips'] / max(1, res['ticks']):.1f} per job tick (counts: they do not depend on the load).",
+                  "", "| where the time goes (self time) | seconds | share |", "| --- | ---: | ---: |"]
+        for area, t in res["areas"]:
+            lines.append(f"| {area} | {t:.1f} | {t / res['wall']:.0%} |")
+        for key, title in (("top_self", "self time"), ("top_cumulative", "cumulative time")):
+            lines += ["", f"| top functions by {title} | calls | self s | cumulative s |", "| --- | ---: | ---: | ---: |"]
+            lines += [f"| `{r['function']}` | {r['calls']:,} | {r['self_s']:.2f} | {r['cum_s']:.2f} |" for r in res[key]]
+    if res["rss_by_day"]:
+        samples = res["rss_by_day"]
+        marks = sorted({d for d, _ in samples if d in (1, 7, 30, 60, 90, 180, 270) or d == samples[-1][0]})
+        rss, traced = dict(samples), dict(res["traced_by_day"])
+        lines += ["", "| after day | resident set (MiB) | Python heap traced (MiB) |", "| ---: | ---: | ---: |"]
+        lines += [f"| {d} | {rss[d]:.0f} | {traced[d]:.1f} |" for d in marks]
+        slope_rss, slope_traced = memory_growth(samples), memory_growth(res["traced_by_day"])
+        lines += ["", f"Peak resident set {res['peak_rss_mib']:.0f} MiB, peak traced Python heap "
+                  f"{res['peak_traced_mib']:.0f} MiB; after a 30-day warm-up the resident set grows "
+                  + (f"{slope_rss:+.1f} MiB and the traced heap {slope_traced:+.1f} MiB per 100 simulated days."
+                     if slope_rss is not None else "— (run longer than 31 days to measure it).")]
+    return "\n".join(lines)
