@@ -1,0 +1,74 @@
+"""Several reports at once (``reports.batch.run_notebooks``): kernels side by side, and still one honest,
+immutable record per run, listed in the order the runs were asked for."""
+from __future__ import annotations
+
+from html import unescape
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from xbotlib.app.reports.batch import failures, run_notebooks
+from xbotlib.app.reports.records import collect_runs
+from xbotlib.app.reports.runner import NotebookParameterError
+
+
+def notebook_runs(db_url: str) -> list[dict]:
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        return conn.execute("SELECT * FROM notebook_runs ORDER BY run_id").fetchall()
+
+
+def test_a_batch_records_every_run_in_job_order_and_a_failure_does_not_stop_the_others(db_url, tmp_path):
+    reports = tmp_path / "reports"
+    jobs = [("smoke_check", {"message": "first", "repeat": 1}),
+            ("smoke_check", {"message": "second-fails", "fail": True}),
+            ("smoke_check", {"message": "third", "repeat": "3"})]
+    seen = []
+    results = run_notebooks(jobs, db_url=db_url, reports_dir=reports, workers=2, on_finished=seen.append)
+
+    assert [r.run.parameters.get("message") for r in results] == ["first", "second-fails", "third"]
+    assert [r.run.status for r in results] == ["ok", "failed", "ok"]
+    assert sorted(r.run_id for r in seen) == [r.run.run_id for r in results]  # each reported once, as it finished
+    assert all(r.index_path == reports / "index.html" for r in results)
+
+    rows = notebook_runs(db_url)
+    assert [row["run_id"] for row in rows] == [r.run.run_id for r in results]  # ids follow the job order
+    assert [row["status"] for row in rows] == ["ok", "failed", "ok"]
+    assert all(row["finished_at"] is not None for row in rows)
+    starts = [row["started_at"] for row in rows]
+    assert starts == sorted(starts)
+    assert "smoke_check was asked to fail" in rows[1]["error"]
+
+    for r in results:  # every run: executed notebook, HTML report, record — the failed one too
+        assert Path(r.run.output_path).is_file() and Path(r.run.html_path).is_file()
+        assert Path(r.run.output_path).with_suffix(".json").is_file()
+    assert "smoke message 3/3: third" in Path(results[2].run.html_path).read_text()
+    assert "asked to fail (fail=True, message='second-fails')" in unescape(Path(results[1].run.html_path).read_text())
+    [failed] = failures(results)
+    assert failed.run.run_id == results[1].run.run_id and "asked to fail" in str(failed)
+
+    # the index's last version lists every run with its final status, newest (the last job) first
+    records = collect_runs(reports)
+    assert [(x.run_id, x.status) for x in records] == [(r.run.run_id, r.run.status) for r in reversed(results)]
+    index = (reports / "index.html").read_text()
+    assert ">running<" not in index and index.count(">ok<") == 2 and index.count(">failed<") == 1
+    assert [index.index(Path(r.run.html_path).name) for r in reversed(results)] == \
+        sorted(index.index(Path(r.run.html_path).name) for r in results)
+
+
+def test_a_bad_parameter_anywhere_refuses_the_batch_before_anything_runs(db_url, tmp_path):
+    reports = tmp_path / "reports"
+    jobs = [("smoke_check", {"repeat": 1}), ("experiment_lift", {"experiment_id": "emoji_3"})]
+    with pytest.raises(NotebookParameterError, match="emoji_3"):
+        run_notebooks(jobs, db_url=db_url, reports_dir=reports, workers=2)
+    with pytest.raises(NotebookParameterError, match="unknown account 'nobody'"):
+        run_notebooks([("smoke_check", {}), ("growth_review", {"account_id": "nobody"})], db_url=db_url,
+                      reports_dir=reports, workers=2)
+    assert not reports.exists() and notebook_runs(db_url) == []
+
+
+@pytest.mark.parametrize("workers", [0, -2, 1.5])
+def test_a_worker_count_that_is_not_a_process_count_is_refused(db_url, tmp_path, workers):
+    with pytest.raises(ValueError, match=rf"workers must be .* at least 1: got {workers!r}"):
+        run_notebooks([("smoke_check", {})], db_url=db_url, reports_dir=tmp_path, workers=workers)
