@@ -11,6 +11,7 @@ the machine, the date and the load average at the start (the figures depend on w
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -30,6 +31,45 @@ _SIMULATING = re.compile(r"\(([\d.]+) s simulating\)")
 _REPORTS = re.compile(r"reports: (\d+) notebooks? in ([\d.]+) s")
 
 
+def notebook_profile(reports_dir: Path) -> list[dict]:
+    """Where each report's time went, from its run record and papermill's timings in the executed notebook:
+    ``start`` (run recorded -> first cell: a worker taking it, the kernel starting), ``imports`` (the first
+    code cell after the parameters: imports and the database), ``cells`` (the rest), the slowest cell."""
+    rows = []
+    records = [json.loads(p.read_text()) for p in reports_dir.glob("runs/*/*.json")]
+    for run in sorted(records, key=lambda r: r["run_id"]):
+        nb = json.loads((reports_dir / run["output_path"]).read_text())
+        timed = [c for c in nb["cells"] if c["cell_type"] == "code" and c["metadata"].get("papermill", {}).get("start_time")]
+        if not timed:
+            continue
+        tags = lambda c: c["metadata"].get("tags", [])  # noqa: E731
+        body = [c for c in timed if not {"parameters", "injected-parameters"} & set(tags(c))]
+        first_start = _time(timed[0]["metadata"]["papermill"]["start_time"])
+        dur = lambda c: c["metadata"]["papermill"].get("duration") or 0.0  # noqa: E731
+        slow = max(body[1:], key=dur, default=None)
+        rows.append({"name": run["name"], "parameters": run["parameters"], "status": run["status"],
+                     "total": (_time(run["finished_at"]) - _time(run["started_at"])).total_seconds(),
+                     "start": (first_start - _time(run["started_at"])).total_seconds(),
+                     "imports": dur(body[0]) if body else 0.0, "cells": sum(dur(c) for c in body[1:]),
+                     "slowest": (dur(slow), "".join(slow["source"]).strip().splitlines()[0][:60]) if slow else (0.0, "")})
+    return rows
+
+
+def _time(text: str) -> datetime:
+    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+
+def profile_table(rows: list[dict]) -> str:
+    lines = ["| report | status | recorded run | worker + kernel start | imports cell | other cells | slowest cell |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        label = r["name"] + "".join(f" {v}" for k, v in r["parameters"].items() if k != "account_id")
+        lines.append(f"| {label} | {r['status']} | {r['total']:.1f} s | {r['start']:.1f} s | {r['imports']:.1f} s | "
+                     f"{r['cells']:.1f} s | {r['slowest'][0]:.1f} s `{r['slowest'][1]}` |")
+    return "\n".join(lines)
+
+
 def run_demo(days: int, seed: int, extra: list[str]) -> dict:
     """One `xbot demo` in a fresh XBOT_HOME; the phases in seconds (reports None if the demo did not say)."""
     home = Path(tempfile.mkdtemp(prefix="xbot_bench_demo_"))
@@ -43,6 +83,7 @@ def run_demo(days: int, seed: int, extra: list[str]) -> dict:
         total = time.perf_counter() - t0
         subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "db", "stop"], env=env, cwd=ROOT,
                        capture_output=True)
+        profile = notebook_profile(home / "reports")
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if proc.returncode != 0:
@@ -51,12 +92,12 @@ def run_demo(days: int, seed: int, extra: list[str]) -> dict:
     rep = _REPORTS.search(proc.stdout)
     return {"total": total, "campaign": float(sim.group(1)) if sim else None,
             "reports": float(rep.group(2)) if rep else None, "notebooks": int(rep.group(1)) if rep else None,
-            "failed": proc.stdout.count("FAILED")}
+            "failed": proc.stdout.count("FAILED"), "profile": profile}
 
 
 def table(results: list[dict], days: int, label: str) -> str:
     load = os.getloadavg()
-    lines = [f"`xbot demo --days {days}` {label}— {machine()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+    lines = [f"`xbot demo --days {days}` {label}— {machine()} {datetime.now(timezone.utc):%H:%M} UTC, "
              f"load average {load[0]:.2f} at the end", "",
              "| run | total | campaign (simulating) | reports | notebooks | failed | rest (start-up, database, summary) |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -73,13 +114,21 @@ def main(argv: list[str]) -> int:
     p.add_argument("--days", type=int, default=30, help="simulated days (default 30, the demo's)")
     p.add_argument("--seed", type=int, default=7, help="seed (default 7, the demo's)")
     p.add_argument("--runs", type=int, default=1, help="demos to run one after another (default 1)")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="only print the per-report table of an existing reports folder (e.g. reports/)")
     p.add_argument("--label", default="", help="a word for the table's title, e.g. before or after")
     a, extra = p.parse_known_args(argv)
+    if a.profile:
+        print(profile_table(notebook_profile(a.profile)))
+        return 0
     results = []
     for i in range(a.runs):
         results.append(run_demo(a.days, a.seed, extra))
         print(f"  run {i + 1}/{a.runs}: {results[-1]['total']:.1f} s", file=sys.stderr, flush=True)
     print(table(results, a.days, f"{a.label} " if a.label else ""))
+    for i, r in enumerate(results, 1):
+        print(f"\nrun {i}, each report (times from its record and papermill's cell timings):\n")
+        print(profile_table(r["profile"]))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import unescape
 from pathlib import Path
 
+import nbformat
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -72,3 +73,44 @@ def test_a_bad_parameter_anywhere_refuses_the_batch_before_anything_runs(db_url,
 def test_a_worker_count_that_is_not_a_process_count_is_refused(db_url, tmp_path, workers):
     with pytest.raises(ValueError, match=rf"workers must be .* at least 1: got {workers!r}"):
         run_notebooks([("smoke_check", {})], db_url=db_url, reports_dir=tmp_path, workers=workers)
+
+
+PROBE = '''# ---
+# jupyter:
+#   kernelspec:
+#     display_name: xbot (Python 3)
+#     language: python
+#     name: xbot
+# ---
+
+# %% [markdown]
+# # Probe: what a run sees of the runs before it in the same kernel
+
+# %% tags=["parameters"]
+mark: str = "a"
+
+# %%
+import os
+names = sorted(k for k in globals() if not k.startswith("_") and k not in {"In", "Out", "exit", "quit", "get_ipython", "open"})
+print(f"pid {os.getpid()} count {get_ipython().execution_count} database {os.environ['XBOT_DATABASE_URL']}")
+print(f"names {names}")
+left_behind = mark
+'''
+
+
+def test_a_warm_kernel_gives_each_run_a_fresh_session(db_url, tmp_path):
+    # One worker runs both notebooks in one kernel (the same pid), yet the second sees nothing of the
+    # first: no variable it left, the execution count a new kernel would have, the batch's database.
+    # imported here: jupytext is only needed to write this test's notebook
+    import jupytext
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    jupytext.write(jupytext.reads(PROBE, fmt="py:percent"), notebooks / "probe.ipynb")
+    results = run_notebooks([("probe", {"mark": "first"}), ("probe", {"mark": "second"})], db_url=db_url,
+                            reports_dir=tmp_path / "reports", workers=1, notebooks_dir=notebooks)
+    assert [r.run.status for r in results] == ["ok", "ok"]
+    printed = ["".join(o.get("text", "") for c in nbformat.read(r.run.output_path, as_version=4).cells
+                       for o in c.get("outputs", [])).splitlines() for r in results]
+    assert printed[0][0] == printed[1][0] and printed[0][0].endswith(f"database {db_url}")
+    assert printed[0][1] == printed[1][1] == "names ['mark', 'os']"

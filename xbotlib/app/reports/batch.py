@@ -13,8 +13,13 @@ Who does what:
   started in job order, so their ids and start times — what the reports index sorts by — follow the
   job order however the kernels race;
 - a worker process (``spawn``: a clean interpreter, nothing inherited from this one's database pool or
-  threads) executes the notebook and renders its HTML (``runner.execute_run``). Each worker sets
-  XBOT_DATABASE_URL for its own kernels: the environment is per process, so no lock between them.
+  threads) executes the notebook and renders its HTML (``runner.execute_run``);
+- each worker keeps one **warm kernel** (XBOT_DATABASE_URL in its own environment) from run to run. Most
+  of a cold report is the kernel importing pandas, scipy, scikit-learn and matplotlib; a warm kernel pays
+  that once per worker instead of once per report. Between runs the worker closes the databases the last
+  notebook opened, drops its figures and starts a new IPython session (empty namespace, execution count
+  1), so each notebook still runs top to bottom from its parameters alone; only imported modules are
+  shared, which the notebooks only read. A kernel that died or did not reset is replaced by a new one.
 
 A failed notebook still leaves its executed copy, its HTML with the error and a ``failed`` record; a
 worker that dies is a ``failed`` record saying so. The index is rebuilt when a run starts and when it
@@ -33,7 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 from xbotlib.app.reports.html import build_index
 from xbotlib.app.reports.records import NotebookRun, collect_runs
 from xbotlib.app.reports.records import reports_dir as workspace_reports_dir
-from xbotlib.app.reports.runner import (NOTEBOOKS_DIR, NotebookFailed, NotebookInfo, RunOutcome,
+from xbotlib.app.reports.runner import (KERNEL_ARGUMENTS, NOTEBOOKS_DIR, NotebookFailed, NotebookInfo, RunOutcome,
                                         check_named_objects_in, ensure_kernel, execute_run, finish_run,
                                         open_run_database, prepare_run, start_run)
 
@@ -135,8 +140,66 @@ def _outcome(future: Future) -> RunOutcome:
 
 def _execute_in_worker(info: NotebookInfo, values: dict, run: NotebookRun, kernel: str, db_url: str,
                        execution_timeout: float | None) -> RunOutcome:
-    """In a worker process: execute and render one run (``runner.execute_run``)."""
-    return execute_run(info, values, run, kernel, db_url, execution_timeout, _utc_now)
+    """In a worker process: execute and render one run (``runner.execute_run``) in this worker's warm
+    kernel. A kernel that will not start is left to ``execute_run`` with a new one, which records why."""
+    try:
+        km = _warm_kernel(kernel, db_url)
+    except Exception:  # NoSuchKernel, a kernel that dies at start: the cold path below records the reason
+        km = None
+    return execute_run(info, values, run, kernel, db_url, execution_timeout, _utc_now, km=km)
+
+
+# This worker process's kernel, reused from one run to the next: {"km": KernelManager, "key": (kernel, db_url)}.
+_WARM: dict[str, Any] = {}
+
+# Before a run in a used kernel: close the databases the last notebook opened (their pools would stay
+# open), drop its figures, then a new IPython session — an empty namespace and the execution count
+# back at 1, as in a new kernel. Imported modules stay: that is what makes the kernel warm.
+_RESET = """
+from xbotlib.store.db import Database as _Database
+for _value in list(get_ipython().user_ns.values()):
+    if isinstance(_value, _Database):
+        _value.close()
+import matplotlib.pyplot as _plt
+_plt.close("all")
+get_ipython().reset(new_session=True)
+"""
+
+
+def _warm_kernel(kernel: str, db_url: str):
+    """This worker's kernel for ``kernel`` with XBOT_DATABASE_URL=``db_url``, reset for a new run; started
+    on first use (or after the last one died or failed to reset) and shut down when the worker exits."""
+    # imported here: jupyter_client loads only in the worker processes that run kernels
+    from jupyter_client.manager import KernelManager
+    from multiprocessing.util import Finalize  # imported here: as above, only in a worker process
+
+    key = (kernel, db_url)
+    km = _WARM.get("km")
+    if km is not None and _WARM.get("key") == key and km.is_alive() and _reset(km):
+        return km
+    if km is not None:
+        km.shutdown_kernel(now=True)
+        _WARM.clear()
+    km = KernelManager(kernel_name=kernel)
+    # the environment is this kernel's own: the worker's os.environ stays as it is
+    km.start_kernel(extra_arguments=list(KERNEL_ARGUMENTS), env={**os.environ, "XBOT_DATABASE_URL": db_url})
+    Finalize(km, km.shutdown_kernel, kwargs={"now": True}, exitpriority=10)
+    _WARM.update(km=km, key=key)
+    return km
+
+
+def _reset(km) -> bool:
+    """Run ``_RESET`` in ``km``; False when it did not succeed (the caller then starts a new kernel)."""
+    kc = km.client()
+    try:
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        reply = kc.execute_interactive(_RESET, silent=True, store_history=False, timeout=60)
+        return reply["content"]["status"] == "ok"
+    except Exception:  # a timeout or a dead channel: a new kernel is the safe answer
+        return False
+    finally:
+        kc.stop_channels()
 
 
 def _utc_now() -> datetime:

@@ -374,10 +374,11 @@ class RunOutcome(NamedTuple):
 
 
 def execute_run(info: NotebookInfo, values: dict[str, Any], run: NotebookRun, kernel: str, db_url: str,
-                execution_timeout: float | None, now: Callable[[], datetime]) -> RunOutcome:
+                execution_timeout: float | None, now: Callable[[], datetime], km: Any = None) -> RunOutcome:
     """Execute the notebook into ``run.output_path`` and render ``run.html_path``: the work of a run that
-    touches no record, so a worker process can do it. Both files exist afterwards, failed or not."""
-    error, interrupted = _execute(info, values, Path(run.output_path), kernel, db_url, execution_timeout)
+    touches no record, so a worker process can do it. Both files exist afterwards, failed or not.
+    ``km``: a started kernel (its environment already names ``db_url``) to run in instead of a new one."""
+    error, interrupted = _execute(info, values, Path(run.output_path), kernel, db_url, execution_timeout, km)
     outcome = RunOutcome(error, interrupted, now())
     finished = replace(run, status="failed" if error else "ok", error=error, finished_at=outcome.finished_at)
     atomic_write(Path(run.html_path), render_report(_read_executed(Path(run.output_path), finished), finished))
@@ -411,8 +412,9 @@ def _now_function(clock_now: Any) -> Callable[[], datetime]:
 
 
 def _execute(info: NotebookInfo, values: dict, output: Path, kernel: str, db_url: str,
-             execution_timeout: float | None) -> tuple[str | None, bool]:
-    """Run papermill; returns (error or None, interrupted). The executed notebook is on disk either way."""
+             execution_timeout: float | None, km: Any = None) -> tuple[str | None, bool]:
+    """Run papermill; returns (error or None, interrupted). The executed notebook is on disk either way.
+    With ``km`` (a started kernel, see ``batch``) papermill runs in it and leaves it running."""
     # imported here: keeps `xbot --help` fast (it imports this module)
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -424,7 +426,7 @@ def _execute(info: NotebookInfo, values: dict, output: Path, kernel: str, db_url
         try:
             papermill.execute_notebook(str(info.path), str(output), parameters=values, kernel_name=kernel,
                                        progress_bar=False, log_output=False, execution_timeout=execution_timeout,
-                                       extra_arguments=list(KERNEL_ARGUMENTS))
+                                       extra_arguments=list(KERNEL_ARGUMENTS), **({"km": km} if km else {}))
             return None, False
         except PapermillExecutionError as exc:
             return f"{exc.ename}: {exc.evalue} (cell In [{exc.exec_count}])", False
