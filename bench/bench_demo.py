@@ -7,6 +7,9 @@ the machine, the date and the load average at the start (the figures depend on w
 
     python bench/bench_demo.py                 # the default demo (30 days, seed 7)
     python bench/bench_demo.py --days 10 --runs 2
+    python bench/bench_demo.py --compare-reports   # the demo's 8 reports on one campaign: one cold kernel
+                                                   # per report, one after another (before issue #19), then
+                                                   # `reports.batch` (kernels side by side, warm)
 """
 from __future__ import annotations
 
@@ -109,6 +112,50 @@ def table(results: list[dict], days: int, label: str) -> str:
     return "\n".join(lines)
 
 
+def compare_reports(days: int, seed: int) -> str:
+    """The demo's report step twice on the same campaign: as before (``run_notebook`` per report, a cold
+    kernel each, one after another) and as now (``batch.run_notebooks``); a table of both."""
+    from xbotlib.app.cli.demo import DEMO_LIFT_EXPERIMENTS, DEMO_NOTEBOOKS  # imported here: after sys.path
+    from xbotlib.app.reports.batch import default_workers, run_notebooks  # imported here: as above
+    from xbotlib.app.reports.runner import NotebookFailed, run_notebook  # imported here: as above
+
+    home = Path(tempfile.mkdtemp(prefix="xbot_bench_demo_"))
+    env = {**os.environ, "XBOT_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env.pop("XBOT_DATABASE_URL", None)
+    xbot = [sys.executable, "-m", "xbotlib.app.cli.main"]
+    try:
+        demo = subprocess.run([*xbot, "demo", "--days", str(days), "--seed", str(seed), "--no-notebooks"], env=env,
+                              cwd=ROOT, capture_output=True, text=True, check=True)
+        url = re.search(r"^database: (\S+)", demo.stdout, re.M).group(1)
+        account = re.search(r"^account (\S+):", demo.stdout, re.M).group(1)
+        subprocess.run([*xbot, "db", "start"], env=env, cwd=ROOT, capture_output=True, check=True)
+        jobs = [(n, {"account_id": account}) for n in DEMO_NOTEBOOKS]
+        jobs += [("experiment_lift", {"account_id": account, "experiment_id": e}) for e in DEMO_LIFT_EXPERIMENTS]
+        t0 = time.perf_counter()
+        failed_before = 0
+        for name, params in jobs:
+            try:
+                run_notebook(name, params, db_url=url, reports_dir=home / "before")
+            except NotebookFailed:
+                failed_before += 1
+        before = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        results = run_notebooks(jobs, db_url=url, reports_dir=home / "after")
+        after = time.perf_counter() - t0
+        profile = profile_table(notebook_profile(home / "after"))
+    finally:
+        subprocess.run([*xbot, "db", "stop"], env=env, cwd=ROOT, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+    load = os.getloadavg()
+    return "\n".join([
+        f"the demo's {len(jobs)} reports on one {days}-day campaign — {machine()} "
+        f"{datetime.now(timezone.utc):%H:%M} UTC, load average {load[0]:.2f} at the end", "",
+        "| report step | wall | failed |", "| --- | ---: | ---: |",
+        f"| before: a cold kernel per report, one after another | {before:.1f} s | {failed_before} |",
+        f"| after: `reports.batch`, {default_workers()} workers with warm kernels | {after:.1f} s | "
+        f"{sum(not r.ok for r in results)} |", "", "after, each report:", "", profile])
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--days", type=int, default=30, help="simulated days (default 30, the demo's)")
@@ -116,8 +163,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--runs", type=int, default=1, help="demos to run one after another (default 1)")
     p.add_argument("--profile", type=Path, default=None,
                    help="only print the per-report table of an existing reports folder (e.g. reports/)")
+    p.add_argument("--compare-reports", action="store_true",
+                   help="time the demo's report step before and after issue #19 on one campaign (no full demos)")
     p.add_argument("--label", default="", help="a word for the table's title, e.g. before or after")
     a, extra = p.parse_known_args(argv)
+    if a.compare_reports:
+        print(compare_reports(a.days, a.seed))
+        return 0
     if a.profile:
         print(profile_table(notebook_profile(a.profile)))
         return 0

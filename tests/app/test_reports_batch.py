@@ -114,3 +114,24 @@ def test_a_warm_kernel_gives_each_run_a_fresh_session(db_url, tmp_path):
                        for o in c.get("outputs", [])).splitlines() for r in results]
     assert printed[0][0] == printed[1][0] and printed[0][0].endswith(f"database {db_url}")
     assert printed[0][1] == printed[1][1] == "names ['mark', 'os']"
+
+
+def test_the_demos_reports_all_run_and_are_listed_in_the_demos_order(pg, tmp_path, capsys):
+    # imported here: the campaign loads the jobs and the simulator, which only this test needs
+    from xbotlib.app.cli.demo import DEMO_LIFT_EXPERIMENTS, DEMO_NOTEBOOKS, _run_notebooks
+    from xbotlib.config import load_settings  # imported here: as above
+    from xbotlib.jobs.campaign import CampaignConfig, run_campaign  # imported here: as above
+    from xbotlib.store.db import Database  # imported here: as above
+
+    url = pg.fresh_database()
+    with Database.from_url(url, pool_max=3) as db:
+        account = run_campaign(CampaignConfig(days=2, seed=5), load_settings(env={}), db).account_ids[0]
+    index = _run_notebooks(url, account, tmp_path / "reports")
+
+    assert index == tmp_path / "reports" / "index.html"
+    assert "reports: 8 notebooks in" in capsys.readouterr().out
+    rows = notebook_runs(url)
+    expected = [(n, None) for n in DEMO_NOTEBOOKS] + [("experiment_lift", e) for e in DEMO_LIFT_EXPERIMENTS]
+    assert [(r["notebook"], r["parameters"].get("experiment_id")) for r in rows] == expected
+    assert all(r["status"] == "ok" and r["parameters"]["account_id"] == account for r in rows), rows
+    assert [r.run_id for r in collect_runs(tmp_path / "reports")] == [r["run_id"] for r in reversed(rows)]
