@@ -1,6 +1,7 @@
 """The benchmark code paths: lift replicates are independent and deterministic, tables say what they measure."""
 from __future__ import annotations
 
+import io
 import math
 import statistics
 
@@ -227,8 +228,6 @@ def test_growth_runs_each_policy_and_seed_through_the_real_jobs(pg, monkeypatch)
 def test_growth_gives_the_same_numbers_serial_and_on_two_workers(pg):
     # Each campaign runs in its own database with its seed; which process ran it, and in what order the
     # campaigns finished, must not change one number. Only the wall time ("seconds") may differ.
-    import io
-
     def numbers(workers: int) -> list[dict]:
         out = io.StringIO()
         results = bench._growth(days=3, seeds=2, scenario=None, policies=("xbot", "random"), workers=workers,
