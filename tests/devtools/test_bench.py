@@ -1,6 +1,7 @@
 """The benchmark code paths: lift replicates are independent and deterministic, tables say what they measure."""
 from __future__ import annotations
 
+import io
 import math
 import statistics
 
@@ -222,3 +223,28 @@ def test_growth_runs_each_policy_and_seed_through_the_real_jobs(pg, monkeypatch)
     xbot_row = next(line for line in table.splitlines() if line.startswith("| xbot |"))
     ratio, low, high = bench.ratio_interval(results, "xbot")
     assert f"{low:.3f}–{high:.3f}" in xbot_row
+
+
+def test_growth_gives_the_same_numbers_serial_and_on_two_workers(pg):
+    # Each campaign runs in its own database with its seed; which process ran it, and in what order the
+    # campaigns finished, must not change one number. Only the wall time ("seconds") may differ.
+    def numbers(workers: int) -> list[dict]:
+        out = io.StringIO()
+        results = bench._growth(days=3, seeds=2, scenario=None, policies=("xbot", "random"), workers=workers,
+                                pg=pg, out=out)
+        lines = out.getvalue().splitlines()
+        assert lines[0] == f"  4 campaigns on {workers} worker(s)"
+        assert [line.split("]")[0].strip() for line in lines[1:]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+        assert all("ETA" in line for line in lines[1:]) and lines[-1].endswith("ETA 0:00")
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in results]
+
+    serial, parallel = numbers(1), numbers(2)
+    assert [(r["policy"], r["seed"]) for r in serial] == [("xbot", 0), ("random", 0), ("xbot", 1), ("random", 1)]
+    assert serial == parallel
+    assert any(r["gained"] != 0 or r["post_follows"] != 0 for r in serial), "3 days must earn some follows"
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_growth_refuses_a_worker_count_that_is_not_a_process_count(workers):
+    with pytest.raises(ValueError, match=r"--workers must be .* at least 1 .*got"):
+        bench.check_workers(workers)

@@ -20,7 +20,7 @@ import tempfile
 import time
 import tomllib
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -115,19 +115,77 @@ def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policie
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _growth(days: int, seeds: int, scenario: str | None, policies, workers: int) -> list[dict]:
-    pg = TestPostgres()
+def check_workers(workers: int) -> int:
+    """``workers`` if it is a usable process count; else a ValueError naming the value and the fix."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers must be a whole number of processes, at least 1 (1 runs the campaigns "
+                         f"one after another in this process): got {workers!r}")
+    return workers
+
+
+def growth_jobs(seeds: int, policies) -> list[tuple[str, int]]:
+    """(policy, seed) in the order the campaigns are handed out and the results listed: seed by seed, every
+    policy of a seed before the next seed, so two workers share the policies of each seed and a cut-short
+    run still holds complete seeds."""
+    return [(p, s) for s in range(seeds) for p in policies]
+
+
+def _growth(days: int, seeds: int, scenario: str | None, policies, workers: int, pg: TestPostgres | None = None,
+            out=sys.stderr) -> list[dict]:
+    """Every (policy, seed) campaign, each in its own database cloned from one migrated template; the
+    results in ``growth_jobs`` order whatever order they finish in, so ``workers`` changes the wall time
+    and never the numbers (``tests/devtools/test_bench.py`` checks workers=1 against workers=2).
+    ``workers=1`` runs them one after another in this process; more, in a pool of processes.
+    ``pg``: the server to use (default a new ``TestPostgres``, dropped at the end)."""
+    check_workers(workers)
+    own = pg is None
+    pg = pg or TestPostgres()
     fixed = Oracle(load_scenario(scenario)).best_choice()
-    jobs = [(pg.base_url, pg.template, p, s, days, scenario, fixed if p == "fixed" else None)
-            for s in range(seeds) for p in policies]
-    results = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for i, r in enumerate(pool.map(_campaign_followers, jobs), 1):
-            results.append(r)
-            print(f"  [{i}/{len(jobs)}] {r['policy']:<9} seed {r['seed']:<2} gained {r['gained']:>5} "
-                  f"({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
-    pg.drop_all()
-    return results
+    order = growth_jobs(seeds, policies)
+    jobs = [(pg.base_url, pg.template, p, s, days, scenario, fixed if p == "fixed" else None) for p, s in order]
+    progress = GrowthProgress(len(jobs), workers, out)
+    results: dict[tuple[str, int], dict] = {}
+    try:
+        if workers == 1:
+            for job in jobs:
+                r = _campaign_followers(job)
+                results[(r["policy"], r["seed"])] = r
+                progress.done(r)
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                for future in as_completed([pool.submit(_campaign_followers, job) for job in jobs]):
+                    r = future.result()
+                    results[(r["policy"], r["seed"])] = r
+                    progress.done(r)
+    finally:
+        if own:
+            pg.drop_all()
+    return [results[key] for key in order]
+
+
+class GrowthProgress:
+    """One line per finished campaign on ``out``: how many are done, the campaign's own figures, the
+    elapsed time and an ETA (the mean wall time per finished campaign so far, times the ones left)."""
+
+    def __init__(self, total: int, workers: int, out=sys.stderr):
+        self.total, self.workers, self.out = total, workers, out
+        self.finished = 0
+        self.t0 = time.perf_counter()
+        print(f"  {total} campaigns on {workers} worker(s)", file=out, flush=True)
+
+    def done(self, r: dict) -> None:
+        self.finished += 1
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / self.finished * (self.total - self.finished)
+        print(f"  [{self.finished}/{self.total}] {r['policy']:<9} seed {r['seed']:<2} gained {r['gained']:>5} "
+              f"({r['seconds']:.0f} s)  elapsed {_clock(elapsed)}, ETA {_clock(eta)}", file=self.out, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for progress lines."""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def _per_seed(results: list[dict], key: str = "gained") -> dict[str, dict[int, float]]:
@@ -222,7 +280,9 @@ def main(name: str, argv: list[str]) -> int:
         p.add_argument("--scenario", default=None, help="scenario TOML (default scenarios/default.toml)")
         p.add_argument("--policies", default=",".join(GROWTH_POLICIES),
                        help=f"comma-separated, from {', '.join(GROWTH_POLICIES)} (default all)")
-        p.add_argument("--workers", type=int, default=2, help="campaigns run in parallel (default 2)")
+        p.add_argument("--workers", type=int, default=2,
+                       help="processes running campaigns side by side; 1 runs them one after another in this "
+                            "process; the numbers are the same either way (default 2)")
         p.add_argument("--analytics", choices=("on", "off"), default="on",
                        help="off: the sandbox refuses GET /2/tweets/analytics (as X does for an access level "
                             "without it), so follows come from follower-snapshot attribution (default on)")
@@ -231,6 +291,10 @@ def main(name: str, argv: list[str]) -> int:
         bad = [x for x in policies if x not in GROWTH_POLICIES]
         if bad:
             p.error(f"unknown policies {bad} (expected some of {', '.join(GROWTH_POLICIES)})")
+        try:
+            check_workers(a.workers)
+        except ValueError as exc:
+            p.error(str(exc))
         res = growth(a.days, a.seeds, a.scenario, policies, a.workers, analytics=a.analytics == "on")
         print(growth_table(res, a.days, a.seeds, a.scenario, analytics=a.analytics == "on"))
     elif name == "lift":

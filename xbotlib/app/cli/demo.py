@@ -9,7 +9,6 @@ from pathlib import Path
 
 from xbotlib.app.cli.account import checked_profile
 from xbotlib.app.cli.errors import CliError
-from xbotlib.app.reports.runner import NotebookFailed, run_notebook
 from xbotlib.config import load_settings
 from xbotlib.logs import setup_logging
 
@@ -95,20 +94,26 @@ def matching_scenario(profile) -> tuple[str | None, str | None]:
 
 
 def _run_notebooks(db_url: str, account_id: str, reports_dir: Path):
+    """The demo's reports, kernels side by side (``reports.batch``); a bar counts them as they finish,
+    then the failures are listed in the reports' order. Returns the reports index."""
     # imported here for start-up time: keeps `xbot --help` fast
     from tqdm import tqdm
 
+    from xbotlib.app.reports.batch import failures, run_notebooks  # start-up time, as above
+
     jobs = [(name, {"account_id": account_id}) for name in DEMO_NOTEBOOKS]
     jobs += [("experiment_lift", {"account_id": account_id, "experiment_id": e}) for e in DEMO_LIFT_EXPERIMENTS]
-    index = None
-    for name, params in tqdm(jobs, desc="reports", unit="notebook", file=sys.stdout, disable=None):
-        try:
-            run = run_notebook(name, params, db_url=db_url, reports_dir=reports_dir)
-            index = getattr(run, "index_path", None) or index
-        except NotebookFailed as exc:
-            print(f"  report {name} FAILED (its report shows the error): {exc}")
-            index = getattr(exc, "index_path", None) or index
-    return index or reports_dir / "index.html"
+    t0 = time.perf_counter()
+    with tqdm(total=len(jobs), desc="reports", unit="notebook", file=sys.stdout, disable=None) as bar:
+        def on_finished(run) -> None:
+            bar.set_postfix_str(f"{run.name} {run.status}", refresh=False)
+            bar.update(1)
+
+        results = run_notebooks(jobs, db_url=db_url, reports_dir=reports_dir, on_finished=on_finished)
+    for failed in failures(results):
+        print(f"  report {failed.run.name} FAILED (its report shows the error): {failed}")
+    print(f"reports: {len(results)} notebooks in {time.perf_counter() - t0:.1f} s", flush=True)
+    return results[-1].index_path if results else reports_dir / "index.html"
 
 
 def _print_summary(run, db, reports_index, url, elapsed, log_file, settings) -> None:

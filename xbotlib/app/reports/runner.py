@@ -307,52 +307,93 @@ def run_notebook(name: str, params: Mapping[str, Any] | None = None, *, db_url: 
     kernel : kernelspec name; None = the ``xbot`` kernel for this interpreter (``ensure_kernel``).
     execution_timeout : seconds any one cell may run; None = no limit.
 
+    Several runs at once: ``xbotlib.app.reports.batch.run_notebooks`` (the same phases, kernels in parallel).
+
     Raises
     ------
     NotebookNotFound, NotebookParameterError before anything runs or is written;
     NotebookFailed after a failed run was recorded and its report written.
     """
-    # imported here: psycopg and its pool load only when a notebook runs (`xbot --help` imports this module)
-    from xbotlib.store.db import Database
-
-    info = get_notebook(name, notebooks_dir)
-    values = coerce_parameters(info, params or {})
-    check_named_objects(info, values)  # what needs no database, before one is opened
+    info, values = prepare_run(name, params, notebooks_dir)
     now = _now_function(clock_now)
     kernel = kernel or ensure_kernel()
     reports_dir = Path(reports_dir) if reports_dir is not None else workspace_reports_dir()
 
-    if db_url:
-        db = Database.from_url(db_url, pool_max=2)
-    else:
-        db = Database.open(load_settings())
-    with db:
-        _check_named_objects_in(db, info, values)
-        started = now()
-        stem = f"{name}-{started:%H%M%S}-{uuid.uuid4().hex[:6]}"  # uuid: a file name, not a measurement
-        run_dir = reports_dir / "runs" / f"{started:%Y-%m-%d}"
-        run = NotebookRun(run_id=None, name=name, parameters=values, status="running", started_at=started,
-                          finished_at=None, output_path=str(run_dir / f"{stem}.ipynb"),
-                          html_path=str(run_dir / f"{stem}.html"))
-        run = replace(run, run_id=_record_start(db, run))
-        save_record(reports_dir, run)
+    with open_run_database(db_url) as db:
+        check_named_objects_in(db, info, values)
+        run = start_run(db, info, values, now(), reports_dir)
         build_index(reports_dir, collect_runs(reports_dir))
-        tagged(log, "NOTEBOOK", "started", name=name, run_id=run.run_id, parameters=json.dumps(values))
-
-        error, interrupted = _execute(info, values, Path(run.output_path), kernel, db.url, execution_timeout)
-        run = replace(run, status="failed" if error else "ok", error=error, finished_at=now())
-        nb = _read_executed(Path(run.output_path), run)
-        atomic_write(Path(run.html_path), render_report(nb, run))
-        with db.connection() as conn:
-            runs.finish_notebook_run(conn, run.run_id, run.status, run.finished_at, run.error)
-        save_record(reports_dir, run)
+        outcome = execute_run(info, values, run, kernel, db.url, execution_timeout, now)
+        run = finish_run(db, run, outcome, reports_dir)
         run = replace(run, index_path=str(build_index(reports_dir, collect_runs(reports_dir))))
-    tagged(log, "NOTEBOOK", run.status, level=logging.INFO if not error else logging.ERROR, name=name,
-           run_id=run.run_id, html=run.html_path, **({"error": repr(error)} if error else {}))
-    if interrupted:
+    if outcome.interrupted:
         raise KeyboardInterrupt
-    if error:
+    if run.error:
         raise NotebookFailed(run)
+    return run
+
+
+# The phases of a run, shared by ``run_notebook`` (one after another) and ``batch.run_notebooks``
+# (the process that owns the database records; only ``execute_run`` runs in a worker process).
+
+def prepare_run(name: str, params: Mapping[str, Any] | None,
+                notebooks_dir: Path = NOTEBOOKS_DIR) -> tuple[NotebookInfo, dict[str, Any]]:
+    """The notebook and its parameters, converted and checked as far as that needs no database."""
+    info = get_notebook(name, notebooks_dir)
+    values = coerce_parameters(info, params or {})
+    check_named_objects(info, values)  # what needs no database, before one is opened
+    return info, values
+
+
+def open_run_database(db_url: str | None):
+    """The database runs are recorded in (and notebooks read): ``db_url``, else the settings' one."""
+    # imported here: psycopg and its pool load only when a notebook runs (`xbot --help` imports this module)
+    from xbotlib.store.db import Database
+
+    return Database.from_url(db_url, pool_max=2) if db_url else Database.open(load_settings())
+
+
+def start_run(db, info: NotebookInfo, values: dict[str, Any], started: datetime, reports_dir: Path) -> NotebookRun:
+    """Record the run as ``running``: its ``notebook_runs`` row and its ``.json``; returns the record."""
+    stem = f"{info.name}-{started:%H%M%S}-{uuid.uuid4().hex[:6]}"  # uuid: a file name, not a measurement
+    run_dir = reports_dir / "runs" / f"{started:%Y-%m-%d}"
+    run = NotebookRun(run_id=None, name=info.name, parameters=values, status="running", started_at=started,
+                      finished_at=None, output_path=str(run_dir / f"{stem}.ipynb"),
+                      html_path=str(run_dir / f"{stem}.html"))
+    run = replace(run, run_id=_record_start(db, run))
+    save_record(reports_dir, run)
+    tagged(log, "NOTEBOOK", "started", name=info.name, run_id=run.run_id, parameters=json.dumps(values))
+    return run
+
+
+class RunOutcome(NamedTuple):
+    """How an execution ended: the error (None = ok), whether it was interrupted, when it finished."""
+    error: str | None
+    interrupted: bool
+    finished_at: datetime
+
+
+def execute_run(info: NotebookInfo, values: dict[str, Any], run: NotebookRun, kernel: str, db_url: str,
+                execution_timeout: float | None, now: Callable[[], datetime], km: Any = None) -> RunOutcome:
+    """Execute the notebook into ``run.output_path`` and render ``run.html_path``: the work of a run that
+    touches no record, so a worker process can do it. Both files exist afterwards, failed or not.
+    ``km``: a started kernel (its environment already names ``db_url``) to run in instead of a new one."""
+    error, interrupted = _execute(info, values, Path(run.output_path), kernel, db_url, execution_timeout, km)
+    outcome = RunOutcome(error, interrupted, now())
+    finished = replace(run, status="failed" if error else "ok", error=error, finished_at=outcome.finished_at)
+    atomic_write(Path(run.html_path), render_report(_read_executed(Path(run.output_path), finished), finished))
+    return outcome
+
+
+def finish_run(db, run: NotebookRun, outcome: RunOutcome, reports_dir: Path) -> NotebookRun:
+    """Record how the run ended: its ``notebook_runs`` row and its ``.json``; returns the final record."""
+    run = replace(run, status="failed" if outcome.error else "ok", error=outcome.error,
+                  finished_at=outcome.finished_at)
+    with db.connection() as conn:
+        runs.finish_notebook_run(conn, run.run_id, run.status, run.finished_at, run.error)
+    save_record(reports_dir, run)
+    tagged(log, "NOTEBOOK", run.status, level=logging.INFO if not run.error else logging.ERROR, name=run.name,
+           run_id=run.run_id, html=run.html_path, **({"error": repr(run.error)} if run.error else {}))
     return run
 
 
@@ -371,8 +412,9 @@ def _now_function(clock_now: Any) -> Callable[[], datetime]:
 
 
 def _execute(info: NotebookInfo, values: dict, output: Path, kernel: str, db_url: str,
-             execution_timeout: float | None) -> tuple[str | None, bool]:
-    """Run papermill; returns (error or None, interrupted). The executed notebook is on disk either way."""
+             execution_timeout: float | None, km: Any = None) -> tuple[str | None, bool]:
+    """Run papermill; returns (error or None, interrupted). The executed notebook is on disk either way.
+    With ``km`` (a started kernel, see ``batch``) papermill runs in it and leaves it running."""
     # imported here: keeps `xbot --help` fast (it imports this module)
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -384,7 +426,7 @@ def _execute(info: NotebookInfo, values: dict, output: Path, kernel: str, db_url
         try:
             papermill.execute_notebook(str(info.path), str(output), parameters=values, kernel_name=kernel,
                                        progress_bar=False, log_output=False, execution_timeout=execution_timeout,
-                                       extra_arguments=list(KERNEL_ARGUMENTS))
+                                       extra_arguments=list(KERNEL_ARGUMENTS), **({"km": km} if km else {}))
             return None, False
         except PapermillExecutionError as exc:
             return f"{exc.ename}: {exc.evalue} (cell In [{exc.exec_count}])", False
@@ -415,7 +457,7 @@ def _read_executed(path: Path, run: NotebookRun):
     return nb
 
 
-def _check_named_objects_in(db, info: NotebookInfo, values: Mapping[str, Any]) -> None:
+def check_named_objects_in(db, info: NotebookInfo, values: Mapping[str, Any]) -> None:
     """``check_named_objects`` against ``db``; a database without the schema is a ``NotebookError``
     that says to migrate. Nothing is recorded: a bad name is refused like any bad parameter."""
     # imported here: psycopg loads only when a notebook runs (`xbot --help` imports this module)
