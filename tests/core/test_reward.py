@@ -84,3 +84,15 @@ def test_outcome_reward_bundles_what_the_collector_stores():
     with pytest.raises(ValueError, match=r"missing \['follows'\]"):
         outcome_reward({"impressions": 1, "likes": 0, "retweets": 0, "replies": 0, "quotes": 0, "bookmarks": 0},
                        novelty=0.5, dup_penalty=0, weights=W)
+
+
+def test_checked_weights_are_checked_once_and_score_alike():
+    """The collector checks the weights once per tick; a ``RewardWeights`` is taken as it is, and gives the
+    same reward as the plain mapping it came from."""
+    from xbotlib.core.reward import RewardWeights, check_weights
+    checked = check_weights(W)
+    assert isinstance(checked, RewardWeights) and check_weights(checked) is checked and dict(checked) == W
+    for args, _ in [(c.values[0], None) for c in REWARD_CASES]:
+        assert composite_reward(*args, weights=checked) == composite_reward(*args, weights=dict(W))
+    with pytest.raises(TypeError):
+        checked["fpki"] = 2.0   # read-only: what was checked cannot change afterwards

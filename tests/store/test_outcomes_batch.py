@@ -1,6 +1,7 @@
 """The collector's batch writes: one statement per batch (arrays, unnest), read back exactly."""
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -71,3 +72,22 @@ def test_batch_upsert_keeps_the_given_order_and_rewrites_only_changes(db):
         again = outcomes.upsert_outcomes(conn, rows[:3] + changed, {})
     assert [(str(s["decision_id"]), s["collected_pass"]) for s in again] == \
         [(changed[0]["decision_id"], changed[0]["collected_pass"])]
+
+
+@pytest.mark.parametrize("sql_type, values", [
+    ("float8", [0.1, 1e-300, 2.5e300, -0.0, 1 / 3, None, 1234567.000001, 3, 0]),
+    ("float8", [0.5, float("inf")]),          # not finite: array_literal refuses it, naming the value
+    ("float8", [True, 0.5]),                  # a bool is not a number here: array_literal writes it as such
+    ("int4", [0, 7, 2_147_483_647]),
+    ("int4", [0, None, 3]),
+    ("int2", [1, 2, 1, 2]),
+])
+def test_column_literal_writes_what_array_literal_writes(sql_type, values):
+    """The batch's per-column fast paths change the speed, never the text Postgres receives."""
+    try:
+        expected = array_literal(values)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            outcomes._column_literal(sql_type, values)
+        return
+    assert outcomes._column_literal(sql_type, values) == expected

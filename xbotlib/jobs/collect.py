@@ -63,7 +63,7 @@ import httpx
 import numpy as np
 
 from xbotlib.clients.xapi import XConnectionError, XRateLimited, XServerError, XTimeout
-from xbotlib.core.reward import composite_reward, derived_rates, exposure_weight
+from xbotlib.core.reward import RewardWeights, check_weights, composite_reward, derived_rates, exposure_weight
 from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
 from xbotlib.logs import tagged
 from xbotlib.store import outcomes
@@ -410,14 +410,17 @@ def _measured_follows(an: Any | None) -> bool:
 
 
 def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
-                  ask_analytics: bool = True, history: AttributionHistory | None = None) -> dict[str, int]:
+                  ask_analytics: bool = True, history: AttributionHistory | None = None,
+                  weights: RewardWeights | None = None) -> dict[str, int]:
     """Read one batch (≤100 tweets) from X and store it in one transaction.
 
     Returns counts, and ``analytics`` 1/0: whether X's analytics endpoint answered (when it did not,
     the caller need not ask again in this tick). ``history``: the tick's attribution inputs, shared by its
-    batches (None: read them for this batch alone).
+    batches (None: read them for this batch alone). ``weights``: the reward weights, checked once per tick
+    (None: read and check them here).
     """
     history = history if history is not None else AttributionHistory()
+    weights = check_weights(ctx.settings.reward_weights() if weights is None else weights)
     ids = [p.tweet_id for p in batch]
     lookup = ctx.x.lookup_tweets(ids)
     start = min(p.posted_at for p in batch)
@@ -443,7 +446,6 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
     if not read:
         return counts
 
-    weights = ctx.settings.reward_weights()
     with ctx.db.connection() as conn:
         attributed: dict[str, float] = {}
         this_read = {p.decision_id: (m["profile_visits"], 1 in p.passes) for p, m, _ in read}
@@ -459,17 +461,21 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
                 follows, source = float(an.follows), "analytics"
             else:
                 follows, source = attributed.get(post.decision_id, 0.0), "snapshot_attribution"
-            for p in post.passes:
-                rows.append(outcome_row(post, p, metrics, follows, source, account_id=ctx.account_id,
-                                        simulated=ctx.simulated, weights=weights, collected_at=now))
+            # one read serves every due pass: the rows differ only in collected_pass
+            row = outcome_row(post, post.passes[0], metrics, follows, source, account_id=ctx.account_id,
+                              simulated=ctx.simulated, weights=weights, collected_at=now)
+            rows.append(row)
+            rows.extend({**row, "collected_pass": p} for p in post.passes[1:])
         stored = outcomes.upsert_outcomes(conn, rows, {p.decision_id: m for p, m, _ in read})
     history.record({lp.decision_id: _as_read(lp, *this_read[lp.decision_id], now)
                     for lp in history.posts if lp.decision_id in this_read})
-    by_key = {(r["decision_id"], r["collected_pass"]): r for r in rows}
-    for s in stored:
-        r = by_key[(str(s["decision_id"]), s["collected_pass"])]
-        tagged(log, "ANALYTICS_COLLECTOR", "stored outcome", decision_id=r["decision_id"], pass_=r["collected_pass"],
-               er=r["er"], fpki=r["fpki"], follows_source=r["follows_source"], impressions=r["impressions"])
+    if log.isEnabledFor(logging.INFO):   # 20,000 lines a tick cost more to format than to store: only when kept
+        by_key = {(r["decision_id"], r["collected_pass"]): r for r in rows}
+        for s in stored:
+            r = by_key[(str(s["decision_id"]), s["collected_pass"])]
+            tagged(log, "ANALYTICS_COLLECTOR", "stored outcome", decision_id=r["decision_id"],
+                   pass_=r["collected_pass"], er=r["er"], fpki=r["fpki"], follows_source=r["follows_source"],
+                   impressions=r["impressions"])
     counts["stored"] = len(stored)
     return counts
 
@@ -502,8 +508,9 @@ def tick(ctx: JobContext) -> JobResult:
             tagged(log, "ANALYTICS_COLLECTOR", "skipped", level=logging.WARNING, reason="older_than_30_days",
                    count=detail["too_old"])
         ask_analytics, history = True, AttributionHistory()
+        weights = check_weights(ctx.settings.reward_weights())   # once per tick, not once per outcome
         for batch in batched(due):
-            counts = collect_batch(ctx, batch, now, ask_analytics=ask_analytics, history=history)
+            counts = collect_batch(ctx, batch, now, ask_analytics=ask_analytics, history=history, weights=weights)
             ask_analytics = bool(counts.pop("analytics"))
             detail["batches"] += 1
             for k, v in counts.items():
