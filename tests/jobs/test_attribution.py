@@ -157,3 +157,72 @@ def test_a_short_campaign_with_analytics_refused_attributes_about_what_posts_ear
     assert [r["follows_source"] for r in sources] == ["snapshot_attribution"]
     assert figures["true"] > 20
     assert 0.7 <= figures["attributed"] / figures["true"] <= 1.3   # loose: 12 days of one seed
+
+
+# ----------------------------------------------------------------------------- one tick, vectorised across batches
+
+def _tick_world(seed: int):
+    """A month of snapshots (hourly, with gaps, a duplicate time and a purge) and posts with and without
+    reads, as a catch-up tick finds them; ``now`` is the read time."""
+    import numpy as np
+    from xbotlib.jobs import collect
+    rng = np.random.default_rng(seed)
+    now = _t(24 * 30)
+    hours = [h for h in range(0, 24 * 30 + 1) if rng.random() > 0.1]
+    followers, snaps = 2000, []
+    for h in hours:
+        followers += int(rng.integers(-2, 9)) - (60 if h == 400 else 0)
+        snaps.append((_t(h), followers))
+    snaps.append((_t(hours[5]), followers + 1))          # two snapshots at one time
+    snaps.append((now + timedelta(hours=1), followers))   # one after the read: covering keeps it, intervals do not
+    snaps.sort()
+    posts = []
+    for i, at in enumerate(sorted(rng.uniform(-20, 24 * 29, int(rng.integers(40, 160))))):
+        visits = int(rng.integers(0, 80))
+        kind = rng.integers(0, 3)                          # never read / read once / read twice
+        read = None if kind == 0 else _t(at) + timedelta(hours=float(rng.uniform(1, 40)))
+        first = _t(at) + timedelta(hours=1) if kind == 2 else None
+        posts.append(LivePost(f"p{i:03d}", _t(at), visits if read else 0, read,
+                              int(visits * 0.4) if first else None, first))
+    posts = [p for p in posts if p.read_at is None or p.read_at <= now]
+    return collect, rng, snaps, posts, now
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tick_attribution_returns_what_attribute_follows_returns_per_batch(seed):
+    """Every batch of a tick gets from TickAttribution what ``attribute_follows`` gives on the inputs that
+    batch would read (its snapshot window, the posts live in it with the earlier batches' reads and its own)."""
+    collect, rng, snaps, posts, now = _tick_world(seed)
+    due = [p for p in posts if p.posted_at <= now - timedelta(hours=1)]
+    size = int(rng.integers(5, 30))
+    batches = [due[i:i + size] for i in range(0, len(due), size)]
+    current = list(posts)                                     # the store, as each batch would read it
+    start = min(min(p.posted_at for p in batches[0]), now - collect.BASELINE_WINDOW)
+    window = collect.covering(snaps, start, now)
+    first = min((t for t, _ in window), default=start)
+    history = [p for p in current if p.posted_at > first - collect.ATTRIBUTION_HORIZON]
+    tick = collect.TickAttribution(window, history, now)
+    compared = 0
+    for batch in batches:
+        since = min(min(p.posted_at for p in batch), now - collect.BASELINE_WINDOW)
+        window = collect.covering(snaps, since, now)
+        first = min((t for t, _ in window), default=since)
+        live = [p for p in current if p.posted_at > first - collect.ATTRIBUTION_HORIZON]
+        reads = {p.decision_id: (int(rng.integers(0, 90)), bool(rng.random() < 0.7)) for p in batch}
+        read = {p.decision_id: collect._as_read(p, *reads[p.decision_id], now) for p in live if p.decision_id in reads}
+        expected = collect.attribute_follows(window, [read.get(p.decision_id, p) for p in live], now)
+        got = tick.follows(window, len(history) - len(live), list(read.values()))
+        assert set(got) == set(read)
+        for did, value in got.items():
+            assert value == pytest.approx(expected[did], rel=1e-9, abs=1e-9), did
+            compared += value > 0
+        current = [read.get(p.decision_id, p) for p in current]
+        history = [read.get(p.decision_id, p) for p in history]
+        tick.record(read)
+    assert compared > 10                                       # the comparison saw real (non-zero) follows
+
+
+def test_tick_attribution_refuses_posts_out_of_order():
+    with pytest.raises(ValueError, match="oldest first"):
+        from xbotlib.jobs.collect import TickAttribution
+        TickAttribution([(_t(0), 1), (_t(1), 2)], [LivePost("b", _t(2), 1), LivePost("a", _t(1), 1)], _t(3))

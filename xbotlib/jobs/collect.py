@@ -48,11 +48,13 @@ attributed from the follower snapshots, after taking out what no post caused.
 Over a campaign the attributed follows add up to the net gain minus the estimated baseline; the
 benchmark (bench/bench_attribution.py, BENCHMARKS.md) checks them against the sandbox's truth.
 
-Size: over 400 lines because the attribution rule (its pure functions: baseline, accrual, split) sits
-beside the job that feeds it from the store and stores what it returns; read top to bottom.
+Size: over 400 lines because the attribution rule (its pure functions: baseline, accrual, split, and
+``TickAttribution``, the same arithmetic shared by every batch of a tick) sits beside the job that feeds it
+from the store and stores what it returns; read top to bottom.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -162,8 +164,11 @@ def accrual_tau(posts: Sequence[LivePost], prior: float = ACCRUAL_TAU_PRIOR_H) -
         a1.append(age1); a2.append(age2)
     if sum(late) < TAU_MIN_VISITS:
         return prior
-    e, v, x1, x2 = (np.array(z, float) for z in (early, late, a1, a2))
+    return _solve_tau(*(np.array(z, float) for z in (early, late, a1, a2)))
 
+
+def _solve_tau(e: np.ndarray, v: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> float:
+    """τ solving Σ e = Σ v · K(x1)/K(x2) by bisection on log τ in [0.1h, 72h] (``accrual_tau``'s arithmetic)."""
     def excess(log_tau: float) -> float:   # decreasing in τ
         tau = math.exp(log_tau)
         return float((v * _accrued(x1, tau) / _accrued(x2, tau)).sum() - e.sum())
@@ -224,10 +229,16 @@ def estimate_baseline(snapshots: Sequence[tuple[datetime, int]], posts: Sequence
     prior_sd = max(BASELINE_PRIOR_MIN_PER_DAY, BASELINE_PRIOR_SHARE_PER_DAY * followers) / 24.0
     if len(gain) == 0:
         return Baseline(0.0, prior_sd, tau, 0.0)
-    dt = (t1 - t0) / 3600
     posted = np.array([p.posted_at.timestamp() for p in posts]) if posts else np.empty(0)
     visits = _expected_visits(posts, tau) if posts else np.empty(0)
     x = _kernel_shares(t0, t1, posted, tau) @ visits if posts else np.zeros(len(gain))
+    return _fit_baseline(t0, t1, gain, x, prior_sd, tau)
+
+
+def _fit_baseline(t0: np.ndarray, t1: np.ndarray, gain: np.ndarray, x: np.ndarray, prior_sd: float,
+                  tau: float) -> Baseline:
+    """``estimate_baseline``'s fit, given each interval's visits arriving ``x``."""
+    dt = (t1 - t0) / 3600
     sw = 1.0 / np.sqrt(dt)                       # weighted LS: the variance of a change grows with its length
     design = np.column_stack([dt * sw, x * sw])
     y = gain * sw
@@ -357,6 +368,121 @@ def covering(snapshots: Sequence[tuple[datetime, int]], since: datetime, until: 
     return [(t, f) for t, f in snapshots if lower <= t <= upper]
 
 
+class TickAttribution:
+    """``attribute_follows`` for every batch of one tick, vectorised across the batches.
+
+    Batch after batch a tick attributes over nearly the same intervals and posts: the snapshots covering
+    28 days and the posts live in them, each batch's window a suffix of the first one's, and only the
+    batch's own reads changing the posts' visits. The (intervals × posts) accrual kernel — the costly
+    part, ``exp`` over millions of cells — is computed once per accrual time constant τ for the whole
+    tick, and each batch takes its slice of it; its posts' reads are kept as arrays. What a batch gets
+    equals ``attribute_follows`` on what it would have read (a test checks it to 1e-9): the same τ (the
+    same solver on the same arrays), the same baseline fit, the split summed per post as
+    ``visits × (kernelᵀ · driven/total)`` rather than through an (intervals × posts) weight matrix.
+    """
+
+    def __init__(self, snapshots: Sequence[tuple[datetime, int]], posts: Sequence[LivePost], now: datetime,
+                 horizon: timedelta = ATTRIBUTION_HORIZON) -> None:
+        self.now = now
+        snaps = sorted((t, int(f)) for t, f in snapshots if t <= now)
+        self._snap_times = [t for t, _ in snaps]
+        kept = [k for k in range(len(snaps) - 1) if snaps[k + 1][0] > snaps[k][0]]
+        self._pair_start = np.array(kept, dtype=np.int64)
+        self._t0, self._t1, self._gain = _intervals(snaps, now)
+        self._posted_at = [p.posted_at for p in posts]
+        if any(b < a for a, b in zip(self._posted_at, self._posted_at[1:])):
+            raise ValueError("TickAttribution: posts must come oldest first (as posts_for_attribution reads them)")
+        self._index = {p.decision_id: j for j, p in enumerate(posts)}
+        self._ids = [p.decision_id for p in posts]
+        self._posted = np.array([t.timestamp() for t in self._posted_at], float)
+        n = len(posts)
+        self.visits = np.array([p.profile_visits for p in posts], float)
+        self.read_age, self.first_visits, self.first_age = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        for j, p in enumerate(posts):
+            self._set(j, p)
+        span = horizon.total_seconds()
+        self._live = (self._posted[None, :] < self._t1[:, None]) & (self._posted[None, :] + span > self._t0[:, None])
+        self._kernels: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _set(self, j: int, p: LivePost) -> None:
+        # ages by the same expressions as accrual_tau and _expected_visits, so τ and visits come out the same
+        self.visits[j] = p.profile_visits
+        if p.read_at is not None:
+            self.read_age[j] = (p.read_at - p.posted_at).total_seconds() / 3600
+        if p.first_visits is not None and p.first_read_at is not None:
+            self.first_visits[j] = p.first_visits
+            self.first_age[j] = (p.first_read_at - p.posted_at).total_seconds() / 3600
+
+    def record(self, read: Mapping[str, LivePost]) -> None:
+        """Posts as the store now holds them (``AttributionHistory.record``)."""
+        for did, lp in read.items():
+            if did in self._index:
+                self._set(self._index[did], lp)
+
+    def _kernel(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
+        if tau not in self._kernels:
+            k = _kernel_shares(self._t0, self._t1, self._posted, tau)
+            self._kernels = {tau: (k, np.where(self._live, k, 0.0))}   # τ rarely changes within a tick: keep one
+        return self._kernels[tau]
+
+    def follows(self, snapshots: Sequence[tuple[datetime, int]], first_post: int, batch: Sequence[LivePost]
+                ) -> dict[str, float]:
+        """``attribute_follows(snapshots, posts[first_post:] with the batch's reads, now)`` for the batch's posts.
+
+        ``snapshots``: the batch's window (``covering``, a suffix of the tick's); ``first_post``: where the
+        batch's posts start in the tick's; ``batch``: this batch's posts as this read leaves them."""
+        out = {p.decision_id: 0.0 for p in batch}
+        sl = slice(first_post, None)
+        visits, read_age = self.visits[sl].copy(), self.read_age[sl].copy()
+        first_visits, first_age = self.first_visits[sl].copy(), self.first_age[sl].copy()
+        cols = []
+        for p in batch:                      # the read being stored now is the latest (pass 1: the first)
+            j = self._index.get(p.decision_id, -1) - first_post
+            if j < 0:
+                continue                     # not among the posts that may be live: nothing to attribute
+            cols.append((p.decision_id, j))
+            visits[j] = p.profile_visits
+            read_age[j] = (p.read_at - p.posted_at).total_seconds() / 3600 if p.read_at is not None else np.nan
+            if p.first_visits is not None and p.first_read_at is not None:
+                first_visits[j] = p.first_visits
+                first_age[j] = (p.first_read_at - p.posted_at).total_seconds() / 3600
+        inside = [t for t, _ in snapshots if t <= self.now]
+        start = bisect.bisect_left(self._snap_times, inside[0]) if inside else len(self._snap_times)
+        i0 = int(np.searchsorted(self._pair_start, start))
+        if i0 >= len(self._gain) or len(visits) == 0:
+            return out
+        # τ: accrual_tau's selection and solver on the same arrays
+        ok = (~np.isnan(first_visits) & ~np.isnan(first_age) & ~np.isnan(read_age)
+              & (first_age > 0) & (read_age >= 12) & (visits > 0))
+        late = visits[ok]
+        tau = ACCRUAL_TAU_PRIOR_H if late.sum() < TAU_MIN_VISITS else \
+            _solve_tau(np.minimum(first_visits[ok], late), late, first_age[ok], read_age[ok])
+        # each post's settled visits (_expected_visits)
+        has_read = ~np.isnan(read_age)
+        expected_visits = np.maximum(visits, 0.0) / np.where(
+            has_read, np.maximum(MIN_ACCRUED, _accrued(np.where(has_read, read_age, 0.0), tau)), 1.0)
+        if expected_visits.sum() <= 0:
+            expected_visits[:] = 1.0
+        kernel, live_kernel = (k[i0:, sl] for k in self._kernel(tau))
+        t0, t1, gain = self._t0[i0:], self._t1[i0:], self._gain[i0:]
+        followers = max((int(f) for t, f in snapshots if t <= self.now), default=0)
+        prior_sd = max(BASELINE_PRIOR_MIN_PER_DAY, BASELINE_PRIOR_SHARE_PER_DAY * followers) / 24.0
+        baseline = _fit_baseline(t0, t1, gain, kernel @ expected_visits, prior_sd, tau)
+        # attribute_follows' split
+        total = live_kernel @ expected_visits
+        has_live = total > 0
+        dt = (t1 - t0) / 3600
+        expected = baseline.follows_per_visit * total
+        residual = gain - baseline.rate_per_hour * dt - expected
+        keep = expected / np.maximum(expected + baseline.noise_per_hour * dt, 1e-12)
+        driven = expected + keep * residual
+        per_total = np.divide(driven, total, out=np.zeros_like(total), where=has_live)
+        idx = np.array([j for _, j in cols], dtype=np.int64)
+        got = expected_visits[idx] * (live_kernel[:, idx].T @ per_total)
+        out.update({did: max(0.0, float(v)) for (did, _), v in zip(cols, got)})
+        return out
+
+
 class AttributionHistory:
     """What attribution reads from the store — 28 days of follower snapshots and the posts live in them —
     read once per tick instead of once per batch of 100 posts, and kept current in memory: each batch's
@@ -367,6 +493,7 @@ class AttributionHistory:
         self.start: datetime | None = None
         self.snapshots: list[tuple[datetime, int]] = []
         self.posts: list[LivePost] = []
+        self._tick: TickAttribution | None = None   # the arithmetic shared by the batches (built when first asked)
 
     def inputs(self, conn, ctx: JobContext, since: datetime, now: datetime
                ) -> tuple[list[tuple[datetime, int]], list[LivePost]]:
@@ -374,7 +501,7 @@ class AttributionHistory:
         start = min(since, now - BASELINE_WINDOW)
         if self.start is None or start < self.start:   # batches come oldest first: this reads once
             self.snapshots, self.posts = attribution_inputs(conn, ctx.account_id, ctx.world, ctx.simulated, since, now)
-            self.start = start
+            self.start, self._tick = start, None
         snapshots = covering(self.snapshots, start, now)
         first = min((t for t, _ in snapshots), default=start)
         return snapshots, [p for p in self.posts if p.posted_at > first - ATTRIBUTION_HORIZON]
@@ -383,6 +510,18 @@ class AttributionHistory:
         """The posts of a stored batch, as ``posts_for_attribution`` now reads them."""
         if self.start is not None:
             self.posts = [read.get(p.decision_id, p) for p in self.posts]
+        if self._tick is not None:
+            self._tick.record(read)
+
+    def attribute(self, conn, ctx: JobContext, since: datetime, now: datetime,
+                  this_read: Mapping[str, tuple[int, bool]]) -> dict[str, float]:
+        """Follows of the posts in ``this_read`` (decision_id -> (profile visits read now, pass 1 among the passes
+        read)): ``attribute_follows`` on ``inputs(…)`` with this read folded in, through ``TickAttribution``."""
+        snapshots, posts = self.inputs(conn, ctx, since, now)
+        if self._tick is None or self._tick.now != now:
+            self._tick = TickAttribution(self.snapshots, self.posts, now)
+        batch = [_as_read(lp, *this_read[lp.decision_id], now) for lp in posts if lp.decision_id in this_read]
+        return self._tick.follows(snapshots, len(self.posts) - len(posts), batch)
 
 
 def _as_read(lp: LivePost, visits: int, first: bool, now: datetime) -> LivePost:
@@ -450,11 +589,8 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
         attributed: dict[str, float] = {}
         this_read = {p.decision_id: (m["profile_visits"], 1 in p.passes) for p, m, _ in read}
         if any(not _measured_follows(an) for _, _, an in read):
-            snapshots, posts = history.inputs(conn, ctx, start, now)
             # the read being stored now is the latest (and, for pass 1, the first)
-            live = [_as_read(lp, *this_read[lp.decision_id], now) if lp.decision_id in this_read else lp
-                    for lp in posts]
-            attributed = attribute_follows(snapshots, live, now)
+            attributed = history.attribute(conn, ctx, start, now, this_read)
         rows = []
         for post, metrics, an in read:
             if _measured_follows(an):
