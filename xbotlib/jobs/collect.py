@@ -57,6 +57,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping, Sequence
@@ -548,25 +549,23 @@ def _measured_follows(an: Any | None) -> bool:
     return an is not None and getattr(an, "follows", None) is not None
 
 
-def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
-                  ask_analytics: bool = True, history: AttributionHistory | None = None,
-                  weights: RewardWeights | None = None) -> dict[str, int]:
-    """Read one batch (≤100 tweets) from X and store it in one transaction.
+@dataclass(frozen=True)
+class BatchRead:
+    """What X answered for one batch: each post read with its counts and analytics (None: not measured)."""
+    start: datetime                                   # the oldest post of the batch (the analytics window)
+    read: list[tuple[DuePost, dict[str, int], Any]]
+    counts: dict[str, int]                            # lookup_errors, missing, analytics (1: it answered)
 
-    Returns counts, and ``analytics`` 1/0: whether X's analytics endpoint answered (when it did not,
-    the caller need not ask again in this tick). ``history``: the tick's attribution inputs, shared by its
-    batches (None: read them for this batch alone). ``weights``: the reward weights, checked once per tick
-    (None: read and check them here).
-    """
-    history = history if history is not None else AttributionHistory()
-    weights = check_weights(ctx.settings.reward_weights() if weights is None else weights)
+
+def read_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *, ask_analytics: bool = True) -> BatchRead:
+    """Look one batch (≤100 tweets) up at X, and its follows where X's analytics endpoint answers."""
     ids = [p.tweet_id for p in batch]
     lookup = ctx.x.lookup_tweets(ids)
     start = min(p.posted_at for p in batch)
     # None: this access level has no analytics -> follows by snapshot attribution
     analytics = ctx.x.tweet_analytics(ids, start, now) if ask_analytics else None
 
-    counts = {"stored": 0, "lookup_errors": 0, "missing": 0, "analytics": int(analytics is not None)}
+    counts = {"lookup_errors": 0, "missing": 0, "analytics": int(analytics is not None)}
     read: list[tuple[DuePost, dict[str, int], Any]] = []
     for post in batch:
         if post.tweet_id in lookup.errors:
@@ -582,15 +581,21 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
             continue
         an = analytics.get(post.tweet_id) if analytics is not None else None
         read.append((post, _metrics_of(tm, an), an))
-    if not read:
-        return counts
+    return BatchRead(start, read, counts)
 
+
+def store_batch(ctx: JobContext, batch: BatchRead, now: datetime, history: AttributionHistory,
+                weights: RewardWeights) -> int:
+    """Store one batch's outcomes (follows measured, else attributed) in one transaction; the number stored."""
+    read = batch.read
+    if not read:
+        return 0
     with ctx.db.connection() as conn:
         attributed: dict[str, float] = {}
         this_read = {p.decision_id: (m["profile_visits"], 1 in p.passes) for p, m, _ in read}
         if any(not _measured_follows(an) for _, _, an in read):
             # the read being stored now is the latest (and, for pass 1, the first)
-            attributed = history.attribute(conn, ctx, start, now, this_read)
+            attributed = history.attribute(conn, ctx, batch.start, now, this_read)
         rows = []
         for post, metrics, an in read:
             if _measured_follows(an):
@@ -612,8 +617,65 @@ def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
             tagged(log, "ANALYTICS_COLLECTOR", "stored outcome", decision_id=r["decision_id"],
                    pass_=r["collected_pass"], er=r["er"], fpki=r["fpki"], follows_source=r["follows_source"],
                    impressions=r["impressions"])
-    counts["stored"] = len(stored)
-    return counts
+    return len(stored)
+
+
+def collect_batch(ctx: JobContext, batch: Sequence[DuePost], now: datetime, *,
+                  ask_analytics: bool = True, history: AttributionHistory | None = None,
+                  weights: RewardWeights | None = None) -> dict[str, int]:
+    """Read one batch (≤100 tweets) from X and store it in one transaction.
+
+    Returns counts, and ``analytics`` 1/0: whether X's analytics endpoint answered (when it did not,
+    the caller need not ask again in this tick). ``history``: the tick's attribution inputs, shared by its
+    batches (None: read them for this batch alone). ``weights``: the reward weights, checked once per tick
+    (None: read and check them here).
+    """
+    history = history if history is not None else AttributionHistory()
+    weights = check_weights(ctx.settings.reward_weights() if weights is None else weights)
+    got = read_batch(ctx, batch, now, ask_analytics=ask_analytics)
+    return {"stored": store_batch(ctx, got, now, history, weights), **got.counts}
+
+
+class BatchWriter:
+    """Stores the batches of a tick in order on one thread of its own, while the tick reads the next batch
+    from X: the database's work (on the other core, in PostgreSQL) overlaps X's answer being built and
+    parsed. At most ``depth`` batches wait; a batch that fails to store stops the ones after it (as the
+    batch loop did), and its error is raised to the tick by ``wait``/``submit``."""
+
+    def __init__(self, store: Any, depth: int = 2) -> None:
+        self._store, self._depth = store, depth
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collect-store")
+        self._pending: list[Future] = []
+        self._failed = False
+        self.stored = 0
+
+    def _run(self, batch: BatchRead) -> int:
+        if self._failed:
+            return 0          # an earlier batch failed: store nothing after it (the tick raises its error)
+        try:
+            return self._store(batch)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def submit(self, batch: BatchRead) -> None:
+        self._pending.append(self._pool.submit(self._run, batch))
+        while len(self._pending) > self._depth:
+            self.stored += self._pending.pop(0).result()
+
+    def wait(self) -> int:
+        """Block until every submitted batch is stored (raising the first failure); the total stored."""
+        try:
+            while self._pending:
+                self.stored += self._pending.pop(0).result()
+        finally:
+            for f in self._pending:   # after a failure: the rest only skip, let them finish
+                f.exception()
+            self._pending = []
+        return self.stored
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def tick(ctx: JobContext) -> JobResult:
@@ -645,12 +707,22 @@ def tick(ctx: JobContext) -> JobResult:
                    count=detail["too_old"])
         ask_analytics, history = True, AttributionHistory()
         weights = check_weights(ctx.settings.reward_weights())   # once per tick, not once per outcome
-        for batch in batched(due):
-            counts = collect_batch(ctx, batch, now, ask_analytics=ask_analytics, history=history, weights=weights)
-            ask_analytics = bool(counts.pop("analytics"))
-            detail["batches"] += 1
-            for k, v in counts.items():
-                detail[k] += v
+        writer = BatchWriter(lambda got: store_batch(ctx, got, now, history, weights))
+        try:
+            for batch in batched(due):
+                got = read_batch(ctx, batch, now, ask_analytics=ask_analytics)
+                ask_analytics = bool(got.counts["analytics"])
+                detail["batches"] += 1
+                detail["lookup_errors"] += got.counts["lookup_errors"]
+                detail["missing"] += got.counts["missing"]
+                writer.submit(got)
+        finally:
+            # X failing mid-tick: what was read before is still stored (as the batch loop did), then handled
+            try:
+                writer.wait()
+            finally:
+                detail["stored"] = writer.stored
+                writer.close()
     except XRateLimited as exc:
         with ctx.db.connection() as conn:
             record_rate_limit(conn, ctx.account_id, exc.endpoint or LOOKUP_ENDPOINT, exc.reset_at)
