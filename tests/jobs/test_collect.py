@@ -290,3 +290,46 @@ def test_collection_start_is_the_three_statements_in_one_round_trip(settings, db
         assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, first_due)[0] is False
     assert db.execute("SELECT followers_count FROM follower_snapshots WHERE taken_at = %s", (now,)) == \
         [{"followers_count": 2000}]
+
+
+def test_x_failing_mid_tick_keeps_the_batches_read_before(settings, db, clock, monkeypatch):
+    """Batches are stored on a writer thread while the next is read: when X fails on the second batch, the
+    first is still stored (as the one-after-the-other loop did) and the rest waits for the next tick."""
+    monkeypatch.setattr(collect, "BATCH_SIZE", 2)
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 6)
+    clock.advance(timedelta(hours=1))
+    ctx.sandbox.faults.push("GET /2/tweets", "none")           # the first lookup answers …
+    ctx.sandbox.faults.push("GET /2/tweets", "server_error")   # … the second does not
+    result = collect.tick(ctx)
+    assert result.status == "skipped" and result.reason == "x_unavailable"
+    assert result.detail["stored"] == 2 and result.detail["batches"] == 1 and len(outcome_rows(db)) == 2
+    again = collect.tick(ctx)
+    assert again.detail["stored"] == 4 and again.detail["batches"] == 2 and len(outcome_rows(db)) == 6
+
+
+def test_batch_writer_stores_in_order_and_stops_at_the_first_failure():
+    """The writer thread stores batches in the order given; after a failure it stores nothing more and the
+    tick gets the error."""
+    stored: list[int] = []
+
+    def store(batch):
+        if batch == 3:
+            raise RuntimeError("database went away at batch 3")
+        stored.append(batch)
+        return 10
+
+    writer = collect.BatchWriter(store, depth=1)
+    try:
+        with pytest.raises(RuntimeError, match="batch 3"):
+            for b in range(6):
+                writer.submit(b)
+            writer.wait()
+    finally:
+        writer.close()
+    assert stored == [0, 1, 2] and writer.stored == 30
+    ok = collect.BatchWriter(lambda b: stored.append(b) or 1, depth=2)
+    for b in range(10, 15):
+        ok.submit(b)
+    assert ok.wait() == 5 and stored[3:] == [10, 11, 12, 13, 14]
+    ok.close()

@@ -709,7 +709,7 @@ def tick(ctx: JobContext) -> JobResult:
         weights = check_weights(ctx.settings.reward_weights())   # once per tick, not once per outcome
         writer = BatchWriter(lambda got: store_batch(ctx, got, now, history, weights))
         try:
-            for batch in batched(due):
+            for batch in batched(due, BATCH_SIZE):
                 got = read_batch(ctx, batch, now, ask_analytics=ask_analytics)
                 ask_analytics = bool(got.counts["analytics"])
                 detail["batches"] += 1
