@@ -1,6 +1,15 @@
 """One collect pass over many due posts: outcomes upserted per second and X calls per outcome.
 
-    python bench/bench_collect.py [--posts 10000] [--no-analytics] [--seed 0]
+    python bench/bench_collect.py [--posts 10000] [--no-analytics] [--seed 0] [--profile 25]
+    python bench/bench_collect.py --before /tmp/xbot-main --rounds 3    # before/after in one run
+
+``--profile N`` prints the N costliest functions of the timed tick (cProfile, by own time; the profiler
+slows Python code more than the database, so the table's figures come from the unprofiled rounds; the
+batches are stored on the collector's writer thread, which cProfile does not follow: there they show as
+the tick waiting on a lock).
+``--before DIR`` runs the same benchmark from another checkout (e.g. ``git worktree add /tmp/xbot-main main``)
+in a subprocess, alternating with this one round by round, and prints both with the load average: before
+and after measured under the same conditions.
 
 Setup (not timed): a fresh database on the embedded PostgreSQL (or XBOT_TEST_DATABASE_URL), N posts
 recorded in the in-process sandbox X (its audience model, spread over the last 2..29 days so both
@@ -12,12 +21,20 @@ real XClient over the ASGI transport, every outcome upserted in PostgreSQL — t
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
+import io
+import os
+import pstats
+import re
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -77,7 +94,7 @@ def setup(db: Database, sandbox: SandboxX, n: int, seed: int) -> None:
                 at += timedelta(hours=1)
 
 
-def run(n: int, analytics: bool, seed: int, pg: TestPostgres) -> dict:
+def run(n: int, analytics: bool, seed: int, pg: TestPostgres, profile: int = 0) -> dict:
     url = pg.fresh_database()
     clock = SimClock(NOW - timedelta(days=31))
     # a 1-day fatigue window only keeps the (untimed) recording of 10k posts quick
@@ -92,9 +109,19 @@ def run(n: int, analytics: bool, seed: int, pg: TestPostgres) -> dict:
         setup_s = time.perf_counter() - t
         clock.set(NOW)
         ctx = build_context(settings, db, clock, sandbox=sandbox, seed=seed, generator=TemplateGenerator(seed))
+        prof = cProfile.Profile() if profile else None
         t = time.perf_counter()
+        if prof:
+            prof.enable()
         result = collect.tick(ctx)
+        if prof:
+            prof.disable()
         tick_s = time.perf_counter() - t
+        if prof:
+            out = io.StringIO()
+            pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(profile)
+            print(f"profile of the tick (analytics={'on' if analytics else 'off'}, {n:,} posts, by own time):")
+            print("\n".join(line for line in out.getvalue().splitlines() if line.strip()))
         calls = sum(ctx.x.calls.values())
         t = time.perf_counter()
         again = collect.tick(ctx)
@@ -119,19 +146,74 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+_ROW = re.compile(r"^\| ([\d,]+) \| (analytics endpoint|snapshot attribution) \| ([\d,]+) \| ([\d.]+) \| ([\d,]+) \| "
+                  r"(\d+) \| ([\d.]+) \| ([\d.]+) \|$")
+
+
+def run_checkout(path: str, posts: int, analytics: bool, seed: int) -> dict:
+    """This benchmark as another checkout runs it (its own code, its own bench script): its table row."""
+    cmd = [sys.executable, os.path.join(path, "bench", "bench_collect.py"), "--posts", str(posts), "--seed", str(seed)]
+    if not analytics:
+        cmd.append("--no-analytics")
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(path)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    rows = [m for line in done.stdout.splitlines() if (m := _ROW.match(line.strip()))]
+    if done.returncode or not rows:
+        raise SystemExit(f"--before {path}: the benchmark there failed (exit {done.returncode}): "
+                         f"{(done.stderr or done.stdout)[-400:]}")
+    m = rows[-1]
+    outcomes = int(m.group(3).replace(",", ""))
+    return {"posts": posts, "analytics": analytics, "outcomes": outcomes, "tick_s": float(m.group(4)),
+            "per_s": outcomes / float(m.group(4)), "x_calls": int(m.group(6)),
+            "calls_per_outcome": float(m.group(7)), "noop_s": float(m.group(8))}
+
+
+def compare(before: str, posts: int, analytics: bool, seed: int, rounds: int) -> str:
+    """Before (``before``'s checkout) and after (this one), alternating, ``rounds`` each: medians and load."""
+    pairs, loads = [], []
+    for _ in range(rounds):
+        loads.append(os.getloadavg()[0])
+        b = run_checkout(before, posts, analytics, seed)
+        a = run_checkout(str(Path(__file__).resolve().parents[1]), posts, analytics, seed)
+        pairs.append((b, a))
+    loads.append(os.getloadavg()[0])
+    med = lambda key, i: statistics.median(p[i][key] for p in pairs)  # noqa: E731
+    src = "analytics endpoint" if analytics else "snapshot attribution"
+    return "\n".join([
+        f"collect before/after: {rounds} alternating rounds, medians — {machine()}, "
+        f"load average (1 min) {min(loads):.1f}–{max(loads):.1f}", "",
+        "| posts | follows from | before: tick (s) | outcomes/s | after: tick (s) | outcomes/s | X calls/outcome (after) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+        f"| {posts:,} | {src} | {med('tick_s', 0):.2f} | {med('per_s', 0):,.0f} | {med('tick_s', 1):.2f} | "
+        f"{med('per_s', 1):,.0f} | {pairs[-1][1]['calls_per_outcome']:.4f} |",
+        "", "rounds (before / after outcomes/s): " + ", ".join(f"{b['per_s']:,.0f} / {a['per_s']:,.0f}" for b, a in pairs)])
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--posts", type=int, default=10_000, help="due posts (each gets pass 1 and pass 2)")
     ap.add_argument("--no-analytics", action="store_true", help="only the follower-snapshot attribution path")
     ap.add_argument("--both", action="store_true", help="run with and without the analytics endpoint")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the tick's N costliest functions")
+    ap.add_argument("--before", metavar="DIR", help="also run this benchmark from another checkout, alternating")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of each with --before (medians)")
     args = ap.parse_args(argv)
     if args.posts < 1:
         ap.error(f"--posts must be at least 1, got {args.posts}")
     modes = [True, False] if args.both else [not args.no_analytics]
+    if args.before:
+        if not os.path.isfile(os.path.join(args.before, "bench", "bench_collect.py")):
+            ap.error(f"--before {args.before}: no bench/bench_collect.py there (give a checkout, e.g. "
+                     "`git worktree add /tmp/xbot-main main`)")
+        if args.rounds < 1:
+            ap.error(f"--rounds must be at least 1, got {args.rounds}")
+        for m in modes:
+            print(compare(args.before, args.posts, m, args.seed, args.rounds))
+        return 0
     pg = TestPostgres()
     try:
-        results = [run(args.posts, m, args.seed, pg) for m in modes]
+        results = [run(args.posts, m, args.seed, pg, profile=args.profile) for m in modes]
     finally:
         pg.drop_all()
     print(table(results))

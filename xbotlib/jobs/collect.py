@@ -9,7 +9,9 @@ Every tick
    30-day limit on private metrics are skipped with a log line — never filled in;
 3. looks the tweets up 100 at a time (``GET /2/tweets``) plus their follows where X's analytics
    endpoint allows it, and stores each batch in one transaction (a malformed answer raises and stores
-   nothing of that batch); per-item errors (a deleted tweet) are logged and skipped;
+   nothing of that batch); per-item errors (a deleted tweet) are logged and skipped. The batches are
+   stored in order on a writer thread (``BatchWriter``) while the next one is read from X, so
+   PostgreSQL's work overlaps X's; when X fails mid-tick, the batches read before are still stored;
 4. applies the pass-2 rewards to the bandit arms (idempotent).
 
 A 429 records the endpoint's reset time and ends the tick (``skipped``); the next ticks skip until
