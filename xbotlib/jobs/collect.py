@@ -91,6 +91,7 @@ BASELINE_MIN_VARIANCE_PER_HOUR = 0.01        # floor of the residual variance (a
 BASELINE_HUBER_ITERATIONS = 5
 HUBER_K = 3.0                                # residuals beyond 3 sigma are down-weighted
 BATCH_SIZE = 100                             # X's limit of ids per GET /2/tweets
+STORE_AHEAD = 2                              # batches read from X while earlier ones are stored (0: no writer thread)
 LOOKUP_ENDPOINT = "GET /2/tweets"
 ANALYTICS_ENDPOINT = "GET /2/tweets/analytics"
 ME_ENDPOINT = "GET /2/users/me"
@@ -592,7 +593,8 @@ def store_batch(ctx: JobContext, batch: BatchRead, now: datetime, history: Attri
     read = batch.read
     if not read:
         return 0
-    with ctx.db.connection() as conn:
+    # autocommit: the batch's write is one statement (upsert_outcomes), a transaction of its own, in one round trip
+    with ctx.db.autocommit() as conn:
         attributed: dict[str, float] = {}
         this_read = {p.decision_id: (m["profile_visits"], 1 in p.passes) for p, m, _ in read}
         if any(not _measured_follows(an) for _, _, an in read):
@@ -661,6 +663,9 @@ class BatchWriter:
             raise
 
     def submit(self, batch: BatchRead) -> None:
+        if self._depth == 0:   # no thread: store it now, as the one-after-the-other loop did
+            self.stored += self._run(batch)
+            return
         self._pending.append(self._pool.submit(self._run, batch))
         while len(self._pending) > self._depth:
             self.stored += self._pending.pop(0).result()
@@ -709,7 +714,7 @@ def tick(ctx: JobContext) -> JobResult:
                    count=detail["too_old"])
         ask_analytics, history = True, AttributionHistory()
         weights = check_weights(ctx.settings.reward_weights())   # once per tick, not once per outcome
-        writer = BatchWriter(lambda got: store_batch(ctx, got, now, history, weights))
+        writer = BatchWriter(lambda got: store_batch(ctx, got, now, history, weights), depth=STORE_AHEAD)
         try:
             for batch in batched(due, BATCH_SIZE):
                 got = read_batch(ctx, batch, now, ask_analytics=ask_analytics)

@@ -306,19 +306,24 @@ def upsert_outcomes(conn, rows: Sequence[Mapping[str, Any]], latest: Mapping[str
 
     ``rows`` carry the ``OUTCOME_COLUMNS``; ``latest`` maps decision_id -> the newest read's counts.
     Returns the rows actually inserted or changed (outcome_id, decision_id, collected_pass).
+
+    Both writes are one statement (the counts' UPDATE rides in a data-modifying WITH): atomic on its own,
+    so on an autocommit connection a batch costs one round trip instead of BEGIN, two statements and COMMIT.
     """
-    stored: list[dict] = []
-    if rows:
-        columns = [_column_literal(_COLUMN_TYPES.get(c, "float8"), [r[c] for r in rows]) for c in OUTCOME_COLUMNS]
-        returned = conn.execute(_UPSERT_SQL, columns).fetchall()
-        # RETURNING has no order of its own: give the rows back in the order they were passed
-        position = {(str(r["decision_id"]), int(r["collected_pass"])): i for i, r in enumerate(rows)}
-        stored = sorted(returned, key=lambda s: position[(str(s["decision_id"]), int(s["collected_pass"]))])
+    latest_params = [_column_literal("uuid", list(latest)),
+                     *(_column_literal("int4", [int(m.get(k) or 0) for m in latest.values()]) for k in _LATEST_COUNTS)]
+    if not rows:
+        if latest:
+            conn.execute(_LATEST_SQL, latest_params)
+        return []
+    columns = [_column_literal(_COLUMN_TYPES.get(c, "float8"), [r[c] for r in rows]) for c in OUTCOME_COLUMNS]
     if latest:
-        conn.execute(_LATEST_SQL, [array_literal(list(latest)),
-                                   *(_column_literal("int4", [int(m.get(k) or 0) for m in latest.values()])
-                                     for k in _LATEST_COUNTS)])
-    return stored
+        returned = conn.execute(f"WITH latest AS ({_LATEST_SQL}) {_UPSERT_SQL}", [*latest_params, *columns]).fetchall()
+    else:
+        returned = conn.execute(_UPSERT_SQL, columns).fetchall()
+    # RETURNING has no order of its own: give the rows back in the order they were passed
+    position = {(str(r["decision_id"]), int(r["collected_pass"])): i for i, r in enumerate(rows)}
+    return sorted(returned, key=lambda s: position[(str(s["decision_id"]), int(s["collected_pass"]))])
 
 
 # ----------------------------------------------------------------------------- outcomes as Arrow (notebooks)
