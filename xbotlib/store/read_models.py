@@ -5,13 +5,17 @@ the account's history (issue #19: "never a scan that grows with history").
   number, so an unchanged model is served from memory instead of being refitted per request;
 - ``open_queue_depth``: decisions still in the queue by status (``idx_cm_status``; terminal rows, a
   whole history of posts, are not read);
-- ``account_if_stored``: one primary-key probe, so the default account needs no count of every decision.
+- ``account_if_stored``: one primary-key probe, so the default account needs no count of every decision;
+- ``served_and_rejected_versions``: the predictor versions the learning status shows, not every version;
+- ``arms_by_scope``: both bandit scopes in one statement;
+- ``profile_version``: whether the account's profile changed, without reading or parsing it.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Sequence
 
+from xbotlib.core.bandit import ArmStats
 from xbotlib.store.outcomes import MODEL_WINDOW_DAYS
 from xbotlib.store.worlds import check_world
 
@@ -61,3 +65,56 @@ def open_queue_depth(conn, account_id: str, statuses: Sequence[str]) -> dict[str
 def account_if_stored(conn, account_id: str) -> bool:
     """Whether ``accounts`` has a row for ``account_id``."""
     return conn.execute("SELECT 1 FROM accounts WHERE account_id = %s", (account_id,)).fetchone() is not None
+
+
+# the columns of ``models.list_versions`` that ``views.learning.ModelVersion`` shows: no jsonb (features,
+# metrics), so nothing is parsed that the status page does not show
+_VERSION_COLUMNS = """version, predictor_key, kind, algorithm, world, n_samples, cv_score, baseline_score,
+                      trained_through, trained_at, rejected_reason,
+                      CASE WHEN rejected_reason IS NOT NULL THEN 'rejected' WHEN is_active THEN 'active'
+                           ELSE 'retired' END AS status"""
+
+
+def served_and_rejected_versions(conn, account_id: str, now: datetime, limit: int) -> tuple[list[dict], list[dict]]:
+    """The predictor versions ``views.learning_status`` shows, trained at or before ``now``: the active ones by
+    (kind, world, newest version first), and the ``limit`` newest rejected versions newer than the active one
+    of their kind and world (all of them when none is active), newest first (ties: kind, newest version).
+
+    The same rows and order as filtering every version of ``models.list_versions`` (a year is ~100 versions
+    per account, each with its jsonb), read in one statement: the active ones on ``predictors_version_key``,
+    the rejected ones from the newest down, ``limit`` at most."""
+    rows = conn.execute(
+        f"""(SELECT 'active' AS shown, {_VERSION_COLUMNS} FROM predictors
+              WHERE account_id = %(acc)s AND is_active AND trained_at <= %(now)s
+              ORDER BY kind, world, version DESC)
+            UNION ALL
+            (SELECT 'rejected' AS shown, {_VERSION_COLUMNS} FROM predictors p
+              WHERE p.account_id = %(acc)s AND p.rejected_reason IS NOT NULL AND p.trained_at <= %(now)s
+                AND p.version > coalesce((SELECT min(a.version) FROM predictors a
+                                           WHERE a.account_id = p.account_id AND a.kind = p.kind
+                                             AND a.world = p.world AND a.is_active AND a.trained_at <= %(now)s), 0)
+              ORDER BY p.trained_at DESC, p.kind, p.version DESC LIMIT %(limit)s)""",
+        {"acc": account_id, "now": now, "limit": limit}).fetchall()
+    return [r for r in rows if r["shown"] == "active"], [r for r in rows if r["shown"] == "rejected"]
+
+
+def arms_by_scope(conn, account_id: str, world: str, scopes: Sequence[str]) -> dict[str, dict[str, ArmStats]]:
+    """``{scope: {arm_id: ArmStats}}`` of the account's bandit arms in ``world`` for each of ``scopes`` that has
+    arms (``arms.load_arms`` per scope, in one statement)."""
+    rows = conn.execute(
+        """SELECT scope, arm_id, pulls, reward_sum, reward_sq_sum, weight_sum FROM bandit_arms
+            WHERE account_id = %s AND world = %s AND scope = ANY(%s) ORDER BY scope, arm_id""",
+        (account_id, check_world(world), list(scopes))).fetchall()
+    out: dict[str, dict[str, ArmStats]] = {}
+    for r in rows:
+        out.setdefault(r["scope"], {})[r["arm_id"]] = ArmStats(r["arm_id"], int(r["pulls"]), float(r["reward_sum"]),
+                                                                float(r["reward_sq_sum"]), float(r["weight_sum"]))
+    return {scope: out[scope] for scope in scopes if scope in out}
+
+
+def profile_version(conn, account_id: str) -> tuple | None:
+    """What changes whenever the account's stored profile does, read without the profile itself: the row's
+    ``xmin`` (any update of the row gives it a new one) and its ``profile_sha256``; None without a row."""
+    row = conn.execute("SELECT xmin::text AS xmin, profile_sha256, profile IS NOT NULL AS has_profile "
+                       "FROM accounts WHERE account_id = %s", (account_id,)).fetchone()
+    return None if row is None else (row["xmin"], row["profile_sha256"], row["has_profile"])

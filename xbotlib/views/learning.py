@@ -198,11 +198,30 @@ def growth_model_view(conn, settings: Settings, account_id: str, world: str, now
 
 def account_niche(conn, settings: Settings, account_id: str) -> tuple[vocab.Vocabulary, list[int], str | None]:
     """The account's niche as the plan job sees it: its stored profile's vocabulary and posting hours (the
-    built-in niche and ``settings`` when it has none), with the profile's sha256 (None without one)."""
-    profile = accounts.load_profile(conn, account_id)
-    if profile is None:
+    built-in niche and ``settings`` when it has none), with the profile's sha256 (None without one).
+
+    The stored profile is read and parsed once per version of the account's row (``PROFILES``): a request
+    reads only the row's version (``read_models.profile_version``), not the profile."""
+    version = read_models.profile_version(conn, account_id)
+    key = (account_id, version)
+    niche = PROFILES.get(key, _MISSING) if version is not None else None
+    if niche is _MISSING:
+        profile = accounts.load_profile(conn, account_id)
+        niche = None if profile is None else (profile.vocabulary(), list(profile.posting_hours), profile.sha256)
+        if len(PROFILES) >= PROFILES_KEPT:
+            PROFILES.pop(next(iter(PROFILES)))  # the oldest entry: an account that changed or is not asked about
+        PROFILES[key] = niche
+    if niche is None:
         return vocab.DEFAULT, list(settings.posting_hours), None
-    return profile.vocabulary(), list(profile.posting_hours or settings.posting_hours), profile.sha256
+    vocabulary, hours, sha256 = niche
+    return vocabulary, list(hours or settings.posting_hours), sha256
+
+
+# each account's niche from its stored profile (vocabulary, the profile's posting hours, sha256; None without a
+# profile) by (account, row version): a changed row has a new key, so a stale niche is never served
+PROFILES: dict[tuple, tuple | None] = {}
+PROFILES_KEPT = 1024
+_MISSING = object()
 
 
 def fit_growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime,
@@ -226,19 +245,15 @@ def learning_status(conn, settings: Settings, account: dict, world: str, now: da
     """What the learner knows for ``account`` in ``world``: models, exploration, arms, outcomes, next training."""
     acc = account["account_id"]
     age = max(0.0, (now - account["created_at"]).total_seconds() / 86400)
-    versions = [m for m in models.list_versions(conn, acc) if m["trained_at"] <= now]
-    active = sorted((m for m in versions if m["is_active"]), key=lambda m: (m["kind"], m["world"]))
-    served = {(m["kind"], m["world"]): m["version"] for m in active}
-    rejected = [m for m in sorted(versions, key=lambda m: m["trained_at"], reverse=True)
-                if m["status"] == "rejected" and m["version"] > served.get((m["kind"], m["world"]), 0)]
-    arms = {scope: stats for scope in arm_store.SCOPES
-            if (stats := arm_store.load_arms(conn, acc, world, scope))}
+    # the versions shown, not every version the account ever trained (~100 a year, each with its jsonb)
+    active, rejected = read_models.served_and_rejected_versions(conn, acc, now, REJECTED_SHOWN)
+    arms = read_models.arms_by_scope(conn, acc, world, arm_store.SCOPES)
     last = models.last_version(conn, acc, world)  # the learn job counts fresh outcomes from here
     fresh = count_fresh_outcomes(conn, acc, world, last.trained_through if last else None)
     return LearningStatus(
         account_id=acc, world=world, now=now, account_age_days=round(age, 4), explore_rate=explore_rate(age),
         active_models=[{**m, "version": f"v{m['version']}"} for m in active],
-        rejected_models=[{**m, "version": f"v{m['version']}"} for m in rejected[:REJECTED_SHOWN]],
+        rejected_models=[{**m, "version": f"v{m['version']}"} for m in rejected],
         arms=arm_summaries(arms), posterior_method=POSTERIOR_METHOD, outcomes_window_days=OUTCOMES_WINDOW_DAYS,
         outcomes_by_world=worlds.outcomes_by_world(conn, acc, now - timedelta(days=OUTCOMES_WINDOW_DAYS), now),
         next_training=next_training(world=world, fresh=fresh, last=last, min_new=settings.learn_min_new_samples,
