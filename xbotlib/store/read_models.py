@@ -1,8 +1,9 @@
 """Cheap reads behind the admin API's figures: each answers from an index range that does not grow with
 the account's history (issue #19: "never a scan that grows with history").
 
-- ``growth_model_fingerprint``: what the growth model of ``views.learning`` was fitted from, as one
-  number, so an unchanged model is served from memory instead of being refitted per request;
+- ``growth_model_fingerprint`` and ``outcomes_window_fingerprint``: whether the data behind the growth model
+  and the outcomes-by-world counts of ``views.learning`` changed, from the account's write counts (migration
+  0012) and the window's edges, so unchanged figures are served from memory instead of read again per request;
 - ``open_queue_depth``: decisions still in the queue by status (``idx_cm_status``; terminal rows, a
   whole history of posts, are not read);
 - ``account_if_stored``: one primary-key probe, so the default account needs no count of every decision;
@@ -20,36 +21,46 @@ from xbotlib.store.outcomes import MODEL_WINDOW_DAYS
 from xbotlib.store.worlds import check_world
 
 
+def _writes(sources: Sequence[str]) -> str:
+    """SQL for the account's write counts of ``sources`` (migration 0012) as one text, e.g.
+    ``outcomes:12:7731,posted_decisions:3:7729``: count and xmin of each row (NULL before any counted write)."""
+    names = ", ".join(f"'{s}'" for s in sources)  # constants of this module, never input
+    return f"""(SELECT string_agg(w.source || ':' || w.writes || ':' || w.xmin::text, ',' ORDER BY w.source)
+                  FROM account_write_counts w WHERE w.account_id = %(acc)s AND w.source IN ({names}))"""
+
+
 def growth_model_fingerprint(conn, account_id: str, world: str, now: datetime) -> tuple:
     """A fingerprint of every input of ``outcomes.post_outcomes`` for these arguments: equal fingerprints,
-    equal inputs (up to a 64-bit hash collision).
+    equal inputs. O(log n) whatever the history: a handful of index probes.
 
-    It covers the posts of the model's window with a final outcome, each one's changing values (visits,
-    follows, posted_at, outcome_id) through an order-free sum of 64-bit hashes, and the newest follower snapshot row of the world (a post's follower count is the
-    snapshot before it; snapshots are only ever inserted, and any insert, whatever its taken_at, raises
-    the newest ``snapshot_id``; ``idx_snapshots_account_seq`` of migration 0010 reads it).
-    Reads the window's posts by index, not the follower-snapshot probes nor the fit."""
-    simulated = check_world(world) != "live"
+    The data: the account's write counts of outcomes, posted_decisions and follower_snapshots (migration
+    0012: any statement that changes a row of the account changes them; content_metadata is not counted: a
+    decision's hook, topic, hour and novelty are fixed when it is planned, before it is posted). The window:
+    with the data fixed, the posts after ``now - MODEL_WINDOW_DAYS`` are those from the first one after it,
+    so its ``posted_at`` stands for the window (``idx_posted_account_time``). And the database, so two
+    databases with equal counts never share a fingerprint."""
+    check_world(world)
     row = conn.execute(
-        # driven by the account's posts in the window (idx_posted_account_time), then one probe of
-        # outcomes_decision_pass_key each (OFFSET 0 keeps the planner from turning the probes into a hash join
-        # over every pass-2 outcome of the account): bounded by the window, whatever the history. A post's row
-        # carries its decision's account (the post job writes both), so pd.account_id selects post_outcomes'
-        # rows. content_metadata is not read: a decision's hook, topic, hour and novelty are fixed when it is
-        # planned, before it is posted, so the posts and outcomes of the window determine them.
-        """SELECT count(*) AS n,
-                  coalesce(sum(hashtextextended(concat_ws('|', o.outcome_id, o.profile_visits, o.follows,
-                                                          pd.decision_id, pd.posted_at, pd.tweet_id), 0)::numeric),
-                           0) AS h,
-                  (SELECT max(fs.snapshot_id) FROM follower_snapshots fs
-                    WHERE fs.account_id = %(acc)s AND fs.simulated = %(sim)s) AS last_snapshot
-             FROM posted_decisions pd
-             CROSS JOIN LATERAL (SELECT o.outcome_id, o.profile_visits, o.follows FROM outcomes o
-                                  WHERE o.decision_id = pd.decision_id AND o.collected_pass = 2
-                                    AND o.account_id = %(acc)s AND o.simulated = %(sim)s OFFSET 0) o
-            WHERE pd.account_id = %(acc)s AND pd.posted_at > %(since)s""",
-        {"acc": account_id, "sim": simulated, "since": now - timedelta(days=MODEL_WINDOW_DAYS)}).fetchone()
-    return int(row["n"]), str(row["h"]), row["last_snapshot"]
+        f"""SELECT current_database() AS db,
+                   {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS writes,
+                   (SELECT min(pd.posted_at) FROM posted_decisions pd
+                     WHERE pd.account_id = %(acc)s AND pd.posted_at > %(since)s) AS first_post""",
+        {"acc": account_id, "since": now - timedelta(days=MODEL_WINDOW_DAYS)}).fetchone()
+    return row["db"], row["writes"], row["first_post"]
+
+
+def outcomes_window_fingerprint(conn, account_id: str, since: datetime, until: datetime) -> tuple:
+    """A fingerprint of what ``worlds.outcomes_by_world(conn, account_id, since, until)`` counts: the account's
+    write counts of outcomes and posted_decisions (migration 0012), and, with the data fixed, the window's
+    first and last ``collected_at`` (``idx_outcomes_account_collected``), which decide which outcomes it holds."""
+    row = conn.execute(
+        f"""SELECT current_database() AS db, {_writes(("outcomes", "posted_decisions"))} AS writes,
+                   (SELECT min(collected_at) FROM outcomes
+                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS first,
+                   (SELECT max(collected_at) FROM outcomes
+                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS last""",
+        {"acc": account_id, "since": since, "until": until}).fetchone()
+    return row["db"], row["writes"], row["first"], row["last"]
 
 
 def open_queue_depth(conn, account_id: str, statuses: Sequence[str]) -> dict[str, int]:

@@ -159,9 +159,9 @@ def model_effects(effects: Iterable[Effect]) -> list[ModelEffect]:
 class GrowthModelCache:
     """Fitted growth-model views by account, world and posting hours, each with the fingerprint of the data it
     was fitted from (``read_models.growth_model_fingerprint``). A request whose data is unchanged gets the
-    stored view, the very object a refit would equal; any new, changed or expired outcome in the window,
-    or a new follower snapshot, or a new profile for the account, changes the fingerprint and the view is
-    fitted again. Memory: one view per
+    stored view, the very object a refit would equal; any write of the account's outcomes, posts or follower
+    snapshots, a post leaving the window, or a new profile for the account, changes the fingerprint and the
+    view is fitted again. Memory: one view per
     (account, world, hours), at most ``max_entries`` (the oldest is dropped first)."""
 
     def __init__(self, max_entries: int = 1024):
@@ -240,6 +240,25 @@ def fit_growth_model_view(conn, settings: Settings, account_id: str, world: str,
                            hours=model_effects(growth_models.hour_summary(model, hours)))
 
 
+def outcomes_by_world(conn, account_id: str, since: datetime, until: datetime) -> list[dict]:
+    """``worlds.outcomes_by_world``, counted once per change of its data (``OUTCOMES_BY_WORLD``, keyed by
+    ``read_models.outcomes_window_fingerprint``): a 90-day window is ~1,500 outcomes, each with a probe of its
+    post's world, and the status page is read far more often than outcomes arrive."""
+    key = (account_id, read_models.outcomes_window_fingerprint(conn, account_id, since, until))
+    counts = OUTCOMES_BY_WORLD.get(key)
+    if counts is None:
+        counts = worlds.outcomes_by_world(conn, account_id, since, until)
+        if len(OUTCOMES_BY_WORLD) >= OUTCOMES_BY_WORLD_KEPT:
+            OUTCOMES_BY_WORLD.pop(next(iter(OUTCOMES_BY_WORLD)))  # the oldest: superseded or not asked about
+        OUTCOMES_BY_WORLD[key] = counts
+    return counts
+
+
+# outcomes_by_world's rows by (account, fingerprint); an entry is never stale: changed data has another key
+OUTCOMES_BY_WORLD: dict[tuple, list[dict]] = {}
+OUTCOMES_BY_WORLD_KEPT = 1024
+
+
 def learning_status(conn, settings: Settings, account: dict, world: str, now: datetime,
                     next_learn_run_at: datetime | None = None) -> LearningStatus:
     """What the learner knows for ``account`` in ``world``: models, exploration, arms, outcomes, next training."""
@@ -255,7 +274,7 @@ def learning_status(conn, settings: Settings, account: dict, world: str, now: da
         active_models=[{**m, "version": f"v{m['version']}"} for m in active],
         rejected_models=[{**m, "version": f"v{m['version']}"} for m in rejected],
         arms=arm_summaries(arms), posterior_method=POSTERIOR_METHOD, outcomes_window_days=OUTCOMES_WINDOW_DAYS,
-        outcomes_by_world=worlds.outcomes_by_world(conn, acc, now - timedelta(days=OUTCOMES_WINDOW_DAYS), now),
+        outcomes_by_world=outcomes_by_world(conn, acc, now - timedelta(days=OUTCOMES_WINDOW_DAYS), now),
         next_training=next_training(world=world, fresh=fresh, last=last, min_new=settings.learn_min_new_samples,
                                     retrain_at=settings.learn_retrain_samples, now=now,
                                     next_learn_run_at=next_learn_run_at),
