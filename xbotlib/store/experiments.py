@@ -14,10 +14,12 @@ from typing import Mapping
 import pandas as pd
 import psycopg
 
+from xbotlib.core import vocab
 from xbotlib.core.covariates import covariate_frame, lift_covariates
 from xbotlib.core.experiments import (DECISION_TYPES, REGISTRY, ActiveExperiment, Assignment, applies, arms_json,
                                       check_allocation, check_experiment_id, primary_experiment)
 from xbotlib.logs import tagged
+from xbotlib.store.accounts import load_profile
 from xbotlib.store.worlds import check_world
 
 log = logging.getLogger("xbot.experiments")
@@ -167,7 +169,8 @@ def lift_frame(conn: psycopg.Connection, account_id: str, experiment_id: str, wo
     covariates: hook one-hots (read from the text with the arm markers stripped, so the text arms
     cannot move them), topic one-hots, local posting hour as sin/cos, novelty (missing -> mean),
     log(1 + followers) from the last follower snapshot before the decision was made (pre-treatment
-    for every arm). ``df.attrs["covariates"]`` lists the covariates fit for this experiment (see
+    for every arm). Hooks and topics are those of the account's profile (``AccountProfile.vocabulary``; the
+    built-in niche without one). ``df.attrs["covariates"]`` lists the covariates fit for this experiment (see
     ``lift_covariates``). ``world`` is 'live' or 'sandbox'; for 'live' simulated outcomes are excluded.
     """
     check_experiment_id(experiment_id)
@@ -194,9 +197,12 @@ def lift_frame(conn: psycopg.Connection, account_id: str, experiment_id: str, wo
               AND (%(world)s <> 'live' OR NOT o.simulated)
             ORDER BY pd.posted_at, pd.tweet_id""",
         {"acc": account_id, "exp": experiment_id, "world": world}).fetchall()
+    # the account's niche: its profile's hook rules read the texts and its topics make the topic covariates
+    profile = load_profile(conn, account_id)
+    vocabulary = profile.vocabulary() if profile is not None else vocab.DEFAULT
     df = covariate_frame(pd.DataFrame(rows, columns=[
         "decision_id", "arm", "propensity", "content", "topic", "novelty", "posted_at", "simulated", "impressions",
-        "follows", "replies", "er", "fpki", "reward_composite", "local_hour", "followers"]))
+        "follows", "replies", "er", "fpki", "reward_composite", "local_hour", "followers"]), vocabulary)
     df.attrs["covariates"] = lift_covariates(df, experiment_id)
     df.attrs["experiment_id"] = experiment_id
     df.attrs["world"] = world
