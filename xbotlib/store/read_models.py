@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from typing import Sequence
 
 from xbotlib.core.bandit import ArmStats
+from xbotlib.core.predictors import LastVersion
 from xbotlib.store.outcomes import MODEL_WINDOW_DAYS
-from xbotlib.store.worlds import check_world
+from xbotlib.store.worlds import LATEST_EVENT_SQL, check_world
 
 
 def _writes(sources: Sequence[str]) -> str:
@@ -129,3 +130,55 @@ def profile_version(conn, account_id: str) -> tuple | None:
     row = conn.execute("SELECT xmin::text AS xmin, profile_sha256, profile IS NOT NULL AS has_profile "
                        "FROM accounts WHERE account_id = %s", (account_id,)).fetchone()
     return None if row is None else (row["xmin"], row["profile_sha256"], row["has_profile"])
+
+
+def account_with_latest_event(conn, account_id: str, world: str | None) -> dict | None:
+    """The account's ``created_at`` and, when ``world`` is given, its latest event there (``latest``:
+    ``worlds.latest_event_at``) in one statement; None when the account is not stored."""
+    sim = world is not None and check_world(world) != "live"
+    latest = LATEST_EVENT_SQL if world is not None else "NULL::timestamptz"
+    return conn.execute(f"SELECT created_at, {latest} AS latest FROM accounts WHERE account_id = %(acc)s",
+                        {"acc": account_id, "sim": sim, "world": world}).fetchone()
+
+
+def learning_fingerprints(conn, account_id: str, world: str, now: datetime, outcomes_since: datetime) -> dict:
+    """In one statement: ``profile_version``, ``growth_model_fingerprint(conn, account_id, world, now)`` and
+    ``outcomes_window_fingerprint(conn, account_id, outcomes_since, now)`` (keys ``profile``, ``growth_model``,
+    ``outcomes``: the same values those return)."""
+    check_world(world)
+    row = conn.execute(
+        f"""SELECT current_database() AS db,
+                   a.xmin::text AS xmin, a.profile_sha256 AS sha, a.profile IS NOT NULL AS has_profile,
+                   {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS model_writes,
+                   (SELECT min(pd.posted_at) FROM posted_decisions pd
+                     WHERE pd.account_id = %(acc)s AND pd.posted_at > %(model_since)s) AS first_post,
+                   {_writes(("outcomes", "posted_decisions"))} AS outcome_writes,
+                   (SELECT min(collected_at) FROM outcomes
+                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS first,
+                   (SELECT max(collected_at) FROM outcomes
+                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS last
+              FROM (SELECT 1) AS one LEFT JOIN accounts a ON a.account_id = %(acc)s""",
+        {"acc": account_id, "model_since": now - timedelta(days=MODEL_WINDOW_DAYS), "since": outcomes_since,
+         "until": now}).fetchone()
+    return {"profile": None if row["xmin"] is None else (row["xmin"], row["sha"], row["has_profile"]),
+            "growth_model": (row["db"], row["model_writes"], row["first_post"]),
+            "outcomes": (row["db"], row["outcome_writes"], row["first"], row["last"])}
+
+
+def last_version_and_fresh(conn, account_id: str, world: str) -> tuple[LastVersion | None, int]:
+    """``models.last_version`` and ``training_data.count_fresh_outcomes`` after it, in one statement: the newest
+    content predictor of ``world`` (None before the first) and the pass-2 outcomes of ``world`` newer than its
+    ``trained_through`` (all of them without one), an index range of the new ones (``idx_outcomes_fresh``)."""
+    row = conn.execute(
+        """SELECT lv.version, lv.trained_through, lv.trained_at,
+                  (SELECT count(*) FROM outcomes o
+                    WHERE o.account_id = %(acc)s AND o.collected_pass = 2 AND o.simulated = %(sim)s
+                      AND o.outcome_id > coalesce(lv.trained_through, 0)) AS fresh
+             FROM (SELECT 1) AS one
+             LEFT JOIN LATERAL (SELECT version, trained_through, trained_at FROM predictors
+                                 WHERE account_id = %(acc)s AND kind = 'content' AND world = %(world)s
+                                   AND target = 'reward_composite' ORDER BY version DESC LIMIT 1) lv ON true""",
+        {"acc": account_id, "world": check_world(world), "sim": world != "live"}).fetchone()
+    last = None if row["version"] is None else LastVersion(int(row["version"]), row["trained_through"],
+                                                            row["trained_at"])
+    return last, int(row["fresh"])

@@ -53,19 +53,23 @@ def outcomes_by_world(conn, account_id: str, since: datetime, until: datetime) -
             GROUP BY 1 ORDER BY 1""", (account_id, since, until)).fetchall()
 
 
-def latest_event_at(conn, account_id: str, world: str) -> datetime | None:
-    """The newest thing that happened to the account in ``world``: the latest of its outcomes collected,
-    follower snapshots taken, posts published and decisions planned there (None when nothing has).
-    A simulated world's clock: 'now' for figures of a campaign that ran in simulated time."""
-    simulated = check_world(world) != "live"
-    row = conn.execute(
-        """SELECT greatest(
+# the newest event of an account (%(acc)s) in a world (%(world)s, simulated = %(sim)s): latest_event_at and
+# read_models.account_with_latest_event
+LATEST_EVENT_SQL = """greatest(
                   (SELECT max(collected_at) FROM outcomes WHERE account_id = %(acc)s AND simulated = %(sim)s),
                   (SELECT max(taken_at) FROM follower_snapshots WHERE account_id = %(acc)s AND simulated = %(sim)s),
                   (SELECT max(posted_at) FROM posted_decisions WHERE account_id = %(acc)s AND world = %(world)s),
                   (SELECT max(cm.created_at) FROM content_metadata cm
                     WHERE cm.account_id = %(acc)s
                       AND coalesce((SELECT p.world FROM posted_decisions p WHERE p.decision_id = cm.decision_id),
-                                   %(world)s) = %(world)s)) AS latest""",
-        {"acc": account_id, "sim": simulated, "world": world}).fetchone()
+                                   %(world)s) = %(world)s))"""
+
+
+def latest_event_at(conn, account_id: str, world: str) -> datetime | None:
+    """The newest thing that happened to the account in ``world``: the latest of its outcomes collected,
+    follower snapshots taken, posts published and decisions planned there (None when nothing has).
+    A simulated world's clock: 'now' for figures of a campaign that ran in simulated time."""
+    simulated = check_world(world) != "live"
+    row = conn.execute(f"SELECT {LATEST_EVENT_SQL} AS latest",
+                       {"acc": account_id, "sim": simulated, "world": world}).fetchone()
     return row["latest"] if row else None

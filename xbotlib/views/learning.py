@@ -16,8 +16,7 @@ from xbotlib.core.policies import XbotPolicy
 from xbotlib.core.predictors import WEEKLY, LastVersion, should_train
 from xbotlib.store import accounts
 from xbotlib.store import arms as arm_store
-from xbotlib.store import models, outcomes, read_models, worlds
-from xbotlib.store.training_data import count_fresh_outcomes
+from xbotlib.store import outcomes, read_models, worlds
 
 OUTCOMES_WINDOW_DAYS = 90
 REJECTED_SHOWN = 10
@@ -169,11 +168,19 @@ class GrowthModelCache:
         self._views: dict[tuple, tuple[tuple, GrowthModelView]] = {}
         self.fits = 0  # how many times a view was fitted (tests read it)
 
-    def get(self, conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
-        niche = account_niche(conn, settings, account_id)
+    def get(self, conn, settings: Settings, account_id: str, world: str, now: datetime,
+            fingerprints: dict | None = None) -> GrowthModelView:
+        """The view for these arguments; ``fingerprints``: ``read_models.learning_fingerprints`` when the caller
+        has read them already (else they are read here)."""
+        if fingerprints is None:
+            niche = account_niche(conn, settings, account_id)
+            data = read_models.growth_model_fingerprint(conn, account_id, world, now)
+        else:
+            niche = account_niche(conn, settings, account_id, fingerprints["profile"])
+            data = fingerprints["growth_model"]
         key = (account_id, world, tuple(settings.posting_hours))
         # a new profile (hooks, topics, hours) changes the view as new data does
-        fingerprint = (niche[2], read_models.growth_model_fingerprint(conn, account_id, world, now))
+        fingerprint = (niche[2], data)
         hit = self._views.get(key)
         if hit is not None and hit[0] == fingerprint:
             return hit[1]
@@ -190,19 +197,26 @@ class GrowthModelCache:
 GROWTH_MODELS = GrowthModelCache()
 
 
-def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
+def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime,
+                      fingerprints: dict | None = None) -> GrowthModelView:
     """The learner's current growth model for the account: hook and hour effects with 95% intervals
     (fitted once per change of its data or its profile: ``GROWTH_MODELS``)."""
-    return GROWTH_MODELS.get(conn, settings, account_id, world, now)
+    return GROWTH_MODELS.get(conn, settings, account_id, world, now, fingerprints)
 
 
-def account_niche(conn, settings: Settings, account_id: str) -> tuple[vocab.Vocabulary, list[int], str | None]:
+_UNREAD = object()  # account_niche: the caller did not read the profile's version
+
+
+def account_niche(conn, settings: Settings, account_id: str,
+                  version: tuple | None | object = _UNREAD) -> tuple[vocab.Vocabulary, list[int], str | None]:
     """The account's niche as the plan job sees it: its stored profile's vocabulary and posting hours (the
     built-in niche and ``settings`` when it has none), with the profile's sha256 (None without one).
 
     The stored profile is read and parsed once per version of the account's row (``PROFILES``): a request
-    reads only the row's version (``read_models.profile_version``), not the profile."""
-    version = read_models.profile_version(conn, account_id)
+    reads only the row's version (``read_models.profile_version``, or ``version`` when the caller read it),
+    not the profile."""
+    if version is _UNREAD:
+        version = read_models.profile_version(conn, account_id)
     key = (account_id, version)
     niche = PROFILES.get(key, _MISSING) if version is not None else None
     if niche is _MISSING:
@@ -240,11 +254,15 @@ def fit_growth_model_view(conn, settings: Settings, account_id: str, world: str,
                            hours=model_effects(growth_models.hour_summary(model, hours)))
 
 
-def outcomes_by_world(conn, account_id: str, since: datetime, until: datetime) -> list[dict]:
+def outcomes_by_world(conn, account_id: str, since: datetime, until: datetime,
+                      fingerprint: tuple | None = None) -> list[dict]:
     """``worlds.outcomes_by_world``, counted once per change of its data (``OUTCOMES_BY_WORLD``, keyed by
-    ``read_models.outcomes_window_fingerprint``): a 90-day window is ~1,500 outcomes, each with a probe of its
-    post's world, and the status page is read far more often than outcomes arrive."""
-    key = (account_id, read_models.outcomes_window_fingerprint(conn, account_id, since, until))
+    ``read_models.outcomes_window_fingerprint``, or ``fingerprint`` when the caller read it): a 90-day window is
+    ~1,500 outcomes, each with a probe of its post's world, and the status page is read far more often than
+    outcomes arrive."""
+    if fingerprint is None:
+        fingerprint = read_models.outcomes_window_fingerprint(conn, account_id, since, until)
+    key = (account_id, fingerprint)
     counts = OUTCOMES_BY_WORLD.get(key)
     if counts is None:
         counts = worlds.outcomes_by_world(conn, account_id, since, until)
@@ -267,15 +285,17 @@ def learning_status(conn, settings: Settings, account: dict, world: str, now: da
     # the versions shown, not every version the account ever trained (~100 a year, each with its jsonb)
     active, rejected = read_models.served_and_rejected_versions(conn, acc, now, REJECTED_SHOWN)
     arms = read_models.arms_by_scope(conn, acc, world, arm_store.SCOPES)
-    last = models.last_version(conn, acc, world)  # the learn job counts fresh outcomes from here
-    fresh = count_fresh_outcomes(conn, acc, world, last.trained_through if last else None)
+    # the newest content model, from which the learn job counts fresh outcomes, and that count
+    last, fresh = read_models.last_version_and_fresh(conn, acc, world)
+    since = now - timedelta(days=OUTCOMES_WINDOW_DAYS)
+    fingerprints = read_models.learning_fingerprints(conn, acc, world, now, since)  # what the caches are keyed on
     return LearningStatus(
         account_id=acc, world=world, now=now, account_age_days=round(age, 4), explore_rate=explore_rate(age),
         active_models=[{**m, "version": f"v{m['version']}"} for m in active],
         rejected_models=[{**m, "version": f"v{m['version']}"} for m in rejected],
         arms=arm_summaries(arms), posterior_method=POSTERIOR_METHOD, outcomes_window_days=OUTCOMES_WINDOW_DAYS,
-        outcomes_by_world=outcomes_by_world(conn, acc, now - timedelta(days=OUTCOMES_WINDOW_DAYS), now),
+        outcomes_by_world=outcomes_by_world(conn, acc, since, now, fingerprints["outcomes"]),
         next_training=next_training(world=world, fresh=fresh, last=last, min_new=settings.learn_min_new_samples,
                                     retrain_at=settings.learn_retrain_samples, now=now,
                                     next_learn_run_at=next_learn_run_at),
-        growth_model=growth_model_view(conn, settings, acc, world, now))
+        growth_model=growth_model_view(conn, settings, acc, world, now, fingerprints))

@@ -238,9 +238,20 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
         acc = account_id or views.default_account(conn, settings.account_id)
         row = views.account(conn, acc)
         if row is None:
-            raise HTTPException(404, f"no account {acc!r} in the database (accounts are created by the first job "
-                                     "run; pass ?account_id= of an existing account)")
+            raise no_account(acc)
         return row
+
+    def no_account(acc: str) -> HTTPException:
+        return HTTPException(404, f"no account {acc!r} in the database (accounts are created by the first job "
+                                  "run; pass ?account_id= of an existing account)")
+
+    def account_now(conn, account_id: str | None, world: str) -> tuple[dict, datetime]:
+        # account_of and the world's "now" (views.world_now) in one round trip
+        acc = account_id or views.default_account(conn, settings.account_id)
+        row, now = views.account_at(conn, acc, world, clock.now())
+        if row is None:
+            raise no_account(acc)
+        return row, now
 
     def known_experiment(experiment_id: str, acc: str) -> None:
         try:
@@ -253,8 +264,7 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
         """Active model versions, exploration rate, bandit arms, outcomes by world, next training."""
         world = world or settings.world
         with snapshot(db) as conn:
-            account = account_of(conn, account_id)
-            now = views.world_now(conn, account["account_id"], world, clock.now())
+            account, now = account_now(conn, account_id, world)
             return json_body(views.learning_status(conn, settings, account, world, now,
                                                    next_learn_run(learn_entries, account["account_id"], now)))
 
@@ -262,15 +272,15 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
     def get_growth(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Followers now and their change, a 30-day daily series, 7-day FPKI and novelty, top posts."""
         with snapshot(db) as conn:
-            account, world = account_of(conn, account_id), world or settings.world
-            return json_body(views.growth(conn, account, world,
-                                          views.world_now(conn, account["account_id"], world, clock.now())))
+            world = world or settings.world
+            account, now = account_now(conn, account_id, world)
+            return json_body(views.growth(conn, account, world, now))
 
     def _metrics(account_id: str | None, world: str | None) -> Metrics:
         with snapshot(db) as conn:
-            account, world = account_of(conn, account_id), world or settings.world
-            return views.metrics(conn, settings, account, world,
-                                 views.world_now(conn, account["account_id"], world, clock.now()))
+            world = world or settings.world
+            account, now = account_now(conn, account_id, world)
+            return views.metrics(conn, settings, account, world, now)
 
     @app.get("/api/metrics", response_model=Metrics, responses=_NOT_FOUND, tags=["operations"])
     def get_metrics(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
