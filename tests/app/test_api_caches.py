@@ -34,6 +34,7 @@ from xbotlib.store.accounts import save_profile
 from xbotlib.store.db import copy_rows
 from xbotlib.store.experiments import lift_frame, list_experiments, record_assignments
 from xbotlib.store.queue import Decision, insert_decision, record_posted, transition
+from xbotlib.store.training_data import count_fresh_outcomes
 from xbotlib.views import learning
 
 TOKEN = "test-admin-token-7c1e55d0"
@@ -276,3 +277,57 @@ def test_lift_frame_reads_the_accounts_own_topics(db, clock):
     assert df["topic_baking"].sum() == 4 and df["topic_knife_skills"].sum() == 4
     assert df.attrs["vocabulary"] == cooking.vocabulary()
     assert {"topic_baking", "topic_weeknight"} <= set(df.attrs["covariates"])
+
+
+def test_growth_from_memory_equals_a_fresh_read_as_now_moves_and_data_changes(seeded, clock):
+    from xbotlib.views import followers
+    now = clock.now()
+    with seeded.connection() as conn:
+        account = views.account(conn, ACC)
+
+        def same(at, world="sandbox") -> dict:
+            served = followers.growth(conn, account, world, at).model_dump(mode="json")
+            assert served == followers.read_growth(conn, account, world, at).model_dump(mode="json")
+            return served
+
+        first = same(now)
+        assert first["followers_now"] is not None and first["top_posts"] and first["daily"]
+        # now moves (minutes, hours, past midnight, days): each window's edges move with it
+        for delta in (timedelta(minutes=7), timedelta(hours=5), timedelta(hours=17), timedelta(days=3),
+                      timedelta(days=-2), timedelta(days=45)):
+            same(now + delta)
+        same(now, "live")
+        # writes: a late snapshot, a corrected one, a re-collected outcome, a post's tweet id
+        conn.execute("INSERT INTO follower_snapshots (account_id, taken_at, followers_count, simulated) "
+                     "VALUES (%s, %s, 77777, true)", (ACC, now - timedelta(days=1, hours=3)))
+        same(now)
+        conn.execute("UPDATE follower_snapshots SET followers_count = 77777 WHERE snapshot_id = "
+                     "(SELECT snapshot_id FROM follower_snapshots WHERE account_id = %s AND simulated "
+                     "AND taken_at <= %s ORDER BY taken_at DESC LIMIT 1)", (ACC, now))
+        assert same(now)["followers_now"] == 77777 != first["followers_now"]
+        top = first["top_posts"][0]
+        conn.execute("UPDATE outcomes SET follows = follows + 1000 WHERE decision_id = %s AND collected_pass = 2",
+                     (top["decision_id"],))
+        conn.execute("UPDATE posted_decisions SET tweet_id = 'renamed-1' WHERE decision_id = %s",
+                     (first["top_posts"][1]["decision_id"],))
+        after = same(now)
+        assert after["top_posts"][0]["follows"] == top["follows"] + 1000
+        assert after["top_posts"][1]["tweet_id"] == "renamed-1"
+
+
+def test_the_learning_fingerprints_in_one_statement_equal_each_read_alone(seeded, clock):
+    now = clock.now()
+    since = now - timedelta(days=views.OUTCOMES_WINDOW_DAYS)
+    with seeded.connection() as conn:
+        for acc, world in ((ACC, "sandbox"), (ACC, "live"), ("nobody", "sandbox")):
+            both = read_models.learning_fingerprints(conn, acc, world, now, since)
+            assert both == {"profile": read_models.profile_version(conn, acc),
+                            "growth_model": read_models.growth_model_fingerprint(conn, acc, world, now),
+                            "outcomes": read_models.outcomes_window_fingerprint(conn, acc, since, now)}
+        for world in ("sandbox", "live"):
+            last, fresh = read_models.last_version_and_fresh(conn, ACC, world)
+            assert last == models.last_version(conn, ACC, world)
+            assert fresh == count_fresh_outcomes(conn, ACC, world, last.trained_through if last else None)
+            account, at = views.account_at(conn, ACC, world, now)
+            assert (account, at) == (views.account(conn, ACC), views.world_now(conn, ACC, world, now))
+        assert views.account_at(conn, "nobody", "sandbox", now) == (None, now)

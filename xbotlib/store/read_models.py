@@ -182,3 +182,24 @@ def last_version_and_fresh(conn, account_id: str, world: str) -> tuple[LastVersi
     last = None if row["version"] is None else LastVersion(int(row["version"]), row["trained_through"],
                                                             row["trained_at"])
     return last, int(row["fresh"])
+
+
+def growth_fingerprint(conn, account_id: str, windows: dict[str, tuple[str, datetime, datetime, bool]]) -> tuple:
+    """A fingerprint of what ``views.growth`` reads for the account: its write counts of follower_snapshots,
+    outcomes and posted_decisions (migration 0012) and, with the data fixed, the first and last row of each
+    window, which decide which rows it holds. ``windows``: name -> (table, low, high, low_inclusive), the table
+    'follower_snapshots' (by ``taken_at``, ``idx_snapshots_account_time``) or 'outcomes' (by ``collected_at``,
+    ``idx_outcomes_account_collected``), the window (low, high] or [low, high]. Two index probes per window.
+    content_metadata is not counted: a posted decision's text and novelty do not change after it is posted."""
+    columns = {"follower_snapshots": "taken_at", "outcomes": "collected_at"}
+    probes, params = [], {"acc": account_id}
+    for i, (table, low, high, low_inclusive) in enumerate(windows.values()):
+        col = columns[table]  # a KeyError for any other table: these are constants of views.followers
+        params[f"lo{i}"], params[f"hi{i}"] = low, high
+        where = f"account_id = %(acc)s AND {col} {'>=' if low_inclusive else '>'} %(lo{i})s AND {col} <= %(hi{i})s"
+        probes.append(f"(SELECT min({col}) FROM {table} WHERE {where}), (SELECT max({col}) FROM {table} WHERE {where})")
+    row = conn.execute(
+        f"""SELECT current_database() AS db,
+                   {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS writes,
+                   ARRAY[{", ".join(probes)}] AS edges""", params).fetchone()
+    return row["db"], row["writes"], tuple(row["edges"])
