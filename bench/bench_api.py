@@ -11,7 +11,9 @@ stay warm. Prints p50/p99 latency per route as a Markdown table, with the machin
                                         [--baseline DIR] [--database-url URL]
 
 Latency is measured by the client (request sent -> body read), so it includes HTTP and JSON work on
-both sides; client and server share the machine's cores.
+both sides; client and server share the machine's cores. On Linux the table also gives the CPU each request
+cost the server process and its PostgreSQL sessions (/proc): the work itself, which other load on a shared
+machine delays but does not add to.
 
 ``--baseline DIR`` also serves the API from another source tree (e.g. ``git archive <commit> | tar -x -C DIR``)
 over the same database, first checks that both servers answer every route with the same bytes for every
@@ -70,13 +72,37 @@ def serve(db_url: str, port: int, token: str) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def start_server(db_url: str, token: str, src: Path | None) -> tuple[subprocess.Popen, str]:
-    """A server process (``serve``) on a free port, importing xbotlib from ``src`` (None: this tree)."""
+def start_server(db_url: str, token: str, src: Path | None, name: str) -> tuple[subprocess.Popen, str]:
+    """A server process (``serve``) on a free port, importing xbotlib from ``src`` (None: this tree); its database
+    sessions carry the application_name ``xbot-bench-<name>`` (``backend_pids``)."""
     port = free_port()
     env = {**os.environ, "XBOT_BENCH_SRC": str(src.resolve()) if src else ""}
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", db_url, str(port), token],
+    url = f"{db_url}{'&' if '?' in db_url else '?'}application_name=xbot-bench-{name}"
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", url, str(port), token],
                             env=env)
     return proc, f"http://127.0.0.1:{port}"
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds the process has used (Linux /proc; None elsewhere or when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pids(db: Database, name: str) -> list[int]:
+    """The PostgreSQL backends serving the server ``name`` (same machine: their CPU is read from /proc)."""
+    return [r["pid"] for r in db.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                         (f"xbot-bench-{name}",))]
+
+
+def cpu_used(before: dict[int, float | None], after: dict[int, float | None]) -> float | None:
+    """CPU seconds between two readings of {pid: cpu_seconds} (a pid new in ``after`` counts from 0)."""
+    if not after or any(v is None for v in after.values()):
+        return None
+    return sum(v - (before.get(pid) or 0.0) for pid, v in after.items())
 
 
 def same_bodies(bases: dict[str, str], headers: dict, accounts: list[str]) -> list[str]:
@@ -186,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         token = secrets.token_urlsafe(32)
         auth = {"Authorization": f"Bearer {token}"}
         if args.baseline is not None:
-            servers["before"] = start_server(url, token, args.baseline)
-        servers["after"] = start_server(url, token, None)
+            servers["before"] = start_server(url, token, args.baseline, "before")
+        servers["after"] = start_server(url, token, None, "after")
         for _, base in servers.values():
             asyncio.run(wait_ready(base, auth))
         if len(servers) > 1:
@@ -209,13 +235,23 @@ def main(argv: list[str] | None = None) -> int:
         for method, label, headers, body in routes:
             path = label.split(" ")[0]
             row = [f"{method} {label}"]
-            for name, (_, base) in servers.items():
+            for name, (proc, base) in servers.items():
                 asyncio.run(load(base, method, path, headers, body, args.clients, 5, accounts))  # warm-up
-                t0 = time.perf_counter()
-                lat, statuses = asyncio.run(load(base, method, path, headers, body, args.clients, args.requests,
-                                                accounts))
-                wall = time.perf_counter() - t0
-                row.append((name, len(lat), statuses, percentile(lat, 0.50), percentile(lat, 0.99), len(lat) / wall))
+                with Database.from_url(url, pool_max=1) as probe:
+                    pids = [proc.pid, *backend_pids(probe, name)]
+                    cpu0 = {pid: cpu_seconds(pid) for pid in pids}
+                    t0 = time.perf_counter()
+                    lat, statuses = asyncio.run(load(base, method, path, headers, body, args.clients, args.requests,
+                                                    accounts))
+                    wall = time.perf_counter() - t0
+                    cpu1 = {pid: cpu_seconds(pid) for pid in [proc.pid, *backend_pids(probe, name)]}
+                # CPU per request of the server process and of its database sessions: the work a request costs,
+                # which other load on the machine does not add to (it only delays it)
+                server_cpu = cpu_used({proc.pid: cpu0[proc.pid]}, {proc.pid: cpu1.pop(proc.pid)})
+                db_cpu = cpu_used(cpu0, cpu1)
+                row.append((name, len(lat), statuses, percentile(lat, 0.50), percentile(lat, 0.99), len(lat) / wall,
+                            None if server_cpu is None else 1000 * server_cpu / len(lat),
+                            None if db_cpu is None else 1000 * db_cpu / len(lat)))
                 print(f"  {name}: {method} {label}: p50 {row[-1][3]:.1f} ms, p99 {row[-1][4]:.1f} ms, "
                       f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
                 loads.append(os.getloadavg())
@@ -235,11 +271,17 @@ def main(argv: list[str] | None = None) -> int:
           f"date {now.date().isoformat()}; 1-min load average {min(load1):.1f}–{max(load1):.1f} during the run "
           f"(2 cores) — other work on the machine shows up in the tail\n")
     names = list(servers)
-    print("| route | status | " + " | ".join(f"{n} p50 ms | {n} p99 ms | {n} req/s" for n in names) + " |")
-    print("|---|---|" + "---:|---:|---:|" * len(names))
+
+    def ms(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    print("| route | status | " + " | ".join(f"{n} p50 ms | {n} p99 ms | {n} req/s | {n} server CPU ms/req | "
+                                           f"{n} PostgreSQL CPU ms/req" for n in names) + " |")
+    print("|---|---|" + "---:|---:|---:|---:|---:|" * len(names))
     for label, *measured in rows:
         st = ", ".join(f"{k}×{v}" for k, v in sorted(measured[-1][2].items()))
-        cells = " | ".join(f"{p50:.1f} | {p99:.1f} | {rps:.0f}" for _, _, _, p50, p99, rps in measured)
+        cells = " | ".join(f"{p50:.1f} | {p99:.1f} | {rps:.0f} | {ms(server)} | {ms(pg_)}"
+                           for _, _, _, p50, p99, rps, server, pg_ in measured)
         print(f"| `{label}` | {st} | {cells} |")
     bad = [r for r in rows if any(code >= 500 for m in r[1:] for code in m[2])]
     return 1 if bad else 0
