@@ -31,7 +31,7 @@ from xbotlib.devtools.seed_history import HistorySpec, seed_history
 from xbotlib.store import arms as arm_store
 from xbotlib.store import models, read_models, worlds
 from xbotlib.store.accounts import save_profile
-from xbotlib.store.db import copy_rows
+from xbotlib.store.db import Database, copy_rows
 from xbotlib.store.experiments import lift_frame, list_experiments, record_assignments
 from xbotlib.store.queue import Decision, insert_decision, record_posted, transition
 from xbotlib.store.training_data import count_fresh_outcomes
@@ -331,3 +331,21 @@ def test_the_learning_fingerprints_in_one_statement_equal_each_read_alone(seeded
             account, at = views.account_at(conn, ACC, world, now)
             assert (account, at) == (views.account(conn, ACC), views.world_now(conn, ACC, world, now))
         assert views.account_at(conn, "nobody", "sandbox", now) == (None, now)
+
+
+def test_a_read_that_fails_gives_the_pool_back_a_connection_that_can_write(db_url, seeded, settings, clock):
+    """The read routes set their connection read-only for their snapshot: after any of them, a 404 included,
+    the next request on that (only) connection can write again."""
+    with Database.from_url(db_url, pool_max=1) as one:
+        client = TestClient(create_app(settings.replace(admin_token=TOKEN), one, clock), headers=BEARER)
+        assert client.get("/api/growth", params={"account_id": "nobody"}).status_code == 404
+        assert client.get("/api/learning/status", params={"account_id": ACC}).status_code == 200
+        r = client.patch("/api/experiments/question_cta", params={"account_id": ACC}, json={"allocation": 0.45})
+        assert r.status_code == 200, r.text
+        assert client.get("/api/experiments/nope/lift", params={"account_id": ACC}).status_code == 404
+        r = client.patch("/api/experiments/question_cta", params={"account_id": ACC}, json={"enabled": True})
+        assert r.status_code == 200, r.text
+        with one.connection() as conn:
+            assert (conn.isolation_level, conn.read_only) == (None, None)
+    assert [(e["enabled"], e["allocation"]) for e in experiments_rows(seeded)
+            if e["experiment_id"] == "question_cta"] == [(True, 0.45)]

@@ -1,27 +1,37 @@
 """How the admin API's routes read and answer, made cheap per request (issue #19: every route p99 < 50 ms with 8
-concurrent clients): ``snapshot`` (one read-only snapshot, its BEGIN sent with the first query) and ``json_body``
+concurrent clients): ``snapshot`` (one read-only snapshot opened by its BEGIN) and ``json_body``
 (the response model serialised once, not validated again)."""
 from __future__ import annotations
 
 import contextlib
 from typing import Any, Iterator
 
+import psycopg
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
 from xbotlib.app.api.schemas import Experiment
-from xbotlib.store.db import Database, read_only_snapshot
+from xbotlib.store.db import Database
 
 
 @contextlib.contextmanager
 def snapshot(db: Database) -> Iterator[Any]:
-    """A pooled connection reading one REPEATABLE READ, READ ONLY snapshot (``read_only_snapshot``), in
-    pipeline mode: the BEGIN and the SET TRANSACTION travel with the route's first query instead of taking a
-    round trip each (every later read still waits for its rows, as it uses them at once). Two round trips of
-    a route's 4-12, on a server shared by 8 clients (issue #19)."""
-    with db.connection() as conn, conn.pipeline():
-        read_only_snapshot(conn)
-        yield conn
+    """A pooled connection reading one REPEATABLE READ, READ ONLY snapshot, as ``read_only_snapshot`` makes it,
+    but set as the connection's attributes: psycopg then opens the transaction with them in its BEGIN, one
+    round trip less than a ``SET TRANSACTION`` per request (measured: less CPU and time than pipeline mode too).
+
+    The snapshot is ended here, whatever happened, and the attributes put back, so the pool lends the
+    connection next as it always does (read-write, the server's isolation): a PATCH after a 404 is not
+    refused as read-only. A broken connection raises here and the pool discards it."""
+    with db.connection() as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        try:
+            yield conn
+        finally:
+            conn.rollback()  # it read only: a rollback is its commit
+            conn.isolation_level = None
+            conn.read_only = None
 
 
 _LIST_OF_EXPERIMENTS = TypeAdapter(list[Experiment])
