@@ -17,8 +17,8 @@ machine delays but does not add to.
 
 ``--baseline DIR`` also serves the API from another source tree (e.g. ``git archive <commit> | tar -x -C DIR``)
 over the same database, first checks that both servers answer every route with the same bytes for every
-account and world, then measures both route by route (baseline first, then this tree), so "before" and
-"after" share one run and one machine load. ``--database-url`` reuses a database seeded by an earlier run
+account and world, then measures both route by route, taking ``--turns`` turns (baseline, this tree,
+baseline, ...), so "before" and "after" share one run and the same machine load. ``--database-url`` reuses a database seeded by an earlier run
 (``--keep`` prints its URL and leaves it) instead of seeding 365 days x 10 accounts again (~1 min).
 """
 from __future__ import annotations
@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per client per route (default 200)")
     parser.add_argument("--days", type=int, default=365, help="days of history to seed (default 365)")
     parser.add_argument("--accounts", type=int, default=10, help="accounts with that history (default 10)")
+    parser.add_argument("--turns", type=int, default=4,
+                        help="with --baseline, the servers take this many turns per route (default 4)")
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="also serve from the xbotlib under DIR (another commit) and measure it first")
     parser.add_argument("--database-url", metavar="URL", help="a database seeded by an earlier run (--keep)")
@@ -185,9 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline is not None and not (args.baseline / "xbotlib" / "app" / "api" / "app.py").is_file():
         parser.error(f"--baseline {args.baseline}: no xbotlib/app/api/app.py there (unpack a commit into it, e.g. "
                      f"`git archive <commit> | tar -x -C {args.baseline}`)")
-    if args.clients < 1 or args.requests < 1 or args.accounts < 1:
-        parser.error(f"--clients, --requests and --accounts must be >= 1, got {args.clients}, {args.requests} "
-                     f"and {args.accounts}")
+    if args.clients < 1 or args.requests < 1 or args.accounts < 1 or args.turns < 1:
+        parser.error(f"--clients, --requests, --accounts and --turns must be >= 1, got {args.clients}, "
+                     f"{args.requests}, {args.accounts} and {args.turns}")
+    if args.turns > args.requests:
+        parser.error(f"--turns {args.turns} is more than --requests {args.requests}: each turn needs a request")
     accounts = account_ids(args.accounts)
 
     pg = None if args.database_url else TestPostgres()
@@ -234,27 +238,41 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for method, label, headers, body in routes:
             path = label.split(" ")[0]
-            row = [f"{method} {label}"]
-            for name, (proc, base) in servers.items():
+            measured = {name: {"lat": [], "statuses": {}, "wall": 0.0, "server": 0.0, "db": 0.0}
+                        for name in servers}
+            for name, (_, base) in servers.items():
                 asyncio.run(load(base, method, path, headers, body, args.clients, 5, accounts))  # warm-up
-                with Database.from_url(url, pool_max=1) as probe:
-                    pids = [proc.pid, *backend_pids(probe, name)]
-                    cpu0 = {pid: cpu_seconds(pid) for pid in pids}
-                    t0 = time.perf_counter()
-                    lat, statuses = asyncio.run(load(base, method, path, headers, body, args.clients, args.requests,
-                                                    accounts))
-                    wall = time.perf_counter() - t0
-                    cpu1 = {pid: cpu_seconds(pid) for pid in [proc.pid, *backend_pids(probe, name)]}
-                # CPU per request of the server process and of its database sessions: the work a request costs,
-                # which other load on the machine does not add to (it only delays it)
-                server_cpu = cpu_used({proc.pid: cpu0[proc.pid]}, {proc.pid: cpu1.pop(proc.pid)})
-                db_cpu = cpu_used(cpu0, cpu1)
-                row.append((name, len(lat), statuses, percentile(lat, 0.50), percentile(lat, 0.99), len(lat) / wall,
-                            None if server_cpu is None else 1000 * server_cpu / len(lat),
-                            None if db_cpu is None else 1000 * db_cpu / len(lat)))
+            # the servers take turns, a slice of the requests each, so a change in the machine's load during
+            # the run falls on both alike
+            for turn in range(args.turns):
+                share = args.requests // args.turns + (turn < args.requests % args.turns)
+                for name, (proc, base) in servers.items():
+                    m = measured[name]
+                    with Database.from_url(url, pool_max=1) as probe:
+                        cpu0 = {pid: cpu_seconds(pid) for pid in [proc.pid, *backend_pids(probe, name)]}
+                        t0 = time.perf_counter()
+                        lat, statuses = asyncio.run(load(base, method, path, headers, body, args.clients, share,
+                                                        accounts))
+                        m["wall"] += time.perf_counter() - t0
+                        cpu1 = {pid: cpu_seconds(pid) for pid in [proc.pid, *backend_pids(probe, name)]}
+                    # CPU of the server process and of its database sessions: the work the requests cost, which
+                    # other load on the machine does not add to (it only delays it); None where /proc is not
+                    server = cpu_used({proc.pid: cpu0.pop(proc.pid)}, {proc.pid: cpu1.pop(proc.pid)})
+                    db_cpu = cpu_used(cpu0, cpu1)
+                    m["server"] = None if server is None or m["server"] is None else m["server"] + server
+                    m["db"] = None if db_cpu is None or m["db"] is None else m["db"] + db_cpu
+                    m["lat"] += lat
+                    for code, n in statuses.items():
+                        m["statuses"][code] = m["statuses"].get(code, 0) + n
+                    loads.append(os.getloadavg())
+            row = [f"{method} {label}"]
+            for name, m in measured.items():
+                n = len(m["lat"])
+                row.append((name, n, m["statuses"], percentile(m["lat"], 0.50), percentile(m["lat"], 0.99),
+                            n / m["wall"], None if m["server"] is None else 1000 * m["server"] / n,
+                            None if m["db"] is None else 1000 * m["db"] / n))
                 print(f"  {name}: {method} {label}: p50 {row[-1][3]:.1f} ms, p99 {row[-1][4]:.1f} ms, "
                       f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
-                loads.append(os.getloadavg())
             rows.append(row)
     finally:
         for proc, _ in servers.values():
