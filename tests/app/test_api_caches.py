@@ -349,3 +349,16 @@ def test_a_read_that_fails_gives_the_pool_back_a_connection_that_can_write(db_ur
             assert (conn.isolation_level, conn.read_only) == (None, None)
     assert [(e["enabled"], e["allocation"]) for e in experiments_rows(seeded)
             if e["experiment_id"] == "question_cta"] == [(True, 0.45)]
+
+
+def test_the_read_routes_keep_their_statements_prepared_across_requests(db_url, seeded, settings, clock):
+    """psycopg prepares a statement run 5 times on a connection; ending each read snapshot with a rollback would
+    deallocate them all, and PostgreSQL would plan every query of every request again."""
+    with Database.from_url(db_url, pool_max=1) as one:
+        client = TestClient(create_app(settings.replace(admin_token=TOKEN), one, clock), headers=BEARER)
+        for _ in range(8):
+            for path in ("/api/experiments", "/api/metrics", "/api/growth"):
+                assert client.get(path, params={"account_id": ACC}).status_code == 200
+        with one.connection() as conn:
+            prepared = conn.execute("SELECT count(*) AS n FROM pg_prepared_statements").fetchone()["n"]
+    assert prepared >= 8  # the routes' reads, each prepared once and kept
