@@ -37,6 +37,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from psycopg.conninfo import conninfo_to_dict
 
 # the server of --baseline imports xbotlib from its own tree (XBOT_BENCH_SRC); everything else from this one
 sys.path.insert(0, os.environ.get("XBOT_BENCH_SRC") or str(Path(__file__).resolve().parent.parent))
@@ -210,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
             pg_version = db.execute("SHOW server_version")[0]["server_version"]
         if args.keep and pg is not None:
-            pg._created.remove(url.rsplit("/", 1)[1].split("?")[0])  # drop_all leaves it
+            pg._created.remove(conninfo_to_dict(url)["dbname"])  # drop_all leaves it (an embedded server run as
+            # root is deleted at exit all the same: point XBOT_TEST_DATABASE_URL at a server that stays)
             print(f"seeded database kept: --database-url '{url}'", file=sys.stderr)
 
         token = secrets.token_urlsafe(32)
