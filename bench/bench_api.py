@@ -8,19 +8,28 @@ client i asking about account i mod ``--accounts`` (``?account_id=``), so no sin
 stay warm. Prints p50/p99 latency per route as a Markdown table, with the machine and date.
 
     .venv/bin/python bench/bench_api.py [--clients 8] [--requests 200] [--days 365] [--accounts 10]
+                                        [--baseline DIR] [--database-url URL]
 
 Latency is measured by the client (request sent -> body read), so it includes HTTP and JSON work on
-both sides; client and server share the machine's cores.
+both sides; client and server share the machine's cores. On Linux the table also gives the CPU each request
+cost the server process and its PostgreSQL sessions (/proc): the work itself, which other load on a shared
+machine delays but does not add to.
+
+``--baseline DIR`` also serves the API from another source tree (e.g. ``git archive <commit> | tar -x -C DIR``)
+over the same database, first checks that both servers answer every route with the same bytes for every
+account and world, then measures both route by route, taking ``--turns`` turns (baseline, this tree,
+baseline, ...), so "before" and "after" share one run and the same machine load. ``--database-url`` reuses a database seeded by an earlier run
+(``--keep`` prints its URL and leaves it) instead of seeding 365 days x 10 accounts again (~1 min).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import secrets
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -28,8 +37,10 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from psycopg.conninfo import conninfo_to_dict
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the server of --baseline imports xbotlib from its own tree (XBOT_BENCH_SRC); everything else from this one
+sys.path.insert(0, os.environ.get("XBOT_BENCH_SRC") or str(Path(__file__).resolve().parent.parent))
 
 from xbotlib.app.api.app import create_app  # noqa: E402
 from xbotlib.app.api.auth import FailureThrottle  # noqa: E402
@@ -51,7 +62,8 @@ def free_port() -> int:
 
 
 def serve(db_url: str, port: int, token: str) -> None:
-    """Child process: the admin API over ``db_url`` with a clock fixed at the end of the history."""
+    """Child process: the admin API over ``db_url`` with a clock fixed at the end of the history (the xbotlib
+    it imports is this tree's, or XBOT_BENCH_SRC's for --baseline)."""
     settings = load_settings(env={"XBOT_DATABASE_URL": db_url, "ADMIN_TOKEN": token, "XBOT_ACCOUNT_ID": ACCOUNT,
                                   "POSTING_DISABLED": "false", "LIVE_POSTS": "false"})
     db = Database.from_url(db_url, pool_max=settings.db_pool_max)
@@ -59,6 +71,55 @@ def serve(db_url: str, port: int, token: str) -> None:
     # the 401 row would time the throttle's own waits, so it is off here and the row times the refusal itself
     app = create_app(settings, db, SimClock(END), auth_throttle=FailureThrottle(free=10**9))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def start_server(db_url: str, token: str, src: Path | None, name: str) -> tuple[subprocess.Popen, str]:
+    """A server process (``serve``) on a free port, importing xbotlib from ``src`` (None: this tree); its database
+    sessions carry the application_name ``xbot-bench-<name>`` (``backend_pids``)."""
+    port = free_port()
+    env = {**os.environ, "XBOT_BENCH_SRC": str(src.resolve()) if src else ""}
+    url = f"{db_url}{'&' if '?' in db_url else '?'}application_name=xbot-bench-{name}"
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", url, str(port), token],
+                            env=env)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds the process has used (Linux /proc; None elsewhere or when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pids(db: Database, name: str) -> list[int]:
+    """The PostgreSQL backends serving the server ``name`` (same machine: their CPU is read from /proc)."""
+    return [r["pid"] for r in db.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                         (f"xbot-bench-{name}",))]
+
+
+def cpu_used(before: dict[int, float | None], after: dict[int, float | None]) -> float | None:
+    """CPU seconds between two readings of {pid: cpu_seconds} (a pid new in ``after`` counts from 0)."""
+    if not after or any(v is None for v in after.values()):
+        return None
+    return sum(v - (before.get(pid) or 0.0) for pid, v in after.items())
+
+
+def same_bodies(bases: dict[str, str], headers: dict, accounts: list[str]) -> list[str]:
+    """GET every route of every server for every account and world: the differences, by request (none: [])."""
+    differences = []
+    with httpx.Client(headers=headers, timeout=60) as client:
+        for path in ("/api/learning/status", "/api/growth", "/api/metrics", "/metrics", "/api/experiments",
+                     "/api/experiments/question_cta/lift"):
+            for acc in accounts[:2] if path.endswith("/lift") else accounts:  # a lift refits: two accounts
+                for world in ("sandbox", "live"):
+                    params = {"account_id": acc, "world": world}
+                    bodies = {name: (r.status_code, r.content) for name, base in bases.items()
+                              for r in [client.get(base + path, params=params)]}
+                    if len(set(bodies.values())) > 1:
+                        differences.append(f"{path}?account_id={acc}&world={world}")
+    return differences
 
 
 async def wait_ready(base: str, headers: dict, timeout_s: float = 60.0) -> None:
@@ -113,33 +174,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per client per route (default 200)")
     parser.add_argument("--days", type=int, default=365, help="days of history to seed (default 365)")
     parser.add_argument("--accounts", type=int, default=10, help="accounts with that history (default 10)")
+    parser.add_argument("--turns", type=int, default=4,
+                        help="with --baseline, the servers take this many turns per route (default 4)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also serve from the xbotlib under DIR (another commit) and measure it first")
+    parser.add_argument("--database-url", metavar="URL", help="a database seeded by an earlier run (--keep)")
+    parser.add_argument("--keep", action="store_true", help="leave the seeded database and print its URL")
+    parser.add_argument("--serve", nargs=3, metavar=("URL", "PORT", "TOKEN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.requests < 1 or args.accounts < 1:
-        parser.error(f"--clients, --requests and --accounts must be >= 1, got {args.clients}, {args.requests} "
-                     f"and {args.accounts}")
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]), args.serve[2])
+        return 0
+    if args.baseline is not None and not (args.baseline / "xbotlib" / "app" / "api" / "app.py").is_file():
+        parser.error(f"--baseline {args.baseline}: no xbotlib/app/api/app.py there (unpack a commit into it, e.g. "
+                     f"`git archive <commit> | tar -x -C {args.baseline}`)")
+    if args.clients < 1 or args.requests < 1 or args.accounts < 1 or args.turns < 1:
+        parser.error(f"--clients, --requests, --accounts and --turns must be >= 1, got {args.clients}, "
+                     f"{args.requests}, {args.accounts} and {args.turns}")
+    if args.turns > args.requests:
+        parser.error(f"--turns {args.turns} is more than --requests {args.requests}: each turn needs a request")
     accounts = account_ids(args.accounts)
 
-    pg = TestPostgres()
-    server = None
+    pg = None if args.database_url else TestPostgres()
+    servers: dict[str, tuple[subprocess.Popen, str]] = {}
+    loads = [os.getloadavg()]
     try:
-        url = pg.fresh_database()
-        t0 = time.perf_counter()
+        url = args.database_url or pg.fresh_database()
         with Database.from_url(url, pool_max=2) as db:
-            counts = seed_history(db, HistorySpec(ACCOUNT, END, days=args.days, seed=1))
-            for seed, acc in enumerate(accounts[1:], start=2):
-                seed_history(db, HistorySpec(acc, END, days=args.days, seed=seed))
+            if not args.database_url:
+                t0 = time.perf_counter()
+                counts = seed_history(db, HistorySpec(ACCOUNT, END, days=args.days, seed=1))
+                for seed, acc in enumerate(accounts[1:], start=2):
+                    seed_history(db, HistorySpec(acc, END, days=args.days, seed=seed))
+                print(f"seeded {args.days} days for each of {len(accounts)} accounts in "
+                      f"{time.perf_counter() - t0:.1f} s: " + ", ".join(f"{t}={n}" for t, n in counts.items()),
+                      file=sys.stderr)
             pg_version = db.execute("SHOW server_version")[0]["server_version"]
-        seed_s = time.perf_counter() - t0
-        print(f"seeded {args.days} days for each of {len(accounts)} accounts in {seed_s:.1f} s: "
-              + ", ".join(f"{t}={n}" for t, n in counts.items()), file=sys.stderr)
+        if args.keep and pg is not None:
+            pg._created.remove(conninfo_to_dict(url)["dbname"])  # drop_all leaves it (an embedded server run as
+            # root is deleted at exit all the same: point XBOT_TEST_DATABASE_URL at a server that stays)
+            print(f"seeded database kept: --database-url '{url}'", file=sys.stderr)
 
         token = secrets.token_urlsafe(32)
-        port = free_port()
-        server = multiprocessing.get_context("spawn").Process(target=serve, args=(url, port, token), daemon=True)
-        server.start()
-        base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {token}"}
-        asyncio.run(wait_ready(base, auth))
+        if args.baseline is not None:
+            servers["before"] = start_server(url, token, args.baseline, "before")
+        servers["after"] = start_server(url, token, None, "after")
+        for _, base in servers.values():
+            asyncio.run(wait_ready(base, auth))
+        if len(servers) > 1:
+            differences = same_bodies({n: b for n, (_, b) in servers.items()}, auth, accounts)
+            print(f"bodies: {'identical' if not differences else f'{len(differences)} differ: {differences[:5]}'} "
+                  f"(every GET route for {len(accounts)} accounts and the lift for 2, both worlds, before vs after)",
+                  file=sys.stderr)
 
         routes = [
             ("GET", "/api/learning/status", auth, None),
@@ -153,35 +240,70 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for method, label, headers, body in routes:
             path = label.split(" ")[0]
-            asyncio.run(load(base, method, path, headers, body, args.clients, 5, accounts))  # warm-up, not measured
-            t0 = time.perf_counter()
-            lat, statuses = asyncio.run(load(base, method, path, headers, body, args.clients, args.requests,
-                                            accounts))
-            wall = time.perf_counter() - t0
-            rows.append((f"{method} {label}", len(lat), statuses, percentile(lat, 0.50), percentile(lat, 0.99),
-                         len(lat) / wall))
-            print(f"  {method} {label}: p50 {rows[-1][3]:.1f} ms, p99 {rows[-1][4]:.1f} ms", file=sys.stderr)
+            measured = {name: {"lat": [], "statuses": {}, "wall": 0.0, "server": 0.0, "db": 0.0}
+                        for name in servers}
+            for name, (_, base) in servers.items():
+                asyncio.run(load(base, method, path, headers, body, args.clients, 5, accounts))  # warm-up
+            # the servers take turns, a slice of the requests each, so a change in the machine's load during
+            # the run falls on both alike
+            for turn in range(args.turns):
+                share = args.requests // args.turns + (turn < args.requests % args.turns)
+                for name, (proc, base) in servers.items():
+                    m = measured[name]
+                    with Database.from_url(url, pool_max=1) as probe:
+                        cpu0 = {pid: cpu_seconds(pid) for pid in [proc.pid, *backend_pids(probe, name)]}
+                        t0 = time.perf_counter()
+                        lat, statuses = asyncio.run(load(base, method, path, headers, body, args.clients, share,
+                                                        accounts))
+                        m["wall"] += time.perf_counter() - t0
+                        cpu1 = {pid: cpu_seconds(pid) for pid in [proc.pid, *backend_pids(probe, name)]}
+                    # CPU of the server process and of its database sessions: the work the requests cost, which
+                    # other load on the machine does not add to (it only delays it); None where /proc is not
+                    server = cpu_used({proc.pid: cpu0.pop(proc.pid)}, {proc.pid: cpu1.pop(proc.pid)})
+                    db_cpu = cpu_used(cpu0, cpu1)
+                    m["server"] = None if server is None or m["server"] is None else m["server"] + server
+                    m["db"] = None if db_cpu is None or m["db"] is None else m["db"] + db_cpu
+                    m["lat"] += lat
+                    for code, n in statuses.items():
+                        m["statuses"][code] = m["statuses"].get(code, 0) + n
+                    loads.append(os.getloadavg())
+            row = [f"{method} {label}"]
+            for name, m in measured.items():
+                n = len(m["lat"])
+                row.append((name, n, m["statuses"], percentile(m["lat"], 0.50), percentile(m["lat"], 0.99),
+                            n / m["wall"], None if m["server"] is None else 1000 * m["server"] / n,
+                            None if m["db"] is None else 1000 * m["db"] / n))
+                print(f"  {name}: {method} {label}: p50 {row[-1][3]:.1f} ms, p99 {row[-1][4]:.1f} ms, "
+                      f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+            rows.append(row)
     finally:
-        if server is not None:
-            server.terminate()
-            server.join(10)
-        pg.drop_all()
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(10)
+        if pg is not None:
+            pg.drop_all()
 
     now = SystemClock().now()
-    load1, load5, _ = os.getloadavg()
+    load1 = [lo[0] for lo in loads]
     print(f"\n### Admin API latency — {args.days} days of synthetic history × {len(accounts)} accounts, "
-          f"{args.clients} clients × "
-          f"{args.requests} requests per route\n")
-    print(f"Machine: {machine()}; "
-          f"PostgreSQL {pg_version} (embedded pgserver), uvicorn 1 worker; date {now.date().isoformat()}; "
-          f"load average at the end {load1:.1f} (1 min) / {load5:.1f} (5 min) — other work on the machine "
-          "shows up in the tail\n")
-    print("| route | requests | status | p50 ms | p99 ms | req/s |")
-    print("|---|---:|---|---:|---:|---:|")
-    for route, n, statuses, p50, p99, rps in rows:
-        st = ", ".join(f"{k}×{v}" for k, v in sorted(statuses.items()))
-        print(f"| `{route}` | {n} | {st} | {p50:.1f} | {p99:.1f} | {rps:.0f} |")
-    bad = [r for r in rows if any(code >= 500 for code in r[2])]
+          f"{args.clients} clients × {args.requests} requests per route\n")
+    print(f"Machine: {machine()}; PostgreSQL {pg_version} (embedded pgserver), uvicorn 1 worker; "
+          f"date {now.date().isoformat()}; 1-min load average {min(load1):.1f}–{max(load1):.1f} during the run "
+          f"(2 cores) — other work on the machine shows up in the tail\n")
+    names = list(servers)
+
+    def ms(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    print("| route | status | " + " | ".join(f"{n} p50 ms | {n} p99 ms | {n} req/s | {n} server CPU ms/req | "
+                                           f"{n} PostgreSQL CPU ms/req" for n in names) + " |")
+    print("|---|---|" + "---:|---:|---:|---:|---:|" * len(names))
+    for label, *measured in rows:
+        st = ", ".join(f"{k}×{v}" for k, v in sorted(measured[-1][2].items()))
+        cells = " | ".join(f"{p50:.1f} | {p99:.1f} | {rps:.0f} | {ms(server)} | {ms(pg_)}"
+                           for _, _, _, p50, p99, rps, server, pg_ in measured)
+        print(f"| `{label}` | {st} | {cells} |")
+    bad = [r for r in rows if any(code >= 500 for m in r[1:] for code in m[2])]
     return 1 if bad else 0
 
 

@@ -14,10 +14,12 @@ from typing import Mapping
 import pandas as pd
 import psycopg
 
+from xbotlib.core import vocab
 from xbotlib.core.covariates import covariate_frame, lift_covariates
 from xbotlib.core.experiments import (DECISION_TYPES, REGISTRY, ActiveExperiment, Assignment, applies, arms_json,
                                       check_allocation, check_experiment_id, primary_experiment)
 from xbotlib.logs import tagged
+from xbotlib.store.accounts import load_profile
 from xbotlib.store.worlds import check_world
 
 log = logging.getLogger("xbot.experiments")
@@ -29,21 +31,23 @@ def ensure_experiments(conn: psycopg.Connection, account_id: str, now: datetime)
     Existing rows keep their enabled flag and allocation; description and applies_to follow the
     registry. Returns the number of rows newly inserted.
     """
-    inserted = 0
-    for spec in REGISTRY.values():
-        cur = conn.execute(
-            """INSERT INTO experiments (account_id, experiment_id, enabled, allocation, applies_to, description,
-                                        created_at, updated_at)
-               VALUES (%s, %s, false, %s, %s, %s, %s, %s)
-               ON CONFLICT (account_id, experiment_id) DO UPDATE
-                  SET applies_to = EXCLUDED.applies_to, description = EXCLUDED.description
-                WHERE experiments.applies_to IS DISTINCT FROM EXCLUDED.applies_to
-                   OR experiments.description IS DISTINCT FROM EXCLUDED.description
-               RETURNING (xmax = 0) AS inserted""",
-            (account_id, spec.experiment_id, spec.default_allocation, spec.applies_to, spec.description, now, now))
-        row = cur.fetchone()
-        inserted += bool(row and row["inserted"])
-    return inserted
+    specs = list(REGISTRY.values())
+    rows = conn.execute(
+        # every experiment of the registry in one statement (one round trip, not one per experiment); a row that
+        # already says what the registry says is not rewritten
+        """INSERT INTO experiments (account_id, experiment_id, enabled, allocation, applies_to, description,
+                                    created_at, updated_at)
+           SELECT %s, r.experiment_id, false, r.allocation, r.applies_to, r.description, %s, %s
+             FROM unnest(%s::text[], %s::float8[], %s::text[], %s::text[])
+                  AS r(experiment_id, allocation, applies_to, description)
+           ON CONFLICT (account_id, experiment_id) DO UPDATE
+              SET applies_to = EXCLUDED.applies_to, description = EXCLUDED.description
+            WHERE experiments.applies_to IS DISTINCT FROM EXCLUDED.applies_to
+               OR experiments.description IS DISTINCT FROM EXCLUDED.description
+           RETURNING (xmax = 0) AS inserted""",
+        (account_id, now, now, [e.experiment_id for e in specs], [e.default_allocation for e in specs],
+         [e.applies_to for e in specs], [e.description for e in specs])).fetchall()
+    return sum(bool(r["inserted"]) for r in rows)
 
 
 def list_experiments(conn: psycopg.Connection, account_id: str) -> list[dict]:
@@ -94,10 +98,13 @@ def set_experiment(conn: psycopg.Connection, account_id: str, experiment_id: str
         allocation = check_allocation(allocation)
     ensure_experiments(conn, account_id, now)
     conn.execute(
-        """UPDATE experiments SET enabled = COALESCE(%s, enabled), allocation = COALESCE(%s, allocation),
-                  updated_at = %s
-            WHERE account_id = %s AND experiment_id = %s""",
-        (enabled, allocation, now, account_id, experiment_id))
+        # updated_at is when the settings last changed: sending the values it already has writes nothing
+        """UPDATE experiments SET enabled = COALESCE(%(enabled)s, enabled),
+                  allocation = COALESCE(%(allocation)s, allocation), updated_at = %(now)s
+            WHERE account_id = %(acc)s AND experiment_id = %(exp)s
+              AND (enabled, allocation) IS DISTINCT FROM (COALESCE(%(enabled)s, enabled),
+                                                          COALESCE(%(allocation)s, allocation))""",
+        {"enabled": enabled, "allocation": allocation, "now": now, "acc": account_id, "exp": experiment_id})
     row = next(r for r in list_experiments(conn, account_id) if r["experiment_id"] == experiment_id)
     tagged(log, "EXPERIMENT", "updated", experiment=experiment_id, enabled=str(row["enabled"]).lower(),
            allocation=row["allocation"])
@@ -162,7 +169,8 @@ def lift_frame(conn: psycopg.Connection, account_id: str, experiment_id: str, wo
     covariates: hook one-hots (read from the text with the arm markers stripped, so the text arms
     cannot move them), topic one-hots, local posting hour as sin/cos, novelty (missing -> mean),
     log(1 + followers) from the last follower snapshot before the decision was made (pre-treatment
-    for every arm). ``df.attrs["covariates"]`` lists the covariates fit for this experiment (see
+    for every arm). Hooks and topics are those of the account's profile (``AccountProfile.vocabulary``; the
+    built-in niche without one). ``df.attrs["covariates"]`` lists the covariates fit for this experiment (see
     ``lift_covariates``). ``world`` is 'live' or 'sandbox'; for 'live' simulated outcomes are excluded.
     """
     check_experiment_id(experiment_id)
@@ -189,9 +197,12 @@ def lift_frame(conn: psycopg.Connection, account_id: str, experiment_id: str, wo
               AND (%(world)s <> 'live' OR NOT o.simulated)
             ORDER BY pd.posted_at, pd.tweet_id""",
         {"acc": account_id, "exp": experiment_id, "world": world}).fetchall()
+    # the account's niche: its profile's hook rules read the texts and its topics make the topic covariates
+    profile = load_profile(conn, account_id)
+    vocabulary = profile.vocabulary() if profile is not None else vocab.DEFAULT
     df = covariate_frame(pd.DataFrame(rows, columns=[
         "decision_id", "arm", "propensity", "content", "topic", "novelty", "posted_at", "simulated", "impressions",
-        "follows", "replies", "er", "fpki", "reward_composite", "local_hour", "followers"]))
+        "follows", "replies", "er", "fpki", "reward_composite", "local_hour", "followers"]), vocabulary)
     df.attrs["covariates"] = lift_covariates(df, experiment_id)
     df.attrs["experiment_id"] = experiment_id
     df.attrs["world"] = world

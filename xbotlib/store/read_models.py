@@ -1,51 +1,67 @@
 """Cheap reads behind the admin API's figures: each answers from an index range that does not grow with
 the account's history (issue #19: "never a scan that grows with history").
 
-- ``growth_model_fingerprint``: what the growth model of ``views.learning`` was fitted from, as one
-  number, so an unchanged model is served from memory instead of being refitted per request;
+- ``growth_model_fingerprint`` and ``outcomes_window_fingerprint``: whether the data behind the growth model
+  and the outcomes-by-world counts of ``views.learning`` changed, from the account's write counts (migration
+  0012) and the window's edges, so unchanged figures are served from memory instead of read again per request;
 - ``open_queue_depth``: decisions still in the queue by status (``idx_cm_status``; terminal rows, a
   whole history of posts, are not read);
-- ``account_if_stored``: one primary-key probe, so the default account needs no count of every decision.
+- ``account_if_stored``: one primary-key probe, so the default account needs no count of every decision;
+- ``served_and_rejected_versions``: the predictor versions the learning status shows, not every version;
+- ``arms_by_scope``: both bandit scopes in one statement;
+- ``profile_version``: whether the account's profile changed, without reading or parsing it.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Sequence
 
+from xbotlib.core.bandit import ArmStats
+from xbotlib.core.predictors import LastVersion
 from xbotlib.store.outcomes import MODEL_WINDOW_DAYS
-from xbotlib.store.worlds import check_world
+from xbotlib.store.worlds import LATEST_EVENT_SQL, check_world
+
+
+def _writes(sources: Sequence[str]) -> str:
+    """SQL for the account's write counts of ``sources`` (migration 0012) as one text, e.g.
+    ``outcomes:12:7731,posted_decisions:3:7729``: count and xmin of each row (NULL before any counted write)."""
+    names = ", ".join(f"'{s}'" for s in sources)  # constants of this module, never input
+    return f"""(SELECT string_agg(w.source || ':' || w.writes || ':' || w.xmin::text, ',' ORDER BY w.source)
+                  FROM account_write_counts w WHERE w.account_id = %(acc)s AND w.source IN ({names}))"""
 
 
 def growth_model_fingerprint(conn, account_id: str, world: str, now: datetime) -> tuple:
     """A fingerprint of every input of ``outcomes.post_outcomes`` for these arguments: equal fingerprints,
-    equal inputs (up to a 64-bit hash collision).
+    equal inputs. O(log n) whatever the history: a handful of index probes.
 
-    It covers the posts of the model's window with a final outcome, each one's changing values (visits,
-    follows, posted_at, outcome_id) through an order-free sum of 64-bit hashes, and the newest follower snapshot row of the world (a post's follower count is the
-    snapshot before it; snapshots are only ever inserted, and any insert, whatever its taken_at, raises
-    the newest ``snapshot_id``; ``idx_snapshots_account_seq`` of migration 0010 reads it).
-    Reads the window's posts by index, not the follower-snapshot probes nor the fit."""
-    simulated = check_world(world) != "live"
+    The data: the account's write counts of outcomes, posted_decisions and follower_snapshots (migration
+    0012: any statement that changes a row of the account changes them; content_metadata is not counted: a
+    decision's hook, topic, hour and novelty are fixed when it is planned, before it is posted). The window:
+    with the data fixed, the posts after ``now - MODEL_WINDOW_DAYS`` are those from the first one after it,
+    so its ``posted_at`` stands for the window (``idx_posted_account_time``). And the database, so two
+    databases with equal counts never share a fingerprint."""
+    check_world(world)
     row = conn.execute(
-        # driven by the account's posts in the window (idx_posted_account_time), then one probe of
-        # outcomes_decision_pass_key each (OFFSET 0 keeps the planner from turning the probes into a hash join
-        # over every pass-2 outcome of the account): bounded by the window, whatever the history. A post's row
-        # carries its decision's account (the post job writes both), so pd.account_id selects post_outcomes'
-        # rows. content_metadata is not read: a decision's hook, topic, hour and novelty are fixed when it is
-        # planned, before it is posted, so the posts and outcomes of the window determine them.
-        """SELECT count(*) AS n,
-                  coalesce(sum(hashtextextended(concat_ws('|', o.outcome_id, o.profile_visits, o.follows,
-                                                          pd.decision_id, pd.posted_at, pd.tweet_id), 0)::numeric),
-                           0) AS h,
-                  (SELECT max(fs.snapshot_id) FROM follower_snapshots fs
-                    WHERE fs.account_id = %(acc)s AND fs.simulated = %(sim)s) AS last_snapshot
-             FROM posted_decisions pd
-             CROSS JOIN LATERAL (SELECT o.outcome_id, o.profile_visits, o.follows FROM outcomes o
-                                  WHERE o.decision_id = pd.decision_id AND o.collected_pass = 2
-                                    AND o.account_id = %(acc)s AND o.simulated = %(sim)s OFFSET 0) o
-            WHERE pd.account_id = %(acc)s AND pd.posted_at > %(since)s""",
-        {"acc": account_id, "sim": simulated, "since": now - timedelta(days=MODEL_WINDOW_DAYS)}).fetchone()
-    return int(row["n"]), str(row["h"]), row["last_snapshot"]
+        f"""SELECT current_database() AS db,
+                   {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS writes,
+                   (SELECT min(pd.posted_at) FROM posted_decisions pd
+                     WHERE pd.account_id = %(acc)s AND pd.posted_at > %(since)s) AS first_post""",
+        {"acc": account_id, "since": now - timedelta(days=MODEL_WINDOW_DAYS)}).fetchone()
+    return row["db"], row["writes"], row["first_post"]
+
+
+def outcomes_window_fingerprint(conn, account_id: str, since: datetime, until: datetime) -> tuple:
+    """A fingerprint of what ``worlds.outcomes_by_world(conn, account_id, since, until)`` counts: the account's
+    write counts of outcomes and posted_decisions (migration 0012), and, with the data fixed, the window's
+    first and last ``collected_at`` (``idx_outcomes_account_collected``), which decide which outcomes it holds."""
+    row = conn.execute(
+        f"""SELECT current_database() AS db, {_writes(("outcomes", "posted_decisions"))} AS writes,
+                   (SELECT min(collected_at) FROM outcomes
+                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS first,
+                   (SELECT max(collected_at) FROM outcomes
+                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS last""",
+        {"acc": account_id, "since": since, "until": until}).fetchone()
+    return row["db"], row["writes"], row["first"], row["last"]
 
 
 def open_queue_depth(conn, account_id: str, statuses: Sequence[str]) -> dict[str, int]:
@@ -61,3 +77,129 @@ def open_queue_depth(conn, account_id: str, statuses: Sequence[str]) -> dict[str
 def account_if_stored(conn, account_id: str) -> bool:
     """Whether ``accounts`` has a row for ``account_id``."""
     return conn.execute("SELECT 1 FROM accounts WHERE account_id = %s", (account_id,)).fetchone() is not None
+
+
+# the columns of ``models.list_versions`` that ``views.learning.ModelVersion`` shows: no jsonb (features,
+# metrics), so nothing is parsed that the status page does not show
+_VERSION_COLUMNS = """version, predictor_key, kind, algorithm, world, n_samples, cv_score, baseline_score,
+                      trained_through, trained_at, rejected_reason,
+                      CASE WHEN rejected_reason IS NOT NULL THEN 'rejected' WHEN is_active THEN 'active'
+                           ELSE 'retired' END AS status"""
+
+
+def served_and_rejected_versions(conn, account_id: str, now: datetime, limit: int) -> tuple[list[dict], list[dict]]:
+    """The predictor versions ``views.learning_status`` shows, trained at or before ``now``: the active ones by
+    (kind, world, newest version first), and the ``limit`` newest rejected versions newer than the active one
+    of their kind and world (all of them when none is active), newest first (ties: kind, newest version).
+
+    The same rows and order as filtering every version of ``models.list_versions`` (a year is ~100 versions
+    per account, each with its jsonb), read in one statement: the active ones on ``predictors_version_key``,
+    the rejected ones from the newest down, ``limit`` at most."""
+    rows = conn.execute(
+        f"""(SELECT 'active' AS shown, {_VERSION_COLUMNS} FROM predictors
+              WHERE account_id = %(acc)s AND is_active AND trained_at <= %(now)s
+              ORDER BY kind, world, version DESC)
+            UNION ALL
+            (SELECT 'rejected' AS shown, {_VERSION_COLUMNS} FROM predictors p
+              WHERE p.account_id = %(acc)s AND p.rejected_reason IS NOT NULL AND p.trained_at <= %(now)s
+                AND p.version > coalesce((SELECT min(a.version) FROM predictors a
+                                           WHERE a.account_id = p.account_id AND a.kind = p.kind
+                                             AND a.world = p.world AND a.is_active AND a.trained_at <= %(now)s), 0)
+              ORDER BY p.trained_at DESC, p.kind, p.version DESC LIMIT %(limit)s)""",
+        {"acc": account_id, "now": now, "limit": limit}).fetchall()
+    return [r for r in rows if r["shown"] == "active"], [r for r in rows if r["shown"] == "rejected"]
+
+
+def arms_by_scope(conn, account_id: str, world: str, scopes: Sequence[str]) -> dict[str, dict[str, ArmStats]]:
+    """``{scope: {arm_id: ArmStats}}`` of the account's bandit arms in ``world`` for each of ``scopes`` that has
+    arms (``arms.load_arms`` per scope, in one statement)."""
+    rows = conn.execute(
+        """SELECT scope, arm_id, pulls, reward_sum, reward_sq_sum, weight_sum FROM bandit_arms
+            WHERE account_id = %s AND world = %s AND scope = ANY(%s) ORDER BY scope, arm_id""",
+        (account_id, check_world(world), list(scopes))).fetchall()
+    out: dict[str, dict[str, ArmStats]] = {}
+    for r in rows:
+        out.setdefault(r["scope"], {})[r["arm_id"]] = ArmStats(r["arm_id"], int(r["pulls"]), float(r["reward_sum"]),
+                                                                float(r["reward_sq_sum"]), float(r["weight_sum"]))
+    return {scope: out[scope] for scope in scopes if scope in out}
+
+
+def profile_version(conn, account_id: str) -> tuple | None:
+    """What changes whenever the account's stored profile does, read without the profile itself: the row's
+    ``xmin`` (any update of the row gives it a new one) and its ``profile_sha256``; None without a row."""
+    row = conn.execute("SELECT xmin::text AS xmin, profile_sha256, profile IS NOT NULL AS has_profile "
+                       "FROM accounts WHERE account_id = %s", (account_id,)).fetchone()
+    return None if row is None else (row["xmin"], row["profile_sha256"], row["has_profile"])
+
+
+def account_with_latest_event(conn, account_id: str, world: str | None) -> dict | None:
+    """The account's ``created_at`` and, when ``world`` is given, its latest event there (``latest``:
+    ``worlds.latest_event_at``) in one statement; None when the account is not stored."""
+    sim = world is not None and check_world(world) != "live"
+    latest = LATEST_EVENT_SQL if world is not None else "NULL::timestamptz"
+    return conn.execute(f"SELECT created_at, {latest} AS latest FROM accounts WHERE account_id = %(acc)s",
+                        {"acc": account_id, "sim": sim, "world": world}).fetchone()
+
+
+def learning_fingerprints(conn, account_id: str, world: str, now: datetime, outcomes_since: datetime) -> dict:
+    """In one statement: ``profile_version``, ``growth_model_fingerprint(conn, account_id, world, now)`` and
+    ``outcomes_window_fingerprint(conn, account_id, outcomes_since, now)`` (keys ``profile``, ``growth_model``,
+    ``outcomes``: the same values those return)."""
+    check_world(world)
+    row = conn.execute(
+        f"""SELECT current_database() AS db,
+                   a.xmin::text AS xmin, a.profile_sha256 AS sha, a.profile IS NOT NULL AS has_profile,
+                   {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS model_writes,
+                   (SELECT min(pd.posted_at) FROM posted_decisions pd
+                     WHERE pd.account_id = %(acc)s AND pd.posted_at > %(model_since)s) AS first_post,
+                   {_writes(("outcomes", "posted_decisions"))} AS outcome_writes,
+                   (SELECT min(collected_at) FROM outcomes
+                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS first,
+                   (SELECT max(collected_at) FROM outcomes
+                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS last
+              FROM (SELECT 1) AS one LEFT JOIN accounts a ON a.account_id = %(acc)s""",
+        {"acc": account_id, "model_since": now - timedelta(days=MODEL_WINDOW_DAYS), "since": outcomes_since,
+         "until": now}).fetchone()
+    return {"profile": None if row["xmin"] is None else (row["xmin"], row["sha"], row["has_profile"]),
+            "growth_model": (row["db"], row["model_writes"], row["first_post"]),
+            "outcomes": (row["db"], row["outcome_writes"], row["first"], row["last"])}
+
+
+def last_version_and_fresh(conn, account_id: str, world: str) -> tuple[LastVersion | None, int]:
+    """``models.last_version`` and ``training_data.count_fresh_outcomes`` after it, in one statement: the newest
+    content predictor of ``world`` (None before the first) and the pass-2 outcomes of ``world`` newer than its
+    ``trained_through`` (all of them without one), an index range of the new ones (``idx_outcomes_fresh``)."""
+    row = conn.execute(
+        """SELECT lv.version, lv.trained_through, lv.trained_at,
+                  (SELECT count(*) FROM outcomes o
+                    WHERE o.account_id = %(acc)s AND o.collected_pass = 2 AND o.simulated = %(sim)s
+                      AND o.outcome_id > coalesce(lv.trained_through, 0)) AS fresh
+             FROM (SELECT 1) AS one
+             LEFT JOIN LATERAL (SELECT version, trained_through, trained_at FROM predictors
+                                 WHERE account_id = %(acc)s AND kind = 'content' AND world = %(world)s
+                                   AND target = 'reward_composite' ORDER BY version DESC LIMIT 1) lv ON true""",
+        {"acc": account_id, "world": check_world(world), "sim": world != "live"}).fetchone()
+    last = None if row["version"] is None else LastVersion(int(row["version"]), row["trained_through"],
+                                                            row["trained_at"])
+    return last, int(row["fresh"])
+
+
+def growth_fingerprint(conn, account_id: str, windows: dict[str, tuple[str, datetime, datetime, bool]]) -> tuple:
+    """A fingerprint of what ``views.growth`` reads for the account: its write counts of follower_snapshots,
+    outcomes and posted_decisions (migration 0012) and, with the data fixed, the first and last row of each
+    window, which decide which rows it holds. ``windows``: name -> (table, low, high, low_inclusive), the table
+    'follower_snapshots' (by ``taken_at``, ``idx_snapshots_account_time``) or 'outcomes' (by ``collected_at``,
+    ``idx_outcomes_account_collected``), the window (low, high] or [low, high]. Two index probes per window.
+    content_metadata is not counted: a posted decision's text and novelty do not change after it is posted."""
+    columns = {"follower_snapshots": "taken_at", "outcomes": "collected_at"}
+    probes, params = [], {"acc": account_id}
+    for i, (table, low, high, low_inclusive) in enumerate(windows.values()):
+        col = columns[table]  # a KeyError for any other table: these are constants of views.followers
+        params[f"lo{i}"], params[f"hi{i}"] = low, high
+        where = f"account_id = %(acc)s AND {col} {'>=' if low_inclusive else '>'} %(lo{i})s AND {col} <= %(hi{i})s"
+        probes.append(f"(SELECT min({col}) FROM {table} WHERE {where}), (SELECT max({col}) FROM {table} WHERE {where})")
+    row = conn.execute(
+        f"""SELECT current_database() AS db,
+                   {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS writes,
+                   ARRAY[{", ".join(probes)}] AS edges""", params).fetchone()
+    return row["db"], row["writes"], tuple(row["edges"])

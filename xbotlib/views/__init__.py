@@ -8,7 +8,7 @@ they are (they are its response schemas, field descriptions included), and the s
 notebooks read the same objects. One module per question:
 
 - ``accounts``: the account a figure is about (``account``), its "now" (``world_now``: a simulated
-  world's clock is its latest event) and its UTC day (``day_start``);
+  world's clock is its latest event; both at once: ``account_at``) and its UTC day (``day_start``);
 - ``learning``: ``learning_status`` (models, exploration, arms, next training) and ``growth_model_view``;
 - ``followers``: ``growth`` (followers, their change, 7-day FPKI, top posts);
 - ``operations``: ``metrics`` (today's operating figures, OpenAI spend);
@@ -19,7 +19,7 @@ Callers use the names below from the package (``from xbotlib import views; views
 """
 from __future__ import annotations
 
-from xbotlib.views.accounts import account, day_start, default_account, world_now
+from xbotlib.views.accounts import account, account_at, day_start, default_account, world_now
 from xbotlib.views.experiment_reports import _LIFT_COLUMNS, LiftReport, experiment_lift, experiments
 from xbotlib.views.followers import (DAILY_SERIES_DAYS, EXCERPT_CHARS, TOP_POSTS_LIMIT, TOP_POSTS_WINDOW_DAYS,
                                      DailyFollowers, Growth, TopPost, final_outcomes_7d, followers_now, growth)
@@ -32,7 +32,7 @@ from xbotlib.views.operations import (JOBS, QUEUE_STATUSES, JobLastRun, Metrics,
 from xbotlib.views.summary import AccountSummary, account_summary, fpki_estimates
 
 __all__ = [
-    "account", "day_start", "default_account", "world_now",
+    "account", "account_at", "day_start", "default_account", "world_now",
     "ArmSummary", "GrowthModelView", "LearningStatus", "ModelEffect", "ModelVersion", "NextTraining",
     "OutcomesByWorld", "OUTCOMES_WINDOW_DAYS", "POSTERIOR_METHOD", "arm_summaries", "growth_model_view",
     "learning_status", "model_effects", "next_training",

@@ -37,3 +37,15 @@ def world_now(conn, account_id: str, world: str, wall_now: datetime) -> datetime
         return wall_now
     latest = latest_event_at(conn, account_id, world)
     return latest.astimezone(timezone.utc) if latest is not None else wall_now
+
+
+def account_at(conn, account_id: str, world: str, wall_now: datetime) -> tuple[dict | None, datetime]:
+    """``account(conn, account_id)`` and ``world_now(conn, account_id, world, wall_now)`` in one statement (the
+    admin API asks both on every route); (None, ``wall_now``) when the account is not stored."""
+    simulated = check_world(world) != "live"
+    row = read_models.account_with_latest_event(conn, account_id, world if simulated else None)
+    if row is None:
+        return None, wall_now
+    latest = row["latest"]
+    now = latest.astimezone(timezone.utc) if simulated and latest is not None else wall_now
+    return {"account_id": account_id, "created_at": row["created_at"]}, now

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from xbotlib.store import outcomes
+from xbotlib.store import outcomes, read_models
 from xbotlib.views.accounts import day_start
 
 TOP_POSTS_WINDOW_DAYS = 30
@@ -59,7 +59,39 @@ def final_outcomes_7d(conn, account_id: str, simulated: bool, now: datetime) -> 
 
 
 def growth(conn, account: dict, world: str, now: datetime) -> Growth:
-    """Followers and their change, the daily series, 7-day FPKI and novelty, top posts of ``world``."""
+    """Followers and their change, the daily series, 7-day FPKI and novelty, top posts of ``world``: ``read_growth``
+    once per change of what it reads (``GROWTHS``, keyed by ``read_models.growth_fingerprint``: the account's
+    write counts and the edges of each window), so a page read far more often than the account posts is one
+    statement of index probes, not six window reads."""
+    acc = account["account_id"]
+    first_day = day_start(now) - timedelta(days=DAILY_SERIES_DAYS - 1)
+    day = timedelta(days=1)
+    windows = {  # each window read_growth reads, as its store functions bound it
+        "followers_now": ("follower_snapshots", now - timedelta(days=DAILY_SERIES_DAYS), now, False),
+        "before_1d": ("follower_snapshots", now - 2 * day, now - day, False),
+        "before_7d": ("follower_snapshots", now - 8 * day, now - 7 * day, False),
+        "daily": ("follower_snapshots", first_day, now, True),
+        "outcomes_7d": ("outcomes", now - 7 * day, now, False),
+        "top_posts": ("outcomes", now - timedelta(days=TOP_POSTS_WINDOW_DAYS), now, False),
+    }
+    key = (acc, world, read_models.growth_fingerprint(conn, acc, windows))
+    cached = GROWTHS.get(key)
+    if cached is None:
+        cached = read_growth(conn, account, world, now)
+        if len(GROWTHS) >= GROWTHS_KEPT:
+            GROWTHS.pop(next(iter(GROWTHS)))  # the oldest: superseded, or an account not asked about
+        GROWTHS[key] = cached
+    # the figures are the data's; "now" is this request's (equal data, a later now: equal figures)
+    return cached if cached.now == now else cached.model_copy(update={"now": now})
+
+
+# Growth by (account, world, fingerprint); an entry is never stale: changed data or windows have another key
+GROWTHS: dict[tuple, Growth] = {}
+GROWTHS_KEPT = 1024
+
+
+def read_growth(conn, account: dict, world: str, now: datetime) -> Growth:
+    """``growth`` read from the data now, without the cache."""
     acc, simulated = account["account_id"], world != "live"
     latest = followers_now(conn, acc, simulated, now)
     changes = {}

@@ -16,8 +16,7 @@ from xbotlib.core.policies import XbotPolicy
 from xbotlib.core.predictors import WEEKLY, LastVersion, should_train
 from xbotlib.store import accounts
 from xbotlib.store import arms as arm_store
-from xbotlib.store import models, outcomes, read_models, worlds
-from xbotlib.store.training_data import count_fresh_outcomes
+from xbotlib.store import outcomes, read_models, worlds
 
 OUTCOMES_WINDOW_DAYS = 90
 REJECTED_SHOWN = 10
@@ -159,9 +158,9 @@ def model_effects(effects: Iterable[Effect]) -> list[ModelEffect]:
 class GrowthModelCache:
     """Fitted growth-model views by account, world and posting hours, each with the fingerprint of the data it
     was fitted from (``read_models.growth_model_fingerprint``). A request whose data is unchanged gets the
-    stored view, the very object a refit would equal; any new, changed or expired outcome in the window,
-    or a new follower snapshot, or a new profile for the account, changes the fingerprint and the view is
-    fitted again. Memory: one view per
+    stored view, the very object a refit would equal; any write of the account's outcomes, posts or follower
+    snapshots, a post leaving the window, or a new profile for the account, changes the fingerprint and the
+    view is fitted again. Memory: one view per
     (account, world, hours), at most ``max_entries`` (the oldest is dropped first)."""
 
     def __init__(self, max_entries: int = 1024):
@@ -169,11 +168,19 @@ class GrowthModelCache:
         self._views: dict[tuple, tuple[tuple, GrowthModelView]] = {}
         self.fits = 0  # how many times a view was fitted (tests read it)
 
-    def get(self, conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
-        niche = account_niche(conn, settings, account_id)
+    def get(self, conn, settings: Settings, account_id: str, world: str, now: datetime,
+            fingerprints: dict | None = None) -> GrowthModelView:
+        """The view for these arguments; ``fingerprints``: ``read_models.learning_fingerprints`` when the caller
+        has read them already (else they are read here)."""
+        if fingerprints is None:
+            niche = account_niche(conn, settings, account_id)
+            data = read_models.growth_model_fingerprint(conn, account_id, world, now)
+        else:
+            niche = account_niche(conn, settings, account_id, fingerprints["profile"])
+            data = fingerprints["growth_model"]
         key = (account_id, world, tuple(settings.posting_hours))
         # a new profile (hooks, topics, hours) changes the view as new data does
-        fingerprint = (niche[2], read_models.growth_model_fingerprint(conn, account_id, world, now))
+        fingerprint = (niche[2], data)
         hit = self._views.get(key)
         if hit is not None and hit[0] == fingerprint:
             return hit[1]
@@ -190,19 +197,45 @@ class GrowthModelCache:
 GROWTH_MODELS = GrowthModelCache()
 
 
-def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime) -> GrowthModelView:
+def growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime,
+                      fingerprints: dict | None = None) -> GrowthModelView:
     """The learner's current growth model for the account: hook and hour effects with 95% intervals
     (fitted once per change of its data or its profile: ``GROWTH_MODELS``)."""
-    return GROWTH_MODELS.get(conn, settings, account_id, world, now)
+    return GROWTH_MODELS.get(conn, settings, account_id, world, now, fingerprints)
 
 
-def account_niche(conn, settings: Settings, account_id: str) -> tuple[vocab.Vocabulary, list[int], str | None]:
+_UNREAD = object()  # account_niche: the caller did not read the profile's version
+
+
+def account_niche(conn, settings: Settings, account_id: str,
+                  version: tuple | None | object = _UNREAD) -> tuple[vocab.Vocabulary, list[int], str | None]:
     """The account's niche as the plan job sees it: its stored profile's vocabulary and posting hours (the
-    built-in niche and ``settings`` when it has none), with the profile's sha256 (None without one)."""
-    profile = accounts.load_profile(conn, account_id)
-    if profile is None:
+    built-in niche and ``settings`` when it has none), with the profile's sha256 (None without one).
+
+    The stored profile is read and parsed once per version of the account's row (``PROFILES``): a request
+    reads only the row's version (``read_models.profile_version``, or ``version`` when the caller read it),
+    not the profile."""
+    if version is _UNREAD:
+        version = read_models.profile_version(conn, account_id)
+    key = (account_id, version)
+    niche = PROFILES.get(key, _MISSING) if version is not None else None
+    if niche is _MISSING:
+        profile = accounts.load_profile(conn, account_id)
+        niche = None if profile is None else (profile.vocabulary(), list(profile.posting_hours), profile.sha256)
+        if len(PROFILES) >= PROFILES_KEPT:
+            PROFILES.pop(next(iter(PROFILES)))  # the oldest entry: an account that changed or is not asked about
+        PROFILES[key] = niche
+    if niche is None:
         return vocab.DEFAULT, list(settings.posting_hours), None
-    return profile.vocabulary(), list(profile.posting_hours or settings.posting_hours), profile.sha256
+    vocabulary, hours, sha256 = niche
+    return vocabulary, list(hours or settings.posting_hours), sha256
+
+
+# each account's niche from its stored profile (vocabulary, the profile's posting hours, sha256; None without a
+# profile) by (account, row version): a changed row has a new key, so a stale niche is never served
+PROFILES: dict[tuple, tuple | None] = {}
+PROFILES_KEPT = 1024
+_MISSING = object()
 
 
 def fit_growth_model_view(conn, settings: Settings, account_id: str, world: str, now: datetime,
@@ -221,27 +254,48 @@ def fit_growth_model_view(conn, settings: Settings, account_id: str, world: str,
                            hours=model_effects(growth_models.hour_summary(model, hours)))
 
 
+def outcomes_by_world(conn, account_id: str, since: datetime, until: datetime,
+                      fingerprint: tuple | None = None) -> list[dict]:
+    """``worlds.outcomes_by_world``, counted once per change of its data (``OUTCOMES_BY_WORLD``, keyed by
+    ``read_models.outcomes_window_fingerprint``, or ``fingerprint`` when the caller read it): a 90-day window is
+    ~1,500 outcomes, each with a probe of its post's world, and the status page is read far more often than
+    outcomes arrive."""
+    if fingerprint is None:
+        fingerprint = read_models.outcomes_window_fingerprint(conn, account_id, since, until)
+    key = (account_id, fingerprint)
+    counts = OUTCOMES_BY_WORLD.get(key)
+    if counts is None:
+        counts = worlds.outcomes_by_world(conn, account_id, since, until)
+        if len(OUTCOMES_BY_WORLD) >= OUTCOMES_BY_WORLD_KEPT:
+            OUTCOMES_BY_WORLD.pop(next(iter(OUTCOMES_BY_WORLD)))  # the oldest: superseded or not asked about
+        OUTCOMES_BY_WORLD[key] = counts
+    return counts
+
+
+# outcomes_by_world's rows by (account, fingerprint); an entry is never stale: changed data has another key
+OUTCOMES_BY_WORLD: dict[tuple, list[dict]] = {}
+OUTCOMES_BY_WORLD_KEPT = 1024
+
+
 def learning_status(conn, settings: Settings, account: dict, world: str, now: datetime,
                     next_learn_run_at: datetime | None = None) -> LearningStatus:
     """What the learner knows for ``account`` in ``world``: models, exploration, arms, outcomes, next training."""
     acc = account["account_id"]
     age = max(0.0, (now - account["created_at"]).total_seconds() / 86400)
-    versions = [m for m in models.list_versions(conn, acc) if m["trained_at"] <= now]
-    active = sorted((m for m in versions if m["is_active"]), key=lambda m: (m["kind"], m["world"]))
-    served = {(m["kind"], m["world"]): m["version"] for m in active}
-    rejected = [m for m in sorted(versions, key=lambda m: m["trained_at"], reverse=True)
-                if m["status"] == "rejected" and m["version"] > served.get((m["kind"], m["world"]), 0)]
-    arms = {scope: stats for scope in arm_store.SCOPES
-            if (stats := arm_store.load_arms(conn, acc, world, scope))}
-    last = models.last_version(conn, acc, world)  # the learn job counts fresh outcomes from here
-    fresh = count_fresh_outcomes(conn, acc, world, last.trained_through if last else None)
+    # the versions shown, not every version the account ever trained (~100 a year, each with its jsonb)
+    active, rejected = read_models.served_and_rejected_versions(conn, acc, now, REJECTED_SHOWN)
+    arms = read_models.arms_by_scope(conn, acc, world, arm_store.SCOPES)
+    # the newest content model, from which the learn job counts fresh outcomes, and that count
+    last, fresh = read_models.last_version_and_fresh(conn, acc, world)
+    since = now - timedelta(days=OUTCOMES_WINDOW_DAYS)
+    fingerprints = read_models.learning_fingerprints(conn, acc, world, now, since)  # what the caches are keyed on
     return LearningStatus(
         account_id=acc, world=world, now=now, account_age_days=round(age, 4), explore_rate=explore_rate(age),
         active_models=[{**m, "version": f"v{m['version']}"} for m in active],
-        rejected_models=[{**m, "version": f"v{m['version']}"} for m in rejected[:REJECTED_SHOWN]],
+        rejected_models=[{**m, "version": f"v{m['version']}"} for m in rejected],
         arms=arm_summaries(arms), posterior_method=POSTERIOR_METHOD, outcomes_window_days=OUTCOMES_WINDOW_DAYS,
-        outcomes_by_world=worlds.outcomes_by_world(conn, acc, now - timedelta(days=OUTCOMES_WINDOW_DAYS), now),
+        outcomes_by_world=outcomes_by_world(conn, acc, since, now, fingerprints["outcomes"]),
         next_training=next_training(world=world, fresh=fresh, last=last, min_new=settings.learn_min_new_samples,
                                     retrain_at=settings.learn_retrain_samples, now=now,
                                     next_learn_run_at=next_learn_run_at),
-        growth_model=growth_model_view(conn, settings, acc, world, now))
+        growth_model=growth_model_view(conn, settings, acc, world, now, fingerprints))

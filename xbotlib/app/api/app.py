@@ -46,12 +46,13 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from xbotlib import views
 from xbotlib.app.api.auth import REALM, UNAUTHORIZED, AdminGate, FailureThrottle, token_matches
 from xbotlib.app.api.schemas import ArmCount, ErrorDetail, Experiment, ExperimentLift, ExperimentPatch
+from xbotlib.app.api.serving import json_body, snapshot
 from xbotlib.clock import Clock
 from xbotlib.config import ConfigError, Settings
 from xbotlib.core.experiments import check_experiment_id
 from xbotlib.jobs import schedules as _schedules
 from xbotlib.store import experiments as experiment_store
-from xbotlib.store.db import Database, read_only_snapshot
+from xbotlib.store.db import Database
 from xbotlib.views import Growth, LearningStatus, Metrics
 from xbotlib.views.experiment_reports import LIFT_SEED
 
@@ -237,9 +238,20 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
         acc = account_id or views.default_account(conn, settings.account_id)
         row = views.account(conn, acc)
         if row is None:
-            raise HTTPException(404, f"no account {acc!r} in the database (accounts are created by the first job "
-                                     "run; pass ?account_id= of an existing account)")
+            raise no_account(acc)
         return row
+
+    def no_account(acc: str) -> HTTPException:
+        return HTTPException(404, f"no account {acc!r} in the database (accounts are created by the first job "
+                                  "run; pass ?account_id= of an existing account)")
+
+    def account_now(conn, account_id: str | None, world: str) -> tuple[dict, datetime]:
+        # account_of and the world's "now" (views.world_now) in one round trip
+        acc = account_id or views.default_account(conn, settings.account_id)
+        row, now = views.account_at(conn, acc, world, clock.now())
+        if row is None:
+            raise no_account(acc)
+        return row, now
 
     def known_experiment(experiment_id: str, acc: str) -> None:
         try:
@@ -251,32 +263,29 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
     def get_learning_status(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Active model versions, exploration rate, bandit arms, outcomes by world, next training."""
         world = world or settings.world
-        with db.connection() as conn:
-            read_only_snapshot(conn)
-            account = account_of(conn, account_id)
-            now = views.world_now(conn, account["account_id"], world, clock.now())
-            return views.learning_status(conn, settings, account, world, now,
-                                         next_learn_run(learn_entries, account["account_id"], now))
+        with snapshot(db) as conn:
+            account, now = account_now(conn, account_id, world)
+            return json_body(views.learning_status(conn, settings, account, world, now,
+                                                   next_learn_run(learn_entries, account["account_id"], now)))
 
     @app.get("/api/growth", response_model=Growth, responses=_NOT_FOUND, tags=["growth"])
     def get_growth(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Followers now and their change, a 30-day daily series, 7-day FPKI and novelty, top posts."""
-        with db.connection() as conn:
-            read_only_snapshot(conn)
-            account, world = account_of(conn, account_id), world or settings.world
-            return views.growth(conn, account, world, views.world_now(conn, account["account_id"], world, clock.now()))
+        with snapshot(db) as conn:
+            world = world or settings.world
+            account, now = account_now(conn, account_id, world)
+            return json_body(views.growth(conn, account, world, now))
 
     def _metrics(account_id: str | None, world: str | None) -> Metrics:
-        with db.connection() as conn:
-            read_only_snapshot(conn)
-            account, world = account_of(conn, account_id), world or settings.world
-            return views.metrics(conn, settings, account, world,
-                                 views.world_now(conn, account["account_id"], world, clock.now()))
+        with snapshot(db) as conn:
+            world = world or settings.world
+            account, now = account_now(conn, account_id, world)
+            return views.metrics(conn, settings, account, world, now)
 
     @app.get("/api/metrics", response_model=Metrics, responses=_NOT_FOUND, tags=["operations"])
     def get_metrics(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Today's operating figures: followers, FPKI, posts, queue, gates, OpenAI spend, job runs."""
-        return _metrics(account_id, world)
+        return json_body(_metrics(account_id, world))
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"],
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
@@ -289,10 +298,9 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
     @app.get("/api/experiments", response_model=list[Experiment], responses=_NOT_FOUND, tags=["experiments"])
     def get_experiments(account_id: str = _ACCOUNT_QUERY):
         """Experiment flags, allocation, what they apply to and assignments so far per arm."""
-        with db.connection() as conn:
-            read_only_snapshot(conn)
+        with snapshot(db) as conn:
             acc = account_of(conn, account_id)["account_id"]
-            return [experiment(acc, r) for r in views.experiments(conn, acc)]
+            return json_body([experiment(acc, r) for r in views.experiments(conn, acc)])
 
     @app.patch("/api/experiments/{experiment_id}", response_model=Experiment, tags=["experiments"],
                responses={**_NOT_FOUND, 400: {"model": ErrorDetail, "description": "the body is not UTF-8 JSON"}})
@@ -312,7 +320,7 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
                     allocation=patch.allocation if "allocation" in given else None, now=clock.now())
             except ValueError as exc:
                 raise HTTPException(422, str(exc)) from None
-            return experiment(acc, row)
+            return json_body(experiment(acc, row))
 
     @app.get("/api/experiments/{experiment_id}/lift", response_model=ExperimentLift, responses=_NOT_FOUND,
              tags=["experiments"])
@@ -325,8 +333,7 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
         with fixed-n and always-valid 95% intervals, posts still needed, sample-ratio check — and ``table``
         is the appendix (difference in means, IPW, DR per metric); ``reason`` when not estimable yet."""
         world = world or settings.world
-        with db.connection() as conn:
-            read_only_snapshot(conn)
+        with snapshot(db) as conn:
             acc = account_of(conn, account_id)["account_id"]
             known_experiment(experiment_id, acc)
             report = views.experiment_lift(conn, acc, experiment_id, world, seed=seed)
