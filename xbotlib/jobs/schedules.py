@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import threading
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -225,12 +226,43 @@ def notebook_problems(entries: list[ScheduleEntry], notebooks: Mapping[str, Any]
 
 # ----------------------------------------------------------------------------- timing (pure)
 
+class _ParsedCron:
+    """One cron expression parsed once (croniter expands its fields when built: a simulated year asks
+    ~150,000 times), re-used from any start time. A croniter keeps its position between calls, so each
+    use sets it under a lock (the worker pool's threads share the cache)."""
+
+    def __init__(self, cron: str, tz: str) -> None:
+        self.zone = ZoneInfo(tz)
+        self._iter = croniter(cron, datetime(2000, 1, 1, tzinfo=self.zone))  # a start; each use sets its own
+        self._lock = threading.Lock()
+
+    def next_after(self, local: datetime) -> datetime:
+        with self._lock:
+            return self._iter.get_next(datetime, start_time=local)
+
+    def prev_before(self, local: datetime) -> datetime:
+        with self._lock:
+            return self._iter.get_prev(datetime, start_time=local)
+
+
+_PARSED: dict[tuple[str, str], _ParsedCron] = {}
+
+
+def _parsed(entry: ScheduleEntry) -> _ParsedCron:
+    """The parsed cron of ``entry``, per (cron, timezone): schedules hold a handful of distinct ones."""
+    key = (entry.cron, entry.timezone)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = _PARSED.setdefault(key, _ParsedCron(entry.cron, entry.timezone))
+    return parsed
+
+
 def next_run(entry: ScheduleEntry, after: datetime) -> datetime:
     """The first time strictly after ``after`` that ``entry.cron`` names, read in ``entry.timezone``; UTC."""
     if after.tzinfo is None:
         raise ValueError(f"next_run needs a timezone-aware time: {after!r} (pass tzinfo=timezone.utc)")
-    local = after.astimezone(ZoneInfo(entry.timezone))
-    return croniter(entry.cron, local).get_next(datetime).astimezone(timezone.utc)
+    parsed = _parsed(entry)
+    return parsed.next_after(after.astimezone(parsed.zone)).astimezone(timezone.utc)
 
 
 def last_run_at_or_before(entry: ScheduleEntry, at: datetime) -> datetime:
@@ -239,8 +271,8 @@ def last_run_at_or_before(entry: ScheduleEntry, at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"last_run_at_or_before needs a timezone-aware time: {at!r} (pass tzinfo=timezone.utc)")
     # croniter's get_prev is strictly before its start: start a microsecond later so `at` itself counts
-    local = (at + timedelta(microseconds=1)).astimezone(ZoneInfo(entry.timezone))
-    return croniter(entry.cron, local).get_prev(datetime).astimezone(timezone.utc)
+    parsed = _parsed(entry)
+    return parsed.prev_before((at + timedelta(microseconds=1)).astimezone(parsed.zone)).astimezone(timezone.utc)
 
 
 def runs_between(entry: ScheduleEntry, after: datetime, before: datetime, limit: int = 1000) -> list[datetime]:
