@@ -258,3 +258,46 @@ def test_xbot_run_and_worker_name_a_bad_option_and_its_fix(cli_env, argv, words,
     assert cli.main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert all(w in err for w in words), err
+
+
+# ----------------------------------------------------------------------------- several accounts, one simulated clock
+
+def _stored_runs(db) -> list[tuple]:
+    with db.connection() as conn:
+        return [tuple(r.values()) for r in conn.execute(
+            "SELECT account_id, job, status, started_at, finished_at, detail, left(error, 40) AS error "
+            "FROM job_runs ORDER BY account_id, started_at, job, run_id").fetchall()]
+
+
+def test_accounts_run_together_store_the_runs_each_would_store_alone(settings, db, clock, pg, caplog):
+    """With several accounts on a simulated clock the daemon writes each job's run records for all of them in one
+    statement each way; what it stores is what one daemon per account stores, a failed tick included."""
+    from xbotlib.clock import SimClock  # imported here: only these tests build a second clock
+    from xbotlib.store.db import Database  # imported here: the second database of the comparison
+
+    caplog.set_level(logging.INFO, logger="xbot")
+    start = clock.now()
+    until = start + timedelta(days=1)
+
+    def account(i, database, a_clock):
+        if i == 1:
+            return make_ctx(settings, database, a_clock, seed=31)
+        return make_ctx(settings.replace(account_id="acct2"), database, a_clock, seed=32,
+                        generator=FailsOnce(TemplateGenerator(3)))
+
+    together = Daemon([account(1, db, clock), account(2, db, clock)], job_entries(HOURLY)).run(
+        until=until, install_signals=False)
+    alone_db = Database.from_url(pg.fresh_database(), pool_max=4)
+    try:
+        alone_ticks: Counter = Counter()
+        for i in (1, 2):  # one daemon per account, each on its own clock from the same start
+            alone_ticks.update(Daemon([account(i, alone_db, SimClock(start))], job_entries(HOURLY)).run(
+                until=until, install_signals=False))
+        assert _stored_runs(db) == _stored_runs(alone_db) != []
+    finally:
+        alone_db.close()
+    assert together == dict(alone_ticks)
+    runs = job_run_counts(db)
+    assert runs["plan"]["failed"] == 1  # acct2's first plan tick, recorded durably at once
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[DAEMON] tick failed")]
+    assert len(failures) == 2 and all("entry=job:plan account=acct2" in f for f in failures)

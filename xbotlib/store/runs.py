@@ -57,6 +57,41 @@ def finish_job_run(conn, run_id: int, status: str, finished_at: datetime, detail
                  (status, finished_at, json.dumps(detail, default=str), run_id))
 
 
+def start_job_runs(conn, account_ids: list[str], job: str, started_at: datetime, *, durable: bool = True) -> list[int]:
+    """``start_job_run`` for several accounts at one time, in one statement: their run ids, in ``account_ids``
+    order (the simulated clock's daemon, whose clock stands still while it runs one entry for every account)."""
+    if len(set(account_ids)) != len(account_ids):
+        raise ValueError(f"start_job_runs: each account once, got {list(account_ids)!r}")
+    if not durable:
+        _check_own_transaction(conn, "start_job_runs")
+    rows = conn.execute(
+        "INSERT INTO job_runs (account_id, job, status, started_at) "
+        "SELECT a.account_id, %s, 'running', %s FROM unnest(%s::text[]) WITH ORDINALITY AS a(account_id, ord) "
+        f"{'' if durable else 'WHERE ' + _ASYNC_COMMIT} ORDER BY a.ord RETURNING run_id, account_id",
+        (job, started_at, list(account_ids))).fetchall()
+    by_account = {r["account_id"]: r["run_id"] for r in rows}
+    return [by_account[a] for a in account_ids]
+
+
+def finish_job_runs(conn, finished: list[tuple[int, str, datetime, Mapping[str, Any]]], *,
+                    durable: bool = True) -> None:
+    """``finish_job_run`` for several runs in one statement: ``finished`` holds (run_id, status, finished_at,
+    detail) with status ``ok`` or ``skipped`` when not ``durable`` (a failed run always commits durably)."""
+    if not finished:
+        return
+    if not durable:
+        if any(status == "failed" for _r, status, _t, _d in finished):
+            raise ValueError("finish_job_runs: a 'failed' run must commit durably (pass durable=True): a failed "
+                             "run's record is never to be lost")
+        _check_own_transaction(conn, "finish_job_runs")
+    conn.execute(
+        "UPDATE job_runs r SET status = f.status, finished_at = f.finished_at, detail = f.detail "
+        "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::jsonb[]) AS f(run_id, status, finished_at, detail) "
+        f"WHERE r.run_id = f.run_id {'' if durable else 'AND ' + _ASYNC_COMMIT}",
+        ([f[0] for f in finished], [f[1] for f in finished], [f[2] for f in finished],
+         [json.dumps(f[3], default=str) for f in finished]))
+
+
 def fail_job_run(conn, run_id: int, finished_at: datetime, error: str) -> None:
     """Close a job run as ``failed`` with the error text; always a synchronous commit (never lost)."""
     conn.execute("UPDATE job_runs SET status = 'failed', finished_at = %s, error = %s WHERE run_id = %s",
