@@ -3,6 +3,7 @@ and learning; every tick recorded at the cron cadence; one daemon per account; a
 SIGTERM) finishes the current tick and exits; a failing tick does not stop the loop."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from xbotlib.clock import SimClock, SystemClock
 from xbotlib.jobs import schedules
 from xbotlib.jobs.daemon import Daemon, DaemonLocked
-from xbotlib.jobs.context import build_context
+from xbotlib.jobs.context import JobResult, build_context
+from xbotlib.jobs.runner import run_jobs_together
 from xbotlib.sim.xserver import SandboxX
 from xbotlib.clients.generation import TemplateGenerator
 
@@ -272,7 +275,6 @@ def _stored_runs(db) -> list[tuple]:
 def test_accounts_run_together_store_the_runs_each_would_store_alone(settings, db, clock, pg, caplog):
     """With several accounts on a simulated clock the daemon writes each job's run records for all of them in one
     statement each way; what it stores is what one daemon per account stores, a failed tick included."""
-    from xbotlib.clock import SimClock  # imported here: only these tests build a second clock
     from xbotlib.store.db import Database  # imported here: the second database of the comparison
 
     caplog.set_level(logging.INFO, logger="xbot")
@@ -301,3 +303,23 @@ def test_accounts_run_together_store_the_runs_each_would_store_alone(settings, d
     assert runs["plan"]["failed"] == 1  # acct2's first plan tick, recorded durably at once
     failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[DAEMON] tick failed")]
     assert len(failures) == 2 and all("entry=job:plan account=acct2" in f for f in failures)
+
+
+def test_a_stop_part_way_through_a_turn_leaves_the_ticks_not_run_skipped_not_running(settings, db, clock):
+    ctxs = [make_ctx(settings, db, clock), make_ctx(settings.replace(account_id="acct2"), db, clock, seed=2)]
+    ran: list = []
+    stop = []
+
+    def tick(ctx):
+        ran.append(ctx.account_id)
+        stop.append(True)  # the daemon is asked to stop while this tick runs
+        return JobResult(detail={"sent": 0})
+
+    results = run_jobs_together([("post", ctxs[0], tick), ("post", ctxs[1], tick)], should_stop=lambda: bool(stop))
+    assert ran == ["acct1"] and [r.status for r in results] == ["ok", "skipped"]
+    with db.connection() as conn:
+        rows = conn.execute("SELECT account_id, status, detail FROM job_runs ORDER BY run_id").fetchall()
+    assert [(r["account_id"], r["status"], r["detail"]) for r in rows] == [
+        ("acct1", "ok", {"sent": 0}), ("acct2", "skipped", {"reason": "stop_requested"})]
+    with pytest.raises(ValueError, match="one SimClock.*use run_job for each"):
+        run_jobs_together([("post", dataclasses.replace(ctxs[0], clock=SystemClock()), tick)])

@@ -59,9 +59,9 @@ def test_a_failed_run_is_never_recorded_with_the_relaxed_commit(db):
         assert runs.runs_of_job(conn, "post")[0]["status"] == "failed"
 
 
-def test_runs_of_several_accounts_start_in_account_order_and_close_together(db):
+def test_runs_of_several_accounts_start_in_the_order_given_and_close_together(db):
     with db.autocommit() as conn:
-        ids = runs.start_job_runs(conn, ["b", "a", "c"], "post", T0, durable=False)
+        ids = runs.start_job_runs(conn, [("b", "post"), ("a", "post"), ("c", "post")], T0, durable=False)
         assert ids == sorted(ids)  # run ids in the order given, as one start after the other would number them
         runs.finish_job_runs(conn, [(ids[0], "ok", T0 + timedelta(seconds=1), {"sent": 1}),
                                     (ids[2], "skipped", T0 + timedelta(seconds=2), {"reason": "nothing_due"})],
@@ -75,8 +75,8 @@ def test_runs_of_several_accounts_start_in_account_order_and_close_together(db):
 
 def test_several_runs_refuse_a_repeated_account_and_a_relaxed_failed_end(db):
     with db.autocommit() as conn:
-        with pytest.raises(ValueError, match=r"each account once, got \['a', 'a'\]"):
-            runs.start_job_runs(conn, ["a", "a"], "post", T0)
-        [run_id] = runs.start_job_runs(conn, ["a"], "post", T0, durable=False)
+        with pytest.raises(ValueError, match=r"each \(account, job\) once, got \[\('a', 'post'\), \('a', 'post'\)\]"):
+            runs.start_job_runs(conn, [("a", "post"), ("a", "post")], T0)
+        [run_id] = runs.start_job_runs(conn, [("a", "post")], T0, durable=False)
         with pytest.raises(ValueError, match=r"'failed' run must commit durably \(pass durable=True\)"):
             runs.finish_job_runs(conn, [(run_id, "failed", T0, {})], durable=False)

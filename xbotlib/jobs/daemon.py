@@ -21,11 +21,13 @@ from typing import Callable
 
 from xbotlib.clock import SimClock
 from xbotlib.jobs import collect, learn, plan, post, schedules
-from xbotlib.jobs.runner import run_job, run_job_for_accounts
+from xbotlib.jobs.runner import run_job, run_jobs_together
 from xbotlib.logs import tagged
 from xbotlib.store import locks
 
 log = logging.getLogger("xbot.daemon")
+
+TICKS = {"plan": plan.tick, "post": post.tick, "collect": collect.tick, "learn": learn.tick}
 
 
 class DaemonLocked(RuntimeError):
@@ -108,19 +110,17 @@ class Daemon:
             now = self.clock.now()
             if until is not None and now >= until:
                 break
-            for entry in [e for e in self.entries if next_due[e.key] <= now]:
-                if entry.kind == "job" and len(self.contexts) > 1 and isinstance(self.clock, SimClock):
-                    # the clock stands still: every account's run records in one round trip each way
-                    if not self.stop_requested:
-                        self._run_job_for_accounts(entry)
-                    self.last_run[entry.key] = now
-                    next_due[entry.key] = schedules.next_run(entry, now)
-                    continue
-                for ctx in self.contexts:
-                    if self.stop_requested:
-                        break
-                    if entry.kind == "job" or ctx is self.contexts[0]:  # notebooks run once, not per account
-                        self._run_entry(ctx, entry)
+            due = [e for e in self.entries if next_due[e.key] <= now]
+            if isinstance(self.clock, SimClock):
+                self._run_turn_together(due)  # the clock stands still: the turn's run records in two round trips
+            else:
+                for entry in due:
+                    for ctx in self.contexts:
+                        if self.stop_requested:
+                            break
+                        if entry.kind == "job" or ctx is self.contexts[0]:  # notebooks run once, not per account
+                            self._run_entry(ctx, entry)
+            for entry in due:
                 self.last_run[entry.key] = now
                 next_due[entry.key] = schedules.next_run(entry, now)
             if self.on_tick:
@@ -131,27 +131,42 @@ class Daemon:
             if wake > self.clock.now():
                 sleep_until(wake)
 
-    def _run_job_for_accounts(self, entry) -> None:
-        self.ticks[entry.key] = self.ticks.get(entry.key, 0) + len(self.contexts)
-        tick = {"plan": plan.tick, "post": post.tick, "collect": collect.tick, "learn": learn.tick}[entry.name]
-        for ctx, result in zip(self.contexts, run_job_for_accounts(entry.name, self.contexts, tick)):
-            if isinstance(result, Exception):  # recorded in job_runs; the loop must go on
-                tagged(log, "DAEMON", "tick failed", level=logging.ERROR, entry=entry.key, account=ctx.account_id,
-                       error=f"{type(result).__name__}:{str(result)[:200]}".replace(" ", "_"))
+    def _run_turn_together(self, due: list) -> None:
+        """The due entries of one turn, in the same order as one by one: each stretch of job entries runs as one
+        ``run_jobs_together`` (entry by entry, every account for each); a notebook runs on its own, once."""
+        i = 0
+        while i < len(due) and not self.stop_requested:
+            if due[i].kind != "job":
+                self._run_entry(self.contexts[0], due[i])
+                i += 1
+                continue
+            stretch = []
+            while i < len(due) and due[i].kind == "job":
+                stretch += [(due[i], ctx) for ctx in self.contexts]
+                i += 1
+            for entry, _ctx in stretch:
+                self.ticks[entry.key] = self.ticks.get(entry.key, 0) + 1
+            results = run_jobs_together([(e.name, ctx, TICKS[e.name]) for e, ctx in stretch],
+                                        should_stop=lambda: self.stop_requested)
+            for (entry, ctx), result in zip(stretch, results):
+                if isinstance(result, Exception):  # recorded in job_runs; the loop must go on
+                    self._log_failure(entry, ctx, result)
+
+    def _log_failure(self, entry, ctx, exc: Exception) -> None:
+        tagged(log, "DAEMON", "tick failed", level=logging.ERROR, entry=entry.key, account=ctx.account_id,
+               error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
 
     def _run_entry(self, ctx, entry) -> None:
         self.ticks[entry.key] = self.ticks.get(entry.key, 0) + 1
         try:
             if entry.kind == "job":
-                tick = {"plan": plan.tick, "post": post.tick, "collect": collect.tick, "learn": learn.tick}[entry.name]
-                run_job(entry.name, ctx, tick)
+                run_job(entry.name, ctx, TICKS[entry.name])
             elif self.notebook_runner is not None:
                 self.notebook_runner(entry.name, dict(entry.parameters or {}))
             else:
                 tagged(log, "DAEMON", "notebook skipped", name=entry.name, reason="no_notebook_runner")
         except Exception as exc:  # recorded in job_runs by run_job; the loop must go on
-            tagged(log, "DAEMON", "tick failed", level=logging.ERROR, entry=entry.key, account=ctx.account_id,
-                   error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
+            self._log_failure(entry, ctx, exc)
 
     def _default_sleeper(self) -> Callable[[datetime], None]:
         clock = self.clock

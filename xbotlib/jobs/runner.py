@@ -39,27 +39,35 @@ def run_job(name: str, ctx: JobContext, tick: Callable[[JobContext], JobResult],
     return result
 
 
-def run_job_for_accounts(name: str, ctxs: list[JobContext], tick: Callable[[JobContext], JobResult]
-                         ) -> list[JobResult | Exception]:
-    """One tick of job ``name`` for each context, in order, recorded as ``run_job`` records them but with the
-    start records of all of them in one statement before the first tick and the ok/skipped ends in one after
-    the last (a failed run is closed at once, durably). Returns each tick's result or the exception it raised.
+def run_jobs_together(jobs: list[tuple[str, JobContext, Callable[[JobContext], JobResult]]],
+                      should_stop: Callable[[], bool] = lambda: False) -> list[JobResult | Exception]:
+    """Run each (name, context, tick) of ``jobs`` in order, recorded as ``run_job`` records them, but with all
+    their start records in one statement before the first tick and their ok/skipped ends in one after the last
+    (a failed run is closed at once, durably). Returns each tick's result or the exception it raised.
 
-    Only for contexts on one ``SimClock`` (the simulated campaign's daemon), which no tick moves: then every
-    start and end time is the one ``run_job`` would have written (each end is read when its tick ends). With ten accounts this turns 20 round
-    trips per job and turn into 2. The cost: a crash part-way leaves the not-yet-run ticks as ``running``."""
-    if not ctxs:
+    Only for contexts on one ``SimClock`` (the simulated campaign's daemon, one turn of its loop), which no tick
+    moves: then every start and end time is the one ``run_job`` would have written (each end is read when its
+    tick ends), and the run ids come in the same order. Ten accounts' post ticks: 2 round trips, not 20. The
+    cost: a crash part-way leaves the ticks not yet run as ``running`` (the job queue closes such rows).
+    ``should_stop()`` is asked before each tick: once it says yes, the ticks left are not run and their records
+    are closed as ``skipped`` (reason ``stop_requested``): they were announced but never ran."""
+    if not jobs:
         return []
-    clock, db = ctxs[0].clock, ctxs[0].db
-    if not isinstance(clock, SimClock) or any(c.clock is not clock or c.db is not db for c in ctxs):
-        raise ValueError("run_job_for_accounts needs contexts sharing one SimClock and one Database "
+    clock, db = jobs[0][1].clock, jobs[0][1].db
+    if not isinstance(clock, SimClock) or any(c.clock is not clock or c.db is not db for _n, c, _t in jobs):
+        raise ValueError("run_jobs_together needs contexts sharing one SimClock and one Database "
                          "(a real clock moves during a tick: use run_job for each)")
-    started = clock.now()
     with db.autocommit() as conn:
-        run_ids = runs.start_job_runs(conn, [c.account_id for c in ctxs], name, started, durable=False)
+        run_ids = runs.start_job_runs(conn, [(c.account_id, name) for name, c, _t in jobs], clock.now(),
+                                      durable=False)
     results: list[JobResult | Exception] = []
     finished = []
-    for ctx, run_id in zip(ctxs, run_ids):
+    for (_name, ctx, tick), run_id in zip(jobs, run_ids):
+        if should_stop():
+            result = JobResult.skipped("stop_requested")
+            finished.append((run_id, result.status, clock.now(), {"reason": result.reason}))
+            results.append(result)
+            continue
         try:
             result = tick(ctx)
         except Exception as exc:

@@ -57,20 +57,21 @@ def finish_job_run(conn, run_id: int, status: str, finished_at: datetime, detail
                  (status, finished_at, json.dumps(detail, default=str), run_id))
 
 
-def start_job_runs(conn, account_ids: list[str], job: str, started_at: datetime, *, durable: bool = True) -> list[int]:
-    """``start_job_run`` for several accounts at one time, in one statement: their run ids, in ``account_ids``
-    order (the simulated clock's daemon, whose clock stands still while it runs one entry for every account)."""
-    if len(set(account_ids)) != len(account_ids):
-        raise ValueError(f"start_job_runs: each account once, got {list(account_ids)!r}")
+def start_job_runs(conn, runs_of: list[tuple[str, str]], started_at: datetime, *, durable: bool = True) -> list[int]:
+    """``start_job_run`` for several (account_id, job) pairs at one time, in one statement: their run ids, in
+    ``runs_of`` order (the simulated clock's daemon, whose clock stands still while it runs a turn's jobs)."""
+    if len(set(runs_of)) != len(runs_of):
+        raise ValueError(f"start_job_runs: each (account, job) once, got {list(runs_of)!r}")
     if not durable:
         _check_own_transaction(conn, "start_job_runs")
     rows = conn.execute(
         "INSERT INTO job_runs (account_id, job, status, started_at) "
-        "SELECT a.account_id, %s, 'running', %s FROM unnest(%s::text[]) WITH ORDINALITY AS a(account_id, ord) "
-        f"{'' if durable else 'WHERE ' + _ASYNC_COMMIT} ORDER BY a.ord RETURNING run_id, account_id",
-        (job, started_at, list(account_ids))).fetchall()
-    by_account = {r["account_id"]: r["run_id"] for r in rows}
-    return [by_account[a] for a in account_ids]
+        "SELECT r.account_id, r.job, 'running', %s "
+        "  FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS r(account_id, job, ord) "
+        f"{'' if durable else 'WHERE ' + _ASYNC_COMMIT} ORDER BY r.ord RETURNING run_id, account_id, job",
+        (started_at, [a for a, _j in runs_of], [j for _a, j in runs_of])).fetchall()
+    by_pair = {(r["account_id"], r["job"]): r["run_id"] for r in rows}
+    return [by_pair[pair] for pair in runs_of]
 
 
 def finish_job_runs(conn, finished: list[tuple[int, str, datetime, Mapping[str, Any]]], *,
