@@ -166,14 +166,17 @@ def test_cli_schedule_list_and_crontab(tmp_path, capsys):
 
 
 def test_next_and_last_runs_from_the_parsed_cache_match_a_fresh_croniter_across_zones():
-    # next_run re-uses one parsed croniter per (cron, zone), repositioned on each call: the answers must be
-    # those of a croniter built for that very call, DST jumps included, whatever order the calls come in
+    # next_run re-uses one parsed croniter per (cron, zone), repositioned on each call, and in UTC computes plain
+    # crons from the expanded fields itself: the answers must be those of a croniter built for that very call,
+    # DST jumps, month ends, leap days and cron's either-day rule (day of month and weekday both set) included
     rng = random.Random(19)
-    crons = ["*/5 * * * *", "0 * * * *", "0 */6 * * *", "30 6 * * 1", "30 2 * * *", "0 1-3 * * 0", "30 2 L * *"]
-    zones = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
-    for _ in range(1500):
+    crons = ["*/5 * * * *", "0 * * * *", "0 */6 * * *", "30 6 * * 1", "30 2 * * *", "0 1-3 * * 0", "30 2 L * *",
+             "@weekly", "@monthly", "0 0 1 * 1-5", "0 0 */2 * *", "5 4 31 * *", "0 12 29 2 *", "0 0 13 * 5",
+             "59 23 * 12 0,6", "*/15 9-17 * * 1-5", "0 0 * * 7", "1,2,59 0,23 1,15 1,6,12 *"]
+    zones = ["UTC", "UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
+    for _ in range(3000):
         entry = ScheduleEntry("job", "post", rng.choice(crons), timezone=rng.choice(zones))
-        t = at(2026, 1, 1) + timedelta(seconds=rng.randrange(366 * 86400), microseconds=rng.choice([0, 1, 999999]))
+        t = at(2026, 1, 1) + timedelta(seconds=rng.randrange(3 * 366 * 86400), microseconds=rng.choice([0, 1, 999999]))
         zone = ZoneInfo(entry.timezone)
         assert next_run(entry, t) == croniter(entry.cron, t.astimezone(zone)).get_next(datetime).astimezone(UTC)
         assert last_run_at_or_before(entry, t) == croniter(

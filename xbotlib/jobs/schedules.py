@@ -18,6 +18,7 @@ function here is pure: the daemon keeps the last run of each entry (by ``entry.k
 """
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import shlex
@@ -229,20 +230,64 @@ def notebook_problems(entries: list[ScheduleEntry], notebooks: Mapping[str, Any]
 class _ParsedCron:
     """One cron expression parsed once (croniter expands its fields when built: a simulated year asks
     ~150,000 times), re-used from any start time. A croniter keeps its position between calls, so each
-    use sets it under a lock (the worker pool's threads share the cache)."""
+    use sets it under a lock (the worker pool's threads share the cache).
+
+    In UTC (no daylight-saving jumps) a cron of plain numbers, ranges, lists and steps — every shipped
+    schedule — takes its next run from the expanded fields directly (``_next_in_utc``), a few set lookups
+    instead of croniter's ~0.3 ms; the tests hold it to croniter's answers."""
 
     def __init__(self, cron: str, tz: str) -> None:
         self.zone = ZoneInfo(tz)
         self._iter = croniter(cron, datetime(2000, 1, 1, tzinfo=self.zone))  # a start; each use sets its own
         self._lock = threading.Lock()
+        fields = self._iter.expanded
+        plain = (tz == "UTC" and len(fields) == 5 and not getattr(self._iter, "nth_weekday_of_month", None)
+                 and all(f == ["*"] or all(isinstance(v, int) for v in f) for f in fields))
+        if plain:
+            minutes, hours, days, months, weekdays = (None if f == ["*"] else sorted(set(f)) for f in fields)
+            self._fields: tuple | None = (minutes or list(range(60)), hours or list(range(24)),
+                                          None if days is None else frozenset(days),
+                                          None if months is None else frozenset(months),
+                                          None if weekdays is None else frozenset(weekdays))
+        else:
+            self._fields = None
 
     def next_after(self, local: datetime) -> datetime:
+        if self._fields is not None:
+            return self._next_in_utc(local)
         with self._lock:
             return self._iter.get_next(datetime, start_time=local)
 
     def prev_before(self, local: datetime) -> datetime:
         with self._lock:
             return self._iter.get_prev(datetime, start_time=local)
+
+    def _day_matches(self, t: datetime) -> bool:
+        _m, _h, days, months, weekdays = self._fields  # type: ignore[misc]
+        if months is not None and t.month not in months:
+            return False
+        dom = days is None or t.day in days
+        dow = weekdays is None or (t.weekday() + 1) % 7 in weekdays  # cron: Sunday 0, Monday 1
+        if days is not None and weekdays is not None:
+            return dom or dow  # cron's rule: both restricted, either one will do
+        return dom and dow
+
+    def _next_in_utc(self, after: datetime) -> datetime:
+        minutes, hours = self._fields[0], self._fields[1]  # type: ignore[index]
+        t = after.replace(second=0, microsecond=0) + timedelta(minutes=1)  # the first whole minute after
+        for _ in range(3000):  # days; every valid expression matches within a few years
+            if self._day_matches(t):
+                h = bisect.bisect_left(hours, t.hour)
+                if h < len(hours):
+                    if hours[h] != t.hour:
+                        t = t.replace(hour=hours[h], minute=0)
+                    m = bisect.bisect_left(minutes, t.minute)
+                    if m < len(minutes):
+                        return t.replace(minute=minutes[m])
+                    if h + 1 < len(hours):
+                        return t.replace(hour=hours[h + 1], minute=minutes[0])
+            t = t.replace(hour=0, minute=0) + timedelta(days=1)
+        raise ScheduleError(f"cron {self._iter.expressions!r} names no time within 3000 days of {after.isoformat()}")
 
 
 _PARSED: dict[tuple[str, str], _ParsedCron] = {}
