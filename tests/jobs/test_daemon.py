@@ -323,3 +323,27 @@ def test_a_stop_part_way_through_a_turn_leaves_the_ticks_not_run_skipped_not_run
         ("acct1", "ok", {"sent": 0}), ("acct2", "skipped", {"reason": "stop_requested"})]
     with pytest.raises(ValueError, match="one SimClock.*use run_job for each"):
         run_jobs_together([("post", dataclasses.replace(ctxs[0], clock=SystemClock()), tick)])
+
+
+def test_a_turns_ends_are_written_with_the_next_turns_starts_and_all_by_the_end(settings, db, clock):
+    from xbotlib.jobs.runner import TurnRecorder  # imported here: the recorder, driven directly
+
+    ctx = make_ctx(settings, db, clock)
+    recorder = TurnRecorder()
+
+    def statuses():
+        with db.connection() as conn:
+            return [r["status"] for r in conn.execute("SELECT status FROM job_runs ORDER BY run_id").fetchall()]
+
+    tick = lambda c: JobResult(detail={"sent": 0})  # noqa: E731 - a tick that finds nothing to do
+    recorder.run([("post", ctx, tick), ("collect", ctx, tick)])
+    assert statuses() == ["running", "running"]  # held back: this turn's ends go with the next turn's starts
+    clock.advance(300)
+    recorder.run([("post", ctx, tick)])
+    assert statuses() == ["ok", "ok", "running"]
+    recorder.flush()
+    with db.connection() as conn:
+        rows = conn.execute("SELECT job, status, started_at, finished_at FROM job_runs ORDER BY run_id").fetchall()
+    start = clock.now() - timedelta(seconds=300)
+    assert [tuple(r.values()) for r in rows] == [("post", "ok", start, start), ("collect", "ok", start, start),
+                                                 ("post", "ok", clock.now(), clock.now())]

@@ -21,7 +21,7 @@ from typing import Callable
 
 from xbotlib.clock import SimClock
 from xbotlib.jobs import collect, learn, plan, post, schedules
-from xbotlib.jobs.runner import run_job, run_jobs_together
+from xbotlib.jobs.runner import TurnRecorder, run_job
 from xbotlib.logs import tagged
 from xbotlib.store import locks
 
@@ -106,13 +106,21 @@ class Daemon:
         # an entry never run is due at once, and missed runs collapse into one
         next_due = {e.key: (schedules.next_run(e, self.last_run[e.key]) if e.key in self.last_run else start)
                     for e in self.entries}
+        recorder = TurnRecorder() if isinstance(self.clock, SimClock) else None
+        try:
+            self._turns(until, sleep_until, next_due, recorder)
+        finally:
+            if recorder is not None:
+                recorder.flush()  # the last turn's ends
+
+    def _turns(self, until, sleep_until, next_due: dict, recorder: TurnRecorder | None) -> None:
         while not self.stop_requested:
             now = self.clock.now()
             if until is not None and now >= until:
                 break
             due = [e for e in self.entries if next_due[e.key] <= now]
-            if isinstance(self.clock, SimClock):
-                self._run_turn_together(due)  # the clock stands still: the turn's run records in two round trips
+            if recorder is not None:  # the clock stands still: the turn's run records in one round trip
+                self._run_turn_together(due, recorder)
             else:
                 for entry in due:
                     for ctx in self.contexts:
@@ -131,12 +139,13 @@ class Daemon:
             if wake > self.clock.now():
                 sleep_until(wake)
 
-    def _run_turn_together(self, due: list) -> None:
+    def _run_turn_together(self, due: list, recorder: TurnRecorder) -> None:
         """The due entries of one turn, in the same order as one by one: each stretch of job entries runs as one
-        ``run_jobs_together`` (entry by entry, every account for each); a notebook runs on its own, once."""
+        ``TurnRecorder`` turn (entry by entry, every account for each); a notebook runs on its own, once."""
         i = 0
         while i < len(due) and not self.stop_requested:
             if due[i].kind != "job":
+                recorder.flush()  # a report reads the runs as they are: ended ones ended
                 self._run_entry(self.contexts[0], due[i])
                 i += 1
                 continue
@@ -146,8 +155,8 @@ class Daemon:
                 i += 1
             for entry, _ctx in stretch:
                 self.ticks[entry.key] = self.ticks.get(entry.key, 0) + 1
-            results = run_jobs_together([(e.name, ctx, TICKS[e.name]) for e, ctx in stretch],
-                                        should_stop=lambda: self.stop_requested)
+            results = recorder.run([(e.name, ctx, TICKS[e.name]) for e, ctx in stretch],
+                                   should_stop=lambda: self.stop_requested)
             for (entry, ctx), result in zip(stretch, results):
                 if isinstance(result, Exception):  # recorded in job_runs; the loop must go on
                     self._log_failure(entry, ctx, result)
