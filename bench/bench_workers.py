@@ -2,8 +2,9 @@
 
     python bench/bench_workers.py [--accounts 100] [--duration 600] [--scale 20] [--chaos] [--llm-delay 30]
 
-Setup: a PostgreSQL of its own (so ``--chaos`` may restart it), ``--accounts`` accounts (mixed time
-zones; profiles are not in this branch yet), one ``xbot sandbox`` served over HTTP, and two "machines":
+Setup: a PostgreSQL of its own (so ``--chaos`` may restart it), ``--accounts`` accounts with mixed profiles
+(``--profiles``, cycled over the accounts: by default the built-in niche and the cooking account, each copy
+with its own id, handle and one of six time zones), one ``xbot sandbox`` served over HTTP, and two "machines":
 ``xbot run --workers 2`` and ``xbot worker --workers 2``, each in its own process group with its own
 XBOT_HOME, all on the same XBOT_DATABASE_URL and X_SANDBOX_URL. Both machines run a deferrer (each
 occurrence is queued once however many run).
@@ -40,6 +41,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import dataclasses
+
 import httpx
 import numpy as np
 
@@ -50,7 +53,8 @@ from xbotlib.clock import ScaledClock  # noqa: E402
 from xbotlib.devtools.bench import machine  # noqa: E402
 from xbotlib.devtools.fake_openai import FakeOpenAI  # noqa: E402
 from xbotlib.devtools.pgcontrol import RestartablePostgres  # noqa: E402
-from xbotlib.store import queue, queue_report, runs  # noqa: E402
+from xbotlib.core.profile import load_profile  # noqa: E402
+from xbotlib.store import accounts, queue_report, runs  # noqa: E402
 from xbotlib.store.db import Database  # noqa: E402
 
 TIMEZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "America/Sao_Paulo", "Australia/Sydney")
@@ -108,9 +112,14 @@ def main() -> int:
     ap.add_argument("--chaos", action="store_true", help="SIGKILL workers at random and restart PostgreSQL once")
     ap.add_argument("--llm-delay", type=float, default=None, help="the LLM answers after this many seconds")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profiles", default="accounts/default.toml,accounts/cooking.toml",
+                    help="profile files cycled over the accounts (default: the built-in niche and the cooking one)")
     ap.add_argument("--keep", action="store_true", help="print where the logs are and keep them")
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    profiles = [load_profile(ROOT / f if not Path(f).is_absolute() else f) for f in args.profiles.split(",") if f]
+    if not profiles:
+        raise SystemExit("--profiles: give at least one profile file, e.g. accounts/cooking.toml")
     work = Path(tempfile.mkdtemp(prefix="xbot-bench-workers-"))
     started_wall = datetime.now(timezone.utc)
 
@@ -121,7 +130,9 @@ def main() -> int:
     origin_s = origin.isoformat()
     with Database.from_url(pg.url, pool_max=4) as db, db.connection() as conn:
         for i in range(args.accounts):
-            queue.ensure_account(conn, f"acct{i:03d}", clock.now(), TIMEZONES[i % len(TIMEZONES)])
+            base = profiles[i % len(profiles)]
+            accounts.save_profile(conn, dataclasses.replace(base, id=f"acct{i:03d}", handle=f"bench_{i:03d}",
+                                                            timezone=TIMEZONES[i % len(TIMEZONES)]), clock.now())
     sandbox, sandbox_url = start_sandbox(args.scale, origin_s, args.seed, work / "sandbox.log")
 
     fake = None
@@ -210,6 +221,7 @@ def main() -> int:
         coll1 = queue_report.collection_lateness_s(conn, 1, 3600)
         counts = queue_report.job_run_counts(conn, window_start)
         overlaps = {job: runs.overlapping_runs(conn, job) for job in ("plan", "post", "collect", "learn")}
+        topics = queue_report.posted_topics_by_profile(conn)
         back_after = None
         if restart_at is not None:
             first = queue_report.first_tick_after(conn, restart_at)
@@ -246,6 +258,9 @@ def main() -> int:
     for job in ("post", "collect", "plan"):
         print(f"| {job} tick lateness p50 / p99 (real s, start − schedule) | {pct(real(late[job]), 50)} / "
               f"{pct(real(late[job]), 99)} (n={len(late[job])}) |")
+    for name in sorted({t["profile"] for t in topics}):
+        counts_by_topic = ", ".join(f"{t['topic']} {t['n']}" for t in topics if t["profile"] == name)
+        print(f"| posts by topic, profile {Path(name).name} | {counts_by_topic} |")
     print(f"| ticks per second (all queues) | {ticks_done / elapsed:.1f} |")
     missed_failed = " · ".join(f"{by.get((j, 'missed'), 0)}/{by.get((j, 'failed'), 0)}" for j in ("post", "collect", "plan"))
     print(f"| missed / failed runs (post · collect · plan) | {missed_failed} |")

@@ -28,9 +28,10 @@ def test_round_trip_list_and_update(db, clock):
         assert not update.created and update.changes == ["posting.hours: [8, 12, 17, 19, 21] -> [8, 19]"]
         assert accounts.load_profile(conn, "cooking").posting_hours == (8, 19)
         accounts.save_profile(conn, default_profile(), clock.now())
-        ensure_account(conn, "legacy", clock.now())  # an account from before profiles: no profile, not served
-        assert accounts.list_account_ids(conn) == ["cooking", "default"]
+        ensure_account(conn, "legacy", clock.now())  # an account from before profiles: served on the built-in one
+        assert accounts.list_account_ids(conn) == ["cooking", "default", "legacy"]
         rows = {r["account_id"]: r for r in accounts.list_profiles(conn)}
+        assert sorted(rows) == ["cooking", "default"]  # only stored profiles are listed
         assert rows["cooking"]["topics"] == ["baking", "weeknight", "fermentation", "knife_skills", "budget"]
         assert rows["cooking"]["profile_source"] == "edited.toml" and rows["cooking"]["timezone"] == "Europe/London"
         assert rows["cooking"]["updated_at"] == clock.now() + timedelta(hours=2)  # the unchanged save kept it

@@ -57,3 +57,13 @@ def first_tick_after(conn, after: datetime) -> datetime | None:
     """When the first tick that ended well started at or after ``after``."""
     return conn.execute("SELECT min(started_at) AS t FROM job_runs WHERE started_at >= %s AND status IN ('ok', 'skipped')",
                         (after,)).fetchone()["t"]
+
+
+def posted_topics_by_profile(conn) -> list[dict]:
+    """Posts counted by the file the posting account's profile came from ('none' without a stored profile)
+    and the decision's topic: shows each niche posting about its own topics."""
+    return conn.execute(
+        """SELECT coalesce(a.profile_source, 'none') AS profile, cm.topic, count(*) AS n
+           FROM posted_decisions pd JOIN content_metadata cm ON cm.decision_id = pd.decision_id
+           JOIN accounts a ON a.account_id = pd.account_id
+           GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2""").fetchall()

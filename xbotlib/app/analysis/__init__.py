@@ -39,7 +39,7 @@ from xbotlib.app.analysis.plots import (message_figure, plot_arm_posteriors, plo
                                         plot_forest, plot_model_comparison, plot_overlap, plot_timing_heatmap)
 from xbotlib.app.analysis.tables import report_context, table
 from xbotlib.store.experiments import list_experiments
-from xbotlib.store.outcomes import OUTCOME_SCHEMA
+from xbotlib.store.outcomes_arrow import OUTCOME_SCHEMA
 from xbotlib.store.worlds import resolve_world
 from xbotlib.views import experiment_lift
 

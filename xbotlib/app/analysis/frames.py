@@ -23,7 +23,8 @@ from xbotlib.core.bandit import posterior
 from xbotlib.store.arms import load_arms
 from xbotlib.store.db import Database
 from xbotlib.store.gates import gate_rejections_by_reason
-from xbotlib.store.outcomes import account_data_counts, followers_by_local_day, outcomes_arrow_adbc, outcomes_arrow_copy
+from xbotlib.store.outcomes import account_data_counts, followers_by_local_day
+from xbotlib.store.outcomes_arrow import outcomes_arrow_adbc, outcomes_arrow_copy
 from xbotlib.store.queue import decisions_per_account
 from xbotlib.store.worlds import check_world
 

@@ -80,17 +80,25 @@ def cmd_account_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_store(read):
+    """``read(conn)`` on the workspace's database, brought to the current schema first (the profile columns
+    are part of it)."""
+    # imported here for start-up time: psycopg and the store are slow to import
+    from xbotlib.store import migrate
+    from xbotlib.store.db import Database  # start-up time, as above
+
+    with Database.open(load_settings()) as db:
+        migrate.up(db)
+        with db.connection() as conn:
+            return read(conn)
+
+
 def cmd_account_add(args: argparse.Namespace) -> int:
     profile = checked_profile(args.file)
     # imported here for start-up time: psycopg and the store are slow to import
-    from xbotlib.store import accounts, migrate
-    from xbotlib.store.db import Database  # start-up time, as above
+    from xbotlib.store import accounts
 
-    settings = load_settings()
-    with Database.open(settings) as db:
-        migrate.up(db)  # the profile columns are part of the current schema
-        with db.connection() as conn:
-            saved = accounts.save_profile(conn, profile, SystemClock().now(), source=args.file)
+    saved = _in_store(lambda conn: accounts.save_profile(conn, profile, SystemClock().now(), source=args.file))
     if saved.created:
         print(f"account {profile.id!r} added from {args.file}")
     elif saved.unchanged:
@@ -105,14 +113,9 @@ def cmd_account_add(args: argparse.Namespace) -> int:
 
 def cmd_account_list(args: argparse.Namespace) -> int:
     # imported here for start-up time: psycopg and the store are slow to import
-    from xbotlib.store import accounts, migrate
-    from xbotlib.store.db import Database  # start-up time, as above
+    from xbotlib.store import accounts
 
-    settings = load_settings()
-    with Database.open(settings) as db:
-        migrate.up(db)
-        with db.connection() as conn:
-            rows = accounts.list_profiles(conn)
+    rows = _in_store(accounts.list_profiles)
     if not rows:
         print("no stored profiles (accounts run the built-in accounts/default.toml); add one: "
               "xbot account add accounts/cooking.toml")
@@ -130,15 +133,11 @@ def cmd_account_list(args: argparse.Namespace) -> int:
 def cmd_account_show(args: argparse.Namespace) -> int:
     # imported here for start-up time: psycopg and the store are slow to import
     from xbotlib.core.profile import profile_to_toml
-    from xbotlib.store import accounts, migrate  # start-up time, as above
-    from xbotlib.store.db import Database  # start-up time, as above
+    from xbotlib.store import accounts  # start-up time, as above
 
-    settings = load_settings()
-    with Database.open(settings) as db:
-        migrate.up(db)
-        with db.connection() as conn:
-            profile = accounts.load_profile(conn, args.account_id)
-            known = [r["account_id"] for r in accounts.list_profiles(conn)] if profile is None else []
+    profile, known = _in_store(lambda conn: (
+        accounts.load_profile(conn, args.account_id),
+        [r["account_id"] for r in accounts.list_profiles(conn)]))
     if profile is None:
         raise CliError(f"no stored profile for account {args.account_id!r} (stored: "
                        f"{', '.join(known) or 'none'}; add one with `xbot account add FILE`)")
