@@ -347,3 +347,28 @@ def test_a_turns_ends_are_written_with_the_next_turns_starts_and_all_by_the_end(
     start = clock.now() - timedelta(seconds=300)
     assert [tuple(r.values()) for r in rows] == [("post", "ok", start, start), ("collect", "ok", start, start),
                                                  ("post", "ok", clock.now(), clock.now())]
+
+
+def test_when_the_run_records_cannot_be_written_the_ticks_are_logged_failed_and_the_loop_goes_on(settings, db,
+                                                                                                  clock, caplog):
+    # as with run_job, whose start record failing fails the tick: the turn whose records cannot be written is logged,
+    # the next turns run, and the ends held back from before are written once the table answers again
+    caplog.set_level(logging.INFO, logger="xbot")
+    ctxs = [make_ctx(settings, db, clock), make_ctx(settings.replace(account_id="acct2"), db, clock, seed=2)]
+    turns: list = []
+
+    def on_tick(now):
+        turns.append(now)
+        if len(turns) in (1, 2):  # away during the second turn, back for the third
+            db.execute("ALTER TABLE job_runs RENAME TO job_runs_away" if len(turns) == 1
+                       else "ALTER TABLE job_runs_away RENAME TO job_runs")
+        if len(turns) == 3:
+            daemon.request_stop()
+
+    daemon = Daemon(ctxs, job_entries(HOURLY), on_tick=on_tick)
+    ticks = daemon.run(until=clock.now() + timedelta(days=1), install_signals=False)
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[DAEMON] tick failed")]
+    with db.connection() as conn:
+        statuses = Counter(r["status"] for r in conn.execute("SELECT status FROM job_runs").fetchall())
+    assert len(turns) == 3 and failures and all("UndefinedTable" in f for f in failures)
+    assert statuses["running"] == 0 and sum(statuses.values()) == sum(ticks.values()) - len(failures)

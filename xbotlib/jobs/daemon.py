@@ -111,7 +111,11 @@ class Daemon:
             self._turns(until, sleep_until, next_due, recorder)
         finally:
             if recorder is not None:
-                recorder.flush()  # the last turn's ends
+                try:
+                    recorder.flush()  # the last turn's ends
+                except Exception as exc:  # never hide the error that ended the loop, if there was one
+                    tagged(log, "DAEMON", "run ends not written", level=logging.ERROR, runs=len(recorder.unwritten),
+                           error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
 
     def _turns(self, until, sleep_until, next_due: dict, recorder: TurnRecorder | None) -> None:
         while not self.stop_requested:
@@ -155,8 +159,11 @@ class Daemon:
                 i += 1
             for entry, _ctx in stretch:
                 self.ticks[entry.key] = self.ticks.get(entry.key, 0) + 1
-            results = recorder.run([(e.name, ctx, TICKS[e.name]) for e, ctx in stretch],
-                                   should_stop=lambda: self.stop_requested)
+            try:
+                results = recorder.run([(e.name, ctx, TICKS[e.name]) for e, ctx in stretch],
+                                       should_stop=lambda: self.stop_requested)
+            except Exception as exc:  # the run records could not be written (the database): as run_job would, log
+                results = [exc] * len(stretch)  # each tick as failed and go on; held-back ends are kept for later
             for (entry, ctx), result in zip(stretch, results):
                 if isinstance(result, Exception):  # recorded in job_runs; the loop must go on
                     self._log_failure(entry, ctx, result)
