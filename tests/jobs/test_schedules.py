@@ -191,3 +191,8 @@ def test_threads_sharing_a_parsed_cron_each_get_their_own_answer():
         got = list(pool.map(lambda t: next_run(entry, t), starts))
     assert all(n > t and n - t <= timedelta(minutes=5) and n.minute % 5 == 0 and n.second == 0
                for t, n in zip(starts, got))
+
+
+def test_a_cron_that_names_no_day_says_so_naming_the_cron():
+    with pytest.raises(ScheduleError, match=r"cron '0 0 30 2 \*' names no time .*30th of February"):
+        next_run(ScheduleEntry("job", "post", "0 0 30 2 *"), at(2026, 1, 1))

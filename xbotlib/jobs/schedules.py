@@ -237,7 +237,7 @@ class _ParsedCron:
     instead of croniter's ~0.3 ms; the tests hold it to croniter's answers."""
 
     def __init__(self, cron: str, tz: str) -> None:
-        self.zone = ZoneInfo(tz)
+        self.cron, self.zone = cron, ZoneInfo(tz)
         self._iter = croniter(cron, datetime(2000, 1, 1, tzinfo=self.zone))  # a start; each use sets its own
         self._lock = threading.Lock()
         fields = self._iter.expanded
@@ -287,7 +287,8 @@ class _ParsedCron:
                     if h + 1 < len(hours):
                         return t.replace(hour=hours[h + 1], minute=minutes[0])
             t = t.replace(hour=0, minute=0) + timedelta(days=1)
-        raise ScheduleError(f"cron {self._iter.expressions!r} names no time within 3000 days of {after.isoformat()}")
+        raise ScheduleError(f"cron {self.cron!r} names no time within 3000 days of {after.isoformat()} "
+                            "(a day that never comes, such as the 30th of February? check its day and month fields)")
 
 
 _PARSED: dict[tuple[str, str], _ParsedCron] = {}
