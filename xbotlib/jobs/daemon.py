@@ -7,6 +7,9 @@ cron expressions in ``schedules/``.
 - SIGTERM / SIGINT finish the current tick, then exit.
 - Time comes from the injected clock and waiting from the injected ``sleep_until``: with a
   ``SimClock`` the daemon jumps straight to the next due entry, so a simulated week takes seconds.
+  There, where time stands still during a turn, each turn's run records (every due job, every account) go
+  out through ``jobs.runner.TurnRecorder``: one statement closes the last turn's runs and opens this one's,
+  with the same rows ``run_job`` would write one by one.
 """
 from __future__ import annotations
 
