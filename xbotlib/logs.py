@@ -27,7 +27,11 @@ def tag_line(tag: str, message: str = "", **kv: Any) -> str:
     return " ".join(p for p in (f"[{tag}]", message, format_kv(**kv)) if p)
 
 
-def tagged(logger: logging.Logger, tag: str, message: str = "", level: int = logging.INFO, **kv: Any) -> str:
+def tagged(logger: logging.Logger, tag: str, message: str = "", level: int = logging.INFO, **kv: Any) -> str | None:
+    """Log ``[TAG] message key=value …`` at ``level``; returns the line, or None when ``logger`` drops that
+    level (the line is then not even formatted: a simulated year logs ~150,000 of them, mostly at INFO)."""
+    if not logger.isEnabledFor(level):
+        return None
     line = tag_line(tag, message, **kv)
     logger.log(level, line)
     return line

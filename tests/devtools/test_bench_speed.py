@@ -65,3 +65,22 @@ def test_top_functions_are_sorted_and_named_by_package_path(db):
 def test_memory_growth_per_100_days_after_warm_up(samples, expected):
     got = memory_growth(samples)
     assert got == (None if expected is None else pytest.approx(expected, abs=1e-6))
+
+
+def test_the_snapshot_diff_names_the_line_that_kept_allocating():
+    import tracemalloc  # imported here: only this test traces allocations
+
+    from xbotlib.devtools.bench_speed import _grown_lines  # imported here: a helper of the memory report
+
+    kept: list = []
+    tracemalloc.start(1)
+    try:
+        before = tracemalloc.take_snapshot()
+        for i in range(2000):
+            kept.append(bytearray(256))  # the line that grows
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    top = _grown_lines(before, after, n=3)
+    assert top[0]["line"].startswith("tests/devtools/test_bench_speed.py:") and top[0]["kib"] >= 2000 * 256 / 1024
+    assert top[0]["blocks"] >= 2000 and [r["kib"] for r in top] == sorted((r["kib"] for r in top), reverse=True)

@@ -3,6 +3,7 @@ and learning; every tick recorded at the cron cadence; one daemon per account; a
 SIGTERM) finishes the current tick and exits; a failing tick does not stop the loop."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from xbotlib.clock import SimClock, SystemClock
 from xbotlib.jobs import schedules
 from xbotlib.jobs.daemon import Daemon, DaemonLocked
-from xbotlib.jobs.context import build_context
+from xbotlib.jobs.context import JobResult, build_context
+from xbotlib.jobs.runner import run_jobs_together
 from xbotlib.sim.xserver import SandboxX
 from xbotlib.clients.generation import TemplateGenerator
 
@@ -258,3 +261,114 @@ def test_xbot_run_and_worker_name_a_bad_option_and_its_fix(cli_env, argv, words,
     assert cli.main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert all(w in err for w in words), err
+
+
+# ----------------------------------------------------------------------------- several accounts, one simulated clock
+
+def _stored_runs(db) -> list[tuple]:
+    with db.connection() as conn:
+        return [tuple(r.values()) for r in conn.execute(
+            "SELECT account_id, job, status, started_at, finished_at, detail, left(error, 40) AS error "
+            "FROM job_runs ORDER BY account_id, started_at, job, run_id").fetchall()]
+
+
+def test_accounts_run_together_store_the_runs_each_would_store_alone(settings, db, clock, pg, caplog):
+    """With several accounts on a simulated clock the daemon writes each job's run records for all of them in one
+    statement each way; what it stores is what one daemon per account stores, a failed tick included."""
+    from xbotlib.store.db import Database  # imported here: the second database of the comparison
+
+    caplog.set_level(logging.INFO, logger="xbot")
+    start = clock.now()
+    until = start + timedelta(days=1)
+
+    def account(i, database, a_clock):
+        if i == 1:
+            return make_ctx(settings, database, a_clock, seed=31)
+        return make_ctx(settings.replace(account_id="acct2"), database, a_clock, seed=32,
+                        generator=FailsOnce(TemplateGenerator(3)))
+
+    together = Daemon([account(1, db, clock), account(2, db, clock)], job_entries(HOURLY)).run(
+        until=until, install_signals=False)
+    alone_db = Database.from_url(pg.fresh_database(), pool_max=4)
+    try:
+        alone_ticks: Counter = Counter()
+        for i in (1, 2):  # one daemon per account, each on its own clock from the same start
+            alone_ticks.update(Daemon([account(i, alone_db, SimClock(start))], job_entries(HOURLY)).run(
+                until=until, install_signals=False))
+        assert _stored_runs(db) == _stored_runs(alone_db) != []
+    finally:
+        alone_db.close()
+    assert together == dict(alone_ticks)
+    runs = job_run_counts(db)
+    assert runs["plan"]["failed"] == 1  # acct2's first plan tick, recorded durably at once
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[DAEMON] tick failed")]
+    assert len(failures) == 2 and all("entry=job:plan account=acct2" in f for f in failures)
+
+
+def test_a_stop_part_way_through_a_turn_leaves_the_ticks_not_run_skipped_not_running(settings, db, clock):
+    ctxs = [make_ctx(settings, db, clock), make_ctx(settings.replace(account_id="acct2"), db, clock, seed=2)]
+    ran: list = []
+    stop = []
+
+    def tick(ctx):
+        ran.append(ctx.account_id)
+        stop.append(True)  # the daemon is asked to stop while this tick runs
+        return JobResult(detail={"sent": 0})
+
+    results = run_jobs_together([("post", ctxs[0], tick), ("post", ctxs[1], tick)], should_stop=lambda: bool(stop))
+    assert ran == ["acct1"] and [r.status for r in results] == ["ok", "skipped"]
+    with db.connection() as conn:
+        rows = conn.execute("SELECT account_id, status, detail FROM job_runs ORDER BY run_id").fetchall()
+    assert [(r["account_id"], r["status"], r["detail"]) for r in rows] == [
+        ("acct1", "ok", {"sent": 0}), ("acct2", "skipped", {"reason": "stop_requested"})]
+    with pytest.raises(ValueError, match="one SimClock.*use run_job for each"):
+        run_jobs_together([("post", dataclasses.replace(ctxs[0], clock=SystemClock()), tick)])
+
+
+def test_a_turns_ends_are_written_with_the_next_turns_starts_and_all_by_the_end(settings, db, clock):
+    from xbotlib.jobs.runner import TurnRecorder  # imported here: the recorder, driven directly
+
+    ctx = make_ctx(settings, db, clock)
+    recorder = TurnRecorder()
+
+    def statuses():
+        with db.connection() as conn:
+            return [r["status"] for r in conn.execute("SELECT status FROM job_runs ORDER BY run_id").fetchall()]
+
+    tick = lambda c: JobResult(detail={"sent": 0})  # noqa: E731 - a tick that finds nothing to do
+    recorder.run([("post", ctx, tick), ("collect", ctx, tick)])
+    assert statuses() == ["running", "running"]  # held back: this turn's ends go with the next turn's starts
+    clock.advance(300)
+    recorder.run([("post", ctx, tick)])
+    assert statuses() == ["ok", "ok", "running"]
+    recorder.flush()
+    with db.connection() as conn:
+        rows = conn.execute("SELECT job, status, started_at, finished_at FROM job_runs ORDER BY run_id").fetchall()
+    start = clock.now() - timedelta(seconds=300)
+    assert [tuple(r.values()) for r in rows] == [("post", "ok", start, start), ("collect", "ok", start, start),
+                                                 ("post", "ok", clock.now(), clock.now())]
+
+
+def test_when_the_run_records_cannot_be_written_the_ticks_are_logged_failed_and_the_loop_goes_on(settings, db,
+                                                                                                  clock, caplog):
+    # as with run_job, whose start record failing fails the tick: the turn whose records cannot be written is logged,
+    # the next turns run, and the ends held back from before are written once the table answers again
+    caplog.set_level(logging.INFO, logger="xbot")
+    ctxs = [make_ctx(settings, db, clock), make_ctx(settings.replace(account_id="acct2"), db, clock, seed=2)]
+    turns: list = []
+
+    def on_tick(now):
+        turns.append(now)
+        if len(turns) in (1, 2):  # away during the second turn, back for the third
+            db.execute("ALTER TABLE job_runs RENAME TO job_runs_away" if len(turns) == 1
+                       else "ALTER TABLE job_runs_away RENAME TO job_runs")
+        if len(turns) == 3:
+            daemon.request_stop()
+
+    daemon = Daemon(ctxs, job_entries(HOURLY), on_tick=on_tick)
+    ticks = daemon.run(until=clock.now() + timedelta(days=1), install_signals=False)
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[DAEMON] tick failed")]
+    with db.connection() as conn:
+        statuses = Counter(r["status"] for r in conn.execute("SELECT status FROM job_runs").fetchall())
+    assert len(turns) == 3 and failures and all("UndefinedTable" in f for f in failures)
+    assert statuses["running"] == 0 and sum(statuses.values()) == sum(ticks.values()) - len(failures)

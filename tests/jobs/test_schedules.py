@@ -2,14 +2,18 @@
 refused naming file, entry and value, due_entries is pure, and the crontab export round-trips."""
 from __future__ import annotations
 
+import random
 import shlex
-from datetime import datetime, timezone
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
 
 from xbotlib.app.cli.main import main
 from xbotlib.app.reports.runner import coerce_parameters, list_notebooks
-from xbotlib.jobs.schedules import (SCHEDULES_DIR, ScheduleEntry, ScheduleError, due_entries, load_schedules, next_run, notebook_problems, parse_schedules, to_crontab)
+from xbotlib.jobs.schedules import (SCHEDULES_DIR, ScheduleEntry, ScheduleError, due_entries, last_run_at_or_before, load_schedules, next_run, notebook_problems, parse_schedules, to_crontab)
 
 UTC = timezone.utc
 
@@ -159,3 +163,36 @@ def test_cli_schedule_list_and_crontab(tmp_path, capsys):
     (tmp_path / "bad.toml").write_text('[[job]]\nname = "post"\ncron = "*/61 * * * *"\n')
     assert main(["schedule", "list", "--dir", str(tmp_path)]) == 2
     assert "bad cron '*/61 * * * *'" in capsys.readouterr().err
+
+
+def test_next_and_last_runs_from_the_parsed_cache_match_a_fresh_croniter_across_zones():
+    # next_run re-uses one parsed croniter per (cron, zone), repositioned on each call, and in UTC computes plain
+    # crons from the expanded fields itself: the answers must be those of a croniter built for that very call,
+    # DST jumps, month ends, leap days and cron's either-day rule (day of month and weekday both set) included
+    rng = random.Random(19)
+    crons = ["*/5 * * * *", "0 * * * *", "0 */6 * * *", "30 6 * * 1", "30 2 * * *", "0 1-3 * * 0", "30 2 L * *",
+             "@weekly", "@monthly", "0 0 1 * 1-5", "0 0 */2 * *", "5 4 31 * *", "0 12 29 2 *", "0 0 13 * 5",
+             "59 23 * 12 0,6", "*/15 9-17 * * 1-5", "0 0 * * 7", "1,2,59 0,23 1,15 1,6,12 *"]
+    zones = ["UTC", "UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
+    for _ in range(3000):
+        entry = ScheduleEntry("job", "post", rng.choice(crons), timezone=rng.choice(zones))
+        t = at(2026, 1, 1) + timedelta(seconds=rng.randrange(3 * 366 * 86400), microseconds=rng.choice([0, 1, 999999]))
+        zone = ZoneInfo(entry.timezone)
+        assert next_run(entry, t) == croniter(entry.cron, t.astimezone(zone)).get_next(datetime).astimezone(UTC)
+        assert last_run_at_or_before(entry, t) == croniter(
+            entry.cron, (t + timedelta(microseconds=1)).astimezone(zone)).get_prev(datetime).astimezone(UTC)
+
+
+def test_threads_sharing_a_parsed_cron_each_get_their_own_answer():
+    # the worker pool's threads share the cache: a croniter's position must not leak between two callers
+    entry = ScheduleEntry("job", "post", "*/5 * * * *")
+    starts = [at(2026, 3, 2, 8, 0) + timedelta(minutes=7 * i, seconds=13) for i in range(400)]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda t: next_run(entry, t), starts))
+    assert all(n > t and n - t <= timedelta(minutes=5) and n.minute % 5 == 0 and n.second == 0
+               for t, n in zip(starts, got))
+
+
+def test_a_cron_that_names_no_day_says_so_naming_the_cron():
+    with pytest.raises(ScheduleError, match=r"cron '0 0 30 2 \*' names no time .*30th of February"):
+        next_run(ScheduleEntry("job", "post", "0 0 30 2 *"), at(2026, 1, 1))

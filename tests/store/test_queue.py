@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from xbotlib.store.db import Database
-from xbotlib.store.queue import (ALLOWED_TRANSITIONS, STATUSES, Decision, IllegalTransition, claim_for_posting, content_hash, ensure_account, insert_decision, postable_sources, queue_depth, ready_decisions, record_posted, stuck_in_posting, transition)
+from xbotlib.store.queue import (ALLOWED_TRANSITIONS, STATUSES, Decision, IllegalTransition, claim_for_posting, content_hash, count_active_created_since, count_active_created_since_by_type, ensure_account, insert_decision, postable_sources, queue_depth, ready_decisions, record_posted, stuck_in_posting, transition)
 
 # The lifecycle as DESIGN.md draws it, written out independently of the code under test.
 LEGAL = {
@@ -317,3 +317,17 @@ def test_queue_depth_counts_every_status(db, clock):
         make(conn, clock, status="queued", account="acct2")
         depth = queue_depth(conn, "acct1")
     assert depth == {"draft": 2, "queued": 1, "posting": 0, "posted": 0, "failed": 0, "skipped": 0, "cancelled": 0}
+
+
+def test_the_days_plan_counts_posts_and_replies_in_one_read_as_one_count_each_would(db, clock):
+    with db.connection() as conn:
+        ensure_account(conn, "acct1", clock.now())
+        for status in ("queued", "posted", "cancelled", "draft"):
+            bring_to(conn, make(conn, clock), status, clock.now())
+        bring_to(conn, make(conn, clock, decision_type="reply", target_tweet_id="77"), "queued", clock.now())
+        make(conn, clock, account="acct2")
+        since = clock.now() - timedelta(hours=24)
+        together = count_active_created_since_by_type(conn, "acct1", ("post", "reply", "thread"), since)
+        assert together == {t: count_active_created_since(conn, "acct1", t, since) for t in ("post", "reply", "thread")}
+        assert together["reply"] == 1 and together["thread"] == 0 and together["post"] >= 2
+        assert count_active_created_since_by_type(conn, "acct1", ("post",), clock.now()) == {"post": 0}

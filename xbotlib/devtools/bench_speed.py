@@ -5,6 +5,7 @@ depend on the machine's load), and with ``memory`` the resident memory per simul
 from __future__ import annotations
 
 import cProfile
+import importlib
 import logging
 import os
 import pstats
@@ -44,25 +45,44 @@ def top_functions(profile: pstats.Stats, n: int = 10, key: str = "tottime") -> l
     return sorted(rows, key=lambda r: -r["self_s" if key == "tottime" else "cum_s"])[:n]
 
 
+def warm_process() -> float:
+    """What any xbot process pays once, before its first post: twitter-text compiles its URL and emoji patterns
+    when imported (``core.text`` imports it on first use, for the CLI's start-up). Seconds taken; 0 when done."""
+    t0 = time.perf_counter()
+    importlib.import_module("twitter_text")  # imported here: the start-up cost measured apart from the campaign
+    return time.perf_counter() - t0
+
+
 def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True, memory: bool = False) -> dict:
     """One demo-cadence campaign of ``days`` for ``accounts`` accounts together (one daemon, one database),
     under cProfile when ``profile``; ``memory`` samples the process's resident set size once per simulated
-    day (the daemon's progress hook) and traces Python allocations (tracemalloc: slower, so off by default)."""
+    day (the daemon's progress hook) and traces Python allocations (tracemalloc: slower, so off by default),
+    with a snapshot diff between day 30 (or the middle of a shorter run) and the end: what grew, by line.
+
+    The process start-up (``warm_process``) is paid before the clock starts and reported as ``startup_s``:
+    days/s is the campaign's own pace. ``cpu_s`` is this process's CPU time in the campaign (PostgreSQL's own
+    work runs in its server processes and is not in it): unlike the wall time it hardly moves with the load."""
     logging.getLogger("xbot").setLevel(logging.WARNING)
+    startup = warm_process()
     pg = TestPostgres()
     url = pg.fresh_database()
     profiler = cProfile.Profile()
     rss_by_day: list[tuple[int, float]] = []
     traced_by_day: list[tuple[int, float]] = []
+    snapshots: dict[str, tracemalloc.Snapshot] = {}
+    snapshot_day = min(30, max(1, days // 2))
     if memory:
-        tracemalloc.start()
+        tracemalloc.start(1)
 
     def on_progress(days_done: float) -> None:
         if memory and int(days_done) > len(rss_by_day):
             rss_by_day.append((int(days_done), _rss_mib()))
             traced_by_day.append((int(days_done), tracemalloc.get_traced_memory()[0] / 2**20))
+            if int(days_done) == snapshot_day:
+                snapshots["warm"] = tracemalloc.take_snapshot()
 
     with Database.from_url(url, pool_max=3) as db:
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         if profile:
             profiler.enable()
@@ -71,6 +91,9 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
         if profile:
             profiler.disable()
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        if memory:
+            snapshots["end"] = tracemalloc.take_snapshot()
         with db.connection() as conn:
             counts = {"posts": 0, "outcomes": 0, "ticks": 0}
             for account_id in run.account_ids:
@@ -82,7 +105,9 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
     if memory:
         tracemalloc.stop()
     pg.drop_all()
+    growth = _grown_lines(snapshots["warm"], snapshots["end"]) if "warm" in snapshots and "end" in snapshots else []
     res = {"days": days, "accounts": accounts, "wall": wall, "days_per_s": days / wall, "ticks": dict(run.ticks),
+           "startup_s": startup, "cpu_s": cpu, "grown_since_day": snapshot_day, "grown_lines": growth,
            **counts, "profiled": profile, "rss_by_day": rss_by_day, "traced_by_day": traced_by_day,
            "peak_rss_mib": _peak_rss_mib(), "peak_traced_mib": peak_traced}
     if not profile:
@@ -111,6 +136,20 @@ def round_trips(profile: pstats.Stats) -> dict:
         elif path.endswith("psycopg/_connection_base.py") and fn == "_get_tx_start_command":
             n["transactions"] += nc
     return {**n, "round_trips": n["statements"] + 2 * n["transactions"]}
+
+
+def _grown_lines(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: int = 8) -> list[dict]:
+    """The ``n`` source lines whose live allocations grew most between two snapshots: ``{"line", "kib",
+    "blocks"}`` (the growth; the line shortened to its path inside a package)."""
+    rows = []
+    for stat in after.compare_to(before, "lineno")[: n * 4]:
+        if stat.size_diff <= 0:
+            continue
+        frame = stat.traceback[0]
+        path = frame.filename.replace("\\", "/").replace(str(PROJECT_ROOT) + "/", "")
+        path = re.sub(r".*/(site-packages|lib/python3\.\d+)/", "", path)
+        rows.append({"line": f"{path}:{frame.lineno}", "kib": stat.size_diff / 1024, "blocks": stat.count_diff})
+    return sorted(rows, key=lambda r: -r["kib"])[:n]
 
 
 def _rss_mib() -> float:
@@ -143,7 +182,10 @@ def speed_table(res: dict) -> str:
     profiled = "under the profiler" if res["profiled"] else "without the profiler"
     lines = [f"campaign speed, {res['days']} simulated days, {who} — {machine()}", "",
              f"{res['wall']:.1f} s wall {profiled} = **{res['days_per_s']:.2f} simulated days/s**; "
-             f"{res['ticks']} job ticks recorded, {res['posts']} posts, {res['outcomes']} outcomes."]
+             f"{res['ticks']} job ticks recorded, {res['posts']} posts, {res['outcomes']} outcomes.", "",
+             f"This process's CPU time in the campaign {res['cpu_s']:.1f} s (PostgreSQL's is in its own processes); "
+             f"start-up before the clock started (twitter-text compiling its patterns, once per process): "
+             f"{res['startup_s']:.2f} s."]
     if res["profiled"]:
         rt = res["round_trips"]
         lines += ["", f"PostgreSQL: {rt['statements']:,} statements in {rt['transactions']:,} explicit transactions = "
@@ -166,4 +208,8 @@ def speed_table(res: dict) -> str:
                   f"{res['peak_traced_mib']:.0f} MiB; after a 30-day warm-up the resident set grows "
                   + (f"{slope_rss:+.1f} MiB and the traced heap {slope_traced:+.1f} MiB per 100 simulated days."
                      if slope_rss is not None else "— (run longer than 31 days to measure it).")]
+        if res["grown_lines"]:
+            lines += ["", f"| grew between day {res['grown_since_day']} and the end (tracemalloc, by line) | KiB | blocks |",
+                      "| --- | ---: | ---: |"]
+            lines += [f"| `{r['line']}` | {r['kib']:+,.0f} | {r['blocks']:+,} |" for r in res["grown_lines"]]
     return "\n".join(lines)

@@ -78,6 +78,7 @@ class JobContext:
     worker_id: str = "worker-1"
     sandbox: SandboxX | None = None  # the in-process sandbox, when there is one
     account_ready: bool = False     # the accounts row exists (checked once per context, not every tick)
+    experiments_ready: bool = False  # the account's experiment rows follow the registry (once per context)
     vocabulary: Vocabulary = vocab.DEFAULT  # the account's niche (topics, hooks): its profile's, or the built-in one
     profile: AccountProfile | None = None   # the account's profile (build_context: stored, or the built-in one)
 

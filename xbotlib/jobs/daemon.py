@@ -7,6 +7,9 @@ cron expressions in ``schedules/``.
 - SIGTERM / SIGINT finish the current tick, then exit.
 - Time comes from the injected clock and waiting from the injected ``sleep_until``: with a
   ``SimClock`` the daemon jumps straight to the next due entry, so a simulated week takes seconds.
+  There, where time stands still during a turn, each turn's run records (every due job, every account) go
+  out through ``jobs.runner.TurnRecorder``: one statement closes the last turn's runs and opens this one's,
+  with the same rows ``run_job`` would write one by one.
 """
 from __future__ import annotations
 
@@ -21,11 +24,13 @@ from typing import Callable
 
 from xbotlib.clock import SimClock
 from xbotlib.jobs import collect, learn, plan, post, schedules
-from xbotlib.jobs.runner import run_job
+from xbotlib.jobs.runner import TurnRecorder, run_job
 from xbotlib.logs import tagged
 from xbotlib.store import locks
 
 log = logging.getLogger("xbot.daemon")
+
+TICKS = {"plan": plan.tick, "post": post.tick, "collect": collect.tick, "learn": learn.tick}
 
 
 class DaemonLocked(RuntimeError):
@@ -104,16 +109,33 @@ class Daemon:
         # an entry never run is due at once, and missed runs collapse into one
         next_due = {e.key: (schedules.next_run(e, self.last_run[e.key]) if e.key in self.last_run else start)
                     for e in self.entries}
+        recorder = TurnRecorder() if isinstance(self.clock, SimClock) else None
+        try:
+            self._turns(until, sleep_until, next_due, recorder)
+        finally:
+            if recorder is not None:
+                try:
+                    recorder.flush()  # the last turn's ends
+                except Exception as exc:  # never hide the error that ended the loop, if there was one
+                    tagged(log, "DAEMON", "run ends not written", level=logging.ERROR, runs=len(recorder.unwritten),
+                           error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
+
+    def _turns(self, until, sleep_until, next_due: dict, recorder: TurnRecorder | None) -> None:
         while not self.stop_requested:
             now = self.clock.now()
             if until is not None and now >= until:
                 break
-            for entry in [e for e in self.entries if next_due[e.key] <= now]:
-                for ctx in self.contexts:
-                    if self.stop_requested:
-                        break
-                    if entry.kind == "job" or ctx is self.contexts[0]:  # notebooks run once, not per account
-                        self._run_entry(ctx, entry)
+            due = [e for e in self.entries if next_due[e.key] <= now]
+            if recorder is not None:  # the clock stands still: the turn's run records in one round trip
+                self._run_turn_together(due, recorder)
+            else:
+                for entry in due:
+                    for ctx in self.contexts:
+                        if self.stop_requested:
+                            break
+                        if entry.kind == "job" or ctx is self.contexts[0]:  # notebooks run once, not per account
+                            self._run_entry(ctx, entry)
+            for entry in due:
                 self.last_run[entry.key] = now
                 next_due[entry.key] = schedules.next_run(entry, now)
             if self.on_tick:
@@ -124,19 +146,46 @@ class Daemon:
             if wake > self.clock.now():
                 sleep_until(wake)
 
+    def _run_turn_together(self, due: list, recorder: TurnRecorder) -> None:
+        """The due entries of one turn, in the same order as one by one: each stretch of job entries runs as one
+        ``TurnRecorder`` turn (entry by entry, every account for each); a notebook runs on its own, once."""
+        i = 0
+        while i < len(due) and not self.stop_requested:
+            if due[i].kind != "job":
+                recorder.flush()  # a report reads the runs as they are: ended ones ended
+                self._run_entry(self.contexts[0], due[i])
+                i += 1
+                continue
+            stretch = []
+            while i < len(due) and due[i].kind == "job":
+                stretch += [(due[i], ctx) for ctx in self.contexts]
+                i += 1
+            for entry, _ctx in stretch:
+                self.ticks[entry.key] = self.ticks.get(entry.key, 0) + 1
+            try:
+                results = recorder.run([(e.name, ctx, TICKS[e.name]) for e, ctx in stretch],
+                                       should_stop=lambda: self.stop_requested)
+            except Exception as exc:  # the run records could not be written (the database): as run_job would, log
+                results = [exc] * len(stretch)  # each tick as failed and go on; held-back ends are kept for later
+            for (entry, ctx), result in zip(stretch, results):
+                if isinstance(result, Exception):  # recorded in job_runs; the loop must go on
+                    self._log_failure(entry, ctx, result)
+
+    def _log_failure(self, entry, ctx, exc: Exception) -> None:
+        tagged(log, "DAEMON", "tick failed", level=logging.ERROR, entry=entry.key, account=ctx.account_id,
+               error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
+
     def _run_entry(self, ctx, entry) -> None:
         self.ticks[entry.key] = self.ticks.get(entry.key, 0) + 1
         try:
             if entry.kind == "job":
-                tick = {"plan": plan.tick, "post": post.tick, "collect": collect.tick, "learn": learn.tick}[entry.name]
-                run_job(entry.name, ctx, tick)
+                run_job(entry.name, ctx, TICKS[entry.name])
             elif self.notebook_runner is not None:
                 self.notebook_runner(entry.name, dict(entry.parameters or {}))
             else:
                 tagged(log, "DAEMON", "notebook skipped", name=entry.name, reason="no_notebook_runner")
         except Exception as exc:  # recorded in job_runs by run_job; the loop must go on
-            tagged(log, "DAEMON", "tick failed", level=logging.ERROR, entry=entry.key, account=ctx.account_id,
-                   error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
+            self._log_failure(entry, ctx, exc)
 
     def _default_sleeper(self) -> Callable[[datetime], None]:
         clock = self.clock

@@ -78,11 +78,6 @@ def _account_age_days(conn, account_id: str, now: datetime) -> float:
     return max(0.0, (now - created_at).total_seconds() / 86400.0) if created_at else 0.0
 
 
-def _planned_in_window(conn, account_id: str, decision_type: str, now: datetime) -> int:
-    """Decisions of this type created in the last 24 h that are still alive (the day's plan so far)."""
-    return queue.count_active_created_since(conn, account_id, decision_type, now - timedelta(hours=24))
-
-
 def _booked_hours(conn, account_id: str, now: datetime, tz: str) -> set[int]:
     zone = ZoneInfo(tz)
     return {t.astimezone(zone).hour for t in queue.booked_post_times(conn, account_id, now, now + timedelta(hours=24))}
@@ -113,11 +108,17 @@ def tick(ctx: JobContext) -> JobResult:
         return JobResult.skipped(reason, queued=0)
     if ctx.llm is not None:
         ctx.llm.new_tick()  # OpenAI retries are budgeted per tick (at most 2), so each tick starts afresh
-    with ctx.db.connection() as conn:
+    if not ctx.experiments_ready:  # the registry is fixed for the process: its rows need writing once per context
+        with ctx.db.connection() as conn:
+            ensure_account_once(ctx, conn)
+            experiment_store.ensure_experiments(conn, ctx.account_id, now)
+        ctx.experiments_ready = True
+    # the day's plan so far, posts and replies in one read (one round trip on an autocommit connection)
+    with ctx.db.autocommit() as conn:
         ensure_account_once(ctx, conn)
-        experiment_store.ensure_experiments(conn, ctx.account_id, now)
-        posts_planned = _planned_in_window(conn, ctx.account_id, "post", now)
-        replies_planned = _planned_in_window(conn, ctx.account_id, "reply", now)
+        planned = queue.count_active_created_since_by_type(conn, ctx.account_id, ("post", "reply"),
+                                                           now - timedelta(hours=24))
+    posts_planned, replies_planned = planned["post"], planned["reply"]
     detail: dict = {"queued": 0, "rejected": 0}
     if posts_planned < s.plan_posts_per_day:
         detail.update(_plan_post(ctx, now))

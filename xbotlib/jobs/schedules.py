@@ -18,9 +18,11 @@ function here is pure: the daemon keeps the last run of each entry (by ``entry.k
 """
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import shlex
+import threading
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -225,12 +227,88 @@ def notebook_problems(entries: list[ScheduleEntry], notebooks: Mapping[str, Any]
 
 # ----------------------------------------------------------------------------- timing (pure)
 
+class _ParsedCron:
+    """One cron expression parsed once (croniter expands its fields when built: a simulated year asks
+    ~150,000 times), re-used from any start time. A croniter keeps its position between calls, so each
+    use sets it under a lock (the worker pool's threads share the cache).
+
+    In UTC (no daylight-saving jumps) a cron of plain numbers, ranges, lists and steps — every shipped
+    schedule — takes its next run from the expanded fields directly (``_next_in_utc``), a few set lookups
+    instead of croniter's ~0.3 ms; the tests hold it to croniter's answers."""
+
+    def __init__(self, cron: str, tz: str) -> None:
+        self.cron, self.zone = cron, ZoneInfo(tz)
+        self._iter = croniter(cron, datetime(2000, 1, 1, tzinfo=self.zone))  # a start; each use sets its own
+        self._lock = threading.Lock()
+        fields = self._iter.expanded
+        plain = (tz == "UTC" and len(fields) == 5 and not getattr(self._iter, "nth_weekday_of_month", None)
+                 and all(f == ["*"] or all(isinstance(v, int) for v in f) for f in fields))
+        if plain:
+            minutes, hours, days, months, weekdays = (None if f == ["*"] else sorted(set(f)) for f in fields)
+            self._fields: tuple | None = (minutes or list(range(60)), hours or list(range(24)),
+                                          None if days is None else frozenset(days),
+                                          None if months is None else frozenset(months),
+                                          None if weekdays is None else frozenset(weekdays))
+        else:
+            self._fields = None
+
+    def next_after(self, local: datetime) -> datetime:
+        if self._fields is not None:
+            return self._next_in_utc(local)
+        with self._lock:
+            return self._iter.get_next(datetime, start_time=local)
+
+    def prev_before(self, local: datetime) -> datetime:
+        with self._lock:
+            return self._iter.get_prev(datetime, start_time=local)
+
+    def _day_matches(self, t: datetime) -> bool:
+        _m, _h, days, months, weekdays = self._fields  # type: ignore[misc]
+        if months is not None and t.month not in months:
+            return False
+        dom = days is None or t.day in days
+        dow = weekdays is None or (t.weekday() + 1) % 7 in weekdays  # cron: Sunday 0, Monday 1
+        if days is not None and weekdays is not None:
+            return dom or dow  # cron's rule: both restricted, either one will do
+        return dom and dow
+
+    def _next_in_utc(self, after: datetime) -> datetime:
+        minutes, hours = self._fields[0], self._fields[1]  # type: ignore[index]
+        t = after.replace(second=0, microsecond=0) + timedelta(minutes=1)  # the first whole minute after
+        for _ in range(3000):  # days; every valid expression matches within a few years
+            if self._day_matches(t):
+                h = bisect.bisect_left(hours, t.hour)
+                if h < len(hours):
+                    if hours[h] != t.hour:
+                        t = t.replace(hour=hours[h], minute=0)
+                    m = bisect.bisect_left(minutes, t.minute)
+                    if m < len(minutes):
+                        return t.replace(minute=minutes[m])
+                    if h + 1 < len(hours):
+                        return t.replace(hour=hours[h + 1], minute=minutes[0])
+            t = t.replace(hour=0, minute=0) + timedelta(days=1)
+        raise ScheduleError(f"cron {self.cron!r} names no time within 3000 days of {after.isoformat()} "
+                            "(a day that never comes, such as the 30th of February? check its day and month fields)")
+
+
+_PARSED: dict[tuple[str, str], _ParsedCron] = {}
+
+
+def _parsed(entry: ScheduleEntry) -> _ParsedCron:
+    """The parsed cron of ``entry``, per (cron, timezone): schedules hold a handful of distinct ones."""
+    key = (entry.cron, entry.timezone)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = _PARSED.setdefault(key, _ParsedCron(entry.cron, entry.timezone))
+    return parsed
+
+
 def next_run(entry: ScheduleEntry, after: datetime) -> datetime:
     """The first time strictly after ``after`` that ``entry.cron`` names, read in ``entry.timezone``; UTC."""
     if after.tzinfo is None:
         raise ValueError(f"next_run needs a timezone-aware time: {after!r} (pass tzinfo=timezone.utc)")
-    local = after.astimezone(ZoneInfo(entry.timezone))
-    return croniter(entry.cron, local).get_next(datetime).astimezone(timezone.utc)
+    parsed = _parsed(entry)
+    return parsed.next_after(after.astimezone(parsed.zone)).astimezone(timezone.utc)
 
 
 def last_run_at_or_before(entry: ScheduleEntry, at: datetime) -> datetime:
@@ -239,8 +317,8 @@ def last_run_at_or_before(entry: ScheduleEntry, at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"last_run_at_or_before needs a timezone-aware time: {at!r} (pass tzinfo=timezone.utc)")
     # croniter's get_prev is strictly before its start: start a microsecond later so `at` itself counts
-    local = (at + timedelta(microseconds=1)).astimezone(ZoneInfo(entry.timezone))
-    return croniter(entry.cron, local).get_prev(datetime).astimezone(timezone.utc)
+    parsed = _parsed(entry)
+    return parsed.prev_before((at + timedelta(microseconds=1)).astimezone(parsed.zone)).astimezone(timezone.utc)
 
 
 def runs_between(entry: ScheduleEntry, after: datetime, before: datetime, limit: int = 1000) -> list[datetime]:

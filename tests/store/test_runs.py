@@ -1,0 +1,82 @@
+"""Job-run records (``store/runs.py``) on the real database: the relaxed commit of a run's start and ok/skipped
+end covers the run record alone and never a failed run, and the records read back the same either way."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from xbotlib.store import runs
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+
+
+def test_relaxed_run_records_are_written_and_the_setting_does_not_outlive_them(db):
+    with db.autocommit() as conn:
+        run_id = runs.start_job_run(conn, "acct1", "post", T0, durable=False)
+        # set_config(..., true) lasted for that statement's own transaction: the pooled connection is back
+        # to synchronous commits for whatever it does next (a post, an outcome)
+        assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
+        runs.finish_job_run(conn, run_id, "skipped", T0 + timedelta(seconds=1), {"reason": "nothing_due"},
+                            durable=False)
+        assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
+    with db.connection() as conn:  # another transaction sees both records committed
+        [row] = runs.runs_of_job(conn, "post")
+        detail = conn.execute("SELECT detail FROM job_runs WHERE run_id = %s", (run_id,)).fetchone()["detail"]
+    assert (row["run_id"], row["status"], row["started_at"]) == (run_id, "skipped", T0)
+    assert detail == {"reason": "nothing_due"}
+
+
+def test_durable_and_relaxed_records_read_back_the_same(db):
+    with db.autocommit() as conn:
+        for durable, job in ((True, "plan"), (False, "collect")):
+            run_id = runs.start_job_run(conn, "acct1", job, T0, T0, durable=durable)
+            runs.finish_job_run(conn, run_id, "ok", T0 + timedelta(seconds=2), {"stored": 3}, durable=durable)
+    with db.connection() as conn:
+        rows = conn.execute("SELECT job, status, started_at, finished_at, scheduled_for, detail FROM job_runs "
+                            "ORDER BY run_id").fetchall()
+    assert [r["job"] for r in rows] == ["plan", "collect"]
+    assert [{k: v for k, v in r.items() if k != "job"} for r in rows][0] == \
+           [{k: v for k, v in r.items() if k != "job"} for r in rows][1]
+
+
+def test_a_relaxed_commit_inside_a_transaction_is_refused_naming_the_fix(db):
+    # inside BEGIN … COMMIT the relaxed setting would cover the transaction's other writes too
+    with db.connection() as conn:
+        with pytest.raises(ValueError, match=r"autocommit connection.*Database.autocommit\(\).*durable=True"):
+            runs.start_job_run(conn, "acct1", "post", T0, durable=False)
+        run_id = runs.start_job_run(conn, "acct1", "post", T0)  # durable: fine in a transaction
+        with pytest.raises(ValueError, match="autocommit connection"):
+            runs.finish_job_run(conn, run_id, "ok", T0, {}, durable=False)
+
+
+def test_a_failed_run_is_never_recorded_with_the_relaxed_commit(db):
+    with db.autocommit() as conn:
+        run_id = runs.start_job_run(conn, "acct1", "post", T0, durable=False)
+        with pytest.raises(ValueError, match=r"status='failed'.*durable=True"):
+            runs.finish_job_run(conn, run_id, "failed", T0, {}, durable=False)
+        runs.finish_job_run(conn, run_id, "failed", T0, {"error": "x"}, durable=True)
+        assert runs.runs_of_job(conn, "post")[0]["status"] == "failed"
+
+
+def test_runs_of_several_accounts_start_in_the_order_given_and_close_together(db):
+    with db.autocommit() as conn:
+        ids = runs.start_job_runs(conn, [("b", "post"), ("a", "post"), ("c", "post")], T0, durable=False)
+        assert ids == sorted(ids)  # run ids in the order given, as one start after the other would number them
+        runs.finish_job_runs(conn, [(ids[0], "ok", T0 + timedelta(seconds=1), {"sent": 1}),
+                                    (ids[2], "skipped", T0 + timedelta(seconds=2), {"reason": "nothing_due"})],
+                             durable=False)
+        rows = {r["account_id"]: r for r in conn.execute(
+            "SELECT account_id, status, finished_at, detail FROM job_runs").fetchall()}
+    assert [(rows[a]["status"], rows[a]["detail"]) for a in ("b", "a", "c")] == \
+           [("ok", {"sent": 1}), ("running", {}), ("skipped", {"reason": "nothing_due"})]
+    assert rows["c"]["finished_at"] == T0 + timedelta(seconds=2)
+
+
+def test_several_runs_refuse_a_repeated_account_and_a_relaxed_failed_end(db):
+    with db.autocommit() as conn:
+        with pytest.raises(ValueError, match=r"each \(account, job\) once, got \[\('a', 'post'\), \('a', 'post'\)\]"):
+            runs.start_job_runs(conn, [("a", "post"), ("a", "post")], T0)
+        [run_id] = runs.start_job_runs(conn, [("a", "post")], T0, durable=False)
+        with pytest.raises(ValueError, match=r"'failed' run must commit durably \(pass durable=True\)"):
+            runs.finish_job_runs(conn, [(run_id, "failed", T0, {})], durable=False)
