@@ -30,6 +30,18 @@ def _writes(sources: Sequence[str]) -> str:
                   FROM account_write_counts w WHERE w.account_id = %(acc)s AND w.source IN ({names}))"""
 
 
+# What decides ``outcomes.post_outcomes`` (parameters acc, model_since) and ``worlds.outcomes_by_world``
+# (acc, since, until), as select-list columns: the fingerprints below and ``learning_fingerprints`` share them.
+_GROWTH_MODEL_COLUMNS = f"""{_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS model_writes,
+    (SELECT min(pd.posted_at) FROM posted_decisions pd
+      WHERE pd.account_id = %(acc)s AND pd.posted_at > %(model_since)s) AS first_post"""
+_OUTCOMES_WINDOW_COLUMNS = f"""{_writes(("outcomes", "posted_decisions"))} AS outcome_writes,
+    (SELECT min(collected_at) FROM outcomes
+      WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS first,
+    (SELECT max(collected_at) FROM outcomes
+      WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS last"""
+
+
 def growth_model_fingerprint(conn, account_id: str, world: str, now: datetime) -> tuple:
     """A fingerprint of every input of ``outcomes.post_outcomes`` for these arguments: equal fingerprints,
     equal inputs. O(log n) whatever the history: a handful of index probes.
@@ -41,27 +53,18 @@ def growth_model_fingerprint(conn, account_id: str, world: str, now: datetime) -
     so its ``posted_at`` stands for the window (``idx_posted_account_time``). And the database, so two
     databases with equal counts never share a fingerprint."""
     check_world(world)
-    row = conn.execute(
-        f"""SELECT current_database() AS db,
-                   {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS writes,
-                   (SELECT min(pd.posted_at) FROM posted_decisions pd
-                     WHERE pd.account_id = %(acc)s AND pd.posted_at > %(since)s) AS first_post""",
-        {"acc": account_id, "since": now - timedelta(days=MODEL_WINDOW_DAYS)}).fetchone()
-    return row["db"], row["writes"], row["first_post"]
+    row = conn.execute(f"SELECT current_database() AS db, {_GROWTH_MODEL_COLUMNS}",
+                       {"acc": account_id, "model_since": now - timedelta(days=MODEL_WINDOW_DAYS)}).fetchone()
+    return row["db"], row["model_writes"], row["first_post"]
 
 
 def outcomes_window_fingerprint(conn, account_id: str, since: datetime, until: datetime) -> tuple:
     """A fingerprint of what ``worlds.outcomes_by_world(conn, account_id, since, until)`` counts: the account's
     write counts of outcomes and posted_decisions (migration 0012), and, with the data fixed, the window's
     first and last ``collected_at`` (``idx_outcomes_account_collected``), which decide which outcomes it holds."""
-    row = conn.execute(
-        f"""SELECT current_database() AS db, {_writes(("outcomes", "posted_decisions"))} AS writes,
-                   (SELECT min(collected_at) FROM outcomes
-                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS first,
-                   (SELECT max(collected_at) FROM outcomes
-                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS last""",
-        {"acc": account_id, "since": since, "until": until}).fetchone()
-    return row["db"], row["writes"], row["first"], row["last"]
+    row = conn.execute(f"SELECT current_database() AS db, {_OUTCOMES_WINDOW_COLUMNS}",
+                       {"acc": account_id, "since": since, "until": until}).fetchone()
+    return row["db"], row["outcome_writes"], row["first"], row["last"]
 
 
 def open_queue_depth(conn, account_id: str, statuses: Sequence[str]) -> dict[str, int]:
@@ -149,14 +152,7 @@ def learning_fingerprints(conn, account_id: str, world: str, now: datetime, outc
     row = conn.execute(
         f"""SELECT current_database() AS db,
                    a.xmin::text AS xmin, a.profile_sha256 AS sha, a.profile IS NOT NULL AS has_profile,
-                   {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS model_writes,
-                   (SELECT min(pd.posted_at) FROM posted_decisions pd
-                     WHERE pd.account_id = %(acc)s AND pd.posted_at > %(model_since)s) AS first_post,
-                   {_writes(("outcomes", "posted_decisions"))} AS outcome_writes,
-                   (SELECT min(collected_at) FROM outcomes
-                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS first,
-                   (SELECT max(collected_at) FROM outcomes
-                     WHERE account_id = %(acc)s AND collected_at > %(since)s AND collected_at <= %(until)s) AS last
+                   {_GROWTH_MODEL_COLUMNS}, {_OUTCOMES_WINDOW_COLUMNS}
               FROM (SELECT 1) AS one LEFT JOIN accounts a ON a.account_id = %(acc)s""",
         {"acc": account_id, "model_since": now - timedelta(days=MODEL_WINDOW_DAYS), "since": outcomes_since,
          "until": now}).fetchone()

@@ -160,8 +160,8 @@ class GrowthModelCache:
     was fitted from (``read_models.growth_model_fingerprint``). A request whose data is unchanged gets the
     stored view, the very object a refit would equal; any write of the account's outcomes, posts or follower
     snapshots, a post leaving the window, or a new profile for the account, changes the fingerprint and the
-    view is fitted again. Memory: one view per
-    (account, world, hours), at most ``max_entries`` (the oldest is dropped first)."""
+    view is fitted again. Memory: one view per (account, world, hours), at most ``max_entries`` (the oldest
+    is dropped first)."""
 
     def __init__(self, max_entries: int = 1024):
         self.max_entries = max_entries
