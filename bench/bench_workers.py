@@ -117,7 +117,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="print where the logs are and keep them")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    profiles = [load_profile(ROOT / f if not Path(f).is_absolute() else f) for f in args.profiles.split(",") if f]
+    profiles = [load_profile(ROOT / f) for f in args.profiles.split(",") if f]  # an absolute path stays itself
     if not profiles:
         raise SystemExit("--profiles: give at least one profile file, e.g. accounts/cooking.toml")
     work = Path(tempfile.mkdtemp(prefix="xbot-bench-workers-"))

@@ -16,6 +16,16 @@ from xbotlib.jobs.context import JobContext, JobResult
 from xbotlib.store import runs
 
 
+def _failure(exc: Exception) -> str:
+    """A failed run's ``error``: the exception and the last frames of its traceback (call inside ``except``)."""
+    return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+
+
+def _detail(result: JobResult) -> dict:
+    """A finished run's ``detail``: the tick's detail with its reason, if it gave one."""
+    return {**result.detail, "reason": result.reason} if result.reason else dict(result.detail)
+
+
 def run_job(name: str, ctx: JobContext, tick: Callable[[JobContext], JobResult],
             scheduled_for: datetime | None = None) -> JobResult:
     """Run one tick of job ``name`` and record it in ``job_runs`` (running -> ok|skipped|failed).
@@ -27,14 +37,10 @@ def run_job(name: str, ctx: JobContext, tick: Callable[[JobContext], JobResult],
         result = tick(ctx)
     except Exception as exc:
         with ctx.db.autocommit() as conn:
-            runs.fail_job_run(conn, run_id, ctx.clock.now(),
-                              f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+            runs.fail_job_run(conn, run_id, ctx.clock.now(), _failure(exc))
         raise
-    detail = dict(result.detail)
-    if result.reason:
-        detail["reason"] = result.reason
     with ctx.db.autocommit() as conn:
-        runs.finish_job_run(conn, run_id, result.status, ctx.clock.now(), detail,
+        runs.finish_job_run(conn, run_id, result.status, ctx.clock.now(), _detail(result),
                            durable=result.status == "failed")
     return result
 
@@ -65,8 +71,8 @@ class TurnRecorder:
             return []
         clock, db = jobs[0][1].clock, jobs[0][1].db
         if not isinstance(clock, SimClock) or any(c.clock is not clock or c.db is not db for _n, c, _t in jobs):
-            raise ValueError("run_jobs_together needs contexts sharing one SimClock and one Database "
-                             "(a real clock moves during a tick: use run_job for each)")
+            raise ValueError("a turn (TurnRecorder, run_jobs_together) needs contexts sharing one SimClock and one "
+                             "Database (a real clock moves during a tick: use run_job for each)")
         if self._db is not None and db is not self._db:
             self.flush()
         self._db = db
@@ -85,13 +91,10 @@ class TurnRecorder:
                 result = tick(ctx)
             except Exception as exc:
                 with db.autocommit() as conn:
-                    runs.fail_job_run(conn, run_id, clock.now(),
-                                      f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+                    runs.fail_job_run(conn, run_id, clock.now(), _failure(exc))
                 results.append(exc)
                 continue
-            detail = dict(result.detail)
-            if result.reason:
-                detail["reason"] = result.reason
+            detail = _detail(result)
             if result.status == "failed":  # never held back: written now and durably
                 with db.autocommit() as conn:
                     runs.finish_job_run(conn, run_id, result.status, clock.now(), detail, durable=True)

@@ -36,6 +36,7 @@ supervisor of worker processes) share its constants and its promises; split, eac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -520,7 +521,7 @@ class Supervisor:
         restart_at: list[float | None] = [None] * self.processes
         last_recover, db_down = 0.0, False
         try:
-            async with (self.deferrer.app.open_async() if self.deferrer else _nothing()):
+            async with (self.deferrer.app.open_async() if self.deferrer else contextlib.nullcontext()):
                 while not self._stopping:
                     for i, child in enumerate(children):
                         if child.poll() is None or self._stopping:
@@ -570,14 +571,6 @@ class Supervisor:
         child = subprocess.Popen(self.child_command, env=self.env, start_new_session=True)
         tagged(log, "WORKER", "process started", index=index, pid=child.pid)
         return child
-
-
-class _nothing:
-    async def __aenter__(self):
-        return None
-
-    async def __aexit__(self, *exc):
-        return False
 
 
 def contexts_for_accounts(settings, db: Database, clock: Clock, build_context: Callable) -> Callable[[str], Any]:
