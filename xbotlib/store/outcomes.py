@@ -2,7 +2,6 @@
 every decision."""
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
@@ -276,21 +275,6 @@ def posts_for_attribution(conn, account_id: str, world: str, after: datetime, un
         (account_id, world, after, until)).fetchall()
 
 
-_NUMBER_TYPES = (int, float, type(None))
-
-
-def _column_literal(sql_type: str, values: list) -> str:
-    """``array_literal(values)`` for one column of a batch, with fast paths for its numeric columns (most of a
-    batch: ints by ``str``, floats by ``repr``, written exactly as ``array_literal`` writes them); any other
-    value (a bool, a non-finite float) goes through ``array_literal``, which writes it or names it."""
-    if sql_type in ("int2", "int4") and all(type(v) is int for v in values):
-        return "{" + ",".join(map(str, values)) + "}"
-    if sql_type == "float8" and all(type(v) in _NUMBER_TYPES for v in values) \
-            and all(v is None or math.isfinite(v) for v in values):
-        return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
-    return array_literal(values)
-
-
 def upsert_outcomes(conn, rows: Sequence[Mapping[str, Any]], latest: Mapping[str, Mapping[str, int]]) -> list[dict]:
     """Upsert outcome rows (only changed values are rewritten) and the latest counts on posted_decisions.
 
@@ -300,13 +284,13 @@ def upsert_outcomes(conn, rows: Sequence[Mapping[str, Any]], latest: Mapping[str
     Both writes are one statement (the counts' UPDATE rides in a data-modifying WITH): atomic on its own,
     so on an autocommit connection a batch costs one round trip instead of BEGIN, two statements and COMMIT.
     """
-    latest_params = [_column_literal("uuid", list(latest)),
-                     *(_column_literal("int4", [int(m.get(k) or 0) for m in latest.values()]) for k in _LATEST_COUNTS)]
+    latest_params = [array_literal(list(latest)),
+                     *(array_literal([int(m.get(k) or 0) for m in latest.values()]) for k in _LATEST_COUNTS)]
     if not rows:
         if latest:
             conn.execute(_LATEST_SQL, latest_params)
         return []
-    columns = [_column_literal(_COLUMN_TYPES.get(c, "float8"), [r[c] for r in rows]) for c in OUTCOME_COLUMNS]
+    columns = [array_literal([r[c] for r in rows]) for c in OUTCOME_COLUMNS]
     if latest:
         returned = conn.execute(f"WITH latest AS ({_LATEST_SQL}) {_UPSERT_SQL}", [*latest_params, *columns]).fetchall()
     else:
