@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 
 # ----------------------------------------------------------------------------- results
@@ -148,55 +148,44 @@ def _plain_counts(block: Any) -> bool:
                              and all(type(v) is int and v >= 0 for v in block.values()))
 
 
+_METRIC_BLOCKS = ("public_metrics", "non_public_metrics", "organic_metrics")
+
+
 def parse_tweet_metrics(item: Mapping[str, Any]) -> TweetMetrics:
     """One tweet object of a lookup -> TweetMetrics. Impressions prefer non_public, then organic, then public.
 
-    The usual answer (every metrics block all plain counts) is read by a fast path that returns exactly
-    what the field-by-field reading returns; anything else takes that reading, which names the bad field."""
+    The usual answer (every metrics block all plain counts) is read as it is, without checking key by key:
+    the same values the checked reading (``_parse_tweet_metrics_checked``) returns; anything else takes that
+    reading, which names the bad field."""
     tid = item_id(item)
-    pub, non, org = item.get("public_metrics"), item.get("non_public_metrics"), item.get("organic_metrics")
-    if _plain_counts(pub) and _plain_counts(non) and _plain_counts(org):
-        pub, non, org = pub or {}, non or {}, org or {}
-        g = dict.get
-        return TweetMetrics(
-            tweet_id=tid,
-            created_at=parse_x_time(item.get("created_at")),
-            impressions=_first(g(non, "impression_count"), g(org, "impression_count"), g(pub, "impression_count")) or 0,
-            likes=_first(g(pub, "like_count"), g(org, "like_count")) or 0,
-            retweets=_first(g(pub, "repost_count"), g(pub, "retweet_count"), g(org, "repost_count"),
-                            g(org, "retweet_count")) or 0,
-            replies=_first(g(pub, "reply_count"), g(org, "reply_count")) or 0,
-            quotes=g(pub, "quote_count") or 0,
-            bookmarks=g(pub, "bookmark_count") or 0,
-            profile_visits=_first(g(non, "user_profile_clicks"), g(org, "user_profile_clicks")),
-            link_clicks=_first(g(non, "url_link_clicks"), g(org, "url_link_clicks")),
-        )
+    if all(_plain_counts(item.get(block)) for block in _METRIC_BLOCKS):
+        return _tweet_metrics(tid, item, lambda block, key: (item.get(block) or {}).get(key))
     return _parse_tweet_metrics_checked(tid, item)
 
 
 def _parse_tweet_metrics_checked(tid: str, item: Mapping[str, Any]) -> TweetMetrics:
     """``parse_tweet_metrics`` field by field: a value of the wrong type raises ``Malformed`` naming it."""
-    pub = as_object(item.get("public_metrics"), "public_metrics")
-    non = as_object(item.get("non_public_metrics"), "non_public_metrics")
-    org = as_object(item.get("organic_metrics"), "organic_metrics")
+    blocks = {block: as_object(item.get(block), block) for block in _METRIC_BLOCKS}
+    return _tweet_metrics(tid, item, lambda block, key: read_count(blocks[block], key, block))
 
-    def c(block, key, name):
-        return read_count(block, key, name)
 
+def _tweet_metrics(tid: str, item: Mapping[str, Any], count: Callable[[str, str], int | None]) -> TweetMetrics:
+    """X's metrics blocks -> TweetMetrics, the one mapping of both readings; ``count(block, key)`` reads one
+    count (None when absent)."""
+    pub, non, org = _METRIC_BLOCKS
     return TweetMetrics(
         tweet_id=tid,
         created_at=parse_x_time(item.get("created_at")),
-        impressions=_first(c(non, "impression_count", "non_public_metrics"), c(org, "impression_count", "organic_metrics"),
-                           c(pub, "impression_count", "public_metrics")) or 0,
-        likes=_first(c(pub, "like_count", "public_metrics"), c(org, "like_count", "organic_metrics")) or 0,
-        retweets=_first(c(pub, "repost_count", "public_metrics"), c(pub, "retweet_count", "public_metrics"),
-                        c(org, "repost_count", "organic_metrics"), c(org, "retweet_count", "organic_metrics")) or 0,
-        replies=_first(c(pub, "reply_count", "public_metrics"), c(org, "reply_count", "organic_metrics")) or 0,
-        quotes=c(pub, "quote_count", "public_metrics") or 0,
-        bookmarks=c(pub, "bookmark_count", "public_metrics") or 0,
-        profile_visits=_first(c(non, "user_profile_clicks", "non_public_metrics"),
-                              c(org, "user_profile_clicks", "organic_metrics")),
-        link_clicks=_first(c(non, "url_link_clicks", "non_public_metrics"), c(org, "url_link_clicks", "organic_metrics")),
+        impressions=_first(count(non, "impression_count"), count(org, "impression_count"),
+                           count(pub, "impression_count")) or 0,
+        likes=_first(count(pub, "like_count"), count(org, "like_count")) or 0,
+        retweets=_first(count(pub, "repost_count"), count(pub, "retweet_count"), count(org, "repost_count"),
+                        count(org, "retweet_count")) or 0,
+        replies=_first(count(pub, "reply_count"), count(org, "reply_count")) or 0,
+        quotes=count(pub, "quote_count") or 0,
+        bookmarks=count(pub, "bookmark_count") or 0,
+        profile_visits=_first(count(non, "user_profile_clicks"), count(org, "user_profile_clicks")),
+        link_clicks=_first(count(non, "url_link_clicks"), count(org, "url_link_clicks")),
     )
 
 
