@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -51,6 +52,7 @@ class PlanState:
     hour_prior_means: Mapping[int, float] | None = None  # from the timing predictor, when trained
     outcomes: Sequence[object] = ()      # growth_model.PostOutcome of this account's recent posts
     vocabulary: Vocabulary = DEFAULT     # the account's niche: its topics (growth model columns), allowed hooks
+    now: datetime | None = None          # the plan tick's time (UTC-aware); None where no clock is known
 
 
 def allowed_hooks(state: PlanState, hooks: Sequence[str]) -> list[str]:

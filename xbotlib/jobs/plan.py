@@ -155,6 +155,7 @@ def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> Pla
         hour_prior_means=prior,
         outcomes=post_outcomes(conn, ctx.account_id, ctx.world, now, vocabulary=ctx.vocabulary),
         vocabulary=ctx.vocabulary,
+        now=now,
     )
 
 
