@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import settings as hsettings
@@ -373,3 +374,29 @@ def test_with_openai_answering_200_plan_queues_llm_posts_and_post_publishes_them
     assert {p["world"] for p in posted} == {"sandbox"}
     reply = next(t for t in ctx.sandbox.tweets if t.reply_to)
     assert reply.reply_to == next(d["target_tweet_id"] for d in queued if d["decision_type"] == "reply")
+
+
+def test_plan_does_not_score_with_a_content_model_learned_on_other_topics(settings, db, clock, caplog):
+    """A content model stored with the built-in niche's columns, read for an account whose profile now has other
+    topics (cooking's): the plan must not score candidates with it (its topic columns would read 0), and says why."""
+    from dataclasses import replace  # only this test gives a context another vocabulary
+
+    from xbotlib.core.features import FEATURE_NAMES
+    from xbotlib.core.predictors import train_with_fallback
+    from xbotlib.core.profile import load_profile
+    from xbotlib.store.models import save_version
+    from xbotlib.store.queue import ensure_account
+
+    ctx = make_ctx(settings, db, clock)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, len(FEATURE_NAMES)))
+    trained = train_with_fallback("reward", X, X[:, 0] + 0.1 * rng.normal(size=60), np.ones(60), False, None)
+    with db.connection() as conn:
+        ensure_account(conn, ctx.account_id, clock.now(), settings.timezone)
+        save_version(conn, ctx.account_id, "content", trained, FEATURE_NAMES, 60, ctx.world, None, clock.now())
+        assert plan._active_predictor(ctx, conn, "content") is not None, "its own columns: the model is served"
+        cooking = replace(ctx, vocabulary=load_profile("accounts/cooking.toml").vocabulary())
+        with caplog.at_level("WARNING", logger="xbot"):
+            assert plan._active_predictor(cooking, conn, "content") is None
+    (warning,) = [r.getMessage() for r in caplog.records if "predictor unusable" in r.getMessage()]
+    assert "baking" in warning and "retrain" in warning

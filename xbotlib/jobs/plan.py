@@ -163,10 +163,19 @@ def _active_predictor(ctx: JobContext, conn, kind: str):
     try:
         if kind == "timing":
             return predictor_store.load_active(conn, ctx.account_id, kind, ctx.world, target=TIMING_TARGET)
-        return predictor_store.load_active(conn, ctx.account_id, kind, ctx.world)
+        loaded = predictor_store.load_active(conn, ctx.account_id, kind, ctx.world)
     except Exception as exc:  # a model that cannot be loaded must not stop planning
         tagged(log, "PLAN", "predictor unavailable", level=logging.WARNING, kind=kind, error=type(exc).__name__)
         return None
+    try:
+        # a content model learned before the account's profile changed its topics would read this niche's
+        # topic columns as 0: plan without it until the learn job retrains on the new columns
+        if loaded is not None:
+            features.check_feature_names(loaded.features, ctx.vocabulary, what=f"content predictor {loaded.key}")
+    except ValueError as exc:
+        tagged(log, "PLAN", "predictor unusable", level=logging.WARNING, kind=kind, error=str(exc))
+        return None
+    return loaded
 
 
 def _plan_post(ctx: JobContext, now: datetime) -> dict:
