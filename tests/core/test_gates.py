@@ -7,6 +7,10 @@ UnicodeDirectionalMarkerCounterTest), so a package update that drifts from X's r
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from twitter_text import parse_tweet
 from twitter_text.config import config as twitter_text_config
 
 from xbotlib.core.gates import MIN_CHARS, GateVerdict, quality_gate
@@ -96,3 +100,16 @@ def test_quality_gate_refuses_what_x_would_refuse(text, reason):
 def test_quality_gate_passes_text_x_accepts(text):
     assert weighted_length(text) <= 280
     assert quality_gate(text, 0.9, 0.2, BANNED).ok
+
+
+@given(st.one_of(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=320),
+                 st.lists(st.sampled_from(["http", "www", ".com", "t.co/", "://", "x.io", "a", "Z", "9", " ", ".", "\n",
+                                           "#tag", "e.g.", "3.5", "é", "\u00a0", "\U0001F600"]), max_size=80).map("".join)))
+@hsettings(max_examples=400, deadline=None)
+def test_the_plain_text_shortcut_agrees_with_twitter_text(text):
+    """weighted_length and x_text_problem skip twitter-text's parse for plain ASCII without a URL: on such text
+    and on text made to look like URLs, they must say what twitter-text says."""
+    parsed = parse_tweet(text, twitter_text_config["version3"])  # the reference itself, not the shortcut
+    assert weighted_length(text) == parsed.weightedLength
+    if not is_blank(text):
+        assert (x_text_problem(text) is None) == (parsed.valid and parsed.weightedLength <= X_MAX_WEIGHTED_LENGTH)
