@@ -29,7 +29,7 @@ class OraclePolicy:
         self.oracle = oracle
 
     def choose(self, state, hooks, hours, rng):
-        now = state.now
+        now = None if self.oracle.scenario.stationary else state.now  # a stationary world: time does not matter
         if now is None and not self.oracle.scenario.stationary:
             raise ValueError(f"scenario {self.oracle.scenario.name!r} drifts: the oracle needs the plan's time "
                              "(PlanState(now=...), a UTC-aware datetime)")
