@@ -43,7 +43,6 @@ import argparse
 import math
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -62,11 +61,10 @@ from xbotlib.core.policies import PlanState  # noqa: E402
 from xbotlib.sim.policies import make_policy  # noqa: E402
 from xbotlib.core.reward import outcome_reward  # noqa: E402
 from xbotlib.sim.audience import accrual_offset, accrued_fraction, draw_totals  # noqa: E402
-from xbotlib.sim.oracle import Oracle, slot_time  # noqa: E402
+from xbotlib.sim.oracle import MOVE_WINDOW_DAYS, Oracle, days_to_move, slot_time  # noqa: E402
 from xbotlib.sim.scenario import WORLD_START, load_scenario  # noqa: E402
 
 POSTS_PER_DAY, LAG_DAYS, MAX_RUN = 4, 2, 3
-MOVE_WINDOW_DAYS = 7  # --moves: the new best hook must be the policy's most-posted hook over this many days
 EARLY_READ_HOURS = 1.5  # the real cadence reads pass 1 at the first collect tick after T+1h: T+1h30
 
 
@@ -166,18 +164,6 @@ def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = Fals
     return earned
 
 
-def days_to_move(log: list[tuple[int, str, int]], step_day: float, new_hook: str, days: int) -> int | None:
-    """Days from a step to the first day *d* on which ``new_hook`` is the most-posted hook of days
-    [d, d + MOVE_WINDOW_DAYS) (ties do not count); None if that never happens within ``days``."""
-    first = math.ceil(step_day)
-    for d in range(first, days):
-        counts = Counter(hook for day, hook, _ in log if d <= day < d + MOVE_WINDOW_DAYS)
-        top = counts.most_common(2)
-        if top and top[0][0] == new_hook and (len(top) == 1 or top[1][1] < top[0][1]):
-            return d - first
-    return None
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenario", default=None, help="a shipped scenario name or a TOML path (default: default)")
@@ -228,7 +214,8 @@ def main(argv=None) -> int:
                   f"most-posted hook over {MOVE_WINDOW_DAYS} days; per seed ('-': never within {args.days} days)")
             print("| policy | median | mean | never | per seed |\n| --- | ---: | ---: | ---: | --- |")
             for name in results:
-                moved = [days_to_move(log, change.day, change.after[0], args.days) for log in logs[name]]
+                moved = [days_to_move([(d, hook) for d, hook, _ in log], change.day, change.after[0], args.days)
+                         for log in logs[name]]
                 found = [m for m in moved if m is not None]
                 median = f"{np.median(found):.0f}" if found else "-"
                 mean = f"{np.mean(found):.1f}" if found else "-"

@@ -18,7 +18,7 @@ from xbotlib.core import vocab
 from xbotlib.core.policies import PlanState
 from xbotlib.sim.audience import (TextSignals, WorldTime, conditions, draw_totals, expected_outcome, read_text, tweet_rng,
                                   world_time)
-from xbotlib.sim.oracle import Oracle, slot_time
+from xbotlib.sim.oracle import Oracle, days_to_move, slot_time
 from xbotlib.sim.policies import make_policy
 from xbotlib.sim.scenario import (MAX_MULTIPLIER, NEUTRAL, SCENARIO_DIR, WORLD_START, Effect, ScenarioError,
                                   load_scenario, parse_scenario)
@@ -269,6 +269,18 @@ def test_the_oracle_policy_chooses_the_best_at_the_slot_of_the_plan():
         choose(None)
     # a stationary world needs no time
     assert make_policy("oracle", scenario="default").choose(PlanState({}, {}, 0.0), hooks, hours, rng).hook == "did_you_know"
+
+
+def test_days_to_move_is_the_first_day_the_new_hook_leads_a_week():
+    # did_you_know every post until day 34, then new_study 3 of 4 posts a day
+    posts = [(d, "did_you_know") for d in range(35) for _ in range(4)]
+    posts += [(d, h) for d in range(35, 60) for h in ("new_study", "new_study", "new_study", "plain")]
+    # over [d, d + 7) new_study (3 a day from 35) must outnumber did_you_know (4 a day until 34):
+    # d = 32 gives 12 vs 12 (a tie does not count), d = 33 gives 15 vs 8
+    assert days_to_move(posts, 30, "new_study", 60) == 3
+    assert days_to_move(posts, 30, "plain", 60) is None
+    assert days_to_move(posts, 30, "new_study", 33) is None  # the campaign ends first
+    assert days_to_move([(d, "new_study") for d in range(60)], 29.5, "new_study", 60) == 0
 
 
 def test_the_world_start_is_the_campaign_clock_start():

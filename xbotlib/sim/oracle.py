@@ -25,6 +25,7 @@ start, ``scenario.WORLD_START`` by default); ``at=None`` is day 0. A stationary 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -43,6 +44,7 @@ METRICS: tuple[str, ...] = ("fpki", "follows", "impressions", "er", "reply_rate"
 TYPICAL_TARGET_FOLLOWERS = 8000
 TYPICAL_TARGET_AGE_MIN = 60.0
 BEFORE_STEP_DAYS = 1e-6  # "just before a step": its day minus this (a millionth of a day, 0.09 s)
+MOVE_WINDOW_DAYS = 7  # days_to_move: the new best hook must be the most-posted hook over this many days
 
 
 def slot_time(now: datetime, hour: int, tz: str) -> datetime:
@@ -244,6 +246,26 @@ class Oracle:
         if metric == "retweet_rate":
             return sum(e.retweets for e in items) / max(1.0, imps)
         raise ValueError(f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
+
+
+def days_to_move(posts: Iterable[tuple[float, str]], step_day: float, new_hook: str, days: int,
+                 window: int = MOVE_WINDOW_DAYS) -> int | None:
+    """How many days after a step a policy moved to the step's new best hook (``Change.after[0]``).
+
+    ``posts``: (day since the world's start, hook) of each post. The move is the first whole day *d* from
+    the step on such that ``new_hook`` is the hook posted most over days [d, d + window) — strictly more
+    than any other (the rotation rule never lets one hook have every post); the answer is d minus the
+    step's day (rounded up), or None if that never happens before day ``days``. A policy that already
+    favoured the new hook before the step scores 0.
+    """
+    posts = list(posts)
+    first = math.ceil(step_day)
+    for d in range(first, days):
+        counts = Counter(hook for day, hook in posts if d <= day < d + window)
+        top = counts.most_common(2)
+        if top and top[0][0] == new_hook and (len(top) == 1 or top[1][1] < top[0][1]):
+            return d - first
+    return None
 
 
 def true_lift_for_posts(oracle: Oracle, frame, experiment_id: str) -> float:
