@@ -11,6 +11,7 @@ from pathlib import Path
 
 from xbotlib.core import policies as core_policies
 from xbotlib.core.policies import PlanChoice, Policy, PolicyFactory, allowed_hooks
+from xbotlib.sim import baselines
 from xbotlib.sim.oracle import Oracle
 from xbotlib.sim.scenario import Scenario
 
@@ -33,7 +34,7 @@ def _oracle(scenario: Scenario | str | Path | None = None, **_options) -> Oracle
     return OraclePolicy(Oracle(scenario))
 
 
-POLICIES: dict[str, PolicyFactory] = {**core_policies.POLICIES, "oracle": _oracle}
+POLICIES: dict[str, PolicyFactory] = {**core_policies.POLICIES, "oracle": _oracle, **baselines.POLICIES}
 POLICY_NAMES = tuple(POLICIES)
 
 
