@@ -301,6 +301,8 @@ def test_growth_summary_has_a_row_per_scenario_and_marks_differences_beyond_2_se
     assert lines[0] == "| scenario | xbot / oracle (95% interval) | xbot − vw |"
     assert lines[2].startswith("| default | 0.912 (")   # 310 / 340 and lines[2].endswith("| +6.0 ± 1.2 **> 2 SE** |")
     assert lines[3].endswith("| -0.3 ± 1.2 |")     # −2, 2, −1: mean −1/3, sd 2.08, se 1.20: not beyond
+    by["evening_contrarian"] = _results({"xbot": [50, 60, 70], "vw": [56, 65, 77]}, "evening_contrarian")
+    assert growth_tables.growth_summary(by).splitlines()[3].endswith("| -6.0 ± 0.6 (behind, > 2 SE) |")
     timing = growth_tables.timing_table(by)
     assert "| vw | 6 | 11.0 | 5.0 |" in timing   # seconds 10, 11, 12 and CPU 4, 5, 6 on each scenario
 

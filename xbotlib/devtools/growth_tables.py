@@ -134,10 +134,12 @@ def growth_summary(by_scenario: dict[str, list[dict]], learner: str = "xbot") ->
         paired = paired_differences(results, learner)
         for p in others:
             d = paired.get(p)
-            cells.append("—" if d is None else f"{d['mean']:+.1f} ± {d['se']:.1f}" + (" **> 2 SE**" if d["beyond_2se"] == 1 else ""))
+            mark = {1: " **> 2 SE**", -1: " (behind, > 2 SE)", 0: ""}[d["beyond_2se"]] if d else ""
+            cells.append("—" if d is None else f"{d['mean']:+.1f} ± {d['se']:.1f}{mark}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"{learner} − policy: followers gained, mean ± standard error of the per-seed difference; "
-              f"**> 2 SE**: {learner} ahead by more than two standard errors."]
+              f"**> 2 SE**: {learner} ahead by more than two standard errors; (behind, > 2 SE): the policy ahead of "
+              f"{learner} by more than two."]
     return "\n".join(lines)
 
 
