@@ -8,7 +8,7 @@ import statistics
 import numpy as np
 import pytest
 
-from xbotlib.devtools import bench, bench_lift
+from xbotlib.devtools import bench, bench_lift, growth_tables
 from xbotlib.core import vocab
 from xbotlib.sim.oracle import Oracle
 
@@ -227,24 +227,117 @@ def test_growth_runs_each_policy_and_seed_through_the_real_jobs(pg, monkeypatch)
 
 def test_growth_gives_the_same_numbers_serial_and_on_two_workers(pg):
     # Each campaign runs in its own database with its seed; which process ran it, and in what order the
-    # campaigns finished, must not change one number. Only the wall time ("seconds") may differ.
-    def numbers(workers: int) -> list[dict]:
+    # campaigns finished, must not change one number. Only the wall and CPU times may differ. Two scenarios
+    # share one pool; a library policy (its own seeded generator) runs beside xbot.
+    scenarios = {"default": None, "evening_contrarian": "evening_contrarian"}
+
+    def numbers(workers: int) -> dict[str, list[dict]]:
         out = io.StringIO()
-        results = bench._growth(days=3, seeds=2, scenario=None, policies=("xbot", "random"), workers=workers,
-                                pg=pg, out=out)
+        results = bench._growth_many(days=3, seeds=2, scenarios=scenarios, policies=("xbot", "vw"), workers=workers,
+                                     pg=pg, out=out)
         lines = out.getvalue().splitlines()
-        assert lines[0] == f"  4 campaigns on {workers} worker(s)"
-        assert [line.split("]")[0].strip() for line in lines[1:]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+        assert lines[0] == f"  8 campaigns on {workers} worker(s)"
+        assert [line.split("]")[0].strip() for line in lines[1:]] == [f"[{i}/8" for i in range(1, 9)]
         assert all("ETA" in line for line in lines[1:]) and lines[-1].endswith("ETA 0:00")
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in results]
+        return {k: [{f: v for f, v in r.items() if f not in ("seconds", "cpu_seconds")} for r in rs]
+                for k, rs in results.items()}
 
     serial, parallel = numbers(1), numbers(2)
-    assert [(r["policy"], r["seed"]) for r in serial] == [("xbot", 0), ("random", 0), ("xbot", 1), ("random", 1)]
+    assert list(serial) == ["default", "evening_contrarian"]
+    for label, rs in serial.items():
+        assert [(r["scenario"], r["policy"], r["seed"]) for r in rs] == [
+            (label, "xbot", 0), (label, "vw", 0), (label, "xbot", 1), (label, "vw", 1)]
     assert serial == parallel
-    assert any(r["gained"] != 0 or r["post_follows"] != 0 for r in serial), "3 days must earn some follows"
+    assert serial["default"] != serial["evening_contrarian"], "two worlds must not give the same campaigns"
+    assert all(r["gained"] != 0 or r["post_follows"] != 0 for rs in serial.values() for r in rs), \
+        "3 days must earn some follows"
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True])
 def test_growth_refuses_a_worker_count_that_is_not_a_process_count(workers):
     with pytest.raises(ValueError, match=r"--workers must be .* at least 1 .*got"):
         bench.check_workers(workers)
+
+
+def test_paired_difference_on_a_hand_computed_example():
+    # differences 4, 6, 8: mean 6, sd 2, se 2/√3 = 1.155; 6 > 2 × 1.155: ahead by more than 2 SE
+    d = growth_tables.paired_difference([4.0, 6.0, 8.0])
+    assert d["mean"] == pytest.approx(6.0) and d["se"] == pytest.approx(2 / math.sqrt(3))
+    assert (d["wins"], d["n"], d["beyond_2se"]) == (3, 3, 1)
+    # 1, −1, 3: mean 1, se 1.155: not beyond; −5, −6, −7: behind by more than 2 SE
+    assert growth_tables.paired_difference([1.0, -1.0, 3.0])["beyond_2se"] == 0
+    assert growth_tables.paired_difference([-5.0, -6.0, -7.0])["beyond_2se"] == -1
+    assert growth_tables.paired_difference([3.0]) is None
+
+
+def _results(gained: dict[str, list[float]], scenario: str = "default") -> list[dict]:
+    return [{"scenario": scenario, "policy": p, "seed": s, "gained": g, "post_follows": float(g), "seconds": 10.0 + s,
+             "cpu_seconds": 4.0 + s} for s in range(3) for p, gs in gained.items() for g in [gs[s]]]
+
+
+def test_paired_differences_cover_every_policy_that_ran_library_ones_included():
+    results = _results({"xbot": [100, 120, 90], "vw": [96, 114, 82], "mabwiser_ts": [99, 125, 88]})
+    paired = bench.paired_differences(results)
+    assert list(paired) == ["vw", "mabwiser_ts"]                  # in the order they ran
+    assert paired["vw"]["mean"] == pytest.approx(6.0) and paired["vw"]["beyond_2se"] == 1
+    table = bench.growth_table(results, days=60, seeds=3, scenario=None)
+    assert "| vw | +6.0 | 1.2 | 3/3 seeds | yes |" in table
+    assert "| mabwiser_ts | -0.7 | 2.2 | 2/3 seeds | no |" in table   # 1, −5, 2: sd 3.79, se 2.19
+
+
+def test_growth_table_has_a_ratio_to_ideal_column_only_when_ideal_ran():
+    base = {"xbot": [90, 95, 100], "oracle": [100, 100, 100]}
+    assert "ratio to ideal" not in bench.growth_table(_results(base), days=60, seeds=3, scenario=None)
+    table = bench.growth_table(_results({**base, "ideal": [95, 95, 95]}), days=60, seeds=3, scenario=None)
+    xbot_row = next(line for line in table.splitlines() if line.startswith("| xbot |"))
+    assert "ratio to ideal" in table and xbot_row.endswith("| 1.000 |")   # 95 / 95
+
+
+def test_growth_summary_has_a_row_per_scenario_and_marks_differences_beyond_2_se():
+    by = {"default": _results({"xbot": [100, 120, 90], "oracle": [110, 130, 100], "vw": [96, 114, 82]}),
+          "evening_contrarian": _results({"xbot": [50, 60, 70], "oracle": [60, 70, 80], "vw": [52, 58, 71]},
+                                         "evening_contrarian")}
+    lines = growth_tables.growth_summary(by).splitlines()
+    assert lines[0] == "| scenario | xbot / oracle (95% interval) | xbot − vw |"
+    assert lines[2].startswith("| default | 0.912 (")   # 310 / 340 and lines[2].endswith("| +6.0 ± 1.2 **> 2 SE** |")
+    assert lines[3].endswith("| -0.3 ± 1.2 |")     # −2, 2, −1: mean −1/3, sd 2.08, se 1.20: not beyond
+    by["evening_contrarian"] = _results({"xbot": [50, 60, 70], "vw": [56, 65, 77]}, "evening_contrarian")
+    assert growth_tables.growth_summary(by).splitlines()[3].endswith("| -6.0 ± 0.6 (behind, > 2 SE) |")
+    timing = growth_tables.timing_table(by)
+    assert "| vw | 6 | 11.0 | 5.0 |" in timing   # seconds 10, 11, 12 and CPU 4, 5, 6 on each scenario
+
+
+def _parse(argv):
+    import argparse
+    return bench.parse_growth_args(argparse.ArgumentParser(prog="xbot bench growth"), argv)
+
+
+def test_growth_options_take_several_scenarios_and_the_library_policies():
+    a = _parse(["--scenarios", "default, evening_contrarian", "--policies", "xbot,mabwiser_ts,mabwiser_lin,vw,random"])
+    assert a.scenarios == ["default", "evening_contrarian"]
+    assert a.policies == ("xbot", "mabwiser_ts", "mabwiser_lin", "vw", "random")
+    default = _parse([])
+    assert default.scenarios == [None] and default.policies == bench.GROWTH_POLICIES
+    assert _parse(["--scenario", "evening_contrarian"]).scenarios == ["evening_contrarian"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--scenario", "default", "--scenarios", "default"], "not both"),
+    (["--scenarios", "default,,cooking"], "none empty"),
+    (["--scenarios", "default,default"], "distinct"),
+    (["--scenarios", "default,no_such_world"], "scenario 'no_such_world' cannot be loaded"),
+    (["--policies", "xbot,thompson"], "--policies thompson: not a policy"),
+    (["--workers", "0"], "--workers must be"),
+])
+def test_growth_options_refuse_bad_values_naming_them(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        _parse(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_growth_options_name_the_extra_when_a_library_is_missing(monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "vowpalwabbit", None)   # as if the [bench] extra were not installed
+    with pytest.raises(SystemExit):
+        _parse(["--policies", "xbot,vw"])
+    assert "pip install -e '.[bench]'" in capsys.readouterr().err

@@ -1,7 +1,9 @@
 """`xbot bench growth|lift|speed`: how good and how fast xbot's learning is.
 
 - growth: the same simulated campaign for each policy over several seeds (a fresh database per
-  run); followers gained, mean and spread, and each policy's ratio to the oracle.
+  run), on one scenario or several (``--scenarios a,b``); followers gained, mean and spread, each
+  policy's ratio to the oracle (and to the noise-aware ``ideal`` when it runs), xbot minus each policy
+  paired by seed; the library policies a team would use instead (``xbotlib.sim.baselines``) among them.
 - lift: many simulated randomised experiments with a known true lift, drawn from the scenario's
   audience model; bias, RMSE and 95% interval coverage of DR (AIPW) beside IPW and difference in means.
 - speed: simulated days per second of a campaign, and where the time goes (cProfile by area).
@@ -12,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import statistics
 import shutil
 import sys
 import tempfile
@@ -23,15 +23,16 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import numpy as np
-from scipy import stats
-
 from xbotlib.config import PROJECT_ROOT, load_settings
 from xbotlib.devtools.bench_lift import lift, lift_table
 from xbotlib.devtools.bench_speed import speed, speed_table
+from xbotlib.devtools.growth_tables import (growth_summary, growth_table, paired_differences,  # noqa: F401 (re-exported)
+                                            ratio_interval, timing_table)
 from xbotlib.devtools.machine import machine
 from xbotlib.devtools.testing import TestPostgres
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign
+from xbotlib.sim import baselines
+from xbotlib.sim import policies as sim_policies
 from xbotlib.sim.oracle import Oracle
 from xbotlib.sim.scenario import load_scenario
 from xbotlib.store import outcomes
@@ -82,34 +83,52 @@ def attribution_figures(run, conn) -> dict:
 
 
 def _campaign_followers(args: tuple) -> dict:
-    """Run one campaign in a fresh database; returns followers gained (runs in a worker process)."""
-    base_url, template, policy, seed, days, scenario_path, fixed = args
+    """Run one campaign in a fresh database; returns followers gained (runs in a worker process).
+    ``seconds`` is its wall time, ``cpu_seconds`` the CPU time of this process meanwhile (the jobs and the
+    policy, not the database server): the two figures that vary from run to run."""
+    base_url, template, label, policy, seed, days, scenario_path, fixed = args
     logging.getLogger("xbot").setLevel(logging.WARNING)
     name = f"xbot_bench_{uuid.uuid4().hex[:10]}"
     url = create_database(base_url, name, template=template)
     try:
         with Database.from_url(url, pool_max=3) as db:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             run = bench_campaign(db, policy, seed, days, scenario_path, fixed)
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             with db.connection() as conn:
                 first, last = outcomes.first_and_last_followers(conn, run.account_ids[0])
                 earned = outcomes.follows_earned_by_posts(conn, run.account_ids[0])
                 truth = attribution_figures(run, conn)
-            return {"policy": policy, "seed": seed, "gained": last - first, "post_follows": earned,
-                    "seconds": time.perf_counter() - t0, **truth}
+            return {"scenario": label, "policy": policy, "seed": seed, "gained": last - first, "post_follows": earned,
+                    "seconds": seconds, "cpu_seconds": cpu, **truth}
     finally:
         drop_database(base_url, name)
+
+
+def scenario_label(scenario: str | None) -> str:
+    """How a scenario is named in the tables: as given (a shipped name or a path), ``default`` for None."""
+    return scenario or "default"
 
 
 def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policies=GROWTH_POLICIES,
            workers: int = 2, analytics: bool = True) -> list[dict]:
     """Run every policy on seeds 0..seeds-1; ``analytics=False`` runs on a copy of the scenario whose
     sandbox refuses analytics (``scenario_without_analytics``)."""
+    return growth_scenarios(days, seeds, [scenario], policies, workers, analytics)[scenario_label(scenario)]
+
+
+def growth_scenarios(days: int, seeds: int, scenarios, policies=GROWTH_POLICIES, workers: int = 2,
+                     analytics: bool = True) -> dict[str, list[dict]]:
+    """``growth`` on each of ``scenarios`` (names or paths; None: default) in one pool of workers:
+    scenario label -> its results."""
     tmp = None if analytics else tempfile.mkdtemp(prefix="xbot_bench_scenario_")
     try:
-        if tmp is not None:
-            scenario = scenario_without_analytics(scenario, tmp)
-        return _growth(days, seeds, scenario, policies, workers)
+        paths = {}
+        for i, s in enumerate(scenarios):
+            if tmp is not None:   # a directory each: two scenarios may share a file name
+                (Path(tmp) / str(i)).mkdir()
+            paths[scenario_label(s)] = s if tmp is None else scenario_without_analytics(s, Path(tmp) / str(i))
+        return _growth_many(days, seeds, paths, policies, workers)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -132,35 +151,43 @@ def growth_jobs(seeds: int, policies) -> list[tuple[str, int]]:
 
 def _growth(days: int, seeds: int, scenario: str | None, policies, workers: int, pg: TestPostgres | None = None,
             out=sys.stderr) -> list[dict]:
-    """Every (policy, seed) campaign, each in its own database cloned from one migrated template; the
-    results in ``growth_jobs`` order whatever order they finish in, so ``workers`` changes the wall time
-    and never the numbers (``tests/devtools/test_bench.py`` checks workers=1 against workers=2).
-    ``workers=1`` runs them one after another in this process; more, in a pool of processes.
-    ``pg``: the server to use (default a new ``TestPostgres``, dropped at the end)."""
+    """One scenario's campaigns (``_growth_many``)."""
+    return _growth_many(days, seeds, {scenario_label(scenario): scenario}, policies, workers, pg, out)[scenario_label(scenario)]
+
+
+def _growth_many(days: int, seeds: int, scenarios: dict[str, str | None], policies, workers: int,
+                 pg: TestPostgres | None = None, out=sys.stderr) -> dict[str, list[dict]]:
+    """Every (scenario, policy, seed) campaign, each in its own database cloned from one migrated template;
+    ``scenarios``: label -> scenario path (None: default). The results of each scenario in ``growth_jobs``
+    order whatever order they finish in, so ``workers`` changes the wall time and never the numbers
+    (``tests/devtools/test_bench.py`` checks workers=1 against workers=2). ``workers=1`` runs them one after
+    another in this process; more, in one pool of processes for all scenarios (no idle worker between
+    scenarios). ``pg``: the server to use (default a new ``TestPostgres``, dropped at the end)."""
     check_workers(workers)
     own = pg is None
     pg = pg or TestPostgres()
-    fixed = Oracle(load_scenario(scenario)).best_choice()
-    order = growth_jobs(seeds, policies)
-    jobs = [(pg.base_url, pg.template, p, s, days, scenario, fixed if p == "fixed" else None) for p, s in order]
+    order = [(label, p, s) for label in scenarios for p, s in growth_jobs(seeds, policies)]
+    fixed = {label: Oracle(load_scenario(path)).best_choice() for label, path in scenarios.items()}
+    jobs = [(pg.base_url, pg.template, label, p, s, days, scenarios[label], fixed[label] if p == "fixed" else None)
+            for label, p, s in order]
     progress = GrowthProgress(len(jobs), workers, out)
-    results: dict[tuple[str, int], dict] = {}
+    results: dict[tuple[str, str, int], dict] = {}
     try:
         if workers == 1:
             for job in jobs:
                 r = _campaign_followers(job)
-                results[(r["policy"], r["seed"])] = r
+                results[(r["scenario"], r["policy"], r["seed"])] = r
                 progress.done(r)
         else:
             with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
                 for future in as_completed([pool.submit(_campaign_followers, job) for job in jobs]):
                     r = future.result()
-                    results[(r["policy"], r["seed"])] = r
+                    results[(r["scenario"], r["policy"], r["seed"])] = r
                     progress.done(r)
     finally:
         if own:
             pg.drop_all()
-    return [results[key] for key in order]
+    return {label: [results[key] for key in order if key[0] == label] for label in scenarios}
 
 
 class GrowthProgress:
@@ -177,7 +204,7 @@ class GrowthProgress:
         self.finished += 1
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / self.finished * (self.total - self.finished)
-        print(f"  [{self.finished}/{self.total}] {r['policy']:<9} seed {r['seed']:<2} gained {r['gained']:>5} "
+        print(f"  [{self.finished}/{self.total}] {r['policy']:<12} seed {r['seed']:<2} gained {r['gained']:>5} "
               f"({r['seconds']:.0f} s)  elapsed {_clock(elapsed)}, ETA {_clock(eta)}", file=self.out, flush=True)
 
 
@@ -188,115 +215,67 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def _per_seed(results: list[dict], key: str = "gained") -> dict[str, dict[int, float]]:
-    """policy -> seed -> ``key``: the shape both paired comparisons read."""
-    by: dict[str, dict[int, float]] = {}
-    for r in results:
-        by.setdefault(r["policy"], {})[r["seed"]] = r[key]
-    return by
-
-
-def paired_differences(results: list[dict], learner: str = "xbot") -> dict[str, dict]:
-    """Followers gained by ``learner`` minus each other policy, seed by seed (the seed fixes the sandbox's
-    organic follows and churn, so pairing removes that shared noise): mean, its standard error, and on
-    how many seeds the learner was ahead."""
-    by = _per_seed(results)
-    out = {}
-    for p in GROWTH_POLICIES:
-        if p == learner or p not in by or learner not in by:
-            continue
-        seeds = sorted(set(by[p]) & set(by[learner]))
-        diffs = [by[learner][s] - by[p][s] for s in seeds]
-        if len(diffs) < 2:
-            continue
-        out[p] = {"mean": statistics.mean(diffs), "se": statistics.stdev(diffs) / math.sqrt(len(diffs)),
-                  "wins": sum(d > 0 for d in diffs), "n": len(diffs)}
-    return out
-
-
-def ratio_interval(results: list[dict], policy: str, baseline: str = "oracle", key: str = "gained",
-                   level: float = 0.95) -> tuple[float, float, float] | None:
-    """``policy``'s total ``key`` over ``baseline``'s on the seeds both ran, with a ``level`` interval.
-
-    Ten seeds leave a ratio uncertain by several points; the interval says by how much. It is the
-    ratio estimator's: residuals d = x − r·b per seed, se = sd(d) / (√n · mean(b)), and a t quantile
-    with n − 1 degrees of freedom. Pairing by seed removes the sandbox noise the two runs share.
-    None with fewer than two paired seeds (no spread to measure).
-    """
-    by = _per_seed(results, key)
-    seeds = sorted(set(by.get(policy, {})) & set(by.get(baseline, {})))
-    if len(seeds) < 2:
-        return None
-    x = np.array([by[policy][s] for s in seeds], float)
-    b = np.array([by[baseline][s] for s in seeds], float)
-    if b.sum() <= 0:
-        return None
-    ratio = float(x.sum() / b.sum())
-    se = float(np.std(x - ratio * b, ddof=1) / (math.sqrt(len(seeds)) * b.mean()))
-    t = float(stats.t.ppf(0.5 + level / 2, len(seeds) - 1))
-    return ratio, ratio - t * se, ratio + t * se
-
-
-def growth_table(results: list[dict], days: int, seeds: int, scenario: str | None, analytics: bool = True) -> str:
-    by, earned = {}, {}
-    for r in results:
-        by.setdefault(r["policy"], []).append(r["gained"])
-        earned.setdefault(r["policy"], []).append(r["post_follows"])
-    oracle = statistics.mean(by["oracle"]) if "oracle" in by else float("nan")
-    oracle_earned = statistics.mean(earned["oracle"]) if "oracle" in earned else float("nan")
-    refused = "" if analytics else " (analytics refused: follows by snapshot attribution)"
-    lines = [f"followers gained over {days} days, {seeds} seeds, scenario {scenario or 'default'}{refused} — {machine()}", "",
-             "| policy | followers gained: mean | sd | min | max | ratio to oracle | its 95% interval "
-             "| follows earned by posts (pass 2): mean | ratio to oracle |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: |"]
-    for p in GROWTH_POLICIES:
-        if p not in by:
-            continue
-        v, e = by[p], earned[p]
-        sd = statistics.stdev(v) if len(v) > 1 else 0.0
-        ci = ratio_interval(results, p) if p != "oracle" else None
-        interval = f"{ci[1]:.3f}–{ci[2]:.3f}" if ci else "—"
-        lines.append(f"| {p} | {statistics.mean(v):.1f} | {sd:.1f} | {min(v)} | {max(v)} | "
-                     f"{statistics.mean(v) / oracle:.3f} | {interval} | {statistics.mean(e):.1f} | "
-                     f"{statistics.mean(e) / oracle_earned:.3f} |")
-    paired = paired_differences(results)
-    if paired:
-        lines += ["", "| xbot minus … (same seeds) | mean difference | se | xbot ahead on |", "| --- | ---: | ---: | ---: |"]
-        lines += [f"| {p} | {d['mean']:+.1f} | {d['se']:.1f} | {d['wins']}/{d['n']} seeds |" for p, d in paired.items()]
-    lines += ["", "Followers gained = last minus first follower snapshot (posts' follows + organic − churn); "
-              "follows earned by posts = the collector's pass-2 follows. The interval is the ratio's, paired by seed "
-              "(`bench.ratio_interval`). Experiments off; the hourly bench cadence (bench/schedules/)."]
-    return "\n".join(lines)
-
-
 # ----------------------------------------------------------------------------- entry point
+
+def parse_growth_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``xbot bench growth``'s options, checked before any campaign runs: ``policies`` a tuple of names of
+    ``xbotlib.sim.policies`` whose libraries are installed, ``scenarios`` a list of loadable scenarios
+    (None: the default one). A bad value exits through ``p.error`` naming it and the fix."""
+    p.add_argument("--days", type=int, default=60, help="simulated days per campaign (default 60)")
+    p.add_argument("--seeds", type=int, default=10, help="campaigns per policy, seeds 0..N-1 (default 10)")
+    p.add_argument("--scenario", default=None, help="one scenario: a shipped name or a TOML path (default scenarios/default.toml)")
+    p.add_argument("--scenarios", default=None,
+                   help="comma-separated scenarios, one table each and a summary across them (instead of --scenario)")
+    p.add_argument("--policies", default=",".join(GROWTH_POLICIES),
+                   help=f"comma-separated, from {', '.join(sim_policies.POLICY_NAMES)} (default {','.join(GROWTH_POLICIES)}); "
+                        f"{', '.join(baselines.POLICIES)} need `{baselines.INSTALL}`")
+    p.add_argument("--workers", type=int, default=2,
+                   help="processes running campaigns side by side; 1 runs them one after another in this "
+                        "process; the numbers are the same either way (default 2)")
+    p.add_argument("--analytics", choices=("on", "off"), default="on",
+                   help="off: the sandbox refuses GET /2/tweets/analytics (as X does for an access level "
+                        "without it), so follows come from follower-snapshot attribution (default on)")
+    a = p.parse_args(argv)
+    a.policies = tuple(dict.fromkeys(x.strip() for x in a.policies.split(",") if x.strip()))
+    bad = [x for x in a.policies if x not in sim_policies.POLICY_NAMES]
+    if bad or not a.policies:
+        p.error(f"--policies {','.join(bad) or '(none)'}: not a policy (expected some of {', '.join(sim_policies.POLICY_NAMES)})")
+    for x in a.policies:
+        if x in baselines.POLICIES:
+            try:
+                baselines.require(x)
+            except baselines.MissingDependency as exc:
+                p.error(str(exc))
+    if a.scenario is not None and a.scenarios is not None:
+        p.error("give --scenario or --scenarios, not both (--scenarios a,b takes one or more)")
+    names = [x.strip() for x in a.scenarios.split(",")] if a.scenarios is not None else [a.scenario]
+    if a.scenarios is not None and (not all(names) or len(set(names)) != len(names)):
+        p.error(f"--scenarios {a.scenarios!r}: expected distinct comma-separated names or paths, none empty")
+    for x in names:
+        try:
+            load_scenario(x)
+        except (OSError, ValueError) as exc:
+            p.error(f"scenario {x!r} cannot be loaded: {exc}")
+    a.scenarios = names
+    try:
+        check_workers(a.workers)
+    except ValueError as exc:
+        p.error(str(exc))
+    return a
+
 
 def main(name: str, argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog=f"xbot bench {name}", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     if name == "growth":
-        p.add_argument("--days", type=int, default=60, help="simulated days per campaign (default 60)")
-        p.add_argument("--seeds", type=int, default=10, help="campaigns per policy, seeds 0..N-1 (default 10)")
-        p.add_argument("--scenario", default=None, help="scenario TOML (default scenarios/default.toml)")
-        p.add_argument("--policies", default=",".join(GROWTH_POLICIES),
-                       help=f"comma-separated, from {', '.join(GROWTH_POLICIES)} (default all)")
-        p.add_argument("--workers", type=int, default=2,
-                       help="processes running campaigns side by side; 1 runs them one after another in this "
-                            "process; the numbers are the same either way (default 2)")
-        p.add_argument("--analytics", choices=("on", "off"), default="on",
-                       help="off: the sandbox refuses GET /2/tweets/analytics (as X does for an access level "
-                            "without it), so follows come from follower-snapshot attribution (default on)")
-        a = p.parse_args(argv)
-        policies = tuple(x.strip() for x in a.policies.split(",") if x.strip())
-        bad = [x for x in policies if x not in GROWTH_POLICIES]
-        if bad:
-            p.error(f"unknown policies {bad} (expected some of {', '.join(GROWTH_POLICIES)})")
-        try:
-            check_workers(a.workers)
-        except ValueError as exc:
-            p.error(str(exc))
-        res = growth(a.days, a.seeds, a.scenario, policies, a.workers, analytics=a.analytics == "on")
-        print(growth_table(res, a.days, a.seeds, a.scenario, analytics=a.analytics == "on"))
+        a = parse_growth_args(p, argv)
+        analytics = a.analytics == "on"
+        by_scenario = growth_scenarios(a.days, a.seeds, a.scenarios, a.policies, a.workers, analytics=analytics)
+        for label, res in by_scenario.items():
+            print(growth_table(res, a.days, a.seeds, label, analytics=analytics) + "\n")
+        print(f"summary: {a.days} days, {a.seeds} seeds, {len(by_scenario)} scenario(s) — {machine()}\n")
+        print(growth_summary(by_scenario) + "\n")
+        print(timing_table(by_scenario))
     elif name == "lift":
         p.add_argument("--replicates", type=int, default=200, help="simulated experiments per cell (default 200)")
         p.add_argument("--n", type=int, default=400, help="posts per experiment (default 400)")

@@ -7,7 +7,9 @@ import argparse
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks: growth, lift, speed (results go in BENCHMARKS.md)",
-                       description="growth: followers gained per policy over seeds vs the oracle (--analytics off: "
+                       description="growth: followers gained per policy over seeds vs the oracle, on one scenario or several "
+                                   "(--scenarios a,b), xbot minus each policy paired by seed; library policies a team "
+                                   "would use instead (mabwiser_ts, mabwiser_lin, vw: pip install -e '.[bench]') (--analytics off: "
                                    "the sandbox refuses post analytics, follows come from snapshot attribution); lift: bias, "
                                    "RMSE and coverage of DR vs IPW and difference in means; speed: simulated "
                                    "days per second and where the time goes.")
