@@ -12,6 +12,7 @@ from pathlib import Path
 
 from xbotlib.core import policies as core_policies
 from xbotlib.core.policies import PlanChoice, Policy, PolicyFactory, allowed_hooks
+from xbotlib.sim.ideal import make_ideal
 from xbotlib.sim.oracle import Oracle, slot_time
 from xbotlib.sim.scenario import Scenario
 
@@ -49,7 +50,7 @@ def _oracle(scenario: Scenario | str | Path | None = None, start: datetime | Non
     return OraclePolicy(Oracle(scenario, start=start))
 
 
-POLICIES: dict[str, PolicyFactory] = {**core_policies.POLICIES, "oracle": _oracle}
+POLICIES: dict[str, PolicyFactory] = {**core_policies.POLICIES, "oracle": _oracle, "ideal": make_ideal}
 POLICY_NAMES = tuple(POLICIES)
 
 
