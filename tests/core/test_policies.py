@@ -156,7 +156,7 @@ def test_same_seed_same_choices():
 def test_make_policy_builds_every_named_policy():
     built = {name: make_policy(name, fixed=("cta", 9)) for name in POLICY_NAMES}
     assert {name: p.name for name, p in built.items()} == {name: name for name in POLICY_NAMES}
-    assert POLICY_NAMES == ("xbot", "random", "heuristic", "fixed", "oracle", "mabwiser_ts", "mabwiser_lin", "vw")
+    assert POLICY_NAMES == ("xbot", "random", "heuristic", "fixed", "oracle", "ideal", "mabwiser_ts", "mabwiser_lin", "vw")
 
 
 def test_the_core_registry_has_no_oracle_and_takes_another_registry():

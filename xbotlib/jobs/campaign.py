@@ -133,10 +133,8 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
                                            clock.now())
         seed = config.seed * 1000 + i
         sandbox = SandboxX(scenario, clock=clock, seed=seed, handle=handle)
-        if config.policy == "oracle":
-            policy = policies.make_policy("oracle", scenario=scenario, start=config.start)
-        else:
-            policy = policies.make_policy(config.policy, fixed=config.fixed_arm)
+        # every policy gets the world it runs in: the oracle reads its truth, the ideal its structure
+        policy = policies.make_policy(config.policy, scenario=scenario, fixed=config.fixed_arm, start=config.start)
         ctx = build_context(base.replace(account_id=account_id), db, clock, sandbox=sandbox, seed=seed,
                             policy=policy, worker_id=f"demo-worker-{i + 1}")
         if config.vocabulary is not None:

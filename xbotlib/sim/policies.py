@@ -1,5 +1,5 @@
-"""The policies a simulated campaign can run: the core's (``xbotlib.core.policies``), the oracle and the
-library baselines (``xbotlib.sim.baselines``, bench only).
+"""The policies a simulated campaign can run: the core's (``xbotlib.core.policies``), the oracle, the noise-aware
+ideal (``xbotlib.sim.ideal``) and the library baselines (``xbotlib.sim.baselines``, bench only).
 
 The ``oracle`` policy reads the sandbox's ground truth (``xbotlib.sim.oracle``), so it lives in the
 simulator, not in the pure core: benchmarks and the demo summary only. ``POLICIES`` extends the core's
@@ -14,6 +14,7 @@ from pathlib import Path
 from xbotlib.core import policies as core_policies
 from xbotlib.core.policies import PlanChoice, Policy, PolicyFactory, allowed_hooks
 from xbotlib.sim import baselines
+from xbotlib.sim.ideal import make_ideal
 from xbotlib.sim.oracle import Oracle, slot_time
 from xbotlib.sim.scenario import Scenario
 
@@ -51,7 +52,8 @@ def _oracle(scenario: Scenario | str | Path | None = None, start: datetime | Non
     return OraclePolicy(Oracle(scenario, start=start))
 
 
-POLICIES: dict[str, PolicyFactory] = {**core_policies.POLICIES, "oracle": _oracle, **baselines.POLICIES}
+POLICIES: dict[str, PolicyFactory] = {**core_policies.POLICIES, "oracle": _oracle, "ideal": make_ideal,
+                                     **baselines.POLICIES}
 POLICY_NAMES = tuple(POLICIES)
 
 
