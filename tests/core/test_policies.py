@@ -171,7 +171,7 @@ def test_the_core_registry_has_no_oracle_and_takes_another_registry():
 
 
 @pytest.mark.parametrize("name, kwargs, match", [
-    ("greedy", {}, r"unknown policy 'greedy' \(expected one of xbot, random, heuristic, fixed, oracle, mabwiser_ts, mabwiser_lin, vw\)"),
+    ("greedy", {}, r"unknown policy 'greedy' \(expected one of xbot, random, heuristic, fixed, oracle, ideal, mabwiser_ts, mabwiser_lin, vw\)"),
     ("", {}, r"unknown policy ''"),
     ("Random", {}, r"unknown policy 'Random'"),
     ("fixed", {}, r"policy 'fixed' needs a \(hook, hour\)"),
