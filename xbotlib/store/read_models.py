@@ -20,6 +20,7 @@ from typing import Sequence
 from xbotlib.core.bandit import ArmStats
 from xbotlib.core.predictors import LastVersion
 from xbotlib.store.outcomes import MODEL_WINDOW_DAYS
+from xbotlib.store.queue import STATUSES
 from xbotlib.store.worlds import LATEST_EVENT_SQL, check_world
 
 
@@ -69,10 +70,19 @@ def outcomes_window_fingerprint(conn, account_id: str, since: datetime, until: d
 
 
 def open_queue_depth(conn, account_id: str, statuses: Sequence[str]) -> dict[str, int]:
-    """Decisions of the account in each of ``statuses`` (0 for none), counted on ``idx_cm_status``."""
+    """Decisions of the account in each of ``statuses`` (0 for none), counted on ``idx_cm_status``.
+
+    The statuses (``queue.STATUSES``, checked) are written into the text, not sent as a parameter: with an array
+    parameter PostgreSQL priced the generic plan above a custom one and planned the statement on every request."""
+    unknown = [s for s in statuses if s not in STATUSES]
+    if unknown:
+        raise ValueError(f"unknown decision statuses {unknown} (expected some of {', '.join(STATUSES)})")
+    if not statuses:
+        return {}
+    listed = ", ".join(f"'{s}'" for s in statuses)
     rows = conn.execute(
-        """SELECT status, count(*) AS n FROM content_metadata
-            WHERE account_id = %s AND status = ANY(%s) GROUP BY status""", (account_id, list(statuses))).fetchall()
+        f"""SELECT status, count(*) AS n FROM content_metadata
+             WHERE account_id = %s AND status IN ({listed}) GROUP BY status""", (account_id,)).fetchall()
     depth = {s: 0 for s in statuses}
     depth.update({r["status"]: int(r["n"]) for r in rows})
     return depth
