@@ -8,7 +8,7 @@ client i asking about account i mod ``--accounts`` (``?account_id=``), so no sin
 stay warm. Prints p50/p99 latency per route as a Markdown table, with the machine and date.
 
     .venv/bin/python bench/bench_api.py [--clients 8] [--requests 200] [--days 365] [--accounts 10]
-                                        [--baseline DIR] [--database-url URL]
+                                        [--baseline DIR] [--database-url URL] [--routes TEXT]
 
 Latency is measured by the client (request sent -> body read), so it includes HTTP and JSON work on
 both sides; client and server share the machine's cores. On Linux the table also gives the CPU each request
@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also serve from the xbotlib under DIR (another commit) and measure it first")
     parser.add_argument("--database-url", metavar="URL", help="a database seeded by an earlier run (--keep)")
     parser.add_argument("--keep", action="store_true", help="leave the seeded database and print its URL")
+    parser.add_argument("--routes", metavar="TEXT", help="only the routes whose label contains TEXT, e.g. learning")
     parser.add_argument("--serve", nargs=3, metavar=("URL", "PORT", "TOKEN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             ("PATCH", "/api/experiments/question_cta", auth, {"allocation": 0.3}),
             ("GET", "/api/metrics (no token: 401)", {}, None),
         ]
+        routes = [r for r in routes if args.routes is None or args.routes in f"{r[0]} {r[1]}"]
         rows = []
         for method, label, headers, body in routes:
             path = label.split(" ")[0]

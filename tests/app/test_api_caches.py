@@ -169,6 +169,10 @@ def test_the_bounded_version_read_shows_what_filtering_every_version_showed(seed
                 got = read_models.served_and_rejected_versions(conn, ACC, at, limit)
                 assert [[{k: r[k] for k in SHOWN} for r in part] for part in got] == \
                        [[{k: r[k] for k in SHOWN} for r in part] for part in want]
+                # the learning status reads them within its one statement: as JSON, trained_at parsed back
+                reads = read_models.learning_reads(conn, ACC, "sandbox", at, at - timedelta(days=90), limit,
+                                                   arm_store.SCOPES)
+                assert (reads["active"], reads["rejected"]) == got
         assert len(read_models.served_and_rejected_versions(conn, ACC, now, 10)[1]) == 10
 
 
@@ -331,6 +335,21 @@ def test_the_learning_fingerprints_in_one_statement_equal_each_read_alone(seeded
             account, at = views.account_at(conn, ACC, world, now)
             assert (account, at) == (views.account(conn, ACC), views.world_now(conn, ACC, world, now))
         assert views.account_at(conn, "nobody", "sandbox", now) == (None, now)
+        for acc, world, limit in ((ACC, "sandbox", 10), (ACC, "live", 10), (ACC, "sandbox", 1), ("nobody", "live", 10)):
+            reads = read_models.learning_reads(conn, acc, world, now, since, limit, arm_store.SCOPES)
+            active, rejected = read_models.served_and_rejected_versions(conn, acc, now, limit)
+            assert reads == {"active": active, "rejected": rejected,
+                             "arms": read_models.arms_by_scope(conn, acc, world, arm_store.SCOPES),
+                             "last": models.last_version(conn, acc, world),
+                             "fresh": read_models.last_version_and_fresh(conn, acc, world)[1],
+                             "fingerprints": read_models.learning_fingerprints(conn, acc, world, now, since)}
+        assert reads_of_seed_have(read_models.learning_reads(conn, ACC, "sandbox", now, since, 10, arm_store.SCOPES))
+
+
+def reads_of_seed_have(reads: dict) -> bool:
+    """The seed gives the account active versions, arms and a content model: the comparison above is not of empties
+    (rejected versions: ``test_the_bounded_version_read_shows_what_filtering_every_version_showed``)."""
+    return bool(reads["active"]) and bool(reads["arms"]) and reads["last"] is not None
 
 
 def test_a_read_that_fails_gives_the_pool_back_a_connection_that_can_write(db_url, seeded, settings, clock):

@@ -6,7 +6,9 @@
   COPY, an update and a delete;
 - the rewritten reads (outcomes by world, open queue depth, default account) equal the queries they replace;
 - every read of a route over history tables is served by an index: with sequential scans priced out
-  (``enable_seqscan = off``) Postgres still counts no sequential scan of them.
+  (``enable_seqscan = off``) Postgres still counts no sequential scan of them;
+- the count of fresh outcomes reads the account's fresh outcomes only, also where the planner prices the table
+  as not yet vacuumed.
 """
 from __future__ import annotations
 
@@ -180,3 +182,36 @@ def test_a_write_outside_the_models_inputs_does_not_refit_it(seeded, settings, c
                    (uuid.uuid4(), ACC, clock.now() - timedelta(days=1), clock.now() - timedelta(days=1)))
     served_growth_model(client)
     assert GROWTH_MODELS.fits == fits
+
+
+def outcome_index_reads(db: Database) -> dict[str, int]:
+    with db.connection() as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")  # this backend's counts are read below
+        conn.commit()
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        rows = conn.execute("SELECT indexrelname, idx_tup_read FROM pg_stat_user_indexes "
+                            "WHERE relname = 'outcomes'").fetchall()
+        conn.commit()
+    return {r["indexrelname"]: r["idx_tup_read"] for r in rows}
+
+
+def test_the_fresh_outcome_count_reads_only_the_accounts_new_outcomes(db_url, seeded, settings, clock):
+    """The learning status counts the pass-2 outcomes newer than the active model's ``trained_through``. Where the
+    table's pages are not yet all-visible (freshly written, before autovacuum; here: index-only scans priced out,
+    which is how the planner sees such a table), ``outcome_id > t`` was served from ``outcomes_pkey``: every
+    account's outcomes newer than ``t``, read and thrown away, a cost that grows with the other accounts' history.
+    Served from ``idx_outcomes_fresh``, it reads the account's fresh outcomes and nothing else."""
+    seed_history(seeded, HistorySpec("late-neighbour", clock.now(), days=30, seed=13, job_runs=False))
+    name = seeded.execute("SELECT current_database() AS d")[0]["d"]
+    seeded.execute(f'ALTER DATABASE "{name}" SET enable_indexonlyscan = off')
+    with Database.from_url(db_url, pool_max=1) as one:  # one backend: the counts it flushes are its own
+        with one.connection() as conn:
+            expected = {world: read_models.last_version_and_fresh(conn, ACC, world)[1] for world in ("sandbox", "live")}
+        assert expected["sandbox"] > 0  # the seed leaves outcomes newer than the last model
+        before = outcome_index_reads(one)
+        with one.connection() as conn:
+            for world in ("sandbox", "live"):
+                read_models.last_version_and_fresh(conn, ACC, world)
+        after = outcome_index_reads(one)
+    read = {index: after[index] - before[index] for index in after if after[index] != before[index]}
+    assert read == {"idx_outcomes_fresh": sum(expected.values())}

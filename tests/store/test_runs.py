@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from xbotlib.store import runs
+from xbotlib.store.db import Database
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 
@@ -80,3 +81,59 @@ def test_several_runs_refuse_a_repeated_account_and_a_relaxed_failed_end(db):
         [run_id] = runs.start_job_runs(conn, [("a", "post")], T0, durable=False)
         with pytest.raises(ValueError, match=r"'failed' run must commit durably \(pass durable=True\)"):
             runs.finish_job_runs(conn, [(run_id, "failed", T0, {})], durable=False)
+
+
+def reference_last_runs(conn, account_id: str, jobs: tuple[str, ...], until: datetime) -> list[dict]:
+    """What ``last_job_runs`` must answer, by its definition: every run of the job for the account or for no
+    account, started at or before ``until``, the latest kept."""
+    out = []
+    for job in jobs:
+        rows = conn.execute("SELECT status, started_at, finished_at, error FROM job_runs WHERE job = %s "
+                            "AND (account_id = %s OR account_id IS NULL) AND started_at <= %s",
+                            (job, account_id, until)).fetchall()
+        latest = max(rows, key=lambda r: r["started_at"], default=None)
+        out.append({"job": job, **(latest or dict.fromkeys(("status", "started_at", "finished_at", "error")))})
+    return out
+
+
+def job_run_index_reads(db) -> int:
+    with db.connection() as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")  # this backend's counts are read below
+        conn.commit()
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        n = conn.execute("SELECT sum(idx_tup_read) AS n FROM pg_stat_user_indexes "
+                         "WHERE relname = 'job_runs'").fetchone()["n"]
+        conn.commit()
+    return int(n)
+
+
+def test_the_last_run_of_each_job_is_the_latest_of_the_account_or_of_no_account(db_url):
+    """The account's own runs, runs of no account (account_id NULL) newer or older than them, a job that never
+    ran, ``until`` before some runs; and the read grows neither with other accounts' runs (an account whose
+    'learn' stopped long ago while another account kept running it) nor with the account's own (3,000 'collect'
+    runs): a handful of index entries."""
+    with Database.from_url(db_url, pool_max=1) as db:
+        with db.connection() as conn:
+            rows = [("acct1", "plan", T0 - timedelta(hours=5), "ok"), ("acct1", "plan", T0 - timedelta(hours=1), "failed"),
+                    (None, "plan", T0 - timedelta(hours=2), "ok"), ("acct1", "post", T0 - timedelta(hours=3), "ok"),
+                    (None, "post", T0 - timedelta(hours=2), "skipped"), (None, "collect", T0 + timedelta(hours=1), "ok"),
+                    ("acct1", "learn", T0 - timedelta(days=30), "ok")]
+            rows += [("acct2", "learn", T0 - timedelta(days=30) + timedelta(minutes=m), "ok") for m in range(1, 3000)]
+            # and a long history of the account's own: the read must not grow with it either
+            rows += [("acct1", "collect", T0 - timedelta(days=30) + timedelta(minutes=m), "ok") for m in range(1, 3000)]
+            for acc, job, started, status in rows:
+                conn.execute("INSERT INTO job_runs (account_id, job, started_at, finished_at, status) "
+                             "VALUES (%s, %s, %s, %s, %s)", (acc, job, started, started + timedelta(seconds=5), status))
+            conn.execute("ANALYZE job_runs")
+        jobs = ("plan", "post", "collect", "learn", "report")
+        with db.connection() as conn:
+            for acc, until in (("acct1", T0), ("acct1", T0 + timedelta(hours=2)), ("acct1", T0 - timedelta(hours=4)),
+                               ("acct2", T0), ("nobody", T0)):
+                assert runs.last_job_runs(conn, acc, jobs, until) == reference_last_runs(conn, acc, jobs, until)
+            got = runs.last_job_runs(conn, "acct1", jobs, T0)
+        assert [(r["job"], r["status"]) for r in got] == [("plan", "failed"), ("post", "skipped"), ("collect", "ok"),
+                                                           ("learn", "ok"), ("report", None)]
+        before = job_run_index_reads(db)
+        with db.connection() as conn:
+            runs.last_job_runs(conn, "acct1", jobs, T0)
+        assert job_run_index_reads(db) - before <= 2 * len(jobs)  # at most one entry per probe

@@ -282,13 +282,13 @@ def learning_status(conn, settings: Settings, account: dict, world: str, now: da
     """What the learner knows for ``account`` in ``world``: models, exploration, arms, outcomes, next training."""
     acc = account["account_id"]
     age = max(0.0, (now - account["created_at"]).total_seconds() / 86400)
-    # the versions shown, not every version the account ever trained (~100 a year, each with its jsonb)
-    active, rejected = read_models.served_and_rejected_versions(conn, acc, now, REJECTED_SHOWN)
-    arms = read_models.arms_by_scope(conn, acc, world, arm_store.SCOPES)
-    # the newest content model, from which the learn job counts fresh outcomes, and that count
-    last, fresh = read_models.last_version_and_fresh(conn, acc, world)
     since = now - timedelta(days=OUTCOMES_WINDOW_DAYS)
-    fingerprints = read_models.learning_fingerprints(conn, acc, world, now, since)  # what the caches are keyed on
+    # in one round trip: the versions shown (not every version the account ever trained, ~100 a year, each with
+    # its jsonb), the arms, the newest content model and the fresh outcomes the learn job counts after it, and
+    # what the caches are keyed on
+    reads = read_models.learning_reads(conn, acc, world, now, since, REJECTED_SHOWN, arm_store.SCOPES)
+    active, rejected, arms, last, fresh = (reads[k] for k in ("active", "rejected", "arms", "last", "fresh"))
+    fingerprints = reads["fingerprints"]
     return LearningStatus(
         account_id=acc, world=world, now=now, account_age_days=round(age, 4), explore_rate=explore_rate(age),
         active_models=[{**m, "version": f"v{m['version']}"} for m in active],

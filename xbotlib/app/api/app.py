@@ -218,9 +218,10 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
                           "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     learn_entries = learn_schedules(schedules_dir)
 
-    def require_admin(request: Request) -> None:
+    async def require_admin(request: Request) -> None:
         # AdminGate already refused requests without the token; checked again so no route relies
-        # on the middleware alone being installed
+        # on the middleware alone being installed. async: FastAPI runs a plain def dependency in the thread
+        # pool, a second trip there per request (besides the route's own) for a check of a few microseconds
         if not token_matches(request.headers.get("authorization"), token):
             raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": REALM})
 
