@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from xbotlib.app.analysis.plots import message_figure
 from xbotlib.config import Settings
 from xbotlib.core import ope, ope_replay
 from xbotlib.core.profile import default_profile
@@ -39,6 +41,7 @@ class PolicyReview:
     warnings: list[str] = field(default_factory=list)
     arrays: dict = field(default_factory=dict, repr=False)  # reward, action, pscore, action_dist, q_hat
     space: ope_replay.ActionSpace | None = field(default=None, repr=False)
+    points: list = field(default_factory=list, repr=False)  # the replayed decisions (ope_replay.ReplayPoint)
 
     def table(self) -> pd.DataFrame:
         """One row per estimator (and the logged policy's own mean): value, 95% interval, n, ESS, max weight."""
@@ -121,4 +124,47 @@ def review_decisions(decisions, candidate, *, vocabulary, posting_hours, rotatio
     r = arr["reward"]
     se = float(np.std(r, ddof=1) / math.sqrt(r.size)) if r.size > 1 else math.nan
     return PolicyReview(account_id, policy_label, estimates, ov, float(r.mean()), se, rp.dropped, rp.hour_added,
-                        ope.warnings(ov), arr, rp.space)
+                        ope.warnings(ov), arr, rp.space, rp.points)
+
+
+def parse_arm(text: str | None) -> tuple[str, int] | None:
+    """'hook:hour' (``--fixed``, the notebook's ``fixed``) -> (hook, hour); None stays None."""
+    if text is None:
+        return None
+    hook, sep, hour = str(text).partition(":")
+    if not sep or not hook.strip() or not hour.strip().isdigit():
+        raise ValueError(f"fixed arm {text!r}: expected HOOK:HOUR, e.g. question:19")
+    return hook.strip(), int(hour)
+
+
+def review_or_reason(conn, settings: Settings, account_id: str, policy: str, **options) -> tuple[PolicyReview | None, str]:
+    """``review_policy``, or (None, why) when the account has nothing to evaluate yet (a report says so
+    instead of failing: a new account has no final outcomes for its first day)."""
+    try:
+        return review_policy(conn, settings, account_id, policy, **options), ""
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def plot_review(review: PolicyReview | None, reason: str = ""):
+    """The estimates with their 95% intervals beside the logged policy's mean (left), and the importance
+    weights of the logged decisions (right: mass at 0 is where the candidate would have done otherwise)."""
+    if review is None:
+        return message_figure(reason or "nothing to evaluate", "policy review")
+    fig = Figure(figsize=(9.0, 3.2), layout="constrained")  # without pyplot, as xbotlib.app.analysis.plots
+    ax, right = fig.subplots(1, 2)
+    df = review.table()
+    y = np.arange(len(df))[::-1]
+    ok = np.isfinite(df["value"].to_numpy())
+    ax.errorbar(df["value"][ok], y[ok], xerr=[(df["value"] - df["ci_low"])[ok], (df["ci_high"] - df["value"])[ok]],
+                fmt="o", capsize=4, color="tab:blue")
+    ax.set_yticks(y, df["estimator"])
+    ax.axvline(review.logged_value, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel(REWARD)
+    ax.set_title(f"candidate {review.policy}: estimated value")
+    w = ope.importance_weights(review.arrays["action"], review.arrays["pscore"], review.arrays["action_dist"])
+    right.hist(w, bins=30, color="tab:orange")
+    right.set_xlabel("importance weight (candidate / logger)")
+    right.set_ylabel("decisions")
+    right.set_title(f"weights: ESS {review.overlap.ess:.0f} of {review.overlap.n}")
+    return fig
