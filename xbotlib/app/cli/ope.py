@@ -29,8 +29,6 @@ examples:
 
 def register(sub) -> None:
     """Add ``ope`` to ``sub``."""
-    # the registry names, without importing the simulator at start-up: core's plus the sim's oracle
-    from xbotlib.core.policies import POLICY_NAMES  # start-up time: core.policies is light, sim is not
     p = sub.add_parser("ope", help="off-policy evaluation: a candidate policy's value from the logged decisions",
                        description="Estimate what a candidate policy would have earned per post on the account's "
                                    "logged decisions (DR, IPW, SNIPW with 95% intervals and overlap diagnostics).",
@@ -38,7 +36,8 @@ def register(sub) -> None:
     p.add_argument("--account", default=None, help="account id (default: XBOT_ACCOUNT_ID when stored, else the "
                                                    "account with the most decisions)")
     p.add_argument("--policy", required=True, metavar="NAME",
-                   help=f"candidate policy: {', '.join(POLICY_NAMES)}, oracle (sandbox only), or any registry name")
+                   help="candidate policy: xbot, random, heuristic, fixed (with --fixed), oracle (sandbox only), or "
+                        "any other name of the registry (xbotlib.sim.policies.POLICIES)")
     p.add_argument("--fixed", default=None, metavar="HOOK:HOUR", help="the (hook, hour) of --policy fixed, "
                                                                      "e.g. question:19")
     p.add_argument("--draws", type=int, default=40, help="calls of the candidate per decision to read its "
