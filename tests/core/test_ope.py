@@ -91,8 +91,26 @@ def test_crossfit_ridge_recovers_an_additive_reward():
     feats[:, 2, 1] = 1.0
     action = rng.integers(0, k, size=n)
     reward = np.array([1.0, 2.0, 4.0])[action] + 0.1 * rng.standard_normal(n)
-    q = ope.crossfit_q_hat(feats, action, reward, alpha=1e-6)
+    q = ope.crossfit_q_hat(feats, action, reward, model="ridge", alpha=1e-6)
     assert q.shape == (n, k) and np.allclose(q.mean(axis=0), [1.0, 2.0, 4.0], atol=0.02)
+
+
+def test_crossfit_poisson_recovers_a_multiplicative_count_model_with_its_offset():
+    """Follows scale with the follower base: mean = base/100 · (1, 2, 4) by action; the Poisson model with
+    log(base) as offset predicts every (decision, action), including actions that decision did not take."""
+    rng = np.random.default_rng(4)
+    n, k = 4000, 3
+    feats = np.zeros((n, k, 2))
+    feats[:, 1, 0] = 1.0
+    feats[:, 2, 1] = 1.0
+    base = rng.uniform(200, 2000, size=n)
+    action = rng.integers(0, k, size=n)
+    truth = base[:, None] / 100 * np.array([1.0, 2.0, 4.0])
+    reward = rng.poisson(truth[np.arange(n), action]).astype(float)
+    q = ope.crossfit_q_hat(feats, action, reward, offset=np.log(base))
+    assert np.allclose(q / truth, 1.0, atol=0.05)
+    with pytest.raises(ValueError, match="reward model must be 'poisson' or 'ridge', got 'tree'"):
+        ope.crossfit_q_hat(feats, action, reward, model="tree")
 
 
 @pytest.mark.parametrize("kwargs, match", [

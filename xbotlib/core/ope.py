@@ -31,6 +31,12 @@ Overlap: ``overlap`` reports the effective sample size (sum w)² / sum w², the 
 of the candidate's probability on actions the logger never took in these data. When that share is large
 or the ESS small, IPW and SNIPW cannot see what the candidate would do, and DR leans on its reward model
 there: the estimates are then a model's extrapolation, not evidence (``warnings`` says so).
+
+DR's reward model (``crossfit_q_hat``): a Poisson regression of follows on hook and hour with the log follower
+base as offset (the growth model's form and fitting routine), cross-fitted over 5 folds. A linear ridge on the
+same features plus the follower count was the first choice; on 60-day sandbox logs it left DR biased low
+(−0.30 follows/post for the random candidate, 0 of 4 seeds covered: BENCHMARKS.md), because follows scale
+multiplicatively with reach and a linear model extrapolates badly to the hours the logger rarely used.
 """
 from __future__ import annotations
 
@@ -38,6 +44,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from xbotlib.core import growth_model
 
 Z95 = 1.959963984540054  # the normal 97.5% quantile: two-sided 95% intervals
 ESTIMATORS = ("DR", "IPW", "SNIPW")
@@ -194,19 +202,31 @@ def ridge_predict(coef: np.ndarray, x: np.ndarray) -> np.ndarray:
     return coef[0] + np.asarray(x, dtype=float) @ coef[1:]
 
 
-def crossfit_q_hat(features_by_action: np.ndarray, action, reward, *, n_folds: int = 5, seed: int = 0,
-                   alpha: float = 1.0) -> np.ndarray:
-    """q_hat (n, K) from a ridge regression of reward on the logged action's features, cross-fitted:
-    decision i's predictions come from a model fitted on the other folds, so DR's residuals are honest
-    (the same model on its own data would shrink them).
+def poisson_fit(x: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: float = 1.0) -> np.ndarray:
+    """Coefficients (intercept first) of y ~ Poisson(exp(b0 + x·b + offset)), effects shrunk by N(0, prior_sd²):
+    ``growth_model.fit_poisson``, the learner's own fitting routine."""
+    x = np.column_stack([np.ones(len(x)), np.asarray(x, dtype=float)])
+    return growth_model.fit_poisson(x, np.asarray(y, dtype=float), np.asarray(offset, dtype=float), prior_sd).beta
 
-    ``features_by_action`` (n, K, p): the features of each decision under each action (e.g. one-hot hook
-    and hour and the follower count, ``ope_replay.action_features``).
+
+def crossfit_q_hat(features_by_action: np.ndarray, action, reward, *, offset=None, model: str = "poisson",
+                   n_folds: int = 5, seed: int = 0, alpha: float = 1.0) -> np.ndarray:
+    """q_hat (n, K): each decision's predicted reward under every action, from a model of reward on the logged
+    action's features, cross-fitted: decision i's predictions come from a model fitted on the other folds,
+    so DR's residuals are honest (the same model on its own data would shrink them).
+
+    ``features_by_action`` (n, K, p): the features of each decision under each action (one-hot hook and hour,
+    ``ope_replay.action_features``). ``model``: "poisson" (default) — follows are counts whose mean scales with
+    the follower base, so a log link with ``offset`` = log(followers) (n,), the growth model's form;
+    "ridge" — a linear ridge (``alpha``) with ``offset`` ignored (add the base as a feature instead).
     """
+    if model not in ("poisson", "ridge"):
+        raise ValueError(f"reward model must be 'poisson' or 'ridge', got {model!r}")
     feats = np.asarray(features_by_action, dtype=float)
     action = np.asarray(action, dtype=int)
     reward = np.asarray(reward, dtype=float)
     n = reward.size
+    offset = np.zeros(n) if offset is None else np.asarray(offset, dtype=float)
     logged = feats[np.arange(n), action]
     folds = np.random.default_rng(seed).permutation(n) % max(1, min(n_folds, n))
     q_hat = np.empty(feats.shape[:2])
@@ -214,6 +234,10 @@ def crossfit_q_hat(features_by_action: np.ndarray, action, reward, *, n_folds: i
         test, train = folds == f, folds != f
         if not train.any():  # one decision only: fit on it (nothing else to learn from)
             train = test
-        coef = ridge_fit(logged[train], reward[train], alpha)
-        q_hat[test] = ridge_predict(coef, feats[test].reshape(-1, feats.shape[2])).reshape(test.sum(), -1)
+        flat = feats[test].reshape(-1, feats.shape[2])
+        if model == "ridge":
+            q_hat[test] = ridge_predict(ridge_fit(logged[train], reward[train], alpha), flat).reshape(test.sum(), -1)
+        else:
+            coef = poisson_fit(logged[train], reward[train], offset[train])
+            q_hat[test] = np.exp(ridge_predict(coef, flat).reshape(test.sum(), -1) + offset[test][:, None])
     return q_hat

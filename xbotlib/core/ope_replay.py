@@ -258,20 +258,23 @@ def candidate_matrix(policy, points: Sequence[ReplayPoint], space: ActionSpace, 
 
 
 def action_features(points: Sequence[ReplayPoint], space: ActionSpace) -> np.ndarray:
-    """The DR reward model's features of every decision under every action, shape (n, K, p): one-hot hook,
-    one-hot hour (the first of each left out: the intercept carries it) and the follower base in thousands
-    (follows scale with reach)."""
+    """The DR reward model's features of every decision under every action, shape (n, K, p): one-hot hook and
+    one-hot hour (the first of each left out: the intercept carries it). The follower base enters as the
+    model's offset (``log_followers``)."""
     n, nh, nt = len(points), len(space.hooks), len(space.hours)
-    p = (nh - 1) + (nt - 1) + 1
-    feats = np.zeros((n, space.size, p))
+    feats = np.zeros((n, space.size, (nh - 1) + (nt - 1)))
     for a in range(space.size):
         h, t = divmod(a, nt)
         if h > 0:
             feats[:, a, h - 1] = 1.0
         if t > 0:
             feats[:, a, nh - 1 + t - 1] = 1.0
-    feats[:, :, -1] = np.array([(pt.decision.followers or 0.0) / 1000.0 for pt in points])[:, None]
     return feats
+
+
+def log_followers(points: Sequence[ReplayPoint]) -> np.ndarray:
+    """log(follower base) of each decision's post, shape (n,): reach, and so follows, scale with it."""
+    return np.log(np.array([max(1.0, p.decision.followers or 0.0) for p in points]))
 
 
 def arrays(rp: Replay) -> dict[str, np.ndarray]:

@@ -119,7 +119,7 @@ def review_decisions(decisions, candidate, *, vocabulary, posting_hours, rotatio
     arr = ope_replay.arrays(rp)
     arr["action_dist"] = ope_replay.candidate_matrix(candidate, rp.points, rp.space, seed=seed, draws=draws)
     arr["q_hat"] = ope.crossfit_q_hat(ope_replay.action_features(rp.points, rp.space), arr["action"], arr["reward"],
-                                      seed=seed)
+                                      offset=ope_replay.log_followers(rp.points), seed=seed)
     estimates, ov = ope.evaluate(arr["reward"], arr["action"], arr["pscore"], arr["action_dist"], arr["q_hat"])
     r = arr["reward"]
     se = float(np.std(r, ddof=1) / math.sqrt(r.size)) if r.size > 1 else math.nan
