@@ -86,6 +86,7 @@ def estimate(logger: dict, fixed) -> dict:
                                   account_created_at=log["created"], account_id=log["account"], policy_label=cand,
                                   seed=logger["seed"])
         out[cand] = {"ess": review.overlap.ess, "off_support": review.overlap.off_support, "n": review.overlap.n,
+                     "mean_w": review.overlap.mean_weight,
                      **{e.estimator: (e.value, e.ci_low, e.ci_high) for e in review.estimates}}
     return out
 
@@ -113,8 +114,8 @@ def table(results: list[dict], days: int, seeds: int, scenario: str | None, fixe
     estimates = {s: estimate(by[("xbot", s)], fixed) for s in range(seeds)}
     lines = [f"Off-policy estimates from {days}-day xbot logs vs the candidate's own {days}-day run, "
              f"{seeds} seeds, scenario {scenario or 'default'} (fixed = {fixed[0]}:{fixed[1]}); {machine()}", "",
-             "| candidate | seed | truth (± se) | DR [95% CI] | IPW [95% CI] | SNIPW [95% CI] | ESS / n | off-support |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| candidate | seed | truth (± se) | DR [95% CI] | IPW [95% CI] | SNIPW [95% CI] | ESS / n | mean w | off-support |",
+             "|---|---|---|---|---|---|---|---|---|"]
     summary = {c: {e: [] for e in ESTIMATORS} for c in CANDIDATES}
     for cand in CANDIDATES:
         for s in range(seeds):
@@ -125,7 +126,7 @@ def table(results: list[dict], days: int, seeds: int, scenario: str | None, fixe
                 cells.append(f"{v:.2f} [{lo:.2f}, {hi:.2f}]" if math.isfinite(v) else "—")
                 summary[cand][e].append((v, lo, hi, truth["value"]))
             lines.append(f"| {cand} | {s} | {truth['value']:.2f} ± {truth['value_se']:.2f} | {' | '.join(cells)} | "
-                         f"{est['ess']:.0f} / {est['n']} | {est['off_support']:.0%} |")
+                         f"{est['ess']:.0f} / {est['n']} | {est['mean_w']:.2f} | {est['off_support']:.0%} |")
     lines += ["", "| candidate | estimator | coverage | bias | RMSE |", "|---|---|---|---|---|"]
     for cand in CANDIDATES:
         for e in ESTIMATORS:
