@@ -109,6 +109,7 @@ def test_crossfit_poisson_recovers_a_multiplicative_count_model_with_its_offset(
     reward = rng.poisson(truth[np.arange(n), action]).astype(float)
     q = ope.crossfit_q_hat(feats, action, reward, offset=np.log(base))
     assert np.allclose(q / truth, 1.0, atol=0.05)
+    assert not ope.crossfit_q_hat(feats, action, np.zeros(n), offset=np.log(base)).any()  # nothing to learn: 0
     with pytest.raises(ValueError, match="reward model must be 'poisson' or 'ridge', got 'tree'"):
         ope.crossfit_q_hat(feats, action, reward, model="tree")
 

@@ -237,6 +237,8 @@ def crossfit_q_hat(features_by_action: np.ndarray, action, reward, *, offset=Non
         flat = feats[test].reshape(-1, feats.shape[2])
         if model == "ridge":
             q_hat[test] = ridge_predict(ridge_fit(logged[train], reward[train], alpha), flat).reshape(test.sum(), -1)
+        elif reward[train].sum() <= 0:  # no follows at all to learn from (a young account): the model says 0
+            q_hat[test] = 0.0
         else:
             coef = poisson_fit(logged[train], reward[train], offset[train])
             q_hat[test] = np.exp(ridge_predict(coef, flat).reshape(test.sum(), -1) + offset[test][:, None])
