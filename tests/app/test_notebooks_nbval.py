@@ -39,7 +39,8 @@ from xbotlib.store.db import Database
 # between CPU types (an AMD machine moved one post across the campaign's end against the Intel one the
 # outputs were stored on); the learner itself is tested in test_policies and test_growth_model.
 CAMPAIGN = CampaignConfig(days=4, seed=3, policy="random")
-RESEARCH = ("collect_outcomes", "train_predictors", "experiment_lift", "growth_review", "explore_outcomes")
+RESEARCH = ("collect_outcomes", "train_predictors", "experiment_lift", "growth_review", "explore_outcomes",
+            "policy_review")
 NOTEBOOKS = (*RESEARCH, "smoke_check")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 SANITIZE = PROJECT_ROOT / "tests" / "nbval_sanitize.cfg"

@@ -129,7 +129,7 @@ def test_the_demos_reports_all_run_and_are_listed_in_the_demos_order(pg, tmp_pat
     index = _run_notebooks(url, account, tmp_path / "reports")
 
     assert index == tmp_path / "reports" / "index.html"
-    assert "reports: 8 notebooks in" in capsys.readouterr().out
+    assert "reports: 9 notebooks in" in capsys.readouterr().out
     rows = notebook_runs(url)
     expected = [(n, None) for n in DEMO_NOTEBOOKS] + [("experiment_lift", e) for e in DEMO_LIFT_EXPERIMENTS]
     assert [(r["notebook"], r["parameters"].get("experiment_id")) for r in rows] == expected

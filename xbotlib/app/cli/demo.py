@@ -12,7 +12,7 @@ from xbotlib.app.cli.errors import CliError
 from xbotlib.config import load_settings
 from xbotlib.logs import setup_logging
 
-DEMO_NOTEBOOKS = ("collect_outcomes", "train_predictors", "growth_review", "explore_outcomes")
+DEMO_NOTEBOOKS = ("collect_outcomes", "train_predictors", "growth_review", "explore_outcomes", "policy_review")
 DEMO_LIFT_EXPERIMENTS = ("question_cta", "hashtag_1", "late_evening_slot", "contrarian_reply")
 
 

@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Callable
 
-from xbotlib.app.cli import account, admin, api, auth, bench, demo, experiments, jobs, notebooks, sandbox
+from xbotlib.app.cli import account, admin, api, auth, bench, demo, experiments, jobs, notebooks, ope, sandbox
 from xbotlib.app.cli.errors import CliError
 from xbotlib.config import ConfigError
 from xbotlib.logs import setup_logging
@@ -34,6 +34,7 @@ COMMAND_GROUPS = (
     api,          # api
     demo,         # demo
     bench,        # bench
+    ope,          # ope (off-policy evaluation of a candidate policy)
 )
 
 
