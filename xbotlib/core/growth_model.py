@@ -25,6 +25,27 @@ campaign has. Two things make the same data go further:
    the covariance scaled by the Pearson dispersion (counts are more variable than Poisson). The
    effect on log expected follows is the sum of the two, and so is its covariance.
 
+Noisy counts shrink more (quasi-Poisson)
+----------------------------------------
+Each count carries 1/φ of a Poisson count's information (φ the Pearson dispersion), so the prior is
+weighed against the likelihood divided by φ, in the mode as in the covariance (``fit_poisson``). Before
+2026-12 only the covariance was scaled: on a 350-follower account at twice the default noise (φ ≈ 15)
+a handful of unlucky morning posts bent the two-harmonic hour curve by ~2 log units (the truth spans
+0.37), and UCB1 never went back to the morning: the best hour locked out (issue #20, part 2).
+
+Old evidence counts less (age weights)
+--------------------------------------
+An audience moves: a format wears out, a topic peaks. With ``now`` (the plan tick's time) each post's
+log-likelihood is weighted by 0.5 ** (age / ``HALF_LIFE_DAYS``) (``age_weights``): after a step in
+the effects, the model's estimate crosses over to the new world after about one half-life (when the
+new evidence weighs as much as all the old), and the learner's draws follow. Exponential weights
+rather than a sliding window: no cliff at which a post suddenly stops counting, and one parameter;
+rather than change detection: nothing to tune per effect, and no missed small changes. The policy
+ages its UCB1 pull counts the same way (discounted UCB), so an hour left untried regains its bonus
+and a lock-out cannot be permanent. The price is a smaller effective sample in a world that does
+not move (~4 posts a day × half-life / ln 2 ≈ 80 posts at a 14-day half-life): measured in the
+screen, see ``HALF_LIFE_DAYS``.
+
 The columns are laid out per vocabulary (``layout(topics)``): the six hook kinds are universal, the topic
 columns are the account's own topics. A fitted ``GrowthModel`` records the topics it was learned for, and
 ``check_vocabulary`` refuses to apply it to another niche's vocabulary (its topic effects would be read
@@ -39,6 +60,7 @@ from __future__ import annotations
 import math
 import functools
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Sequence
 
 import numpy as np
@@ -50,6 +72,8 @@ VISITS_PRIOR_SD = 0.3      # hooks/topics/hours rarely move reach x visit rate b
 FAMILIARITY_PRIOR_SD = 2.0  # a near-repeat of recent posts can lose most of its audience: a wide prior
 FOLLOW_THROUGH_PRIOR_SD = 0.15  # P(follow | visit) varies much less between posts than visits do
 HOUR_TERMS = 4             # sin/cos of the hour and of twice the hour
+HALF_LIFE_DAYS: float | None = 14.0  # an outcome this many days old counts half (None: no discount); see fit
+DISPERSION_ROUNDS = 4      # quasi-Poisson: refit at the re-estimated dispersion (it settles in 2-3)
 
 
 
@@ -97,6 +121,7 @@ class PostOutcome:
     follows: float
     followers: float  # the follower base when it was posted (reach scales with it)
     novelty: float | None = None  # 1 - similarity to the account's recent posts (features.novelty); None unknown
+    posted_at: datetime | None = None  # when it went out (UTC-aware); None unknown: it then counts as recent
 
     def __post_init__(self) -> None:
         # hooks are the universal six kinds; a topic is checked against the vocabulary at fit time
@@ -112,6 +137,8 @@ class PostOutcome:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r} (check the stored outcome)")
         if self.novelty is not None and not (isinstance(self.novelty, (int, float)) and 0 <= self.novelty <= 1):
             raise ValueError(f"novelty must be in [0, 1] or None, got {self.novelty!r}")
+        if self.posted_at is not None and (not isinstance(self.posted_at, datetime) or self.posted_at.tzinfo is None):
+            raise ValueError(f"posted_at must be a timezone-aware datetime or None, got {self.posted_at!r}")
 
 
 def design_row(hook: str, topic: str | None, hour: int, familiarity: float = 0.0,
@@ -144,41 +171,18 @@ class PoissonFit:
     n: int
 
 
-def fit_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: float | Sequence[float], *,
-                max_iter: int = 50, tol: float = 1e-8) -> PoissonFit:
-    """Posterior mode of y ~ Poisson(exp(X·beta + offset)) with beta[1:] ~ N(0, prior_sd²).
-
-    ``prior_sd`` is one sd for every effect or one per column (column 0's is ignored).
-
-    The intercept (column 0) gets an almost flat prior. Newton's method with step halving (the
-    penalised log-likelihood is concave, so it converges from the start at the mean rate).
-    """
-    X, y, offset = np.asarray(X, float), np.asarray(y, float), np.asarray(offset, float)
-    if X.ndim != 2 or len(X) != len(y) or len(y) != len(offset):
-        raise ValueError(f"fit_poisson: X {X.shape}, y {y.shape} and offset {offset.shape} must have one row per post")
-    if len(y) == 0:
-        raise ValueError("fit_poisson: no posts to fit (the model needs at least one outcome)")
-    if not (np.all(np.isfinite(y)) and np.all(y >= 0) and np.all(np.isfinite(offset))):
-        raise ValueError("fit_poisson: counts must be finite and >= 0 and offsets finite")
-    sds = np.asarray(prior_sd, dtype=float)
-    if sds.ndim == 0:
-        sds = np.full(X.shape[1], float(sds))
-    if sds.shape != (X.shape[1],) or not np.all(sds[1:] > 0):
-        raise ValueError(f"fit_poisson: prior_sd must be > 0 (one value, or one per column of X), got {prior_sd!r}")
-    precision = 1.0 / np.maximum(sds, 1e-12) ** 2
-    precision[0] = 1e-4
-
+def _weighted_mode(X, y, offset, precision, w, beta, max_iter, tol):
+    """Posterior mode of sum_i w_i·(y_i·eta_i − exp(eta_i)) − ½·Σ precision·beta² by Newton's method with
+    step halving (concave, so it converges from any start)."""
     def objective(b):
         eta = np.clip(X @ b + offset, -50, 50)
-        return float(np.sum(y * eta - np.exp(eta)) - 0.5 * np.sum(precision * b * b))
+        return float(np.sum(w * (y * eta - np.exp(eta))) - 0.5 * np.sum(precision * b * b))
 
-    beta = np.zeros(X.shape[1])
-    beta[0] = math.log(max(y.mean(), 1e-3)) - float(offset.mean())
     current = objective(beta)
     for _ in range(max_iter):
         mu = np.exp(np.clip(X @ beta + offset, -50, 50))
-        grad = X.T @ (y - mu) - precision * beta
-        hess = (X * mu[:, None]).T @ X + np.diag(precision)
+        grad = X.T @ (w * (y - mu)) - precision * beta
+        hess = (X * (w * mu)[:, None]).T @ X + np.diag(precision)
         step = np.linalg.solve(hess, grad)
         t = 1.0
         while t > 1e-4 and objective(beta + t * step) < current - 1e-12:
@@ -189,11 +193,66 @@ def fit_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: floa
         current = new
         if done:
             break
+    return beta
+
+
+def fit_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: float | Sequence[float], *,
+                weights: np.ndarray | None = None, max_iter: int = 50, tol: float = 1e-8,
+                dispersion_rounds: int = DISPERSION_ROUNDS) -> PoissonFit:
+    """Posterior of y ~ quasi-Poisson(exp(X·beta + offset)) with beta[1:] ~ N(0, prior_sd²).
+
+    ``prior_sd`` is one sd for every effect or one per column (column 0's is ignored). The intercept
+    (column 0) gets an almost flat prior. ``weights`` (one per row, >= 0; default 1) scale each row's
+    log-likelihood: the growth model passes age weights so that old outcomes count less (``fit``).
+
+    **Over-dispersion enters the mean, not only the covariance.** Counts vary φ times more than Poisson
+    (φ = the Pearson dispersion), so each row carries 1/φ of a Poisson row's information: the
+    log-likelihood is divided by φ before the prior is added, and the mode and the covariance
+    (inverse Hessian) are of that posterior. φ is re-estimated from the fit's residuals over
+    ``dispersion_rounds`` rounds (with the fit's effective number of parameters as the degrees of
+    freedom used). Fitting the mode at φ = 1 and only multiplying the covariance by φ (this function
+    until 2026-12) left the prior ~φ times too weak against noisy counts: on a 350-follower account
+    with twice the default noise (φ ≈ 15) the hour curve's mean spread over 2 log units where the truth
+    spans 0.37, confidently wrong enough to lock the best hours out (see ``fit``).
+    """
+    X, y, offset = np.asarray(X, float), np.asarray(y, float), np.asarray(offset, float)
+    if X.ndim != 2 or len(X) != len(y) or len(y) != len(offset):
+        raise ValueError(f"fit_poisson: X {X.shape}, y {y.shape} and offset {offset.shape} must have one row per post")
+    if len(y) == 0:
+        raise ValueError("fit_poisson: no posts to fit (the model needs at least one outcome)")
+    if not (np.all(np.isfinite(y)) and np.all(y >= 0) and np.all(np.isfinite(offset))):
+        raise ValueError("fit_poisson: counts must be finite and >= 0 and offsets finite")
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
+    if w.shape != y.shape or not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
+        raise ValueError(f"fit_poisson: weights must be one finite number >= 0 per row, not all 0 (got shape {w.shape})")
+    sds = np.asarray(prior_sd, dtype=float)
+    if sds.ndim == 0:
+        sds = np.full(X.shape[1], float(sds))
+    if sds.shape != (X.shape[1],) or not np.all(sds[1:] > 0):
+        raise ValueError(f"fit_poisson: prior_sd must be > 0 (one value, or one per column of X), got {prior_sd!r}")
+    if dispersion_rounds < 1:
+        raise ValueError(f"fit_poisson: dispersion_rounds must be >= 1, got {dispersion_rounds!r}")
+    precision = 1.0 / np.maximum(sds, 1e-12) ** 2
+    precision[0] = 1e-4
+
+    beta = np.zeros(X.shape[1])
+    beta[0] = math.log(max(float(np.average(y, weights=w)), 1e-3)) - float(np.average(offset, weights=w))
+    dispersion = 1.0
+    for _ in range(dispersion_rounds):
+        beta = _weighted_mode(X, y, offset, precision, w / dispersion, beta, max_iter, tol)
+        mu = np.exp(np.clip(X @ beta + offset, -50, 50))
+        info = (X * (w * mu / dispersion)[:, None]).T @ X
+        edf = float(np.trace(np.linalg.solve(info + np.diag(precision), info)))  # effective parameters
+        pearson = float(np.sum(w * (y - mu) ** 2 / np.maximum(mu, 1e-9)))
+        new = max(1.0, pearson / max(1.0, float(w.sum()) - edf))
+        settled = abs(new - dispersion) <= 0.02 * dispersion
+        dispersion = new
+        if settled:
+            break
+    # the mode above is for the last dispersion used; the covariance is at the final estimate
     mu = np.exp(np.clip(X @ beta + offset, -50, 50))
-    dof = max(1, len(y) - X.shape[1])
-    dispersion = max(1.0, float(np.sum((y - mu) ** 2 / np.maximum(mu, 1e-9)) / dof))
-    hess = (X * mu[:, None]).T @ X + np.diag(precision)
-    cov = np.linalg.inv(hess) * dispersion
+    hess = (X * (w * mu / dispersion)[:, None]).T @ X + np.diag(precision)
+    cov = np.linalg.inv(hess)
     return PoissonFit(beta=beta, cov=(cov + cov.T) / 2, dispersion=dispersion, n=len(y))
 
 
@@ -266,9 +325,31 @@ def design_matrix(posts: Sequence[PostOutcome], topics: Sequence[str] = vocab.DE
                      for p in posts]).reshape(len(posts), layout(topics).n_columns)
 
 
-def fit(posts: Sequence[PostOutcome], vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> GrowthModel:
+def age_weights(posts: Sequence[PostOutcome], now: datetime | None,
+                half_life_days: float | None = HALF_LIFE_DAYS) -> np.ndarray:
+    """How much each post's outcome counts: 0.5 ** (age in days / ``half_life_days``) at ``now``.
+
+    1 for every post when ``now`` or ``half_life_days`` is None, and for a post of unknown time (or
+    one dated after ``now``: a clock skew must not make evidence count more than new)."""
+    if half_life_days is not None and not (math.isfinite(half_life_days) and half_life_days > 0):
+        raise ValueError(f"half_life_days must be > 0 or None (no discount), got {half_life_days!r}")
+    if now is None or half_life_days is None:
+        return np.ones(len(posts))
+    if now.tzinfo is None:
+        raise ValueError(f"now must be timezone-aware (UTC), got {now!r}")
+    ages = np.array([0.0 if p.posted_at is None else max(0.0, (now - p.posted_at).total_seconds() / 86400.0)
+                     for p in posts])
+    return 0.5 ** (ages / half_life_days)
+
+
+def fit(posts: Sequence[PostOutcome], vocabulary: vocab.Vocabulary = vocab.DEFAULT, *, now: datetime | None = None,
+        half_life_days: float | None = HALF_LIFE_DAYS) -> GrowthModel:
     """Fit the visits and follow-through models to ``posts`` (at least one), with one topic column per
     topic of ``vocabulary``; the model records those topics (``GrowthModel.check_vocabulary``).
+
+    ``now`` (the plan tick's time): each post's log-likelihood is weighted by ``age_weights`` — an
+    outcome ``half_life_days`` old counts half as much as today's — so the model follows an audience
+    that moves (see the module docstring). Without ``now`` every post counts fully.
 
     Where X reported no profile visits at all (an app without access to non-public metrics), the
     funnel has no first step: follows are modelled directly, with the same design.
@@ -279,22 +360,24 @@ def fit(posts: Sequence[PostOutcome], vocabulary: vocab.Vocabulary = vocab.DEFAU
     topics = tuple(vocabulary.topics)
     lay = layout(topics)
     X = design_matrix(posts, topics)
+    w = age_weights(posts, now, half_life_days)
     visits = np.array([p.profile_visits for p in posts], float)
     follows = np.array([p.follows for p in posts], float)
     base = np.log(np.array([max(1.0, p.followers) for p in posts], float))
     if visits.sum() <= 0:
-        counts = fit_poisson(X, follows, base, _prior(VISITS_PRIOR_SD, lay))
+        counts = fit_poisson(X, follows, base, _prior(VISITS_PRIOR_SD, lay), weights=w)
         return GrowthModel(mean=counts.beta, cov=counts.cov, counts=counts, follow_through=None, signal="follows",
-                           n_posts=len(posts), mean_count=float(follows.mean()), topics=topics)
-    counts = fit_poisson(X, visits, base, _prior(VISITS_PRIOR_SD, lay))
+                           n_posts=len(posts), mean_count=float(np.average(follows, weights=w)), topics=topics)
+    counts = fit_poisson(X, visits, base, _prior(VISITS_PRIOR_SD, lay), weights=w)
     mean, cov = counts.beta.copy(), counts.cov.copy()
     ffit = None
     seen = visits > 0
     if follows[seen].sum() > 0:  # without a single follow, P(follow | visit) has nothing to say yet
-        ffit = fit_poisson(X[seen], follows[seen], np.log(visits[seen]), FOLLOW_THROUGH_PRIOR_SD)
+        ffit = fit_poisson(X[seen], follows[seen], np.log(visits[seen]), FOLLOW_THROUGH_PRIOR_SD,
+                           weights=w[seen])
         mean, cov = mean + ffit.beta, cov + ffit.cov
     return GrowthModel(mean=mean, cov=cov, counts=counts, follow_through=ffit, signal="profile_visits",
-                       n_posts=len(posts), mean_count=float(visits.mean()), topics=topics)
+                       n_posts=len(posts), mean_count=float(np.average(visits, weights=w)), topics=topics)
 
 
 @dataclass(frozen=True)
