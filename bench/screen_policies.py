@@ -23,9 +23,19 @@ before anything is known).
 outcomes it hands the learner carry impressions and engagement too. `screen_information.py` uses
 these to ask whether more information per post, or sooner, would move the learner.
 
+Worlds that change (docs/SCENARIO.md): day *d* of the screen is day *d* of the world (its start is the
+campaign's, ``scenario.WORLD_START``); the policies plan at midnight UTC of each day
+(``PlanState.now``) and each post is drawn at its slot's time, so steps, trends, the weekly cycle and
+interactions apply as in the sandbox. ``--moves`` prints, per seed, how many days after each step that
+moves the best hook a policy took to move to the new best hook: the first day *d* from the step on
+such that the new best hook is the hook the policy posted most in days [*d*, *d* + 7) (the rotation
+rule never lets one hook have every post). A stationary scenario gives exactly the numbers it gave
+before drift existed.
+
     .venv/bin/python bench/screen_policies.py --seeds 100
     .venv/bin/python bench/screen_policies.py --scenario evening_contrarian --seeds 100
     .venv/bin/python bench/screen_policies.py --scenario evening_contrarian --seeds 100 --noiseless
+    .venv/bin/python bench/screen_policies.py --scenario default_step --seeds 20 --moves
 """
 from __future__ import annotations
 
@@ -34,6 +44,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +61,8 @@ from xbotlib.core.policies import PlanState  # noqa: E402
 from xbotlib.sim.policies import make_policy  # noqa: E402
 from xbotlib.core.reward import outcome_reward  # noqa: E402
 from xbotlib.sim.audience import accrual_offset, accrued_fraction, draw_totals  # noqa: E402
-from xbotlib.sim.oracle import Oracle  # noqa: E402
-from xbotlib.sim.scenario import load_scenario  # noqa: E402
+from xbotlib.sim.oracle import MOVE_WINDOW_DAYS, Oracle, days_to_move, slot_time  # noqa: E402
+from xbotlib.sim.scenario import WORLD_START, load_scenario  # noqa: E402
 
 POSTS_PER_DAY, LAG_DAYS, MAX_RUN = 4, 2, 3
 EARLY_READ_HOURS = 1.5  # the real cadence reads pass 1 at the first collect tick after T+1h: T+1h30
@@ -88,13 +99,14 @@ def _early_outcomes(early: dict, final: dict) -> list[ScreenOutcome]:
 
 
 def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = False, lag_days: int = LAG_DAYS,
-             early: bool = False) -> float:
+             early: bool = False, log: list | None = None) -> float:
     """Follows earned by posts over ``days`` for one policy and seed.
 
     ``noiseless``: the policy learns from expected counts (see the module docstring). ``lag_days``: a
     post's final outcome reaches the learner this many days after the day it went out (1 = the next
     day, sooner than the real cadence allows). ``early``: pass-1 outcomes (counts accrued by T+1h30)
-    also reach it the day after posting, until pass 2 replaces them.
+    also reach it the day after posting, until pass 2 replaces them. ``log``: when given, each post's
+    (day, hook, hour) is appended to it.
     """
     if lag_days < 1:
         raise ValueError(f"lag_days must be at least 1 (a day's outcomes reach the learner the next day at the "
@@ -114,6 +126,7 @@ def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = Fals
     recent_hooks: list[str] = []
     earned, n = 0.0, 0
     for day in range(days):
+        now = WORLD_START + timedelta(days=day)  # the plan's tick: the day's start, as the world counts days
         for _, k, o, reward in [p for p in pending if p[0] <= day]:
             if reward is None:  # a pass-1 read
                 first[k] = o
@@ -127,12 +140,15 @@ def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = Fals
         for _ in range(POSTS_PER_DAY):
             hooks = allowed_by_rotation(recent_hooks[::-1][:20], list(vocab.HOOK_PATTERNS), MAX_RUN)
             hours = [h for h in vocab.DEFAULT_POSTING_HOURS if h not in booked]
-            state = PlanState(content, timing, float(day), None, outcomes)
+            state = PlanState(content, timing, float(day), None, outcomes, now=now)
             choice = policy.choose(state, hooks, hours, rng)
             booked.append(choice.hour)
             recent_hooks.append(choice.hook)
+            if log is not None:
+                log.append((day, choice.hook, choice.hour))
             topic = vocab.TOPICS[n % len(vocab.TOPICS)]
-            exp = truth.expected(choice.hook, choice.hour, topic, followers=followers)  # a plain original post
+            at = slot_time(now, choice.hour, scenario.timezone)  # when the audience sees it (its day, weekday)
+            exp = truth.expected(choice.hook, choice.hour, topic, followers=followers, at=at)  # a plain original post
             t = draw_totals(scenario, exp, np.random.default_rng((seed, 10_000, n)))  # this post's own luck
             seen = exp if noiseless else t
             counts = {k: getattr(seen, k) for k in ("impressions", "likes", "retweets", "replies", "quotes",
@@ -157,16 +173,24 @@ def main(argv=None) -> int:
                     help="comma-separated (default: all five; the paired differences need xbot)")
     ap.add_argument("--noiseless", action="store_true",
                     help="policies learn from expected counts (what noise costs; see above)")
+    ap.add_argument("--moves", action="store_true",
+                    help="per seed, the days each policy took to move to the new best hook after each step")
     args = ap.parse_args(argv)
     if args.seeds < 2:
         ap.error(f"--seeds must be at least 2 (a spread needs two), got {args.seeds}")
     scenario = load_scenario(args.scenario)
-    best = Oracle(scenario).best_choice()
-    results = {}
+    truth = Oracle(scenario)
+    best = truth.best_choice()
+    steps = [c for c in truth.changes() if c.moves_hook and c.day < args.days]
+    if args.moves and not steps:
+        ap.error(f"--moves: scenario {scenario.name} has no step that moves the best hook within {args.days} days "
+                 f"(its steps: {list(truth.step_days()) or 'none'})")
+    results, logs = {}, {}
     for name in args.policies.split(","):
         t0 = time.perf_counter()
+        logs[name] = [[] for _ in range(args.seeds)]
         vals = np.array([campaign(make_policy(name, scenario=scenario, fixed=best), scenario, s, args.days,
-                                  noiseless=args.noiseless) for s in range(args.seeds)])
+                                  noiseless=args.noiseless, log=logs[name][s]) for s in range(args.seeds)])
         results[name] = (vals, time.perf_counter() - t0)
     oracle = float(results["oracle"][0].mean()) if "oracle" in results else float("nan")
     learning = " (policies learn from expected counts)" if args.noiseless else ""
@@ -183,6 +207,20 @@ def main(argv=None) -> int:
             if name in paired:
                 d = paired[name]
                 print(f"- {name}: {d['mean']:+.1f} ± {d['se']:.1f} ({d['wins']}/{d['n']})")
+    if args.moves:
+        for change in steps:
+            print(f"\ndays to move to the new best hook after the step at day {change.day:g} "
+                  f"({change.before[0]} -> {change.after[0]}): the first day from which {change.after[0]} is the "
+                  f"most-posted hook over {MOVE_WINDOW_DAYS} days; per seed ('-': never within {args.days} days)")
+            print("| policy | median | mean | never | per seed |\n| --- | ---: | ---: | ---: | --- |")
+            for name in results:
+                moved = [days_to_move([(d, hook) for d, hook, _ in log], change.day, change.after[0], args.days)
+                         for log in logs[name]]
+                found = [m for m in moved if m is not None]
+                median = f"{np.median(found):.0f}" if found else "-"
+                mean = f"{np.mean(found):.1f}" if found else "-"
+                per_seed = " ".join("-" if m is None else str(m) for m in moved)
+                print(f"| {name} | {median} | {mean} | {len(moved) - len(found)}/{len(moved)} | {per_seed} |")
     return 0
 
 

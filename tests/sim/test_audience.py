@@ -189,7 +189,7 @@ def test_scenario_errors_name_file_key_value_and_expectation(edit, match):
 def test_scenario_files_load_by_path_or_shipped_name(tmp_path):
     assert load_scenario(SCENARIO_DIR / "evening_contrarian.toml").name == "evening_contrarian"
     assert load_scenario("evening_contrarian").timezone == "UTC"
-    with pytest.raises(ScenarioError, match="not found.*afternoon_questions, cooking, default, evening_contrarian"):
+    with pytest.raises(ScenarioError, match="not found.*afternoon_questions, afternoon_questions_drift, cooking, default, default_step, evening_contrarian"):
         load_scenario(tmp_path / "missing.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("name = \n")

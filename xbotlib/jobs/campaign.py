@@ -134,7 +134,7 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
         seed = config.seed * 1000 + i
         sandbox = SandboxX(scenario, clock=clock, seed=seed, handle=handle)
         if config.policy == "oracle":
-            policy = policies.make_policy("oracle", scenario=scenario)
+            policy = policies.make_policy("oracle", scenario=scenario, start=config.start)
         else:
             policy = policies.make_policy(config.policy, fixed=config.fixed_arm)
         ctx = build_context(base.replace(account_id=account_id), db, clock, sandbox=sandbox, seed=seed,

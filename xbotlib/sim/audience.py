@@ -5,7 +5,8 @@ topics this audience cares about and the words it knows them by), the post time 
 hour in the scenario's time zone), the reply target (author size, velocity, age), how similar the
 text is to the account's recent posts, and the follower base. Nothing here reads xbot's database.
 
-The functional core is ``expected_outcome`` (expected counts for one post; the oracle uses the same
+The functional core is ``expected_outcome`` (expected counts for one post at its ``WorldTime``: the day
+since the world's start and the local weekday, which a drifting scenario needs; the oracle uses the same
 function) and ``draw_totals`` (over-dispersed gamma-Poisson draws). ``world.AudienceModel`` is the stateful
 world: it records posts, draws each post's final totals once from an RNG seeded by (seed, tweet_id),
 and answers reads at any time with the accrued part, ``floor(total × (1 − exp(−age/τ)))``, which is
@@ -19,14 +20,14 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Mapping
+from typing import Mapping, NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from xbotlib.core import vocab
 
-from xbotlib.sim.scenario import EXPERIMENT_IDS, Effect, Scenario
+from xbotlib.sim.scenario import EXPERIMENT_IDS, NEUTRAL, Effect, Scenario
 
 URL_RE = re.compile(r"https?://\S+")
 _WORD_RE = re.compile(r"[a-z0-9']{4,}")
@@ -112,6 +113,54 @@ def fatigue_multiplier(scenario: Scenario, similarity: float) -> float:
     return 1.0 - f.max_penalty * excess
 
 
+# ----------------------------------------------------------------------------- time in a changing world
+
+class WorldTime(NamedTuple):
+    """When a post goes out, as a drifting scenario reads it: ``day`` = days since the world's start
+    (``AudienceModel.epoch``; fractional: noon of the first day is 0.5), ``weekday`` = local weekday in the
+    scenario's time zone (Monday 0)."""
+    day: float
+    weekday: int
+
+
+def world_time(scenario: Scenario, start: datetime, at: datetime) -> WorldTime:
+    """The ``WorldTime`` of instant ``at`` in a world that started at ``start`` (both timezone-aware)."""
+    return WorldTime((at - start).total_seconds() / 86400.0, at.astimezone(ZoneInfo(scenario.timezone)).weekday())
+
+
+def conditions(scenario: Scenario, hook: str, topic: str | None, hour: int,
+               when: WorldTime | None) -> tuple[Effect, float, float]:
+    """What interactions and drift add for a post: (effect multiplier, reach multiplier, quality multiplier).
+
+    Interactions: the hook × hour entries covering ``hour`` and the hook × topic entries of ``topic``.
+    Drift at ``when``: every step whose day has come, each trend's share of its change
+    (``Trend.share``), and the weekly cycle's weekday multipliers. A stationary scenario without
+    interactions gives (NEUTRAL, 1.0, 1.0) whatever ``when`` is; a drifting one needs ``when``.
+    """
+    effect, reach, quality = NEUTRAL, 1.0, 1.0
+    for inter in scenario.interactions:
+        if inter.applies(hook, topic, hour):
+            effect = effect * inter.effect
+    drift = scenario.drift
+    if drift.stationary:
+        return effect, reach, quality
+    if when is None:
+        raise ValueError(f"scenario {scenario.name!r} drifts: give the post's time (when=WorldTime(day, weekday), "
+                         "see audience.world_time)")
+    topic_key = topic or "none"
+    changes = [(s.change, 1.0) for s in drift.steps if when.day >= s.day]
+    changes += [(t.change, t.share(when.day)) for t in drift.trends if when.day > t.from_day]
+    for change, share in changes:
+        step = change.hooks.get(hook, NEUTRAL) * change.topics.get(topic_key, NEUTRAL)
+        effect = effect * (step if share == 1.0 else step.power(share))
+        reach *= change.reach[hour] ** share
+        quality *= change.quality[hour] ** share
+    if drift.weekly is not None:
+        reach *= drift.weekly.reach[when.weekday]
+        quality *= drift.weekly.quality[when.weekday]
+    return effect, reach, quality
+
+
 # ----------------------------------------------------------------------------- expectations
 
 @dataclass(frozen=True)
@@ -147,7 +196,8 @@ def reply_spillover(scenario: Scenario, target: ReplyTarget, at: datetime) -> fl
 
 
 def expected_outcome(scenario: Scenario, signals: TextSignals, *, hour: int, followers: float,
-                     similarity: float = 0.0, spillover: float | None = None) -> Expected:
+                     similarity: float = 0.0, spillover: float | None = None,
+                     when: WorldTime | None = None) -> Expected:
     """Expected settled counts of a post.
 
     Parameters
@@ -157,6 +207,7 @@ def expected_outcome(scenario: Scenario, signals: TextSignals, *, hour: int, fol
     similarity : highest token Jaccard similarity to the account's posts of the last ``window_days``.
     spillover : None for an original post; for a reply, the impressions from the target's audience
         (see ``reply_spillover``).
+    when : the post's day and weekday (``world_time``); needed when the scenario drifts, ignored otherwise.
     """
     is_reply = spillover is not None
     markers = active_markers(signals, hour, is_reply)
@@ -164,13 +215,17 @@ def expected_outcome(scenario: Scenario, signals: TextSignals, *, hour: int, fol
     for exp_id in EXPERIMENT_IDS:
         if markers[exp_id]:
             effect = effect * scenario.experiment_effect(exp_id)
+    hour_reach, hour_quality = scenario.hours.reach[hour], scenario.hours.quality[hour]
+    if scenario.interactions or not scenario.stationary:  # (else exactly the stationary arithmetic of before)
+        extra, reach_x, quality_x = conditions(scenario, signals.hook, signals.topic, hour, when)
+        effect, hour_reach, hour_quality = effect * extra, hour_reach * reach_x, hour_quality * quality_x
     fatigue = fatigue_multiplier(scenario, similarity)
     reach, rates = scenario.reach, scenario.rates
-    own = (max(0.0, followers) * reach.impressions_per_follower + reach.discovery_impressions) * scenario.hours.reach[hour]
+    own = (max(0.0, followers) * reach.impressions_per_follower + reach.discovery_impressions) * hour_reach
     if is_reply:
         own = own * scenario.replies.own_reach + spillover
     impressions = own * effect.impressions * fatigue
-    quality = scenario.hours.quality[hour] * fatigue  # near-duplicates also engage less per impression
+    quality = hour_quality * fatigue  # near-duplicates also engage less per impression
     eng = impressions * quality * effect.engagement
     pv_boost = scenario.replies.profile_visits if is_reply else 1.0
     profile_visits = impressions * quality * rates.profile_visits * effect.profile_visits * pv_boost

@@ -16,31 +16,87 @@ Per experiment, treatment and control differ only in the marker:
   hours (control), hooks and topics mixed as above;
 - contrarian_reply: replies to a typical search candidate (8,000 followers, median velocity, 60
   minutes old) with the contrarian hook (treatment) vs the other hooks equally weighted (control).
+
+A drifting scenario's truth depends on when: every expectation and choice takes ``at``, a datetime
+(UTC-aware) or a number of days since the world's start (``Oracle(start=...)``, the campaign's clock
+start, ``scenario.WORLD_START`` by default); ``at=None`` is day 0. A stationary scenario ignores it.
+``changes`` lists the steps and the best (hook, hour) just before and from each one on.
 """
 from __future__ import annotations
 
 import math
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Mapping
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from xbotlib.core import vocab
 
-from xbotlib.sim.audience import Expected, ReplyTarget, TextSignals, expected_outcome, reply_spillover
-from xbotlib.sim.scenario import EXPERIMENT_IDS, Scenario, load_scenario
+from xbotlib.sim.audience import (Expected, ReplyTarget, TextSignals, WorldTime, expected_outcome, reply_spillover,
+                                  world_time)
+from xbotlib.sim.scenario import EXPERIMENT_IDS, WORLD_START, Scenario, load_scenario
 
 METRICS: tuple[str, ...] = ("fpki", "follows", "impressions", "er", "reply_rate", "retweet_rate")
 TYPICAL_TARGET_FOLLOWERS = 8000
 TYPICAL_TARGET_AGE_MIN = 60.0
+BEFORE_STEP_DAYS = 1e-6  # "just before a step": its day minus this (a millionth of a day, 0.09 s)
+MOVE_WINDOW_DAYS = 7  # days_to_move: the new best hook must be the most-posted hook over this many days
+
+
+def slot_time(now: datetime, hour: int, tz: str) -> datetime:
+    """The next time after ``now`` at which the clock in ``tz`` shows ``hour``:00 (UTC-aware): the time of a
+    slot the plan books at ``now`` (as ``jobs.plan.next_occurrence``, without its care for the hour a
+    daylight-saving change skips or repeats, which moves a post's day by nothing)."""
+    local = now.astimezone(ZoneInfo(tz))
+    slot = local.replace(hour=int(hour), minute=0, second=0, microsecond=0)
+    if slot <= local:
+        slot = (slot.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=ZoneInfo(tz))
+    return slot.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A step of a drifting scenario and what it does to the best choice."""
+    day: float                 # days since the world's start
+    before: tuple[str, int]    # the best (hook, hour) just before the step
+    after: tuple[str, int]     # the best (hook, hour) from the step on
+
+    @property
+    def moves_best(self) -> bool:
+        return self.before != self.after
+
+    @property
+    def moves_hook(self) -> bool:
+        return self.before[0] != self.after[0]
 
 
 class Oracle:
-    """Ground-truth expectations of a scenario (see the module docstring for the typical mix)."""
+    """Ground-truth expectations of a scenario (see the module docstring for the typical mix).
 
-    def __init__(self, scenario: Scenario | str | Path | None = None):
+    ``start``: when the world started (day 0 of a drifting scenario), to read ``at`` given as a datetime and
+    a weekly cycle's weekday; the campaign's clock start (``scenario.WORLD_START``) unless told otherwise.
+    """
+
+    def __init__(self, scenario: Scenario | str | Path | None = None, start: datetime | None = None):
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.start = (start or WORLD_START).astimezone(timezone.utc)
+
+    def when(self, at: datetime | float | None) -> WorldTime | None:
+        """``at`` (a datetime, days since the world's start, or None: day 0) as the audience reads it; None
+        for a stationary scenario, where time does not matter."""
+        if self.scenario.stationary:
+            return None
+        if at is None:
+            at = 0.0
+        if isinstance(at, datetime):
+            if at.tzinfo is None:
+                raise ValueError(f"at={at!r} has no time zone (give a UTC-aware datetime, or a day number)")
+            return world_time(self.scenario, self.start, at)
+        return world_time(self.scenario, self.start, self.start + timedelta(days=float(at)))
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -58,8 +114,8 @@ class Oracle:
 
     def expected(self, hook: str, hour: int, topic: str | None = None,
                  experiment_arms: Mapping[str, str] | None = None, followers: float | None = None,
-                 reply: bool = False) -> Expected:
-        """Expected settled counts of one novel post.
+                 reply: bool = False, at: datetime | float | None = None) -> Expected:
+        """Expected settled counts of one novel post (at ``at``: see the module docstring).
 
         ``experiment_arms`` maps experiment id -> 'treatment' | 'control'. hashtag_1 and question_cta
         switch their text marker; contrarian_reply makes the post a reply to a typical target (its
@@ -94,35 +150,52 @@ class Oracle:
                               contrarian=hook == "contrarian", has_link=False)
         base = self.scenario.account.initial_followers if followers is None else followers
         return expected_outcome(self.scenario, signals, hour=int(hour), followers=base,
-                                spillover=self.typical_spillover() if reply else None)
+                                spillover=self.typical_spillover() if reply else None, when=self.when(at))
 
     def expected_follows(self, hook: str, hour: int, topic: str | None = None,
-                         experiment_arms: Mapping[str, str] | None = None, followers: float | None = None) -> float:
-        return self.expected(hook, hour, topic, experiment_arms, followers).follows
+                         experiment_arms: Mapping[str, str] | None = None, followers: float | None = None,
+                         at: datetime | float | None = None) -> float:
+        return self.expected(hook, hour, topic, experiment_arms, followers, at=at).follows
 
     def expected_fpki(self, hook: str, hour: int, topic: str | None = None,
-                      experiment_arms: Mapping[str, str] | None = None, followers: float | None = None) -> float:
-        return self.expected(hook, hour, topic, experiment_arms, followers).fpki
+                      experiment_arms: Mapping[str, str] | None = None, followers: float | None = None,
+                      at: datetime | float | None = None) -> float:
+        return self.expected(hook, hour, topic, experiment_arms, followers, at=at).fpki
 
     # -- choices and lifts
 
     def best_choice(self, hours: Iterable[int] = vocab.DEFAULT_POSTING_HOURS,
-                    hooks: Iterable[str] = vocab.HOOK_PATTERNS, metric: str = "follows") -> tuple[str, int]:
-        """The (hook, hour) with the highest expected ``metric`` ('follows' or 'fpki'), topics averaged."""
+                    hooks: Iterable[str] = vocab.HOOK_PATTERNS, metric: str = "follows",
+                    at: datetime | float | None = None) -> tuple[str, int]:
+        """The (hook, hour) with the highest expected ``metric`` ('follows' or 'fpki'), topics averaged, at
+        ``at`` (see the module docstring; ties: the earlier hook, then the earlier hour)."""
         if metric not in ("follows", "fpki"):
             raise ValueError(f"best_choice metric must be 'follows' or 'fpki', got {metric!r}")
         hours, hooks = list(hours), list(hooks)
-        scores = {(hook, hour): self._pooled([self.expected(hook, hour, t) for t in self.topics], metric)
+        scores = {(hook, hour): self._pooled([self.expected(hook, hour, t, at=at) for t in self.topics], metric)
                   for hook in hooks for hour in hours}
         return max(scores, key=lambda k: (scores[k], -hooks.index(k[0]), -k[1]))
 
+    def step_days(self) -> tuple[float, ...]:
+        """The days (since the world's start) at which the scenario steps, in order."""
+        return tuple(s.day for s in self.scenario.drift.steps)
+
+    def changes(self, hours: Iterable[int] = vocab.DEFAULT_POSTING_HOURS,
+                hooks: Iterable[str] = vocab.HOOK_PATTERNS, metric: str = "follows") -> list[Change]:
+        """Each step with the best (hook, hour) just before it and from it on (``best_choice`` at both)."""
+        hours, hooks = list(hours), list(hooks)
+        return [Change(day, self.best_choice(hours, hooks, metric, at=day - BEFORE_STEP_DAYS),
+                       self.best_choice(hours, hooks, metric, at=day)) for day in sorted(set(self.step_days()))]
+
     def best_topic(self, hours: Iterable[int] = vocab.DEFAULT_POSTING_HOURS,
-                   hooks: Iterable[str] = vocab.HOOK_PATTERNS, metric: str = "follows") -> str:
+                   hooks: Iterable[str] = vocab.HOOK_PATTERNS, metric: str = "follows",
+                   at: datetime | float | None = None) -> str:
         """The topic of the scenario's vocabulary with the highest expected ``metric``, hooks and hours averaged."""
         if metric not in ("follows", "fpki"):
             raise ValueError(f"best_topic metric must be 'follows' or 'fpki', got {metric!r}")
         hours, hooks = list(hours), list(hooks)
-        scores = {t: self._pooled([self.expected(k, h, t) for k in hooks for h in hours], metric) for t in self.topics}
+        scores = {t: self._pooled([self.expected(k, h, t, at=at) for k in hooks for h in hours], metric)
+                  for t in self.topics}
         return max(scores, key=lambda t: (scores[t], -self.topics.index(t)))
 
     def true_lift(self, experiment_id: str, metric: str = "fpki") -> float:
@@ -173,6 +246,26 @@ class Oracle:
         if metric == "retweet_rate":
             return sum(e.retweets for e in items) / max(1.0, imps)
         raise ValueError(f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
+
+
+def days_to_move(posts: Iterable[tuple[float, str]], step_day: float, new_hook: str, days: int,
+                 window: int = MOVE_WINDOW_DAYS) -> int | None:
+    """How many days after a step a policy moved to the step's new best hook (``Change.after[0]``).
+
+    ``posts``: (day since the world's start, hook) of each post. The move is the first whole day *d* from
+    the step on such that ``new_hook`` is the hook posted most over days [d, d + window) — strictly more
+    than any other (the rotation rule never lets one hook have every post); the answer is d minus the
+    step's day (rounded up), or None if that never happens before day ``days``. A policy that already
+    favoured the new hook before the step scores 0.
+    """
+    posts = list(posts)
+    first = math.ceil(step_day)
+    for d in range(first, days):
+        counts = Counter(hook for day, hook in posts if d <= day < d + window)
+        top = counts.most_common(2)
+        if top and top[0][0] == new_hook and (len(top) == 1 or top[1][1] < top[0][1]):
+            return d - first
+    return None
 
 
 def true_lift_for_posts(oracle: Oracle, frame, experiment_id: str) -> float:

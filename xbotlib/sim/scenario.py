@@ -9,6 +9,20 @@ A scenario reads text with its own ``vocabulary``: when its ``[topics.<name>]`` 
 ``keywords`` (and optionally ``hashtag``), the audience is one of that niche and detects those topics
 (a real audience does not read the account's profile); without keywords it is the built-in niche's
 (``vocab.DEFAULT``). The audience reads every hook kind, whatever the account allows itself.
+
+A scenario may change over time (``[drift]``: steps at a given day, slow trends, a weekly cycle) and its
+effects may interact (``[interactions]``: hook × hour, hook × topic). Days count from the world's start
+(``AudienceModel.epoch``; a campaign starts its world at its clock's start, ``WORLD_START`` by default);
+``audience.WorldTime`` carries a post's day and local weekday to the functions that need them.
+
+Omitted settings take default.toml's values (the dataclass defaults below are exactly those; a test
+checks it), so a scenario written as "default.toml but …" needs only what differs. Omitted effect tables
+mean no effect (1.0). Every multiplier is at most ``MAX_MULTIPLIER``, and no post may have a follow
+probability above 1 (it would be capped silently): ``parse_scenario`` checks the largest one any post
+could reach and names the key to lower.
+
+Size: over 400 lines because it is one strict reader for every key of the format; splitting the drift
+keys from the rest would give two readers that must fail in the same words.
 """
 from __future__ import annotations
 
@@ -17,6 +31,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +40,9 @@ from xbotlib.config import PROJECT_ROOT
 from xbotlib.core import vocab
 
 SCENARIO_DIR = PROJECT_ROOT / "scenarios"
+WORLD_START = datetime(2026, 1, 5, tzinfo=timezone.utc)  # jobs.campaign.CAMPAIGN_START (a Monday): day 0
+MAX_MULTIPLIER = 10.0  # larger is a typo or a unit error (a percentage for a factor); see docs/SCENARIO.md
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 EXPERIMENT_IDS: tuple[str, ...] = ("hashtag_1", "question_cta", "contrarian_reply", "late_evening_slot")
 
 
@@ -56,6 +74,10 @@ class Effect:
                       self.replies * other.replies, self.profile_visits * other.profile_visits,
                       self.follow_rate * other.follow_rate)
 
+    def power(self, x: float) -> "Effect":
+        """Each multiplier raised to ``x`` (a trend's share of its change: log-linear in time)."""
+        return Effect(*(v ** x for v in dataclasses.astuple(self)))
+
 
 NEUTRAL = Effect()
 
@@ -66,7 +88,7 @@ class Account:
     following_count: int = 400
     initial_tweet_count: int = 1500
     organic_follows_per_day: float = 2.0
-    churn_per_day: float = 0.002
+    churn_per_day: float = 0.0005
 
 
 @dataclass(frozen=True)
@@ -78,10 +100,16 @@ class Reach:
     settle_hours: float = 72.0
 
 
+DEFAULT_REACH = (0.35, 0.30, 0.25, 0.25, 0.30, 0.45, 0.75, 1.00, 1.10, 1.15, 1.20, 1.25,
+                 1.20, 1.15, 1.10, 1.05, 1.05, 1.05, 1.00, 1.00, 0.97, 0.95, 0.85, 0.65)
+DEFAULT_QUALITY = (0.80, 0.80, 0.80, 0.80, 0.80, 0.85, 0.90, 0.95, 1.00, 1.05, 1.08, 1.10,
+                   1.08, 1.05, 1.02, 1.00, 1.00, 0.98, 0.96, 0.95, 0.94, 0.92, 0.90, 0.86)
+
+
 @dataclass(frozen=True)
 class Hours:
-    reach: tuple[float, ...] = (1.0,) * 24
-    quality: tuple[float, ...] = (1.0,) * 24
+    reach: tuple[float, ...] = DEFAULT_REACH
+    quality: tuple[float, ...] = DEFAULT_QUALITY
 
 
 @dataclass(frozen=True)
@@ -100,8 +128,8 @@ class Rates:
 @dataclass(frozen=True)
 class Fatigue:
     window_days: float = 7.0
-    onset: float = 0.3
-    max_penalty: float = 0.6
+    onset: float = 0.35
+    max_penalty: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -123,6 +151,76 @@ class XAccess:
 
 
 @dataclass(frozen=True)
+class Change:
+    """Multipliers a step or a trend applies on top of the scenario's own: per hook, per topic (``none``
+    included) and on the two hour curves (24 values each, local hours)."""
+    hooks: Mapping[str, Effect] = field(default_factory=dict)
+    topics: Mapping[str, Effect] = field(default_factory=dict)
+    reach: tuple[float, ...] = (1.0,) * 24
+    quality: tuple[float, ...] = (1.0,) * 24
+
+
+@dataclass(frozen=True)
+class Step:
+    """From ``day`` on (days since the world's start), ``change`` applies."""
+    day: float
+    change: Change
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A slow change: none before ``from_day``, all of ``change`` from ``to_day`` on, and in between the
+    share (day − from_day) / (to_day − from_day) of it on the log scale (each multiplier m contributes
+    m ** share: a constant log-multiplier per day, log(m) / (to_day − from_day))."""
+    from_day: float
+    to_day: float
+    change: Change
+
+    def share(self, day: float) -> float:
+        return min(1.0, max(0.0, (day - self.from_day) / (self.to_day - self.from_day)))
+
+
+@dataclass(frozen=True)
+class Weekly:
+    """Multipliers of reach and quality per local weekday (Monday first), as the hour curves per hour."""
+    reach: tuple[float, ...] = (1.0,) * 7
+    quality: tuple[float, ...] = (1.0,) * 7
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How the audience changes with time; all empty: a stationary world."""
+    steps: tuple[Step, ...] = ()
+    trends: tuple[Trend, ...] = ()
+    weekly: Weekly | None = None
+
+    @property
+    def stationary(self) -> bool:
+        return not (self.steps or self.trends or self.weekly)
+
+    @property
+    def needs_weekday(self) -> bool:
+        return self.weekly is not None
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """An effect that applies only to posts with ``hook`` at one of ``hours`` (hook × hour) or on
+    ``topic`` (hook × topic; ``none``: no detected topic)."""
+    hook: str
+    effect: Effect
+    hours: frozenset[int] | None = None
+    topic: str | None = None
+
+    def applies(self, hook: str, topic: str | None, hour: int) -> bool:
+        if hook != self.hook:
+            return False
+        if self.hours is not None:
+            return hour in self.hours
+        return (topic or "none") == self.topic
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str = ""
@@ -138,6 +236,8 @@ class Scenario:
     topics: Mapping[str, Effect] = field(default_factory=dict)
     no_topic: Effect = NEUTRAL
     experiments: Mapping[str, Effect] = field(default_factory=dict)
+    drift: Drift = Drift()
+    interactions: tuple[Interaction, ...] = ()     # hook × hour and hook × topic, in file order
     source: str = "<built-in>"
     vocabulary: vocab.Vocabulary = vocab.DEFAULT  # how this audience reads text (topics and their keywords)
 
@@ -149,6 +249,11 @@ class Scenario:
 
     def experiment_effect(self, experiment_id: str) -> Effect:
         return self.experiments.get(experiment_id, NEUTRAL)
+
+    @property
+    def stationary(self) -> bool:
+        """True when the audience does not change with time (interactions do not depend on time)."""
+        return self.drift.stationary
 
 
 # ----------------------------------------------------------------------------- loading
@@ -180,7 +285,7 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<dict>") -> Scenario:
     """Build a Scenario from a parsed TOML mapping (see docs/SCENARIO.md)."""
     r = _Reader(source)
     r.keys(raw, "", {"name", "description", "timezone", "account", "reach", "hours", "rates", "fatigue",
-                     "replies", "x", "hooks", "topics", "experiments"})
+                     "replies", "x", "hooks", "topics", "experiments", "drift", "interactions"})
     name = r.string(raw, "", "name", required=True)
     timezone = r.string(raw, "", "timezone", default="UTC")
     try:
@@ -197,7 +302,8 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<dict>") -> Scenario:
                          fractions={"churn_per_day"}),
         reach=r.record(raw, "reach", Reach, positive={"dispersion", "accrual_tau_hours", "settle_hours",
                                                       "impressions_per_follower"}),
-        hours=Hours(reach=r.hour_curve(hours_raw, "hours", "reach"), quality=r.hour_curve(hours_raw, "hours", "quality")),
+        hours=Hours(reach=r.curve(hours_raw, "hours", "reach", Hours().reach),
+                    quality=r.curve(hours_raw, "hours", "quality", Hours().quality)),
         rates=r.record(raw, "rates", Rates, fractions={"likes", "retweets", "replies", "quotes", "bookmarks",
                                                        "profile_visits", "link_clicks", "follows_per_profile_visit"},
                        positive={"dispersion"}),
@@ -216,7 +322,40 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<dict>") -> Scenario:
     reach = scenario.reach
     if reach.settle_hours <= reach.accrual_tau_hours:
         r.fail("reach", "settle_hours", reach.settle_hours, f"more than accrual_tau_hours ({reach.accrual_tau_hours})")
-    return dataclasses.replace(scenario, topics=topics, no_topic=no_topic)
+    topic_names = (*topics, "none")
+    scenario = dataclasses.replace(scenario, topics=topics, no_topic=no_topic, drift=r.drift(raw, topic_names),
+                                   interactions=r.interactions(raw, topic_names))
+    r.follow_probability(scenario)
+    return scenario
+
+
+def follow_rate_factors(scenario: Scenario, hook: str, topic: str) -> list[tuple[str, float]]:
+    """(key, value) of every follow_rate multiplier that can apply at once to a post with ``hook`` and
+    ``topic`` ('none': no topic), at its worst: experiments, interactions, steps and trends only where
+    they raise it (> 1), the hook × hour interactions of the worst hour. Their product times
+    ``rates.follows_per_profile_visit`` bounds the post's follow probability."""
+    out = [(f"hooks.{hook}", scenario.hook_effect(hook).follow_rate),
+           (f"topics.{topic}", scenario.topic_effect(None if topic == "none" else topic).follow_rate)]
+    out += [(f"experiments.{k}", e.follow_rate) for k, e in scenario.experiments.items() if e.follow_rate > 1]
+    by_hour: dict[int, list[tuple[str, float]]] = {}
+    for i, inter in enumerate(scenario.interactions):
+        if inter.hook != hook or inter.effect.follow_rate <= 1:
+            continue
+        kind = "hook_hour" if inter.hours is not None else "hook_topic"
+        key = f"interactions.{kind}[{i}]"
+        if inter.hours is None and inter.topic == topic:
+            out.append((key, inter.effect.follow_rate))
+        for h in inter.hours or ():
+            by_hour.setdefault(h, []).append((key, inter.effect.follow_rate))
+    if by_hour:
+        out += max(by_hour.values(), key=lambda fs: math.prod(v for _, v in fs))
+    for kind, changes in (("steps", [s.change for s in scenario.drift.steps]),
+                          ("trends", [t.change for t in scenario.drift.trends])):
+        for i, change in enumerate(changes):
+            for key, effect in ((f"hooks.{hook}", change.hooks.get(hook)), (f"topics.{topic}", change.topics.get(topic))):
+                if effect is not None and effect.follow_rate > 1:
+                    out.append((f"drift.{kind}[{i}].{key}", effect.follow_rate))
+    return out
 
 
 class _Reader:
@@ -251,7 +390,8 @@ class _Reader:
             self.fail(section, key, value, "a non-empty string" if required else "a string")
         return value
 
-    def number(self, section: str, key: str, value: Any, *, integer=False, positive=False, fraction=False) -> float:
+    def number(self, section: str, key: str, value: Any, *, integer=False, positive=False, fraction=False,
+               multiplier=False) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
             self.fail(section, key, value, "an integer" if integer else "a number")
         if not math.isfinite(value) or value < 0:
@@ -260,6 +400,9 @@ class _Reader:
             self.fail(section, key, value, "a number > 0")
         if fraction and value > 1:
             self.fail(section, key, value, "a fraction between 0 and 1")
+        if multiplier and value > MAX_MULTIPLIER:
+            self.fail(section, key, value, f"a multiplier between 0 and {MAX_MULTIPLIER:g} (1.0 = no effect; "
+                                           "docs/SCENARIO.md, Bounds)")
         return value
 
     def record(self, raw, section: str, cls, ints=(), positive=(), fractions=()):
@@ -278,29 +421,44 @@ class _Reader:
                 self.fail("x", key, value, "true or false")
         return XAccess(**table)
 
-    def hour_curve(self, raw, section: str, key: str) -> tuple[float, ...]:
-        value = raw.get(key, [1.0] * 24)
-        if not isinstance(value, list) or len(value) != 24:
-            self.fail(section, key, value, "a list of 24 multipliers, one per local hour 0..23")
-        curve = tuple(float(self.number(section, f"{key}[{i}]", v)) for i, v in enumerate(value))
+    def curve(self, raw, section: str, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+        """A list of multipliers, one per local hour (24) or weekday (7, Monday first)."""
+        if key not in raw:
+            return default
+        value, n = raw[key], len(default)
+        if not isinstance(value, list) or len(value) != n:
+            self.fail(section, key, value, "a list of 24 multipliers, one per local hour 0..23" if n == 24 else
+                      "a list of 7 multipliers, one per local weekday, Monday first")
+        curve = tuple(float(self.number(section, f"{key}[{i}]", v, multiplier=True)) for i, v in enumerate(value))
         if max(curve) <= 0:
             self.fail(section, key, value, "at least one multiplier > 0")
         return curve
 
+    def array(self, raw, section: str, key: str) -> list[Mapping[str, Any]]:
+        """An array of tables (``[[section.key]]``), empty when absent."""
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.fail(section, key, value, f"an array of tables, written [[{section}.{key}]]")
+        return value
+
+    def effect(self, spec, where: str, extra: frozenset[str] = frozenset()) -> Effect:
+        self.keys(spec, where, {f.name for f in dataclasses.fields(Effect)} | extra)
+        return Effect(**{k: self.number(where, k, v, multiplier=True) for k, v in spec.items() if k not in extra})
+
     def effects(self, raw, section: str, allowed: tuple[str, ...] | None,
-                extra: frozenset[str] = frozenset()) -> dict[str, Effect]:
+                extra: frozenset[str] = frozenset(), prefix: str = "") -> dict[str, Effect]:
         """Tables of multipliers under ``section`` (names from ``allowed``; None: any name). Keys in ``extra``
-        are allowed in a table and left to the caller (a topic's ``keywords`` and ``hashtag``)."""
-        table = self.table(raw, "", section)
+        are allowed in a table and left to the caller (a topic's ``keywords`` and ``hashtag``). ``prefix``
+        places the section in messages (``drift.steps[0].``)."""
+        table = self.table(raw, prefix.rstrip("."), section)
+        section = prefix + section
         if allowed is not None:
             self.keys(table, section, allowed)
         out = {}
         for name, spec in table.items():
-            where = f"{section}.{name}"
             if not isinstance(spec, dict):
                 self.fail(section, name, spec, "a table of multipliers, e.g. { follow_rate = 1.2 }")
-            self.keys(spec, where, {f.name for f in dataclasses.fields(Effect)} | extra)
-            out[name] = Effect(**{k: self.number(where, k, v) for k, v in spec.items() if k not in extra})
+            out[name] = self.effect(spec, f"{section}.{name}", extra)
         return out
 
     def topics(self, raw) -> tuple[vocab.Vocabulary, dict[str, Effect]]:
@@ -342,6 +500,96 @@ class _Reader:
             hashtags[name] = tag
         effects = self.effects(raw, "topics", None, extra=frozenset({"keywords", "hashtag"}))
         return vocab.Vocabulary(topics=tuple(keywords), topic_keywords=keywords, topic_hashtags=hashtags), effects
+
+
+    # -- drift and interactions
+
+    def drift(self, raw, topics: tuple[str, ...]) -> Drift:
+        table = self.table(raw, "", "drift")
+        self.keys(table, "drift", {"steps", "trends", "weekly"})
+        steps = []
+        for i, spec in enumerate(self.array(table, "drift", "steps")):
+            where = f"drift.steps[{i}]"
+            if "day" not in spec:
+                self.fail(where, "day", None, "the day the step happens, in days since the world's start (required)")
+            steps.append(Step(float(self.number(where, "day", spec["day"])), self.change(spec, where, topics, {"day"})))
+        trends = []
+        for i, spec in enumerate(self.array(table, "drift", "trends")):
+            where = f"drift.trends[{i}]"
+            start = float(self.number(where, "from_day", spec.get("from_day", 0.0)))
+            if "to_day" not in spec:
+                self.fail(where, "to_day", None, "the day the trend is complete, in days since the world's start "
+                                                 "(required)")
+            end = float(self.number(where, "to_day", spec["to_day"]))
+            if end <= start:
+                self.fail(where, "to_day", spec["to_day"], f"a day after from_day ({start:g})")
+            trends.append(Trend(start, end, self.change(spec, where, topics, {"from_day", "to_day"})))
+        weekly = None
+        if "weekly" in table:
+            spec = self.table(table, "drift", "weekly")
+            self.keys(spec, "drift.weekly", {"reach", "quality"})
+            if not spec:
+                self.fail("drift", "weekly", spec, "reach and/or quality: 7 multipliers each, Monday first")
+            weekly = Weekly(self.curve(spec, "drift.weekly", "reach", Weekly().reach),
+                            self.curve(spec, "drift.weekly", "quality", Weekly().quality))
+        return Drift(tuple(sorted(steps, key=lambda s: s.day)), tuple(trends), weekly)
+
+    def change(self, spec, where: str, topics: tuple[str, ...], extra: set[str]) -> Change:
+        """The multipliers of one step or trend: ``hooks``, ``topics`` and ``hours`` as in a scenario."""
+        self.keys(spec, where, {"hooks", "topics", "hours"} | extra)
+        if not {"hooks", "topics", "hours"} & set(spec):
+            self.fail(where, "hooks", None, "at least one of hooks, topics, hours (what changes)")
+        hours = self.table(spec, where, "hours")
+        self.keys(hours, f"{where}.hours", {"reach", "quality"})
+        return Change(hooks=self.effects(spec, "hooks", vocab.HOOK_PATTERNS, prefix=f"{where}."),
+                      topics=self.effects(spec, "topics", topics, prefix=f"{where}."),
+                      reach=self.curve(hours, f"{where}.hours", "reach", (1.0,) * 24),
+                      quality=self.curve(hours, f"{where}.hours", "quality", (1.0,) * 24))
+
+    def interactions(self, raw, topics: tuple[str, ...]) -> tuple[Interaction, ...]:
+        table = self.table(raw, "", "interactions")
+        self.keys(table, "interactions", {"hook_hour", "hook_topic"})
+        out = []
+        for kind, selector in (("hook_hour", "hours"), ("hook_topic", "topic")):
+            for i, spec in enumerate(self.array(table, "interactions", kind)):
+                where = f"interactions.{kind}[{i}]"
+                hook = spec.get("hook")
+                if hook not in vocab.HOOK_PATTERNS:
+                    self.fail(where, "hook", hook, "one of " + ", ".join(vocab.HOOK_PATTERNS) + " (required)")
+                value = spec.get(selector)
+                if selector == "hours":
+                    if (not isinstance(value, list) or not value
+                            or not all(isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 23 for h in value)
+                            or len(set(value)) != len(value)):
+                        self.fail(where, "hours", value, "a non-empty list of distinct local hours 0..23 (required)")
+                    out.append(Interaction(hook, self.effect(spec, where, frozenset({"hook", "hours"})),
+                                           hours=frozenset(value)))
+                else:
+                    if value not in topics:
+                        self.fail(where, "topic", value, "one of the scenario's topics: " + ", ".join(topics)
+                                  + " (required)")
+                    out.append(Interaction(hook, self.effect(spec, where, frozenset({"hook", "topic"})), topic=value))
+        return tuple(out)
+
+    def follow_probability(self, scenario: Scenario) -> None:
+        """Refuse a scenario in which some post's follow probability could exceed 1 (it would be capped at 1
+        without a word): name the largest follow_rate multiplier of the worst post, and its fix."""
+        base = scenario.rates.follows_per_profile_visit
+        worst, factors = 0.0, []
+        for hook in vocab.HOOK_PATTERNS:
+            for topic in (*scenario.topics, "none"):
+                fs = follow_rate_factors(scenario, hook, topic)
+                p = base * math.prod(v for _, v in fs)
+                if p > worst:
+                    worst, factors = p, fs
+        if worst <= 1.0:
+            return
+        key, value = max(factors, key=lambda kv: kv[1])
+        listed = " × ".join(f"{k} {v:g}" for k, v in factors if v != 1)
+        self.fail(key, "follow_rate", value,
+                  f"at most {value / worst:.3g}: a post could have a follow probability of {worst:.3g} "
+                  f"(rates.follows_per_profile_visit {base:g} × {listed}), above 1, which the audience would cap "
+                  "at 1 silently; lower this multiplier (or rates.follows_per_profile_visit)")
 
 
 _TOPIC_NAME = re.compile(r"[a-z][a-z0-9_]*")

@@ -12,7 +12,7 @@ import numpy as np
 
 from xbotlib.sim.audience import (SALT_CHURN, SALT_ORGANIC, ReplyTarget, Totals, accrual_offset, accrued_fraction,
                                   draw_totals, expected_outcome, follows_offset, local_hour, read_text,
-                                  reply_spillover, tokens, tweet_rng)
+                                  reply_spillover, tokens, tweet_rng, world_time)
 from xbotlib.sim.scenario import Scenario
 
 # ----------------------------------------------------------------------------- the stateful world
@@ -55,7 +55,9 @@ class AudienceModel:
     ----------
     scenario : the ground truth.
     seed : every draw is a function of (seed, what is drawn), so a replay gives identical numbers.
-    epoch : when the world starts (followers = initial at epoch); default 2026-01-01 UTC.
+    epoch : when the world starts (followers = initial at epoch; day 0 of a drifting scenario's steps,
+        trends and weekly cycle); default 2026-01-01 UTC. A campaign's sandbox starts it at the campaign
+        clock's start (``CampaignConfig.start``, ``scenario.WORLD_START`` by default).
     """
 
     def __init__(self, scenario: Scenario, seed: int = 0, epoch: datetime | None = None):
@@ -87,8 +89,9 @@ class AudienceModel:
         followers = self.followers_at(posted_at)
         similarity = self.similarity_to_recent(text, posted_at)
         spill = reply_spillover(self.scenario, target, posted_at) if target else None
+        when = None if self.scenario.stationary else world_time(self.scenario, self.epoch, posted_at)
         exp = expected_outcome(self.scenario, read_text(text, self.scenario.vocabulary), hour=hour, followers=followers,
-                               similarity=similarity, spillover=spill)
+                               similarity=similarity, spillover=spill, when=when)
         totals = draw_totals(self.scenario, exp, tweet_rng(self.seed, tweet_id))
         tweet = SimTweet(tweet_id, text, posted_at, hour, followers, similarity, target, totals)
         self._add(tweet)
