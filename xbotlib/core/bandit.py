@@ -317,13 +317,10 @@ def choose_hour(stats: Mapping, hours: Sequence[int], rng, *, prior_means: Mappi
 UCB_C_MODEL = 0.3  # with model means (already pooled over hooks and neighbouring hours), a smaller bonus
 
 
-def ucb1_hour(hours: Sequence[int], means: Sequence[float], pulls: Sequence[float], rng, *, scale: float,
+def ucb1_hour(hours: Sequence[int], means: Sequence[float], pulls: Sequence[int], rng, *, scale: float,
               c: float) -> HourChoice:
     """UCB1: untried hours first (the best ``means`` among them, ties at random); then
-    score = mean_h + c · scale · sqrt(2 ln N / n_h) with N the total pulls, the highest wins.
-
-    ``pulls`` may be discounted (fractional) counts — each pull weighted by its age, as the learner
-    does (discounted UCB); ln N is floored at ln 2 so that a small discounted total keeps a bonus."""
+    score = mean_h + c · scale · sqrt(2 ln N / n_h) with N the total pulls, the highest wins."""
     hours = [int(h) for h in _check_arms(hours)]
     for h in hours:
         timing_arm_id(h)
@@ -338,8 +335,8 @@ def ucb1_hour(hours: Sequence[int], means: Sequence[float], pulls: Sequence[floa
         best = [untried[j] for j in np.flatnonzero(np.isclose(score, score.max(), rtol=1e-12, atol=1e-12))]
         idx = best[int(rng.integers(len(best)))] if len(best) > 1 else best[0]
         return HourChoice(hour=hours[idx], propensity=1.0 / len(best), bonus=None)
-    total = float(sum(pulls))
-    bonuses = [c * scale * math.sqrt(2 * math.log(max(2.0, total)) / n) for n in pulls]
+    total = sum(pulls)
+    bonuses = [c * scale * math.sqrt(2 * math.log(total) / n) for n in pulls]
     arr = np.array(means, dtype=float) + np.array(bonuses)
     best = np.flatnonzero(np.isclose(arr, arr.max(), rtol=1e-12, atol=1e-12))
     idx = int(best[rng.integers(len(best))]) if len(best) > 1 else int(best[0])

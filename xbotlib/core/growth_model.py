@@ -21,9 +21,9 @@ campaign has. Two things make the same data go further:
    the hook. Choices are scored as fresh posts (familiarity 0).
 
    Both are Poisson log-linear models with a Gaussian prior on the effects (a ridge, so an unseen hook
-   sits at the average), fitted by Newton's method; the posterior is the Laplace approximation with
-   the covariance scaled by the Pearson dispersion (counts are more variable than Poisson). The
-   effect on log expected follows is the sum of the two, and so is its covariance.
+   sits at the average), fitted by Newton's method; the posterior is the Laplace approximation of
+   the quasi-Poisson likelihood (counts are more variable than Poisson: below). The effect on log
+   expected follows is the sum of the two, and so is its covariance.
 
 Noisy counts shrink more (quasi-Poisson)
 ----------------------------------------
@@ -37,14 +37,26 @@ Old evidence counts less (age weights)
 --------------------------------------
 An audience moves: a format wears out, a topic peaks. With ``now`` (the plan tick's time) each post's
 log-likelihood is weighted by 0.5 ** (age / ``HALF_LIFE_DAYS``) (``age_weights``): after a step in
-the effects, the model's estimate crosses over to the new world after about one half-life (when the
-new evidence weighs as much as all the old), and the learner's draws follow. Exponential weights
-rather than a sliding window: no cliff at which a post suddenly stops counting, and one parameter;
-rather than change detection: nothing to tune per effect, and no missed small changes. The policy
-ages its UCB1 pull counts the same way (discounted UCB), so an hour left untried regains its bonus
-and a lock-out cannot be permanent. The price is a smaller effective sample in a world that does
-not move (~4 posts a day × half-life / ln 2 ≈ 80 posts at a 14-day half-life): measured in the
-screen, see ``HALF_LIFE_DAYS``.
+the effects, the estimate crosses over to the new world after about one half-life (when the new
+evidence weighs as much as all the old), and the learner's draws follow. An hour whose few posts were
+unlucky long ago returns towards the average as they fade, so a lock-out is not permanent either.
+Exponential weights rather than a sliding window: no cliff at which a post suddenly stops counting,
+one parameter. Rather than change detection: nothing to tune per effect, no missed small change.
+
+The price is a smaller effective sample in a world that does not move (4 posts a day × 14 / ln 2 ≈
+80 posts). Measured with the replay screen (a private copy of bench/screen_policies.py with the tick's
+time and each post's time; machine B, 2026-12-03, same seeds, learner minus the learner of 116ce54):
+
+| world (seeds) | 14-day half-life, model only | … and UCB1 pulls aged too | no ageing (quasi-Poisson only) |
+| --- | ---: | ---: | ---: |
+| default, stepping to afternoon_questions' answers at day 30 (40) | +10.4 ± 6.4 ¹ | +17.3 ± 5.1 ¹ | 0 (reference) |
+| afternoon_questions (50) | −2.8 ± 6.1 | −21.3 ± 7.4 | −11.9 ± 7.3 |
+
+¹ against no ageing. After the step the new best hook leads a 7-day window of the learner's posts
+after 17 days (median; 26 days with aged UCB pulls, 15 at a 10-day half-life, never within the 30
+days left in 32 of 40 seeds without ageing). Aged UCB1 pulls (discounted UCB) re-explored every hour
+and cost too much where nothing moves; a 30-day half-life (model and pulls) adapted little (+5.2 ± 5.2)
+and still lost 21.8 ± 5.3 on afternoon_questions. Figures for the other worlds: ``HALF_LIFE_DAYS``.
 
 The columns are laid out per vocabulary (``layout(topics)``): the six hook kinds are universal, the topic
 columns are the account's own topics. A fitted ``GrowthModel`` records the topics it was learned for, and
@@ -54,6 +66,9 @@ against the wrong topics).
 ``fit(posts, vocabulary)`` returns a ``GrowthModel``; the policy (``xbotlib.core.policies.XbotPolicy``) samples hook
 effects from it (Thompson) and reads hour effects from it (UCB1). Measured in ``xbot bench growth``
 (BENCHMARKS.md).
+
+Size: over 400 lines because the model is one piece (layout, outcome, quasi-Poisson fit, age weights,
+effects and their summaries) and this docstring carries the evidence for its choices.
 """
 from __future__ import annotations
 
