@@ -31,7 +31,9 @@ Each count carries 1/φ of a Poisson count's information (φ the Pearson dispers
 weighed against the likelihood divided by φ, in the mode as in the covariance (``fit_poisson``). Before
 2026-12 only the covariance was scaled: on a 350-follower account at twice the default noise (φ ≈ 15)
 a handful of unlucky morning posts bent the two-harmonic hour curve by ~2 log units (the truth spans
-0.37), and UCB1 never went back to the morning: the best hour locked out (issue #20, part 2).
+0.37), and UCB1 never went back to the morning: the best hour locked out (issue #20, part 2). On
+its own this fit moved the screen's lock-outs (best hour under 10 of 240 posts) from 8 to 5 seeds of
+100 on such a world (follows −5.0 ± 2.8, not significant); ageing the evidence (below) removed them.
 
 Old evidence counts less (age weights)
 --------------------------------------
@@ -44,19 +46,29 @@ Exponential weights rather than a sliding window: no cliff at which a post sudde
 one parameter. Rather than change detection: nothing to tune per effect, no missed small change.
 
 The price is a smaller effective sample in a world that does not move (4 posts a day × 14 / ln 2 ≈
-80 posts). Measured with the replay screen (a private copy of bench/screen_policies.py with the tick's
-time and each post's time; machine B, 2026-12-03, same seeds, learner minus the learner of 116ce54):
+80 posts). Measured with the replay screen (a private copy of bench/screen_policies.py that also gives
+each outcome its post time; machine B, 2026-12-03, same seeds; follows earned by posts, this learner
+minus the learner of 116ce54, mean ± se of the paired difference):
 
-| world (seeds) | 14-day half-life, model only | … and UCB1 pulls aged too | no ageing (quasi-Poisson only) |
-| --- | ---: | ---: | ---: |
-| default, stepping to afternoon_questions' answers at day 30 (40) | +10.4 ± 6.4 ¹ | +17.3 ± 5.1 ¹ | 0 (reference) |
-| afternoon_questions (50) | −2.8 ± 6.1 | −21.3 ± 7.4 | −11.9 ± 7.3 |
+| world (seeds) | 14-day half-life (shipped) | 21-day | 14-day, UCB1 pulls aged too | no ageing |
+| --- | ---: | ---: | ---: | ---: |
+| default (40) | −8.8 ± 6.9 | +0.9 ± 5.7 | −3.2 ± 7.0 | −8.6 ± 7.5 |
+| evening_contrarian (50) | −10.1 ± 6.0 | −2.1 ± 7.6 | −9.2 ± 6.3 | — |
+| afternoon_questions (50) | −2.8 ± 6.1 | −14.0 ± 6.5 | −21.3 ± 7.4 | −11.9 ± 7.3 |
+| small_noisy (60) | −0.9 ± 3.6 | — | −4.1 ± 3.7 | −5.0 ± 2.8 ¹ |
+| default → afternoon_questions' answers at day 30 (40) ² | +10.4 ± 6.4 | +7.1 ± 5.8 | +17.3 ± 5.1 | 0 |
+| default_step (new_study overtakes did_you_know at day 30; 30) | −14.4 ± 6.8 | — | — | — |
 
-¹ against no ageing. After the step the new best hook leads a 7-day window of the learner's posts
-after 17 days (median; 26 days with aged UCB pulls, 15 at a 10-day half-life, never within the 30
-days left in 32 of 40 seeds without ageing). Aged UCB1 pulls (discounted UCB) re-explored every hour
-and cost too much where nothing moves; a 30-day half-life (model and pulls) adapted little (+5.2 ± 5.2)
-and still lost 21.8 ± 5.3 on afternoon_questions. Figures for the other worlds: ``HALF_LIFE_DAYS``.
+¹ 100 seeds. ² against no ageing. Pooled over the three stationary worlds the shipped half-life costs
+about 7 ± 4 follows of ~400 (2%): not significant per world, and not nothing. After the step the new
+best hook leads a 7-day window of the learner's posts after 17 days (median; 22 at 21 days, never
+within the 30 days left in 32 of 40 seeds without ageing). On small_noisy (350 followers, twice the
+default noise) the best hour (11:00) got fewer than 10 of 240 posts on 4 of 60 seeds before, on none
+with ageing; the least-posted hour got 14.5 posts on average (7.2 before). Aged UCB1 pulls
+(discounted UCB) re-explored every hour and cost the most where nothing moves. default_step's step
+is small (did_you_know and new_study trade 1.51 and 1.27): the new best hook led a 7-day window in
+a median 0 days, never on 8 of 30 seeds (116ce54: 2 days, never on 12), yet follows fell: a
+half-life is a bet that the world moves by more than the noise, and there it did not pay.
 
 The columns are laid out per vocabulary (``layout(topics)``): the six hook kinds are universal, the topic
 columns are the account's own topics. A fitted ``GrowthModel`` records the topics it was learned for, and
@@ -87,7 +99,7 @@ VISITS_PRIOR_SD = 0.3      # hooks/topics/hours rarely move reach x visit rate b
 FAMILIARITY_PRIOR_SD = 2.0  # a near-repeat of recent posts can lose most of its audience: a wide prior
 FOLLOW_THROUGH_PRIOR_SD = 0.15  # P(follow | visit) varies much less between posts than visits do
 HOUR_TERMS = 4             # sin/cos of the hour and of twice the hour
-HALF_LIFE_DAYS: float | None = 14.0  # an outcome this many days old counts half (None: no discount); see fit
+HALF_LIFE_DAYS: float | None = 14.0  # an outcome this many days old counts half (None: no discount); evidence above
 DISPERSION_ROUNDS = 4      # quasi-Poisson: refit at the re-estimated dispersion (it settles in 2-3)
 
 
