@@ -21,9 +21,54 @@ campaign has. Two things make the same data go further:
    the hook. Choices are scored as fresh posts (familiarity 0).
 
    Both are Poisson log-linear models with a Gaussian prior on the effects (a ridge, so an unseen hook
-   sits at the average), fitted by Newton's method; the posterior is the Laplace approximation with
-   the covariance scaled by the Pearson dispersion (counts are more variable than Poisson). The
-   effect on log expected follows is the sum of the two, and so is its covariance.
+   sits at the average), fitted by Newton's method; the posterior is the Laplace approximation of
+   the quasi-Poisson likelihood (counts are more variable than Poisson: below). The effect on log
+   expected follows is the sum of the two, and so is its covariance.
+
+Noisy counts shrink more (quasi-Poisson)
+----------------------------------------
+Each count carries 1/φ of a Poisson count's information (φ the Pearson dispersion), so the prior is
+weighed against the likelihood divided by φ, in the mode as in the covariance (``fit_poisson``). Before
+2026-12 only the covariance was scaled: on a 350-follower account at twice the default noise (φ ≈ 15)
+a handful of unlucky morning posts bent the two-harmonic hour curve by ~2 log units (the truth spans
+0.37), and UCB1 never went back to the morning: the best hour locked out (issue #20, part 2). On
+its own this fit moved the screen's lock-outs (best hour under 10 of 240 posts) from 8 to 5 seeds of
+100 on such a world (follows −5.0 ± 2.8, not significant); ageing the evidence (below) removed them.
+
+Old evidence counts less (age weights)
+--------------------------------------
+An audience moves: a format wears out, a topic peaks. With ``now`` (the plan tick's time) each post's
+log-likelihood is weighted by 0.5 ** (age / ``HALF_LIFE_DAYS``) (``age_weights``): after a step in
+the effects, the estimate crosses over to the new world after about one half-life (when the new
+evidence weighs as much as all the old), and the learner's draws follow. An hour whose few posts were
+unlucky long ago returns towards the average as they fade, so a lock-out is not permanent either.
+Exponential weights rather than a sliding window: no cliff at which a post suddenly stops counting,
+one parameter. Rather than change detection: nothing to tune per effect, no missed small change.
+
+The price is a smaller effective sample in a world that does not move (4 posts a day × 14 / ln 2 ≈
+80 posts). Measured with the replay screen (a private copy of bench/screen_policies.py that also gives
+each outcome its post time; machine B, 2026-12-03, same seeds; follows earned by posts, this learner
+minus the learner of 116ce54, mean ± se of the paired difference):
+
+| world (seeds) | 14-day half-life (shipped) | 21-day | 14-day, UCB1 pulls aged too | no ageing |
+| --- | ---: | ---: | ---: | ---: |
+| default (40) | −8.8 ± 6.9 | +0.9 ± 5.7 | −3.2 ± 7.0 | −8.6 ± 7.5 |
+| evening_contrarian (50) | −10.1 ± 6.0 | −2.1 ± 7.6 | −9.2 ± 6.3 | — |
+| afternoon_questions (50) | −2.8 ± 6.1 | −14.0 ± 6.5 | −21.3 ± 7.4 | −11.9 ± 7.3 |
+| small_noisy (60) | −0.9 ± 3.6 | — | −4.1 ± 3.7 | −5.0 ± 2.8 ¹ |
+| default → afternoon_questions' answers at day 30 (40) ² | +10.4 ± 6.4 | +7.1 ± 5.8 | +17.3 ± 5.1 | 0 |
+| default_step (new_study overtakes did_you_know at day 30; 30) | −14.4 ± 6.8 | — | — | — |
+
+¹ 100 seeds. ² against no ageing. Pooled over the three stationary worlds the shipped half-life costs
+about 7 ± 4 follows of ~400 (2%): not significant per world, and not nothing. After the step the new
+best hook leads a 7-day window of the learner's posts after 17 days (median; 22 at 21 days, never
+within the 30 days left in 32 of 40 seeds without ageing). On small_noisy (350 followers, twice the
+default noise) the best hour (11:00) got fewer than 10 of 240 posts on 4 of 60 seeds before, on none
+with ageing; the least-posted hour got 14.5 posts on average (7.2 before). Aged UCB1 pulls
+(discounted UCB) re-explored every hour and cost the most where nothing moves. default_step's step
+is small (did_you_know and new_study trade 1.51 and 1.27): the new best hook led a 7-day window in
+a median 0 days, never on 8 of 30 seeds (116ce54: 2 days, never on 12), yet follows fell: a
+half-life is a bet that the world moves by more than the noise, and there it did not pay.
 
 The columns are laid out per vocabulary (``layout(topics)``): the six hook kinds are universal, the topic
 columns are the account's own topics. A fitted ``GrowthModel`` records the topics it was learned for, and
@@ -33,12 +78,16 @@ against the wrong topics).
 ``fit(posts, vocabulary)`` returns a ``GrowthModel``; the policy (``xbotlib.core.policies.XbotPolicy``) samples hook
 effects from it (Thompson) and reads hour effects from it (UCB1). Measured in ``xbot bench growth``
 (BENCHMARKS.md).
+
+Size: over 400 lines because the model is one piece (layout, outcome, quasi-Poisson fit, age weights,
+effects and their summaries) and this docstring carries the evidence for its choices.
 """
 from __future__ import annotations
 
 import math
 import functools
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Sequence
 
 import numpy as np
@@ -50,6 +99,8 @@ VISITS_PRIOR_SD = 0.3      # hooks/topics/hours rarely move reach x visit rate b
 FAMILIARITY_PRIOR_SD = 2.0  # a near-repeat of recent posts can lose most of its audience: a wide prior
 FOLLOW_THROUGH_PRIOR_SD = 0.15  # P(follow | visit) varies much less between posts than visits do
 HOUR_TERMS = 4             # sin/cos of the hour and of twice the hour
+HALF_LIFE_DAYS: float | None = 14.0  # an outcome this many days old counts half (None: no discount); evidence above
+DISPERSION_ROUNDS = 4      # quasi-Poisson: refit at the re-estimated dispersion (it settles in 2-3)
 
 
 
@@ -97,6 +148,7 @@ class PostOutcome:
     follows: float
     followers: float  # the follower base when it was posted (reach scales with it)
     novelty: float | None = None  # 1 - similarity to the account's recent posts (features.novelty); None unknown
+    posted_at: datetime | None = None  # when it went out (UTC-aware); None unknown: it then counts as recent
 
     def __post_init__(self) -> None:
         # hooks are the universal six kinds; a topic is checked against the vocabulary at fit time
@@ -112,6 +164,8 @@ class PostOutcome:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r} (check the stored outcome)")
         if self.novelty is not None and not (isinstance(self.novelty, (int, float)) and 0 <= self.novelty <= 1):
             raise ValueError(f"novelty must be in [0, 1] or None, got {self.novelty!r}")
+        if self.posted_at is not None and (not isinstance(self.posted_at, datetime) or self.posted_at.tzinfo is None):
+            raise ValueError(f"posted_at must be a timezone-aware datetime or None, got {self.posted_at!r}")
 
 
 def design_row(hook: str, topic: str | None, hour: int, familiarity: float = 0.0,
@@ -144,41 +198,18 @@ class PoissonFit:
     n: int
 
 
-def fit_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: float | Sequence[float], *,
-                max_iter: int = 50, tol: float = 1e-8) -> PoissonFit:
-    """Posterior mode of y ~ Poisson(exp(X·beta + offset)) with beta[1:] ~ N(0, prior_sd²).
-
-    ``prior_sd`` is one sd for every effect or one per column (column 0's is ignored).
-
-    The intercept (column 0) gets an almost flat prior. Newton's method with step halving (the
-    penalised log-likelihood is concave, so it converges from the start at the mean rate).
-    """
-    X, y, offset = np.asarray(X, float), np.asarray(y, float), np.asarray(offset, float)
-    if X.ndim != 2 or len(X) != len(y) or len(y) != len(offset):
-        raise ValueError(f"fit_poisson: X {X.shape}, y {y.shape} and offset {offset.shape} must have one row per post")
-    if len(y) == 0:
-        raise ValueError("fit_poisson: no posts to fit (the model needs at least one outcome)")
-    if not (np.all(np.isfinite(y)) and np.all(y >= 0) and np.all(np.isfinite(offset))):
-        raise ValueError("fit_poisson: counts must be finite and >= 0 and offsets finite")
-    sds = np.asarray(prior_sd, dtype=float)
-    if sds.ndim == 0:
-        sds = np.full(X.shape[1], float(sds))
-    if sds.shape != (X.shape[1],) or not np.all(sds[1:] > 0):
-        raise ValueError(f"fit_poisson: prior_sd must be > 0 (one value, or one per column of X), got {prior_sd!r}")
-    precision = 1.0 / np.maximum(sds, 1e-12) ** 2
-    precision[0] = 1e-4
-
+def _weighted_mode(X, y, offset, precision, w, beta, max_iter, tol):
+    """Posterior mode of sum_i w_i·(y_i·eta_i − exp(eta_i)) − ½·Σ precision·beta² by Newton's method with
+    step halving (concave, so it converges from any start)."""
     def objective(b):
         eta = np.clip(X @ b + offset, -50, 50)
-        return float(np.sum(y * eta - np.exp(eta)) - 0.5 * np.sum(precision * b * b))
+        return float(np.sum(w * (y * eta - np.exp(eta))) - 0.5 * np.sum(precision * b * b))
 
-    beta = np.zeros(X.shape[1])
-    beta[0] = math.log(max(y.mean(), 1e-3)) - float(offset.mean())
     current = objective(beta)
     for _ in range(max_iter):
         mu = np.exp(np.clip(X @ beta + offset, -50, 50))
-        grad = X.T @ (y - mu) - precision * beta
-        hess = (X * mu[:, None]).T @ X + np.diag(precision)
+        grad = X.T @ (w * (y - mu)) - precision * beta
+        hess = (X * (w * mu)[:, None]).T @ X + np.diag(precision)
         step = np.linalg.solve(hess, grad)
         t = 1.0
         while t > 1e-4 and objective(beta + t * step) < current - 1e-12:
@@ -189,11 +220,66 @@ def fit_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: floa
         current = new
         if done:
             break
+    return beta
+
+
+def fit_poisson(X: np.ndarray, y: np.ndarray, offset: np.ndarray, prior_sd: float | Sequence[float], *,
+                weights: np.ndarray | None = None, max_iter: int = 50, tol: float = 1e-8,
+                dispersion_rounds: int = DISPERSION_ROUNDS) -> PoissonFit:
+    """Posterior of y ~ quasi-Poisson(exp(X·beta + offset)) with beta[1:] ~ N(0, prior_sd²).
+
+    ``prior_sd`` is one sd for every effect or one per column (column 0's is ignored). The intercept
+    (column 0) gets an almost flat prior. ``weights`` (one per row, >= 0; default 1) scale each row's
+    log-likelihood: the growth model passes age weights so that old outcomes count less (``fit``).
+
+    **Over-dispersion enters the mean, not only the covariance.** Counts vary φ times more than Poisson
+    (φ = the Pearson dispersion), so each row carries 1/φ of a Poisson row's information: the
+    log-likelihood is divided by φ before the prior is added, and the mode and the covariance
+    (inverse Hessian) are of that posterior. φ is re-estimated from the fit's residuals over
+    ``dispersion_rounds`` rounds (with the fit's effective number of parameters as the degrees of
+    freedom used). Fitting the mode at φ = 1 and only multiplying the covariance by φ (this function
+    until 2026-12) left the prior ~φ times too weak against noisy counts: on a 350-follower account
+    with twice the default noise (φ ≈ 15) the hour curve's mean spread over 2 log units where the truth
+    spans 0.37, confidently wrong enough to lock the best hours out (see ``fit``).
+    """
+    X, y, offset = np.asarray(X, float), np.asarray(y, float), np.asarray(offset, float)
+    if X.ndim != 2 or len(X) != len(y) or len(y) != len(offset):
+        raise ValueError(f"fit_poisson: X {X.shape}, y {y.shape} and offset {offset.shape} must have one row per post")
+    if len(y) == 0:
+        raise ValueError("fit_poisson: no posts to fit (the model needs at least one outcome)")
+    if not (np.all(np.isfinite(y)) and np.all(y >= 0) and np.all(np.isfinite(offset))):
+        raise ValueError("fit_poisson: counts must be finite and >= 0 and offsets finite")
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
+    if w.shape != y.shape or not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
+        raise ValueError(f"fit_poisson: weights must be one finite number >= 0 per row, not all 0 (got shape {w.shape})")
+    sds = np.asarray(prior_sd, dtype=float)
+    if sds.ndim == 0:
+        sds = np.full(X.shape[1], float(sds))
+    if sds.shape != (X.shape[1],) or not np.all(sds[1:] > 0):
+        raise ValueError(f"fit_poisson: prior_sd must be > 0 (one value, or one per column of X), got {prior_sd!r}")
+    if dispersion_rounds < 1:
+        raise ValueError(f"fit_poisson: dispersion_rounds must be >= 1, got {dispersion_rounds!r}")
+    precision = 1.0 / np.maximum(sds, 1e-12) ** 2
+    precision[0] = 1e-4
+
+    beta = np.zeros(X.shape[1])
+    beta[0] = math.log(max(float(np.average(y, weights=w)), 1e-3)) - float(np.average(offset, weights=w))
+    dispersion = 1.0
+    for _ in range(dispersion_rounds):
+        beta = _weighted_mode(X, y, offset, precision, w / dispersion, beta, max_iter, tol)
+        mu = np.exp(np.clip(X @ beta + offset, -50, 50))
+        info = (X * (w * mu / dispersion)[:, None]).T @ X
+        edf = float(np.trace(np.linalg.solve(info + np.diag(precision), info)))  # effective parameters
+        pearson = float(np.sum(w * (y - mu) ** 2 / np.maximum(mu, 1e-9)))
+        new = max(1.0, pearson / max(1.0, float(w.sum()) - edf))
+        settled = abs(new - dispersion) <= 0.02 * dispersion
+        dispersion = new
+        if settled:
+            break
+    # the mode above is for the last dispersion used; the covariance is at the final estimate
     mu = np.exp(np.clip(X @ beta + offset, -50, 50))
-    dof = max(1, len(y) - X.shape[1])
-    dispersion = max(1.0, float(np.sum((y - mu) ** 2 / np.maximum(mu, 1e-9)) / dof))
-    hess = (X * mu[:, None]).T @ X + np.diag(precision)
-    cov = np.linalg.inv(hess) * dispersion
+    hess = (X * (w * mu / dispersion)[:, None]).T @ X + np.diag(precision)
+    cov = np.linalg.inv(hess)
     return PoissonFit(beta=beta, cov=(cov + cov.T) / 2, dispersion=dispersion, n=len(y))
 
 
@@ -266,9 +352,31 @@ def design_matrix(posts: Sequence[PostOutcome], topics: Sequence[str] = vocab.DE
                      for p in posts]).reshape(len(posts), layout(topics).n_columns)
 
 
-def fit(posts: Sequence[PostOutcome], vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> GrowthModel:
+def age_weights(posts: Sequence[PostOutcome], now: datetime | None,
+                half_life_days: float | None = HALF_LIFE_DAYS) -> np.ndarray:
+    """How much each post's outcome counts: 0.5 ** (age in days / ``half_life_days``) at ``now``.
+
+    1 for every post when ``now`` or ``half_life_days`` is None, and for a post of unknown time (or
+    one dated after ``now``: a clock skew must not make evidence count more than new)."""
+    if half_life_days is not None and not (math.isfinite(half_life_days) and half_life_days > 0):
+        raise ValueError(f"half_life_days must be > 0 or None (no discount), got {half_life_days!r}")
+    if now is None or half_life_days is None:
+        return np.ones(len(posts))
+    if now.tzinfo is None:
+        raise ValueError(f"now must be timezone-aware (UTC), got {now!r}")
+    ages = np.array([0.0 if p.posted_at is None else max(0.0, (now - p.posted_at).total_seconds() / 86400.0)
+                     for p in posts])
+    return 0.5 ** (ages / half_life_days)
+
+
+def fit(posts: Sequence[PostOutcome], vocabulary: vocab.Vocabulary = vocab.DEFAULT, *, now: datetime | None = None,
+        half_life_days: float | None = HALF_LIFE_DAYS) -> GrowthModel:
     """Fit the visits and follow-through models to ``posts`` (at least one), with one topic column per
     topic of ``vocabulary``; the model records those topics (``GrowthModel.check_vocabulary``).
+
+    ``now`` (the plan tick's time): each post's log-likelihood is weighted by ``age_weights`` — an
+    outcome ``half_life_days`` old counts half as much as today's — so the model follows an audience
+    that moves (see the module docstring). Without ``now`` every post counts fully.
 
     Where X reported no profile visits at all (an app without access to non-public metrics), the
     funnel has no first step: follows are modelled directly, with the same design.
@@ -279,22 +387,24 @@ def fit(posts: Sequence[PostOutcome], vocabulary: vocab.Vocabulary = vocab.DEFAU
     topics = tuple(vocabulary.topics)
     lay = layout(topics)
     X = design_matrix(posts, topics)
+    w = age_weights(posts, now, half_life_days)
     visits = np.array([p.profile_visits for p in posts], float)
     follows = np.array([p.follows for p in posts], float)
     base = np.log(np.array([max(1.0, p.followers) for p in posts], float))
     if visits.sum() <= 0:
-        counts = fit_poisson(X, follows, base, _prior(VISITS_PRIOR_SD, lay))
+        counts = fit_poisson(X, follows, base, _prior(VISITS_PRIOR_SD, lay), weights=w)
         return GrowthModel(mean=counts.beta, cov=counts.cov, counts=counts, follow_through=None, signal="follows",
-                           n_posts=len(posts), mean_count=float(follows.mean()), topics=topics)
-    counts = fit_poisson(X, visits, base, _prior(VISITS_PRIOR_SD, lay))
+                           n_posts=len(posts), mean_count=float(np.average(follows, weights=w)), topics=topics)
+    counts = fit_poisson(X, visits, base, _prior(VISITS_PRIOR_SD, lay), weights=w)
     mean, cov = counts.beta.copy(), counts.cov.copy()
     ffit = None
     seen = visits > 0
     if follows[seen].sum() > 0:  # without a single follow, P(follow | visit) has nothing to say yet
-        ffit = fit_poisson(X[seen], follows[seen], np.log(visits[seen]), FOLLOW_THROUGH_PRIOR_SD)
+        ffit = fit_poisson(X[seen], follows[seen], np.log(visits[seen]), FOLLOW_THROUGH_PRIOR_SD,
+                           weights=w[seen])
         mean, cov = mean + ffit.beta, cov + ffit.cov
     return GrowthModel(mean=mean, cov=cov, counts=counts, follow_through=ffit, signal="profile_visits",
-                       n_posts=len(posts), mean_count=float(visits.mean()), topics=topics)
+                       n_posts=len(posts), mean_count=float(np.average(visits, weights=w)), topics=topics)
 
 
 @dataclass(frozen=True)

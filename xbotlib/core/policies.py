@@ -6,7 +6,10 @@ any policy's decisions can be evaluated off-policy later.
 - ``xbot``: the learner. Once posts have final outcomes, it fits the growth model
   (``xbotlib.core.growth_model``: expected follows per post from hook, topic and hour, through profile
   visits) and takes Thompson sampling with uncertainty-epsilon over its hook effects and UCB1 over its
-  hour effects. Before that, the same two rules on the per-arm statistics of ``bandit_arms``;
+  hour effects. Outcomes count less as they age (half-life ``growth_model.HALF_LIFE_DAYS``, read at
+  ``PlanState.now``), so the learner follows an audience that moves and an hour whose unlucky posts
+  are old returns towards the average (no permanent lock-out). Before that, the same two rules on the
+  per-arm statistics of ``bandit_arms``;
 - ``random``: uniform over hooks and hours;
 - ``heuristic``: the old system's rule — 60% exploit the best observed arm, 25% a moderate arm
   (the next best two), 15% an aggressive one (the least tried);
@@ -76,10 +79,13 @@ class XbotPolicy:
     name = "xbot"
     MODEL_MIN_POSTS = 8
 
-    def __init__(self, fit=None):
+    def __init__(self, fit=None, half_life_days: float | None = growth_model.HALF_LIFE_DAYS):
         """``fit``: outcomes -> ``growth_model.GrowthModel``; ``growth_model.fit`` unless a benchmark
-        tries another model of the same effects (bench/screen_information.py)."""
+        tries another model of the same effects (bench/screen_information.py). ``half_life_days``: how
+        fast old outcomes stop counting (``growth_model.age_weights``; None: never), read at the plan
+        tick's time ``PlanState.now``."""
         self.fit = fit
+        self.half_life_days = half_life_days
 
     def choose(self, state, hooks, hours, rng):
         hooks, hours = allowed_hooks(state, hooks), [int(h) for h in hours]
@@ -99,13 +105,16 @@ class XbotPolicy:
 
     def _choose_with_model(self, state, hooks, hours, rng):
         if self.fit is None:
-            model = growth_model.fit(state.outcomes, state.vocabulary)
+            model = growth_model.fit(state.outcomes, state.vocabulary, now=state.now, half_life_days=self.half_life_days)
         else:  # another model of the same effects (a benchmark's): it must have been learned for this niche
             model = self.fit(state.outcomes).check_vocabulary(state.vocabulary)
         hook_pulls = [sum(o.hook == h for o in state.outcomes) for h in hooks]
         mean, cov = model.hook_effects(hooks)
         arm = bandit.choose_arm_from_model(mean, cov, hooks, hook_pulls, state.account_age_days, rng,
                                            sd_scale=bandit.MODEL_SD_SCALE, logger=log)
+        # UCB1's pull counts are not aged: the model's ageing already brings an hour whose (unlucky) evidence is
+        # old back towards the average; aged counts as well (discounted UCB) re-explored every hour and cost
+        # 21 ± 7 follows per campaign on afternoon_questions (screen, 50 seeds; see growth_model.HALF_LIFE_DAYS)
         hour_pulls = [sum(int(o.hour) == h for o in state.outcomes) for h in hours]
         hour_means, _ = model.hour_effects(hours)
         hour = bandit.ucb1_hour(hours, list(hour_means), hour_pulls, rng,

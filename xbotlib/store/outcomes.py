@@ -16,12 +16,13 @@ MODEL_WINDOW_DAYS = 90  # the growth model learns from the last 90 days: audienc
 def post_outcomes(conn, account_id: str, world: str, now: datetime,
                   vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> list:
     """Final (pass-2) outcomes of this account's posts in ``world`` over the last ``MODEL_WINDOW_DAYS``,
-    as ``growth_model.PostOutcome`` with the follower count of the snapshot before each post went out.
+    as ``growth_model.PostOutcome`` with the follower count of the snapshot before each post went out
+    and the time it went out (the growth model counts older outcomes less).
 
     ``vocabulary``: the account's niche (``JobContext.vocabulary``); a topic outside it (a post from before
     the profile changed) counts as no topic, its hook and hour still inform the model."""
     rows = conn.execute(
-        """SELECT cm.hook_pattern, cm.topic, cm.timing_arm, cm.novelty, o.profile_visits, o.follows,
+        """SELECT cm.hook_pattern, cm.topic, cm.timing_arm, cm.novelty, o.profile_visits, o.follows, pd.posted_at,
                   COALESCE((SELECT fs.followers_count FROM follower_snapshots fs
                              WHERE fs.account_id = cm.account_id AND fs.simulated = o.simulated
                                AND fs.taken_at <= pd.posted_at ORDER BY fs.taken_at DESC LIMIT 1),
@@ -42,7 +43,7 @@ def post_outcomes(conn, account_id: str, world: str, now: datetime,
         topic = r["topic"] if r["topic"] in vocabulary.topics else None
         out.append(PostOutcome(hook=r["hook_pattern"], topic=topic, hour=int(r["timing_arm"]),
                                profile_visits=float(r["profile_visits"]), follows=float(r["follows"]),
-                               followers=float(r["followers"]),
+                               followers=float(r["followers"]), posted_at=r["posted_at"],
                                novelty=None if r["novelty"] is None else min(1.0, max(0.0, float(r["novelty"])))))
     return out
 
