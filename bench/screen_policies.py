@@ -76,9 +76,10 @@ class ScreenOutcome(PostOutcome):
     engagement: float = 0.0
 
 
-def _outcome(hook: str, topic: str, hour: int, counts, followers: float) -> ScreenOutcome:
+def _outcome(hook: str, topic: str, hour: int, counts, followers: float, posted_at=None) -> ScreenOutcome:
     engagement = counts.likes + counts.retweets + counts.replies + counts.quotes + counts.bookmarks
-    return ScreenOutcome(hook, topic, hour, counts.profile_visits, counts.follows, followers,
+    # posted_at: the learner's evidence ages with it (growth_model.age_weights), as stored outcomes do
+    return ScreenOutcome(hook, topic, hour, counts.profile_visits, counts.follows, followers, posted_at=posted_at,
                          impressions=counts.impressions, engagement=engagement)
 
 
@@ -154,10 +155,10 @@ def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = Fals
             counts = {k: getattr(seen, k) for k in ("impressions", "likes", "retweets", "replies", "quotes",
                                                      "bookmarks", "follows")}
             reward = outcome_reward(counts, novelty=None, dup_penalty=0.0, weights=weights)["reward_composite"]
-            pending.append((day + lag_days, n, _outcome(choice.hook, topic, choice.hour, seen, followers), reward))
+            pending.append((day + lag_days, n, _outcome(choice.hook, topic, choice.hour, seen, followers, at), reward))
             if early:
                 read = t.scaled(early_share, accrual_offset(n))
-                pending.append((day + 1, n, _outcome(choice.hook, topic, choice.hour, read, followers), None))
+                pending.append((day + 1, n, _outcome(choice.hook, topic, choice.hour, read, followers, at), None))
             followers += t.follows
             earned += t.follows
             n += 1

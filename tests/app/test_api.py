@@ -236,7 +236,7 @@ def test_learning_status_matches_the_database(client, db, clock, api_settings):
         posts = post_outcomes(conn, ACC, "sandbox", now)
     gm = body["growth_model"]
     assert gm["posts"] == len(posts) > 50 and gm["deciding"] is True and gm["window_days"] == 90
-    model = growth_model.fit(posts)
+    model = growth_model.fit(posts, now=now)  # aged at the same time as the route ages it
     assert gm["signal"] == model.signal == "profile_visits"
     assert [h["arm"] for h in gm["hooks"]] == list(vocab.HOOK_PATTERNS)
     assert [h["relative_follows"] for h in gm["hooks"]] == pytest.approx(

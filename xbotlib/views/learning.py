@@ -248,7 +248,9 @@ def fit_growth_model_view(conn, settings: Settings, account_id: str, world: str,
                 deciding=len(posts) >= XbotPolicy.MODEL_MIN_POSTS)
     if not posts:
         return GrowthModelView(**view, signal=None, hooks=[], hours=[])
-    model = growth_models.fit(posts, vocabulary)
+    # aged as the learner ages it (growth_model.age_weights), so the page shows the model the plan uses; a cached
+    # view keeps its fit time's ages until the data changes (hours of a 14-day half-life: < 1% in any weight)
+    model = growth_models.fit(posts, vocabulary, now=now)
     return GrowthModelView(**view, signal=model.signal,
                            hooks=model_effects(growth_models.hook_summary(model, vocabulary.hooks)),
                            hours=model_effects(growth_models.hour_summary(model, hours)))
