@@ -205,14 +205,25 @@ def _weighted_mode(X, y, offset, precision, w, beta, max_iter, tol):
         eta = np.clip(X @ b + offset, -50, 50)
         return float(np.sum(w * (y * eta - np.exp(eta))) - 0.5 * np.sum(precision * b * b))
 
+    def newton_step(b):
+        mu = np.exp(np.clip(X @ b + offset, -50, 50))
+        grad = X.T @ (w * (y - mu)) - precision * b
+        hess = (X * (w * mu)[:, None]).T @ X + np.diag(precision)
+        return np.linalg.solve(hess, grad)
+
+    return newton_ascent(objective, newton_step, beta, max_iter=max_iter, tol=tol, min_step=1e-4)
+
+
+def newton_ascent(objective, newton_step, beta: np.ndarray, *, max_iter: int, tol: float,
+                  min_step: float) -> np.ndarray:
+    """Maximise a concave ``objective`` from ``beta`` by Newton's method with step halving (down to ``min_step``
+    of the full step): ``newton_step(b)`` is H(b)⁻¹·∇(b). Stops when the objective or the step changes by
+    less than ``tol``. Shared by the growth model and the sandbox's ideal learner (``xbotlib.sim.ideal``)."""
     current = objective(beta)
     for _ in range(max_iter):
-        mu = np.exp(np.clip(X @ beta + offset, -50, 50))
-        grad = X.T @ (w * (y - mu)) - precision * beta
-        hess = (X * (w * mu)[:, None]).T @ X + np.diag(precision)
-        step = np.linalg.solve(hess, grad)
+        step = newton_step(beta)
         t = 1.0
-        while t > 1e-4 and objective(beta + t * step) < current - 1e-12:
+        while t > min_step and objective(beta + t * step) < current - 1e-12:
             t /= 2
         beta = beta + t * step
         new = objective(beta)

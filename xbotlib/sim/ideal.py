@@ -85,7 +85,7 @@ from typing import Sequence
 import numpy as np
 from scipy.special import gammaln, logsumexp, roots_genlaguerre
 
-from xbotlib.core.growth_model import PostOutcome
+from xbotlib.core.growth_model import PostOutcome, newton_ascent
 from xbotlib.core.policies import PlanChoice, PlanState, allowed_hooks
 from xbotlib.core.vocab import HOOK_PATTERNS, LATE_EVENING_HOURS
 from xbotlib.sim.scenario import Scenario, load_scenario
@@ -284,21 +284,14 @@ def laplace(X: np.ndarray, offset: np.ndarray, terms, prior_precision: np.ndarra
         return float(np.sum(terms(X @ b + offset)[0]) - 0.5 * float(b @ precision @ b))
 
     beta[0] = start
-    current = objective(beta)
-    for _ in range(max_iter):
-        _, g, h = terms(X @ beta + offset)
-        grad = X.T @ g - precision @ beta
+
+    def newton_step(b):
+        _, g, h = terms(X @ b + offset)
+        grad = X.T @ g - precision @ b
         hess = (X * np.maximum(h, 0.0)[:, None]).T @ X + precision
-        step = np.linalg.solve(hess, grad)
-        t = 1.0
-        while t > 1e-6 and objective(beta + t * step) < current - 1e-12:
-            t /= 2
-        beta = beta + t * step
-        new = objective(beta)
-        done = abs(new - current) < tol * (1 + abs(current)) or np.max(np.abs(t * step)) < tol
-        current = new
-        if done:
-            break
+        return np.linalg.solve(hess, grad)
+
+    beta = newton_ascent(objective, newton_step, beta, max_iter=max_iter, tol=tol, min_step=1e-6)
     _, _, h = terms(X @ beta + offset)
     hess = (X * np.maximum(h, 0.0)[:, None]).T @ X + precision
     cov = np.linalg.inv(hess)
