@@ -130,7 +130,8 @@ def _post_outcome(d: LoggedDecision, vocabulary: Vocabulary):
     novelty = None if d.novelty is None else min(1.0, max(0.0, float(d.novelty)))
     return growth_model.PostOutcome(hook=d.hook_pattern, topic=topic, hour=int(d.timing_arm),
                                     profile_visits=float(d.profile_visits), follows=float(d.follows),
-                                    followers=float(d.followers), novelty=novelty)
+                                    followers=float(d.followers), novelty=novelty,
+                                    posted_at=d.posted_at)  # the learner ages its evidence by it
 
 
 def replay(decisions: Sequence[LoggedDecision], *, vocabulary: Vocabulary = DEFAULT, posting_hours: Sequence[int],
@@ -197,16 +198,18 @@ def _arm_stats(finals: Sequence[LoggedDecision], scope: str) -> dict:
 
 # ----------------------------------------------------------------------------- the candidate's distribution
 
-def _one_fit(policy, vocabulary: Vocabulary):
+def _one_fit(policy, state: PlanState):
     """The learner fits its growth model on every ``choose``; the state is fixed within one decision, so a
-    copy that fits once and reuses the model gives the same choices at 1/draws of the cost."""
+    copy that fits once and reuses the model gives the same choices at 1/draws of the cost. The fit is the
+    learner's own: its evidence aged at the decision's time (``state.now``, ``XbotPolicy.half_life_days``)."""
     if not isinstance(policy, XbotPolicy):
         return policy
     base, cache = policy.fit, {}
 
     def fit_once(outcomes):
         if "model" not in cache:
-            cache["model"] = base(outcomes) if base is not None else growth_model.fit(outcomes, vocabulary)
+            cache["model"] = base(outcomes) if base is not None else growth_model.fit(
+                outcomes, state.vocabulary, now=state.now, half_life_days=policy.half_life_days)
         return cache["model"]
 
     clone = copy.copy(policy)
@@ -220,7 +223,7 @@ def action_distribution(policy, state: PlanState, hooks: Sequence[str], hours: S
     docstring for how (exact for deterministic, uniform and mixture rules, Monte Carlo for Thompson)."""
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws!r}")
-    policy = _one_fit(policy, state.vocabulary)
+    policy = _one_fit(policy, state)
     choices = [policy.choose(state, list(hooks), list(hours), rng) for _ in range(draws)]
     dist = np.zeros(space.size)
     if not isinstance(policy, INDEPENDENT_POLICIES) and getattr(policy, "name", None) != "oracle":
