@@ -111,27 +111,38 @@ def successes(outcomes: Sequence) -> np.ndarray:
     return (rate > np.median(rate)).astype(int) if len(rate) else rate.astype(int)
 
 
-class MabwiserThompson:
-    """MABWiser Thompson sampling over (hook, hour) arms, success = follows per follower above the median."""
-    name = "mabwiser_ts"
+class _MabwiserPolicy:
+    """What the MABWiser policies share: the library check, a uniform choice before any outcome, and the choice
+    by the win frequencies of ``DRAWS`` sampled scores of every allowed pair (``_scores``: DRAWS × pairs)."""
+    name = ""
 
     def __init__(self):
         require(self.name)
 
     def choose(self, state, hooks, hours, rng):
-        # imported here: the library is a bench-only extra (``require`` has checked it is installed)
-        from mabwiser.mab import MAB, LearningPolicy
         pairs = _pairs(state, hooks, hours)
         if not state.outcomes:
             return _uniform(pairs, rng)
+        return _choice(pairs, _win_frequencies(self._scores(state, pairs, rng)), rng)
+
+    def _scores(self, state, pairs, rng) -> np.ndarray:
+        raise NotImplementedError
+
+
+class MabwiserThompson(_MabwiserPolicy):
+    """MABWiser Thompson sampling over (hook, hour) arms, success = follows per follower above the median."""
+    name = "mabwiser_ts"
+
+    def _scores(self, state, pairs, rng):
+        # imported here: the library is a bench-only extra (``require`` has checked it is installed)
+        from mabwiser.mab import MAB, LearningPolicy
         seen = [f"{o.hook}@{int(o.hour)}" for o in state.outcomes]
         names = [f"{h}@{t}" for h, t in pairs]
         mab = MAB(arms=list(dict.fromkeys(names + seen)), learning_policy=LearningPolicy.ThompsonSampling(),
                   seed=_seed(rng))
         mab.fit(decisions=seen, rewards=successes(state.outcomes))
         draws = mab.predict_expectations(np.zeros((DRAWS, 1)))   # one Beta draw per arm per row
-        scores = np.array([[d[n] for n in names] for d in draws])
-        return _choice(pairs, _win_frequencies(scores), rng)
+        return np.array([[d[n] for n in names] for d in draws])
 
 
 def lin_features(hook: str, hour: int, topic: str | None, novelty: float | None, followers: float,
@@ -142,19 +153,13 @@ def lin_features(hook: str, hour: int, topic: str | None, novelty: float | None,
             + [float(topic == t) for t in topics] + [1.0 if novelty is None else float(novelty), followers / 1000.0])
 
 
-class MabwiserLinear:
+class MabwiserLinear(_MabwiserPolicy):
     """MABWiser LinTS on the post's features, one shared model scoring every allowed (hook, hour)."""
     name = "mabwiser_lin"
 
-    def __init__(self):
-        require(self.name)
-
-    def choose(self, state, hooks, hours, rng):
+    def _scores(self, state, pairs, rng):
         # imported here: the library is a bench-only extra (``require`` has checked it is installed)
         from mabwiser.mab import MAB, LearningPolicy
-        pairs = _pairs(state, hooks, hours)
-        if not state.outcomes:
-            return _uniform(pairs, rng)
         topics = state.vocabulary.topics
         x = np.array([lin_features(o.hook, o.hour, o.topic, o.novelty, o.followers, topics) for o in state.outcomes])
         mab = MAB(arms=["post"], learning_policy=LearningPolicy.LinTS(), seed=_seed(rng))
@@ -163,8 +168,7 @@ class MabwiserLinear:
         candidates = np.array([lin_features(h, t, None, 1.0, followers, topics) for h, t in pairs])
         rows = np.tile(candidates, (DRAWS, 1))                    # DRAWS blocks of every pair
         expectations = mab.predict_expectations(rows)
-        scores = np.array([e["post"] for e in expectations]).reshape(DRAWS, len(pairs))
-        return _choice(pairs, _win_frequencies(scores), rng)
+        return np.array([e["post"] for e in expectations]).reshape(DRAWS, len(pairs))
 
 
 def _vw_action(hook: str, hour: int) -> str:
