@@ -24,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xbotlib.devtools.bench import GROWTH_POLICIES, bench_campaign  # noqa: E402
+from xbotlib.devtools.bench import bench_campaign  # noqa: E402
+from xbotlib.sim.policies import POLICY_NAMES  # noqa: E402
 from xbotlib.store.db import Database  # noqa: E402
 from xbotlib.store.outcomes import first_and_last_followers  # noqa: E402
 from xbotlib.sim.audience import fatigue_multiplier  # noqa: E402
@@ -50,14 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default=None, help="shipped name or TOML path (default: default)")
-    ap.add_argument("--policies", default="oracle,xbot", help=f"comma-separated, from {', '.join(GROWTH_POLICIES)}")
+    ap.add_argument("--policies", default="oracle,xbot", help=f"comma-separated, from {', '.join(POLICY_NAMES)}")
     ap.add_argument("--seeds", default="0,1", help="comma-separated seeds (default 0,1)")
     ap.add_argument("--days", type=int, default=60, help="simulated days per campaign (default 60)")
     a = ap.parse_args(argv)
     policies = [p.strip() for p in a.policies.split(",") if p.strip()]
-    unknown = [p for p in policies if p not in GROWTH_POLICIES]
+    unknown = [p for p in policies if p not in POLICY_NAMES]
     if unknown or not policies:
-        ap.error(f"--policies {a.policies!r}: expected names from {', '.join(GROWTH_POLICIES)}")
+        ap.error(f"--policies {a.policies!r}: expected names from {', '.join(POLICY_NAMES)}")
     try:
         seeds = [int(s) for s in a.seeds.split(",")]
     except ValueError:
