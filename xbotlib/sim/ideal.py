@@ -88,7 +88,7 @@ from scipy.special import gammaln, logsumexp, roots_genlaguerre
 from xbotlib.core.growth_model import PostOutcome, newton_ascent
 from xbotlib.core.policies import PlanChoice, PlanState, allowed_hooks
 from xbotlib.core.vocab import HOOK_PATTERNS, LATE_EVENING_HOURS
-from xbotlib.sim.scenario import Scenario, load_scenario
+from xbotlib.sim.scenario import Scenario, interaction_applies, load_scenario
 
 VISIT_PRIOR_SD = 0.3       # hook, topic and hour effects on profile visits (log scale)
 FOLLOW_PRIOR_SD = 0.15     # hook, topic and late-evening effects on P(follow | visit) (log scale)
@@ -110,9 +110,7 @@ class Shape:
     topic: str | None = None
 
     def applies(self, hook: str, topic: str | None, hour: int) -> bool:
-        if hook != self.hook:
-            return False
-        return int(hour) in self.hours if self.hours is not None else (topic or "none") == self.topic
+        return interaction_applies(self.hook, self.hours, self.topic, hook, topic, hour)
 
 
 @dataclass(frozen=True)

@@ -213,11 +213,19 @@ class Interaction:
     topic: str | None = None
 
     def applies(self, hook: str, topic: str | None, hour: int) -> bool:
-        if hook != self.hook:
-            return False
-        if self.hours is not None:
-            return hour in self.hours
-        return (topic or "none") == self.topic
+        return interaction_applies(self.hook, self.hours, self.topic, hook, topic, hour)
+
+
+def interaction_applies(on_hook: str, on_hours: frozenset[int] | None, on_topic: str | None,
+                        hook: str, topic: str | None, hour: int) -> bool:
+    """Whether an interaction on ``on_hook`` at ``on_hours`` (hook × hour) or on ``on_topic`` (hook × topic)
+    applies to a post with ``hook``, ``topic`` and ``hour``. Shared by the audience and the ideal learner
+    (``xbotlib.sim.ideal.Shape``), which knows where an interaction applies but not its size."""
+    if hook != on_hook:
+        return False
+    if on_hours is not None:
+        return int(hour) in on_hours
+    return (topic or "none") == on_topic
 
 
 @dataclass(frozen=True)
