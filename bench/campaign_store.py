@@ -5,6 +5,9 @@ from two checkouts and compare, to show a speed change leaves the jobs doing and
     PYTHONPATH=<checkout B> python bench/campaign_store.py --days 3 --accounts 2 --out b.json
     python bench/campaign_store.py --compare a.json b.json      # every table the same, job_runs in run-id order
 
+``--cadence bench --policy heuristic --accounts 1 --days 20`` runs a growth-bench campaign instead (the hourly
+cadence of bench/schedules/, experiments off, the policy given): the path ``xbot bench growth`` times.
+
 Used for issue #19's second pass (BENCHMARKS.md, *Campaign speed (issue #19, second pass)*).
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import sys
 
 from xbotlib.config import load_settings
+from xbotlib.devtools.bench import bench_campaign
 from xbotlib.devtools.testing import TestPostgres
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign
 from xbotlib.store.db import Database
@@ -22,17 +26,25 @@ from xbotlib.store.db import Database
 # table -> ORDER BY; random ids (decision_id, snapshot_id, …) are dropped, rows are compared as sorted sets
 TABLES = {"content_metadata": "account_id, created_at, content", "outcomes": "account_id, collected_at, collected_pass",
           "posted_decisions": "account_id, posted_at, tweet_id", "follower_snapshots": "account_id, taken_at",
-          "bandit_arms": "1, 2, 3", "experiment_assignments": "1, 2, 3"}
-RANDOM_IDS = {"decision_id", "snapshot_id", "outcome_id", "updated_at", "id", "assignment_id"}
+          "bandit_arms": "1, 2, 3", "experiment_assignments": "1, 2, 3",
+          "predictors": "account_id, kind, version"}
+RANDOM_IDS = {"decision_id", "snapshot_id", "outcome_id", "updated_at", "id", "assignment_id",
+              "predictor_id"}
 
 
-def dump(days: int, accounts: int, seed: int) -> dict:
+def dump(days: int, accounts: int, seed: int, cadence: str = "speed", policy: str = "xbot") -> dict:
     logging.getLogger("xbot").setLevel(logging.WARNING)
     pg = TestPostgres()
     url = pg.fresh_database()
     out: dict = {}
     with Database.from_url(url, pool_max=3) as db:
-        run_campaign(CampaignConfig(days=days, seed=seed, accounts=accounts), load_settings(env={}), db)
+        if cadence == "bench":
+            if accounts != 1:
+                raise SystemExit("--cadence bench runs one account (pass --accounts 1)")
+            bench_campaign(db, policy, seed, days, None)
+        else:
+            run_campaign(CampaignConfig(days=days, seed=seed, accounts=accounts, policy=policy),
+                         load_settings(env={}), db)
         with db.connection() as conn:
             out["job_runs"] = conn.execute("SELECT run_id, account_id, job, status, started_at, finished_at, detail, "
                                            "error FROM job_runs ORDER BY run_id").fetchall()
@@ -57,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=3)
     ap.add_argument("--accounts", type=int, default=2)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--cadence", choices=("speed", "bench"), default="speed",
+                    help="speed: the production schedules/ (xbot bench speed); bench: the growth bench's hourly one")
+    ap.add_argument("--policy", default="xbot", help="the campaign's policy (default xbot)")
     ap.add_argument("--out", help="write the dump here")
     ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two dumps")
     args = ap.parse_args(argv)
@@ -67,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if bad else 0
     if not args.out:
         ap.error("--out FILE (or --compare A B)")
-    data = dump(args.days, args.accounts, args.seed)
+    data = dump(args.days, args.accounts, args.seed, args.cadence, args.policy)
     with open(args.out, "w") as f:
         json.dump(data, f, indent=0, sort_keys=True)
     print(args.out, {k: len(v) for k, v in data.items()})
