@@ -325,50 +325,68 @@ def test_a_stop_part_way_through_a_turn_leaves_the_ticks_not_run_skipped_not_run
         run_jobs_together([("post", dataclasses.replace(ctxs[0], clock=SystemClock()), tick)])
 
 
-def test_a_turns_ends_are_written_with_the_next_turns_starts_and_all_by_the_end(settings, db, clock):
+def test_runs_are_held_until_a_batch_gathers_a_failed_one_is_written_at_once_and_all_by_the_end(settings, db,
+                                                                                                   clock):
     from xbotlib.jobs.runner import TurnRecorder  # imported here: the recorder, driven directly
 
     ctx = make_ctx(settings, db, clock)
-    recorder = TurnRecorder()
+    recorder = TurnRecorder(batch=3)
 
-    def statuses():
+    def stored():
         with db.connection() as conn:
-            return [r["status"] for r in conn.execute("SELECT status FROM job_runs ORDER BY run_id").fetchall()]
+            return [tuple(r.values()) for r in conn.execute(
+                "SELECT job, status, started_at, finished_at, left(error, 22) FROM job_runs ORDER BY run_id")]
 
-    tick = lambda c: JobResult(detail={"sent": 0})  # noqa: E731 - a tick that finds nothing to do
-    recorder.run([("post", ctx, tick), ("collect", ctx, tick)])
-    assert statuses() == ["running", "running"]  # held back: this turn's ends go with the next turn's starts
+    quiet = lambda c: JobResult(detail={"sent": 0})  # noqa: E731 - a tick that finds nothing to do
+
+    def broken(c):
+        raise RuntimeError("boom")
+
+    t0 = clock.now()
+    recorder.run([("post", ctx, quiet), ("collect", ctx, quiet)])
+    recorder.write_if_due()
+    assert stored() == [] and len(recorder.unwritten) == 2  # held: fewer than a batch
     clock.advance(300)
-    recorder.run([("post", ctx, tick)])
-    assert statuses() == ["ok", "ok", "running"]
+    recorder.run([("post", ctx, quiet)])
+    recorder.write_if_due()
+    t1 = clock.now()
+    assert stored() == [("post", "ok", t0, t0, None), ("collect", "ok", t0, t0, None), ("post", "ok", t1, t1, None)]
+    clock.advance(300)
+    recorder.run([("plan", ctx, broken), ("post", ctx, quiet)])
+    recorder.write_if_due()  # a failed run: written at once, with what ran before it and after it in its turn
+    t2 = clock.now()
+    assert stored()[3:] == [("plan", "failed", t2, t2, "RuntimeError: boom\nTra"), ("post", "ok", t2, t2, None)]
+    clock.advance(300)
+    recorder.run([("post", ctx, quiet)])
     recorder.flush()
-    with db.connection() as conn:
-        rows = conn.execute("SELECT job, status, started_at, finished_at FROM job_runs ORDER BY run_id").fetchall()
-    start = clock.now() - timedelta(seconds=300)
-    assert [tuple(r.values()) for r in rows] == [("post", "ok", start, start), ("collect", "ok", start, start),
-                                                 ("post", "ok", clock.now(), clock.now())]
+    assert stored()[5:] == [("post", "ok", clock.now(), clock.now(), None)] and recorder.unwritten == []
+    with pytest.raises(ValueError, match=r"TurnRecorder\(batch=0\): at least 1"):
+        TurnRecorder(batch=0)
 
 
-def test_when_the_run_records_cannot_be_written_the_ticks_are_logged_failed_and_the_loop_goes_on(settings, db,
-                                                                                                  clock, caplog):
-    # as with run_job, whose start record failing fails the tick: the turn whose records cannot be written is logged,
-    # the next turns run, and the ends held back from before are written once the table answers again
+def test_when_the_run_records_cannot_be_written_they_are_held_logged_and_written_when_the_table_is_back(
+        settings, db, clock, caplog):
+    # the ticks go on (their records are not theirs to write); the records that could not be written stay held and
+    # go with the next write, so none is lost
     caplog.set_level(logging.INFO, logger="xbot")
     ctxs = [make_ctx(settings, db, clock), make_ctx(settings.replace(account_id="acct2"), db, clock, seed=2)]
     turns: list = []
 
     def on_tick(now):
         turns.append(now)
-        if len(turns) in (1, 2):  # away during the second turn, back for the third
+        if len(turns) in (1, 2):  # away for the second turn's write, back for the third's
             db.execute("ALTER TABLE job_runs RENAME TO job_runs_away" if len(turns) == 1
                        else "ALTER TABLE job_runs_away RENAME TO job_runs")
         if len(turns) == 3:
             daemon.request_stop()
 
-    daemon = Daemon(ctxs, job_entries(HOURLY), on_tick=on_tick)
+    daemon = Daemon(ctxs, job_entries(HOURLY), on_tick=on_tick, record_batch=1)
     ticks = daemon.run(until=clock.now() + timedelta(days=1), install_signals=False)
-    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[DAEMON] tick failed")]
+    held = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[DAEMON] run records not written")]
+    failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[DAEMON] tick failed")]
     with db.connection() as conn:
-        statuses = Counter(r["status"] for r in conn.execute("SELECT status FROM job_runs").fetchall())
-    assert len(turns) == 3 and failures and all("UndefinedTable" in f for f in failures)
-    assert statuses["running"] == 0 and sum(statuses.values()) == sum(ticks.values()) - len(failures)
+        rows = conn.execute("SELECT account_id, job, status, started_at FROM job_runs ORDER BY run_id").fetchall()
+    assert len(turns) == 3 and len(held) == 1 and "UndefinedTable" in held[0] and "held=" in held[0]
+    assert failed == [] and len(rows) == sum(ticks.values()) and {r["status"] for r in rows} <= {"ok", "skipped"}
+    assert [r["started_at"] for r in rows] == sorted(r["started_at"] for r in rows)  # in the order they ran
+    assert len({r["started_at"] for r in rows}) == 3  # every turn's runs, the held turn's included

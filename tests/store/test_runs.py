@@ -60,27 +60,34 @@ def test_a_failed_run_is_never_recorded_with_the_relaxed_commit(db):
         assert runs.runs_of_job(conn, "post")[0]["status"] == "failed"
 
 
-def test_runs_of_several_accounts_start_in_the_order_given_and_close_together(db):
+def test_ended_runs_are_written_whole_in_the_order_given_with_ids_in_that_order(db):
+    t1, t2 = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
     with db.autocommit() as conn:
-        ids = runs.start_job_runs(conn, [("b", "post"), ("a", "post"), ("c", "post")], T0, durable=False)
-        assert ids == sorted(ids)  # run ids in the order given, as one start after the other would number them
-        runs.finish_job_runs(conn, [(ids[0], "ok", T0 + timedelta(seconds=1), {"sent": 1}),
-                                    (ids[2], "skipped", T0 + timedelta(seconds=2), {"reason": "nothing_due"})],
-                             durable=False)
-        rows = {r["account_id"]: r for r in conn.execute(
-            "SELECT account_id, status, finished_at, detail FROM job_runs").fetchall()}
-    assert [(rows[a]["status"], rows[a]["detail"]) for a in ("b", "a", "c")] == \
-           [("ok", {"sent": 1}), ("running", {}), ("skipped", {"reason": "nothing_due"})]
-    assert rows["c"]["finished_at"] == T0 + timedelta(seconds=2)
+        ids = runs.record_job_runs(conn, [("b", "post", "ok", T0, t1, {"sent": 1}, None),
+                                          ("a", "post", "skipped", T0, t2, {"reason": "nothing_due"}, None),
+                                          ("b", "collect", "ok", t2, t2, {}, None)], durable=False)
+        assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
+        assert runs.record_job_runs(conn, [], durable=False) == []
+        rows = conn.execute("SELECT run_id, account_id, job, status, started_at, finished_at, detail, error "
+                            "FROM job_runs ORDER BY run_id").fetchall()
+    assert ids == sorted(ids) == [r["run_id"] for r in rows]  # as one start after the other would number them
+    assert [tuple(r.values())[1:] for r in rows] == [
+        ("b", "post", "ok", T0, t1, {"sent": 1}, None), ("a", "post", "skipped", T0, t2, {"reason": "nothing_due"}, None),
+        ("b", "collect", "ok", t2, t2, {}, None)]
 
 
-def test_several_runs_refuse_a_repeated_account_and_a_relaxed_failed_end(db):
+def test_ended_runs_refuse_a_relaxed_failed_run_and_a_relaxed_commit_inside_a_transaction(db):
+    failed = [("a", "plan", "failed", T0, T0, {}, "RuntimeError: boom")]
     with db.autocommit() as conn:
-        with pytest.raises(ValueError, match=r"each \(account, job\) once, got \[\('a', 'post'\), \('a', 'post'\)\]"):
-            runs.start_job_runs(conn, [("a", "post"), ("a", "post")], T0)
-        [run_id] = runs.start_job_runs(conn, [("a", "post")], T0, durable=False)
         with pytest.raises(ValueError, match=r"'failed' run must commit durably \(pass durable=True\)"):
-            runs.finish_job_runs(conn, [(run_id, "failed", T0, {})], durable=False)
+            runs.record_job_runs(conn, failed, durable=False)
+        runs.record_job_runs(conn, failed, durable=True)
+    with db.connection() as conn:
+        with pytest.raises(ValueError, match=r"record_job_runs with durable=False needs an autocommit connection"):
+            runs.record_job_runs(conn, [("a", "post", "ok", T0, T0, {}, None)], durable=False)
+        conn.rollback()
+        assert [(r["status"], r["error"]) for r in conn.execute("SELECT status, error FROM job_runs").fetchall()] == \
+               [("failed", "RuntimeError: boom")]
 
 
 def reference_last_runs(conn, account_id: str, jobs: tuple[str, ...], until: datetime) -> list[dict]:

@@ -7,9 +7,9 @@ cron expressions in ``schedules/``.
 - SIGTERM / SIGINT finish the current tick, then exit.
 - Time comes from the injected clock and waiting from the injected ``sleep_until``: with a
   ``SimClock`` the daemon jumps straight to the next due entry, so a simulated week takes seconds.
-  There, where time stands still during a turn, each turn's run records (every due job, every account) go
-  out through ``jobs.runner.TurnRecorder``: one statement closes the last turn's runs and opens this one's,
-  with the same rows ``run_job`` would write one by one.
+  There, where time stands still during a turn, the run records (every due job, every account) go out through
+  ``jobs.runner.TurnRecorder``: written whole once ended, many turns' runs per statement (a failed run's at
+  once), the same rows ``run_job`` would write one by one.
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ class Daemon:
     entries: list
     notebook_runner: Callable[[str, dict], object] | None = None
     on_tick: Callable[[datetime], None] | None = None
+    record_batch: int = TurnRecorder.BATCH  # simulated clock: run records per statement (jobs.runner.TurnRecorder)
     last_run: dict = field(default_factory=dict)
     stop_requested: bool = False
     ticks: dict = field(default_factory=dict)
@@ -109,7 +110,7 @@ class Daemon:
         # an entry never run is due at once, and missed runs collapse into one
         next_due = {e.key: (schedules.next_run(e, self.last_run[e.key]) if e.key in self.last_run else start)
                     for e in self.entries}
-        recorder = TurnRecorder() if isinstance(self.clock, SimClock) else None
+        recorder = TurnRecorder(self.record_batch) if isinstance(self.clock, SimClock) else None
         try:
             self._turns(until, sleep_until, next_due, recorder)
         finally:
@@ -117,7 +118,7 @@ class Daemon:
                 try:
                     recorder.flush()  # the last turn's ends
                 except Exception as exc:  # never hide the error that ended the loop, if there was one
-                    tagged(log, "DAEMON", "run ends not written", level=logging.ERROR, runs=len(recorder.unwritten),
+                    tagged(log, "DAEMON", "run records not written", level=logging.ERROR, held=len(recorder.unwritten),
                            error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
 
     def _turns(self, until, sleep_until, next_due: dict, recorder: TurnRecorder | None) -> None:
@@ -126,7 +127,7 @@ class Daemon:
             if until is not None and now >= until:
                 break
             due = [e for e in self.entries if next_due[e.key] <= now]
-            if recorder is not None:  # the clock stands still: the turn's run records in one round trip
+            if recorder is not None:  # the clock stands still: run records written whole, many turns at a time
                 self._run_turn_together(due, recorder)
             else:
                 for entry in due:
@@ -162,14 +163,16 @@ class Daemon:
                 i += 1
             for entry, _ctx in stretch:
                 self.ticks[entry.key] = self.ticks.get(entry.key, 0) + 1
-            try:
-                results = recorder.run([(e.name, ctx, TICKS[e.name]) for e, ctx in stretch],
-                                       should_stop=lambda: self.stop_requested)
-            except Exception as exc:  # the run records could not be written (the database): as run_job would, log
-                results = [exc] * len(stretch)  # each tick as failed and go on; held-back ends are kept for later
+            results = recorder.run([(e.name, ctx, TICKS[e.name]) for e, ctx in stretch],
+                                   should_stop=lambda: self.stop_requested)
             for (entry, ctx), result in zip(stretch, results):
                 if isinstance(result, Exception):  # recorded in job_runs; the loop must go on
                     self._log_failure(entry, ctx, result)
+            try:
+                recorder.write_if_due()
+            except Exception as exc:  # the database is away: the records stay held for the next write
+                tagged(log, "DAEMON", "run records not written", level=logging.ERROR, held=len(recorder.unwritten),
+                       error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
 
     def _log_failure(self, entry, ctx, exc: Exception) -> None:
         tagged(log, "DAEMON", "tick failed", level=logging.ERROR, entry=entry.key, account=ctx.account_id,

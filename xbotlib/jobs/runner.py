@@ -46,27 +46,37 @@ def run_job(name: str, ctx: JobContext, tick: Callable[[JobContext], JobResult],
 
 
 class TurnRecorder:
-    """Runs a simulated daemon's turns — every job due at one instant, for every account — and records them as
-    ``run_job`` records each tick, in fewer round trips: all of a turn's start records in one statement before its
-    first tick; its ok/skipped ends held back and written in the next turn's start statement (``flush`` writes
-    the last ones); a failed run closed at once, durably.
+    """Runs a simulated daemon's turns — every job due at one instant, for every account — and records each run as
+    ``run_job`` records it, in far fewer round trips: a run's record is written whole once the run has ended
+    (status, start, end, detail), the ok/skipped ones held back and written together, ``batch`` runs per statement
+    (``flush`` writes what is left); a failed run is written at once and durably, with the runs held back before
+    it, so the records keep the order the runs ran in and their run ids are the ones ``run_job`` would give.
 
     Only for contexts on one ``SimClock`` (which no tick moves): then every start and end time is the one
-    ``run_job`` would have written (each end is read when its tick ends), and the run ids come in the same order;
-    one account's quiet post turn costs one round trip for its records instead of two, ten accounts' one instead
-    of twenty. The cost: until the next turn (milliseconds of wall time, the simulated minutes to the next due
-    entry) a turn's finished runs still show ``running``, and a crash leaves them so (the job queue closes such
-    rows as failed)."""
+    ``run_job`` would have written (each end is read when its tick ends). A quiet post turn costs no round trip for
+    its record instead of one to two (a simulated day is ~290 turns at the production cadence). The cost: while a
+    campaign runs, its last runs (at most ``batch - 1``, hours of simulated time) are not yet in ``job_runs``, and a
+    crash loses them; a simulated campaign has nobody reading them meanwhile (the notebooks it runs are given the
+    records first: the daemon flushes before each). If the records cannot be written (the database away) they stay
+    held and go with the next write; the ticks go on as before."""
 
-    def __init__(self) -> None:
-        self.unwritten: list[tuple[int, str, datetime, dict]] = []
+    BATCH = 64
+
+    def __init__(self, batch: int = BATCH) -> None:
+        if batch < 1:
+            raise ValueError(f"TurnRecorder(batch={batch}): at least 1 run per statement")
+        self.batch = batch
+        self.unwritten: list[tuple[str, str, str, datetime, datetime, dict, str | None]] = []
+        self._failed_held = False  # a failed run is among the held ones: write them at once, durably
         self._db = None
 
     def run(self, jobs: list[tuple[str, JobContext, Callable[[JobContext], JobResult]]],
             should_stop: Callable[[], bool] = lambda: False) -> list[JobResult | Exception]:
         """Run each (name, context, tick) of ``jobs`` in order; returns each tick's result or the exception it
         raised. ``should_stop()`` is asked before each tick: once it says yes, the ticks left are not run and
-        their records are closed as ``skipped`` (reason ``stop_requested``): announced, never run."""
+        their records are closed as ``skipped`` (reason ``stop_requested``): announced, never run.
+        Writes nothing: the caller writes with ``write_if_due`` (at once after a failed run, else every ``batch``
+        runs) and ``flush``."""
         if not jobs:
             return []
         clock, db = jobs[0][1].clock, jobs[0][1].db
@@ -76,45 +86,47 @@ class TurnRecorder:
         if self._db is not None and db is not self._db:
             self.flush()
         self._db = db
-        with db.autocommit() as conn:
-            run_ids = runs.start_job_runs(conn, [(c.account_id, name) for name, c, _t in jobs], clock.now(),
-                                          durable=False, finish_first=self.unwritten)
-        self.unwritten = []
         results: list[JobResult | Exception] = []
-        for (_name, ctx, tick), run_id in zip(jobs, run_ids):
+        for name, ctx, tick in jobs:
+            started = clock.now()
             if should_stop():
                 result = JobResult.skipped("stop_requested")
-                self.unwritten.append((run_id, result.status, clock.now(), {"reason": result.reason}))
+                self.unwritten.append((ctx.account_id, name, result.status, started, clock.now(),
+                                       {"reason": result.reason}, None))
                 results.append(result)
                 continue
             try:
                 result = tick(ctx)
             except Exception as exc:
-                with db.autocommit() as conn:
-                    runs.fail_job_run(conn, run_id, clock.now(), _failure(exc))
+                self.unwritten.append((ctx.account_id, name, "failed", started, clock.now(), {}, _failure(exc)))
                 results.append(exc)
+                self._failed_held = True
                 continue
-            detail = _detail(result)
-            if result.status == "failed":  # never held back: written now and durably
-                with db.autocommit() as conn:
-                    runs.finish_job_run(conn, run_id, result.status, clock.now(), detail, durable=True)
-            else:
-                self.unwritten.append((run_id, result.status, clock.now(), detail))
+            self.unwritten.append((ctx.account_id, name, result.status, started, clock.now(), _detail(result), None))
+            self._failed_held = self._failed_held or result.status == "failed"
             results.append(result)
         return results
 
+    def write_if_due(self) -> None:
+        """Write the held runs when a failed run is among them (its record at once) or ``batch`` have gathered.
+        When the write fails they stay held (and the error is raised): the next write takes them."""
+        if self._failed_held or len(self.unwritten) >= self.batch:
+            self.flush()
+
     def flush(self) -> None:
-        """Write the ends still held back (call when the loop ends, however it ends)."""
+        """Write the runs still held back (call before anything reads ``job_runs`` and when the loop ends): one
+        statement, durable when a failed run is among them."""
         if self.unwritten and self._db is not None:
             with self._db.autocommit() as conn:
-                runs.finish_job_runs(conn, self.unwritten, durable=False)
+                runs.record_job_runs(conn, self.unwritten, durable=self._failed_held)
         self.unwritten = []
+        self._failed_held = False
 
 
 def run_jobs_together(jobs: list[tuple[str, JobContext, Callable[[JobContext], JobResult]]],
                       should_stop: Callable[[], bool] = lambda: False) -> list[JobResult | Exception]:
-    """One ``TurnRecorder`` turn with its ends written at once: ``jobs`` run in order, recorded as ``run_job``
-    records them, in two round trips for the records of all of them."""
+    """One ``TurnRecorder`` turn with its records written at once: ``jobs`` run in order, recorded as ``run_job``
+    records them, in one round trip for the records of all of them."""
     recorder = TurnRecorder()
     try:
         return recorder.run(jobs, should_stop)

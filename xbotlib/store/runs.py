@@ -58,50 +58,31 @@ def finish_job_run(conn, run_id: int, status: str, finished_at: datetime, detail
                  (status, finished_at, json.dumps(detail, default=str), run_id))
 
 
-def start_job_runs(conn, runs_of: list[tuple[str, str]], started_at: datetime, *, durable: bool = True,
-                   finish_first: list[tuple[int, str, datetime, Mapping[str, Any]]] = ()) -> list[int]:
-    """``start_job_run`` for several (account_id, job) pairs at one time, in one statement: their run ids, in
-    ``runs_of`` order (the simulated clock's daemon, whose clock stands still while it runs a turn's jobs).
-    ``finish_first``: ends of earlier runs to write in the same statement (``finish_job_runs``' rows)."""
-    if len(set(runs_of)) != len(runs_of):
-        raise ValueError(f"start_job_runs: each (account, job) once, got {list(runs_of)!r}")
-    if not durable:
-        _check_own_transaction(conn, "start_job_runs")
-    finish_sql, finish_params = _finish_sql(finish_first, durable)
-    rows = conn.execute(
-        (f"WITH finished AS ({finish_sql}) " if finish_first else "")
-        + "INSERT INTO job_runs (account_id, job, status, started_at) "
-        "SELECT r.account_id, r.job, 'running', %s "
-        "  FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS r(account_id, job, ord) "
-        f"{'' if durable else 'WHERE ' + _ASYNC_COMMIT} ORDER BY r.ord RETURNING run_id, account_id, job",
-        (*(finish_params if finish_first else ()), started_at, [a for a, _j in runs_of],
-         [j for _a, j in runs_of])).fetchall()
-    by_pair = {(r["account_id"], r["job"]): r["run_id"] for r in rows}
-    return [by_pair[pair] for pair in runs_of]
-
-
-def _finish_sql(finished, durable: bool) -> tuple[str, tuple]:
-    """The UPDATE that closes ``finished`` (run_id, status, finished_at, detail) rows, and its parameters."""
-    if not durable and any(status == "failed" for _r, status, _t, _d in finished):
-        raise ValueError("finish_job_runs: a 'failed' run must commit durably (pass durable=True): a failed "
-                         "run's record is never to be lost")
-    return ("UPDATE job_runs r SET status = f.status, finished_at = f.finished_at, detail = f.detail "
-            "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::jsonb[]) AS f(run_id, status, finished_at, detail) "
-            f"WHERE r.run_id = f.run_id {'' if durable else 'AND ' + _ASYNC_COMMIT}",
-            ([f[0] for f in finished], [f[1] for f in finished], [f[2] for f in finished],
-             [json.dumps(f[3], default=str) for f in finished]))
-
-
-def finish_job_runs(conn, finished: list[tuple[int, str, datetime, Mapping[str, Any]]], *,
-                    durable: bool = True) -> None:
-    """``finish_job_run`` for several runs in one statement: ``finished`` holds (run_id, status, finished_at,
-    detail) with status ``ok`` or ``skipped`` when not ``durable`` (a failed run always commits durably)."""
+def record_job_runs(conn, finished: list[tuple[str, str, str, datetime, datetime, Mapping[str, Any], str | None]],
+                    *, durable: bool = True) -> list[int]:
+    """Runs that already ended, written whole in one statement (the simulated clock's daemon, ``TurnRecorder``):
+    ``finished`` holds (account_id, job, status, started_at, finished_at, detail, error) in the order the runs
+    ran; their run ids come back in that order, as one ``start_job_run`` after the other would number them.
+    ``durable=False`` (autocommit connections only) is refused when a run is ``failed``: a failed run's record is
+    never to be lost."""
     if not finished:
-        return
-    sql, params = _finish_sql(finished, durable)
+        return []
+    if not durable and any(f[2] == "failed" for f in finished):
+        raise ValueError("record_job_runs: a 'failed' run must commit durably (pass durable=True): a failed "
+                         "run's record is never to be lost")
     if not durable:
-        _check_own_transaction(conn, "finish_job_runs")
-    conn.execute(sql, params)
+        _check_own_transaction(conn, "record_job_runs")
+    rows = conn.execute(
+        "INSERT INTO job_runs (account_id, job, status, started_at, finished_at, detail, error) "
+        "SELECT r.account_id, r.job, r.status, r.started_at, r.finished_at, r.detail, r.error "
+        "  FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::jsonb[], "
+        "              %s::text[]) WITH ORDINALITY AS r(account_id, job, status, started_at, finished_at, detail, "
+        "                                                error, ord) "
+        f"{'' if durable else 'WHERE ' + _ASYNC_COMMIT} ORDER BY r.ord RETURNING run_id",
+        ([f[0] for f in finished], [f[1] for f in finished], [f[2] for f in finished], [f[3] for f in finished],
+         [f[4] for f in finished], [json.dumps(f[5], default=str) for f in finished],
+         [f[6] for f in finished])).fetchall()
+    return [r["run_id"] for r in rows]
 
 
 def fail_job_run(conn, run_id: int, finished_at: datetime, error: str) -> None:
