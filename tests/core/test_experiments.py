@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import numpy as np
+import psycopg
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 from scipy import stats
@@ -220,6 +221,21 @@ def test_set_experiment_enables_and_changes_allocation(db, clock, caplog):
     assert sorted(active, key=lambda e: e.experiment_id) == [
         ActiveExperiment("hashtag_1", "post", 0.25), ActiveExperiment("late_evening_slot", "timing", 0.5)]
     assert "[EXPERIMENT] updated experiment=hashtag_1 enabled=true allocation=0.25" in caplog.text
+
+
+def test_set_experiment_on_an_autocommit_connection_is_all_or_nothing(db, clock):
+    # its three statements go out as one pipeline: on an autocommit connection they are one implicit transaction,
+    # so when the read-back fails (here: the counts table away) the change is not kept either
+    with db.autocommit() as conn:
+        set_experiment(conn, ACC, "question_cta", enabled=True, allocation=0.4, now=clock.now())
+        conn.execute("ALTER TABLE experiment_arm_counts RENAME TO experiment_arm_counts_away")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            set_experiment(conn, ACC, "question_cta", allocation=0.6, now=clock.now() + timedelta(hours=1))
+        conn.execute("ALTER TABLE experiment_arm_counts_away RENAME TO experiment_arm_counts")
+        row = set_experiment(conn, ACC, "hashtag_1", enabled=True, now=clock.now())
+        rows = {r["experiment_id"]: r for r in list_experiments(conn, ACC)}
+    assert row["enabled"] and (rows["question_cta"]["allocation"], rows["question_cta"]["updated_at"]) == \
+        (0.4, clock.now())
 
 
 @pytest.mark.parametrize("kwargs,match", [

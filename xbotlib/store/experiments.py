@@ -31,8 +31,13 @@ def ensure_experiments(conn: psycopg.Connection, account_id: str, now: datetime)
     Existing rows keep their enabled flag and allocation; description and applies_to follow the
     registry. Returns the number of rows newly inserted.
     """
+    rows = conn.execute(*_ensure_statement(account_id, now)).fetchall()
+    return sum(bool(r["inserted"]) for r in rows)
+
+
+def _ensure_statement(account_id: str, now: datetime) -> tuple[str, tuple]:
     specs = list(REGISTRY.values())
-    rows = conn.execute(
+    return (
         # every experiment of the registry in one statement (one round trip, not one per experiment); a row that
         # already says what the registry says is not rewritten
         """INSERT INTO experiments (account_id, experiment_id, enabled, allocation, applies_to, description,
@@ -46,8 +51,7 @@ def ensure_experiments(conn: psycopg.Connection, account_id: str, now: datetime)
                OR experiments.description IS DISTINCT FROM EXCLUDED.description
            RETURNING (xmax = 0) AS inserted""",
         (account_id, now, now, [e.experiment_id for e in specs], [e.default_allocation for e in specs],
-         [e.applies_to for e in specs], [e.description for e in specs])).fetchall()
-    return sum(bool(r["inserted"]) for r in rows)
+         [e.applies_to for e in specs], [e.description for e in specs]))
 
 
 def list_experiments(conn: psycopg.Connection, account_id: str) -> list[dict]:
@@ -56,10 +60,12 @@ def list_experiments(conn: psycopg.Connection, account_id: str) -> list[dict]:
     Keys: experiment_id, applies_to, description, enabled, allocation, n_treatment, n_control,
     last_assigned_at, registered (False for a stored id no longer in the registry), created_at, updated_at.
     """
-    rows = conn.execute(
-        # the counts come from experiment_arm_counts (migration 0010: kept by a trigger on every write of
-        # experiment_assignments), so this reads a few rows per experiment, not every assignment ever made
-        """SELECT e.experiment_id, e.applies_to, e.description, e.enabled, e.allocation,
+    return _listed(conn.execute(_LIST_SQL, (account_id,)).fetchall())
+
+
+# the counts come from experiment_arm_counts (migration 0010: kept by a trigger on every write of
+# experiment_assignments), so this reads a few rows per experiment, not every assignment ever made
+_LIST_SQL = """SELECT e.experiment_id, e.applies_to, e.description, e.enabled, e.allocation,
                   coalesce(sum(c.n) FILTER (WHERE c.arm = 'treatment'), 0) AS n_treatment,
                   coalesce(sum(c.n) FILTER (WHERE c.arm = 'control'), 0) AS n_control,
                   max(c.last_assigned_at) AS last_assigned_at, e.created_at, e.updated_at
@@ -67,7 +73,10 @@ def list_experiments(conn: psycopg.Connection, account_id: str) -> list[dict]:
              LEFT JOIN experiment_arm_counts c
                     ON c.account_id = e.account_id AND c.experiment_id = e.experiment_id
             WHERE e.account_id = %s
-            GROUP BY e.account_id, e.experiment_id""", (account_id,)).fetchall()
+            GROUP BY e.account_id, e.experiment_id"""
+
+
+def _listed(rows: list[dict]) -> list[dict]:
     order = {k: i for i, k in enumerate(REGISTRY)}
     out = [{**r, "n_treatment": int(r["n_treatment"]), "n_control": int(r["n_control"]),
             "registered": r["experiment_id"] in REGISTRY} for r in rows]
@@ -96,16 +105,20 @@ def set_experiment(conn: psycopg.Connection, account_id: str, experiment_id: str
         raise ValueError(f"enabled must be True or False, got {enabled!r}")
     if allocation is not None:
         allocation = check_allocation(allocation)
-    ensure_experiments(conn, account_id, now)
-    conn.execute(
-        # updated_at is when the settings last changed: sending the values it already has writes nothing
-        """UPDATE experiments SET enabled = COALESCE(%(enabled)s, enabled),
+    # the registry's rows, the change and the row read back in one round trip (a pipeline; on an autocommit
+    # connection the three run as one implicit transaction, so a failure leaves the data as it was)
+    with conn.pipeline():
+        conn.execute(*_ensure_statement(account_id, now))
+        conn.execute(
+            # updated_at is when the settings last changed: sending the values it already has writes nothing
+            """UPDATE experiments SET enabled = COALESCE(%(enabled)s, enabled),
                   allocation = COALESCE(%(allocation)s, allocation), updated_at = %(now)s
             WHERE account_id = %(acc)s AND experiment_id = %(exp)s
               AND (enabled, allocation) IS DISTINCT FROM (COALESCE(%(enabled)s, enabled),
                                                           COALESCE(%(allocation)s, allocation))""",
-        {"enabled": enabled, "allocation": allocation, "now": now, "acc": account_id, "exp": experiment_id})
-    row = next(r for r in list_experiments(conn, account_id) if r["experiment_id"] == experiment_id)
+            {"enabled": enabled, "allocation": allocation, "now": now, "acc": account_id, "exp": experiment_id})
+        listed = conn.execute(_LIST_SQL, (account_id,))
+    row = next(r for r in _listed(listed.fetchall()) if r["experiment_id"] == experiment_id)
     tagged(log, "EXPERIMENT", "updated", experiment=experiment_id, enabled=str(row["enabled"]).lower(),
            allocation=row["allocation"])
     return row

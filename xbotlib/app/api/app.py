@@ -312,7 +312,9 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
         Goes through the experiment registry (``xbotlib.store.experiments.set_experiment``), which
         logs ``[EXPERIMENT] updated …``."""
         given = patch.model_fields_set
-        with db.connection() as conn:
+        # autocommit: the account read is one round trip and set_experiment's writes and read-back another (its
+        # pipeline is one implicit transaction), instead of BEGIN … COMMIT around five statements
+        with db.autocommit() as conn:
             acc = account_of(conn, account_id)["account_id"]
             known_experiment(experiment_id, acc)
             try:
