@@ -84,3 +84,16 @@ def test_the_snapshot_diff_names_the_line_that_kept_allocating():
     top = _grown_lines(before, after, n=3)
     assert top[0]["line"].startswith("tests/devtools/test_bench_speed.py:") and top[0]["kib"] >= 2000 * 256 / 1024
     assert top[0]["blocks"] >= 2000 and [r["kib"] for r in top] == sorted((r["kib"] for r in top), reverse=True)
+
+
+@pytest.mark.parametrize("name,own,others", [("speed", "simulated days per second", ("RMSE", "paired by seed")),
+                                             ("lift", "RMSE", ("simulated days per second", "paired by seed")),
+                                             ("growth", "paired by seed", ("RMSE", "simulated days per second"))])
+def test_each_bench_help_describes_that_bench_only(name, own, others, capsys):
+    from xbotlib.devtools import bench  # imported here: the CLI module, only for its --help
+
+    with pytest.raises(SystemExit) as stop:
+        bench.main(name, ["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert stop.value.code == 0 and f"{name}: " in out and own in out
+    assert not any(other in out for other in others), out

@@ -264,8 +264,15 @@ def parse_growth_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.N
     return a
 
 
+def _description(name: str) -> str:
+    """The module docstring's paragraph on bench ``name`` (its ``- name:`` item), for that bench's --help."""
+    items = __doc__.split("\n\n")[1].split("\n- ")
+    item = next((i for i in items if i.lstrip("- ").startswith(f"{name}:")), None)
+    return "\n".join(line.strip() for line in item.lstrip("- ").splitlines()) if item else __doc__.split("\n\n")[1]
+
+
 def main(name: str, argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog=f"xbot bench {name}", description=__doc__.split("\n\n")[1],
+    p = argparse.ArgumentParser(prog=f"xbot bench {name}", description=_description(name),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     if name == "growth":
         a = parse_growth_args(p, argv)
