@@ -700,7 +700,7 @@ def tick(ctx: JobContext) -> JobResult:
 
     detail: dict[str, Any] = {"stored": 0, "lookup_errors": 0, "missing": 0, "too_old": 0, "due": 0,
                               "batches": 0, "snapshot": False, "bandit_updates": 0}
-    final_read = False   # a pass-2 (final) read was stored this tick: new rewards for the bandits
+    final_read = False   # a pass-2 (final) read is among this tick's batches: new rewards for the bandits
     try:
         user = ctx.x.me()
         # the snapshot, the due posts and whether rewards wait for the bandits: one round trip
