@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
+import psycopg
 import pytest
 
 from helpers import queue_template_posts
@@ -158,6 +159,28 @@ def test_snapshot_attribution_without_analytics(settings, db, clock):
         assert r["follows"] == pytest.approx(gain * r["profile_visits"] / visits, rel=1e-3)
         assert r["fpki"] == pytest.approx(1000 * r["follows"] / max(1, r["impressions"]))
     assert sum(r["follows"] for r in rows) == pytest.approx(gain, rel=1e-3)
+
+
+def test_rewards_transaction_runs_only_when_a_final_read_may_wait(settings, db, clock, monkeypatch):
+    """A tick that stores only T+1h reads (and found no pass-2 outcome waiting) has no reward to fold in: it
+    skips arms.apply_pass2_rewards' transaction; the tick that stores the T+24h reads runs it."""
+    ctx = make_ctx(settings, db, clock)
+    publish(ctx, 2)
+    reward_reads = []
+    execute = psycopg.Connection.execute
+
+    def spy(conn, query, *args, **kwargs):   # psycopg's, passed through: counts the rewards' locking read
+        if "FOR UPDATE OF o" in str(query):
+            reward_reads.append(query)
+        return execute(conn, query, *args, **kwargs)
+    monkeypatch.setattr(psycopg.Connection, "execute", spy)
+    clock.advance(timedelta(hours=1))
+    first = collect.tick(ctx)
+    assert first.detail["stored"] == 2 and first.detail["bandit_updates"] == 0 and reward_reads == []
+    clock.advance(timedelta(hours=23))
+    final = collect.tick(ctx)
+    assert final.detail["stored"] == 2 and final.detail["bandit_updates"] == 2 and len(reward_reads) == 1
+    assert db.execute("SELECT sum(pulls) AS n FROM bandit_arms WHERE scope = 'content'")[0]["n"] == 2
 
 
 def test_posts_older_than_30_days_are_skipped_never_filled(settings, db, clock, caplog):

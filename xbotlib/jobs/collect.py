@@ -700,6 +700,7 @@ def tick(ctx: JobContext) -> JobResult:
 
     detail: dict[str, Any] = {"stored": 0, "lookup_errors": 0, "missing": 0, "too_old": 0, "due": 0,
                               "batches": 0, "snapshot": False, "bandit_updates": 0}
+    final_read = False   # a pass-2 (final) read is among this tick's batches: new rewards for the bandits
     try:
         user = ctx.x.me()
         # the snapshot, the due posts and whether rewards wait for the bandits: one round trip
@@ -722,6 +723,7 @@ def tick(ctx: JobContext) -> JobResult:
                 detail["batches"] += 1
                 detail["lookup_errors"] += got.counts["lookup_errors"]
                 detail["missing"] += got.counts["missing"]
+                final_read = final_read or any(2 in post.passes for post, _, _ in got.read)
                 writer.submit(got)
         finally:
             # X failing mid-tick: what was read before is still stored (as the batch loop did), then handled
@@ -742,7 +744,9 @@ def tick(ctx: JobContext) -> JobResult:
                error=_kv(f"{type(exc).__name__}: {exc}"), stored=detail["stored"])
         return JobResult.skipped("x_unavailable", error=str(exc), **detail)
 
-    if rewards_pending or detail["stored"]:  # else there is no pass-2 outcome to fold in: skip the transaction
+    # else no pass-2 outcome waits (none did at the start, and this tick stored only pass-1 reads, or nothing):
+    # skip the transaction (a tick that stores only T+1h reads is about half of the ticks that store)
+    if rewards_pending or (final_read and detail["stored"]):
         with ctx.db.connection() as conn:
             detail["bandit_updates"] = int(apply_pass2_rewards(conn, ctx.account_id, ctx.world, now) or 0)
     return JobResult(detail=detail)

@@ -231,9 +231,15 @@ class XRoutes:
         """One post's analytics in X's shape: the requested counts as totals over [start, end], and with
         ``timestamped_metrics`` the same counts per bucket of the granularity (one bucket for 'total')."""
         wanted = [f for f in ANALYTICS_METRICS if f in fields]
+        seen: dict[datetime, Any] = {}   # the post's counts at each edge, computed once (a bucket's edges repeat)
+
+        def at(t: datetime) -> Any:
+            if t not in seen:
+                seen[t] = self.audience.metrics_at(tid, t)
+            return seen[t]
 
         def counts(a: datetime, b: datetime) -> dict[str, int]:
-            m0, m1 = self.audience.metrics_at(tid, a), self.audience.metrics_at(tid, b)
+            m0, m1 = at(a), at(b)
             return {f: getattr(m1, ANALYTICS_METRICS[f]) - getattr(m0, ANALYTICS_METRICS[f]) for f in wanted}
 
         item: dict[str, Any] = {"id": tid, **counts(start, end)}
