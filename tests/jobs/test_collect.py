@@ -309,6 +309,9 @@ def test_collection_start_is_the_three_statements_in_one_round_trip(settings, db
     with db.autocommit() as conn:
         assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, first_due) == \
             (True, awaiting, pending)
+        # the sandbox's relaxed commit was that implicit transaction's alone: the pooled connection is back to
+        # synchronous commits for whatever it does next
+        assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
         # the snapshot is written once per time, like record_follower_snapshot
         assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, first_due)[0] is False
     assert db.execute("SELECT followers_count FROM follower_snapshots WHERE taken_at = %s", (now,)) == \
