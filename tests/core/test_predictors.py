@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from xbotlib.core.predictors import (LightGBMFollows, LightGBMReward, LogisticFollows, ModelLoadError, RidgeReward, cross_validated_score, dumps, loads, train_with_fallback)
 
@@ -232,3 +233,25 @@ def test_cross_validated_score_reports_standard_errors():
     cv = cross_validated_score(RidgeReward, X, y, w)
     assert 0 < cv["score_se"] < 0.1 and 0 < cv["gain_se"] < 0.5
     assert serving_verdict(ScoreCard.from_cv(cv)).serve
+
+
+class _RecordsThreads(RidgeReward):
+    """Ridge that notes how many threads the BLAS libraries may use while it is being fitted."""
+
+    seen: list[set[int]] = []
+
+    def fit(self, X, y, sample_weight=None):
+        _RecordsThreads.seen.append({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+        return super().fit(X, y, sample_weight)
+
+
+def test_cross_validation_runs_blas_on_one_thread_and_restores_it():
+    X, y, w = linear_data(40)
+    before = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine, whatever this one has
+        _RecordsThreads.seen = []
+        plain = cross_validated_score(RidgeReward, X, y, w)
+        assert cross_validated_score(_RecordsThreads, X, y, w) == plain
+        assert _RecordsThreads.seen == [{1}] * 5
+        assert {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"} == {2}
+    assert [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"] == before
