@@ -59,8 +59,10 @@ def _small_problem(fn: Callable) -> Callable:
     call wakes a second thread that then spins, and ``process_time`` counts it. Measured on the 36
     trainings of a 60-day growth-bench campaign (load ~5 on 2 cores), the ridge and logistic
     cross-validations took 2.3–3.9 CPU s with the default two BLAS threads, 1.0–1.2 s with one, and
-    0.8–1.0 s with scikit-learn's checks off too; every score and model was bit-identical (OpenBLAS
-    splits work across threads by output block, never inside a sum, at these sizes).
+    0.8–1.0 s with scikit-learn's checks off too; every score and model was bit-identical. A 60-day
+    campaign stores the same as one run of the two-thread code (bench/campaign_store.py --compare), but
+    two runs of that code differed from each other in the last digits of the logistic cv from n = 230
+    on: one thread is also the reproducible setting.
     ``_check_xy`` already rejects non-finite input, and the estimators' parameters are fixed here, so
     ``assume_finite`` / ``skip_parameter_validation`` repeat nothing that can fail. The limit is
     process-wide while ``fn`` runs (threadpoolctl sets the libraries' own thread count) and restored after.
