@@ -6,8 +6,9 @@ import pickle
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
-from xbotlib.core.predictors import (LightGBMReward, LogisticFollows, ModelLoadError, RidgeReward, cross_validated_score, dumps, loads, train_with_fallback)
+from xbotlib.core.predictors import (LightGBMFollows, LightGBMReward, LogisticFollows, ModelLoadError, RidgeReward, cross_validated_score, dumps, loads, train_with_fallback)
 
 
 def linear_data(n=200, seed=0):
@@ -74,6 +75,54 @@ def test_train_with_fallback_prefers_lightgbm_when_it_wins():
     assert set(trained.candidates) == {"ridge", "lightgbm"}
     assert trained.cv["score"] > trained.candidates["ridge"]["score"]
     assert trained.target == "reward_composite" and trained.n_samples == len(y)
+
+
+def test_lightgbm_that_loses_to_ridge_leaves_the_ridge_model_fitted_on_all_data():
+    X, y, w = linear_data(80)  # a linear signal: ridge's cv loss is lower
+    trained = train_with_fallback("reward", X, y, w, use_lightgbm=True, logger=logging.getLogger("t"))
+    assert trained.algorithm == "ridge" and isinstance(trained.model, RidgeReward)
+    assert set(trained.candidates) == {"ridge", "lightgbm"}
+    assert trained.candidates["lightgbm"]["loss"] > trained.candidates["ridge"]["loss"]
+    assert trained.fallback_reason.startswith("lightgbm cv loss ") and "worse than ridge" in trained.fallback_reason
+    np.testing.assert_array_equal(trained.model.predict(X), RidgeReward().fit(X, y, w).predict(X))
+
+
+class _FitOnly:
+    """A LightGBM model seen only through ``fit``/``predict`` (no ``fit_for_scoring``): the reference the
+    cross-validation shortcut must match."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def fit(self, X, y, sample_weight=None):
+        self.model.fit(X, y, sample_weight=sample_weight)
+        return self
+
+    def predict(self, X):
+        return self.model.predict(X)
+
+
+@pytest.mark.parametrize("cls, data, params", [
+    (LightGBMReward, linear_data, {}),
+    (LightGBMReward, nonlinear_data, {"num_leaves": 7, "n_estimators": 60, "random_state": 3, "n_jobs": 2}),
+    (LightGBMFollows, follows_data, {}),
+], ids=["reward", "reward-params", "follows"])
+def test_fit_for_scoring_predicts_exactly_what_fit_predicts(cls, data, params):
+    X, y, w = data(120)
+    quick = cls(**params).fit_for_scoring(X[:90], y[:90], sample_weight=w[:90]).predict(X[90:])
+    full = cls(**params).fit(X[:90], y[:90], sample_weight=w[:90]).predict(X[90:])
+    np.testing.assert_array_equal(quick, full)
+    kind = "reward" if cls is LightGBMReward else "follows"
+    assert (cross_validated_score(lambda: cls(**params), X, y, w, kind=kind)
+            == cross_validated_score(lambda: _FitOnly(cls(**params)), X, y, w, kind=kind))
+
+
+def test_fit_for_scoring_rejects_what_fit_rejects():
+    X, f, w = follows_data(40)
+    with pytest.raises(ValueError, match="needs both outcomes"):
+        LightGBMFollows().fit_for_scoring(X, np.zeros(40), w)
+    with pytest.raises(ValueError, match="must be finite"):
+        LightGBMReward().fit_for_scoring(np.full((5, 2), np.nan), np.ones(5))
 
 
 def test_lightgbm_failure_falls_back_to_ridge_and_logs(caplog):
@@ -184,3 +233,25 @@ def test_cross_validated_score_reports_standard_errors():
     cv = cross_validated_score(RidgeReward, X, y, w)
     assert 0 < cv["score_se"] < 0.1 and 0 < cv["gain_se"] < 0.5
     assert serving_verdict(ScoreCard.from_cv(cv)).serve
+
+
+class _RecordsThreads(RidgeReward):
+    """Ridge that notes how many threads the BLAS libraries may use while it is being fitted."""
+
+    seen: list[set[int]] = []
+
+    def fit(self, X, y, sample_weight=None):
+        _RecordsThreads.seen.append({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+        return super().fit(X, y, sample_weight)
+
+
+def test_cross_validation_runs_blas_on_one_thread_and_restores_it():
+    X, y, w = linear_data(40)
+    before = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine, whatever this one has
+        _RecordsThreads.seen = []
+        plain = cross_validated_score(RidgeReward, X, y, w)
+        assert cross_validated_score(_RecordsThreads, X, y, w) == plain
+        assert _RecordsThreads.seen == [{1}] * 5
+        assert {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"} == {2}
+    assert [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"] == before

@@ -15,7 +15,8 @@ from xbotlib.core.features import FEATURE_NAMES, TIMING_FEATURE_NAMES, LocalEmbe
 from xbotlib.store.models import list_versions, load_active, save_version
 from xbotlib.core.predictors import RidgeReward, train_with_fallback
 from xbotlib.core.reward import exposure_weight
-from xbotlib.store.training_data import count_fresh_outcomes, timing_frame, training_frame
+from xbotlib.core import vocab
+from xbotlib.store.training_data import count_fresh_outcomes, learn_frames, timing_frame, training_frame
 
 ACC = "acct1"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
@@ -136,6 +137,33 @@ def test_training_frame_reads_one_world_with_weights_and_local_hours(conn):
     assert count_fresh_outcomes(conn, ACC, "sandbox", frame.max_outcome_id) == 0
     empty = training_frame(conn, "nobody", "sandbox")
     assert empty.X.shape == (0, len(FEATURE_NAMES)) and empty.max_outcome_id is None
+
+
+def _same_frame(a, b):
+    for x, y in ((a.X, b.X), (a.y, b.y), (a.w, b.w)):
+        np.testing.assert_array_equal(x, y)
+        assert x.dtype == y.dtype
+    assert (a.names, a.max_outcome_id) == (b.names, b.max_outcome_id)
+
+
+def test_learn_frames_are_the_three_frames_from_one_read(conn):
+    post_with_outcome(conn, text="Did you know sleep helps memory?", reward=1.5, impressions=2000, follows=3.0,
+                      posted_at=datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc))
+    post_with_outcome(conn, text="Why do habits fail?", arm="question", reward=0.5, impressions=300, follows=0.0,
+                      posted_at=datetime(2026, 3, 7, 23, 0, tzinfo=timezone.utc))
+    post_with_outcome(conn, reward=7.0, simulated=False)
+    niche = vocab.DEFAULT
+    frames = learn_frames(conn, ACC, "sandbox", vocabulary=niche)
+    _same_frame(frames.content, training_frame(conn, ACC, "sandbox", vocabulary=niche))
+    _same_frame(frames.follows, training_frame(conn, ACC, "sandbox", target="follows", vocabulary=niche))
+    _same_frame(frames.timing, timing_frame(conn, ACC, "sandbox", target="follows"))
+    np.testing.assert_array_equal(frames.follows.y, [3.0, 0.0])  # the follows, not the rewards [1.5, 0.5]
+    post_with_outcome(conn, reward=2.0, follows=5.0)  # a new outcome is read on the next call
+    again = learn_frames(conn, ACC, "sandbox", vocabulary=niche)
+    assert again.content.X.shape[0] == 3 and again.follows.y[-1] == 5.0 and again.timing.y[-1] == 5.0
+    _same_frame(again.timing, timing_frame(conn, ACC, "sandbox", target="follows"))
+    empty = learn_frames(conn, "nobody", "sandbox", vocabulary=niche)
+    assert [f.X.shape[0] for f in empty] == [0, 0, 0] and empty.content.max_outcome_id is None
 
 
 # ----------------------------------------------------------------------------- predictors

@@ -18,6 +18,7 @@ together; each section stands alone.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 from dataclasses import dataclass, field
@@ -25,11 +26,13 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import numpy as np
+import sklearn
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import ThreadpoolController
 
 from xbotlib.logs import tagged
 
@@ -41,6 +44,35 @@ LIGHTGBM_DEFAULTS: dict[str, Any] = {
     "random_state": 0, "n_jobs": 1, "verbose": -1, "deterministic": True, "force_col_wise": True,
 }
 KINDS = ("reward", "follows")
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    # made once (finding the loaded BLAS libraries costs ~5 ms); numpy's and scipy's are loaded by the imports above
+    return ThreadpoolController()
+
+
+def _small_problem(fn: Callable) -> Callable:
+    """Run ``fn`` with BLAS on one thread and scikit-learn's per-call input checks off: the learn job's fits.
+
+    Its problems are tiny (n = 5–300 samples, 7–29 features), and on them BLAS threads only cost: each
+    call wakes a second thread that then spins, and ``process_time`` counts it. Measured on the 36
+    trainings of a 60-day growth-bench campaign (load ~5 on 2 cores), the ridge and logistic
+    cross-validations took 2.3–3.9 CPU s with the default two BLAS threads, 1.0–1.2 s with one, and
+    0.8–1.0 s with scikit-learn's checks off too; every score and model was bit-identical. A 60-day
+    campaign stores the same as one run of the two-thread code (bench/campaign_store.py --compare), but
+    two runs of that code differed from each other in the last digits of the logistic cv from n = 230
+    on: one thread is also the reproducible setting.
+    ``_check_xy`` already rejects non-finite input, and the estimators' parameters are fixed here, so
+    ``assume_finite`` / ``skip_parameter_validation`` repeat nothing that can fail. The limit is
+    process-wide while ``fn`` runs (threadpoolctl sets the libraries' own thread count) and restored after.
+    """
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with _blas().limit(limits=1, user_api="blas"), \
+                sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return fn(*args, **kwargs)
+    return run
 
 
 def _check_xy(X, y, sample_weight=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,6 +168,29 @@ class LightGBMReward:
     def predict(self, X) -> np.ndarray:
         return self.booster_.predict(np.asarray(X, dtype=float))
 
+    def fit_for_scoring(self, X, y, sample_weight=None) -> "_ScoringBooster":
+        """The boosting of ``fit``, for an out-of-fold score only: returns a predictor that is never stored.
+
+        ``fit`` goes through LightGBM's scikit-learn wrapper, whose training ends by writing the booster
+        to text and reading it back (a copy that no longer holds the training data): 13 of ~45 ms of a
+        fit on the learn job's data (n = 50–280, 200 trees; the rest is the boosting). A fold model is
+        used once and dropped, so here the booster keeps its training state. It is trained on the
+        parameters the wrapper would pass (``_process_params``, the wrapper's own translation of
+        ``n_jobs``, ``random_state``, the objective …) and predicts exactly the same numbers:
+        tests/core/test_predictors.py compares the two, so a LightGBM upgrade that breaks this fails there.
+        """
+        import lightgbm  # imported here: optional, as in _estimator
+
+        X, y, w = _check_xy(X, y, sample_weight)
+        labels = self._target(y)
+        estimator = self._estimator()
+        params = estimator._process_params(stage="fit")
+        metric = params["metric"]  # the wrapper's normalisation (no eval metrics): a list without None
+        params["metric"] = [m for m in ([metric] if isinstance(metric, (str, type(None))) else metric) if m is not None]
+        booster = lightgbm.train(params, lightgbm.Dataset(X, label=labels, weight=w, params=params),
+                                 num_boost_round=estimator.n_estimators, keep_training_booster=True)
+        return _ScoringBooster(booster, params["num_threads"])
+
 
 class LightGBMFollows(LightGBMReward):
     """Gradient-boosted P(follows >= 1)."""
@@ -153,6 +208,18 @@ class LightGBMFollows(LightGBMReward):
 
     def predict(self, X) -> np.ndarray:
         return self.booster_.predict_proba(np.asarray(X, dtype=float))[:, 1]
+
+
+@dataclass(frozen=True)
+class _ScoringBooster:
+    """A LightGBM booster fitted by ``fit_for_scoring``: predicts as the fitted model's ``predict`` does (the
+    regression value, or P(class 1) — what ``predict_proba(X)[:, 1]`` returns for a binary objective)."""
+
+    booster: Any
+    num_threads: int
+
+    def predict(self, X) -> np.ndarray:
+        return self.booster.predict(np.asarray(X, dtype=float), num_threads=self.num_threads)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -178,6 +245,7 @@ def _auc(labels: np.ndarray, p: np.ndarray, w: np.ndarray) -> float | None:
     return float(roc_auc_score(labels, p, sample_weight=w))
 
 
+@_small_problem
 def cross_validated_score(model_factory: Callable[[], Any], X, y, w=None, folds: int = 5, seed: int = 0, *,
                           kind: str = "reward") -> dict[str, Any]:
     """K-fold out-of-fold score of ``model_factory()`` against a baseline fitted per fold.
@@ -203,7 +271,7 @@ def cross_validated_score(model_factory: Callable[[], Any], X, y, w=None, folds:
     pred = np.zeros(n)
     base = np.zeros(n)
     for train, test in splitter.split(X, target):
-        model = model_factory().fit(X[train], y[train], sample_weight=w[train])
+        model = _fit_for_scoring(model_factory(), X[train], y[train], w[train])
         pred[test] = model.predict(X[test])
         base[test] = np.average(target[train], weights=w[train]) if w[train].sum() > 0 else target[train].mean()
     if kind == "reward":
@@ -218,6 +286,13 @@ def cross_validated_score(model_factory: Callable[[], Any], X, y, w=None, folds:
     return {"score": -ll, "baseline_score": -bll, "loss": ll, "baseline_loss": bll, "auc": _auc(target, pred, w),
             "n": n, "folds": k, "metric": "neg_log_loss",
             **_standard_errors(w * _log_losses(target, pred), w * _log_losses(target, base), float(np.sum(w)))}
+
+
+def _fit_for_scoring(model: Any, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> Any:
+    """A fold's fitted predictor: the model's cheaper ``fit_for_scoring`` when it has one (same predictions,
+    nothing kept for storing), else its ``fit``."""
+    fit = getattr(model, "fit_for_scoring", model.fit)
+    return fit(X, y, sample_weight=w)
 
 
 def _log_losses(labels: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -274,15 +349,18 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
+@_small_problem
 def train_with_fallback(kind: str, X, y, w, use_lightgbm: bool, logger: logging.Logger | None = None, *,
                         lightgbm_params: dict[str, Any] | None = None, min_lightgbm_samples: int = MIN_LIGHTGBM_SAMPLES,
                         folds: int = 5, seed: int = 0) -> TrainedModel:
     """Train the predictor of ``kind`` ('reward' = composite reward, 'follows' = P(follows >= 1)).
 
-    The linear model (ridge / logistic) is always trained and cross-validated. LightGBM is tried
-    when ``use_lightgbm`` and n >= ``min_lightgbm_samples``; it is kept only if its cross-validated
-    loss is no worse than the linear model's. Any LightGBM error falls back to the linear model
-    and logs ``[LEARN_JOB] lightgbm_failed fallback=ridge|logistic error=…``.
+    The linear model (ridge / logistic) is always cross-validated. LightGBM is tried when
+    ``use_lightgbm`` and n >= ``min_lightgbm_samples``; it is kept only if its cross-validated loss
+    is no worse than the linear model's. Each model is fitted on all the data only when it is the
+    one returned (the cross-validation decides; a fit nobody keeps is the costliest part of a
+    LightGBM that loses). Any LightGBM error falls back to the linear model and logs
+    ``[LEARN_JOB] lightgbm_failed fallback=ridge|logistic error=…``.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown predictor kind {kind!r} (expected one of {KINDS})")
@@ -292,27 +370,28 @@ def train_with_fallback(kind: str, X, y, w, use_lightgbm: bool, logger: logging.
     linear = _linear_factory(kind)
     linear_name = linear.algorithm
     candidates = {linear_name: cross_validated_score(linear, X, y, w, folds, seed, kind=kind)}
-    chosen = TrainedModel(linear().fit(X, y, sample_weight=w), linear_name, kind, candidates[linear_name], n, candidates)
+
+    def linear_fallback(reason: str) -> TrainedModel:
+        return TrainedModel(linear().fit(X, y, sample_weight=w), linear_name, kind, candidates[linear_name], n,
+                            candidates, fallback_reason=reason)
+
     if not use_lightgbm:
-        chosen.fallback_reason = "lightgbm disabled (LEARN_USE_LIGHTGBM=false)"
-        return chosen
+        return linear_fallback("lightgbm disabled (LEARN_USE_LIGHTGBM=false)")
     if n < min_lightgbm_samples:
-        chosen.fallback_reason = f"too few samples for lightgbm ({n} < {min_lightgbm_samples})"
-        return chosen
+        return linear_fallback(f"too few samples for lightgbm ({n} < {min_lightgbm_samples})")
     params = {"random_state": seed, **(lightgbm_params or {})}
     factory = _lightgbm_factory(kind, params)
     try:
         cv = cross_validated_score(factory, X, y, w, folds, seed, kind=kind)
-        model = factory().fit(X, y, sample_weight=w)
+        linear_loss = candidates[linear_name]["loss"]
+        worse = cv["loss"] is not None and linear_loss is not None and cv["loss"] > linear_loss
+        model = None if worse else factory().fit(X, y, sample_weight=w)
     except Exception as exc:  # noqa: BLE001 - any LightGBM failure must leave a working predictor
         tagged(logger, "LEARN_JOB", "lightgbm_failed", level=logging.WARNING, fallback=linear_name, error=_one_line(exc))
-        chosen.fallback_reason = f"lightgbm failed: {_one_line(exc)}"
-        return chosen
+        return linear_fallback(f"lightgbm failed: {_one_line(exc)}")
     candidates["lightgbm"] = cv
-    if cv["loss"] is not None and candidates[linear_name]["loss"] is not None and cv["loss"] > candidates[linear_name]["loss"]:
-        chosen.fallback_reason = (f"lightgbm cv loss {cv['loss']:.6g} worse than {linear_name} "
-                                  f"{candidates[linear_name]['loss']:.6g}")
-        return chosen
+    if worse:
+        return linear_fallback(f"lightgbm cv loss {cv['loss']:.6g} worse than {linear_name} {linear_loss:.6g}")
     return TrainedModel(model, "lightgbm", kind, cv, n, candidates)
 
 

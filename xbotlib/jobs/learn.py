@@ -71,12 +71,9 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
 
     with ctx.db.connection() as conn:
         # the content columns are the account's niche (its topics): the stored version records them
-        content = training_data.training_frame(conn, ctx.account_id, world, vocabulary=ctx.vocabulary)
-        # timing learns follows per post, unweighted (see bandit_store.apply_pass2_rewards for why)
-        timing = training_data.timing_frame(conn, ctx.account_id, world, target="follows")
-        timing = timing._replace(w=np.ones_like(timing.y, dtype=float))
-        follows = training_data.training_frame(conn, ctx.account_id, world, target="follows",
-                                               vocabulary=ctx.vocabulary)
+        content, follows, timing = training_data.learn_frames(conn, ctx.account_id, world, vocabulary=ctx.vocabulary)
+    # timing learns follows per post, unweighted (see bandit_store.apply_pass2_rewards for why)
+    timing = timing._replace(w=np.ones_like(timing.y, dtype=float))
     versions: dict[str, int] = {}
     served: dict[str, bool] = {}
     detail: dict[str, Any] = {"world": world, "fresh": fresh, "reason": decision.reason}

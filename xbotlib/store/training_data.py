@@ -97,7 +97,10 @@ def training_frame(conn: psycopg.Connection, account_id: str, world: str, *, sin
     sets no topic column). y is ``reward_composite`` (or ``follows`` for the follow model).
     """
     names = feature_names(vocabulary) if names is None else names
-    rows = _rows(conn, account_id, world, since_outcome_id)
+    return _content_frame(_rows(conn, account_id, world, since_outcome_id), names, target)
+
+
+def _content_frame(rows: list[dict], names: Sequence[str], target: str) -> TrainingFrame:
     X = np.vstack([feature_vector(_content_features(r), names) for r in rows]) if rows else np.zeros((0, len(names)))
     return _frame(rows, X, names, target)
 
@@ -105,13 +108,39 @@ def training_frame(conn: psycopg.Connection, account_id: str, world: str, *, sin
 def timing_frame(conn: psycopg.Connection, account_id: str, world: str, *, since_outcome_id: int | None = None,
                  target: str = "reward_composite") -> TrainingFrame:
     """Timing-predictor data: ``timing_vector(local hour, weekday)`` of each posted pass-2 outcome."""
-    rows = [r for r in _rows(conn, account_id, world, since_outcome_id) if r["posted_at"] is not None]
+    return _timing_frame(_rows(conn, account_id, world, since_outcome_id), target)
+
+
+def _timing_frame(rows: list[dict], target: str) -> TrainingFrame:
+    rows = [r for r in rows if r["posted_at"] is not None]
     vecs = []
     for r in rows:
         local = _local(r["posted_at"], r["timezone"])
         vecs.append(timing_vector(local.hour, local.weekday()))
     X = np.vstack(vecs) if vecs else np.zeros((0, len(TIMING_FEATURE_NAMES)))
     return _frame(rows, X, TIMING_FEATURE_NAMES, target)
+
+
+class LearnFrames(NamedTuple):
+    """The learn job's data: ``content`` (y = reward_composite), ``follows`` (the same X, y = follows) and
+    ``timing`` (y = follows)."""
+
+    content: TrainingFrame
+    follows: TrainingFrame
+    timing: TrainingFrame
+
+
+def learn_frames(conn: psycopg.Connection, account_id: str, world: str, *,
+                 vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> LearnFrames:
+    """``training_frame`` (reward and follows) and ``timing_frame(target='follows')`` of every pass-2 outcome
+    of ``world``, from one read of the outcomes with the content features built once: the same frames as
+    the three calls (tests/store/test_stores.py compares them), at a third of the reads and half the
+    feature building. The two content frames share their X array (read it, do not write to it)."""
+    names = feature_names(vocabulary)
+    rows = _rows(conn, account_id, world, None)
+    content = _content_frame(rows, names, "reward_composite")
+    follows = content._replace(y=_target(rows, "follows"), names=list(names))
+    return LearnFrames(content, follows, _timing_frame(rows, "follows"))
 
 
 def count_fresh_outcomes(conn: psycopg.Connection, account_id: str, world: str, since_outcome_id: int | None) -> int:
