@@ -273,14 +273,18 @@ def timing_arm_id(hour: int) -> str:
 
 @dataclass(frozen=True)
 class HourChoice:
-    """The chosen posting hour. UCB1 is deterministic given the stats, so ``propensity`` is 1, or
-    1/k when k hours tie (the tie is broken at random). ``bonus`` is None (and ``scores`` empty)
-    while untried hours are being tried first: their UCB score is infinite, which JSON cannot store."""
+    """The chosen posting hour. UCB1 is deterministic given the stats, so its ``propensity`` is 1, or
+    1/k when k hours tie (the tie is broken at random); ``with_floor`` mixes in a uniform draw and
+    the propensity is then the mixture's. ``probabilities``: the rule's probability of every hour
+    offered (sums to 1). ``bonus`` is None (and ``scores`` empty) while untried hours are being tried
+    first: their UCB score is infinite, which JSON cannot store. ``explored``: the uniform draw chose."""
 
     hour: int
     propensity: float
     bonus: float | None
     scores: dict[int, float] = field(default_factory=dict)
+    probabilities: dict[int, float] = field(default_factory=dict)
+    explored: bool = False
 
 
 def reward_scale(arm_stats: Sequence[ArmStats]) -> float:
@@ -314,6 +318,7 @@ def choose_hour(stats: Mapping, hours: Sequence[int], rng, *, prior_means: Mappi
     return ucb1_hour(hours, means, [s.pulls for s in arm_stats], rng, scale=reward_scale(arm_stats), c=c)
 
 
+HOUR_FLOOR = 0.20  # P(the hour is drawn uniformly from the free hours): see the module docstring for the evidence
 UCB_C_MODEL = 0.3  # with model means (already pooled over hooks and neighbouring hours), a smaller bonus
 
 
@@ -334,14 +339,40 @@ def ucb1_hour(hours: Sequence[int], means: Sequence[float], pulls: Sequence[int]
         score = np.array([means[i] for i in untried], dtype=float)
         best = [untried[j] for j in np.flatnonzero(np.isclose(score, score.max(), rtol=1e-12, atol=1e-12))]
         idx = best[int(rng.integers(len(best)))] if len(best) > 1 else best[0]
-        return HourChoice(hour=hours[idx], propensity=1.0 / len(best), bonus=None)
+        return HourChoice(hour=hours[idx], propensity=1.0 / len(best), bonus=None,
+                          probabilities={h: (1.0 / len(best) if i in best else 0.0) for i, h in enumerate(hours)})
     total = sum(pulls)
     bonuses = [c * scale * math.sqrt(2 * math.log(total) / n) for n in pulls]
     arr = np.array(means, dtype=float) + np.array(bonuses)
     best = np.flatnonzero(np.isclose(arr, arr.max(), rtol=1e-12, atol=1e-12))
     idx = int(best[rng.integers(len(best))]) if len(best) > 1 else int(best[0])
     return HourChoice(hour=hours[idx], propensity=1.0 / len(best), bonus=bonuses[idx],
-                      scores={h: float(v) for h, v in zip(hours, arr)})
+                      scores={h: float(v) for h, v in zip(hours, arr)},
+                      probabilities={h: (1.0 / len(best) if i in best else 0.0) for i, h in enumerate(hours)})
+
+
+def with_floor(choice: HourChoice, hours: Sequence[int], floor: float, rng) -> HourChoice:
+    """The hour rule with an exploration floor: with probability ``floor`` the hour is drawn uniformly
+    from ``hours`` (the free hours offered), otherwise it is ``choice`` (UCB1's). Every offered hour then
+    has probability >= floor / len(hours), and ``propensity`` is the mixture's probability of the hour
+    taken, which is what off-policy evaluation needs:
+
+        p(h) = floor / k + (1 - floor) * p_ucb(h)
+
+    ``floor`` = 0 returns ``choice`` unchanged (no randomness drawn). See ``HOUR_FLOOR`` for the value."""
+    hours = [int(h) for h in _check_arms(hours)]
+    if not (math.isfinite(floor) and 0.0 <= floor <= 1.0):
+        raise ValueError(f"hour exploration floor must be in [0, 1], got {floor!r}")
+    if choice.hour not in hours:
+        raise ValueError(f"with_floor: UCB1's hour {choice.hour} is not among the hours offered {hours}")
+    if floor == 0.0:
+        return choice
+    rng = np.random.default_rng(rng)
+    base = choice.probabilities or {choice.hour: 1.0}
+    probs = {h: floor / len(hours) + (1.0 - floor) * base.get(h, 0.0) for h in hours}
+    explored = bool(rng.random() < floor)
+    hour = hours[int(rng.integers(len(hours)))] if explored else choice.hour
+    return replace(choice, hour=hour, propensity=float(probs[hour]), probabilities=probs, explored=explored)
 
 
 # ----------------------------------------------------------------------------- arms from a joint model
