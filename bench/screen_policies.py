@@ -36,6 +36,15 @@ before drift existed.
     .venv/bin/python bench/screen_policies.py --scenario evening_contrarian --seeds 100
     .venv/bin/python bench/screen_policies.py --scenario evening_contrarian --seeds 100 --noiseless
     .venv/bin/python bench/screen_policies.py --scenario default_step --seeds 20 --moves
+
+Variants of the learner are named ``xbot:key=value+...`` with keys ``floor`` (``XbotPolicy.hour_floor``) and
+``half_life`` (days, or ``none``); ``--reference`` sets the policy the paired differences are taken against
+(default ``xbot``, the shipped learner). Below the table, per policy, the seeds on which the best hour (the
+oracle's at day 0) got fewer than ``LOCKOUT_POSTS`` posts — a lock-out (issue #20, part 2) — and the mean
+posts of the least-posted hour:
+
+    .venv/bin/python bench/screen_policies.py --scenario bench/scenarios/small_noisy.toml --seeds 40 \
+        --policies xbot:floor=0,xbot:floor=0.1 --reference xbot:floor=0
 """
 from __future__ import annotations
 
@@ -57,7 +66,7 @@ from xbotlib.devtools.bench import paired_differences  # noqa: E402
 from xbotlib.config import Settings  # noqa: E402
 from xbotlib.core.growth_model import PostOutcome  # noqa: E402
 from xbotlib.core.gates import allowed_by_rotation  # noqa: E402
-from xbotlib.core.policies import PlanState  # noqa: E402
+from xbotlib.core.policies import PlanState, XbotPolicy  # noqa: E402
 from xbotlib.sim.policies import make_policy  # noqa: E402
 from xbotlib.core.reward import outcome_reward  # noqa: E402
 from xbotlib.sim.audience import accrual_offset, accrued_fraction, draw_totals  # noqa: E402
@@ -66,6 +75,32 @@ from xbotlib.sim.scenario import WORLD_START, load_scenario  # noqa: E402
 
 POSTS_PER_DAY, LAG_DAYS, MAX_RUN = 4, 2, 3
 EARLY_READ_HOURS = 1.5  # the real cadence reads pass 1 at the first collect tick after T+1h: T+1h30
+LOCKOUT_POSTS = 10  # the best hour with fewer posts than this in a campaign is locked out (issue #20: 5 of 240)
+
+
+def make_screen_policy(name: str, scenario, fixed):
+    """A registered policy, or a variant of the learner ``xbot:floor=F+half_life=H`` (see the module docstring)."""
+    if not name.startswith("xbot:"):
+        return make_policy(name, scenario=scenario, fixed=fixed)
+    options = {}
+    for item in filter(None, name.split(":", 1)[1].split("+")):
+        key, _, value = item.partition("=")
+        if key == "floor":
+            options["hour_floor"] = float(value)
+        elif key == "half_life":
+            options["half_life_days"] = None if value == "none" else float(value)
+        else:
+            raise ValueError(f"unknown learner option {key!r} in {name!r} (expected floor=F or half_life=H|none)")
+    return XbotPolicy(**options)
+
+
+def lockouts(logs: list[list[tuple[int, str, int]]], best_hour: int,
+             hours=vocab.DEFAULT_POSTING_HOURS) -> tuple[int, float, float]:
+    """Over campaigns' (day, hook, hour) logs: the campaigns whose ``best_hour`` got fewer than
+    ``LOCKOUT_POSTS`` posts, the mean posts at the best hour and the mean posts of the least-posted hour."""
+    at_best = [sum(h == best_hour for _, _, h in log) for log in logs]
+    least = [min(sum(h == hour for _, _, h in log) for hour in hours) for log in logs]
+    return sum(n < LOCKOUT_POSTS for n in at_best), float(np.mean(at_best)), float(np.mean(least))
 
 
 @dataclass(frozen=True)
@@ -174,6 +209,8 @@ def main(argv=None) -> int:
                     help="comma-separated (default: all five; the paired differences need xbot)")
     ap.add_argument("--noiseless", action="store_true",
                     help="policies learn from expected counts (what noise costs; see above)")
+    ap.add_argument("--reference", default="xbot",
+                    help="the policy the paired differences are taken against (default xbot)")
     ap.add_argument("--moves", action="store_true",
                     help="per seed, the days each policy took to move to the new best hook after each step")
     args = ap.parse_args(argv)
@@ -190,7 +227,7 @@ def main(argv=None) -> int:
     for name in args.policies.split(","):
         t0 = time.perf_counter()
         logs[name] = [[] for _ in range(args.seeds)]
-        vals = np.array([campaign(make_policy(name, scenario=scenario, fixed=best), scenario, s, args.days,
+        vals = np.array([campaign(make_screen_policy(name, scenario, best), scenario, s, args.days,
                                   noiseless=args.noiseless, log=logs[name][s]) for s in range(args.seeds)])
         results[name] = (vals, time.perf_counter() - t0)
     oracle = float(results["oracle"][0].mean()) if "oracle" in results else float("nan")
@@ -201,13 +238,20 @@ def main(argv=None) -> int:
         se = vals.std(ddof=1) / math.sqrt(len(vals))
         print(f"| {name} | {vals.mean():.1f} | {se:.1f} | {vals.mean() / oracle:.3f} | {secs:.0f} |")
     paired = paired_differences([{"policy": name, "seed": s, "gained": float(v)}
-                                 for name, (vals, _) in results.items() for s, v in enumerate(vals)])
+                                 for name, (vals, _) in results.items() for s, v in enumerate(vals)],
+                                learner=args.reference)
     if paired:
-        print("\nxbot − policy on the same seeds: mean ± se (seeds where xbot is ahead)")
+        print(f"\n{args.reference} − policy on the same seeds: mean ± se (seeds where {args.reference} is ahead)")
         for name in results:
             if name in paired:
                 d = paired[name]
                 print(f"- {name}: {d['mean']:+.1f} ± {d['se']:.1f} ({d['wins']}/{d['n']})")
+    print(f"\nlock-outs: seeds where the best hour ({best[1]}:00) got fewer than {LOCKOUT_POSTS} of "
+          f"{args.days * POSTS_PER_DAY} posts; mean posts at it and at the least-posted hour")
+    print("| policy | lock-outs | posts at best hour | posts at least-posted hour |\n| --- | ---: | ---: | ---: |")
+    for name in results:
+        locked, at_best, least = lockouts(logs[name], best[1])
+        print(f"| {name} | {locked}/{args.seeds} | {at_best:.1f} | {least:.1f} |")
     if args.moves:
         for change in steps:
             print(f"\ndays to move to the new best hook after the step at day {change.day:g} "

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from xbotlib.core import growth_model, vocab
+from xbotlib.core import bandit, growth_model, vocab
 from xbotlib.core.growth_model import PostOutcome, age_weights, fit, fit_poisson
 from xbotlib.core.policies import PlanState, XbotPolicy
 
@@ -188,7 +188,24 @@ def test_an_hour_whose_unlucky_posts_are_old_is_tried_again(seed):
     posts = evening_heavy(seed)
     # counted by age, six posts 45 days old weigh 0.65 of a post in all: the morning's estimate is back near the
     # average, its interval wide, and UCB1 tries it
-    assert morning_share(XbotPolicy(half_life_days=14.0), posts, seed) == 1.0
+    # UCB1 alone (no hour floor), so what is measured is the ageing: the floor's uniform draws would blur it
+    assert morning_share(XbotPolicy(half_life_days=14.0, hour_floor=0.0), posts, seed) == 1.0
     # counted forever, they keep the morning out
-    assert morning_share(XbotPolicy(half_life_days=None), posts, seed) == 0.0
+    assert morning_share(XbotPolicy(half_life_days=None, hour_floor=0.0), posts, seed) == 0.0
+
+
+def test_the_hour_floor_keeps_a_locked_out_hour_in_play_even_without_ageing():
+    """The floor does not depend on the model being right: with the evidence counted forever (UCB1 keeps the
+    morning out, above) each free hour still has probability floor / 8, and the logged propensity says so."""
+    posts = evening_heavy(1)
+    state = PlanState(content_arms={}, timing_arms={}, account_age_days=60, outcomes=posts, now=NOW)
+    rng, floor = np.random.default_rng(5), bandit.HOUR_FLOOR
+    picks = [XbotPolicy(half_life_days=None).choose(state, HOOKS, HOURS, rng) for _ in range(400)]
+    morning = [c for c in picks if c.hour < 15]
+    assert morning and all(c.hour_propensity == pytest.approx(floor / len(HOURS)) for c in morning)
+    # UCB1's hour (one evening hour: the state is fixed) carries the rest of the mass
+    top = [c for c in picks if c.hour_propensity > floor / len(HOURS) + 1e-9]
+    assert len({c.hour for c in top}) == 1 and top[0].hour >= 15
+    assert all(c.hour_propensity == pytest.approx(floor / len(HOURS) + 1 - floor) for c in top)
+    assert len(morning) / len(picks) == pytest.approx(floor / 2, abs=4 * np.sqrt(floor / 2 / len(picks)))
 

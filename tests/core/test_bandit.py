@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from xbotlib.core.bandit import (ArmStats, choose_content_arm, choose_hour, explore_rate, policy_probabilities, posterior, thompson_probabilities, timing_arm_id, update)
+from xbotlib.core.bandit import (ArmStats, choose_content_arm, choose_hour, explore_rate, policy_probabilities, posterior, thompson_probabilities, timing_arm_id, ucb1_hour, update, with_floor)
 from xbotlib.core.vocab import DEFAULT_POSTING_HOURS, HOOK_PATTERNS
 
 ARMS = ["did_you_know", "new_study", "question"]
@@ -140,6 +140,38 @@ def test_ucb1_prior_means_and_keys():
     assert choose_hour(tried, [9, 13], rng, prior_means=pm).hour == 9
     with pytest.raises(ValueError, match="posting hour must be 0-23, got 24"):
         choose_hour({}, [9, 24], rng)
+
+
+def test_the_hour_floor_gives_every_free_hour_its_share_and_logs_the_mixtures_propensity():
+    hours = [7, 9, 11, 13]
+    ucb = ucb1_hour(hours, [0.0, 0.9, 0.1, 0.2], [10, 10, 10, 10], np.random.default_rng(0), scale=1.0, c=0.3)
+    assert ucb.hour == 9 and ucb.probabilities == {7: 0.0, 9: 1.0, 11: 0.0, 13: 0.0}
+    rng, n, floor = np.random.default_rng(4), 8000, 0.2
+    picks = [with_floor(ucb, hours, floor, rng) for _ in range(n)]
+    want = {7: 0.05, 9: 0.85, 11: 0.05, 13: 0.05}  # floor / 4 each, plus 1 - floor on UCB1's hour
+    for c in picks:
+        assert c.propensity == pytest.approx(want[c.hour]) and c.probabilities == pytest.approx(want)
+        assert c.explored or c.hour == 9
+    for h, p in want.items():  # the logged propensity is the frequency the rule really has
+        freq = sum(c.hour == h for c in picks) / n
+        assert abs(freq - p) < 4 * np.sqrt(p * (1 - p) / n), (h, freq, p)
+    # a tie in UCB1 is part of the mixture: 0.1 / 2 + 0.9 / 2 on each tied hour
+    tie = ucb1_hour([9, 13], [0.5, 0.5], [5, 5], np.random.default_rng(1), scale=1.0, c=0.3)
+    assert with_floor(tie, [9, 13], 0.1, np.random.default_rng(2)).propensity == pytest.approx(0.5)
+    # no floor: UCB1's choice unchanged, no randomness drawn
+    assert with_floor(ucb, hours, 0.0, np.random.default_rng(3)) is ucb
+
+
+@pytest.mark.parametrize("floor, hours, match", [
+    (-0.1, [7, 9], r"floor must be in \[0, 1\], got -0.1"),
+    (1.5, [7, 9], r"floor must be in \[0, 1\], got 1.5"),
+    (float("nan"), [7, 9], "floor must be in"),
+    (0.1, [7, 11], r"UCB1's hour 9 is not among the hours offered \[7, 11\]"),
+])
+def test_the_hour_floor_rejects_bad_inputs(floor, hours, match):
+    ucb = ucb1_hour([7, 9], [0.0, 1.0], [3, 3], np.random.default_rng(0), scale=1.0, c=0.3)
+    with pytest.raises(ValueError, match=match):
+        with_floor(ucb, hours, floor, np.random.default_rng(0))
 
 
 def test_update_is_pure_and_validates():

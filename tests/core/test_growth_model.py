@@ -226,12 +226,17 @@ def test_the_learner_switches_to_the_model_and_finds_the_best_hook_and_hour():
     posts = simulate(240, 6)
     state = PlanState(content_arms={}, timing_arms={}, account_age_days=30, outcomes=posts)
     rng = np.random.default_rng(1)
-    picks = [XbotPolicy().choose(state, HOOKS, HOURS, rng) for _ in range(300)]
+    picks = [XbotPolicy(hour_floor=0.0).choose(state, HOOKS, HOURS, rng) for _ in range(300)]
     hooks = Counter(c.hook for c in picks)
     assert hooks.most_common(1)[0][0] == "did_you_know"
-    # UCB1 is deterministic in a given state: one hour, a morning one (9 and 13 are within 0.04 of 11)
+    # UCB1 alone is deterministic in a given state: one hour, a morning one (9 and 13 are within 0.04 of 11)
     assert {c.hour for c in picks} <= {9, 11, 13} and len({c.hour for c in picks}) == 1
     assert all(0 < c.hook_propensity <= 1 and c.hour_propensity == 1.0 for c in picks)
+    # the shipped learner adds the exploration floor: UCB1's hour most of the time, each other hour floor / 8
+    ucb_hour, floor = picks[0].hour, bandit.HOUR_FLOOR
+    floored = [XbotPolicy().choose(state, HOOKS, HOURS, rng) for _ in range(300)]
+    assert Counter(c.hour for c in floored).most_common(1)[0][0] == ucb_hour
+    assert all(c.hour_propensity == pytest.approx(floor / 8 + (1 - floor) * (c.hour == ucb_hour)) for c in floored)
     # rotation forbids the best hook: the model's choice stays among the allowed ones
     allowed = ["question", "plain"]
     assert {XbotPolicy().choose(state, allowed, [9, 21], rng).hook for _ in range(50)} <= set(allowed)

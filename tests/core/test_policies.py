@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from xbotlib.core import vocab
+from xbotlib.core import bandit
 from xbotlib.core.bandit import ArmStats
 from xbotlib.core import policies as core_policies
 from xbotlib.core.policies import FixedPolicy, HeuristicPolicy, PlanChoice, PlanState, RandomPolicy, XbotPolicy
@@ -182,3 +183,21 @@ def test_the_core_registry_has_no_oracle_and_takes_another_registry():
 def test_make_policy_errors_name_the_bad_value(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_policy(name, **kwargs)
+
+
+def test_xbot_hour_floor_every_free_hour_keeps_a_share_and_the_propensity_is_its_frequency():
+    # before the growth model has data: UCB1 on the timing arms (19 is best) mixed with the uniform floor
+    state = PlanState(content_arms=RANKED_HOOKS, timing_arms=RANKED_HOURS, account_age_days=3)
+    _, hour_n, _, hour_p = draw(XbotPolicy(), state)
+    assert set(hour_n) == set(HOURS)
+    assert_propensities_are_probabilities(hour_n, hour_p, DRAWS)
+    assert min(next(iter(p)) for p in hour_p.values()) >= bandit.HOUR_FLOOR / len(HOURS) - 1e-12
+    # without the floor: UCB1's single hour, propensity 1
+    _, hour_n, _, hour_p = draw(XbotPolicy(hour_floor=0.0), state, n=50)
+    assert list(hour_n) == [19] and hour_p[19] == {1.0}
+
+
+@pytest.mark.parametrize("floor", [-0.01, 1.01, "0.1", None])
+def test_xbot_hour_floor_must_be_a_probability(floor):
+    with pytest.raises(ValueError, match=rf"hour_floor must be a probability in \[0, 1\], got {floor!r}"):
+        XbotPolicy(hour_floor=floor)

@@ -149,6 +149,24 @@ def test_the_screen_can_show_outcomes_sooner_without_changing_what_the_oracle_ea
         screen.campaign(oracle, scenario, 2, days=3, early=True, noiseless=True)
 
 
+def test_the_screen_builds_learner_variants_and_counts_lock_outs():
+    from xbotlib.sim.scenario import load_scenario
+
+    screen = _bench_script("screen_policies")
+    scenario = load_scenario(None)
+    variant = screen.make_screen_policy("xbot:floor=0.05+half_life=none", scenario, ("question", 9))
+    assert (variant.name, variant.hour_floor, variant.half_life_days) == ("xbot", 0.05, None)
+    assert screen.make_screen_policy("xbot:half_life=21", scenario, None).half_life_days == 21.0
+    assert screen.make_screen_policy("random", scenario, None).name == "random"
+    with pytest.raises(ValueError, match="unknown learner option 'c' in 'xbot:c=1'"):
+        screen.make_screen_policy("xbot:c=1", scenario, None)
+    # two campaigns' (day, hook, hour) logs: the best hour 11 gets 9 posts (locked out) and 12
+    hours = vocab.DEFAULT_POSTING_HOURS
+    one = [(0, "plain", 11)] * 9 + [(0, "plain", h) for h in hours if h != 11 for _ in range(20)]
+    two = [(0, "plain", 11)] * 12 + [(0, "plain", h) for h in hours if h != 11 for _ in range(3)]
+    assert screen.lockouts([one, two], 11) == (1, 10.5, 6.0)  # least-posted: 9 in the first, 3 in the second
+
+
 def test_early_reads_are_scaled_by_the_share_of_final_visits_they_show():
     screen = _bench_script("screen_policies")
     read = lambda visits, followers=2000.0: screen.ScreenOutcome("plain", "ai", 9, visits, 0, followers)  # noqa: E731

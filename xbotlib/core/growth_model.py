@@ -70,6 +70,14 @@ is small (did_you_know and new_study trade 1.51 and 1.27): the new best hook led
 a median 0 days, never on 8 of 30 seeds (116ce54: 2 days, never on 12), yet follows fell: a
 half-life is a bet that the world moves by more than the noise, and there it did not pay.
 
+14 days or 21, again with the hour floor (``bandit.HOUR_FLOOR``; replay screen, 2026-12-03, seeds 0-39,
+floor 0.10 for both, each minus the same reference — 14 days, no floor — so the two columns compare):
+default −3.9 ± 6.9 (14) vs −5.3 ± 7.4 (21), small_noisy +6.5 ± 4.6 vs +5.8 ± 4.7, afternoon_questions
+−1.3 ± 8.1 vs +7.2 ± 7.9, default_step −2.5 ± 6.8 vs −0.1 ± 7.4, afternoon_questions_drift −6.5 ± 5.6 vs
++3.3 ± 5.8 (positive: fewer follows than the reference); pooled −1.5 vs +2.2 per world, and after
+default_step's step the new best hook never led a 7-day window on 17 of 40 seeds at 21 days against 11 at
+14. Nothing favours 21 days: 14 stays.
+
 The columns are laid out per vocabulary (``layout(topics)``): the six hook kinds are universal, the topic
 columns are the account's own topics. A fitted ``GrowthModel`` records the topics it was learned for, and
 ``check_vocabulary`` refuses to apply it to another niche's vocabulary (its topic effects would be read

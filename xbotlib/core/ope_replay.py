@@ -38,7 +38,8 @@ probability of what they drew; ``draws`` calls of ``choose`` give each component
 arms drawn (the mean reported probability of each), and the product of the two is the joint. That is exact
 for deterministic and uniform rules and for the heuristic's mixture; for Thompson sampling the reported
 probabilities are the policy's own Monte-Carlo win rates. Probability left unaccounted (arms not drawn) is
-spread evenly over the arms not drawn. Any other policy (a library's, over joint arms) gets the empirical
+spread evenly over the arms not drawn — for the learner's hour (UCB1 with the exploration floor,
+``bandit.with_floor``) that is exact: every hour UCB1 does not take has probability floor / k. Any other policy (a library's, over joint arms) gets the empirical
 joint frequencies of ``draws`` calls.
 """
 from __future__ import annotations

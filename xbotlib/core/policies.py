@@ -6,7 +6,8 @@ any policy's decisions can be evaluated off-policy later.
 - ``xbot``: the learner. Once posts have final outcomes, it fits the growth model
   (``xbotlib.core.growth_model``: expected follows per post from hook, topic and hour, through profile
   visits) and takes Thompson sampling with uncertainty-epsilon over its hook effects and UCB1 over its
-  hour effects. Outcomes count less as they age (half-life ``growth_model.HALF_LIFE_DAYS``, read at
+  hour effects, with an exploration floor on the hour (with probability ``bandit.HOUR_FLOOR`` a uniform
+  draw from the free hours, so every hour keeps some posts and off-policy evaluation has support there). Outcomes count less as they age (half-life ``growth_model.HALF_LIFE_DAYS``, read at
   ``PlanState.now``), so the learner follows an audience that moves and an hour whose unlucky posts
   are old returns towards the average (no permanent lock-out). Before that, the same two rules on the
   per-arm statistics of ``bandit_arms``;
@@ -74,18 +75,24 @@ class Policy(Protocol):
 
 
 class XbotPolicy:
-    """The learner: Thompson + uncertainty-epsilon on hooks, UCB1 on hours, over the growth model once
-    ``MODEL_MIN_POSTS`` outcomes exist (over the per-arm statistics before that)."""
+    """The learner: Thompson + uncertainty-epsilon on hooks, UCB1 with an exploration floor on hours
+    (``bandit.with_floor``: every free hour keeps probability >= ``hour_floor`` / its number), over the
+    growth model once ``MODEL_MIN_POSTS`` outcomes exist (over the per-arm statistics before that)."""
     name = "xbot"
     MODEL_MIN_POSTS = 8
 
-    def __init__(self, fit=None, half_life_days: float | None = growth_model.HALF_LIFE_DAYS):
+    def __init__(self, fit=None, half_life_days: float | None = growth_model.HALF_LIFE_DAYS,
+                 hour_floor: float = bandit.HOUR_FLOOR):
         """``fit``: outcomes -> ``growth_model.GrowthModel``; ``growth_model.fit`` unless a benchmark
         tries another model of the same effects (bench/screen_information.py). ``half_life_days``: how
         fast old outcomes stop counting (``growth_model.age_weights``; None: never), read at the plan
-        tick's time ``PlanState.now``."""
+        tick's time ``PlanState.now``. ``hour_floor``: the probability of drawing the hour uniformly
+        from the free hours instead of taking UCB1's (``bandit.with_floor``; 0: UCB1 alone)."""
+        if not (isinstance(hour_floor, (int, float)) and 0.0 <= hour_floor <= 1.0):
+            raise ValueError(f"xbot policy: hour_floor must be a probability in [0, 1], got {hour_floor!r}")
         self.fit = fit
         self.half_life_days = half_life_days
+        self.hour_floor = float(hour_floor)
 
     def choose(self, state, hooks, hours, rng):
         hooks, hours = allowed_hooks(state, hooks), [int(h) for h in hours]
@@ -100,6 +107,7 @@ class XbotPolicy:
                                         state.account_age_days, rng, logger=log)
         timing = {int(k): v for k, v in state.timing_arms.items() if int(k) in hours}
         hour = bandit.choose_hour(timing, hours, rng, prior_means=state.hour_prior_means)
+        hour = bandit.with_floor(hour, hours, self.hour_floor, rng)
         return PlanChoice(arm.arm, float(arm.propensity), int(hour.hour), float(hour.propensity),
                           forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
 
@@ -119,6 +127,7 @@ class XbotPolicy:
         hour_means, _ = model.hour_effects(hours)
         hour = bandit.ucb1_hour(hours, list(hour_means), hour_pulls, rng,
                                 scale=model.log_noise_sd(), c=bandit.UCB_C_MODEL)
+        hour = bandit.with_floor(hour, hours, self.hour_floor, rng)
         return PlanChoice(arm.arm, float(arm.propensity), int(hour.hour), float(hour.propensity),
                           forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
 
