@@ -36,7 +36,7 @@ from xbotlib.clients.xapi import XApiError
 from xbotlib.core import experiments, features, vocab
 from xbotlib.core.features import timing_matrix
 from xbotlib.core.gates import GateVerdict, allowed_by_rotation, duplicate_gate, quality_gate, rotation_gate
-from xbotlib.core.policies import PlanChoice, PlanState, XbotPolicy
+from xbotlib.core.policies import PlanChoice, PlanState, XbotPolicy, state_reads
 from xbotlib.core.predictors import TIMING_TARGET
 from xbotlib.core.profile import default_profile
 from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
@@ -137,11 +137,15 @@ def tick(ctx: JobContext) -> JobResult:
     return JobResult(detail=detail)
 
 
-def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> PlanState:
+def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int], reads: frozenset[str]) -> PlanState:
     """What the policy may look at: arm statistics, the timing predictor's view of each hour (UCB1's
-    prior before the growth model has data) and the outcomes the growth model learns from."""
+    prior before the growth model has data) and the outcomes the growth model learns from.
+
+    ``reads`` (``policies.state_reads``): of the last two, what the policy reads; the others are left out
+    (None, no outcomes), which spares the heuristic, random and fixed policies of the growth bench the
+    two reads (nothing they choose or store depends on them)."""
     prior = None
-    timing_model = _active_predictor(ctx, conn, "timing")
+    timing_model = _active_predictor(ctx, conn, "timing") if "hour_prior_means" in reads else None
     if timing_model is not None and hours:
         weekday = now.astimezone(ZoneInfo(ctx.settings.timezone)).weekday()
         try:
@@ -153,7 +157,8 @@ def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> Pla
         timing_arms=bandit_store.load_arms(conn, ctx.account_id, ctx.world, "timing"),
         account_age_days=_account_age_days(conn, ctx.account_id, now),
         hour_prior_means=prior,
-        outcomes=post_outcomes(conn, ctx.account_id, ctx.world, now, vocabulary=ctx.vocabulary),
+        outcomes=(post_outcomes(conn, ctx.account_id, ctx.world, now, vocabulary=ctx.vocabulary)
+                  if "outcomes" in reads else ()),
         vocabulary=ctx.vocabulary,
         now=now,
     )
@@ -188,7 +193,7 @@ def _plan_post(ctx: JobContext, now: datetime) -> dict:
         hooks = allowed_by_rotation(recent_hooks, list(ctx.vocabulary.hooks), s.rotation_max_run)
         booked = _booked_hours(conn, ctx.account_id, now, s.timezone)
         hours = [h for h in s.posting_hours if h not in booked] or list(s.posting_hours)
-        state = _policy_state(ctx, conn, now, hours)
+        state = _policy_state(ctx, conn, now, hours, state_reads(policy))
         active = experiment_store.active_experiments(conn, ctx.account_id)
         recent_emb = _recent_embeddings(conn, ctx.account_id, now)
         content_model = _active_predictor(ctx, conn, "content")
