@@ -386,19 +386,11 @@ def booked_post_times(conn: psycopg.Connection, account_id: str, after: datetime
 
 def active_embeddings_since(conn: psycopg.Connection, account_id: str, since: datetime) -> list[list[float]]:
     """Text embeddings of the active (or shadowed) decisions created after ``since`` (novelty is measured
-    against them).
-
-    Read in binary: parsing 30 days of 256-float arrays from text took 11 ms of client CPU per call (a quarter
-    of the plan tick). The values stay those of the text read: ``embedding`` is ``real[]`` and the text read
-    gave each float4 as its shortest decimal parsed as a float8, so the server casts through text to
-    ``float8[]`` (the same shortest decimal, parsed by a correctly rounded strtod, as Python's ``float`` is)
-    and the binary float8 arrives exact. A plain binary read of the ``real[]`` would widen each float4 exactly
-    (0.1 -> 0.10000000149...): other novelties, other gate verdicts, other stored data."""
-    with conn.cursor(binary=True) as cur:
-        rows = cur.execute(
-            f"""SELECT embedding::text::float8[] AS embedding FROM content_metadata
-                 WHERE account_id = %(acc)s AND embedding IS NOT NULL AND {_ACTIVE_SQL} AND created_at > %(since)s""",
-            {"acc": account_id, "active": list(ACTIVE_STATUSES), "since": since}).fetchall()
+    against them)."""
+    rows = conn.execute(
+        f"""SELECT embedding FROM content_metadata
+             WHERE account_id = %(acc)s AND embedding IS NOT NULL AND {_ACTIVE_SQL} AND created_at > %(since)s""",
+        {"acc": account_id, "active": list(ACTIVE_STATUSES), "since": since}).fetchall()
     return [r["embedding"] for r in rows]
 
 
