@@ -83,11 +83,17 @@ def _booked_hours(conn, account_id: str, now: datetime, tz: str) -> set[int]:
     return {t.astimezone(zone).hour for t in queue.booked_post_times(conn, account_id, now, now + timedelta(hours=24))}
 
 
-def _recent_embeddings(conn, account_id: str, now: datetime) -> np.ndarray | None:
-    rows = queue.active_embeddings_since(conn, account_id, now - timedelta(days=30))
-    if not rows:
+def _recent_embeddings(ctx: JobContext, conn, now: datetime) -> np.ndarray | None:
+    """The embeddings of the last 30 days' active decisions, in the order the database lists them; those read
+    at an earlier tick come from ``ctx.recent_embeddings`` (only new decisions' arrays are sent), which then
+    keeps just this window's."""
+    known = ctx.recent_embeddings
+    rows = queue.active_embeddings_since(conn, ctx.account_id, now - timedelta(days=30), known=list(known))
+    embeddings = [known[i] if e is None else e for i, e in rows]
+    ctx.recent_embeddings = {i: e for (i, _), e in zip(rows, embeddings)}
+    if not embeddings:
         return None
-    return np.asarray(rows, dtype=float)
+    return np.asarray(embeddings, dtype=float)
 
 
 def _record_rejection(conn, account_id: str, verdict: GateVerdict, text: str, now: datetime) -> None:
@@ -195,7 +201,7 @@ def _plan_post(ctx: JobContext, now: datetime) -> dict:
         hours = [h for h in s.posting_hours if h not in booked] or list(s.posting_hours)
         state = _policy_state(ctx, conn, now, hours, state_reads(policy))
         active = experiment_store.active_experiments(conn, ctx.account_id)
-        recent_emb = _recent_embeddings(conn, ctx.account_id, now)
+        recent_emb = _recent_embeddings(ctx, conn, now)
         content_model = _active_predictor(ctx, conn, "content")
     choice: PlanChoice = policy.choose(state, hooks, hours, ctx.rng)
     topic = _choose_topic(recent_topics, ctx.vocabulary.topics, s.rotation_max_run, ctx.rng)
@@ -326,7 +332,7 @@ def _plan_reply(ctx: JobContext, now: datetime) -> dict:
     with ctx.db.connection() as conn:
         recent = queue.recent_hooks_and_topics(conn, ctx.account_id, "reply")
         active = experiment_store.active_experiments(conn, ctx.account_id)
-        recent_emb = _recent_embeddings(conn, ctx.account_id, now)
+        recent_emb = _recent_embeddings(ctx, conn, now)
         content_model = _active_predictor(ctx, conn, "content")
         replied = queue.replied_tweet_ids(conn, ctx.account_id)
     topic = _choose_topic([r["topic"] for r in recent], ctx.vocabulary.topics, ctx.settings.rotation_max_run, ctx.rng)
