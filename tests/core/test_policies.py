@@ -201,3 +201,37 @@ def test_xbot_hour_floor_every_free_hour_keeps_a_share_and_the_propensity_is_its
 def test_xbot_hour_floor_must_be_a_probability(floor):
     with pytest.raises(ValueError, match=rf"hour_floor must be a probability in \[0, 1\], got {floor!r}"):
         XbotPolicy(hour_floor=floor)
+
+
+def choices(policy, state: PlanState, n: int = 60, seed: int = 11) -> list[PlanChoice]:
+    rng = np.random.default_rng(seed)
+    return [policy.choose(state, HOOKS, HOURS, rng) for _ in range(n)]
+
+
+def test_a_policy_reads_no_more_of_the_state_than_it_declares():
+    """The plan job leaves out what a policy says it does not read (``state_reads``): the outcomes and the
+    hour prior. Its choices and propensities must be the same with them as without them, draw for draw;
+    the learner, which reads both, must differ (else this test could not fail)."""
+    from datetime import datetime, timezone  # here: only this test needs a clock time
+
+    from xbotlib.core.growth_model import PostOutcome
+    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    rng = np.random.default_rng(3)
+    outcomes = [PostOutcome(HOOKS[i % 6], None, HOURS[i % 8], float(rng.poisson(20 + 30 * (i % 6 == 2))),
+                            float(rng.poisson(3)), 2000.0, posted_at=now) for i in range(40)]
+    arms = {h: stats(h, 5 + i, 0.1 * i) for i, h in enumerate(HOOKS)}
+    hours = {str(h): stats(str(h), 3 + i, 0.05 * (i % 3)) for i, h in enumerate(HOURS)}
+    full = PlanState(arms, hours, 30.0, hour_prior_means={h: float(h % 5) for h in HOURS}, outcomes=outcomes, now=now)
+    policies = [RandomPolicy(), HeuristicPolicy(), FixedPolicy("question", 19), XbotPolicy()]
+    differs = {}
+    for policy in policies:
+        reads = core_policies.state_reads(policy)
+        assert reads <= core_policies.COSTLY_STATE
+        bare = PlanState(arms, hours, 30.0, hour_prior_means=full.hour_prior_means if "hour_prior_means" in reads
+                         else None, outcomes=outcomes if "outcomes" in reads else (), now=now)
+        stripped = PlanState(arms, hours, 30.0, now=now)
+        a, b, c = (choices(policy, s) for s in (full, bare, stripped))
+        assert a == b, policy.name
+        differs[policy.name] = a != c
+    assert core_policies.state_reads(XbotPolicy()) == core_policies.COSTLY_STATE and differs["xbot"]
+    assert not any(differs[n] for n in ("random", "heuristic", "fixed"))

@@ -59,6 +59,17 @@ class PlanState:
     now: datetime | None = None          # the plan tick's time (UTC-aware); None where no clock is known
 
 
+# the parts of ``PlanState`` that cost the plan tick a read beyond the arm statistics: the growth model's
+# outcomes (``store.outcomes.post_outcomes``) and the timing predictor's hour prior. A policy says which it
+# reads in ``reads``; the plan job leaves the others out (empty, None). A policy that does not say gets all.
+COSTLY_STATE = frozenset({"outcomes", "hour_prior_means"})
+
+
+def state_reads(policy) -> frozenset[str]:
+    """The costly ``PlanState`` parts ``policy`` reads (``COSTLY_STATE`` unless it declares ``reads``)."""
+    return frozenset(getattr(policy, "reads", COSTLY_STATE))
+
+
 def allowed_hooks(state: PlanState, hooks: Sequence[str]) -> list[str]:
     """The hooks a policy may choose: those offered (the rotation rule's) that the account's vocabulary
     allows. When rotation has ruled out every allowed hook, the vocabulary wins: a post must not take a
@@ -79,6 +90,7 @@ class XbotPolicy:
     (``bandit.with_floor``: every free hour keeps probability >= ``hour_floor`` / its number), over the
     growth model once ``MODEL_MIN_POSTS`` outcomes exist (over the per-arm statistics before that)."""
     name = "xbot"
+    reads = COSTLY_STATE  # the growth model's outcomes; before them, the hour prior
     MODEL_MIN_POSTS = 8
 
     def __init__(self, fit=None, half_life_days: float | None = growth_model.HALF_LIFE_DAYS,
@@ -134,6 +146,7 @@ class XbotPolicy:
 
 class RandomPolicy:
     name = "random"
+    reads = frozenset()  # uniform draws: neither outcomes nor the hour prior
 
     def choose(self, state, hooks, hours, rng):
         hooks = allowed_hooks(state, hooks)
@@ -143,6 +156,7 @@ class RandomPolicy:
 class HeuristicPolicy:
     """60% exploit / 25% moderate / 15% aggressive exploration, on hooks and hours alike."""
     name = "heuristic"
+    reads = frozenset()  # the arm statistics only
     MIX = (0.60, 0.25, 0.15)
 
     def _pick(self, arms: Sequence, stats: Mapping, rng) -> tuple[object, float]:
@@ -169,6 +183,7 @@ class HeuristicPolicy:
 class FixedPolicy:
     """Always the same (hook, hour) when allowed; the nearest allowed otherwise."""
     name = "fixed"
+    reads = frozenset()  # its own (hook, hour)
 
     def __init__(self, hook: str, hour: int):
         if hook not in HOOK_PATTERNS:

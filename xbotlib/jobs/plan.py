@@ -36,7 +36,7 @@ from xbotlib.clients.xapi import XApiError
 from xbotlib.core import experiments, features, vocab
 from xbotlib.core.features import timing_matrix
 from xbotlib.core.gates import GateVerdict, allowed_by_rotation, duplicate_gate, quality_gate, rotation_gate
-from xbotlib.core.policies import PlanChoice, PlanState, XbotPolicy
+from xbotlib.core.policies import PlanChoice, PlanState, XbotPolicy, state_reads
 from xbotlib.core.predictors import TIMING_TARGET
 from xbotlib.core.profile import default_profile
 from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
@@ -83,11 +83,17 @@ def _booked_hours(conn, account_id: str, now: datetime, tz: str) -> set[int]:
     return {t.astimezone(zone).hour for t in queue.booked_post_times(conn, account_id, now, now + timedelta(hours=24))}
 
 
-def _recent_embeddings(conn, account_id: str, now: datetime) -> np.ndarray | None:
-    rows = queue.active_embeddings_since(conn, account_id, now - timedelta(days=30))
-    if not rows:
+def _recent_embeddings(ctx: JobContext, conn, now: datetime) -> np.ndarray | None:
+    """The embeddings of the last 30 days' active decisions, in the order the database lists them; those read
+    at an earlier tick come from ``ctx.recent_embeddings`` (only new decisions' arrays are sent), which then
+    keeps just this window's."""
+    known = ctx.recent_embeddings
+    rows = queue.active_embeddings_since(conn, ctx.account_id, now - timedelta(days=30), known=list(known))
+    embeddings = [known[i] if e is None else e for i, e in rows]
+    ctx.recent_embeddings = {i: e for (i, _), e in zip(rows, embeddings)}
+    if not embeddings:
         return None
-    return np.asarray(rows, dtype=float)
+    return np.asarray(embeddings, dtype=float)
 
 
 def _record_rejection(conn, account_id: str, verdict: GateVerdict, text: str, now: datetime) -> None:
@@ -137,11 +143,15 @@ def tick(ctx: JobContext) -> JobResult:
     return JobResult(detail=detail)
 
 
-def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> PlanState:
+def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int], reads: frozenset[str]) -> PlanState:
     """What the policy may look at: arm statistics, the timing predictor's view of each hour (UCB1's
-    prior before the growth model has data) and the outcomes the growth model learns from."""
+    prior before the growth model has data) and the outcomes the growth model learns from.
+
+    ``reads`` (``policies.state_reads``): of the last two, what the policy reads; the others are left out
+    (None, no outcomes), which spares the heuristic, random and fixed policies of the growth bench the
+    two reads (nothing they choose or store depends on them)."""
     prior = None
-    timing_model = _active_predictor(ctx, conn, "timing")
+    timing_model = _active_predictor(ctx, conn, "timing") if "hour_prior_means" in reads else None
     if timing_model is not None and hours:
         weekday = now.astimezone(ZoneInfo(ctx.settings.timezone)).weekday()
         try:
@@ -153,7 +163,8 @@ def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int]) -> Pla
         timing_arms=bandit_store.load_arms(conn, ctx.account_id, ctx.world, "timing"),
         account_age_days=_account_age_days(conn, ctx.account_id, now),
         hour_prior_means=prior,
-        outcomes=post_outcomes(conn, ctx.account_id, ctx.world, now, vocabulary=ctx.vocabulary),
+        outcomes=(post_outcomes(conn, ctx.account_id, ctx.world, now, vocabulary=ctx.vocabulary)
+                  if "outcomes" in reads else ()),
         vocabulary=ctx.vocabulary,
         now=now,
     )
@@ -188,9 +199,9 @@ def _plan_post(ctx: JobContext, now: datetime) -> dict:
         hooks = allowed_by_rotation(recent_hooks, list(ctx.vocabulary.hooks), s.rotation_max_run)
         booked = _booked_hours(conn, ctx.account_id, now, s.timezone)
         hours = [h for h in s.posting_hours if h not in booked] or list(s.posting_hours)
-        state = _policy_state(ctx, conn, now, hours)
+        state = _policy_state(ctx, conn, now, hours, state_reads(policy))
         active = experiment_store.active_experiments(conn, ctx.account_id)
-        recent_emb = _recent_embeddings(conn, ctx.account_id, now)
+        recent_emb = _recent_embeddings(ctx, conn, now)
         content_model = _active_predictor(ctx, conn, "content")
     choice: PlanChoice = policy.choose(state, hooks, hours, ctx.rng)
     topic = _choose_topic(recent_topics, ctx.vocabulary.topics, s.rotation_max_run, ctx.rng)
@@ -321,7 +332,7 @@ def _plan_reply(ctx: JobContext, now: datetime) -> dict:
     with ctx.db.connection() as conn:
         recent = queue.recent_hooks_and_topics(conn, ctx.account_id, "reply")
         active = experiment_store.active_experiments(conn, ctx.account_id)
-        recent_emb = _recent_embeddings(conn, ctx.account_id, now)
+        recent_emb = _recent_embeddings(ctx, conn, now)
         content_model = _active_predictor(ctx, conn, "content")
         replied = queue.replied_tweet_ids(conn, ctx.account_id)
     topic = _choose_topic([r["topic"] for r in recent], ctx.vocabulary.topics, ctx.settings.rotation_max_run, ctx.rng)

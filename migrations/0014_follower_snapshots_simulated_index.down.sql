@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS idx_snapshots_account_simulated_time;
