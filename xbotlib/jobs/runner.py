@@ -67,7 +67,6 @@ class TurnRecorder:
             raise ValueError(f"TurnRecorder(batch={batch}): at least 1 run per statement")
         self.batch = batch
         self.unwritten: list[tuple[str, str, str, datetime, datetime, dict, str | None]] = []
-        self._failed_held = False  # a failed run is among the held ones: write them at once, durably
         self._db = None
 
     def run(self, jobs: list[tuple[str, JobContext, Callable[[JobContext], JobResult]]],
@@ -100,27 +99,28 @@ class TurnRecorder:
             except Exception as exc:
                 self.unwritten.append((ctx.account_id, name, "failed", started, clock.now(), {}, _failure(exc)))
                 results.append(exc)
-                self._failed_held = True
                 continue
             self.unwritten.append((ctx.account_id, name, result.status, started, clock.now(), _detail(result), None))
-            self._failed_held = self._failed_held or result.status == "failed"
             results.append(result)
         return results
 
     def write_if_due(self) -> None:
         """Write the held runs when a failed run is among them (its record at once) or ``batch`` have gathered.
         When the write fails they stay held (and the error is raised): the next write takes them."""
-        if self._failed_held or len(self.unwritten) >= self.batch:
+        if self._failed_held() or len(self.unwritten) >= self.batch:
             self.flush()
+
+    def _failed_held(self) -> bool:
+        """A failed run is among the held ones: they are written at once, durably."""
+        return any(status == "failed" for _a, _j, status, *_rest in self.unwritten)
 
     def flush(self) -> None:
         """Write the runs still held back (call before anything reads ``job_runs`` and when the loop ends): one
         statement, durable when a failed run is among them."""
         if self.unwritten and self._db is not None:
             with self._db.autocommit() as conn:
-                runs.record_job_runs(conn, self.unwritten, durable=self._failed_held)
+                runs.record_job_runs(conn, self.unwritten, durable=self._failed_held())
         self.unwritten = []
-        self._failed_held = False
 
 
 def run_jobs_together(jobs: list[tuple[str, JobContext, Callable[[JobContext], JobResult]]],
