@@ -33,6 +33,16 @@ log = logging.getLogger("xbot.daemon")
 TICKS = {"plan": plan.tick, "post": post.tick, "collect": collect.tick, "learn": learn.tick}
 
 
+def _error_kv(exc: Exception) -> str:
+    """An error as one log value: its type and the start of its text, without spaces."""
+    return f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_")
+
+
+def _log_unwritten(recorder: TurnRecorder, exc: Exception) -> None:
+    tagged(log, "DAEMON", "run records not written", level=logging.ERROR, held=len(recorder.unwritten),
+           error=_error_kv(exc))
+
+
 class DaemonLocked(RuntimeError):
     """Another daemon already runs for this account."""
 
@@ -116,10 +126,9 @@ class Daemon:
         finally:
             if recorder is not None:
                 try:
-                    recorder.flush()  # the last turn's ends
+                    recorder.flush()  # the runs still held
                 except Exception as exc:  # never hide the error that ended the loop, if there was one
-                    tagged(log, "DAEMON", "run records not written", level=logging.ERROR, held=len(recorder.unwritten),
-                           error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
+                    _log_unwritten(recorder, exc)
 
     def _turns(self, until, sleep_until, next_due: dict, recorder: TurnRecorder | None) -> None:
         while not self.stop_requested:
@@ -171,12 +180,11 @@ class Daemon:
             try:
                 recorder.write_if_due()
             except Exception as exc:  # the database is away: the records stay held for the next write
-                tagged(log, "DAEMON", "run records not written", level=logging.ERROR, held=len(recorder.unwritten),
-                       error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
+                _log_unwritten(recorder, exc)
 
     def _log_failure(self, entry, ctx, exc: Exception) -> None:
         tagged(log, "DAEMON", "tick failed", level=logging.ERROR, entry=entry.key, account=ctx.account_id,
-               error=f"{type(exc).__name__}:{str(exc)[:200]}".replace(" ", "_"))
+               error=_error_kv(exc))
 
     def _run_entry(self, ctx, entry) -> None:
         self.ticks[entry.key] = self.ticks.get(entry.key, 0) + 1
