@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 from xbotlib.core import vocab
 from xbotlib.core.growth_model import PostOutcome
-from xbotlib.store.db import array_literal
+from xbotlib.store.db import RELAXED_COMMIT_SQL, array_literal
 
 
 MODEL_WINDOW_DAYS = 90  # the growth model learns from the last 90 days: audiences drift
@@ -225,7 +225,7 @@ def collection_start(conn, account_id: str, world: str, now: datetime, followers
     simulated = world != "live"
     with conn.pipeline():
         if simulated and conn.autocommit:
-            conn.execute("SELECT set_config('synchronous_commit', 'off', true)")
+            conn.execute(f"SELECT {RELAXED_COMMIT_SQL}")
         snap = conn.execute(_SNAPSHOT_SQL, {"acc": account_id, "now": now, "f": int(followers_count),
                                             "fo": following_count, "tc": tweet_count, "sim": simulated})
         awaiting = conn.execute(_AWAITING_SQL, {"acc": account_id, "world": world, "first_due": posted_before})

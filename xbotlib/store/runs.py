@@ -7,6 +7,8 @@ import re
 from datetime import datetime
 from typing import Any, Mapping
 
+from xbotlib.store.db import RELAXED_COMMIT_SQL
+
 
 # ----------------------------------------------------------------------------- job_runs
 
@@ -17,7 +19,7 @@ from typing import Any, Mapping
 # earlier record with it) and never a failed run's record (``fail_job_run`` stays synchronous). A run whose end
 # was lost stays ``running``; the job queue closes such rows as failed (``close_interrupted_runs``). On this
 # machine the flush made each record ~5 ms instead of ~0.5 ms, at about 824 records a simulated day.
-_ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true) IS NOT NULL"
+_ASYNC_COMMIT = f"{RELAXED_COMMIT_SQL} IS NOT NULL"
 
 
 def _check_own_transaction(conn, what: str) -> None:
@@ -67,7 +69,8 @@ def record_job_runs(conn, finished: list[tuple[str, str, str, datetime, datetime
     never to be lost."""
     if not finished:
         return []
-    if not durable and any(f[2] == "failed" for f in finished):
+    accounts, jobs, statuses, starts, ends, details, errors = (list(column) for column in zip(*finished))
+    if not durable and "failed" in statuses:
         raise ValueError("record_job_runs: a 'failed' run must commit durably (pass durable=True): a failed "
                          "run's record is never to be lost")
     if not durable:
@@ -79,9 +82,7 @@ def record_job_runs(conn, finished: list[tuple[str, str, str, datetime, datetime
         "              %s::text[]) WITH ORDINALITY AS r(account_id, job, status, started_at, finished_at, detail, "
         "                                                error, ord) "
         f"{'' if durable else 'WHERE ' + _ASYNC_COMMIT} ORDER BY r.ord RETURNING run_id",
-        ([f[0] for f in finished], [f[1] for f in finished], [f[2] for f in finished], [f[3] for f in finished],
-         [f[4] for f in finished], [json.dumps(f[5], default=str) for f in finished],
-         [f[6] for f in finished])).fetchall()
+        (accounts, jobs, statuses, starts, ends, [json.dumps(d, default=str) for d in details], errors)).fetchall()
     return [r["run_id"] for r in rows]
 
 
