@@ -380,7 +380,7 @@ def ucb1_hour(hours: Sequence[int], means: Sequence[float], pulls: Sequence[int]
         best = [untried[j] for j in np.flatnonzero(np.isclose(score, score.max(), rtol=1e-12, atol=1e-12))]
         idx = best[int(rng.integers(len(best)))] if len(best) > 1 else best[0]
         return HourChoice(hour=hours[idx], propensity=1.0 / len(best), bonus=None,
-                          probabilities={h: (1.0 / len(best) if i in best else 0.0) for i, h in enumerate(hours)})
+                          probabilities=_tie_probabilities(hours, best))
     total = sum(pulls)
     bonuses = [c * scale * math.sqrt(2 * math.log(total) / n) for n in pulls]
     arr = np.array(means, dtype=float) + np.array(bonuses)
@@ -388,7 +388,12 @@ def ucb1_hour(hours: Sequence[int], means: Sequence[float], pulls: Sequence[int]
     idx = int(best[rng.integers(len(best))]) if len(best) > 1 else int(best[0])
     return HourChoice(hour=hours[idx], propensity=1.0 / len(best), bonus=bonuses[idx],
                       scores={h: float(v) for h, v in zip(hours, arr)},
-                      probabilities={h: (1.0 / len(best) if i in best else 0.0) for i, h in enumerate(hours)})
+                      probabilities=_tie_probabilities(hours, best))
+
+
+def _tie_probabilities(hours: Sequence[int], best) -> dict[int, float]:
+    """UCB1's probability of each hour: the tied best (indices ``best``) share it, the others have none."""
+    return {h: (1.0 / len(best) if i in best else 0.0) for i, h in enumerate(hours)}
 
 
 def with_floor(choice: HourChoice, hours: Sequence[int], floor: float, rng) -> HourChoice:
