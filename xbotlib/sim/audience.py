@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping, NamedTuple
 from zoneinfo import ZoneInfo
@@ -268,10 +268,10 @@ class Totals:
         if fraction <= 0.0:
             return Totals()
         return Totals(*(min(v, math.floor(v * fraction + (offset + i * _GOLDEN) % 1.0))
-                        for i, v in enumerate(vars(self).values())))   # the fields in order; asdict deep-copies
+                        for i, v in enumerate(vars(self).values())))   # the fields in order (asdict would deep-copy)
 
     def minus(self, other: "Totals") -> "Totals":
-        return Totals(*(a - b for a, b in zip(asdict(self).values(), asdict(other).values())))
+        return Totals(*(a - b for a, b in zip(vars(self).values(), vars(other).values())))
 
 
 _GOLDEN = 0.6180339887498949
