@@ -7,10 +7,11 @@ any policy's decisions can be evaluated off-policy later.
   (``xbotlib.core.growth_model``: expected follows per post from hook, topic and hour, through profile
   visits) and takes Thompson sampling with uncertainty-epsilon over its hook effects and UCB1 over its
   hour effects, with an exploration floor on the hour (with probability ``bandit.HOUR_FLOOR`` a uniform
-  draw from the free hours, so every hour keeps some posts and off-policy evaluation has support there). Outcomes count less as they age (half-life ``growth_model.HALF_LIFE_DAYS``, read at
-  ``PlanState.now``), so the learner follows an audience that moves and an hour whose unlucky posts
-  are old returns towards the average (no permanent lock-out). Before that, the same two rules on the
-  per-arm statistics of ``bandit_arms``;
+  draw from the free hours, so every hour keeps some posts and off-policy evaluation has support there).
+  Outcomes count less as they age (half-life ``growth_model.HALF_LIFE_DAYS``, read at ``PlanState.now``),
+  so the learner follows an audience that moves and an hour whose unlucky posts are old returns towards
+  the average (no permanent lock-out). Before that, the same two rules on the per-arm statistics of
+  ``bandit_arms``;
 - ``random``: uniform over hooks and hours;
 - ``heuristic``: the old system's rule — 60% exploit the best observed arm, 25% a moderate arm
   (the next best two), 15% an aggressive one (the least tried);

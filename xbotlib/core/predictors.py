@@ -56,9 +56,12 @@ def _small_problem(fn: Callable) -> Callable:
     """Run ``fn`` with BLAS on one thread and scikit-learn's per-call input checks off: the learn job's fits.
 
     Its problems are tiny (n = 5–300 samples, 7–29 features), and on them BLAS threads only cost: each
-    call wakes a second thread that then spins, and ``process_time`` counts it. Measured on the 36
+    call wakes a second thread that then spins, and ``process_time`` counts it. ``xbotlib/__init__.py``
+    already gives the process one thread — but only when xbotlib is imported before numpy and the
+    operator set no count of their own; this makes the learn job's fits one-threaded whatever the import
+    order or the setting (a notebook may import numpy first). Measured on the 36
     trainings of a 60-day growth-bench campaign (load ~5 on 2 cores), the ridge and logistic
-    cross-validations took 2.3–3.9 CPU s with the default two BLAS threads, 1.0–1.2 s with one, and
+    cross-validations took 2.3–3.9 CPU s with two BLAS threads, 1.0–1.2 s with one, and
     0.8–1.0 s with scikit-learn's checks off too; every score and model was bit-identical. A 60-day
     campaign stores the same as one run of the two-thread code (bench/campaign_store.py --compare), but
     two runs of that code differed from each other in the last digits of the logistic cv from n = 230
