@@ -216,10 +216,6 @@ def psql_executable(embedded: bool) -> str:
 
 # ----------------------------------------------------------------------------- the workspace's database
 
-# The current transaction commits without waiting for the WAL flush (``set_config(..., true)`` ends with it): for
-# writes whose loss in a server crash costs nothing that cannot be redone (run records, a sandbox's snapshots).
-RELAXED_COMMIT_SQL = "set_config('synchronous_commit', 'off', true)"
-
 EMBEDDED_MAINTENANCE_DB = "postgres"  # pgserver's own database: the default until a demo sets another
 DEFAULT_DB_FILE = "database.json"
 HOLDER_PID_FILE = "db-holder.pid"

@@ -7,7 +7,8 @@ from typing import Any, Mapping, Sequence
 
 from xbotlib.core import vocab
 from xbotlib.core.growth_model import PostOutcome
-from xbotlib.store.db import RELAXED_COMMIT_SQL, array_literal
+from xbotlib.store.db import array_literal
+from xbotlib.store.runs import RELAXED_COMMIT_SQL
 
 
 MODEL_WINDOW_DAYS = 90  # the growth model learns from the last 90 days: audiences drift

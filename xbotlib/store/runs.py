@@ -7,8 +7,6 @@ import re
 from datetime import datetime
 from typing import Any, Mapping
 
-from xbotlib.store.db import RELAXED_COMMIT_SQL
-
 
 # ----------------------------------------------------------------------------- job_runs
 
@@ -19,6 +17,9 @@ from xbotlib.store.db import RELAXED_COMMIT_SQL
 # earlier record with it) and never a failed run's record (``fail_job_run`` stays synchronous). A run whose end
 # was lost stays ``running``; the job queue closes such rows as failed (``close_interrupted_runs``). On this
 # machine the flush made each record ~5 ms instead of ~0.5 ms, at about 824 records a simulated day.
+# the setting itself, also used for a sandbox's follower snapshots (store/outcomes.collection_start); kept here,
+# not in store/db, so that the CLI's start-up, which imports this module, does not load psycopg
+RELAXED_COMMIT_SQL = "set_config('synchronous_commit', 'off', true)"
 _ASYNC_COMMIT = f"{RELAXED_COMMIT_SQL} IS NOT NULL"
 
 
