@@ -10,10 +10,16 @@ the account's history (issue #19: "never a scan that grows with history").
 - ``served_and_rejected_versions``: the predictor versions the learning status shows, not every version;
 - ``arms_by_scope``: both bandit scopes in one statement;
 - ``profile_version``: whether the account's profile changed, without reading or parsing it;
-- ``learning_reads``: everything the learning status reads after the account, in one statement.
+- ``learning_reads``: everything the learning status reads after the account, in one statement;
+- ``metrics_reads``: the account, its "now" and every figure of the operating metrics, in one statement.
+
+The routes' statements that begin with the account (``metrics_reads``, ``learning_reads`` with ``wall_now``) find
+the world's "now" themselves (``account_now_sql``), so a route is one round trip: one statement, one snapshot, no
+BEGIN and COMMIT around it.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Sequence
 
@@ -279,3 +285,94 @@ def growth_fingerprint(conn, account_id: str, windows: dict[str, tuple[str, date
                    {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS writes,
                    ARRAY[{", ".join(probes)}] AS edges""", params).fetchone()
     return row["db"], row["writes"], tuple(row["edges"])
+
+
+# ----------------------------------------------------------------------------- one statement per route
+
+def account_now_sql(world: str) -> str:
+    """CTEs ending in ``t`` (params acc, wall_now, and for a simulated world sim and world) of one row per stored account:
+    ``created_at``, ``latest`` (``worlds.latest_event_at``; NULL for the live world) and ``now``, the world's "now"
+    as ``views.world_now`` finds it: the latest event of a simulated world, else the wall clock. No row when the
+    account is not stored. MATERIALIZED: inlined, each reference to ``latest`` or ``t.now`` would find the latest
+    event again."""
+    sim = check_world(world) != "live"
+    latest = LATEST_EVENT_SQL if sim else "NULL::timestamptz"
+    now = "coalesce(a.latest, %(wall_now)s::timestamptz)" if sim else "%(wall_now)s::timestamptz"
+    return f"""a AS MATERIALIZED (SELECT created_at, {latest} AS latest FROM accounts WHERE account_id = %(acc)s),
+               t AS MATERIALIZED (SELECT a.created_at, a.latest, {now} AS now FROM a)"""
+
+
+def _hours(td: timedelta) -> str:
+    """``td`` as an SQL interval of hours: exact, like Python's timedelta (an interval of days is a calendar day
+    in the session's time zone, 23 or 25 hours across a DST change)."""
+    return f"interval '{td.total_seconds() / 3600:g} hours'"
+
+
+def metrics_reads(conn, account_id: str, world: str, wall_now: datetime, statuses: Sequence[str],
+                  jobs: Sequence[str]) -> dict | None:
+    """Everything ``views.metrics`` shows, in one statement (one round trip and one snapshot instead of BEGIN, the
+    account, seven reads and COMMIT): ``created_at``, ``latest`` and ``now`` (``account_now_sql``), and at that
+    now ``followers`` (``outcomes.latest_follower_snapshot`` of 30 days), ``fpki`` (``final_outcome_averages`` of 7
+    days), ``posts_today`` (``outcomes.count_posts`` since UTC midnight), ``queue`` (``open_queue_depth``),
+    ``gates`` (``gates.gate_rejection_counts`` of 24 hours), ``ledger`` (``ledger.ledger_day``'s grouped rows of
+    the UTC day) and ``jobs`` (``runs.last_job_runs``): the same statements' values, each a subquery on the index
+    that statement uses. None when the account is not stored."""
+    unknown = [s for s in statuses if s not in STATUSES]
+    bad_jobs = [j for j in jobs if not re.fullmatch(r"[a-z][a-z0-9_]*", j)]
+    if unknown or bad_jobs or not statuses or not jobs:
+        raise ValueError(f"metrics_reads needs known statuses ({', '.join(STATUSES)}) and lowercase job names, "
+                         f"got statuses {list(statuses)} and jobs {list(jobs)}")
+    listed = ", ".join(f"'{s}'" for s in statuses)  # checked constants: see open_queue_depth and last_job_runs
+    job_list = ", ".join(f"'{j}'" for j in jobs)
+    sim = check_world(world) != "live"
+    row = conn.execute(
+        f"""WITH {account_now_sql(world)}
+            SELECT t.created_at, t.latest, t.now,
+                   (SELECT followers_count FROM follower_snapshots
+                     WHERE account_id = %(acc)s AND simulated = %(sim)s AND taken_at <= t.now
+                       AND taken_at > t.now - {_hours(timedelta(days=30))}
+                     ORDER BY taken_at DESC LIMIT 1) AS followers,
+                   (SELECT avg(o.fpki) FROM outcomes o JOIN content_metadata cm ON cm.decision_id = o.decision_id
+                     WHERE o.account_id = %(acc)s AND o.collected_pass = 2 AND o.simulated = %(sim)s
+                       AND o.collected_at > t.now - {_hours(timedelta(days=7))} AND o.collected_at <= t.now) AS fpki,
+                   (SELECT count(*) FROM posted_decisions
+                     WHERE account_id = %(acc)s AND world = %(world)s AND posted_at >= date_trunc('day', t.now, 'UTC')
+                       AND posted_at <= t.now) AS posts_today,
+                   (SELECT json_object_agg(status, n) FROM (
+                      SELECT status, count(*) AS n FROM content_metadata
+                       WHERE account_id = %(acc)s AND status IN ({listed}) GROUP BY status) q) AS queue,
+                   (SELECT json_object_agg(gate, n ORDER BY gate) FROM (
+                      SELECT gate, count(*) AS n FROM gate_rejections
+                       WHERE account_id = %(acc)s AND rejected_at > t.now - {_hours(timedelta(hours=24))}
+                         AND rejected_at <= t.now GROUP BY gate ORDER BY gate LIMIT 100) g) AS gates,
+                   (SELECT json_agg(l) FROM (
+                      SELECT status, count(*) AS n, coalesce(sum(reserved_usd), 0) AS reserved,
+                             coalesce(sum(cost_usd), 0) AS cost,
+                             count(*) FILTER (WHERE status = 'refunded' AND error ILIKE %(rate_limit)s) AS rate_limited
+                        FROM llm_ledger WHERE account_id = %(acc)s AND budget_day = (t.now AT TIME ZONE 'UTC')::date
+                       GROUP BY status) l) AS ledger,
+                   r.jobs, r.statuses, r.started, r.finished, r.errors
+              FROM t, LATERAL (
+                   SELECT array_agg(j.job ORDER BY j.ord) AS jobs, array_agg(r.status ORDER BY j.ord) AS statuses,
+                          array_agg(r.started_at ORDER BY j.ord) AS started,
+                          array_agg(r.finished_at ORDER BY j.ord) AS finished, array_agg(r.error ORDER BY j.ord) AS errors
+                     FROM unnest(ARRAY[{job_list}]::text[]) WITH ORDINALITY AS j(job, ord)
+                     LEFT JOIN LATERAL (
+                          SELECT * FROM ((SELECT status, started_at, finished_at, error FROM job_runs
+                                           WHERE account_id = %(acc)s AND job = j.job AND started_at <= t.now
+                                           ORDER BY started_at DESC LIMIT 1)
+                                         UNION ALL
+                                         (SELECT status, started_at, finished_at, error FROM job_runs
+                                           WHERE account_id IS NULL AND job = j.job AND started_at <= t.now
+                                           ORDER BY started_at DESC LIMIT 1)) both_
+                           ORDER BY started_at DESC LIMIT 1) r ON true) r""",
+        {"acc": account_id, "sim": sim, "world": world, "wall_now": wall_now, "rate_limit": "%rate_limit%"}).fetchone()
+    if row is None:
+        return None
+    jobs_ = [{"job": j, "status": s, "started_at": a, "finished_at": b, "error": e}
+             for j, s, a, b, e in zip(row["jobs"], row["statuses"], row["started"], row["finished"], row["errors"])]
+    return {"created_at": row["created_at"], "latest": row["latest"], "now": row["now"],
+            "followers": row["followers"], "fpki": row["fpki"], "posts_today": row["posts_today"],
+            "queue": {s: 0 for s in statuses} | {s: int(n) for s, n in (row["queue"] or {}).items()},
+            "gates": {g: int(n) for g, n in (row["gates"] or {}).items()}, "ledger": row["ledger"] or [],
+            "jobs": jobs_}

@@ -2,14 +2,14 @@
 (``GET /api/metrics``; the API renders them as Prometheus text too)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timezone
 
 from pydantic import BaseModel, Field
 
 from xbotlib.config import Settings
-from xbotlib.store import gates, ledger, outcomes, queue, read_models, runs
+from xbotlib.store import ledger, queue, read_models
+from xbotlib.store.ledger import LedgerDay
 from xbotlib.views.accounts import day_start
-from xbotlib.views.followers import final_outcomes_7d, followers_now
 
 JOBS = ("plan", "post", "collect", "learn")
 # queue depth counts what is still in the queue; terminal rows (a whole history of posts) are not depth
@@ -50,27 +50,30 @@ class Metrics(BaseModel):
     jobs: list[JobLastRun]
 
 
-def openai_spend(conn, settings: Settings, account_id: str, day: date) -> OpenAISpend:
-    """The OpenAI budget day of ``account_id``: settled, reserved, remaining, calls, backoffs, circuit."""
-    d = ledger.ledger_day(conn, account_id, day)
+def openai_spend(settings: Settings, d: LedgerDay, day: date) -> OpenAISpend:
+    """The OpenAI budget day ``day`` of an account from its ledger ``d``: settled, reserved, remaining, calls,
+    backoffs, circuit."""
     budget = settings.openai_daily_budget_usd
     return OpenAISpend(budget_day=day, spent_usd=d.settled_usd, reserved_usd=d.reserved_usd, budget_usd=budget,
                        remaining_usd=budget - d.settled_usd - d.reserved_usd, calls_today=d.total_calls,
                        backoffs_today=d.rate_limit_refunds, circuit_open=d.circuit_open)
 
 
-def metrics(conn, settings: Settings, account: dict, world: str, now: datetime) -> Metrics:
-    """Today's operating figures (the JSON of /api/metrics; the API renders them as Prometheus text too)."""
-    acc, simulated = account["account_id"], world != "live"
-    today = day_start(now)
-    latest = followers_now(conn, acc, simulated, now)
-    depth = read_models.open_queue_depth(conn, acc, QUEUE_STATUSES)
+def metrics(conn, settings: Settings, account_id: str, world: str, wall_now: datetime) -> Metrics | None:
+    """Today's operating figures of ``account_id`` in ``world`` at the world's "now" (``accounts.world_now``: the
+    wall clock ``wall_now`` for the live world, a simulated world's latest event); None when the account is not
+    stored. The JSON of /api/metrics (the API renders them as Prometheus text too).
+
+    One statement (``read_models.metrics_reads``): the account, its now and every figure in one round trip and
+    one snapshot, so the figures agree with each other without a transaction around them."""
+    r = read_models.metrics_reads(conn, account_id, world, wall_now, QUEUE_STATUSES, JOBS)
+    if r is None:
+        return None
+    simulated = world != "live"
+    now = r["latest"].astimezone(timezone.utc) if simulated and r["latest"] is not None else wall_now
     return Metrics(
-        account_id=acc, world=world, simulated=simulated, now=now,
-        followers_today=latest["followers_count"] if latest else None,
-        fpki_avg_7d=final_outcomes_7d(conn, acc, simulated, now)["fpki"],
-        posts_today=outcomes.count_posts(conn, acc, world, today, now),
-        queue_depth={s: depth.get(s, 0) for s in QUEUE_STATUSES},
-        gate_rejections_24h=gates.gate_rejection_counts(conn, acc, now - timedelta(hours=24), now),
-        openai=openai_spend(conn, settings, acc, today.date()),
-        jobs=runs.last_job_runs(conn, acc, JOBS, now))
+        account_id=account_id, world=world, simulated=simulated, now=now,
+        followers_today=r["followers"], fpki_avg_7d=r["fpki"], posts_today=r["posts_today"],
+        queue_depth=r["queue"], gate_rejections_24h=r["gates"],
+        openai=openai_spend(settings, ledger.ledger_of(r["ledger"]), day_start(now).date()),
+        jobs=r["jobs"])

@@ -18,7 +18,8 @@ Figures of one world only: ``world=live`` reads real outcomes and snapshots (``s
 as a real one. Days are UTC days, and "now" is the world's (``views.world_now``): the wall clock
 for the live world, a simulated world's latest event for the sandbox, so a demo that ran in simulated
 time is shown at its end. Every query is parameterised and bounded by a time window or
-LIMIT; each route reads in one REPEATABLE READ snapshot so its figures agree with each other.
+LIMIT; each route reads in one snapshot so its figures agree with each other: one statement (the metrics),
+or one REPEATABLE READ transaction.
 
 The figures are the read models of ``xbotlib.views`` (shared with the demo summary and the notebooks);
 this module only opens a connection, calls them and serves them (they are pydantic models, the
@@ -278,10 +279,13 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
             return json_body(views.growth(conn, account, world, now))
 
     def _metrics(account_id: str | None, world: str | None) -> Metrics:
-        with snapshot(db) as conn:
-            world = world or settings.world
-            account, now = account_now(conn, account_id, world)
-            return views.metrics(conn, settings, account, world, now)
+        # one statement (views.metrics): its own snapshot, so no BEGIN and COMMIT around it
+        with db.autocommit() as conn:
+            acc = account_id or views.default_account(conn, settings.account_id)
+            m = views.metrics(conn, settings, acc, world or settings.world, clock.now())
+        if m is None:
+            raise no_account(acc)
+        return m
 
     @app.get("/api/metrics", response_model=Metrics, responses=_NOT_FOUND, tags=["operations"])
     def get_metrics(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):

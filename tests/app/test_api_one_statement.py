@@ -1,0 +1,166 @@
+"""The admin API's routes in one statement each (issue #19, fifth pass): the figures are those of the separate
+reads they replace, a write shows on the next request, and a route sends one statement and no BEGIN or COMMIT.
+
+- ``views.metrics`` (``read_models.metrics_reads``) equals the account, its "now" and the seven store reads it
+  replaced, for stored and unknown accounts, both worlds, several wall clocks and a ledger with every status;
+- the learning status's account and "now" read inside ``learning_reads`` equal ``views.account_at``;
+- after a write of each kind the next request shows it (nothing is served from a stale cache);
+- the wire: libpq's trace of the connection shows the statements each route sends.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from xbotlib import views
+from xbotlib.app.api.app import create_app
+from xbotlib.devtools.seed_history import HistorySpec, seed_history
+from xbotlib.store import gates, ledger, outcomes, read_models, runs
+from xbotlib.store.db import Database
+from xbotlib.views.followers import final_outcomes_7d, followers_now
+
+TOKEN = "test-admin-token-7c1e55d0"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+ACC = "acct1"
+
+
+@pytest.fixture
+def seeded(db, clock):
+    seed_history(db, HistorySpec(ACC, clock.now(), days=40, seed=11, job_run_days=3))
+    seed_history(db, HistorySpec("neighbour", clock.now(), days=20, seed=12, job_runs=False))
+    return db
+
+
+def separate_reads(conn, settings, account_id: str, world: str, wall_now) -> dict | None:
+    """/api/metrics as the API read it before the fifth pass: the account and its now, then one read per figure."""
+    account, now = views.account_at(conn, account_id, world, wall_now)
+    if account is None:
+        return None
+    simulated, today = world != "live", views.day_start(now)
+    latest = followers_now(conn, account_id, simulated, now)
+    depth = read_models.open_queue_depth(conn, account_id, views.QUEUE_STATUSES)
+    d = ledger.ledger_day(conn, account_id, today.date())
+    budget = settings.openai_daily_budget_usd
+    return dict(
+        account_id=account_id, world=world, simulated=simulated, now=now,
+        followers_today=latest["followers_count"] if latest else None,
+        fpki_avg_7d=final_outcomes_7d(conn, account_id, simulated, now)["fpki"],
+        posts_today=outcomes.count_posts(conn, account_id, world, today, now),
+        queue_depth={s: depth.get(s, 0) for s in views.QUEUE_STATUSES},
+        gate_rejections_24h=gates.gate_rejection_counts(conn, account_id, now - timedelta(hours=24), now),
+        openai=dict(budget_day=today.date(), spent_usd=d.settled_usd, reserved_usd=d.reserved_usd,
+                    budget_usd=budget, remaining_usd=budget - d.settled_usd - d.reserved_usd,
+                    calls_today=d.total_calls, backoffs_today=d.rate_limit_refunds, circuit_open=d.circuit_open),
+        jobs=runs.last_job_runs(conn, account_id, views.JOBS, now))
+
+
+def add_ledger_row(db, account_id: str, day, status: str, error: str | None = None) -> None:
+    db.execute("""INSERT INTO llm_ledger (call_id, account_id, budget_day, model, purpose, status, reserved_usd,
+                                          cost_usd, error, created_at)
+                  VALUES (%s, %s, %s, 'm', 'test', %s, 0.125, %s, %s, now())""",
+               (str(uuid.uuid4()), account_id, day, status, 0.0625 if status == "settled" else 0, error))
+
+
+def test_metrics_in_one_statement_equal_the_separate_reads(seeded, settings, clock):
+    now = clock.now()
+    today = views.day_start(now).date()
+    # every ledger status today (the circuit open, a refund for a rate limit and one for something else), a run
+    # of no account, a gate rejection just inside the 24 h window and one just outside it
+    for status, error in (("quota_exhausted", "insufficient_quota"), ("refunded", "429 rate_limit_exceeded"),
+                          ("refunded", "timeout"), ("settled", None), ("reserved", None)):
+        add_ledger_row(seeded, ACC, today, status, error)
+    seeded.execute("INSERT INTO job_runs (job, account_id, status, started_at, finished_at) "
+                   "VALUES ('learn', NULL, 'failed', %s, %s)", (now - timedelta(minutes=1), now))
+    for at in (now - timedelta(hours=24), now - timedelta(hours=23, minutes=59)):
+        seeded.execute("INSERT INTO gate_rejections (account_id, gate, reason, rejected_at) "
+                       "VALUES (%s, 'edge', 'test', %s)", (ACC, at))
+    compared = 0
+    with seeded.connection() as conn:
+        for acc in (ACC, "neighbour", "nobody"):
+            for world in ("sandbox", "live"):
+                for wall in (now, now + timedelta(hours=5), now - timedelta(days=3, hours=7), now + timedelta(days=2)):
+                    want = separate_reads(conn, settings, acc, world, wall)
+                    got = views.metrics(conn, settings, acc, world, wall)
+                    assert (got is None) == (want is None)
+                    if got is not None:
+                        # a mean of floats in the order its plan reads the rows: equal to the last bits or so
+                        got, fpki = got.model_dump(), want.pop("fpki_avg_7d")
+                        assert got.pop("fpki_avg_7d") == (None if fpki is None else pytest.approx(fpki, rel=1e-12))
+                        assert got == want
+                    compared += got is not None
+        shown = views.metrics(conn, settings, ACC, "sandbox", now)
+    assert compared == 16
+    # the comparison is not of empties: the seeded account has figures in every part
+    assert shown.followers_today and shown.fpki_avg_7d and shown.posts_today is not None
+    assert shown.openai.circuit_open and shown.openai.backoffs_today >= 1 and shown.openai.calls_today >= 5
+    assert shown.gate_rejections_24h.get("edge") == 1 and any(j.started_at for j in shown.jobs)
+    assert sum(shown.queue_depth.values()) > 0
+
+
+def test_metrics_reads_refuses_unknown_statuses_and_job_names(seeded, clock):
+    with seeded.connection() as conn:
+        for statuses, jobs in ((("sent",), views.JOBS), (views.QUEUE_STATUSES, ("plan; DROP",)), ((), views.JOBS)):
+            with pytest.raises(ValueError, match="metrics_reads needs known statuses"):
+                read_models.metrics_reads(conn, ACC, "sandbox", clock.now(), statuses, jobs)
+
+
+@pytest.fixture
+def client(settings, seeded, clock):
+    return TestClient(create_app(settings.replace(admin_token=TOKEN), seeded, clock), headers=BEARER)
+
+
+def metrics_of(client, world="sandbox") -> dict:
+    r = client.get("/api/metrics", params={"account_id": ACC, "world": world})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_write_shows_on_the_next_metrics_request(client, seeded, clock):
+    first = metrics_of(client)
+    now = clock.now()
+    seeded.execute("INSERT INTO gate_rejections (account_id, gate, reason, rejected_at) VALUES (%s, 'new_gate', 't', %s)",
+                   (ACC, now - timedelta(minutes=3)))
+    add_ledger_row(seeded, ACC, views.day_start(now).date(), "quota_exhausted", "insufficient_quota")
+    seeded.execute("INSERT INTO job_runs (job, account_id, status, started_at, finished_at, error) "
+                   "VALUES ('plan', %s, 'failed', %s, %s, 'written just now')",
+                   (ACC, now + timedelta(seconds=30), now + timedelta(seconds=40)))
+    # a snapshot a minute later moves the sandbox's clock (its latest event) past the run
+    seeded.execute("INSERT INTO follower_snapshots (account_id, taken_at, followers_count, simulated) "
+                   "VALUES (%s, %s, 99999, true)", (ACC, now + timedelta(minutes=1)))
+    after = metrics_of(client)
+    assert after["gate_rejections_24h"]["new_gate"] == 1 and "new_gate" not in first["gate_rejections_24h"]
+    assert after["openai"]["circuit_open"] and after["openai"]["calls_today"] == first["openai"]["calls_today"] + 1
+    assert next(j for j in after["jobs"] if j["job"] == "plan")["error"] == "written just now"
+    assert after["followers_today"] == 99999 != first["followers_today"]
+    assert after["now"] != first["now"]
+
+
+def messages_sent(db_url, settings, clock, tmp_path, path: str) -> list[str]:
+    """The messages the 7th request of ``path`` sends to PostgreSQL (its statements prepared by then), by libpq's
+    own trace of the pool's only connection: ``Query`` (a simple query: BEGIN, COMMIT, ...), ``Parse``, ``Bind``,
+    ``Sync`` (the end of one extended-protocol round trip), ..."""
+    trace = tmp_path / "pq.trace"
+    with Database.from_url(db_url, pool_max=1) as one:
+        client = TestClient(create_app(settings.replace(admin_token=TOKEN), one, clock), headers=BEARER)
+        for _ in range(6):
+            assert client.get(path, params={"account_id": ACC}).status_code == 200
+        with trace.open("w") as f:
+            with one.connection() as conn:
+                conn.pgconn.trace(f.fileno())
+            try:
+                assert client.get(path, params={"account_id": ACC}).status_code == 200
+            finally:
+                with one.connection() as conn:
+                    conn.pgconn.untrace()
+    # each line: time, F (frontend) or B (backend), length, message type, contents
+    return [f[3] for line in trace.read_text().splitlines() if len(f := line.split("\t")) > 3 and f[1] == "F"]
+
+
+@pytest.mark.parametrize("path, round_trips", [("/api/metrics", 1), ("/metrics", 1)])
+def test_a_route_is_its_round_trips_and_no_transaction(db_url, seeded, settings, clock, tmp_path, path, round_trips):
+    sent = messages_sent(db_url, settings, clock, tmp_path, path)
+    assert "Query" not in sent, sent  # no BEGIN, COMMIT or other simple query
+    assert sent.count("Sync") == round_trips and sent.count("Bind") == round_trips, sent
