@@ -3,7 +3,9 @@ reads they replace, a write shows on the next request, and a route sends one sta
 
 - ``views.metrics`` (``read_models.metrics_reads``) equals the account, its "now" and the seven store reads it
   replaced, for stored and unknown accounts, both worlds, several wall clocks and a ledger with every status;
-- the learning status's account and "now" read inside ``learning_reads`` equal ``views.account_at``;
+- the learning status's account and "now" read inside ``learning_reads`` equal ``views.account_at`` and the reads
+  after it; what it does not read is served from memory only when held for the statement's fingerprints, else it is
+  read again in one snapshot;
 - after a write of each kind the next request shows it (nothing is served from a stale cache);
 - the wire: libpq's trace of the connection shows the statements each route sends.
 """
@@ -18,8 +20,10 @@ from fastapi.testclient import TestClient
 from xbotlib import views
 from xbotlib.app.api.app import create_app
 from xbotlib.devtools.seed_history import HistorySpec, seed_history
+from xbotlib.store import arms as arm_store
 from xbotlib.store import gates, ledger, outcomes, read_models, runs
 from xbotlib.store.db import Database
+from xbotlib.views import learning
 from xbotlib.views.followers import final_outcomes_7d, followers_now
 
 TOKEN = "test-admin-token-7c1e55d0"
@@ -164,3 +168,74 @@ def test_a_route_is_its_round_trips_and_no_transaction(db_url, seeded, settings,
     sent = messages_sent(db_url, settings, clock, tmp_path, path)
     assert "Query" not in sent, sent  # no BEGIN, COMMIT or other simple query
     assert sent.count("Sync") == round_trips and sent.count("Bind") == round_trips, sent
+
+
+def test_the_learning_reads_with_the_account_equal_account_at_and_the_reads_after_it(seeded, clock):
+    now = clock.now()
+    window = timedelta(days=views.OUTCOMES_WINDOW_DAYS)
+    with seeded.connection() as conn:
+        for acc in (ACC, "neighbour", "nobody"):
+            for world in ("sandbox", "live"):
+                for wall in (now, now + timedelta(hours=5), now - timedelta(days=20, hours=3)):
+                    account, at = views.account_at(conn, acc, world, wall)
+                    got = read_models.account_learning_reads(conn, acc, world, wall, window, 10, arm_store.SCOPES)
+                    if account is None:
+                        assert got is None
+                        continue
+                    want = read_models.learning_reads(conn, acc, world, at, at - window, 10, arm_store.SCOPES)
+                    assert got.pop("created_at") == account["created_at"]
+                    latest = got.pop("latest")
+                    assert (latest or wall) == at if world == "sandbox" else latest is None
+                    assert got == want
+
+
+def test_learning_status_at_is_learning_status_at_the_accounts_now(seeded, settings, clock):
+    now = clock.now()
+    with seeded.connection() as conn:
+        for world in ("sandbox", "live"):
+            account, at = views.account_at(conn, ACC, world, now)
+            want = views.learning_status(conn, settings, account, world, at, at + timedelta(hours=1))
+            got = views.learning_status_at(conn, settings, ACC, world, now, lambda n: n + timedelta(hours=1))
+            assert got.model_dump() == want.model_dump()
+        assert views.learning_status_at(conn, settings, "nobody", "sandbox", now) is None
+
+
+def test_cached_only_reads_nothing_more_and_says_so_when_a_part_is_not_in_memory(seeded, settings, clock):
+    now = clock.now()
+    with seeded.connection() as conn:
+        learning.GROWTH_MODELS._views.clear()
+        assert views.learning_status_at(conn, settings, ACC, "sandbox", now, cached_only=True) is views.NOT_IN_MEMORY
+        full = views.learning_status_at(conn, settings, ACC, "sandbox", now)  # reads the misses, keeps them
+        assert views.learning_status_at(conn, settings, ACC, "sandbox", now, cached_only=True) == full
+        # a new outcome of the account changes the fingerprints: not in memory any more
+        conn.execute("UPDATE outcomes SET follows = follows + 1 WHERE outcome_id = "
+                     "(SELECT max(outcome_id) FROM outcomes WHERE account_id = %s)", (ACC,))
+        assert views.learning_status_at(conn, settings, ACC, "sandbox", now, cached_only=True) is views.NOT_IN_MEMORY
+
+
+def test_a_write_shows_on_the_next_learning_status_request(client, seeded, clock):
+    def status() -> dict:
+        r = client.get("/api/learning/status", params={"account_id": ACC})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = status()
+    assert status() == first  # served from memory: the same
+    seeded.execute("UPDATE bandit_arms SET pulls = pulls + 7 WHERE account_id = %s AND scope = 'content' AND arm_id = "
+                   "(SELECT min(arm_id) FROM bandit_arms WHERE account_id = %s AND scope = 'content')", (ACC, ACC))
+    arms = status()["arms"]
+    assert sum(a["samples"] for a in arms) == sum(a["samples"] for a in first["arms"]) + 7
+    # an outcome of a post, and one of another world's post: the growth model and the counts by world follow
+    seeded.execute("UPDATE posted_decisions SET world = 'live' WHERE decision_id = "
+                   "(SELECT decision_id FROM outcomes WHERE account_id = %s AND collected_pass = 2 "
+                   "ORDER BY collected_at DESC LIMIT 1)", (ACC,))
+    after = status()
+    assert {r["world"] for r in after["outcomes_by_world"]} == {"live", "sandbox"} != \
+           {r["world"] for r in first["outcomes_by_world"]}
+
+
+@pytest.mark.parametrize("path", ["/api/learning/status"])
+def test_the_learning_status_is_one_round_trip_when_its_parts_are_in_memory(db_url, seeded, settings, clock,
+                                                                           tmp_path, path):
+    sent = messages_sent(db_url, settings, clock, tmp_path, path)
+    assert "Query" not in sent and sent.count("Sync") == 1, sent

@@ -244,6 +244,24 @@ def last_version_and_fresh(conn, account_id: str, world: str) -> tuple[LastVersi
     return _last_and_fresh(conn.execute(f"SELECT lv.* FROM {_fresh_from(world)}", {"acc": account_id}).fetchone())
 
 
+def _learning_select(world: str, first: str = "") -> str:
+    """The select list and FROM list of the learning reads (``learning_reads``), the FROM list after ``first``
+    (e.g. ``"t, "``, which the others may then refer to); params acc, now, model_since, since, until, limit, world,
+    scopes."""
+    return f"""(SELECT json_agg(v) FROM ({_VERSIONS_SQL}) v) AS versions,
+                   (SELECT json_agg(a) FROM ({_ARMS_SQL}) a) AS arms,
+                   lv.*, fp.*
+              FROM {first}{_fresh_from(world)}, LATERAL {_FINGERPRINTS_FROM}"""
+
+
+def _learning_result(row: dict, scopes: Sequence[str]) -> dict:
+    versions = [{**v, "trained_at": datetime.fromisoformat(v["trained_at"])} for v in row["versions"] or []]
+    active, rejected = _split_versions(versions)
+    last, fresh = _last_and_fresh(row)
+    return {"active": active, "rejected": rejected, "arms": _arms(row["arms"] or [], scopes), "last": last,
+            "fresh": fresh, "fingerprints": _fingerprints(row)}
+
+
 def learning_reads(conn, account_id: str, world: str, now: datetime, outcomes_since: datetime,
                    rejected_limit: int, scopes: Sequence[str]) -> dict:
     """What ``views.learning_status`` reads after the account, in one statement (one round trip, not four):
@@ -253,17 +271,29 @@ def learning_reads(conn, account_id: str, world: str, now: datetime, outcomes_si
     (``fingerprints``), the same values those return. The row sets travel as JSON (numbers exact: PostgreSQL
     writes a float8 in the shortest text that reads back as the same double); ``trained_at`` is parsed back."""
     row = conn.execute(
-        f"""SELECT (SELECT json_agg(v) FROM ({_VERSIONS_SQL}) v) AS versions,
-                   (SELECT json_agg(a) FROM ({_ARMS_SQL}) a) AS arms,
-                   lv.*, fp.*
-              FROM {_fresh_from(world)}, {_FINGERPRINTS_FROM}""",
+        f"SELECT {_learning_select(world)}",
         {**_fingerprint_params(account_id, now, outcomes_since), "now": now, "limit": rejected_limit,
          "world": world, "scopes": list(scopes)}).fetchone()
-    versions = [{**v, "trained_at": datetime.fromisoformat(v["trained_at"])} for v in row["versions"] or []]
-    active, rejected = _split_versions(versions)
-    last, fresh = _last_and_fresh(row)
-    return {"active": active, "rejected": rejected, "arms": _arms(row["arms"] or [], scopes), "last": last,
-            "fresh": fresh, "fingerprints": _fingerprints(row)}
+    return _learning_result(row, scopes)
+
+
+def account_learning_reads(conn, account_id: str, world: str, wall_now: datetime, outcomes_window: timedelta,
+                           rejected_limit: int, scopes: Sequence[str]) -> dict | None:
+    """The account, its "now" in ``world`` (``account_now_sql``: ``created_at``, ``latest``) and ``learning_reads``
+    at that now with ``outcomes_since = now - outcomes_window``, in one statement: the learning status's one round
+    trip. None when the account is not stored.
+
+    The same statement as ``learning_reads``, its times taken from ``t``: each ``%(now)s`` (and ``until``) is
+    ``t.now`` and each window's start ``t.now`` less the window in hours, as Python's timedelta subtracts."""
+    sql = f"WITH {account_now_sql(world)} SELECT t.created_at, t.latest, {_learning_select(world, 't, ')}"
+    for param, expr in (("model_since", f"(t.now - {_hours(timedelta(days=MODEL_WINDOW_DAYS))})"),
+                        ("since", f"(t.now - {_hours(outcomes_window)})"), ("until", "t.now"), ("now", "t.now")):
+        sql = sql.replace(f"%({param})s", expr)
+    row = conn.execute(sql, {"acc": account_id, "wall_now": wall_now, "sim": check_world(world) != "live",
+                             "limit": rejected_limit, "world": world, "scopes": list(scopes)}).fetchone()
+    if row is None:
+        return None
+    return {"created_at": row["created_at"], "latest": row["latest"], **_learning_result(row, scopes)}
 
 
 def growth_fingerprint(conn, account_id: str, windows: dict[str, tuple[str, datetime, datetime, bool]]) -> tuple:
@@ -297,9 +327,9 @@ def account_now_sql(world: str) -> str:
     event again."""
     sim = check_world(world) != "live"
     latest = LATEST_EVENT_SQL if sim else "NULL::timestamptz"
-    now = "coalesce(a.latest, %(wall_now)s::timestamptz)" if sim else "%(wall_now)s::timestamptz"
-    return f"""a AS MATERIALIZED (SELECT created_at, {latest} AS latest FROM accounts WHERE account_id = %(acc)s),
-               t AS MATERIALIZED (SELECT a.created_at, a.latest, {now} AS now FROM a)"""
+    now = "coalesce(s.latest, %(wall_now)s::timestamptz)" if sim else "%(wall_now)s::timestamptz"
+    return f"""stored AS MATERIALIZED (SELECT created_at, {latest} AS latest FROM accounts WHERE account_id = %(acc)s),
+               t AS MATERIALIZED (SELECT s.created_at, s.latest, {now} AS now FROM stored s)"""
 
 
 def _hours(td: timedelta) -> str:

@@ -9,7 +9,8 @@ notebooks read the same objects. One module per question:
 
 - ``accounts``: the account a figure is about (``account``), its "now" (``world_now``: a simulated
   world's clock is its latest event; both at once: ``account_at``) and its UTC day (``day_start``);
-- ``learning``: ``learning_status`` (models, exploration, arms, next training) and ``growth_model_view``;
+- ``learning``: ``learning_status`` (models, exploration, arms, next training; with the account and its "now" in
+  the same statement: ``learning_status_at``) and ``growth_model_view``;
 - ``followers``: ``growth`` (followers, their change, 7-day FPKI, top posts);
 - ``operations``: ``metrics`` (today's operating figures, OpenAI spend);
 - ``experiment_reports``: ``experiments`` and ``experiment_lift`` (``LiftReport``);
@@ -23,10 +24,10 @@ from xbotlib.views.accounts import account, account_at, day_start, default_accou
 from xbotlib.views.experiment_reports import _LIFT_COLUMNS, LiftReport, experiment_lift, experiments
 from xbotlib.views.followers import (DAILY_SERIES_DAYS, EXCERPT_CHARS, TOP_POSTS_LIMIT, TOP_POSTS_WINDOW_DAYS,
                                      DailyFollowers, Growth, TopPost, final_outcomes_7d, followers_now, growth)
-from xbotlib.views.learning import (OUTCOMES_WINDOW_DAYS, POSTERIOR_METHOD, ArmSummary, GrowthModelView,
-                                    LearningStatus, ModelEffect, ModelVersion, NextTraining, OutcomesByWorld,
-                                    arm_summaries, growth_model_view, learning_status, model_effects,
-                                    next_training)
+from xbotlib.views.learning import (NOT_IN_MEMORY, OUTCOMES_WINDOW_DAYS, POSTERIOR_METHOD, ArmSummary,
+                                    GrowthModelView, LearningStatus, ModelEffect, ModelVersion, NextTraining,
+                                    OutcomesByWorld, arm_summaries, growth_model_view, learning_status,
+                                    learning_status_at, model_effects, next_training)
 from xbotlib.views.operations import (JOBS, QUEUE_STATUSES, JobLastRun, Metrics, OpenAISpend, metrics,
                                       openai_spend)
 from xbotlib.views.summary import AccountSummary, account_summary, fpki_estimates
@@ -35,7 +36,7 @@ __all__ = [
     "account", "account_at", "day_start", "default_account", "world_now",
     "ArmSummary", "GrowthModelView", "LearningStatus", "ModelEffect", "ModelVersion", "NextTraining",
     "OutcomesByWorld", "OUTCOMES_WINDOW_DAYS", "POSTERIOR_METHOD", "arm_summaries", "growth_model_view",
-    "learning_status", "model_effects", "next_training",
+    "learning_status", "learning_status_at", "NOT_IN_MEMORY", "model_effects", "next_training",
     "DailyFollowers", "Growth", "TopPost", "DAILY_SERIES_DAYS", "EXCERPT_CHARS", "TOP_POSTS_LIMIT",
     "TOP_POSTS_WINDOW_DAYS", "final_outcomes_7d", "followers_now", "growth",
     "JobLastRun", "Metrics", "OpenAISpend", "JOBS", "QUEUE_STATUSES", "metrics", "openai_spend",

@@ -2,8 +2,8 @@
 training) and its growth model (``GET /api/learning/status``; the demo summary shows the growth model)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable
 
 from pydantic import BaseModel, Field
 
@@ -181,9 +181,8 @@ class GrowthModelCache:
         key = (account_id, world, tuple(settings.posting_hours))
         # a new profile (hooks, topics, hours) changes the view as new data does
         fingerprint = (niche[2], data)
-        hit = self._views.get(key)
-        if hit is not None and hit[0] == fingerprint:
-            return hit[1]
+        if self.holds(account_id, world, settings, fingerprint):
+            return self._views[key][1]
         view = fit_growth_model_view(conn, settings, account_id, world, now, niche)
         self.fits += 1
         self._views.pop(key, None)
@@ -191,6 +190,11 @@ class GrowthModelCache:
             self._views.pop(next(iter(self._views)))
         self._views[key] = (fingerprint, view)
         return view
+
+    def holds(self, account_id: str, world: str, settings: Settings, fingerprint: tuple) -> bool:
+        """Whether the view for these arguments is held for ``fingerprint`` (the profile's sha256, the data's)."""
+        hit = self._views.get((account_id, world, tuple(settings.posting_hours)))
+        return hit is not None and hit[0] == fingerprint
 
 
 # the process's cache: the admin API serves every account's learning status from it
@@ -283,12 +287,56 @@ def learning_status(conn, settings: Settings, account: dict, world: str, now: da
                     next_learn_run_at: datetime | None = None) -> LearningStatus:
     """What the learner knows for ``account`` in ``world``: models, exploration, arms, outcomes, next training."""
     acc = account["account_id"]
-    age = max(0.0, (now - account["created_at"]).total_seconds() / 86400)
-    since = now - timedelta(days=OUTCOMES_WINDOW_DAYS)
     # in one round trip: the versions shown (not every version the account ever trained, ~100 a year, each with
     # its jsonb), the arms, the newest content model and the fresh outcomes the learn job counts after it, and
     # what the caches are keyed on
-    reads = read_models.learning_reads(conn, acc, world, now, since, REJECTED_SHOWN, arm_store.SCOPES)
+    reads = read_models.learning_reads(conn, acc, world, now, now - OUTCOMES_WINDOW, REJECTED_SHOWN, arm_store.SCOPES)
+    return _status(conn, settings, acc, account["created_at"], world, now, next_learn_run_at, reads)
+
+
+OUTCOMES_WINDOW = timedelta(days=OUTCOMES_WINDOW_DAYS)
+# learning_status_at's answer when ``cached_only`` and a part is not in memory: read again (in one snapshot)
+NOT_IN_MEMORY = object()
+
+
+def learning_status_at(conn, settings: Settings, account_id: str, world: str, wall_now: datetime,
+                       next_learn_run: Callable[[datetime], datetime | None] = lambda now: None, *,
+                       cached_only: bool = False) -> LearningStatus | None | object:
+    """``learning_status`` of ``account_id`` at its world's "now" (``accounts.world_now``: ``wall_now`` for the live
+    world, a simulated world's latest event), the next learn run from ``next_learn_run(now)``; None when the
+    account is not stored.
+
+    The account, its now and the learning reads are one statement (``read_models.account_learning_reads``). The
+    growth model, the outcomes by world and the profile's niche then come from memory when their fingerprints
+    match, else they are read; with ``cached_only`` they are not read, and ``NOT_IN_MEMORY`` is returned instead:
+    the caller reads again inside one snapshot (a transaction), so what is read next agrees with the statement."""
+    reads = read_models.account_learning_reads(conn, account_id, world, wall_now, OUTCOMES_WINDOW, REJECTED_SHOWN,
+                                               arm_store.SCOPES)
+    if reads is None:
+        return None
+    if cached_only and not in_memory(settings, account_id, world, reads["fingerprints"]):
+        return NOT_IN_MEMORY
+    latest = reads["latest"]
+    now = latest.astimezone(timezone.utc) if world != "live" and latest is not None else wall_now
+    return _status(conn, settings, account_id, reads["created_at"], world, now, next_learn_run(now), reads)
+
+
+def in_memory(settings: Settings, account_id: str, world: str, fingerprints: dict) -> bool:
+    """Whether ``learning_status`` with these fingerprints (``read_models.learning_fingerprints``) reads nothing more:
+    the account's niche (``PROFILES``), its outcomes by world (``OUTCOMES_BY_WORLD``) and its growth model
+    (``GROWTH_MODELS``) are all held for them."""
+    version = fingerprints["profile"]
+    niche = PROFILES.get((account_id, version), _MISSING) if version is not None else None
+    if niche is _MISSING:
+        return False
+    return ((account_id, fingerprints["outcomes"]) in OUTCOMES_BY_WORLD
+            and GROWTH_MODELS.holds(account_id, world, settings, (None if niche is None else niche[2],
+                                                                 fingerprints["growth_model"])))
+
+
+def _status(conn, settings: Settings, acc: str, created_at: datetime, world: str, now: datetime,
+            next_learn_run_at: datetime | None, reads: dict) -> LearningStatus:
+    age = max(0.0, (now - created_at).total_seconds() / 86400)
     active, rejected, arms, last, fresh = (reads[k] for k in ("active", "rejected", "arms", "last", "fresh"))
     fingerprints = reads["fingerprints"]
     return LearningStatus(
@@ -296,7 +344,7 @@ def learning_status(conn, settings: Settings, account: dict, world: str, now: da
         active_models=[{**m, "version": f"v{m['version']}"} for m in active],
         rejected_models=[{**m, "version": f"v{m['version']}"} for m in rejected],
         arms=arm_summaries(arms), posterior_method=POSTERIOR_METHOD, outcomes_window_days=OUTCOMES_WINDOW_DAYS,
-        outcomes_by_world=outcomes_by_world(conn, acc, since, now, fingerprints["outcomes"]),
+        outcomes_by_world=outcomes_by_world(conn, acc, now - OUTCOMES_WINDOW, now, fingerprints["outcomes"]),
         next_training=next_training(world=world, fresh=fresh, last=last, min_new=settings.learn_min_new_samples,
                                     retrain_at=settings.learn_retrain_samples, now=now,
                                     next_learn_run_at=next_learn_run_at),

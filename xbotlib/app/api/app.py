@@ -265,10 +265,23 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
     def get_learning_status(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Active model versions, exploration rate, bandit arms, outcomes by world, next training."""
         world = world or settings.world
-        with snapshot(db) as conn:
-            account, now = account_now(conn, account_id, world)
-            return json_body(views.learning_status(conn, settings, account, world, now,
-                                                   next_learn_run(learn_entries, account["account_id"], now)))
+        acc = account_id or None
+
+        def read(conn, cached_only: bool):
+            return views.learning_status_at(conn, settings, acc, world, clock.now(),
+                                            lambda now: next_learn_run(learn_entries, acc, now), cached_only=cached_only)
+
+        # one statement, its own snapshot, when what it does not read (growth model, outcomes by world, niche) is in
+        # memory for its fingerprints; else all again in one REPEATABLE READ snapshot, the misses read there too
+        with db.autocommit() as conn:
+            acc = acc or views.default_account(conn, settings.account_id)
+            status = read(conn, cached_only=True)
+        if status is views.NOT_IN_MEMORY:
+            with snapshot(db) as conn:
+                status = read(conn, cached_only=False)
+        if status is None:
+            raise no_account(acc)
+        return json_body(status)
 
     @app.get("/api/growth", response_model=Growth, responses=_NOT_FOUND, tags=["growth"])
     def get_growth(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
