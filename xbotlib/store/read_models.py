@@ -13,6 +13,9 @@ the account's history (issue #19: "never a scan that grows with history").
 - ``learning_reads``: everything the learning status reads after the account, in one statement;
 - ``metrics_reads``: the account, its "now" and every figure of the operating metrics, in one statement.
 
+Size: over 400 lines because each route's one statement is composed here from the reads above (their SQL
+fragments are shared, so the one-statement forms stay the same queries the separate reads are tested against).
+
 The routes' statements that begin with the account (``metrics_reads``, ``learning_reads`` with ``wall_now``) find
 the world's "now" themselves (``account_now_sql``), so a route is one round trip: one statement, one snapshot, no
 BEGIN and COMMIT around it.
