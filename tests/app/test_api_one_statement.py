@@ -7,6 +7,7 @@ reads they replace, a write shows on the next request, and a route sends one sta
   after it; what it does not read is served from memory only when held for the statement's fingerprints, else it is
   read again in one snapshot;
 - after a write of each kind the next request shows it (nothing is served from a stale cache);
+- the Prometheus text kept per figures is the text written afresh, and follows a changed figure;
 - the wire: libpq's trace of the connection shows the statements each route sends.
 """
 from __future__ import annotations
@@ -18,7 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from xbotlib import views
+from xbotlib.app.api import prometheus
 from xbotlib.app.api.app import create_app
+from xbotlib.app.api.auth import FailureThrottle
+from xbotlib.app.api.prometheus import AuthCollector
 from xbotlib.devtools.seed_history import HistorySpec, seed_history
 from xbotlib.store import arms as arm_store
 from xbotlib.store import gates, ledger, outcomes, read_models, runs
@@ -239,3 +243,37 @@ def test_the_learning_status_is_one_round_trip_when_its_parts_are_in_memory(db_u
                                                                            tmp_path, path):
     sent = messages_sent(db_url, settings, clock, tmp_path, path)
     assert "Query" not in sent and sent.count("Sync") == 1, sent
+
+
+def test_the_kept_prometheus_text_is_the_text_written_afresh_and_follows_the_figures(seeded, settings, clock):
+    throttle = FailureThrottle()
+    with seeded.connection() as conn:
+        shown = [views.metrics(conn, settings, acc, world, clock.now())
+                 for acc in (ACC, "neighbour") for world in ("sandbox", "live")]
+    prometheus.FIGURES_TEXT.clear()
+    for m in shown + shown:  # written, then kept
+        fresh = prometheus.exposition(prometheus._Families(prometheus.metric_families(m)), AuthCollector(throttle))
+        assert prometheus.prometheus_text(m, AuthCollector(throttle)) == fresh
+    assert len(prometheus.FIGURES_TEXT) == len(shown)
+    # any figure changed, or only now: the text of those figures
+    m = shown[0]
+    for changed in (m.model_copy(update={"posts_today": m.posts_today + 1}),
+                    m.model_copy(update={"queue_depth": {**m.queue_depth, "failed": 99}}),
+                    m.model_copy(update={"now": m.now + timedelta(hours=1)})):
+        assert prometheus.prometheus_text(changed) == prometheus.exposition(
+            prometheus._Families(prometheus.metric_families(changed)))
+    throttle.failed("10.0.0.9")  # the counters are written per scrape, not kept
+    assert "xbot_api_auth_failures_total 1.0" in prometheus.prometheus_text(m, AuthCollector(throttle))
+
+
+def test_a_write_shows_on_the_next_scrape(client, seeded, clock):
+    def followers() -> str:
+        r = client.get("/metrics", params={"account_id": ACC})
+        assert r.status_code == 200, r.text
+        return next(line for line in r.text.splitlines() if line.startswith("xbot_followers{"))
+
+    first = followers()
+    assert followers() == first
+    seeded.execute("INSERT INTO follower_snapshots (account_id, taken_at, followers_count, simulated) "
+                   "VALUES (%s, %s, 54321, true)", (ACC, clock.now() + timedelta(minutes=1)))
+    assert followers().endswith(" 54321.0") and not first.endswith(" 54321.0")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import fastapi_offline
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
@@ -40,12 +40,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from xbotlib import views
 from xbotlib.app.api.auth import REALM, UNAUTHORIZED, AdminGate, FailureThrottle, token_matches
+from xbotlib.app.api.prometheus import AuthCollector, prometheus_text
 from xbotlib.app.api.schemas import ArmCount, ErrorDetail, Experiment, ExperimentLift, ExperimentPatch
 from xbotlib.app.api.serving import json_body, snapshot
 from xbotlib.clock import Clock
@@ -66,80 +65,6 @@ DOCS_ASSETS_URL = "/docs/assets"
 
 
 # ----------------------------------------------------------------------------- rendering
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def metric_families(m: Metrics) -> list[Metric]:
-    """The figures of ``m`` as Prometheus metric families; unknown values are left out.
-
-    All are gauges: each is a level now (followers, queue depth) or a count over a window that also
-    goes down (posts today, gate rejections in 24 h), which a counter must never do. Counters
-    (``_total``) are the API process's own running counts: see ``AuthCollector``."""
-    base = {"account": m.account_id, "world": m.world}
-    families: list[Metric] = []
-
-    def gauge(name: str, help_: str, samples: Sequence[tuple[dict[str, str], float | None]]) -> None:
-        extra = sorted({k for labels, _ in samples for k in labels})
-        family = GaugeMetricFamily(name, help_, labels=[*base, *extra])
-        for labels, value in samples:
-            if value is not None:
-                family.add_metric([*base.values(), *(labels[k] for k in extra)], float(value))
-        families.append(family)
-
-    gauge("xbot_followers", "followers in the latest snapshot", [({}, m.followers_today)])
-    gauge("xbot_simulated", "1 when these figures come from the sandbox, not the real X", [({}, int(m.simulated))])
-    gauge("xbot_fpki_avg_7d", "mean follows per 1000 impressions, pass-2 outcomes of 7 days", [({}, m.fpki_avg_7d)])
-    gauge("xbot_posts_today", "posts published today (UTC)", [({}, m.posts_today)])
-    gauge("xbot_queue_depth", "decisions still in the queue, by status",
-          [({"status": s}, n) for s, n in m.queue_depth.items()])
-    gauge("xbot_gate_rejections_24h", "content rejected by each gate in 24 h",
-          [({"gate": g}, n) for g, n in m.gate_rejections_24h.items()])
-    o = m.openai
-    gauge("xbot_openai_spend_usd", "OpenAI cost settled today", [({}, o.spent_usd)])
-    gauge("xbot_openai_reserved_usd", "OpenAI cost reserved by calls in flight", [({}, o.reserved_usd)])
-    gauge("xbot_openai_budget_usd", "OpenAI daily budget", [({}, o.budget_usd)])
-    gauge("xbot_openai_backoffs_today", "OpenAI calls refunded after a rate limit today", [({}, o.backoffs_today)])
-    gauge("xbot_openai_circuit_open", "1 when insufficient_quota opened the circuit today", [({}, int(o.circuit_open))])
-    gauge("xbot_job_last_run_timestamp", "start of each job's last run, unix seconds",
-          [({"job": j.job}, j.started_at.timestamp() if j.started_at else None) for j in m.jobs])
-    gauge("xbot_job_last_run_ok", "1 when each job's last run ended ok or skipped",
-          [({"job": j.job}, int(j.status in ("ok", "skipped")) if j.status else None) for j in m.jobs])
-    return families
-
-
-class AuthCollector:
-    """The API process's own counters: failed authentications since start and clients slowed down now."""
-
-    def __init__(self, throttle: FailureThrottle):
-        self.throttle = throttle
-
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily("xbot_api_auth_failures", "failed admin-token checks since the API started",
-                                  value=self.throttle.failures_total)
-        yield GaugeMetricFamily("xbot_api_auth_slowed_clients",
-                                "client addresses whose requests are being slowed down after failed authentications",
-                                value=self.throttle.slowed_addresses())
-
-
-class _Families:
-    def __init__(self, families: list[Metric]):
-        self.families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self.families)
-
-
-def prometheus_text(m: Metrics, *extra_collectors) -> str:
-    """The metrics in Prometheus text exposition format 0.0.4 (``prometheus_client``), then those of
-    ``extra_collectors`` (objects with ``collect()``)."""
-    registry = CollectorRegistry(auto_describe=False)  # one per scrape: the figures are read per request
-    registry.register(_Families(metric_families(m)))
-    for collector in extra_collectors:
-        registry.register(collector)
-    return generate_latest(registry).decode()
-
 
 def json_safe(value: Any) -> Any:
     """``value`` with NaN and infinities as strings: JSON has no such numbers, and a 422 that echoes
