@@ -12,6 +12,7 @@ reads they replace, a write shows on the next request, and a route sends one sta
 """
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -217,25 +218,40 @@ def test_cached_only_reads_nothing_more_and_says_so_when_a_part_is_not_in_memory
         assert views.learning_status_at(conn, settings, ACC, "sandbox", now, cached_only=True) is views.NOT_IN_MEMORY
 
 
-def test_a_write_shows_on_the_next_learning_status_request(client, seeded, clock):
-    def status() -> dict:
+def test_a_write_shows_on_the_next_learning_status_request(client, seeded, settings, clock):
+    """The body kept for equal reads is the body a new app (nothing kept) sends, before and after each kind of
+    write the status shows."""
+    def status() -> bytes:
         r = client.get("/api/learning/status", params={"account_id": ACC})
         assert r.status_code == 200, r.text
-        return r.json()
+        fresh = TestClient(create_app(settings.replace(admin_token=TOKEN), seeded, clock), headers=BEARER)
+        assert fresh.get("/api/learning/status", params={"account_id": ACC}).content == r.content
+        return r.content
 
     first = status()
-    assert status() == first  # served from memory: the same
+    assert status() == first  # kept: the same
     seeded.execute("UPDATE bandit_arms SET pulls = pulls + 7 WHERE account_id = %s AND scope = 'content' AND arm_id = "
                    "(SELECT min(arm_id) FROM bandit_arms WHERE account_id = %s AND scope = 'content')", (ACC, ACC))
-    arms = status()["arms"]
-    assert sum(a["samples"] for a in arms) == sum(a["samples"] for a in first["arms"]) + 7
+    arms = json.loads(status())["arms"]
+    assert sum(a["samples"] for a in arms) == sum(a["samples"] for a in json.loads(first)["arms"]) + 7
+    top = seeded.execute("SELECT max(version) AS v FROM predictors WHERE account_id = %s AND kind = 'content'",
+                         (ACC,))[0]["v"]
+    seeded.execute("""INSERT INTO predictors (account_id, kind, version, predictor_key, algorithm, world, n_samples,
+                                              trained_at, rejected_reason)
+                      VALUES (%s, 'content', %s, 'predictor:content:new', 'ridge', 'sandbox', 10, %s, 'worse')""",
+                   (ACC, top + 1, clock.now() - timedelta(minutes=5)))
+    assert json.loads(status())["rejected_models"][0]["version"] == f"v{top + 1}"
     # an outcome of a post, and one of another world's post: the growth model and the counts by world follow
     seeded.execute("UPDATE posted_decisions SET world = 'live' WHERE decision_id = "
                    "(SELECT decision_id FROM outcomes WHERE account_id = %s AND collected_pass = 2 "
                    "ORDER BY collected_at DESC LIMIT 1)", (ACC,))
-    after = status()
+    after = json.loads(status())
     assert {r["world"] for r in after["outcomes_by_world"]} == {"live", "sandbox"} != \
-           {r["world"] for r in first["outcomes_by_world"]}
+           {r["world"] for r in json.loads(first)["outcomes_by_world"]}
+    # a snapshot a minute later: the sandbox's now moves, and with it the account's age
+    seeded.execute("INSERT INTO follower_snapshots (account_id, taken_at, followers_count, simulated) "
+                   "VALUES (%s, %s, 5, true)", (ACC, clock.now() + timedelta(minutes=1)))
+    assert json.loads(status())["now"] != after["now"]
 
 
 @pytest.mark.parametrize("path", ["/api/learning/status"])

@@ -22,6 +22,7 @@ BEGIN and COMMIT around it.
 """
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 from typing import Sequence
@@ -251,18 +252,21 @@ def _learning_select(world: str, first: str = "") -> str:
     """The select list and FROM list of the learning reads (``learning_reads``), the FROM list after ``first``
     (e.g. ``"t, "``, which the others may then refer to); params acc, now, model_since, since, until, limit, world,
     scopes."""
-    return f"""(SELECT json_agg(v) FROM ({_VERSIONS_SQL}) v) AS versions,
-                   (SELECT json_agg(a) FROM ({_ARMS_SQL}) a) AS arms,
+    return f"""(SELECT json_agg(v)::text FROM ({_VERSIONS_SQL}) v) AS versions,
+                   (SELECT json_agg(a)::text FROM ({_ARMS_SQL}) a) AS arms,
                    lv.*, fp.*
               FROM {first}{_fresh_from(world)}, LATERAL {_FINGERPRINTS_FROM}"""
 
 
-def _learning_result(row: dict, scopes: Sequence[str]) -> dict:
-    versions = [{**v, "trained_at": datetime.fromisoformat(v["trained_at"])} for v in row["versions"] or []]
+def learning_result(row: dict, scopes: Sequence[str]) -> dict:
+    """The values of ``learning_reads`` from its statement's row (``account_learning_row``'s too): the row sets
+    arrive as JSON text, parsed here (a caller that keeps what it made of an equal row need not parse it)."""
+    versions = [{**v, "trained_at": datetime.fromisoformat(v["trained_at"])}
+                for v in json.loads(row["versions"] or "[]")]
     active, rejected = _split_versions(versions)
     last, fresh = _last_and_fresh(row)
-    return {"active": active, "rejected": rejected, "arms": _arms(row["arms"] or [], scopes), "last": last,
-            "fresh": fresh, "fingerprints": _fingerprints(row)}
+    return {"active": active, "rejected": rejected, "arms": _arms(json.loads(row["arms"] or "[]"), scopes),
+            "last": last, "fresh": fresh, "fingerprints": _fingerprints(row)}
 
 
 def learning_reads(conn, account_id: str, world: str, now: datetime, outcomes_since: datetime,
@@ -277,26 +281,33 @@ def learning_reads(conn, account_id: str, world: str, now: datetime, outcomes_si
         f"SELECT {_learning_select(world)}",
         {**_fingerprint_params(account_id, now, outcomes_since), "now": now, "limit": rejected_limit,
          "world": world, "scopes": list(scopes)}).fetchone()
-    return _learning_result(row, scopes)
+    return learning_result(row, scopes)
+
+
+def account_learning_row(conn, account_id: str, world: str, wall_now: datetime, outcomes_window: timedelta,
+                         rejected_limit: int, scopes: Sequence[str]) -> dict | None:
+    """The account, its "now" in ``world`` (``account_now_sql``: ``created_at``, ``latest``, ``now``) and the row of
+    ``learning_reads`` at that now with ``outcomes_since = now - outcomes_window`` (``learning_result`` makes its
+    values), in one statement: the learning status's one round trip. Every value is a scalar (the row sets are
+    JSON text), so the row can key what is made of it. None when the account is not stored.
+
+    The same statement as ``learning_reads``, its times taken from ``t``: each ``%(now)s`` (and ``until``) is
+    ``t.now`` and each window's start ``t.now`` less the window in hours, as Python's timedelta subtracts."""
+    sql = f"WITH {account_now_sql(world)} SELECT t.created_at, t.latest, t.now, {_learning_select(world, 't, ')}"
+    for param, expr in (("model_since", f"(t.now - {_hours(timedelta(days=MODEL_WINDOW_DAYS))})"),
+                        ("since", f"(t.now - {_hours(outcomes_window)})"), ("until", "t.now"), ("now", "t.now")):
+        sql = sql.replace(f"%({param})s", expr)
+    return conn.execute(sql, {"acc": account_id, "wall_now": wall_now, "sim": check_world(world) != "live",
+                              "limit": rejected_limit, "world": world, "scopes": list(scopes)}).fetchone()
 
 
 def account_learning_reads(conn, account_id: str, world: str, wall_now: datetime, outcomes_window: timedelta,
                            rejected_limit: int, scopes: Sequence[str]) -> dict | None:
-    """The account, its "now" in ``world`` (``account_now_sql``: ``created_at``, ``latest``) and ``learning_reads``
-    at that now with ``outcomes_since = now - outcomes_window``, in one statement: the learning status's one round
-    trip. None when the account is not stored.
-
-    The same statement as ``learning_reads``, its times taken from ``t``: each ``%(now)s`` (and ``until``) is
-    ``t.now`` and each window's start ``t.now`` less the window in hours, as Python's timedelta subtracts."""
-    sql = f"WITH {account_now_sql(world)} SELECT t.created_at, t.latest, {_learning_select(world, 't, ')}"
-    for param, expr in (("model_since", f"(t.now - {_hours(timedelta(days=MODEL_WINDOW_DAYS))})"),
-                        ("since", f"(t.now - {_hours(outcomes_window)})"), ("until", "t.now"), ("now", "t.now")):
-        sql = sql.replace(f"%({param})s", expr)
-    row = conn.execute(sql, {"acc": account_id, "wall_now": wall_now, "sim": check_world(world) != "live",
-                             "limit": rejected_limit, "world": world, "scopes": list(scopes)}).fetchone()
+    """``account_learning_row``'s ``created_at`` and ``latest`` and its ``learning_result``; None without the account."""
+    row = account_learning_row(conn, account_id, world, wall_now, outcomes_window, rejected_limit, scopes)
     if row is None:
         return None
-    return {"created_at": row["created_at"], "latest": row["latest"], **_learning_result(row, scopes)}
+    return {"created_at": row["created_at"], "latest": row["latest"], **learning_result(row, scopes)}
 
 
 def growth_fingerprint(conn, account_id: str, windows: dict[str, tuple[str, datetime, datetime, bool]]) -> tuple:

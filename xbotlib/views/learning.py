@@ -2,6 +2,7 @@
 training) and its growth model (``GET /api/learning/status``; the demo summary shows the growth model)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
@@ -299,26 +300,57 @@ OUTCOMES_WINDOW = timedelta(days=OUTCOMES_WINDOW_DAYS)
 NOT_IN_MEMORY = object()
 
 
+@dataclass(frozen=True)
+class StatusReads:
+    """What ``learning_status_at`` reads in its one statement (``read_models.account_learning_row``): the account,
+    the world, its "now" and the statement's ``row``. ``key`` holds every value the status is made of, with a
+    process's settings and caches, except the next learn run: equal keys, equal statuses (a caller may keep what it
+    made of one)."""
+    account_id: str
+    world: str
+    now: datetime
+    row: dict
+
+    @property
+    def key(self) -> tuple:
+        return (self.account_id, self.world, self.now, *self.row.values())
+
+
+def learning_reads_at(conn, account_id: str, world: str, wall_now: datetime) -> StatusReads | None:
+    """The account ``account_id``, its world's "now" (``accounts.world_now``: ``wall_now`` for the live world, a
+    simulated world's latest event) and everything ``learning_status`` reads at that now, in one statement; None
+    when the account is not stored."""
+    row = read_models.account_learning_row(conn, account_id, world, wall_now, OUTCOMES_WINDOW, REJECTED_SHOWN,
+                                           arm_store.SCOPES)
+    if row is None:
+        return None
+    latest = row["latest"]
+    now = latest.astimezone(timezone.utc) if world != "live" and latest is not None else wall_now
+    return StatusReads(account_id, world, now, row)
+
+
+def status_of(conn, settings: Settings, reads: StatusReads, next_learn_run_at: datetime | None = None, *,
+              cached_only: bool = False) -> LearningStatus | object:
+    """``learning_status`` from ``reads``. The growth model, the outcomes by world and the profile's niche come from
+    memory when their fingerprints match, else they are read; with ``cached_only`` they are not read, and
+    ``NOT_IN_MEMORY`` is returned instead: the caller reads again inside one snapshot (a transaction), so what is
+    read next agrees with the statement."""
+    values = read_models.learning_result(reads.row, arm_store.SCOPES)
+    if cached_only and not in_memory(settings, reads.account_id, reads.world, values["fingerprints"]):
+        return NOT_IN_MEMORY
+    return _status(conn, settings, reads.account_id, reads.row["created_at"], reads.world, reads.now,
+                   next_learn_run_at, values)
+
+
 def learning_status_at(conn, settings: Settings, account_id: str, world: str, wall_now: datetime,
                        next_learn_run: Callable[[datetime], datetime | None] = lambda now: None, *,
                        cached_only: bool = False) -> LearningStatus | None | object:
-    """``learning_status`` of ``account_id`` at its world's "now" (``accounts.world_now``: ``wall_now`` for the live
-    world, a simulated world's latest event), the next learn run from ``next_learn_run(now)``; None when the
-    account is not stored.
-
-    The account, its now and the learning reads are one statement (``read_models.account_learning_reads``). The
-    growth model, the outcomes by world and the profile's niche then come from memory when their fingerprints
-    match, else they are read; with ``cached_only`` they are not read, and ``NOT_IN_MEMORY`` is returned instead:
-    the caller reads again inside one snapshot (a transaction), so what is read next agrees with the statement."""
-    reads = read_models.account_learning_reads(conn, account_id, world, wall_now, OUTCOMES_WINDOW, REJECTED_SHOWN,
-                                               arm_store.SCOPES)
+    """``learning_status`` of ``account_id`` at its world's "now", the next learn run from ``next_learn_run(now)``:
+    ``learning_reads_at`` (one statement), then ``status_of``; None when the account is not stored."""
+    reads = learning_reads_at(conn, account_id, world, wall_now)
     if reads is None:
         return None
-    if cached_only and not in_memory(settings, account_id, world, reads["fingerprints"]):
-        return NOT_IN_MEMORY
-    latest = reads["latest"]
-    now = latest.astimezone(timezone.utc) if world != "live" and latest is not None else wall_now
-    return _status(conn, settings, account_id, reads["created_at"], world, now, next_learn_run(now), reads)
+    return status_of(conn, settings, reads, next_learn_run(reads.now), cached_only=cached_only)
 
 
 def in_memory(settings: Settings, account_id: str, world: str, fingerprints: dict) -> bool:

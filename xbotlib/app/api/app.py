@@ -38,7 +38,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
@@ -46,7 +46,7 @@ from xbotlib import views
 from xbotlib.app.api.auth import REALM, UNAUTHORIZED, AdminGate, FailureThrottle, token_matches
 from xbotlib.app.api.prometheus import AuthCollector, prometheus_text
 from xbotlib.app.api.schemas import ArmCount, ErrorDetail, Experiment, ExperimentLift, ExperimentPatch
-from xbotlib.app.api.serving import json_body, snapshot
+from xbotlib.app.api.serving import Kept, json_body, snapshot
 from xbotlib.clock import Clock
 from xbotlib.config import ConfigError, Settings
 from xbotlib.core.experiments import check_experiment_id
@@ -143,6 +143,7 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
                           "(set ADMIN_TOKEN to a long random secret, e.g. the output of "
                           "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     learn_entries = learn_schedules(schedules_dir)
+    status_bodies = Kept()  # /api/learning/status bodies by what they are made of (views.StatusReads.key)
 
     async def require_admin(request: Request) -> None:
         # AdminGate already refused requests without the token; checked again so no route relies
@@ -190,23 +191,29 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
     def get_learning_status(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Active model versions, exploration rate, bandit arms, outcomes by world, next training."""
         world = world or settings.world
-        acc = account_id or None
-
-        def read(conn, cached_only: bool):
-            return views.learning_status_at(conn, settings, acc, world, clock.now(),
-                                            lambda now: next_learn_run(learn_entries, acc, now), cached_only=cached_only)
-
-        # one statement, its own snapshot, when what it does not read (growth model, outcomes by world, niche) is in
-        # memory for its fingerprints; else all again in one REPEATABLE READ snapshot, the misses read there too
+        # one statement, its own snapshot (views.learning_reads_at); the body kept for equal reads is sent again;
+        # else the status is made from the statement when what it does not read (growth model, outcomes by world,
+        # niche) is in memory for its fingerprints, or all is read again in one REPEATABLE READ snapshot
         with db.autocommit() as conn:
-            acc = acc or views.default_account(conn, settings.account_id)
-            status = read(conn, cached_only=True)
-        if status is views.NOT_IN_MEMORY:
+            acc = account_id or views.default_account(conn, settings.account_id)
+            reads = views.learning_reads_at(conn, acc, world, clock.now())
+            if reads is None:
+                raise no_account(acc)
+            body = status_bodies.get(key := (reads.key, next_learn_run(learn_entries, acc, reads.now)))
+            if body is None:
+                status = views.status_of(conn, settings, reads, key[1], cached_only=True)
+        if body is None and status is views.NOT_IN_MEMORY:
             with snapshot(db) as conn:
-                status = read(conn, cached_only=False)
-        if status is None:
-            raise no_account(acc)
-        return json_body(status)
+                reads = views.learning_reads_at(conn, acc, world, clock.now())
+                if reads is None:
+                    raise no_account(acc)
+                key = (reads.key, next_learn_run(learn_entries, acc, reads.now))
+                status = views.status_of(conn, settings, reads, key[1])
+        if body is None:
+            body = json_body(status).body
+            if world != "live":  # the live world's now is the wall clock's: a new key every request, nothing to keep
+                status_bodies.put(key, body)
+        return Response(content=body, media_type="application/json")
 
     @app.get("/api/growth", response_model=Growth, responses=_NOT_FOUND, tags=["growth"])
     def get_growth(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
