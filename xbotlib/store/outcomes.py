@@ -1,5 +1,9 @@
 """Outcomes (T+1h and T+24h reads), follower snapshots and posted decisions: the measured side of
-every decision."""
+every decision.
+
+Size: over 400 lines because the collector's statements (one account's and a simulated turn's for several at once,
+built from one text) sit beside the read models of the same three tables; split, the tables' columns and the
+collector's promises would be restated in two places."""
 from __future__ import annotations
 
 from dataclasses import dataclass

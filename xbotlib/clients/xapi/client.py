@@ -1,4 +1,7 @@
-"""``XClient``: the calls xbot makes to X API v2 (sync httpx), against api.x.com or the sandbox."""
+"""``XClient``: the calls xbot makes to X API v2 (sync httpx), against api.x.com or the sandbox.
+
+Size: over 400 lines because every endpoint's call and the reading of its answer sit beside the shared plumbing
+(auth, refresh on 401, rate-limit headers, error mapping) they all go through: one client, read top to bottom."""
 from __future__ import annotations
 
 import logging
