@@ -219,6 +219,28 @@ def test_token_refresh_on_401_retries_once_and_reports_new_tokens(sandbox, clock
         assert c.calls["POST /2/oauth2/token"] == 1  # the new token keeps working
 
 
+def test_me_sends_the_url_httpx_builds_with_each_calls_token(sandbox, clock):
+    """GET /2/users/me's URL is built once (its query never changes): every call sends the same URL httpx would build
+    from base, path and query, with the token of that call (here a refreshed one)."""
+    sandbox.accept_any_token = False
+    seen: list[tuple[str, str]] = []
+    inner = sandbox.transport()
+
+    def record(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/2/users/me":   # not the token refresh
+            seen.append((str(request.url), request.headers["authorization"]))
+        return inner.handle_request(request)
+
+    with XClient(BASE, "stale-token", clock=clock, refresh_token=sandbox.refresh_token, client_id="xbot-app",
+                 transport=httpx.MockTransport(record)) as c:
+        c.me()
+        c.me()
+    built = str(httpx.Client(base_url=BASE).build_request("GET", "/2/users/me",
+                                                         params={"user.fields": "public_metrics"}).url)
+    assert built == f"{BASE}/2/users/me?user.fields=public_metrics"
+    assert seen == [(built, "Bearer stale-token")] + [(built, f"Bearer {sandbox.token}")] * 2
+
+
 def test_401_without_refresh_credentials_is_an_auth_error(sandbox, clock):
     sandbox.accept_any_token = False
     with XClient(BASE, "stale-token", clock=clock, transport=sandbox.transport()) as c, pytest.raises(XAuthError, match="X_REFRESH_TOKEN"):

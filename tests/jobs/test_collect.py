@@ -359,3 +359,86 @@ def test_batch_writer_stores_in_order_and_stops_at_the_first_failure():
         ok.submit(b)
     assert ok.wait() == 5 and stored[3:] == [10, 11, 12, 13, 14]
     ok.close()
+
+
+def test_collection_starts_reads_for_each_account_what_its_own_collection_start_reads(settings, db, clock):
+    accounts = [make_ctx(settings.replace(account_id=f"acct{i}"), db, clock, seed=40 + i) for i in (1, 2, 3)]
+    for n, ctx in zip((3, 1, 2), accounts):
+        publish(ctx, n, seed=n)
+    clock.advance(timedelta(hours=2))
+    now, first_due = clock.now(), clock.now() - collect.PASS_DELAYS[1]
+    with db.connection() as conn:
+        expected = [(outcomes.posts_awaiting_outcomes(conn, c.account_id, c.world, first_due),
+                     outcomes.has_unapplied_final_outcomes(conn, c.account_id, c.simulated)) for c in accounts]
+        # acct3 already has this instant's snapshot: it is not written twice
+        outcomes.record_follower_snapshot(conn, "acct3", now, 7, None, None, True)
+    assert [len(a) for a, _ in expected] == [3, 1, 2]
+    starts = [outcomes.CollectionStart(c.account_id, c.world, 100 * i, i, None) for i, c in enumerate(accounts, 1)]
+    with db.autocommit() as conn:
+        got = outcomes.collection_starts(conn, starts, now, first_due)
+        assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
+    assert got == [(True, *expected[0]), (True, *expected[1]), (False, *expected[2])]
+    assert db.execute("SELECT account_id, followers_count, following_count FROM follower_snapshots "
+                      "WHERE taken_at = %s ORDER BY snapshot_id", (now,)) == [
+        {"account_id": "acct3", "followers_count": 7, "following_count": None},
+        {"account_id": "acct1", "followers_count": 100, "following_count": 1},
+        {"account_id": "acct2", "followers_count": 200, "following_count": 2}]
+    with db.autocommit() as conn, pytest.raises(ValueError, match=r"each account once.*collection_start for each"):
+        outcomes.collection_starts(conn, [starts[0], starts[0]], now, first_due)
+
+
+def _collect_turns(ctxs, clock, together: bool) -> list:
+    """Two collect turns (pass 1 due, then pass 2) of ``ctxs``: by ``tick_many`` or one ``tick`` after another."""
+    out = []
+    for hours in (2, 23):
+        clock.advance(timedelta(hours=hours))
+        results = collect.tick_many(ctxs) if together else [_result(lambda c=c: collect.tick(c)) for c in ctxs]
+        out.append([(r.status, r.reason, r.detail) if not isinstance(r, Exception) else repr(r) for r in results])
+    return out
+
+
+def _result(run):
+    try:
+        return run()
+    except Exception as exc:
+        return exc
+
+
+def test_tick_many_gives_each_account_what_its_own_tick_gives(settings, db, clock, pg):
+    """Four accounts, one turn together against one tick after another on a second database: the same results and
+    the same stored rows, with acct2's X failing once (503 on /2/users/me), acct3 rate limited and acct4 without
+    analytics (follows by snapshot attribution)."""
+    from xbotlib.clock import SimClock  # imported here: the second clock of the comparison
+    from xbotlib.store.db import Database  # imported here: the second database of the comparison
+    from xbotlib.store.ratelimits import record_rate_limit  # imported here: only this test writes a 429's reset
+
+    start = clock.now()
+    other = Database.from_url(pg.fresh_database(), pool_max=2)
+    seen = {}
+    try:
+        for together, database, clk in ((True, db, clock), (False, other, SimClock(start))):
+            ctxs = [make_ctx(settings.replace(account_id=f"acct{i}"), database, clk, seed=50 + i, analytics=i != 4)
+                    for i in (1, 2, 3, 4)]
+            for i, ctx in enumerate(ctxs, 1):
+                publish(ctx, i + 1, seed=i)
+            with database.connection() as conn:
+                record_rate_limit(conn, "acct3", collect.LOOKUP_ENDPOINT, start + timedelta(hours=3))
+            ctxs[1].sandbox.faults.push("GET /2/users/me", "server_error")
+            results = _collect_turns(ctxs, clk, together)
+            with database.connection() as conn:
+                stored = {t: [{k: v for k, v in r.items() if k not in ("outcome_id", "snapshot_id", "decision_id")}
+                              for r in conn.execute(f"SELECT * FROM {t} ORDER BY {order}").fetchall()]
+                          for t, order in (("outcomes", "account_id, collected_at, collected_pass, impressions"),
+                                           ("follower_snapshots", "account_id, taken_at"),
+                                           ("x_rate_limits", "account_id, endpoint"))}
+            seen[together] = (results, stored)
+    finally:
+        other.close()
+    (first, second), stored = seen[True]
+    assert seen[True] == seen[False]
+    assert [r[:2] for r in first] == [("ok", None), ("skipped", "x_unavailable"), ("skipped", "rate_limited"),
+                                      ("ok", None)]
+    assert [r[:2] for r in second] == [("ok", None)] * 4   # acct2's X is back, acct3's limit has reset
+    assert {r["follows_source"] for r in stored["outcomes"] if r["account_id"] == "acct4"} == {"snapshot_attribution"}
+    assert len(stored["outcomes"]) == 2 * (2 + 3 + 4 + 5)   # both passes of every post (acct2's, acct3's from one read)
+    assert [s["account_id"] for s in stored["follower_snapshots"]].count("acct2") == 1

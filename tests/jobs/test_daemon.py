@@ -272,6 +272,15 @@ def _stored_runs(db) -> list[tuple]:
             "FROM job_runs ORDER BY account_id, started_at, job, run_id").fetchall()]
 
 
+def _stored_data(db) -> dict[str, list[dict]]:
+    """What the collector stored, without the ids that differ from database to database."""
+    with db.connection() as conn:
+        return {table: [{k: v for k, v in r.items() if k not in ("outcome_id", "snapshot_id", "decision_id")}
+                        for r in conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()]
+                for table, order in (("follower_snapshots", "account_id, taken_at"),
+                                     ("outcomes", "account_id, collected_at, collected_pass, impressions, likes"))}
+
+
 def test_accounts_run_together_store_the_runs_each_would_store_alone(settings, db, clock, pg, caplog):
     """With several accounts on a simulated clock the daemon writes each job's run records for all of them in one
     statement each way; what it stores is what one daemon per account stores, a failed tick included."""
@@ -296,6 +305,8 @@ def test_accounts_run_together_store_the_runs_each_would_store_alone(settings, d
             alone_ticks.update(Daemon([account(i, alone_db, SimClock(start))], job_entries(HOURLY)).run(
                 until=until, install_signals=False))
         assert _stored_runs(db) == _stored_runs(alone_db) != []
+        # post and collect ran for both accounts at once (their reads shared): the same snapshots and outcomes
+        assert _stored_data(db) == _stored_data(alone_db) and all(_stored_data(db).values())
     finally:
         alone_db.close()
     assert together == dict(alone_ticks)
@@ -323,6 +334,35 @@ def test_a_stop_part_way_through_a_turn_leaves_the_ticks_not_run_skipped_not_run
         ("acct1", "ok", {"sent": 0}), ("acct2", "skipped", {"reason": "stop_requested"})]
     with pytest.raises(ValueError, match="one SimClock.*use run_job for each"):
         run_jobs_together([("post", dataclasses.replace(ctxs[0], clock=SystemClock()), tick)])
+
+
+def test_a_job_run_for_several_accounts_at_once_is_recorded_as_one_run_each(settings, db, clock):
+    """``TurnRecorder.run_many``: a run per account in order, each with its own result; one account's exception is
+    its own failed run (with its traceback); a stop asked before leaves every run skipped, never run."""
+    from xbotlib.jobs.runner import TurnRecorder  # imported here: the recorder, driven directly
+
+    ctxs = [make_ctx(settings, db, clock), make_ctx(settings.replace(account_id="acct2"), db, clock, seed=2)]
+    ran: list = []
+
+    def tick_many(contexts):
+        ran.append([c.account_id for c in contexts])
+        try:
+            raise RuntimeError("acct2 broke")
+        except RuntimeError as exc:
+            return [JobResult(detail={"sent": 1}), exc]
+
+    recorder = TurnRecorder()
+    results = recorder.run_many("post", ctxs, tick_many)
+    assert ran == [["acct1", "acct2"]] and results[0].status == "ok" and isinstance(results[1], RuntimeError)
+    assert recorder.run_many("post", ctxs, tick_many, should_stop=lambda: True)[1].reason == "stop_requested"
+    assert len(ran) == 1, "asked to stop before: nothing ran"
+    recorder.flush()
+    with db.connection() as conn:
+        rows = conn.execute("SELECT account_id, status, detail, error FROM job_runs ORDER BY run_id").fetchall()
+    assert [(r["account_id"], r["status"], r["detail"]) for r in rows] == [
+        ("acct1", "ok", {"sent": 1}), ("acct2", "failed", {}),
+        ("acct1", "skipped", {"reason": "stop_requested"}), ("acct2", "skipped", {"reason": "stop_requested"})]
+    assert rows[1]["error"].startswith("RuntimeError: acct2 broke\nTraceback") and "in tick_many" in rows[1]["error"]
 
 
 def test_runs_are_held_until_a_batch_gathers_a_failed_one_is_written_at_once_and_all_by_the_end(settings, db,

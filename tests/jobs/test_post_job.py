@@ -518,3 +518,26 @@ def test_shadow_mode_with_the_template_generator_plans_nothing(settings, db, clo
     assert result.status == "skipped" and result.reason.startswith("no OPENAI_API_KEY: live X never gets template posts")
     with db.connection() as conn:
         assert conn.execute("SELECT count(*) AS n FROM content_metadata").fetchone()["n"] == 0
+
+
+def test_tick_many_posts_for_each_account_what_its_own_tick_posts(settings, db, clock, caplog):
+    """The post turn of a simulated daemon: the pre-flights of the accounts that post are read together; each account
+    then sends what its own tick would send (acct1 two due posts, acct2 none due, acct3 posting disabled, acct4 with
+    X refusing its post once with a 503 — its decision goes back to the queue)."""
+    caplog.set_level(logging.INFO, logger="xbot")
+    base = settings.replace(posts_per_hour_cap=100, posts_per_day_cap=1000)
+    ctxs = [build_context(base.replace(account_id=f"acct{i}", posting_disabled=i == 3), db, clock,
+                          sandbox=SandboxX(clock=clock, seed=60 + i), seed=60 + i) for i in (1, 2, 3, 4)]
+    first = queue_posts(db, clock, 2, account="acct1", label="a")
+    queue_posts(db, clock, 1, account="acct2", label="b", scheduled_in=timedelta(hours=1))
+    queue_posts(db, clock, 1, account="acct3", label="c")
+    fourth = queue_posts(db, clock, 1, account="acct4", label="d")
+    ctxs[3].sandbox.faults.push(POST_ROUTE, "server_error")
+    results = post.tick_many(ctxs)
+    assert [(r.status, r.detail.get("sent"), r.reason) for r in results] == [
+        ("ok", 2, None), ("ok", 0, None), ("skipped", 0, "POSTING_DISABLED=true"), ("ok", 0, None)]
+    assert {str(d) for d in first} == set(posted(db)) and len(ctxs[0].sandbox.tweets) == 2
+    assert row(db, fourth[0])["status"] == "queued" and ctxs[1].sandbox.tweets == [] == ctxs[2].sandbox.tweets
+    # the pre-flight is read again for each account as its own tick would: a later turn sends acct4's retry
+    clock.advance(timedelta(hours=1))
+    assert [r.detail.get("sent") for r in post.tick_many(ctxs)] == [0, 1, 0, 1]

@@ -76,6 +76,21 @@ def test_ended_runs_are_written_whole_in_the_order_given_with_ids_in_that_order(
         ("b", "collect", "ok", t2, t2, {}, None)]
 
 
+def test_ended_runs_keep_every_value_exactly(db):
+    """Times to the microsecond whatever their offset, a detail as json.dumps(detail, default=str) gives it (a time
+    in it as its text, quotes, nesting), an error's text with its line breaks."""
+    import json  # imported here: the expected detail is json's reading of it
+    from datetime import timezone  # imported here: a time with another offset
+
+    start = (T0 + timedelta(microseconds=123457)).astimezone(timezone(timedelta(hours=2)))
+    detail = {"until": T0, "n": [1, 2.5, None], "text": "it's \"quoted\"\n", "nested": {"ok": True}}
+    with db.autocommit() as conn:
+        runs.record_job_runs(conn, [("c", "plan", "failed", start, start, detail, "RuntimeError: x\nTraceback …")])
+        row = conn.execute("SELECT started_at, finished_at, detail, error FROM job_runs").fetchone()
+    assert row == {"started_at": start, "finished_at": start, "detail": json.loads(json.dumps(detail, default=str)),
+                   "error": "RuntimeError: x\nTraceback …"}
+
+
 def test_ended_runs_refuse_a_relaxed_failed_run_and_a_relaxed_commit_inside_a_transaction(db):
     failed = [("a", "plan", "failed", T0, T0, {}, "RuntimeError: boom")]
     with db.autocommit() as conn:

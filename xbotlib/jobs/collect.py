@@ -74,7 +74,7 @@ from xbotlib.logs import tagged
 from xbotlib.store import outcomes
 from xbotlib.store.arms import apply_pass2_rewards
 from xbotlib.store.outcomes import METRIC_FIELDS
-from xbotlib.store.ratelimits import first_deferral, record_rate_limit
+from xbotlib.store.ratelimits import first_deferrals, record_rate_limit
 
 log = logging.getLogger("xbot.jobs.collect")
 
@@ -648,7 +648,7 @@ class BatchWriter:
 
     def __init__(self, store: Any, depth: int = 2) -> None:
         self._store, self._depth = store, depth
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collect-store")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collect-store") if depth else None
         self._pending: list[Future] = []
         self._failed = False
         self.stored = 0
@@ -682,32 +682,107 @@ class BatchWriter:
         return self.stored
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+ENDPOINTS = (ME_ENDPOINT, LOOKUP_ENDPOINT, ANALYTICS_ENDPOINT)   # what a tick may call, in the order it calls them
+X_TROUBLE = (XRateLimited, XServerError, XTimeout, XConnectionError, httpx.TransportError)   # X said not now
 
 
 def tick(ctx: JobContext) -> JobResult:
     """Snapshot followers, collect every due pass, then feed pass-2 rewards to the bandits."""
-    now = ctx.clock.now()
-    # single statements on an autocommit connection: one round trip each (a quiet tick is mostly these)
-    with ctx.db.autocommit() as conn:
-        ensure_account_once(ctx, conn)
-        deferral = first_deferral(conn, ctx.account_id, (ME_ENDPOINT, LOOKUP_ENDPOINT, ANALYTICS_ENDPOINT), now)
-    if deferral is not None:
-        endpoint, until = deferral
-        tagged(log, "ANALYTICS_COLLECTOR", "deferred", reason="rate_limited", endpoint=_kv(endpoint),
-               until=until.isoformat())
-        return JobResult.skipped("rate_limited", endpoint=endpoint, until=until.isoformat())
+    result = tick_many([ctx])[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
-    detail: dict[str, Any] = {"stored": 0, "lookup_errors": 0, "missing": 0, "too_old": 0, "due": 0,
-                              "batches": 0, "snapshot": False, "bandit_updates": 0}
+
+def tick_many(ctxs: list[JobContext]) -> list[JobResult | Exception]:
+    """``tick`` for each of ``ctxs`` in order, each tick's result or the exception it raised; for several accounts
+    (distinct ones, on one clock and one database: a simulated daemon's collect turn) their reads and writes of the
+    start go to the database together, one statement per kind for all of them, not one per account:
+
+    1. the rate-limit deferrals of every account (one statement);
+    2. each account not deferred asks X for its counts (``GET /2/users/me``; X calls stay one per account);
+    3. every snapshot, every account's due posts and pending rewards (one round trip: ``outcomes.collection_starts``);
+    4. each account reads its due posts from X and stores them, then its bandit rewards (as ``tick`` does).
+
+    What each account stores and reads is what its own tick would, in the same order of its own calls: an account's
+    ticks read and write only its rows, and the clock stands still through a turn. When a shared read fails, each of
+    the ticks waiting on it fails with its error, as each would have failed at its own."""
+    now = ctxs[0].clock.now() if ctxs else None
+    if len({c.account_id for c in ctxs}) < len(ctxs):   # one account twice: its second tick must see the first's
+        return [r for c in ctxs for r in tick_many([c])]
+    results: list[JobResult | Exception | None] = [None] * len(ctxs)
+    try:
+        # single statements on an autocommit connection: one round trip each (a quiet tick is mostly these)
+        with ctxs[0].db.autocommit() as conn:
+            for ctx in ctxs:
+                ensure_account_once(ctx, conn)
+            deferrals = first_deferrals(conn, [c.account_id for c in ctxs], ENDPOINTS, now)
+    except Exception as exc:   # each tick fails with it
+        return [exc] * len(ctxs)
+    counted: list[tuple[int, Any, dict]] = []   # (index, X's counts, detail) of the ticks that go on
+    for i, (ctx, deferral) in enumerate(zip(ctxs, deferrals)):
+        if deferral is not None:
+            endpoint, until = deferral
+            tagged(log, "ANALYTICS_COLLECTOR", "deferred", reason="rate_limited", endpoint=_kv(endpoint),
+                   until=until.isoformat())
+            results[i] = JobResult.skipped("rate_limited", endpoint=endpoint, until=until.isoformat())
+            continue
+        detail: dict[str, Any] = {"stored": 0, "lookup_errors": 0, "missing": 0, "too_old": 0, "due": 0,
+                                  "batches": 0, "snapshot": False, "bandit_updates": 0}
+        try:
+            counted.append((i, ctx.x.me(), detail))
+        except X_TROUBLE as exc:
+            results[i] = _result_of(_x_trouble, ctx, exc, detail)
+        except Exception as exc:
+            results[i] = exc
+    if counted:
+        try:
+            # the snapshots, the due posts and whether rewards wait for the bandits: one round trip
+            with ctxs[0].db.autocommit() as conn:
+                starts = outcomes.collection_starts(conn, [
+                    outcomes.CollectionStart(ctxs[i].account_id, ctxs[i].world, user.followers_count,
+                                             user.following_count, user.tweet_count) for i, user, _ in counted],
+                    now, now - PASS_DELAYS[1])
+        except Exception as exc:
+            starts = [exc] * len(counted)
+        for (i, _user, detail), start in zip(counted, starts):
+            results[i] = start if isinstance(start, Exception) else \
+                _result_of(_collect_due, ctxs[i], now, detail, *start)
+    return results   # type: ignore[return-value]  (every place is filled)
+
+
+def _result_of(run: Any, *args: Any) -> JobResult | Exception:
+    """``run(*args)``, or the exception it raised."""
+    try:
+        return run(*args)
+    except Exception as exc:   # this tick's failure: the turn's other ticks go on
+        return exc
+
+
+def _x_trouble(ctx: JobContext, exc: Exception, detail: dict[str, Any]) -> JobResult:
+    """The tick's end when X says not now (``X_TROUBLE``): a 429's reset time recorded (the next ticks skip until
+    then), a transient failure logged; whatever was stored stays, the rest is still due at the next tick."""
+    if isinstance(exc, XRateLimited):
+        with ctx.db.connection() as conn:
+            record_rate_limit(conn, ctx.account_id, exc.endpoint or LOOKUP_ENDPOINT, exc.reset_at)
+        tagged(log, "ANALYTICS_COLLECTOR", "deferred", level=logging.WARNING, reason="rate_limited",
+               endpoint=_kv(exc.endpoint or LOOKUP_ENDPOINT), until=exc.reset_at.isoformat(), stored=detail["stored"])
+        return JobResult.skipped("rate_limited", until=exc.reset_at.isoformat(), **detail)
+    tagged(log, "ANALYTICS_COLLECTOR", "x_unavailable", level=logging.WARNING,
+           error=_kv(f"{type(exc).__name__}: {exc}"), stored=detail["stored"])
+    return JobResult.skipped("x_unavailable", error=str(exc), **detail)
+
+
+def _collect_due(ctx: JobContext, now: datetime, detail: dict[str, Any], snapshot: bool, awaiting: list[dict],
+                 rewards_pending: bool) -> JobResult:
+    """The tick after its snapshot: read the due posts from X and store them, then feed the bandits."""
+    detail["snapshot"] = snapshot
     final_read = False   # a pass-2 (final) read is among this tick's batches: new rewards for the bandits
     try:
-        user = ctx.x.me()
-        # the snapshot, the due posts and whether rewards wait for the bandits: one round trip
-        with ctx.db.autocommit() as conn:
-            detail["snapshot"], awaiting, rewards_pending = outcomes.collection_start(
-                conn, ctx.account_id, ctx.world, now, user.followers_count, user.following_count, user.tweet_count,
-                now - PASS_DELAYS[1])
         due, detail["too_old"] = due_posts(awaiting, now)
         detail["due"] = len(due)
         if detail["too_old"]:
@@ -715,7 +790,9 @@ def tick(ctx: JobContext) -> JobResult:
                    count=detail["too_old"])
         ask_analytics, history = True, AttributionHistory()
         weights = check_weights(ctx.settings.reward_weights())   # once per tick, not once per outcome
-        writer = BatchWriter(lambda got: store_batch(ctx, got, now, history, weights), depth=STORE_AHEAD)
+        # nothing due (most ticks): no writer thread to start and stop
+        writer = BatchWriter(lambda got: store_batch(ctx, got, now, history, weights),
+                             depth=STORE_AHEAD if due else 0)
         try:
             for batch in batched(due, BATCH_SIZE):
                 got = read_batch(ctx, batch, now, ask_analytics=ask_analytics)
@@ -732,17 +809,8 @@ def tick(ctx: JobContext) -> JobResult:
             finally:
                 detail["stored"] = writer.stored
                 writer.close()
-    except XRateLimited as exc:
-        with ctx.db.connection() as conn:
-            record_rate_limit(conn, ctx.account_id, exc.endpoint or LOOKUP_ENDPOINT, exc.reset_at)
-        tagged(log, "ANALYTICS_COLLECTOR", "deferred", level=logging.WARNING, reason="rate_limited",
-               endpoint=_kv(exc.endpoint or LOOKUP_ENDPOINT), until=exc.reset_at.isoformat(), stored=detail["stored"])
-        return JobResult.skipped("rate_limited", until=exc.reset_at.isoformat(), **detail)
-    except (XServerError, XTimeout, XConnectionError, httpx.TransportError) as exc:
-        # transient: whatever was stored stays; the rest is still due at the next tick
-        tagged(log, "ANALYTICS_COLLECTOR", "x_unavailable", level=logging.WARNING,
-               error=_kv(f"{type(exc).__name__}: {exc}"), stored=detail["stored"])
-        return JobResult.skipped("x_unavailable", error=str(exc), **detail)
+    except X_TROUBLE as exc:
+        return _x_trouble(ctx, exc, detail)
 
     # else no pass-2 outcome waits (none did at the start, and this tick stored only pass-1 reads, or nothing):
     # skip the transaction (a tick that stores only T+1h reads is about half of the ticks that store)

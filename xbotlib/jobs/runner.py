@@ -17,8 +17,9 @@ from xbotlib.store import runs
 
 
 def _failure(exc: Exception) -> str:
-    """A failed run's ``error``: the exception and the last frames of its traceback (call inside ``except``)."""
-    return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+    """A failed run's ``error``: the exception and the first frames of its traceback (from where it was caught; what
+    ``traceback.format_exc`` gives inside the ``except``, also for an exception a ``tick_many`` handed back)."""
+    return f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc, limit=5))}"
 
 
 def _detail(result: JobResult) -> dict:
@@ -78,13 +79,8 @@ class TurnRecorder:
         runs) and ``flush``."""
         if not jobs:
             return []
-        clock, db = jobs[0][1].clock, jobs[0][1].db
-        if not isinstance(clock, SimClock) or any(c.clock is not clock or c.db is not db for _n, c, _t in jobs):
-            raise ValueError("a turn (TurnRecorder, run_jobs_together) needs contexts sharing one SimClock and one "
-                             "Database (a real clock moves during a tick: use run_job for each)")
-        if self._db is not None and db is not self._db:
-            self.flush()
-        self._db = db
+        self._check_turn(jobs)
+        clock = jobs[0][1].clock
         results: list[JobResult | Exception] = []
         for name, ctx, tick in jobs:
             started = clock.now()
@@ -103,6 +99,46 @@ class TurnRecorder:
             self.unwritten.append((ctx.account_id, name, result.status, started, clock.now(), _detail(result), None))
             results.append(result)
         return results
+
+    def run_many(self, name: str, contexts: list[JobContext],
+                 tick_many: Callable[[list[JobContext]], list[JobResult | Exception]],
+                 should_stop: Callable[[], bool] = lambda: False) -> list[JobResult | Exception]:
+        """One job for several contexts at once — ``tick_many(contexts)`` gives each context's result or exception, in
+        order (``collect.tick_many``, ``post.tick_many``: reads shared across the accounts) — recorded as ``run``
+        records the same ticks one by one: a run per context, in that order, with the same start and end (the clock
+        stands still). ``should_stop()`` is asked once, before: a stop requested while the ticks run lets them finish
+        (as a stop lets the current tick finish); asked before, none runs and each is closed as ``skipped``."""
+        if not contexts:
+            return []
+        self._check_turn([(name, c, None) for c in contexts])
+        clock = contexts[0].clock
+        started = clock.now()
+        if should_stop():
+            results: list[JobResult | Exception] = [JobResult.skipped("stop_requested") for _ in contexts]
+        else:
+            try:
+                results = list(tick_many(contexts))
+            except Exception as exc:  # the shared part failed: each tick fails with it
+                results = [exc] * len(contexts)
+            if len(results) != len(contexts):
+                raise ValueError(f"{name}: tick_many gave {len(results)} results for {len(contexts)} contexts")
+        ended = clock.now()
+        for ctx, result in zip(contexts, results):
+            if isinstance(result, Exception):
+                self.unwritten.append((ctx.account_id, name, "failed", started, ended, {}, _failure(result)))
+            else:
+                self.unwritten.append((ctx.account_id, name, result.status, started, ended, _detail(result), None))
+        return results
+
+    def _check_turn(self, jobs: list) -> None:
+        """The turn's contexts share one SimClock and one Database; runs held for another database are written first."""
+        clock, db = jobs[0][1].clock, jobs[0][1].db
+        if not isinstance(clock, SimClock) or any(c.clock is not clock or c.db is not db for _n, c, _t in jobs):
+            raise ValueError("a turn (TurnRecorder, run_jobs_together) needs contexts sharing one SimClock and one "
+                             "Database (a real clock moves during a tick: use run_job for each)")
+        if self._db is not None and db is not self._db:
+            self.flush()
+        self._db = db
 
     def write_if_due(self) -> None:
         """Write the held runs when a failed run is among them (its record at once) or ``batch`` have gathered.

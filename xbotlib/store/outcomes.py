@@ -1,7 +1,12 @@
 """Outcomes (T+1h and T+24h reads), follower snapshots and posted decisions: the measured side of
-every decision."""
+every decision.
+
+Size: over 400 lines because the collector's statements (one account's and a simulated turn's for several at once,
+built from one text) sit beside the read models of the same three tables; split, the tables' columns and the
+collector's promises would be restated in two places."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
@@ -215,23 +220,68 @@ def collection_start(conn, account_id: str, world: str, now: datetime, followers
                      following_count: int | None, tweet_count: int | None, posted_before: datetime
                      ) -> tuple[bool, list[dict], bool]:
     """The collect tick's first write and reads in one round trip (a psycopg pipeline; on an autocommit
-    connection the three run as one implicit transaction): ``record_follower_snapshot`` (True when written),
+    connection they run as one implicit transaction): ``record_follower_snapshot`` (True when written),
     ``posts_awaiting_outcomes`` and ``has_unapplied_final_outcomes``, with the same arguments and results.
+    ``collection_starts`` for one account."""
+    return collection_starts(conn, [CollectionStart(account_id, world, followers_count, following_count,
+                                                    tweet_count)], now, posted_before)[0]
 
-    In a simulated world, on an autocommit connection, the implicit transaction commits without waiting for the
-    WAL flush (``synchronous_commit`` off for it alone): a sandbox's snapshots are reproducible from its seed, and
-    the flush was the largest wait of a collect tick (~1.5–4 ms of 96 ticks a simulated day). A PostgreSQL
-    crash may lose the last fraction of a second of such snapshots, never a live account's (those commit
-    synchronously, as does everything inside a caller's transaction)."""
-    simulated = world != "live"
+
+@dataclass(frozen=True)
+class CollectionStart:
+    """One account's part of ``collection_starts``: whose snapshot, in which world, and what X said of it."""
+    account_id: str
+    world: str
+    followers_count: int
+    following_count: int | None
+    tweet_count: int | None
+
+
+def collection_starts(conn, starts: Sequence[CollectionStart], now: datetime, posted_before: datetime
+                      ) -> list[tuple[bool, list[dict], bool]]:
+    """``collection_start`` for several accounts (distinct ones) in one round trip: a simulated daemon's collect turn
+    (``jobs.collect.tick_many``) snapshots every account and reads what each has due, with one statement per kind for
+    all of them, not one per account (a turn of 10 accounts: 4 statements instead of 40). Per account, in the order
+    given: (snapshot written, posts awaiting outcomes, final outcomes not yet applied), each as ``collection_start``
+    returns it for that account alone (each account's part reads and writes only that account's rows).
+
+    When every account is simulated and the connection autocommits, the implicit transaction commits without
+    waiting for the WAL flush (``synchronous_commit`` off for it alone): a sandbox's snapshots are reproducible from
+    its seed, and the flush was the largest wait of a collect tick (~1.5–4 ms of 96 ticks a simulated day). A
+    PostgreSQL crash may lose the last fraction of a second of such snapshots, never a live account's (a turn with a
+    live account commits synchronously, as does everything inside a caller's transaction)."""
+    if not starts:
+        return []
+    accounts = [s.account_id for s in starts]
+    if len(set(accounts)) != len(accounts):
+        raise ValueError(f"collection_starts: each account once (got {accounts}); a repeated account's second "
+                         "snapshot is decided by the first, so call collection_start for each in turn")
+    simulated = [s.world != "live" for s in starts]
+    one = starts[0] if len(starts) == 1 else None
     with conn.pipeline():
-        if simulated and conn.autocommit:
+        if all(simulated) and conn.autocommit:
             conn.execute(f"SELECT {RELAXED_COMMIT_SQL}")
-        snap = conn.execute(_SNAPSHOT_SQL, {"acc": account_id, "now": now, "f": int(followers_count),
-                                            "fo": following_count, "tc": tweet_count, "sim": simulated})
-        awaiting = conn.execute(_AWAITING_SQL, {"acc": account_id, "world": world, "first_due": posted_before})
-        pending = conn.execute(_PENDING_SQL, (account_id, simulated))
-    return snap.fetchone() is not None, awaiting.fetchall(), bool(pending.fetchone()["pending"])
+        if one is not None:   # one account: its own statements (PostgreSQL's work for unnest's is about twice theirs)
+            snap = conn.execute(_SNAPSHOT_SQL, {"acc": one.account_id, "now": now, "f": int(one.followers_count),
+                                                "fo": one.following_count, "tc": one.tweet_count, "sim": simulated[0]})
+            awaiting = conn.execute(_AWAITING_SQL, {"acc": one.account_id, "world": one.world,
+                                                    "first_due": posted_before})
+            pending = conn.execute(_PENDING_SQL, (one.account_id, simulated[0]))
+        else:
+            snap = conn.execute(_SNAPSHOTS_SQL, {
+                "accs": accounts, "now": now, "f": [int(s.followers_count) for s in starts],
+                "fo": [s.following_count for s in starts], "tc": [s.tweet_count for s in starts], "sim": simulated})
+            awaiting = conn.execute(_AWAITING_MANY_SQL, {"accs": accounts, "worlds": [s.world for s in starts],
+                                                         "first_due": posted_before})
+            pending = conn.execute(_PENDING_MANY_SQL, {"accs": accounts, "sim": simulated})
+    if one is not None:
+        return [(snap.fetchone() is not None, awaiting.fetchall(), bool(pending.fetchone()["pending"]))]
+    written = {r["account_id"] for r in snap.fetchall()}
+    due: list[list[dict]] = [[] for _ in starts]
+    for r in awaiting.fetchall():
+        due[r.pop("ord") - 1].append(r)
+    waiting = [bool(r["pending"]) for r in pending.fetchall()]
+    return [(a in written, d, w) for a, d, w in zip(accounts, due, waiting)]
 
 
 _SNAPSHOT_SQL = """INSERT INTO follower_snapshots (account_id, taken_at, followers_count, following_count, tweet_count, simulated)
@@ -239,17 +289,36 @@ _SNAPSHOT_SQL = """INSERT INTO follower_snapshots (account_id, taken_at, followe
             WHERE NOT EXISTS (SELECT 1 FROM follower_snapshots
                                WHERE account_id = %(acc)s AND taken_at = %(now)s AND simulated = %(sim)s)
            RETURNING snapshot_id"""
+# the same, for several accounts (in the order given, so their snapshot ids follow it as they did one by one)
+_SNAPSHOTS_SQL = """INSERT INTO follower_snapshots (account_id, taken_at, followers_count, following_count, tweet_count, simulated)
+           SELECT s.acc, %(now)s, s.f, s.fo, s.tc, s.sim
+             FROM unnest(%(accs)s::text[], %(f)s::int4[], %(fo)s::int4[], %(tc)s::int4[], %(sim)s::bool[])
+                  WITH ORDINALITY AS s(acc, f, fo, tc, sim, ord)
+            WHERE NOT EXISTS (SELECT 1 FROM follower_snapshots
+                               WHERE account_id = s.acc AND taken_at = %(now)s AND simulated = s.sim)
+            ORDER BY s.ord
+           RETURNING account_id"""
 _PENDING_SQL = """SELECT EXISTS (SELECT 1 FROM outcomes WHERE account_id = %s AND collected_pass = 2 AND NOT bandit_applied
                                            AND simulated = %s) AS pending"""
-_AWAITING_SQL = """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
-                  COALESCE(array_agg(o.collected_pass) FILTER (WHERE o.collected_pass IS NOT NULL), '{}') AS stored
+_PENDING_MANY_SQL = """SELECT EXISTS (SELECT 1 FROM outcomes WHERE account_id = a.acc AND collected_pass = 2
+                                                  AND NOT bandit_applied AND simulated = a.sim) AS pending
+                         FROM unnest(%(accs)s::text[], %(sim)s::bool[]) WITH ORDINALITY AS a(acc, sim, ord)
+                        ORDER BY a.ord"""
+# one account's posts awaiting outcomes; {acc} and {world} name the account and its world
+_AWAITING = """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
+                  COALESCE(array_agg(o.collected_pass) FILTER (WHERE o.collected_pass IS NOT NULL), '{{}}') AS stored
              FROM posted_decisions pd
              JOIN content_metadata cm ON cm.decision_id = pd.decision_id
              LEFT JOIN outcomes o ON o.decision_id = pd.decision_id
-            WHERE pd.account_id = %(acc)s AND pd.world = %(world)s AND pd.posted_at <= %(first_due)s
+            WHERE pd.account_id = {acc} AND pd.world = {world} AND pd.posted_at <= %(first_due)s
             GROUP BY pd.decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty
-           HAVING count(o.collected_pass) < 2
-            ORDER BY pd.posted_at, pd.tweet_id"""
+           HAVING count(o.collected_pass) < 2"""
+_AWAITING_SQL = _AWAITING.format(acc="%(acc)s", world="%(world)s") + " ORDER BY pd.posted_at, pd.tweet_id"
+# each account's, one after the other (``ord``: its place, from 1), each by the one-account query
+_AWAITING_MANY_SQL = (
+    "SELECT a.ord, w.* FROM unnest(%(accs)s::text[], %(worlds)s::text[]) WITH ORDINALITY AS a(acc, world, ord) "
+    f"CROSS JOIN LATERAL ({_AWAITING.format(acc='a.acc', world='a.world')}) w "
+    "ORDER BY a.ord, w.posted_at, w.tweet_id")
 
 
 def follower_counts_covering(conn, account_id: str, simulated: bool, since: datetime,

@@ -70,20 +70,21 @@ def record_job_runs(conn, finished: list[tuple[str, str, str, datetime, datetime
     never to be lost."""
     if not finished:
         return []
-    accounts, jobs, statuses, starts, ends, details, errors = (list(column) for column in zip(*finished))
+    statuses = [run[2] for run in finished]
     if not durable and "failed" in statuses:
         raise ValueError("record_job_runs: a 'failed' run must commit durably (pass durable=True): a failed "
                          "run's record is never to be lost")
     if not durable:
         _check_own_transaction(conn, "record_job_runs")
+    # the runs travel as one JSON document (one text parameter, encoded by the json module in C), not as seven
+    # arrays that psycopg would dump element by element in Python; each detail is the jsonb that
+    # json.dumps(detail, default=str) gives, each time the text str() gives, read back as timestamptz
     rows = conn.execute(
         "INSERT INTO job_runs (account_id, job, status, started_at, finished_at, detail, error) "
-        "SELECT r.account_id, r.job, r.status, r.started_at, r.finished_at, r.detail, r.error "
-        "  FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::jsonb[], "
-        "              %s::text[]) WITH ORDINALITY AS r(account_id, job, status, started_at, finished_at, detail, "
-        "                                                error, ord) "
-        f"{'' if durable else 'WHERE ' + _ASYNC_COMMIT} ORDER BY r.ord RETURNING run_id",
-        (accounts, jobs, statuses, starts, ends, [json.dumps(d, default=str) for d in details], errors)).fetchall()
+        "SELECT r->>0, r->>1, r->>2, (r->>3)::timestamptz, (r->>4)::timestamptz, r->5, r->>6 "
+        "  FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(r, ord) "
+        f"{'' if durable else 'WHERE ' + _ASYNC_COMMIT} ORDER BY t.ord RETURNING run_id",
+        (json.dumps([list(run) for run in finished], default=str),)).fetchall()
     return [r["run_id"] for r in rows]
 
 
