@@ -86,14 +86,18 @@ def _booked_hours(conn, account_id: str, now: datetime, tz: str) -> set[int]:
 def _recent_embeddings(ctx: JobContext, conn, now: datetime) -> np.ndarray | None:
     """The embeddings of the last 30 days' active decisions, in the order the database lists them; those read
     at an earlier tick come from ``ctx.recent_embeddings`` (only new decisions' arrays are sent), which then
-    keeps just this window's."""
+    keeps just this window's.
+
+    Kept as float64 rows, each converted from the read's list once: stacking them costs ~0.1 ms, while
+    ``np.asarray`` of ~150 lists of 256 Python floats cost ~2.5 ms of CPU a call (0.7 s of a 60-day
+    growth campaign). The values are the same doubles either way."""
     known = ctx.recent_embeddings
     rows = queue.active_embeddings_since(conn, ctx.account_id, now - timedelta(days=30), known=list(known))
-    embeddings = [known[i] if e is None else e for i, e in rows]
+    embeddings = [known[i] if e is None else np.asarray(e, dtype=float) for i, e in rows]
     ctx.recent_embeddings = {i: e for (i, _), e in zip(rows, embeddings)}
     if not embeddings:
         return None
-    return np.asarray(embeddings, dtype=float)
+    return np.stack(embeddings)
 
 
 def _record_rejection(conn, account_id: str, verdict: GateVerdict, text: str, now: datetime) -> None:
