@@ -196,7 +196,9 @@ def _active_predictor(ctx: JobContext, conn, kind: str):
 def _plan_post(ctx: JobContext, now: datetime) -> dict:
     s = ctx.settings
     policy = ctx.policy or XbotPolicy()
-    with ctx.db.connection() as conn:
+    # reads only, each a statement of its own (READ COMMITTED gives each its own snapshot inside a transaction
+    # too): autocommit spares the BEGIN and COMMIT round trips
+    with ctx.db.autocommit() as conn:
         recent = queue.recent_hooks_and_topics(conn, ctx.account_id, "post")
         recent_hooks = [r["hook_pattern"] for r in recent]
         recent_topics = [r["topic"] for r in recent]
@@ -274,7 +276,7 @@ def _select(ctx, candidates, topic, assignments, recent_emb, recent_hooks, recen
         return None
     embeddings = np.asarray(ctx.embedder.embed([t for _, t in texts]), dtype=float)
     seen = recent_emb
-    with ctx.db.connection() as conn:
+    with ctx.db.autocommit() as conn:  # one read
         used = queue.used_content_hashes(conn, ctx.account_id, [queue.content_hash(t) for _, t in texts])
     for (cand, text), emb in zip(texts, embeddings):
         feats = features.extract_features(text, embedding=emb, recent_embeddings=seen, novelty_min=s.novelty_min,
@@ -333,7 +335,7 @@ def _queue(ctx, decision: queue.Decision, assignments, now) -> None:
 
 def _plan_reply(ctx: JobContext, now: datetime) -> dict:
     """Find a conversation worth joining through search, and queue a reply to it now."""
-    with ctx.db.connection() as conn:
+    with ctx.db.autocommit() as conn:  # reads only, as in _plan_post
         recent = queue.recent_hooks_and_topics(conn, ctx.account_id, "reply")
         active = experiment_store.active_experiments(conn, ctx.account_id)
         recent_emb = _recent_embeddings(ctx, conn, now)
