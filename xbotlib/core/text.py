@@ -24,6 +24,9 @@ from xbotlib.core import vocab
 _URL_RE = re.compile(r"https?://\S+|www\.\S+", re.I)
 _MENTION_RE = re.compile(r"(?<!\w)@\w+")
 _LETTER_WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+# compiled once: re.findall(pattern_string, …) looks the pattern up in re's cache on every word
+_VOWEL_GROUP_RE = re.compile(r"[aeiouy]+")
+_SENTENCE_END_RE = re.compile(r"[.!?]+|\n+")
 
 
 def _clean(text: str) -> str:
@@ -33,7 +36,7 @@ def _clean(text: str) -> str:
 
 def _syllables(word: str) -> int:
     w = word.lower().replace("'", "")
-    n = len(re.findall(r"[aeiouy]+", w))
+    n = len(_VOWEL_GROUP_RE.findall(w))
     if n > 1 and w.endswith("e") and not w.endswith(("le", "ee", "ye")):
         n -= 1  # silent final e
     return max(1, n)
@@ -45,7 +48,7 @@ def flesch_reading_ease(text: str) -> float | None:
     words = _LETTER_WORD_RE.findall(clean)
     if not words:
         return None
-    sentences = max(1, len(re.findall(r"[.!?]+|\n+", clean.strip().rstrip(".!?\n"))) + 1)
+    sentences = max(1, len(_SENTENCE_END_RE.findall(clean.strip().rstrip(".!?\n"))) + 1)
     syllables = sum(_syllables(w) for w in words)
     return 206.835 - 1.015 * (len(words) / sentences) - 84.6 * (syllables / len(words))
 

@@ -362,16 +362,15 @@ def count_active_created_since(conn: psycopg.Connection, account_id: str, decisi
 def count_active_created_since_by_type(conn: psycopg.Connection, account_id: str, decision_types: tuple[str, ...],
                                        since: datetime) -> dict[str, int]:
     """``count_active_created_since`` for several decision types in one statement: ``{type: count}``, 0 for a
-    type with none."""
+    type with none (filled in here: a plain GROUP BY plans and runs in about half the server time of the
+    unnest-and-outer-join that listed the missing types itself; the plan job sends it every tick)."""
     rows = conn.execute(
-        f"""SELECT t.type, count(cm.decision_id) AS n
-              FROM unnest(%(types)s::text[]) AS t(type)
-              LEFT JOIN content_metadata cm
-                ON cm.account_id = %(acc)s AND cm.decision_type = t.type AND {_ACTIVE_SQL.replace("status", "cm.status")}
-               AND cm.created_at > %(since)s
-             GROUP BY t.type""",
+        f"""SELECT decision_type, count(*) AS n FROM content_metadata
+             WHERE account_id = %(acc)s AND decision_type = ANY(%(types)s) AND {_ACTIVE_SQL} AND created_at > %(since)s
+             GROUP BY decision_type""",
         {"acc": account_id, "types": list(decision_types), "active": list(ACTIVE_STATUSES), "since": since}).fetchall()
-    return {r["type"]: int(r["n"]) for r in rows}
+    counts = {r["decision_type"]: int(r["n"]) for r in rows}
+    return {t: counts.get(t, 0) for t in decision_types}
 
 
 def booked_post_times(conn: psycopg.Connection, account_id: str, after: datetime, until: datetime) -> list[datetime]:
