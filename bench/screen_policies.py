@@ -37,8 +37,9 @@ before drift existed.
     .venv/bin/python bench/screen_policies.py --scenario evening_contrarian --seeds 100 --noiseless
     .venv/bin/python bench/screen_policies.py --scenario default_step --seeds 20 --moves
 
-Variants of the learner are named ``xbot:key=value+...`` with keys ``floor`` (``XbotPolicy.hour_floor``) and
-``half_life`` (days, or ``none``); ``--reference`` sets the policy the paired differences are taken against
+Variants of the learner are named ``xbot:key=value+...`` with keys ``floor`` (``XbotPolicy.hour_floor``),
+``half_life`` (days, or ``none``), ``sd`` (``XbotPolicy.sd_scale``), ``c`` (``XbotPolicy.ucb_c``) and ``alpha``
+(``XbotPolicy.change_alpha``, or ``none``: always aged); ``--reference`` sets the policy the paired differences are taken against
 (default ``xbot``, the shipped learner). Below the table, per policy, the seeds on which the best hour (the
 oracle's at day 0) got fewer than ``LOCKOUT_POSTS`` posts — a lock-out (issue #20, part 2) — and the mean
 posts of the least-posted hour:
@@ -89,9 +90,41 @@ def make_screen_policy(name: str, scenario, fixed):
             options["hour_floor"] = float(value)
         elif key == "half_life":
             options["half_life_days"] = None if value == "none" else float(value)
+        elif key == "sd":
+            options["sd_scale"] = float(value)
+        elif key == "c":
+            options["ucb_c"] = float(value)
+        elif key == "alpha":
+            options["change_alpha"] = None if value == "none" else float(value)
+        elif key == "hours_aged":
+            options["hours_always_aged"] = value == "always"
         else:
-            raise ValueError(f"unknown learner option {key!r} in {name!r} (expected floor=F or half_life=H|none)")
+            raise ValueError(f"unknown learner option {key!r} in {name!r} "
+                             "(expected floor=F, half_life=H|none, sd=S, c=C or alpha=A|none)")
     return XbotPolicy(**options)
+
+
+def choice_losses(logs: list[list[tuple[int, str, int]]], truth: Oracle) -> tuple[float, float]:
+    """Over campaigns' (day, hook, hour) logs: the mean over posts of (hook ×, hour ×), where hook × is the
+    post's expected follows over the best hook's at the same hour and hour × the best hook at the post's
+    hour over the best hook at the best hour (topics averaged, read at the post's day): 1 = nothing lost to
+    that choice. Where a learner's gap to the best fixed (hook, hour) comes from (fatigue aside: the screen
+    has no texts; bench/fatigue_by_policy.py measures all three in real campaigns)."""
+    def follows(hook, hour, day):
+        return float(np.mean([truth.expected_follows(hook, hour, t, at=day) for t in truth.topics]))
+
+    cache: dict = {}
+    hook_x, hour_x = [], []
+    for log in logs:
+        for day, hook, hour in log:
+            at = None if truth.scenario.stationary else float(day)
+            if at not in cache:
+                cache[at] = truth.best_choice(at=at)
+            best_hook, best_hour = cache[at]
+            at_best_hook = follows(best_hook, hour, at)
+            hook_x.append(follows(hook, hour, at) / at_best_hook)
+            hour_x.append(at_best_hook / follows(best_hook, best_hour, at))
+    return float(np.mean(hook_x)), float(np.mean(hour_x))
 
 
 def lockouts(logs: list[list[tuple[int, str, int]]], best_hour: int,
@@ -248,10 +281,13 @@ def main(argv=None) -> int:
                 print(f"- {name}: {d['mean']:+.1f} ± {d['se']:.1f} ({d['wins']}/{d['n']})")
     print(f"\nlock-outs: seeds where the best hour ({best[1]}:00) got fewer than {LOCKOUT_POSTS} of "
           f"{args.days * POSTS_PER_DAY} posts; mean posts at it and at the least-posted hour")
-    print("| policy | lock-outs | posts at best hour | posts at least-posted hour |\n| --- | ---: | ---: | ---: |")
+    print("and where each policy's choices lose against the best (hook, hour) (``choice_losses``: 1 = nothing lost)")
+    print("| policy | lock-outs | posts at best hour | posts at least-posted hour | hook × | hour × |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: |")
     for name in results:
         locked, at_best, least = lockouts(logs[name], best[1])
-        print(f"| {name} | {locked}/{args.seeds} | {at_best:.1f} | {least:.1f} |")
+        hook_x, hour_x = choice_losses(logs[name], truth)
+        print(f"| {name} | {locked}/{args.seeds} | {at_best:.1f} | {least:.1f} | {hook_x:.3f} | {hour_x:.3f} |")
     if args.moves:
         for change in steps:
             print(f"\ndays to move to the new best hook after the step at day {change.day:g} "

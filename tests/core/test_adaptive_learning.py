@@ -209,3 +209,49 @@ def test_the_hour_floor_keeps_a_locked_out_hour_in_play_even_without_ageing():
     assert all(c.hour_propensity == pytest.approx(floor / len(HOURS) + 1 - floor) for c in top)
     assert len(morning) / len(picks) == pytest.approx(floor / 2, abs=4 * np.sqrt(floor / 2 / len(picks)))
 
+
+
+# ----------------------------------------------------------------------------- ageing only when the world moved
+
+
+def steady(hook: str, days_ago: float) -> float:
+    """did_you_know leads by 0.5 throughout."""
+    return 0.5 if hook == "did_you_know" else 0.0
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_the_change_test_finds_a_switch_and_not_a_steady_world(seed):
+    moved = growth_model.change_test(noisy_posts(240, seed, shape=50.0, hook_effect=switched, visits=30.0), NOW, 14.0)
+    still = growth_model.change_test(noisy_posts(240, seed, shape=50.0, hook_effect=steady, visits=30.0), NOW, 14.0)
+    assert moved.p_value < 0.01 and still.p_value > 0.05
+    assert moved.recent == still.recent > 40  # the posts of the last 14 of 60 days
+
+
+def test_a_level_shift_of_the_recent_posts_is_not_a_change():
+    # reach moving as a whole (every hook and hour alike) changes no choice: the null model absorbs it
+    posts = noisy_posts(240, 3, shape=50.0, hook_effect=lambda h, d: 0.5 if d < 14 else 0.0, visits=30.0)
+    assert growth_model.change_test(posts, NOW, 14.0).p_value > 0.05
+
+
+def test_in_a_steady_world_every_outcome_counts_and_after_a_switch_old_ones_fade():
+    hl = growth_model.HALF_LIFE_DAYS
+    posts = noisy_posts(240, 6, shape=50.0, hook_effect=steady, visits=30.0)
+    gated = fit(posts, now=NOW, half_life_days=hl, change_alpha=0.05)
+    assert not gated.aged and gated.mean == pytest.approx(fit(posts, now=NOW, half_life_days=None).mean)
+    assert not np.allclose(gated.mean, fit(posts, now=NOW, half_life_days=hl).mean)  # the default: always aged
+    posts = noisy_posts(240, 6, shape=50.0, hook_effect=switched, visits=30.0)
+    moved = fit(posts, now=NOW, half_life_days=hl, change_alpha=0.05)
+    assert moved.aged and moved.mean == pytest.approx(fit(posts, now=NOW, half_life_days=hl).mean)
+
+
+def test_in_a_steady_world_the_learner_reads_hooks_from_all_the_evidence_and_hours_from_the_aged():
+    # hooks: the full evidence (no change found); hours: aged as always, which is how an hour whose unlucky
+    # posts are old comes back (test_an_hour_whose_unlucky_posts_are_old_is_tried_again)
+    posts = noisy_posts(240, 6, shape=50.0, hook_effect=steady, visits=30.0)
+    state = PlanState(content_arms={}, timing_arms={}, account_age_days=60, outcomes=posts, now=NOW)
+    for seed in range(5):
+        gated = XbotPolicy(change_alpha=0.05).choose(state, HOOKS, HOURS, np.random.default_rng(seed))
+        unaged = XbotPolicy(half_life_days=None).choose(state, HOOKS, HOURS, np.random.default_rng(seed))
+        aged = XbotPolicy(change_alpha=None).choose(state, HOOKS, HOURS, np.random.default_rng(seed))
+        assert (gated.hook, gated.hook_propensity) == (unaged.hook, unaged.hook_propensity)
+        assert (gated.hour, gated.hour_propensity) == (aged.hour, aged.hour_propensity)

@@ -158,13 +158,27 @@ def test_the_screen_builds_learner_variants_and_counts_lock_outs():
     assert (variant.name, variant.hour_floor, variant.half_life_days) == ("xbot", 0.05, None)
     assert screen.make_screen_policy("xbot:half_life=21", scenario, None).half_life_days == 21.0
     assert screen.make_screen_policy("random", scenario, None).name == "random"
-    with pytest.raises(ValueError, match="unknown learner option 'c' in 'xbot:c=1'"):
-        screen.make_screen_policy("xbot:c=1", scenario, None)
+    tuned = screen.make_screen_policy("xbot:sd=0.3+c=1+alpha=none+hours_aged=gated", scenario, None)
+    assert (tuned.sd_scale, tuned.ucb_c, tuned.change_alpha, tuned.hours_always_aged) == (0.3, 1.0, None, False)
+    with pytest.raises(ValueError, match="unknown learner option 'k' in 'xbot:k=1'"):
+        screen.make_screen_policy("xbot:k=1", scenario, None)
     # two campaigns' (day, hook, hour) logs: the best hour 11 gets 9 posts (locked out) and 12
     hours = vocab.DEFAULT_POSTING_HOURS
     one = [(0, "plain", 11)] * 9 + [(0, "plain", h) for h in hours if h != 11 for _ in range(20)]
     two = [(0, "plain", 11)] * 12 + [(0, "plain", h) for h in hours if h != 11 for _ in range(3)]
     assert screen.lockouts([one, two], 11) == (1, 10.5, 6.0)  # least-posted: 9 in the first, 3 in the second
+
+
+def test_the_screen_measures_what_each_choice_loses_against_the_best():
+    screen = _bench_script("screen_policies")
+    truth = Oracle(None)
+    (hook, hour) = truth.best_choice()
+    assert screen.choice_losses([[(0, hook, hour)] * 3], truth) == pytest.approx((1.0, 1.0))
+    follows = lambda h, t: np.mean([truth.expected_follows(h, t, topic) for topic in truth.topics])  # noqa: E731
+    hook_x, hour_x = screen.choice_losses([[(0, hook, hour), (1, "plain", 21)]], truth)
+    assert hook_x == pytest.approx((1 + follows("plain", 21) / follows(hook, 21)) / 2)
+    assert hour_x == pytest.approx((1 + follows(hook, 21) / follows(hook, hour)) / 2)
+    assert hook_x < 1 and hour_x < 1
 
 
 def test_early_reads_are_scaled_by_the_share_of_final_visits_they_show():
@@ -230,6 +244,14 @@ def test_fatigue_by_policy_reads_the_sandboxs_own_record(db, tmp_path):
     assert r["posts"] == posted > 0
     max_penalty = Oracle(None).scenario.fatigue.max_penalty
     assert r["fatigued"] > 0.5 and (1 - max_penalty) ** 2 <= r["visits_multiplier"] < 1
+    # the split of each post's expected follows: fatigue takes reach and engagement alike, so it is the visits'
+    # multiplier; the fixed (hook, hour) loses to the best only where rotation or a booked slot moved it
+    assert r["fatigue"] == pytest.approx(r["visits_multiplier"])
+    assert 0.5 < r["hook"] <= 1 and 0.5 < r["hour"] <= 1
+    rows = [{"policy": p, "seed": s, "gained": g, "post_follows": g, "hook": h, "hour": 1.0, "fatigue": 1.0}
+            for p, s, g, h in (("a", 0, 10, 0.9), ("a", 1, 20, 0.8), ("b", 0, 14, 0.9), ("b", 1, 20, 0.9))]
+    table = fatigue.paired_table(rows, "a")
+    assert table[-1] == "| b | 2 | +2.0 ± 2.0 | +2.0 ± 2.0 | +0.050 ± 0.050 | +0.000 ± 0.000 | +0.000 ± 0.000 |"
 
 
 def test_growth_runs_each_policy_and_seed_through_the_real_jobs(pg, monkeypatch):

@@ -10,7 +10,8 @@ any policy's decisions can be evaluated off-policy later.
   draw from the free hours, so every hour keeps some posts and off-policy evaluation has support there).
   Outcomes count less as they age (half-life ``growth_model.HALF_LIFE_DAYS``, read at ``PlanState.now``),
   so the learner follows an audience that moves and an hour whose unlucky posts are old returns towards
-  the average (no permanent lock-out). Before that, the same two rules on the per-arm statistics of
+  the average (no permanent lock-out). (``change_alpha`` gates the ageing of the hooks by a change test:
+  tried, off by default; see ``growth_model``.) Before that, the same two rules on the per-arm statistics of
   ``bandit_arms``;
 - ``random``: uniform over hooks and hours;
 - ``heuristic``: the old system's rule — 60% exploit the best observed arm, 25% a moderate arm
@@ -95,17 +96,29 @@ class XbotPolicy:
     MODEL_MIN_POSTS = 8
 
     def __init__(self, fit=None, half_life_days: float | None = growth_model.HALF_LIFE_DAYS,
-                 hour_floor: float = bandit.HOUR_FLOOR):
+                 hour_floor: float = bandit.HOUR_FLOOR, sd_scale: float = bandit.MODEL_SD_SCALE,
+                 ucb_c: float = bandit.UCB_C_MODEL, change_alpha: float | None = growth_model.CHANGE_ALPHA,
+                 hours_always_aged: bool = True):
         """``fit``: outcomes -> ``growth_model.GrowthModel``; ``growth_model.fit`` unless a benchmark
         tries another model of the same effects (bench/screen_information.py). ``half_life_days``: how
         fast old outcomes stop counting (``growth_model.age_weights``; None: never), read at the plan
         tick's time ``PlanState.now``. ``hour_floor``: the probability of drawing the hour uniformly
-        from the free hours instead of taking UCB1's (``bandit.with_floor``; 0: UCB1 alone)."""
+        from the free hours instead of taking UCB1's (``bandit.with_floor``; 0: UCB1 alone). ``sd_scale``: the
+        width of the Thompson draws over hooks, as a multiple of the model's posterior sd
+        (``bandit.choose_arm_from_model``); ``ucb_c``: UCB1's constant on the model's hour effects
+        (``bandit.ucb1_hour``). Both default to the shipped values; benchmarks screen others. ``change_alpha``: the
+        evidence is aged only when ``growth_model.change_test`` finds a change at this level (None: always aged,
+        the default); ``hours_always_aged``: with a level, the hours are still read from the aged fit."""
         if not (isinstance(hour_floor, (int, float)) and 0.0 <= hour_floor <= 1.0):
             raise ValueError(f"xbot policy: hour_floor must be a probability in [0, 1], got {hour_floor!r}")
+        if not (isinstance(sd_scale, (int, float)) and sd_scale > 0) or not (isinstance(ucb_c, (int, float))
+                                                                              and ucb_c >= 0):
+            raise ValueError(f"xbot policy: sd_scale must be > 0 and ucb_c >= 0, got {sd_scale!r} and {ucb_c!r}")
         self.fit = fit
         self.half_life_days = half_life_days
         self.hour_floor = float(hour_floor)
+        self.sd_scale, self.ucb_c = float(sd_scale), float(ucb_c)
+        self.change_alpha, self.hours_always_aged = change_alpha, bool(hours_always_aged)
 
     def choose(self, state, hooks, hours, rng):
         hooks, hours = allowed_hooks(state, hooks), [int(h) for h in hours]
@@ -126,20 +139,24 @@ class XbotPolicy:
 
     def _choose_with_model(self, state, hooks, hours, rng):
         if self.fit is None:
-            model = growth_model.fit(state.outcomes, state.vocabulary, now=state.now, half_life_days=self.half_life_days)
+            model = growth_model.fit(state.outcomes, state.vocabulary, now=state.now, half_life_days=self.half_life_days,
+                                     change_alpha=self.change_alpha)
         else:  # another model of the same effects (a benchmark's): it must have been learned for this niche
             model = self.fit(state.outcomes).check_vocabulary(state.vocabulary)
         hook_pulls = [sum(o.hook == h for o in state.outcomes) for h in hooks]
         mean, cov = model.hook_effects(hooks)
         arm = bandit.choose_arm_from_model(mean, cov, hooks, hook_pulls, state.account_age_days, rng,
-                                           sd_scale=bandit.MODEL_SD_SCALE, logger=log)
+                                           sd_scale=self.sd_scale, logger=log)
         # UCB1's pull counts are not aged: the model's ageing already brings an hour whose (unlucky) evidence is
         # old back towards the average; aged counts as well (discounted UCB) re-explored every hour and cost
         # 21 ± 7 follows per campaign on afternoon_questions (screen, 50 seeds; see growth_model.HALF_LIFE_DAYS)
         hour_pulls = [sum(int(o.hour) == h for o in state.outcomes) for h in hours]
+        if self.fit is None and self.hours_always_aged and not model.aged and self.half_life_days is not None:
+            model = growth_model.fit(state.outcomes, state.vocabulary, now=state.now,
+                                     half_life_days=self.half_life_days, change_alpha=None)
         hour_means, _ = model.hour_effects(hours)
         hour = bandit.ucb1_hour(hours, list(hour_means), hour_pulls, rng,
-                                scale=model.log_noise_sd(), c=bandit.UCB_C_MODEL)
+                                scale=model.log_noise_sd(), c=self.ucb_c)
         hour = bandit.with_floor(hour, hours, self.hour_floor, rng)
         return PlanChoice(arm.arm, float(arm.propensity), int(hour.hour), float(hour.propensity),
                           forced=bool(arm.forced), explore_rate=float(arm.explore_rate))
