@@ -90,3 +90,27 @@ def auth_login(child_env: dict[str, str], *extra: str) -> tuple[subprocess.Compl
     out, err = proc.communicate(timeout=60)
     assert page.status_code == 200 and "signed in" in page.text, page.text[:300]
     return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + out, err), url
+
+
+# the admin API's tests on a seeded history: the token they sign in with, the account they read, the history
+ADMIN_TOKEN = "test-admin-token-7c1e55d0"
+BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+API_ACCOUNT = "acct1"
+
+
+def seed_api_history(db, clock):
+    """40 days of ``API_ACCOUNT``'s history (3 days of job runs) beside 20 of a neighbour's, whose rows every
+    per-account read must leave out; returns ``db``."""
+    # imported here: seed_history loads the sandbox, which most tests importing this module never need
+    from xbotlib.devtools.seed_history import HistorySpec, seed_history
+    seed_history(db, HistorySpec(API_ACCOUNT, clock.now(), days=40, seed=11, job_run_days=3))
+    seed_history(db, HistorySpec("neighbour", clock.now(), days=20, seed=12, job_runs=False))
+    return db
+
+
+def admin_client(settings, db, clock):
+    """A TestClient of the admin API on ``db``, signed in with ``ADMIN_TOKEN``."""
+    # imported here: the API app (FastAPI) is heavy and only the API tests need it
+    from fastapi.testclient import TestClient
+    from xbotlib.app.api.app import create_app
+    return TestClient(create_app(settings.replace(admin_token=ADMIN_TOKEN), db, clock), headers=BEARER)

@@ -22,12 +22,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from xbotlib import views
-from xbotlib.app.api.app import create_app
 from xbotlib.app.api.schemas import Experiment
 from xbotlib.app.api.serving import json_body
 from xbotlib.core.experiments import Assignment
 from xbotlib.core.profile import load_profile
-from xbotlib.devtools.seed_history import HistorySpec, seed_history
 from xbotlib.store import arms as arm_store
 from xbotlib.store import models, read_models, worlds
 from xbotlib.store.accounts import save_profile
@@ -36,17 +34,14 @@ from xbotlib.store.experiments import lift_frame, list_experiments, record_assig
 from xbotlib.store.queue import Decision, insert_decision, record_posted, transition
 from xbotlib.store.training_data import count_fresh_outcomes
 from xbotlib.views import learning
+from helpers import API_ACCOUNT, admin_client, seed_api_history
 
-TOKEN = "test-admin-token-7c1e55d0"
-BEARER = {"Authorization": f"Bearer {TOKEN}"}
-ACC = "acct1"
+ACC = API_ACCOUNT
 
 
 @pytest.fixture
 def seeded(db, clock):
-    seed_history(db, HistorySpec(ACC, clock.now(), days=40, seed=11, job_run_days=3))
-    seed_history(db, HistorySpec("neighbour", clock.now(), days=20, seed=12, job_runs=False))
-    return db
+    return seed_api_history(db, clock)
 
 
 def write_counts(db, account_id: str = ACC) -> dict:
@@ -100,7 +95,7 @@ def fresh_outcomes_by_world(db, now) -> list[dict]:
 
 
 def test_outcomes_by_world_from_memory_equal_a_fresh_count_after_each_write(seeded, settings, clock):
-    client = TestClient(create_app(settings.replace(admin_token=TOKEN), seeded, clock), headers=BEARER)
+    client = admin_client(settings, seeded, clock)
     now = datetime.fromisoformat(served_status(client)["now"])  # the sandbox's own clock: its latest event
 
     def check() -> list[dict]:
@@ -211,7 +206,7 @@ def experiments_rows(db) -> list[dict]:
 
 
 def test_a_patch_that_changes_nothing_writes_nothing(seeded, settings, clock):
-    client = TestClient(create_app(settings.replace(admin_token=TOKEN), seeded, clock), headers=BEARER)
+    client = admin_client(settings, seeded, clock)
     r = client.patch("/api/experiments/question_cta", params={"account_id": ACC}, json={"allocation": 0.3})
     assert r.status_code == 200, r.text
     first = experiments_rows(seeded)
@@ -356,7 +351,7 @@ def test_a_read_that_fails_gives_the_pool_back_a_connection_that_can_write(db_ur
     """The read routes set their connection read-only for their snapshot: after any of them, a 404 included,
     the next request on that (only) connection can write again."""
     with Database.from_url(db_url, pool_max=1) as one:
-        client = TestClient(create_app(settings.replace(admin_token=TOKEN), one, clock), headers=BEARER)
+        client = admin_client(settings, one, clock)
         assert client.get("/api/growth", params={"account_id": "nobody"}).status_code == 404
         assert client.get("/api/learning/status", params={"account_id": ACC}).status_code == 200
         r = client.patch("/api/experiments/question_cta", params={"account_id": ACC}, json={"allocation": 0.45})
@@ -374,7 +369,7 @@ def test_the_read_routes_keep_their_statements_prepared_across_requests(db_url, 
     """psycopg prepares a statement run 5 times on a connection; ending each read snapshot with a rollback would
     deallocate them all, and PostgreSQL would plan every query of every request again."""
     with Database.from_url(db_url, pool_max=1) as one:
-        client = TestClient(create_app(settings.replace(admin_token=TOKEN), one, clock), headers=BEARER)
+        client = admin_client(settings, one, clock)
         for _ in range(8):
             for path in ("/api/experiments", "/api/metrics", "/api/growth"):
                 assert client.get(path, params={"account_id": ACC}).status_code == 200

@@ -17,30 +17,24 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from xbotlib import views
 from xbotlib.app.api import prometheus
-from xbotlib.app.api.app import create_app
 from xbotlib.app.api.auth import FailureThrottle
 from xbotlib.app.api.prometheus import AuthCollector
-from xbotlib.devtools.seed_history import HistorySpec, seed_history
 from xbotlib.store import arms as arm_store
 from xbotlib.store import gates, ledger, outcomes, read_models, runs
 from xbotlib.store.db import Database
 from xbotlib.views import learning
 from xbotlib.views.followers import final_outcomes_7d, followers_now
+from helpers import API_ACCOUNT, admin_client, seed_api_history
 
-TOKEN = "test-admin-token-7c1e55d0"
-BEARER = {"Authorization": f"Bearer {TOKEN}"}
-ACC = "acct1"
+ACC = API_ACCOUNT
 
 
 @pytest.fixture
 def seeded(db, clock):
-    seed_history(db, HistorySpec(ACC, clock.now(), days=40, seed=11, job_run_days=3))
-    seed_history(db, HistorySpec("neighbour", clock.now(), days=20, seed=12, job_runs=False))
-    return db
+    return seed_api_history(db, clock)
 
 
 def separate_reads(conn, settings, account_id: str, world: str, wall_now) -> dict | None:
@@ -118,7 +112,7 @@ def test_metrics_reads_refuses_unknown_statuses_and_job_names(seeded, clock):
 
 @pytest.fixture
 def client(settings, seeded, clock):
-    return TestClient(create_app(settings.replace(admin_token=TOKEN), seeded, clock), headers=BEARER)
+    return admin_client(settings, seeded, clock)
 
 
 def metrics_of(client, world="sandbox") -> dict:
@@ -153,7 +147,7 @@ def messages_sent(db_url, settings, clock, tmp_path, path: str) -> list[str]:
     ``Sync`` (the end of one extended-protocol round trip), ..."""
     trace = tmp_path / "pq.trace"
     with Database.from_url(db_url, pool_max=1) as one:
-        client = TestClient(create_app(settings.replace(admin_token=TOKEN), one, clock), headers=BEARER)
+        client = admin_client(settings, one, clock)
         for _ in range(6):
             assert client.get(path, params={"account_id": ACC}).status_code == 200
         with trace.open("w") as f:
@@ -224,7 +218,7 @@ def test_a_write_shows_on_the_next_learning_status_request(client, seeded, setti
     def status() -> bytes:
         r = client.get("/api/learning/status", params={"account_id": ACC})
         assert r.status_code == 200, r.text
-        fresh = TestClient(create_app(settings.replace(admin_token=TOKEN), seeded, clock), headers=BEARER)
+        fresh = admin_client(settings, seeded, clock)
         assert fresh.get("/api/learning/status", params={"account_id": ACC}).content == r.content
         return r.content
 

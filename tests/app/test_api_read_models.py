@@ -16,32 +16,27 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from xbotlib import views
-from xbotlib.app.api.app import create_app
 from xbotlib.devtools.seed_history import HistorySpec, seed_history
 from xbotlib.store import queue, read_models, worlds
 from xbotlib.store.db import Database
 from xbotlib.views.learning import GROWTH_MODELS, fit_growth_model_view
+from helpers import API_ACCOUNT, admin_client, seed_api_history
 
-TOKEN = "test-admin-token-7c1e55d0"
-BEARER = {"Authorization": f"Bearer {TOKEN}"}
-ACC = "acct1"
+ACC = API_ACCOUNT
 HISTORY_TABLES = ("outcomes", "content_metadata", "posted_decisions", "follower_snapshots",
                   "experiment_assignments", "job_runs", "llm_ledger", "gate_rejections", "predictors")
 
 
 @pytest.fixture
 def seeded(db, clock):
-    seed_history(db, HistorySpec(ACC, clock.now(), days=40, seed=11, job_run_days=3))
-    seed_history(db, HistorySpec("neighbour", clock.now(), days=20, seed=12, job_runs=False))
-    return db
+    return seed_api_history(db, clock)
 
 
 @pytest.fixture
 def client(settings, seeded, clock):
-    return TestClient(create_app(settings.replace(admin_token=TOKEN), seeded, clock), headers=BEARER)
+    return admin_client(settings, seeded, clock)
 
 
 def served_growth_model(client, world="sandbox") -> dict:
@@ -159,7 +154,7 @@ def test_every_route_reads_history_tables_by_index(db_url, seeded, settings, clo
     name = seeded.execute("SELECT current_database() AS d")[0]["d"]
     seeded.execute(f'ALTER DATABASE "{name}" SET enable_seqscan = off')
     with Database.from_url(db_url, pool_max=1) as one:  # one backend: the counts it flushes are its own
-        client = TestClient(create_app(settings.replace(admin_token=TOKEN), one, clock), headers=BEARER)
+        client = admin_client(settings, one, clock)
         paths = ["/api/learning/status", "/api/growth", "/api/metrics", "/metrics", "/api/experiments"]
         for path in paths:  # warm-up, and the growth model is fitted once (the fit's own reads are not per request)
             assert client.get(path, params={"account_id": ACC}).status_code == 200
@@ -174,7 +169,7 @@ def test_every_route_reads_history_tables_by_index(db_url, seeded, settings, clo
 def test_a_write_outside_the_models_inputs_does_not_refit_it(seeded, settings, clock):
     """Writes that do not touch the model's inputs (a planned draft, older than the world's latest event so
     the sandbox's 'now' stays put) do not refit it."""
-    client = TestClient(create_app(settings.replace(admin_token=TOKEN), seeded, clock), headers=BEARER)
+    client = admin_client(settings, seeded, clock)
     served_growth_model(client)
     fits = GROWTH_MODELS.fits
     seeded.execute("INSERT INTO content_metadata (decision_id, account_id, content, content_hash, generation_source, "
