@@ -81,7 +81,7 @@ class JobContext:
     experiments_ready: bool = False  # the account's experiment rows follow the registry (once per context)
     vocabulary: Vocabulary = vocab.DEFAULT  # the account's niche (topics, hooks): its profile's, or the built-in one
     profile: AccountProfile | None = None   # the account's profile (build_context: stored, or the built-in one)
-    # the plan job's recent embeddings by decision_id, as read (an embedding never changes once stored)
+    # the plan job's recent embeddings by decision_id, as float64 arrays (an embedding never changes once stored)
     recent_embeddings: dict = field(default_factory=dict, repr=False)
 
     @property
