@@ -6,6 +6,7 @@ import pstats
 
 import pytest
 
+from xbotlib.devtools import machine
 from xbotlib.devtools.bench_speed import memory_growth, round_trips, top_functions
 
 
@@ -97,3 +98,12 @@ def test_each_bench_help_describes_that_bench_only(name, own, others, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert stop.value.code == 0 and f"{name}: " in out and own in out
     assert not any(other in out for other in others), out
+
+
+def test_the_host_reference_does_the_same_work_everywhere_and_reports_its_cpu():
+    # a fixed checksum: the workload is the same on every host, so only the host's speed moves the figure
+    assert machine.reference_workload(1000) == machine.reference_workload(1000) == 17_741
+    assert machine.host_reference(rounds=1) > 0
+    assert "Host reference: 250 ms of CPU" in machine.host_line(0.25)
+    with pytest.raises(ValueError, match="rounds must be at least 1, got 0"):
+        machine.host_reference(rounds=0)

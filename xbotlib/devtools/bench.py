@@ -28,7 +28,7 @@ from xbotlib.devtools.bench_lift import lift, lift_table
 from xbotlib.devtools.bench_speed import speed, speed_table
 from xbotlib.devtools.growth_tables import (growth_summary, growth_table, paired_differences,  # noqa: F401 (re-exported)
                                             ratio_interval, timing_table)
-from xbotlib.devtools.machine import machine
+from xbotlib.devtools.machine import host_line, machine
 from xbotlib.devtools.testing import TestPostgres
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign
 from xbotlib.sim import baselines
@@ -283,6 +283,7 @@ def main(name: str, argv: list[str]) -> int:
         print(f"summary: {a.days} days, {a.seeds} seeds, {len(by_scenario)} scenario(s) — {machine()}\n")
         print(growth_summary(by_scenario) + "\n")
         print(timing_table(by_scenario))
+        print("\n" + host_line())
     elif name == "lift":
         p.add_argument("--replicates", type=int, default=200, help="simulated experiments per cell (default 200)")
         p.add_argument("--n", type=int, default=400, help="posts per experiment (default 400)")
@@ -308,4 +309,5 @@ def main(name: str, argv: list[str]) -> int:
         if not 1 <= a.accounts <= 20:
             p.error(f"--accounts must be between 1 and 20, got {a.accounts}")
         print(speed_table(speed(a.days, a.seed, a.accounts, profile=not a.no_profile, memory=a.memory)))
+        print("\n" + host_line())
     return 0
