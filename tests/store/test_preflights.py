@@ -1,12 +1,11 @@
 """The reads a simulated turn makes for all its accounts at once give each account what its own read gives: the
-poster's pre-flight (``preflights.posting_preflights`` against ``queue.posting_preflight``) and the collector's
+poster's pre-flight (``queue.posting_preflights`` against ``queue.posting_preflight``) and the collector's
 rate-limit deferrals (``ratelimits.first_deferrals`` against ``first_deferral``), on accounts in every state."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 from xbotlib.store import queue
-from xbotlib.store.preflights import posting_preflights
 from xbotlib.store.queue import Decision, insert_decision, transition
 from xbotlib.store.ratelimits import first_deferral, first_deferrals, record_rate_limit
 
@@ -38,13 +37,13 @@ def test_posting_preflights_are_each_accounts_posting_preflight(db, clock):
     for mode in ("sandbox", "live"):
         sources = queue.postable_sources(mode)
         with db.autocommit() as conn:
-            together = posting_preflights(conn, accounts, ENDPOINT, now, sources)
+            together = queue.posting_preflights(conn, accounts, ENDPOINT, now, sources)
             alone = [queue.posting_preflight(conn, a, ENDPOINT, now, sources) for a in accounts]
         assert together == alone
     assert [(p["deferred_until"] is not None, p["stuck"], p["ready"]) for p in together] == [
         (False, 0, 2), (False, 0, 0), (False, 1, 0), (True, 0, 1), (False, 0, 0), (False, 0, 0), (False, 0, 0)]
     with db.autocommit() as conn:
-        assert posting_preflights(conn, [], ENDPOINT, now, sources) == []
+        assert queue.posting_preflights(conn, [], ENDPOINT, now, sources) == []
 
 
 def test_first_deferrals_are_each_accounts_first_deferral(db, clock):

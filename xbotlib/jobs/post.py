@@ -34,7 +34,6 @@ from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
 from xbotlib.logs import tagged
 from xbotlib.store import locks, queue
 from xbotlib.store.outcomes import known_tweet_ids
-from xbotlib.store.preflights import posting_preflights
 from xbotlib.store.ratelimits import record_rate_limit
 
 log = logging.getLogger("xbot.jobs.post")
@@ -157,7 +156,7 @@ def tick(ctx: JobContext) -> JobResult:
 def tick_many(ctxs: list[JobContext]) -> list[JobResult | Exception]:
     """``tick`` for each of ``ctxs`` in order (a simulated daemon's post turn: one clock, one database), each tick's
     result or the exception it raised. The pre-flights of the accounts that post (sandbox or live) are read together,
-    one statement for all of them (``store.preflights``) instead of one each: at the 5-minute cadence nearly every
+    one statement for all of them (``queue.posting_preflights``) instead of one each: at the 5-minute cadence nearly every
     tick ends there. Each account's pre-flight is what its own tick would read at that point of the turn: the
     ticks before it in the turn touch only their own accounts' rows, and the clock stands still. When that read
     fails, each of those ticks fails with its error, as each would have failed at its own."""
@@ -170,7 +169,7 @@ def tick_many(ctxs: list[JobContext]) -> list[JobResult | Exception]:
             with group[0].db.autocommit() as conn:
                 for c in group:
                     ensure_account_once(c, conn)
-                rows = posting_preflights(conn, [c.account_id for c in group], ENDPOINT, group[0].clock.now(),
+                rows = queue.posting_preflights(conn, [c.account_id for c in group], ENDPOINT, group[0].clock.now(),
                                           queue.postable_sources(mode))
             preflights.update({id(c): row for c, row in zip(group, rows)})
         except Exception as exc:  # each of these ticks fails with it, the others go on

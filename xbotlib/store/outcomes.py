@@ -298,12 +298,12 @@ _SNAPSHOTS_SQL = """INSERT INTO follower_snapshots (account_id, taken_at, follow
                                WHERE account_id = s.acc AND taken_at = %(now)s AND simulated = s.sim)
             ORDER BY s.ord
            RETURNING account_id"""
-_PENDING_SQL = """SELECT EXISTS (SELECT 1 FROM outcomes WHERE account_id = %s AND collected_pass = 2 AND NOT bandit_applied
-                                           AND simulated = %s) AS pending"""
-_PENDING_MANY_SQL = """SELECT EXISTS (SELECT 1 FROM outcomes WHERE account_id = a.acc AND collected_pass = 2
-                                                  AND NOT bandit_applied AND simulated = a.sim) AS pending
-                         FROM unnest(%(accs)s::text[], %(sim)s::bool[]) WITH ORDINALITY AS a(acc, sim, ord)
-                        ORDER BY a.ord"""
+# whether final outcomes of the account {acc} (in the world {sim}) wait for the bandits
+_PENDING = """EXISTS (SELECT 1 FROM outcomes WHERE account_id = {acc} AND collected_pass = 2 AND NOT bandit_applied
+                                 AND simulated = {sim}) AS pending"""
+_PENDING_SQL = "SELECT " + _PENDING.format(acc="%s", sim="%s")
+_PENDING_MANY_SQL = (f"SELECT {_PENDING.format(acc='a.acc', sim='a.sim')} "
+                     "FROM unnest(%(accs)s::text[], %(sim)s::bool[]) WITH ORDINALITY AS a(acc, sim, ord) ORDER BY a.ord")
 # one account's posts awaiting outcomes; {acc} and {world} name the account and its world
 _AWAITING = """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
                   COALESCE(array_agg(o.collected_pass) FILTER (WHERE o.collected_pass IS NOT NULL), '{{}}') AS stored

@@ -434,11 +434,18 @@ def posting_counts(conn: psycopg.Connection, account_id: str, now: datetime,
     return int(row["hour"]), int(row["day"]), int(row["ready"])
 
 
-# queued decisions of %(acc)s the poster may send at %(now)s (one reading for the pre-flight and the claim loop)
-_READY_SQL = """SELECT count(*) FROM content_metadata
-                 WHERE account_id = %(acc)s AND status = 'queued' AND scheduled_at <= %(now)s
-                   AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
-                   AND generation_source = ANY(%(sources)s)"""
+# queued decisions of {acc} the poster may send at %(now)s (one reading for the pre-flight and the claim loop);
+# {acc} is the SQL that names the account
+_READY = """SELECT count(*) FROM content_metadata
+             WHERE account_id = {acc} AND status = 'queued' AND scheduled_at <= %(now)s
+               AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+               AND generation_source = ANY(%(sources)s)"""
+_READY_SQL = _READY.format(acc="%(acc)s")
+# the pre-flight's three columns for the account {acc} names (one account's, or each of a turn's accounts')
+_PREFLIGHT = f"""(SELECT reset_at FROM x_rate_limits
+                    WHERE account_id = {{acc}} AND endpoint = %(endpoint)s AND reset_at > %(now)s) AS deferred_until,
+                  (SELECT count(*) FROM content_metadata WHERE account_id = {{acc}} AND status = 'posting') AS stuck,
+                  ({_READY}) AS ready"""
 
 
 def posting_preflight(conn: psycopg.Connection, account_id: str, endpoint: str, now: datetime,
@@ -447,12 +454,28 @@ def posting_preflight(conn: psycopg.Connection, account_id: str, endpoint: str, 
     time of a rate limit on ``endpoint`` still in force at ``now``, else None; the x_rate_limits row
     ``store.ratelimits`` writes), ``stuck`` (decisions left in ``posting``) and ``ready`` (decisions it may
     send now). Most ticks find nothing to do; this lets them end after one round trip."""
-    row = conn.execute(
-        f"""SELECT (SELECT reset_at FROM x_rate_limits
-                     WHERE account_id = %(acc)s AND endpoint = %(endpoint)s AND reset_at > %(now)s) AS deferred_until,
-                   (SELECT count(*) FROM content_metadata WHERE account_id = %(acc)s AND status = 'posting') AS stuck,
-                   ({_READY_SQL}) AS ready""",
-        {"now": now, "acc": account_id, "endpoint": endpoint, "sources": list(sources)}).fetchone()
+    row = conn.execute(f"SELECT {_PREFLIGHT.format(acc='%(acc)s')}",
+                       {"now": now, "acc": account_id, "endpoint": endpoint, "sources": list(sources)}).fetchone()
+    return _preflight(row)
+
+
+def posting_preflights(conn: psycopg.Connection, account_ids: list[str], endpoint: str, now: datetime,
+                       sources: Iterable[str]) -> list[dict]:
+    """``posting_preflight`` for each of ``account_ids`` (in that order), in one statement, each row by the same
+    columns on that account's rows. A simulated daemon runs the post job for every account each 5-minute turn and
+    nearly every such tick ends after its pre-flight: ``jobs.post.tick_many`` reads the turn's at once (10
+    accounts: 288 statements a simulated day instead of 2,880)."""
+    if not account_ids:
+        return []
+    rows = conn.execute(
+        f"""SELECT {_PREFLIGHT.format(acc='a.acc')}
+              FROM unnest(%(accs)s::text[]) WITH ORDINALITY AS a(acc, ord)
+             ORDER BY a.ord""",
+        {"accs": list(account_ids), "endpoint": endpoint, "now": now, "sources": list(sources)}).fetchall()
+    return [_preflight(r) for r in rows]
+
+
+def _preflight(row: dict) -> dict:
     return {"deferred_until": row["deferred_until"], "stuck": int(row["stuck"]), "ready": int(row["ready"])}
 
 
