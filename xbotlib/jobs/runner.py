@@ -27,6 +27,14 @@ def _detail(result: JobResult) -> dict:
     return {**result.detail, "reason": result.reason} if result.reason else dict(result.detail)
 
 
+def _run_record(name: str, ctx: JobContext, result: JobResult | Exception, started: datetime, ended: datetime
+                ) -> tuple[str, str, str, datetime, datetime, dict, str | None]:
+    """An ended run's ``runs.record_job_runs`` row: its result's status and detail, or ``failed`` with the error."""
+    if isinstance(result, Exception):
+        return ctx.account_id, name, "failed", started, ended, {}, _failure(result)
+    return ctx.account_id, name, result.status, started, ended, _detail(result), None
+
+
 def run_job(name: str, ctx: JobContext, tick: Callable[[JobContext], JobResult],
             scheduled_for: datetime | None = None) -> JobResult:
     """Run one tick of job ``name`` and record it in ``job_runs`` (running -> ok|skipped|failed).
@@ -84,19 +92,15 @@ class TurnRecorder:
         results: list[JobResult | Exception] = []
         for name, ctx, tick in jobs:
             started = clock.now()
+            result: JobResult | Exception
             if should_stop():
                 result = JobResult.skipped("stop_requested")
-                self.unwritten.append((ctx.account_id, name, result.status, started, clock.now(),
-                                       {"reason": result.reason}, None))
-                results.append(result)
-                continue
-            try:
-                result = tick(ctx)
-            except Exception as exc:
-                self.unwritten.append((ctx.account_id, name, "failed", started, clock.now(), {}, _failure(exc)))
-                results.append(exc)
-                continue
-            self.unwritten.append((ctx.account_id, name, result.status, started, clock.now(), _detail(result), None))
+            else:
+                try:
+                    result = tick(ctx)
+                except Exception as exc:
+                    result = exc
+            self.unwritten.append(_run_record(name, ctx, result, started, clock.now()))
             results.append(result)
         return results
 
@@ -123,11 +127,7 @@ class TurnRecorder:
             if len(results) != len(contexts):
                 raise ValueError(f"{name}: tick_many gave {len(results)} results for {len(contexts)} contexts")
         ended = clock.now()
-        for ctx, result in zip(contexts, results):
-            if isinstance(result, Exception):
-                self.unwritten.append((ctx.account_id, name, "failed", started, ended, {}, _failure(result)))
-            else:
-                self.unwritten.append((ctx.account_id, name, result.status, started, ended, _detail(result), None))
+        self.unwritten += [_run_record(name, ctx, result, started, ended) for ctx, result in zip(contexts, results)]
         return results
 
     def _check_turn(self, jobs: list) -> None:
