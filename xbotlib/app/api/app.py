@@ -191,24 +191,27 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
     def get_learning_status(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Active model versions, exploration rate, bandit arms, outcomes by world, next training."""
         world = world or settings.world
-        # one statement, its own snapshot (views.learning_reads_at); the body kept for equal reads is sent again;
-        # else the status is made from the statement when what it does not read (growth model, outcomes by world,
-        # niche) is in memory for its fingerprints, or all is read again in one REPEATABLE READ snapshot
-        with db.autocommit() as conn:
-            acc = account_id or views.default_account(conn, settings.account_id)
+
+        def read(conn, cached_only: bool) -> tuple[tuple, bytes | None, Any]:
+            """The statement's reads (views.learning_reads_at) as the key of the kept body, that body, and when none
+            is kept the status made from them (``views.NOT_IN_MEMORY`` when ``cached_only`` and a part is not)."""
             reads = views.learning_reads_at(conn, acc, world, clock.now())
             if reads is None:
                 raise no_account(acc)
-            body = status_bodies.get(key := (reads.key, next_learn_run(learn_entries, acc, reads.now)))
-            if body is None:
-                status = views.status_of(conn, settings, reads, key[1], cached_only=True)
+            key = (reads.key, next_learn_run(learn_entries, acc, reads.now))
+            body = status_bodies.get(key)
+            return key, body, None if body is not None else views.status_of(conn, settings, reads, key[1],
+                                                                              cached_only=cached_only)
+
+        # one statement, its own snapshot; the body kept for equal reads is sent again; else the status is made from
+        # the statement when what it does not read (growth model, outcomes by world, niche) is in memory for its
+        # fingerprints, or all is read again in one REPEATABLE READ snapshot
+        with db.autocommit() as conn:
+            acc = account_id or views.default_account(conn, settings.account_id)
+            key, body, status = read(conn, cached_only=True)
         if body is None and status is views.NOT_IN_MEMORY:
             with snapshot(db) as conn:
-                reads = views.learning_reads_at(conn, acc, world, clock.now())
-                if reads is None:
-                    raise no_account(acc)
-                key = (reads.key, next_learn_run(learn_entries, acc, reads.now))
-                status = views.status_of(conn, settings, reads, key[1])
+                key, body, status = read(conn, cached_only=False)
         if body is None:
             body = json_body(status).body
             if world != "live":  # the live world's now is the wall clock's: a new key every request, nothing to keep

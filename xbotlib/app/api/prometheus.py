@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from xbotlib.app.api.auth import FailureThrottle
+from xbotlib.app.api.serving import Kept
 from xbotlib.views import Metrics
 
 
@@ -93,14 +94,9 @@ def prometheus_text(m: Metrics, *extra_collectors) -> str:
     text = FIGURES_TEXT.get(key)
     if text is None:
         text = exposition(_Families(metric_families(m)))
-        if len(FIGURES_TEXT) >= FIGURES_TEXT_KEPT:
-            FIGURES_TEXT.pop(next(iter(FIGURES_TEXT)))  # the oldest: figures since changed, or not scraped
-        FIGURES_TEXT[key] = text
+        FIGURES_TEXT.put(key, text)  # the oldest dropped when full: figures since changed, or not scraped
     return text + exposition(*extra_collectors) if extra_collectors else text
 
 
 # the figures' text by their JSON (without now); an entry is never stale: other figures are another key
-FIGURES_TEXT: dict[str, str] = {}
-FIGURES_TEXT_KEPT = 256
-
-
+FIGURES_TEXT = Kept(max_entries=256)

@@ -1,10 +1,10 @@
 """How the admin API's routes read and answer, made cheap per request (issue #19: every route p99 < 50 ms with 8
 concurrent clients): ``snapshot`` (one read-only snapshot opened by its BEGIN), ``json_body``
-(the response model serialised once, not validated again) and ``Kept`` (bodies kept by what they are made of)."""
+(the response model serialised once, not validated again) and ``Kept`` (bodies, and parts of them, kept by what they are made of)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Hashable, Iterator
 
 import psycopg
 from fastapi.responses import Response
@@ -54,24 +54,28 @@ def json_body(model: BaseModel | list[Experiment]) -> Response:
 
 
 class Kept:
-    """Response bodies by a key holding everything each is made of, at most ``max_entries`` (the oldest entry is
-    dropped first). An entry is never stale: changed data makes another key. Lookups and stores are single dict
-    operations, safe from the thread pool's threads without a lock (a race stores an equal body twice)."""
+    """Values (response bodies, their parts) by a key holding everything each is made of, at most ``max_entries``
+    (the oldest entry is dropped first). An entry is never stale: changed data makes another key. Lookups and stores
+    are single dict operations, safe from the thread pool's threads without a lock (a race stores an equal value
+    twice)."""
 
     def __init__(self, max_entries: int = 256):
         self.max_entries = max_entries
-        self._bodies: dict[tuple, bytes] = {}
+        self._values: dict[Hashable, Any] = {}
 
-    def get(self, key: tuple) -> bytes | None:
-        return self._bodies.get(key)
+    def get(self, key: Hashable) -> Any:
+        return self._values.get(key)
 
-    def put(self, key: tuple, body: bytes) -> None:
-        if key not in self._bodies and len(self._bodies) >= self.max_entries:
+    def put(self, key: Hashable, value: Any) -> None:
+        if key not in self._values and len(self._values) >= self.max_entries:
             try:
-                self._bodies.pop(next(iter(self._bodies)))
+                self._values.pop(next(iter(self._values)))
             except (StopIteration, RuntimeError, KeyError):  # another thread changed the dict meanwhile: skip
                 pass
-        self._bodies[key] = body
+        self._values[key] = value
+
+    def clear(self) -> None:
+        self._values.clear()
 
     def __len__(self) -> int:
-        return len(self._bodies)
+        return len(self._values)
