@@ -177,15 +177,15 @@ def test_the_learning_reads_with_the_account_equal_account_at_and_the_reads_afte
             for world in ("sandbox", "live"):
                 for wall in (now, now + timedelta(hours=5), now - timedelta(days=20, hours=3)):
                     account, at = views.account_at(conn, acc, world, wall)
-                    got = read_models.account_learning_reads(conn, acc, world, wall, window, 10, arm_store.SCOPES)
+                    row = read_models.account_learning_row(conn, acc, world, wall, window, 10, arm_store.SCOPES)
                     if account is None:
-                        assert got is None
+                        assert row is None
                         continue
                     want = read_models.learning_reads(conn, acc, world, at, at - window, 10, arm_store.SCOPES)
-                    assert got.pop("created_at") == account["created_at"]
-                    latest = got.pop("latest")
+                    assert row["created_at"] == account["created_at"]
+                    latest = row["latest"]
                     assert (latest or wall) == at if world == "sandbox" else latest is None
-                    assert got == want
+                    assert read_models.learning_result(row, arm_store.SCOPES) == want
 
 
 def test_learning_status_at_is_learning_status_at_the_accounts_now(seeded, settings, clock):

@@ -301,15 +301,6 @@ def account_learning_row(conn, account_id: str, world: str, wall_now: datetime, 
                               "limit": rejected_limit, "world": world, "scopes": list(scopes)}).fetchone()
 
 
-def account_learning_reads(conn, account_id: str, world: str, wall_now: datetime, outcomes_window: timedelta,
-                           rejected_limit: int, scopes: Sequence[str]) -> dict | None:
-    """``account_learning_row``'s ``created_at`` and ``latest`` and its ``learning_result``; None without the account."""
-    row = account_learning_row(conn, account_id, world, wall_now, outcomes_window, rejected_limit, scopes)
-    if row is None:
-        return None
-    return {"created_at": row["created_at"], "latest": row["latest"], **learning_result(row, scopes)}
-
-
 def growth_fingerprint(conn, account_id: str, windows: dict[str, tuple[str, datetime, datetime, bool]]) -> tuple:
     """A fingerprint of what ``views.growth`` reads for the account: its write counts of follower_snapshots,
     outcomes and posted_decisions (migration 0012) and, with the data fixed, the first and last row of each

@@ -35,8 +35,13 @@ def world_now(conn, account_id: str, world: str, wall_now: datetime) -> datetime
     at its end, not at today's date), or ``wall_now`` when it has none yet."""
     if check_world(world) == "live":
         return wall_now
-    latest = latest_event_at(conn, account_id, world)
-    return latest.astimezone(timezone.utc) if latest is not None else wall_now
+    return now_of(world, latest_event_at(conn, account_id, world), wall_now)
+
+
+def now_of(world: str, latest: datetime | None, wall_now: datetime) -> datetime:
+    """``world_now`` from the world's latest event ``latest`` (however it was read: one statement may read it with
+    the figures), in UTC; ``wall_now`` for the live world or a world with no event yet."""
+    return latest.astimezone(timezone.utc) if check_world(world) != "live" and latest is not None else wall_now
 
 
 def account_at(conn, account_id: str, world: str, wall_now: datetime) -> tuple[dict | None, datetime]:
@@ -46,6 +51,4 @@ def account_at(conn, account_id: str, world: str, wall_now: datetime) -> tuple[d
     row = read_models.account_with_latest_event(conn, account_id, world if simulated else None)
     if row is None:
         return None, wall_now
-    latest = row["latest"]
-    now = latest.astimezone(timezone.utc) if simulated and latest is not None else wall_now
-    return {"account_id": account_id, "created_at": row["created_at"]}, now
+    return {"account_id": account_id, "created_at": row["created_at"]}, now_of(world, row["latest"], wall_now)

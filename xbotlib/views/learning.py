@@ -3,7 +3,7 @@ training) and its growth model (``GET /api/learning/status``; the demo summary s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from pydantic import BaseModel, Field
@@ -18,6 +18,7 @@ from xbotlib.core.predictors import WEEKLY, LastVersion, should_train
 from xbotlib.store import accounts
 from xbotlib.store import arms as arm_store
 from xbotlib.store import outcomes, read_models, worlds
+from xbotlib.views.accounts import now_of
 
 OUTCOMES_WINDOW_DAYS = 90
 REJECTED_SHOWN = 10
@@ -324,9 +325,7 @@ def learning_reads_at(conn, account_id: str, world: str, wall_now: datetime) -> 
                                            arm_store.SCOPES)
     if row is None:
         return None
-    latest = row["latest"]
-    now = latest.astimezone(timezone.utc) if world != "live" and latest is not None else wall_now
-    return StatusReads(account_id, world, now, row)
+    return StatusReads(account_id, world, now_of(world, row["latest"], wall_now), row)
 
 
 def status_of(conn, settings: Settings, reads: StatusReads, next_learn_run_at: datetime | None = None, *,

@@ -2,14 +2,14 @@
 (``GET /api/metrics``; the API renders them as Prometheus text too)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
 from xbotlib.config import Settings
 from xbotlib.store import ledger, queue, read_models
 from xbotlib.store.ledger import LedgerDay
-from xbotlib.views.accounts import day_start
+from xbotlib.views.accounts import day_start, now_of
 
 JOBS = ("plan", "post", "collect", "learn")
 # queue depth counts what is still in the queue; terminal rows (a whole history of posts) are not depth
@@ -70,7 +70,7 @@ def metrics(conn, settings: Settings, account_id: str, world: str, wall_now: dat
     if r is None:
         return None
     simulated = world != "live"
-    now = r["latest"].astimezone(timezone.utc) if simulated and r["latest"] is not None else wall_now
+    now = now_of(world, r["latest"], wall_now)
     return Metrics(
         account_id=account_id, world=world, simulated=simulated, now=now,
         followers_today=r["followers"], fpki_avg_7d=r["fpki"], posts_today=r["posts_today"],
