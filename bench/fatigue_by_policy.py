@@ -43,6 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xbotlib.devtools.bench import bench_campaign  # noqa: E402
+from xbotlib.devtools.growth_tables import paired_difference  # noqa: E402
 from xbotlib.sim.policies import POLICY_NAMES  # noqa: E402
 from xbotlib.store.db import Database  # noqa: E402
 from xbotlib.store.outcomes import first_and_last_followers  # noqa: E402
@@ -104,9 +105,10 @@ def paired_table(rows: list[dict], reference: str) -> list[str]:
         seeds = [s for (p, s) in by if p == policy and (reference, s) in by]
         cells = []
         for f in FIELDS:
-            d = np.array([by[(policy, s)][f] - by[(reference, s)][f] for s in seeds], float)
-            se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-            cells.append(f"{d.mean():+.1f} ± {se:.1f}" if f in ("gained", "post_follows") else f"{d.mean():+.3f} ± {se:.3f}")
+            diffs = [by[(policy, s)][f] - by[(reference, s)][f] for s in seeds]
+            d = paired_difference(diffs) or {"mean": float(np.mean(diffs)), "se": float("nan")}  # one seed: no se
+            cells.append(f"{d['mean']:+.1f} ± {d['se']:.1f}" if f in ("gained", "post_follows")
+                         else f"{d['mean']:+.3f} ± {d['se']:.3f}")
         lines.append(f"| {policy} | {len(seeds)} | " + " | ".join(cells) + " |")
     return lines
 

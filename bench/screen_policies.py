@@ -38,8 +38,9 @@ before drift existed.
     .venv/bin/python bench/screen_policies.py --scenario default_step --seeds 20 --moves
 
 Variants of the learner are named ``xbot:key=value+...`` with keys ``floor`` (``XbotPolicy.hour_floor``),
-``half_life`` (days, or ``none``), ``sd`` (``XbotPolicy.sd_scale``), ``c`` (``XbotPolicy.ucb_c``) and ``alpha``
-(``XbotPolicy.change_alpha``, or ``none``: always aged); ``--reference`` sets the policy the paired differences are taken against
+``half_life`` (days, or ``none``), ``sd`` (``XbotPolicy.sd_scale``), ``c`` (``XbotPolicy.ucb_c``), ``alpha``
+(``XbotPolicy.change_alpha``, or ``none``: always aged) and ``hours_aged`` (``always``: the hours from the aged fit,
+anything else: from the fit ``alpha`` chose; ``XbotPolicy.hours_always_aged``); ``--reference`` sets the policy the paired differences are taken against
 (default ``xbot``, the shipped learner). Below the table, per policy, the seeds on which the best hour (the
 oracle's at day 0) got fewer than ``LOCKOUT_POSTS`` posts — a lock-out (issue #20, part 2) — and the mean
 posts of the least-posted hour:
@@ -100,7 +101,7 @@ def make_screen_policy(name: str, scenario, fixed):
             options["hours_always_aged"] = value == "always"
         else:
             raise ValueError(f"unknown learner option {key!r} in {name!r} "
-                             "(expected floor=F, half_life=H|none, sd=S, c=C or alpha=A|none)")
+                             "(expected floor=F, half_life=H|none, sd=S, c=C, alpha=A|none or hours_aged=always|fitted)")
     return XbotPolicy(**options)
 
 

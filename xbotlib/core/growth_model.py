@@ -442,6 +442,12 @@ def age_weights(posts: Sequence[PostOutcome], now: datetime | None,
     return 0.5 ** (ages / half_life_days)
 
 
+def _counts(posts: Sequence[PostOutcome]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The posts' profile visits, follows and log followers (the offset: reach scales with the audience)."""
+    return (np.array([p.profile_visits for p in posts], float), np.array([p.follows for p in posts], float),
+            np.log(np.array([max(1.0, p.followers) for p in posts], float)))
+
+
 @dataclass(frozen=True)
 class ChangeTest:
     """Did the hook and hour effects of the recent posts (the last half-life) differ from the rest's?
@@ -468,9 +474,8 @@ def change_test(posts: Sequence[PostOutcome], now: datetime, window_days: float,
     recent = (ages < window_days).astype(float)
     X0 = design_matrix(posts, topics)
     X = np.column_stack([X0, recent])
-    visits = np.array([p.profile_visits for p in posts], float)
-    y = visits if visits.sum() > 0 else np.array([p.follows for p in posts], float)
-    offset = np.log(np.array([max(1.0, p.followers) for p in posts], float))
+    visits, follows, offset = _counts(posts)
+    y = visits if visits.sum() > 0 else follows
     sds = np.append(_prior(VISITS_PRIOR_SD, lay), RECENT_LEVEL_PRIOR_SD)
     null = fit_poisson(X, y, offset, sds)
     cols = list(range(lay.hook_columns.start, lay.hook_columns.stop)) + list(range(lay.hour_columns.start,
@@ -514,9 +519,7 @@ def fit(posts: Sequence[PostOutcome], vocabulary: vocab.Vocabulary = vocab.DEFAU
     aged = now is not None and half_life_days is not None
     if aged and change_alpha is not None and change_test(posts, now, half_life_days, topics).p_value >= change_alpha:
         w, aged = np.ones(len(posts)), False  # no evidence that the world moved: every outcome counts fully
-    visits = np.array([p.profile_visits for p in posts], float)
-    follows = np.array([p.follows for p in posts], float)
-    base = np.log(np.array([max(1.0, p.followers) for p in posts], float))
+    visits, follows, base = _counts(posts)
     if visits.sum() <= 0:
         counts = fit_poisson(X, follows, base, _prior(VISITS_PRIOR_SD, lay), weights=w)
         return GrowthModel(mean=counts.beta, cov=counts.cov, counts=counts, follow_through=None, signal="follows",
