@@ -233,6 +233,8 @@ class LoopbackCallback:
         self.state = state
         self._done = threading.Event()
         self._result: tuple[str | None, str | None] = (None, None)  # (code, error message)
+        self._decided = False  # a redirect with our state arrived (``_done`` is set once its page is sent)
+        self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -241,14 +243,19 @@ class LoopbackCallback:
                 if url.path != CALLBACK_PATH:
                     self.send_error(404)
                     return
-                ok, problem = outer._receive(parse_qs(url.query))
+                ok, problem, decided = outer._receive(parse_qs(url.query))
                 body = ("<h1>xbot is signed in</h1><p>You can close this tab.</p>" if ok else
                         f"<h1>Sign-in failed</h1><p>{html.escape(problem)}</p>").encode()
-                self.send_response(200 if ok else 400)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(200 if ok else 400)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                finally:  # only once the page is sent (or the browser went away): ``wait`` returning lets the
+                    if decided:  # command exit, which cut a refused sign-in's page off mid-send
+                        outer._done.set()
 
             def log_message(self, *args):  # the query holds the code: never log requests
                 return
@@ -263,13 +270,18 @@ class LoopbackCallback:
         self._thread = threading.Thread(target=self._server.serve_forever, name="xbot-oauth-callback", daemon=True)
         self._thread.start()
 
-    def _receive(self, query: dict[str, list[str]]) -> tuple[bool, str]:
-        """Take X's redirect; (accepted, what went wrong)."""
+    def _receive(self, query: dict[str, list[str]]) -> tuple[bool, str, bool]:
+        """Take X's redirect; (accepted, what went wrong, whether this redirect decided the sign-in)."""
         got = {k: v[0] for k, v in query.items() if v}
         if got.get("state") != self.state:  # a stray or forged request: keep waiting for the real redirect
-            return False, "the state of this redirect does not match the sign-in in progress (ignored)"
-        if self._done.is_set():
-            return self._result[0] is not None, self._result[1] or ""
+            return False, "the state of this redirect does not match the sign-in in progress (ignored)", False
+        with self._lock:
+            if self._decided:
+                return self._result[0] is not None, self._result[1] or "", False
+            self._decide(got)
+            return self._result[0] is not None, self._result[1] or "", True
+
+    def _decide(self, got: dict[str, str]) -> None:
         if "error" in got:
             self._result = (None, f"X refused the sign-in: {got['error']}"
                                   + (f" ({got['error_description']})" if got.get("error_description") else "")
@@ -278,8 +290,7 @@ class LoopbackCallback:
             self._result = (None, "X's redirect carried no code: run `xbot auth login` again")
         else:
             self._result = (got["code"], None)
-        self._done.set()
-        return self._result[0] is not None, self._result[1] or ""
+        self._decided = True
 
     def wait(self, timeout_s: float) -> str:
         """The authorization code; OAuthError when X refused, or nothing arrived within ``timeout_s``."""

@@ -180,9 +180,18 @@ def _warm_kernel(kernel: str, db_url: str):
     if km is not None:
         km.shutdown_kernel(now=True)
         _WARM.clear()
-    km = KernelManager(kernel_name=kernel)
-    # the environment is this kernel's own: the worker's os.environ stays as it is
-    km.start_kernel(extra_arguments=list(KERNEL_ARGUMENTS), env={**os.environ, "XBOT_DATABASE_URL": db_url})
+    # a kernel binds the ports its manager picked only once it runs, so two workers starting kernels at the same
+    # moment can pick the same free port and one kernel dies at start ("Address already in use", seen in CI): it
+    # is checked by a first reset and, dead, started once more on new ports; a second failure goes to the cold path
+    for attempt in (1, 2):
+        km = KernelManager(kernel_name=kernel)
+        # the environment is this kernel's own: the worker's os.environ stays as it is
+        km.start_kernel(extra_arguments=list(KERNEL_ARGUMENTS), env={**os.environ, "XBOT_DATABASE_URL": db_url})
+        if _reset(km):
+            break
+        km.shutdown_kernel(now=True)
+        if attempt == 2:
+            raise RuntimeError(f"kernel {kernel!r} did not answer after starting twice")
     Finalize(km, km.shutdown_kernel, kwargs={"now": True}, exitpriority=10)
     _WARM.update(km=km, key=key)
     return km
