@@ -44,7 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xbotlib.devtools.bench import bench_campaign  # noqa: E402
 from xbotlib.devtools.growth_tables import paired_difference  # noqa: E402
+from xbotlib.sim import policies as sim_policies  # noqa: E402
 from xbotlib.sim.policies import POLICY_NAMES  # noqa: E402
+from screen_policies import make_screen_policy  # noqa: E402  (bench/, this script's directory, is on sys.path)
 from xbotlib.store.db import Database  # noqa: E402
 from xbotlib.store.outcomes import first_and_last_followers  # noqa: E402
 from dataclasses import replace  # noqa: E402
@@ -91,6 +93,13 @@ def post_multipliers(oracle: Oracle, epoch, tweet, best_choice: tuple[str, int] 
             follows(signals, tweet.local_hour, tweet.similarity) / fresh)
 
 
+def _variant_factory(name: str):
+    """A registry factory for the learner variant ``name`` (``xbot:alpha=0.05+sd=0.5``, the screen's names and
+    options, ``screen_policies.make_screen_policy``); the campaigns run in this process, so it sees the entry."""
+    make_screen_policy(name, None, None)  # an unknown option fails here, before any campaign runs
+    return lambda **_options: make_screen_policy(name, None, None)
+
+
 FIELDS = ("gained", "post_follows", "hook", "hour", "fatigue")
 
 
@@ -117,15 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default=None, help="shipped name or TOML path (default: default)")
-    ap.add_argument("--policies", default="oracle,xbot", help=f"comma-separated, from {', '.join(POLICY_NAMES)}")
+    ap.add_argument("--policies", default="oracle,xbot", help=f"comma-separated, from {', '.join(POLICY_NAMES)}, or a learner variant as the "
+                    "screen names them (xbot:alpha=0.05)")
     ap.add_argument("--seeds", default="0,1", help="comma-separated seeds (default 0,1)")
     ap.add_argument("--days", type=int, default=60, help="simulated days per campaign (default 60)")
     ap.add_argument("--paired", default=None, metavar="REF", help="also print each policy − REF, paired by seed")
     a = ap.parse_args(argv)
     policies = [p.strip() for p in a.policies.split(",") if p.strip()]
-    unknown = [p for p in policies if p not in POLICY_NAMES]
+    for name in policies:
+        if name.startswith("xbot:"):  # a learner variant, as the screen names them: registered for this process
+            sim_policies.POLICIES[name] = _variant_factory(name)
+    unknown = [p for p in policies if p not in sim_policies.POLICIES]
     if unknown or not policies:
-        ap.error(f"--policies {a.policies!r}: expected names from {', '.join(POLICY_NAMES)}")
+        ap.error(f"--policies {a.policies!r}: expected names from {', '.join(POLICY_NAMES)} or xbot:key=value")
     try:
         seeds = [int(s) for s in a.seeds.split(",")]
     except ValueError:

@@ -8,7 +8,7 @@ the job, like X: nothing of ours is patched).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,7 @@ from hypothesis import assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from xbotlib.core import vocab
+from xbotlib.core import features, vocab
 from xbotlib.devtools.fake_openai import FakeOpenAI
 from xbotlib.jobs.runner import run_job
 from xbotlib.jobs import plan, post
@@ -400,3 +400,44 @@ def test_plan_does_not_score_with_a_content_model_learned_on_other_topics(settin
             assert plan._active_predictor(cooking, conn, "content") is None
     (warning,) = [r.getMessage() for r in caplog.records if "predictor unusable" in r.getMessage()]
     assert "baking" in warning and "retrain" in warning
+
+
+SLEEP = "Most sleep problems start with a bright phone screen in the hour before bed, not with caffeine."
+WALK = "A ten minute walk after lunch does more for afternoon focus than a second cup of coffee."
+SLEEP_AGAIN = ("Fun fact: most sleep problems start with a bright phone screen in the last hour before bed, "
+               "not with late coffee.")
+WALK_AGAIN = "Worth knowing: a ten minute walk after lunch does more for your afternoon focus than another espresso shot."
+
+
+def test_a_post_that_repeats_the_last_week_ranks_below_one_that_repeats_an_older_post(settings, db, clock):
+    """Day 0 posts SLEEP, day 10 WALK; on day 11 the candidates reword each. Against 30 days WALK_AGAIN is the more
+    novel (the order before the last week counted first), but it repeats a post of the last week: SLEEP_AGAIN goes."""
+    gen = ScriptedGenerator([[SLEEP], [WALK], [WALK_AGAIN, SLEEP_AGAIN]])
+    ctx = make_ctx(settings.replace(plan_replies_per_day=0, plan_posts_per_day=1), db, clock, generator=gen)
+    assert plan.tick(ctx).detail["queued"] == 1
+    clock.advance(timedelta(days=10))
+    assert plan.tick(ctx).detail["queued"] == 1
+    clock.advance(timedelta(days=1))
+    e = ctx.embedder.embed([SLEEP, WALK, SLEEP_AGAIN, WALK_AGAIN])
+    month = [features.novelty(e[i], e[:2]) for i in (2, 3)]
+    assert settings.novelty_min < month[0] < month[1], "both pass the duplicate gate; WALK_AGAIN is the more novel"
+    assert features.novelty(e[3], e[1:2]) < plan.REPEAT_NOVELTY < features.novelty(e[2], e[1:2])
+    result = plan.tick(ctx)
+    assert result.detail["queued"] == 1 and result.detail["rejected"] == 0
+    assert [d["content"] for d in decisions(db, "post")] == [SLEEP, WALK, SLEEP_AGAIN]
+
+
+def test_rank_puts_distance_from_the_last_week_before_the_predictor_up_to_the_line():
+    def scored(recent_novelty, predicted, novelty=0.5):
+        feats = features.extract_features(GOOD, embedding=np.ones(8), recent_embeddings=None, novelty_min=0.15)
+        return plan._Scored(GOOD, "template", "plain", None, replace(feats, novelty=novelty), [], predicted, None,
+                            recent_novelty=recent_novelty)
+
+    repeat, fresh = scored(0.2, predicted=9.0), scored(0.8, predicted=1.0)
+    assert max([repeat, fresh], key=plan._rank) is fresh, "a near-repeat of the last week loses whatever its score"
+    better, worse = scored(0.9, predicted=2.0), scored(0.6, predicted=1.0)
+    assert max([worse, better], key=plan._rank) is better, "beyond the line the predictor decides"
+    closer, farther = scored(0.1, predicted=5.0), scored(0.3, predicted=1.0)
+    assert max([closer, farther], key=plan._rank) is farther, "below it, the farther from the last week"
+    no_model = [scored(0.9, None, novelty=0.3), scored(0.7, None, novelty=0.6)]
+    assert max(no_model, key=plan._rank) is no_model[1], "no model: novelty against 30 days, as before"

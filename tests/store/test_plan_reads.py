@@ -51,7 +51,8 @@ def test_recent_embeddings_come_from_the_context_once_read_and_follow_the_window
     second = add("a second post, ten days later")
     assert read(ctx).shape == (2, 8) and set(ctx.recent_embeddings) == {first, second}
     with db.connection() as conn:   # what is known is not sent again
-        rows = dict(active_embeddings_since(conn, "acct1", clock.now() - timedelta(days=30), known=[first]))
+        rows = {i: e for i, e, _ in active_embeddings_since(conn, "acct1", clock.now() - timedelta(days=30),
+                                                             known=[first])}
     assert rows[first] is None and np.array_equal(rows[second], ctx.recent_embeddings[second])
     assert np.array_equal(read(ctx), fresh())
 

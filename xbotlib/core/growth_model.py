@@ -128,6 +128,21 @@ Not supported by the evidence, so ``CHANGE_ALPHA`` is None (always aged, as befo
 option stay for the screen (``xbot:alpha=0.05``). What would close the hook gap must also keep the texts
 of the best hook apart (their fatigue is the sandbox's token overlap with the last 7 days' posts).
 
+Fourth pass: the plan step now ranks a post's candidate texts by their distance from the last week's posts
+first (``jobs.plan._rank``), and fatigue no longer takes the gate's gain back. Real bench, default world,
+60 days, seeds 0-19 (``bench/fatigue_by_policy.py --policies xbot:alpha=0.05,xbot --paired xbot``,
+2026-12-03 15:10-15:58 UTC, load 2-4, 25-50 s a campaign), both with the new ranking, gated minus always
+aged: followers gained +6.8 ± 10.4 (seeds 0-9 +13.7 ± 11.3, 10-19 −0.1 ± 17.7), follows earned by posts
++8.4 ± 10.4, hook × +0.015 ± 0.012, hour × +0.013 ± 0.005, fatigue × −0.002 ± 0.002 (−0.012 ± 0.005 with
+the old ranking). The hooks, the point of the gate, gain about what the screen promised but within noise
+(unaged, two seeds of twenty settled on a weak hook: hook × 0.775 and 0.746), the followers nothing beyond
+noise, and the screen's adaptation cost stands (the screen has no texts, so the ranking does not change it:
+never moved to default_step's new best hook on 16 of 30 seeds against 11). ``CHANGE_ALPHA`` stays None.
+Forced exploration is not what re-tries the ruled-out hooks: it fires only while some hook has fewer
+than ``bandit.MODEL_FORCE_BELOW`` (3) raw outcomes — on the screen (default, seeds 0-4) 19 forced choices
+in days 0-9, 1 in days 10-29 and none after day 30; the late re-trying is Thompson sampling over a
+posterior that ageing keeps ~80 posts wide.
+
 The columns are laid out per vocabulary (``layout(topics)``): the six hook kinds are universal, the topic
 columns are the account's own topics. A fitted ``GrowthModel`` records the topics it was learned for, and
 ``check_vocabulary`` refuses to apply it to another niche's vocabulary (its topic effects would be read

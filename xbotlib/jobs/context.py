@@ -83,6 +83,7 @@ class JobContext:
     profile: AccountProfile | None = None   # the account's profile (build_context: stored, or the built-in one)
     # the plan job's recent embeddings by decision_id, as float64 arrays (an embedding never changes once stored)
     recent_embeddings: dict = field(default_factory=dict, repr=False)
+    recent_created: dict = field(default_factory=dict, repr=False)  # their created_at, by the same ids
 
     @property
     def simulated(self) -> bool:

@@ -384,9 +384,9 @@ def booked_post_times(conn: psycopg.Connection, account_id: str, after: datetime
 
 
 def active_embeddings_since(conn: psycopg.Connection, account_id: str, since: datetime,
-                            known: Iterable[str] = ()) -> list[tuple[str, list[float] | None]]:
-    """(decision_id as text, text embedding) of the active (or shadowed) decisions created after ``since``
-    (novelty is measured against them); the embedding is None for the decisions in ``known`` (ids whose
+                            known: Iterable[str] = ()) -> list[tuple[str, list[float] | None, datetime]]:
+    """(decision_id as text, text embedding, created_at) of the active (or shadowed) decisions created after
+    ``since`` (novelty is measured against them); the embedding is None for the decisions in ``known`` (ids whose
     embedding the caller read before: it never changes once stored).
 
     Why ``known``: 30 days of 256-float ``real[]`` arrays cost ~15 ms of CPU a call (the server's float4
@@ -395,11 +395,12 @@ def active_embeddings_since(conn: psycopg.Connection, account_id: str, since: da
     cast to float8[] on the server costs more than it saves (its strtod: +10 ms)."""
     rows = conn.execute(
         f"""SELECT decision_id::text AS decision_id,
-                   CASE WHEN decision_id = ANY(%(known)s::uuid[]) THEN NULL ELSE embedding END AS embedding
+                   CASE WHEN decision_id = ANY(%(known)s::uuid[]) THEN NULL ELSE embedding END AS embedding,
+                   created_at
               FROM content_metadata
              WHERE account_id = %(acc)s AND embedding IS NOT NULL AND {_ACTIVE_SQL} AND created_at > %(since)s""",
         {"acc": account_id, "active": list(ACTIVE_STATUSES), "since": since, "known": list(known)}).fetchall()
-    return [(r["decision_id"], r["embedding"]) for r in rows]
+    return [(r["decision_id"], r["embedding"], r["created_at"]) for r in rows]
 
 
 def used_content_hashes(conn: psycopg.Connection, account_id: str, hashes: Iterable[str]) -> set[str]:
