@@ -91,3 +91,61 @@ def test_array_literal_one_pass_paths_write_what_each_element_writes(values):
             array_literal(values)
         return
     assert array_literal(values) == expected
+
+
+# the collector's read of posts awaiting outcomes as it was written before (a join of every post with all its
+# outcomes, grouped and counted): the reference the cheaper statement must agree with, row for row
+_AWAITING_BY_GROUPING = """
+    SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
+           COALESCE(array_agg(o.collected_pass) FILTER (WHERE o.collected_pass IS NOT NULL), '{}') AS stored
+      FROM posted_decisions pd
+      JOIN content_metadata cm ON cm.decision_id = pd.decision_id
+      LEFT JOIN outcomes o ON o.decision_id = pd.decision_id
+     WHERE pd.account_id = %(acc)s AND pd.world = %(world)s AND pd.posted_at <= %(first_due)s
+     GROUP BY pd.decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty
+    HAVING count(o.collected_pass) < 2
+     ORDER BY pd.posted_at, pd.tweet_id"""
+
+
+@pytest.mark.parametrize("analyzed", [False, True])
+def test_posts_awaiting_outcomes_are_those_without_both_passes(db, analyzed):
+    """A post awaits while it lacks either pass (none, pass 1 only, pass 2 only); with both it is done. The
+    statement probes each post's passes instead of grouping its outcomes: the same rows in the same order as
+    the grouped statement, for each account alone and for several at once, planned with or without the
+    tables' statistics (a campaign's tables are mostly not yet analysed)."""
+    passes = [(), (1,), (2,), (1, 2)] * 3
+    with db.connection() as conn:
+        for acc in ("acct1", "acct2"):
+            queue.ensure_account(conn, acc, T0)
+        decisions = []
+        for i, stored in enumerate(passes):
+            acc = "acct1" if i % 3 else "acct2"
+            d = queue.Decision(account_id=acc, decision_type="post", content=f"post number {i}",
+                               generation_source="template", status="queued", scheduled_at=T0)
+            did = str(queue.insert_decision(conn, d, T0))
+            conn.execute("UPDATE content_metadata SET novelty = %s, dup_penalty = %s WHERE decision_id = %s",
+                         (i / 10, i / 100, did))
+            # posts 8 and 10 share a time (the tweet id orders them: 10's "t90" first); 11 is not due yet
+            posted = T0 + timedelta(hours={10: 8, 11: 40}.get(i, i))
+            conn.execute("INSERT INTO posted_decisions (decision_id, account_id, tweet_id, world, posted_at) "
+                         "VALUES (%s, %s, %s, 'sandbox', %s)", (did, acc, f"t{100 - i}", posted))
+            decisions.append((did, acc, stored))
+        rows = [dict(_row(did, p, likes=1, novelty=0.5), account_id=acc) for did, acc, stored in decisions
+                for p in stored]
+        outcomes.upsert_outcomes(conn, rows, {})
+        if analyzed:
+            conn.execute("ANALYZE posted_decisions, content_metadata, outcomes")
+    first_due = T0 + timedelta(hours=24)
+    with db.connection() as conn:
+        expected = {acc: conn.execute(_AWAITING_BY_GROUPING, {"acc": acc, "world": "sandbox",
+                                                              "first_due": first_due}).fetchall()
+                    for acc in ("acct1", "acct2")}
+        got = {acc: outcomes.posts_awaiting_outcomes(conn, acc, "sandbox", first_due) for acc in ("acct1", "acct2")}
+    assert got == expected
+    # acct1's posts 1, 2, 4, 5, 7, 8, 10 and 11 (stored passes in that cycle): 7 has both, 11 is not due yet
+    assert [r["stored"] for r in got["acct1"]] == [[1], [2], [], [1], [2], []]
+    assert [r["stored"] for r in got["acct2"]] == [[], [2], [1]]   # posts 0, 3 (both: done), 6, 9
+    with db.autocommit() as conn:
+        starts = [outcomes.CollectionStart(acc, "sandbox", 10, 1, 1) for acc in ("acct2", "acct1")]
+        together = outcomes.collection_starts(conn, starts, first_due, first_due)
+    assert [awaiting for _, awaiting, _ in together] == [expected["acct2"], expected["acct1"]]
