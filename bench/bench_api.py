@@ -9,11 +9,14 @@ stay warm. Prints p50/p99 latency per route as a Markdown table, with the machin
 
     .venv/bin/python bench/bench_api.py [--clients 8] [--requests 200] [--days 365] [--accounts 10]
                                         [--baseline DIR] [--database-url URL] [--routes TEXT]
+                                        [--client httpx|raw]
 
 Latency is measured by the client (request sent -> body read), so it includes HTTP and JSON work on
 both sides; client and server share the machine's cores. On Linux the table also gives the CPU each request
 cost the server process and its PostgreSQL sessions (/proc): the work itself, which other load on a shared
-machine delays but does not add to.
+machine delays but does not add to; and the CPU the clients' own process spent per request (httpx, 8 clients in one
+event loop: ~1.5-2.5 ms a request, as much as the server's, on the same two cores, so part of every latency here is
+the client's own queue).
 
 ``--baseline DIR`` also serves the API from another source tree (e.g. ``git archive <commit> | tar -x -C DIR``)
 over the same database, first checks that both servers answer every route with the same bytes for every
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import socket
@@ -34,6 +38,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import uvicorn
@@ -70,7 +75,11 @@ def serve(db_url: str, port: int, token: str) -> None:
     # the failure throttle slows a client down after a few wrong tokens (30 s per request after 16): on,
     # the 401 row would time the throttle's own waits, so it is off here and the row times the refusal itself
     app = create_app(settings, db, SimClock(END), auth_throttle=FailureThrottle(free=10**9))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    try:  # served as `xbot api` serves it; a --baseline tree from before serving.serve ran uvicorn itself
+        from xbotlib.app.api.serving import serve as serve_app
+    except ImportError:
+        serve_app = uvicorn.run
+    serve_app(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def start_server(db_url: str, token: str, src: Path | None, name: str) -> tuple[subprocess.Popen, str]:
@@ -174,6 +183,48 @@ async def load(base: str, method: str, path: str, headers: dict, body: dict | No
     return latencies, statuses
 
 
+async def load_raw(base: str, method: str, path: str, headers: dict, body: dict | None, clients: int,
+                   requests: int, accounts: list[str]) -> tuple[list[float], dict[int, int]]:
+    """``load`` with a minimal HTTP/1.1 client (``--client raw``): one keep-alive connection per client, the request's
+    bytes written once and the response read by its Content-Length. ~0.1 ms of CPU a request where httpx spends
+    1.5-2.5 ms, on the cores the server runs on: with it the table measures the server, not the load generator."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    payload = json.dumps(body).encode() if body is not None else b""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def client(i: int) -> None:
+        lines = [f"{method} {path}?{urlencode({'account_id': accounts[i % len(accounts)]})} HTTP/1.1", f"Host: {host}",
+                 *(f"{k}: {v}" for k, v in headers.items()), f"Content-Length: {len(payload)}"]
+        if body is not None:
+            lines.append("Content-Type: application/json")
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+        reader, writer = await asyncio.open_connection(host, int(port))
+
+        async def exchange() -> int:
+            writer.write(request)
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            fields = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:] if h)}
+            if "content-length" not in fields:
+                raise RuntimeError(f"{method} {path}: a response without Content-Length ({head[0]}): --client raw "
+                                   "reads only those; use --client httpx")
+            await reader.readexactly(int(fields["content-length"]))
+            return int(head[0].split()[1])
+
+        try:
+            await exchange()  # untimed: the connection opened, as in load
+            for _ in range(requests):
+                t0 = time.perf_counter()
+                code = await exchange()
+                latencies.append((time.perf_counter() - t0) * 1000)
+                statuses[code] = statuses.get(code, 0) + 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return latencies, statuses
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1] if len(values) > 1 else values[0]
 
@@ -193,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", metavar="URL", help="a database seeded by an earlier run (--keep)")
     parser.add_argument("--keep", action="store_true", help="leave the seeded database and print its URL")
     parser.add_argument("--routes", metavar="TEXT", help="only the routes whose label contains TEXT, e.g. learning")
+    parser.add_argument("--client", choices=("httpx", "raw"), default="httpx",
+                        help="the load's HTTP client: httpx (default, as before), or raw, a minimal HTTP/1.1 client "
+                             "costing ~0.1 ms of CPU a request instead of ~2 ms on the server's cores")
     parser.add_argument("--serve", nargs=3, metavar=("URL", "PORT", "TOKEN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -207,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.turns > args.requests:
         parser.error(f"--turns {args.turns} is more than --requests {args.requests}: each turn needs a request")
     accounts = account_ids(args.accounts)
+    run_load = load_raw if args.client == "raw" else load
 
     pg = None if args.database_url else TestPostgres()
     servers: dict[str, tuple[subprocess.Popen, str]] = {}
@@ -254,10 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for method, label, headers, body in routes:
             path = label.split(" ")[0]
-            measured = {name: {"lat": [], "statuses": {}, "wall": 0.0, "server": 0.0, "db": 0.0}
+            measured = {name: {"lat": [], "statuses": {}, "wall": 0.0, "server": 0.0, "db": 0.0, "client": 0.0}
                         for name in servers}
             for name, (_, base) in servers.items():
-                asyncio.run(load(base, method, path, headers, body, args.clients, 5, accounts))  # warm-up
+                asyncio.run(run_load(base, method, path, headers, body, args.clients, 5, accounts))  # warm-up
             # the servers take turns, a slice of the requests each, so a change in the machine's load during
             # the run falls on both alike
             for turn in range(args.turns):
@@ -266,10 +321,11 @@ def main(argv: list[str] | None = None) -> int:
                     m = measured[name]
                     with Database.from_url(url, pool_max=1) as probe:
                         cpu0 = {pid: cpu_seconds(pid) for pid in [proc.pid, *backend_pids(probe, name)]}
-                        t0 = time.perf_counter()
-                        lat, statuses = asyncio.run(load(base, method, path, headers, body, args.clients, share,
+                        t0, c0 = time.perf_counter(), time.process_time()
+                        lat, statuses = asyncio.run(run_load(base, method, path, headers, body, args.clients, share,
                                                         accounts))
                         m["wall"] += time.perf_counter() - t0
+                        m["client"] += time.process_time() - c0
                         cpu1 = {pid: cpu_seconds(pid) for pid in [proc.pid, *backend_pids(probe, name)]}
                     # CPU of the server process and of its database sessions: the work the requests cost, which
                     # other load on the machine does not add to (it only delays it); None where /proc is not
@@ -286,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 n = len(m["lat"])
                 row.append((name, n, m["statuses"], percentile(m["lat"], 0.50), percentile(m["lat"], 0.99),
                             n / m["wall"], None if m["server"] is None else 1000 * m["server"] / n,
-                            None if m["db"] is None else 1000 * m["db"] / n))
+                            None if m["db"] is None else 1000 * m["db"] / n, 1000 * m["client"] / n))
                 print(f"  {name}: {method} {label}: p50 {row[-1][3]:.1f} ms, p99 {row[-1][4]:.1f} ms, "
                       f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
             rows.append(row)
@@ -301,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     load1 = [lo[0] for lo in loads]
     print(f"\n### Admin API latency — {args.days} days of synthetic history × {len(accounts)} accounts, "
           f"{args.clients} clients × {args.requests} requests per route\n")
-    print(f"Machine: {machine()}; PostgreSQL {pg_version} (embedded pgserver), uvicorn 1 worker; "
+    print(f"Machine: {machine()}; PostgreSQL {pg_version} (embedded pgserver), uvicorn 1 worker; {args.client} clients; "
           f"date {now.date().isoformat()}; 1-min load average {min(load1):.1f}–{max(load1):.1f} during the run "
           f"(2 cores) — other work on the machine shows up in the tail\n")
     names = list(servers)
@@ -310,12 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         return "–" if value is None else f"{value:.2f}"
 
     print("| route | status | " + " | ".join(f"{n} p50 ms | {n} p99 ms | {n} req/s | {n} server CPU ms/req | "
-                                           f"{n} PostgreSQL CPU ms/req" for n in names) + " |")
-    print("|---|---|" + "---:|---:|---:|---:|---:|" * len(names))
+                                           f"{n} PostgreSQL CPU ms/req | {n} client CPU ms/req" for n in names) + " |")
+    print("|---|---|" + "---:|---:|---:|---:|---:|---:|" * len(names))
     for label, *measured in rows:
         st = ", ".join(f"{k}×{v}" for k, v in sorted(measured[-1][2].items()))
-        cells = " | ".join(f"{p50:.1f} | {p99:.1f} | {rps:.0f} | {ms(server)} | {ms(pg_)}"
-                           for _, _, _, p50, p99, rps, server, pg_ in measured)
+        cells = " | ".join(f"{p50:.1f} | {p99:.1f} | {rps:.0f} | {ms(server)} | {ms(pg_)} | {client:.2f}"
+                           for _, _, _, p50, p99, rps, server, pg_, client in measured)
         print(f"| `{label}` | {st} | {cells} |")
     bad = [r for r in rows if any(code >= 500 for m in r[1:] for code in m[2])]
     return 1 if bad else 0

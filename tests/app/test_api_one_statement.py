@@ -162,7 +162,7 @@ def messages_sent(db_url, settings, clock, tmp_path, path: str) -> list[str]:
     return [f[3] for line in trace.read_text().splitlines() if len(f := line.split("\t")) > 3 and f[1] == "F"]
 
 
-@pytest.mark.parametrize("path, round_trips", [("/api/metrics", 1), ("/metrics", 1)])
+@pytest.mark.parametrize("path, round_trips", [("/api/metrics", 1), ("/metrics", 1), ("/api/growth", 1)])
 def test_a_route_is_its_round_trips_and_no_transaction(db_url, seeded, settings, clock, tmp_path, path, round_trips):
     sent = messages_sent(db_url, settings, clock, tmp_path, path)
     assert "Query" not in sent, sent  # no BEGIN, COMMIT or other simple query
@@ -246,6 +246,118 @@ def test_a_write_shows_on_the_next_learning_status_request(client, seeded, setti
     seeded.execute("INSERT INTO follower_snapshots (account_id, taken_at, followers_count, simulated) "
                    "VALUES (%s, %s, 5, true)", (ACC, clock.now() + timedelta(minutes=1)))
     assert json.loads(status())["now"] != after["now"]
+
+
+def test_the_growth_fingerprint_with_the_account_equals_account_at_and_the_fingerprint_after_it(seeded, clock):
+    from xbotlib.views import followers
+    now = clock.now()
+    with seeded.connection() as conn:
+        for acc in (ACC, "neighbour", "nobody"):
+            for world in ("sandbox", "live"):
+                # minutes, past midnight, days: each window's edges, the daily series' UTC day among them
+                for wall in (now, now + timedelta(hours=17, minutes=3), now - timedelta(days=20, hours=3)):
+                    account, at = views.account_at(conn, acc, world, wall)
+                    row = read_models.account_growth_row(conn, acc, world, wall, followers.GROWTH_WINDOWS)
+                    if account is None:
+                        assert row is None
+                        continue
+                    assert (row["created_at"], row["now"]) == (account["created_at"], at)
+                    want = read_models.growth_fingerprint(conn, acc, followers.growth_windows(at))
+                    assert (row["db"], row["writes"], tuple(row["edges"])) == want
+                    if (acc, world, wall) == (ACC, "sandbox", now):
+                        assert all(want[2])  # every window holds rows: the edges are compared, not only NULLs
+                    assert views.growth_at(conn, acc, world, wall) == views.growth(conn, account, world, at)
+
+
+def test_a_write_shows_on_the_next_growth_request(client, seeded, settings, clock):
+    from xbotlib.views import followers
+
+    def growth() -> bytes:
+        r = client.get("/api/growth", params={"account_id": ACC, "world": "sandbox"})
+        assert r.status_code == 200, r.text
+        followers.GROWTHS.clear()  # a fresh read of everything: the same bytes
+        assert client.get("/api/growth", params={"account_id": ACC, "world": "sandbox"}).content == r.content
+        return r.content
+
+    first = growth()
+    assert growth() == first
+    seeded.execute("UPDATE follower_snapshots SET followers_count = 55555 WHERE snapshot_id = "
+                   "(SELECT snapshot_id FROM follower_snapshots WHERE account_id = %s AND simulated "
+                   "ORDER BY taken_at DESC LIMIT 1)", (ACC,))
+    assert json.loads(growth())["followers_now"] == 55555
+    seeded.execute("INSERT INTO follower_snapshots (account_id, taken_at, followers_count, simulated) "
+                   "VALUES (%s, %s, 66666, true)", (ACC, clock.now() + timedelta(minutes=1)))
+    after = json.loads(growth())
+    assert after["followers_now"] == 66666 and after["now"] != json.loads(first)["now"]
+    assert client.get("/api/growth", params={"account_id": "nobody"}).status_code == 404
+
+
+# every kind of write the learning status reads: (label, SQL, parameters); each is applied in turn
+STATUS_WRITES = [
+    ("an arm's sums", "UPDATE bandit_arms SET reward_sum = reward_sum + 0.5 WHERE account_id = %(acc)s "
+                      "AND world = 'sandbox' AND arm_id = (SELECT min(arm_id) FROM bandit_arms WHERE account_id = "
+                      "%(acc)s AND world = 'sandbox')", {}),
+    ("an arm deleted", "DELETE FROM bandit_arms WHERE account_id = %(acc)s AND world = 'sandbox' AND arm_id = "
+                       "(SELECT max(arm_id) FROM bandit_arms WHERE account_id = %(acc)s AND world = 'sandbox')", {}),
+    ("a model retired", "UPDATE predictors SET is_active = false WHERE account_id = %(acc)s AND is_active AND "
+                        "version = (SELECT max(version) FROM predictors WHERE account_id = %(acc)s AND is_active)", {}),
+    ("a model deleted", "DELETE FROM predictors WHERE account_id = %(acc)s AND version = "
+                        "(SELECT min(version) FROM predictors WHERE account_id = %(acc)s)", {}),
+    ("the profile", "UPDATE accounts SET profile_sha256 = 'changed' WHERE account_id = %(acc)s", {}),
+    ("an old outcome's follows", "UPDATE outcomes SET follows = follows + 1 WHERE outcome_id = (SELECT min(outcome_id) "
+                                 "FROM outcomes WHERE account_id = %(acc)s)", {}),
+    ("a post's world", "UPDATE posted_decisions SET world = 'live' WHERE decision_id = (SELECT decision_id FROM "
+                       "posted_decisions WHERE account_id = %(acc)s ORDER BY posted_at LIMIT 1)", {}),
+    ("an old snapshot deleted", "DELETE FROM follower_snapshots WHERE account_id = %(acc)s AND taken_at = "
+                                "(SELECT min(taken_at) FROM follower_snapshots WHERE account_id = %(acc)s)", {}),
+    ("a decision planned later", "INSERT INTO content_metadata (decision_id, account_id, content, content_hash, "
+                                 "generation_source, created_at, updated_at) VALUES (%(id)s, %(acc)s, 'draft', 'h', "
+                                 "'template', %(later)s, %(later)s)", {"id": uuid.uuid4()}),
+]
+
+
+def test_the_learning_version_changes_with_every_write_the_status_reads_and_only_then(seeded, clock):
+    wall = clock.now()
+    window = timedelta(days=views.OUTCOMES_WINDOW_DAYS)
+
+    def version(acc=ACC, world="sandbox"):
+        with seeded.connection() as conn:
+            row = read_models.learning_version(conn, acc, world, wall)
+            full = read_models.account_learning_row(conn, acc, world, wall, window, 10, arm_store.SCOPES)
+        assert all(full[k] == row[k] for k in (*read_models.LEARNING_VERSION, "created_at", "now"))  # the same values
+        return learning.version_key(acc, world, row)
+
+    with seeded.connection() as conn:
+        assert read_models.learning_version(conn, "nobody", "sandbox", wall) is None
+        assert views.learning_version_at(conn, ACC, "live", wall) == (wall, None)  # the wall clock's now: no key
+        assert views.learning_version_at(conn, ACC, "sandbox", wall)[1] == version()
+    seen = [version()]
+    assert version() == seen[0]  # nothing written: the same
+    seeded.execute("UPDATE bandit_arms SET pulls = pulls + 1 WHERE account_id = 'neighbour'")
+    seeded.execute("UPDATE predictors SET n_samples = n_samples + 1 WHERE account_id = 'neighbour'")
+    assert version() == seen[0]  # another account's writes: the same
+    for label, sql, extra in STATUS_WRITES:
+        seeded.execute(sql, {"acc": ACC, "later": wall + timedelta(minutes=3), **extra})
+        now = version()
+        assert now not in seen, label
+        seen.append(now)
+
+
+def test_a_body_kept_by_its_version_is_sent_again_until_a_write_then_the_new_one(client, seeded, settings, clock):
+    """Each kind of write the status reads, then the next request: the body a new app (nothing kept) sends."""
+    def status() -> bytes:
+        r = client.get("/api/learning/status", params={"account_id": ACC, "world": "sandbox"})
+        assert r.status_code == 200, r.text
+        fresh = admin_client(settings, seeded, clock)
+        assert fresh.get("/api/learning/status", params={"account_id": ACC, "world": "sandbox"}).content == r.content
+        return r.content
+
+    bodies = [status()]
+    assert status() == bodies[0]
+    for label, sql, extra in STATUS_WRITES:
+        seeded.execute(sql, {"acc": ACC, "later": clock.now() + timedelta(minutes=3), **extra})
+        bodies.append(status())  # equal to a fresh app's: checked in status()
+    assert len(set(bodies)) > 5  # most of the writes show in the body (a profile hash alone does not)
 
 
 @pytest.mark.parametrize("path", ["/api/learning/status"])

@@ -11,6 +11,8 @@ the account's history (issue #19: "never a scan that grows with history").
 - ``arms_by_scope``: both bandit scopes in one statement;
 - ``profile_version``: whether the account's profile changed, without reading or parsing it;
 - ``learning_reads``: everything the learning status reads after the account, in one statement;
+- ``learning_version``: values equal only when everything the learning status reads is (a kept body is sent again
+  after one small statement);
 - ``metrics_reads``: the account, its "now" and every figure of the operating metrics, in one statement.
 
 Size: over 400 lines because each route's one statement is composed here from the reads above (their SQL
@@ -284,21 +286,63 @@ def learning_reads(conn, account_id: str, world: str, now: datetime, outcomes_si
     return learning_result(row, scopes)
 
 
+# What the learning status is made of, as values that change whenever any of it does (params acc, world; FROM t,
+# ``account_now_sql``): the account's row (created_at, the profile: its xmin, new on any update), the write counts of
+# outcomes, posted_decisions and follower_snapshots (migration 0012, as the caches' fingerprints), and the account's
+# predictors and its arms in the world, each as its row count and the sum of every row's xmin hashed (an insert,
+# update or delete adds, changes or drops a term: the status reads every version of the account and every arm of the
+# world, ~100 and ~14 rows a year of history; no trigger on the jobs' writes of them). content_metadata reaches the
+# status only as the world's latest event, which is ``t.latest`` itself.
+_LEARNING_VERSION_COLUMNS = f"""current_database() AS v_db,
+    (SELECT xmin::text FROM accounts WHERE account_id = %(acc)s) AS v_account,
+    {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS v_writes,
+    (SELECT count(*) || ':' || coalesce(sum(hashint8(xmin::text::bigint)), 0) FROM predictors
+      WHERE account_id = %(acc)s) AS v_predictors,
+    (SELECT count(*) || ':' || coalesce(sum(hashint8(xmin::text::bigint)), 0) FROM bandit_arms
+      WHERE account_id = %(acc)s AND world = %(world)s) AS v_arms"""
+LEARNING_VERSION = ("latest", "v_db", "v_account", "v_writes", "v_predictors", "v_arms")
+
+
+def learning_version(conn, account_id: str, world: str, wall_now: datetime) -> dict | None:
+    """The account's "now" in ``world`` (``account_now_sql``: ``created_at``, ``latest``, ``now``) and the columns of
+    ``LEARNING_VERSION``, which ``account_learning_row`` reads too: a small statement (a few index probes, no row
+    set) whose values are equal only when everything that statement reads is. None when the account is not stored."""
+    return conn.execute(f"WITH {account_now_sql(world)} SELECT t.created_at, t.latest, t.now, "
+                        f"{_LEARNING_VERSION_COLUMNS} FROM t",
+                        {"acc": account_id, "wall_now": wall_now, "sim": check_world(world) != "live",
+                         "world": world}).fetchone()
+
+
 def account_learning_row(conn, account_id: str, world: str, wall_now: datetime, outcomes_window: timedelta,
                          rejected_limit: int, scopes: Sequence[str]) -> dict | None:
-    """The account, its "now" in ``world`` (``account_now_sql``: ``created_at``, ``latest``, ``now``) and the row of
-    ``learning_reads`` at that now with ``outcomes_since = now - outcomes_window`` (``learning_result`` makes its
-    values), in one statement: the learning status's one round trip. Every value is a scalar (the row sets are
-    JSON text), so the row can key what is made of it. None when the account is not stored.
+    """The account, its "now" in ``world`` (``account_now_sql``: ``created_at``, ``latest``, ``now``), the columns of
+    ``learning_version`` and the row of ``learning_reads`` at that now with ``outcomes_since = now - outcomes_window``
+    (``learning_result`` makes its values), in one statement: the learning status's one round trip. Every value is
+    a scalar (the row sets are JSON text), so the row can key what is made of it. None when the account is not stored.
 
     The same statement as ``learning_reads``, its times taken from ``t``: each ``%(now)s`` (and ``until``) is
     ``t.now`` and each window's start ``t.now`` less the window in hours, as Python's timedelta subtracts."""
-    sql = f"WITH {account_now_sql(world)} SELECT t.created_at, t.latest, t.now, {_learning_select(world, 't, ')}"
+    sql = (f"WITH {account_now_sql(world)} SELECT t.created_at, t.latest, t.now, {_LEARNING_VERSION_COLUMNS}, "
+           f"{_learning_select(world, 't, ')}")
     for param, expr in (("model_since", f"(t.now - {_hours(timedelta(days=MODEL_WINDOW_DAYS))})"),
                         ("since", f"(t.now - {_hours(outcomes_window)})"), ("until", "t.now"), ("now", "t.now")):
         sql = sql.replace(f"%({param})s", expr)
     return conn.execute(sql, {"acc": account_id, "wall_now": wall_now, "sim": check_world(world) != "live",
                               "limit": rejected_limit, "world": world, "scopes": list(scopes)}).fetchone()
+
+
+def _growth_probes(windows: dict[str, tuple], bound) -> str:
+    """The select-list columns of ``growth_fingerprint``'s values: ``db``, ``writes`` and ``edges`` (param acc), each
+    window's edges bounded by ``bound(i, 'lo' or 'hi', value)``, its SQL for the window's i-th bound."""
+    columns = {"follower_snapshots": "taken_at", "outcomes": "collected_at"}
+    probes = []
+    for i, (table, low, high, low_inclusive) in enumerate(windows.values()):
+        col = columns[table]  # a KeyError for any other table: these are constants of views.followers
+        lo, hi = bound(i, "lo", low), bound(i, "hi", high)
+        where = f"account_id = %(acc)s AND {col} {'>=' if low_inclusive else '>'} {lo} AND {col} <= {hi}"
+        probes.append(f"(SELECT min({col}) FROM {table} WHERE {where}), (SELECT max({col}) FROM {table} WHERE {where})")
+    return f"""current_database() AS db, {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS writes,
+               ARRAY[{", ".join(probes)}] AS edges"""
 
 
 def growth_fingerprint(conn, account_id: str, windows: dict[str, tuple[str, datetime, datetime, bool]]) -> tuple:
@@ -308,18 +352,30 @@ def growth_fingerprint(conn, account_id: str, windows: dict[str, tuple[str, date
     'follower_snapshots' (by ``taken_at``, ``idx_snapshots_account_time``) or 'outcomes' (by ``collected_at``,
     ``idx_outcomes_account_collected``), the window (low, high] or [low, high]. Two index probes per window.
     content_metadata is not counted: a posted decision's text and novelty do not change after it is posted."""
-    columns = {"follower_snapshots": "taken_at", "outcomes": "collected_at"}
-    probes, params = [], {"acc": account_id}
-    for i, (table, low, high, low_inclusive) in enumerate(windows.values()):
-        col = columns[table]  # a KeyError for any other table: these are constants of views.followers
-        params[f"lo{i}"], params[f"hi{i}"] = low, high
-        where = f"account_id = %(acc)s AND {col} {'>=' if low_inclusive else '>'} %(lo{i})s AND {col} <= %(hi{i})s"
-        probes.append(f"(SELECT min({col}) FROM {table} WHERE {where}), (SELECT max({col}) FROM {table} WHERE {where})")
-    row = conn.execute(
-        f"""SELECT current_database() AS db,
-                   {_writes(("follower_snapshots", "outcomes", "posted_decisions"))} AS writes,
-                   ARRAY[{", ".join(probes)}] AS edges""", params).fetchone()
+    params = {"acc": account_id}
+
+    def bound(i: int, end: str, value: datetime) -> str:
+        params[f"{end}{i}"] = value
+        return f"%({end}{i})s"
+
+    row = conn.execute(f"SELECT {_growth_probes(windows, bound)}", params).fetchone()
     return row["db"], row["writes"], tuple(row["edges"])
+
+
+def account_growth_row(conn, account_id: str, world: str, wall_now: datetime, windows: dict[str, tuple]) -> dict | None:
+    """The account, its "now" in ``world`` (``account_now_sql``: ``created_at``, ``latest``, ``now``) and
+    ``growth_fingerprint``'s values at that now (``db``, ``writes``, ``edges``) in one statement: the growth route's
+    one round trip while its figures are held. ``windows`` as ``growth_fingerprint``'s, each bound (from, offset):
+    ``from - offset``, ``from`` 'now' (``t.now``) or 'day' (UTC midnight of now's day). None when the account is not
+    stored."""
+    def bound(_i: int, _end: str, value: tuple[str, timedelta]) -> str:
+        start = {"now": "t.now", "day": "date_trunc('day', t.now, 'UTC')"}[value[0]]
+        return f"({start} - {_hours(value[1])})"
+
+    return conn.execute(f"WITH {account_now_sql(world)} SELECT t.created_at, t.latest, t.now, "
+                        f"{_growth_probes(windows, bound)} FROM t",
+                        {"acc": account_id, "wall_now": wall_now, "sim": check_world(world) != "live",
+                         "world": world}).fetchone()
 
 
 # ----------------------------------------------------------------------------- one statement per route

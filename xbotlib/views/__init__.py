@@ -23,12 +23,13 @@ from __future__ import annotations
 from xbotlib.views.accounts import account, account_at, day_start, default_account, world_now
 from xbotlib.views.experiment_reports import _LIFT_COLUMNS, LiftReport, experiment_lift, experiments
 from xbotlib.views.followers import (DAILY_SERIES_DAYS, EXCERPT_CHARS, TOP_POSTS_LIMIT, TOP_POSTS_WINDOW_DAYS,
-                                     DailyFollowers, Growth, TopPost, final_outcomes_7d, followers_now, growth)
+                                     DailyFollowers, Growth, TopPost, final_outcomes_7d, followers_now, growth,
+                                     growth_at)
 from xbotlib.views.learning import (NOT_IN_MEMORY, OUTCOMES_WINDOW_DAYS, POSTERIOR_METHOD, ArmSummary,
                                     GrowthModelView, LearningStatus, ModelEffect, ModelVersion, NextTraining,
                                     OutcomesByWorld, StatusReads, arm_summaries, growth_model_view,
-                                    learning_reads_at, learning_status, learning_status_at, model_effects,
-                                    next_training, status_of)
+                                    learning_reads_at, learning_status, learning_status_at, learning_version_at,
+                                    model_effects, next_training, status_of)
 from xbotlib.views.operations import (JOBS, QUEUE_STATUSES, JobLastRun, Metrics, OpenAISpend, metrics,
                                       openai_spend)
 from xbotlib.views.summary import AccountSummary, account_summary, fpki_estimates
@@ -37,10 +38,10 @@ __all__ = [
     "account", "account_at", "day_start", "default_account", "world_now",
     "ArmSummary", "GrowthModelView", "LearningStatus", "ModelEffect", "ModelVersion", "NextTraining",
     "OutcomesByWorld", "OUTCOMES_WINDOW_DAYS", "POSTERIOR_METHOD", "arm_summaries", "growth_model_view",
-    "learning_status", "learning_status_at", "learning_reads_at", "status_of", "StatusReads", "NOT_IN_MEMORY",
+    "learning_status", "learning_status_at", "learning_reads_at", "learning_version_at", "status_of", "StatusReads", "NOT_IN_MEMORY",
     "model_effects", "next_training",
     "DailyFollowers", "Growth", "TopPost", "DAILY_SERIES_DAYS", "EXCERPT_CHARS", "TOP_POSTS_LIMIT",
-    "TOP_POSTS_WINDOW_DAYS", "final_outcomes_7d", "followers_now", "growth",
+    "TOP_POSTS_WINDOW_DAYS", "final_outcomes_7d", "followers_now", "growth", "growth_at",
     "JobLastRun", "Metrics", "OpenAISpend", "JOBS", "QUEUE_STATUSES", "metrics", "openai_spend",
     "LiftReport", "_LIFT_COLUMNS", "experiment_lift", "experiments",
     "AccountSummary", "account_summary", "fpki_estimates",

@@ -7,7 +7,8 @@ from datetime import date, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from xbotlib.store import outcomes, read_models
-from xbotlib.views.accounts import day_start
+from xbotlib.views.accounts import day_start, now_of
+from xbotlib.views.learning import NOT_IN_MEMORY
 
 TOP_POSTS_WINDOW_DAYS = 30
 TOP_POSTS_LIMIT = 10
@@ -58,24 +59,55 @@ def final_outcomes_7d(conn, account_id: str, simulated: bool, now: datetime) -> 
     return outcomes.final_outcome_averages(conn, account_id, simulated, now - timedelta(days=7), now)
 
 
+# The windows ``read_growth`` reads, as its store functions bound them: name -> (table, low, high, low_inclusive), each
+# bound (from, offset) meaning ``from - offset``, ``from`` "now" or "day" (UTC midnight of now's day)
+_DAY = timedelta(days=1)
+GROWTH_WINDOWS = {
+    "followers_now": ("follower_snapshots", ("now", timedelta(days=DAILY_SERIES_DAYS)), ("now", timedelta()), False),
+    "before_1d": ("follower_snapshots", ("now", 2 * _DAY), ("now", _DAY), False),
+    "before_7d": ("follower_snapshots", ("now", 8 * _DAY), ("now", 7 * _DAY), False),
+    "daily": ("follower_snapshots", ("day", (DAILY_SERIES_DAYS - 1) * _DAY), ("now", timedelta()), True),
+    "outcomes_7d": ("outcomes", ("now", 7 * _DAY), ("now", timedelta()), False),
+    "top_posts": ("outcomes", ("now", timedelta(days=TOP_POSTS_WINDOW_DAYS)), ("now", timedelta()), False),
+}
+
+
+def growth_windows(now: datetime) -> dict[str, tuple[str, datetime, datetime, bool]]:
+    """``GROWTH_WINDOWS`` at ``now``: name -> (table, low, high, low_inclusive)."""
+    def at(bound: tuple[str, timedelta]) -> datetime:
+        return (now if bound[0] == "now" else day_start(now)) - bound[1]
+    return {name: (table, at(low), at(high), inclusive)
+            for name, (table, low, high, inclusive) in GROWTH_WINDOWS.items()}
+
+
 def growth(conn, account: dict, world: str, now: datetime) -> Growth:
     """Followers and their change, the daily series, 7-day FPKI and novelty, top posts of ``world``: ``read_growth``
     once per change of what it reads (``GROWTHS``, keyed by ``read_models.growth_fingerprint``: the account's
     write counts and the edges of each window), so a page read far more often than the account posts is one
     statement of index probes, not six window reads."""
     acc = account["account_id"]
-    first_day = day_start(now) - timedelta(days=DAILY_SERIES_DAYS - 1)
-    day = timedelta(days=1)
-    windows = {  # each window read_growth reads, as its store functions bound it
-        "followers_now": ("follower_snapshots", now - timedelta(days=DAILY_SERIES_DAYS), now, False),
-        "before_1d": ("follower_snapshots", now - 2 * day, now - day, False),
-        "before_7d": ("follower_snapshots", now - 8 * day, now - 7 * day, False),
-        "daily": ("follower_snapshots", first_day, now, True),
-        "outcomes_7d": ("outcomes", now - 7 * day, now, False),
-        "top_posts": ("outcomes", now - timedelta(days=TOP_POSTS_WINDOW_DAYS), now, False),
-    }
-    key = (acc, world, read_models.growth_fingerprint(conn, acc, windows))
+    return _kept_or_read(conn, account, world, now, read_models.growth_fingerprint(conn, acc, growth_windows(now)))
+
+
+def growth_at(conn, account_id: str, world: str, wall_now: datetime, *,
+              cached_only: bool = False) -> Growth | None | object:
+    """``growth`` of ``account_id`` at its world's "now" (``accounts.world_now``), the account, its now and the
+    fingerprint read in one statement (``read_models.account_growth_row``); None when the account is not stored. With
+    ``cached_only``, ``NOT_IN_MEMORY`` when the figures are not held for the fingerprint: the caller reads again in one
+    snapshot (a transaction), so what ``read_growth`` reads agrees with the statement."""
+    row = read_models.account_growth_row(conn, account_id, world, wall_now, GROWTH_WINDOWS)
+    if row is None:
+        return None
+    account, now = {"account_id": account_id, "created_at": row["created_at"]}, now_of(world, row["latest"], wall_now)
+    return _kept_or_read(conn, account, world, now, (row["db"], row["writes"], tuple(row["edges"])), cached_only)
+
+
+def _kept_or_read(conn, account: dict, world: str, now: datetime, fingerprint: tuple,
+                  cached_only: bool = False) -> Growth | object:
+    key = (account["account_id"], world, fingerprint)
     cached = GROWTHS.get(key)
+    if cached is None and cached_only:
+        return NOT_IN_MEMORY
     if cached is None:
         cached = read_growth(conn, account, world, now)
         if len(GROWTHS) >= GROWTHS_KEPT:

@@ -316,6 +316,23 @@ class StatusReads:
     def key(self) -> tuple:
         return (self.account_id, self.world, self.now, *self.row.values())
 
+    @property
+    def version_key(self) -> tuple | None:  # what learning_version_at gives while nothing changed since
+        return version_key(self.account_id, self.world, self.row)
+
+
+def version_key(account_id: str, world: str, row: dict) -> tuple | None:
+    """A key equal for two rows of ``read_models.learning_version`` (or ``account_learning_row``) only when all the
+    status reads is, except the next learn run; None when "now" is the wall clock (live, or no event yet)."""
+    return None if world == "live" or row["latest"] is None else (
+        account_id, world, *(row[k] for k in read_models.LEARNING_VERSION))
+
+
+def learning_version_at(conn, account_id: str, world: str, wall_now: datetime) -> tuple[datetime, tuple | None] | None:
+    """The account's "now" in ``world`` and its ``version_key``: one small statement. None: the account is unknown."""
+    row = read_models.learning_version(conn, account_id, world, wall_now)
+    return None if row is None else (now_of(world, row["latest"], wall_now), version_key(account_id, world, row))
+
 
 def learning_reads_at(conn, account_id: str, world: str, wall_now: datetime) -> StatusReads | None:
     """The account ``account_id``, its world's "now" (``accounts.world_now``: ``wall_now`` for the live world, a

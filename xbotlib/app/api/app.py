@@ -144,6 +144,7 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
                           "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     learn_entries = learn_schedules(schedules_dir)
     status_bodies = Kept()  # /api/learning/status bodies by what they are made of (views.StatusReads.key)
+    bodies_by_version = Kept()  # the same bodies by their version (views.StatusReads.version_key) and next learn run
 
     async def require_admin(request: Request) -> None:
         # AdminGate already refused requests without the token; checked again so no route relies
@@ -173,14 +174,6 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
         return HTTPException(404, f"no account {acc!r} in the database (accounts are created by the first job "
                                   "run; pass ?account_id= of an existing account)")
 
-    def account_now(conn, account_id: str | None, world: str) -> tuple[dict, datetime]:
-        # account_of and the world's "now" (views.world_now) in one round trip
-        acc = account_id or views.default_account(conn, settings.account_id)
-        row, now = views.account_at(conn, acc, world, clock.now())
-        if row is None:
-            raise no_account(acc)
-        return row, now
-
     def known_experiment(experiment_id: str, acc: str) -> None:
         try:
             check_experiment_id(experiment_id)
@@ -192,39 +185,62 @@ def create_app(settings: Settings, db: Database, clock: Clock, *, schedules_dir:
         """Active model versions, exploration rate, bandit arms, outcomes by world, next training."""
         world = world or settings.world
 
-        def read(conn, cached_only: bool) -> tuple[tuple, bytes | None, Any]:
-            """The statement's reads (views.learning_reads_at) as the key of the kept body, that body, and when none
-            is kept the status made from them (``views.NOT_IN_MEMORY`` when ``cached_only`` and a part is not)."""
+        def read(conn, cached_only: bool) -> tuple[tuple, tuple | None, bytes | None, Any]:
+            """The statement's reads (views.learning_reads_at) as the key of the kept body, its version key (None for
+            the wall clock's now), that body, and when none is kept the status made from them
+            (``views.NOT_IN_MEMORY`` when ``cached_only`` and a part is not)."""
             reads = views.learning_reads_at(conn, acc, world, clock.now())
             if reads is None:
                 raise no_account(acc)
-            key = (reads.key, next_learn_run(learn_entries, acc, reads.now))
+            next_run = next_learn_run(learn_entries, acc, reads.now)
+            key, version = (reads.key, next_run), None if reads.version_key is None else (reads.version_key, next_run)
             body = status_bodies.get(key)
-            return key, body, None if body is not None else views.status_of(conn, settings, reads, key[1],
-                                                                              cached_only=cached_only)
+            return key, version, body, None if body is not None else views.status_of(conn, settings, reads, next_run,
+                                                                                       cached_only=cached_only)
 
-        # one statement, its own snapshot; the body kept for equal reads is sent again; else the status is made from
-        # the statement when what it does not read (growth model, outcomes by world, niche) is in memory for its
-        # fingerprints, or all is read again in one REPEATABLE READ snapshot
+        # a simulated world's body is kept by its version too (views.learning_version_at: a few index probes): when
+        # nothing it is made of changed, one small statement and the body are all a request costs. Else one statement,
+        # its own snapshot; the body kept for equal reads is sent again; else the status is made from the statement
+        # when what it does not read (growth model, outcomes by world, niche) is in memory for its fingerprints, or
+        # all is read again in one REPEATABLE READ snapshot
         with db.autocommit() as conn:
             acc = account_id or views.default_account(conn, settings.account_id)
-            key, body, status = read(conn, cached_only=True)
+            if world != "live":
+                found = views.learning_version_at(conn, acc, world, clock.now())
+                if found is None:
+                    raise no_account(acc)
+                now, version = found
+                body = None if version is None else bodies_by_version.get((version, next_learn_run(learn_entries, acc,
+                                                                                                    now)))
+                if body is not None:
+                    return Response(content=body, media_type="application/json")
+            key, version, body, status = read(conn, cached_only=True)
         if body is None and status is views.NOT_IN_MEMORY:
             with snapshot(db) as conn:
-                key, body, status = read(conn, cached_only=False)
+                key, version, body, status = read(conn, cached_only=False)
         if body is None:
             body = json_body(status).body
             if world != "live":  # the live world's now is the wall clock's: a new key every request, nothing to keep
                 status_bodies.put(key, body)
+        if version is not None:  # the version read with the body, in its statement or snapshot
+            bodies_by_version.put(version, body)
         return Response(content=body, media_type="application/json")
 
     @app.get("/api/growth", response_model=Growth, responses=_NOT_FOUND, tags=["growth"])
     def get_growth(account_id: str = _ACCOUNT_QUERY, world: World | None = _WORLD_QUERY):
         """Followers now and their change, a 30-day daily series, 7-day FPKI and novelty, top posts."""
-        with snapshot(db) as conn:
-            world = world or settings.world
-            account, now = account_now(conn, account_id, world)
-            return json_body(views.growth(conn, account, world, now))
+        # one statement (the account, its now and the figures' fingerprint) when the figures are held for it; else
+        # all is read again in one REPEATABLE READ snapshot
+        world = world or settings.world
+        with db.autocommit() as conn:
+            acc = account_id or views.default_account(conn, settings.account_id)
+            growth = views.growth_at(conn, acc, world, clock.now(), cached_only=True)
+        if growth is views.NOT_IN_MEMORY:
+            with snapshot(db) as conn:
+                growth = views.growth_at(conn, acc, world, clock.now())
+        if growth is None:
+            raise no_account(acc)
+        return json_body(growth)
 
     def _metrics(account_id: str | None, world: str | None) -> Metrics:
         # one statement (views.metrics): its own snapshot, so no BEGIN and COMMIT around it

@@ -25,10 +25,9 @@ def cmd_api(args: argparse.Namespace) -> int:
         raise ConfigError("ADMIN_TOKEN is not set: `xbot api` refuses to start without it (set ADMIN_TOKEN to a "
                           "long random secret, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     # imported here for start-up time: FastAPI, uvicorn and psycopg are slow to import
-    import uvicorn
-
     from xbotlib.app.api.app import create_app  # start-up time, as above
     from xbotlib.app.api.auth import check_admin_token  # start-up time, as above (it imports FastAPI)
+    from xbotlib.app.api.serving import serve  # start-up time, as above
     from xbotlib.store import migrate  # start-up time, as above
     from xbotlib.store.db import Database  # start-up time, as above
 
@@ -47,7 +46,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         app = create_app(settings, db, SystemClock())
         print(f"xbot admin API on http://{args.host}:{args.port} (docs at /docs; account {settings.account_id}, "
               f"world {settings.world}; {db.describe()})", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+        serve(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
     return 0
 
 
