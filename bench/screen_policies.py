@@ -65,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xbotlib.core import vocab  # noqa: E402
 from xbotlib.core.bandit import ArmStats, update  # noqa: E402
 from xbotlib.devtools.bench import paired_differences  # noqa: E402
+from xbotlib.devtools.growth_tables import moves_table  # noqa: E402
 from xbotlib.config import Settings  # noqa: E402
 from xbotlib.core.growth_model import PostOutcome  # noqa: E402
 from xbotlib.core.gates import allowed_by_rotation  # noqa: E402
@@ -72,7 +73,7 @@ from xbotlib.core.policies import PlanState, XbotPolicy  # noqa: E402
 from xbotlib.sim.policies import make_policy  # noqa: E402
 from xbotlib.core.reward import outcome_reward  # noqa: E402
 from xbotlib.sim.audience import accrual_offset, accrued_fraction, draw_totals  # noqa: E402
-from xbotlib.sim.oracle import MOVE_WINDOW_DAYS, Oracle, days_to_move, slot_time  # noqa: E402
+from xbotlib.sim.oracle import Oracle, days_to_move, slot_time  # noqa: E402
 from xbotlib.sim.scenario import WORLD_START, load_scenario  # noqa: E402
 
 POSTS_PER_DAY, LAG_DAYS, MAX_RUN = 4, 2, 3
@@ -291,18 +292,9 @@ def main(argv=None) -> int:
         print(f"| {name} | {locked}/{args.seeds} | {at_best:.1f} | {least:.1f} | {hook_x:.3f} | {hour_x:.3f} |")
     if args.moves:
         for change in steps:
-            print(f"\ndays to move to the new best hook after the step at day {change.day:g} "
-                  f"({change.before[0]} -> {change.after[0]}): the first day from which {change.after[0]} is the "
-                  f"most-posted hook over {MOVE_WINDOW_DAYS} days; per seed ('-': never within {args.days} days)")
-            print("| policy | median | mean | never | per seed |\n| --- | ---: | ---: | ---: | --- |")
-            for name in results:
-                moved = [days_to_move([(d, hook) for d, hook, _ in log], change.day, change.after[0], args.days)
-                         for log in logs[name]]
-                found = [m for m in moved if m is not None]
-                median = f"{np.median(found):.0f}" if found else "-"
-                mean = f"{np.mean(found):.1f}" if found else "-"
-                per_seed = " ".join("-" if m is None else str(m) for m in moved)
-                print(f"| {name} | {median} | {mean} | {len(moved) - len(found)}/{len(moved)} | {per_seed} |")
+            moved = {name: [days_to_move([(d, hook) for d, hook, _ in log], change.day, change.after[0], args.days)
+                            for log in logs[name]] for name in results}
+            print("\n" + moves_table(change.day, change.before[0], change.after[0], moved, args.days))
     return 0
 
 

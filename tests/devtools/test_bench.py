@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from xbotlib.devtools import bench, bench_lift, growth_tables
+from xbotlib.config import PROJECT_ROOT
 from xbotlib.core import vocab
 from xbotlib.sim.oracle import Oracle
 
@@ -381,3 +382,21 @@ def test_growth_options_name_the_extra_when_a_library_is_missing(monkeypatch, ca
     with pytest.raises(SystemExit):
         _parse(["--policies", "xbot,vw"])
     assert "pip install -e '.[bench]'" in capsys.readouterr().err
+
+
+def test_growth_reports_the_days_each_policy_took_to_move_to_a_steps_new_best_hook(pg, tmp_path):
+    # default_step with its step brought forward to day 2: the oracle knows the drift and moves at once; the
+    # fixed rule keeps day 0's best hook and never moves. A stationary world has no step to report.
+    text = (PROJECT_ROOT / "scenarios" / "default_step.toml").read_text(encoding="utf-8")
+    assert text.count("\nday = 30\n") == 1
+    early = tmp_path / "early_step.toml"
+    early.write_text(text.replace("\nday = 30\n", "\nday = 2\n"), encoding="utf-8")
+    runs = bench._growth_many(days=5, seeds=1, scenarios={"early": str(early), "default": None},
+                              policies=("oracle", "fixed"), workers=1, pg=pg, out=io.StringIO())
+    moves = {r["policy"]: r["moves"] for r in runs["early"]}
+    assert [(m["day"], m["before"], m["after"]) for m in moves["oracle"]] == [(2, "did_you_know", "new_study")]
+    assert moves["oracle"][0]["days"] in (0, 1) and moves["fixed"][0]["days"] is None
+    table = bench.growth_moves(runs["early"], days=5)
+    assert "after the step at day 2 (did_you_know -> new_study)" in table
+    assert f"| oracle | {moves['oracle'][0]['days']} | " in table and "| fixed | - | - | 1/1 | - |" in table
+    assert all(r["moves"] == [] for r in runs["default"]) and bench.growth_moves(runs["default"], days=5) == ""

@@ -4,6 +4,8 @@
   run), on one scenario or several (``--scenarios a,b``); followers gained, mean and spread, each
   policy's ratio to the oracle (and to the noise-aware ``ideal`` when it runs), xbot minus each policy
   paired by seed; the library policies a team would use instead (``xbotlib.sim.baselines``) among them.
+  On a world whose best hook steps (``default_step``, ``afternoon_questions_drift``): the days each
+  policy took to move to the new best hook, per seed.
 - lift: many simulated randomised experiments with a known true lift, drawn from the scenario's
   audience model; bias, RMSE and 95% interval coverage of DR (AIPW) beside IPW and difference in means.
 - speed: simulated days per second of a campaign, and where the time goes (cProfile by area).
@@ -21,19 +23,20 @@ import time
 import tomllib
 import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import datetime
 from pathlib import Path
 
 from xbotlib.config import PROJECT_ROOT, load_settings
 from xbotlib.devtools.bench_lift import lift, lift_table
 from xbotlib.devtools.bench_speed import speed, speed_table
-from xbotlib.devtools.growth_tables import (growth_summary, growth_table, paired_differences,  # noqa: F401 (re-exported)
+from xbotlib.devtools.growth_tables import (growth_moves, growth_summary, growth_table, paired_differences,  # noqa: F401 (re-exported)
                                             ratio_interval, timing_table)
 from xbotlib.devtools.machine import host_line, machine
 from xbotlib.devtools.testing import TestPostgres
-from xbotlib.jobs.campaign import CampaignConfig, run_campaign
+from xbotlib.jobs.campaign import CAMPAIGN_START, CampaignConfig, run_campaign
 from xbotlib.sim import baselines
 from xbotlib.sim import policies as sim_policies
-from xbotlib.sim.oracle import Oracle
+from xbotlib.sim.oracle import Oracle, days_to_move
 from xbotlib.sim.scenario import load_scenario
 from xbotlib.store import outcomes
 from xbotlib.store.db import Database, create_database, drop_database
@@ -99,10 +102,25 @@ def _campaign_followers(args: tuple) -> dict:
                 first, last = outcomes.first_and_last_followers(conn, run.account_ids[0])
                 earned = outcomes.follows_earned_by_posts(conn, run.account_ids[0])
                 truth = attribution_figures(run, conn)
+                moves = hook_moves(outcomes.posted_hooks(conn, run.account_ids[0], run.contexts[0].world),
+                                   scenario_path, days)
             return {"scenario": label, "policy": policy, "seed": seed, "gained": last - first, "post_follows": earned,
-                    "seconds": seconds, "cpu_seconds": cpu, **truth}
+                    "seconds": seconds, "cpu_seconds": cpu, **truth, "moves": moves}
     finally:
         drop_database(base_url, name)
+
+
+def hook_moves(posts: list[tuple[datetime, str]], scenario_path: str | None, days: int) -> list[dict]:
+    """For each step of the scenario within the campaign's ``days`` that changes the best hook
+    (``Oracle.changes``): the step's day, the best hook before and after it, and ``days`` — how many days the
+    campaign's ``posts`` ((posted_at, hook), from ``outcomes.posted_hooks``) took to move to the new best hook
+    (``oracle.days_to_move``: the first day from the step on whose next ``MOVE_WINDOW_DAYS`` days the new hook
+    leads), None if it never did. Empty for a stationary world. The campaign's world starts at its clock's
+    start (``campaign.CAMPAIGN_START``), so a post's day is its time since then."""
+    steps = [c for c in Oracle(load_scenario(scenario_path)).changes() if c.moves_hook and c.day < days]
+    by_day = [((at - CAMPAIGN_START).total_seconds() / 86400.0, hook) for at, hook in posts]
+    return [{"day": c.day, "before": c.before[0], "after": c.after[0],
+             "days": days_to_move(by_day, c.day, c.after[0], days)} for c in steps]
 
 
 def scenario_label(scenario: str | None) -> str:
@@ -280,6 +298,9 @@ def main(name: str, argv: list[str]) -> int:
         by_scenario = growth_scenarios(a.days, a.seeds, a.scenarios, a.policies, a.workers, analytics=analytics)
         for label, res in by_scenario.items():
             print(growth_table(res, a.days, a.seeds, label, analytics=analytics) + "\n")
+            moves = growth_moves(res, a.days)
+            if moves:
+                print(moves + "\n")
         print(f"summary: {a.days} days, {a.seeds} seeds, {len(by_scenario)} scenario(s) — {machine()}\n")
         print(growth_summary(by_scenario) + "\n")
         print(timing_table(by_scenario))

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats
 
 from xbotlib.devtools.machine import machine
+from xbotlib.sim.oracle import MOVE_WINDOW_DAYS
 
 CEILINGS = ("oracle", "ideal")   # the knows-the-truth policy, and the best any learner could do at the noise
 
@@ -141,6 +142,32 @@ def growth_summary(by_scenario: dict[str, list[dict]], learner: str = "xbot") ->
               f"**> 2 SE**: {learner} ahead by more than two standard errors; (behind, > 2 SE): the policy ahead of "
               f"{learner} by more than two."]
     return "\n".join(lines)
+
+
+def moves_table(day: float, before: str, after: str, moved: dict[str, list[int | None]], days: int) -> str:
+    """Days each policy took to move to a step's new best hook (``oracle.days_to_move``), per seed: the
+    median and mean over the seeds that moved, how many never did within ``days``, and each seed's figure."""
+    lines = [f"days to move to the new best hook after the step at day {day:g} ({before} -> {after}): the first day "
+             f"from which {after} is the most-posted hook over {MOVE_WINDOW_DAYS} days; per seed ('-': never within "
+             f"{days} days)", "| policy | median | mean | never | per seed |", "| --- | ---: | ---: | ---: | --- |"]
+    for name, seeds in moved.items():
+        found = [m for m in seeds if m is not None]
+        median = f"{np.median(found):.0f}" if found else "-"
+        mean = f"{np.mean(found):.1f}" if found else "-"
+        per_seed = " ".join("-" if m is None else str(m) for m in seeds)
+        lines.append(f"| {name} | {median} | {mean} | {len(seeds) - len(found)}/{len(seeds)} | {per_seed} |")
+    return "\n".join(lines)
+
+
+def growth_moves(results: list[dict], days: int) -> str:
+    """``moves_table`` for each step of a scenario that moves the best hook (the campaigns' ``moves``, from
+    ``bench.hook_moves``), policies in table order; empty for a stationary world."""
+    steps = next((r["moves"] for r in results if r.get("moves")), [])
+    tables = []
+    for i, step in enumerate(steps):
+        moved = {p: [r["moves"][i]["days"] for r in results if r["policy"] == p] for p in policy_order(results)}
+        tables.append(moves_table(step["day"], step["before"], step["after"], moved, days))
+    return "\n\n".join(tables)
 
 
 def timing_table(by_scenario: dict[str, list[dict]]) -> str:

@@ -405,6 +405,17 @@ def followers_by_local_day(conn, account_id: str) -> list[dict]:
             WHERE fs.account_id = %s GROUP BY 1 ORDER BY 1""", (account_id,)).fetchall()
 
 
+def posted_hooks(conn, account_id: str, world: str) -> list[tuple[datetime, str]]:
+    """(posted_at, hook pattern) of each of the account's posts in ``world`` (not replies), oldest first: which
+    hook a policy chose, day by day (``xbot bench growth``'s days to move to a new best hook)."""
+    rows = conn.execute(
+        """SELECT pd.posted_at, cm.hook_pattern FROM posted_decisions pd
+             JOIN content_metadata cm ON cm.decision_id = pd.decision_id
+            WHERE pd.account_id = %s AND pd.world = %s AND cm.decision_type = 'post' AND cm.hook_pattern IS NOT NULL
+            ORDER BY pd.posted_at, pd.tweet_id""", (account_id, world)).fetchall()
+    return [(r["posted_at"], r["hook_pattern"]) for r in rows]
+
+
 def newest_posted_tweet_id(conn, account_id: str, world: str) -> str | None:
     """The tweet id of the account's most recent post in ``world``, None before the first."""
     row = conn.execute("""SELECT tweet_id FROM posted_decisions WHERE account_id = %s AND world = %s
