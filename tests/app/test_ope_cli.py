@@ -73,7 +73,7 @@ def test_the_logger_judged_as_a_candidate_gets_weights_near_one(campaign):
     # independently: log w's standard error is sqrt(sum over both of 2 (1 - p) / (N_MC p)), ~0.1 at p ~ 0.17.
     # A wrong state moves a probability by far more (a missing week of outcomes: x0.5 or x2), so each weight
     # is held within 4 standard errors and, together, their z-scores to the chi-square's 99.9% quantile
-    # (a fixed 0.12 band held only by luck: a 1.3-se weight of 0.87 at p = 0.031 failed it)
+    # (a fixed 0.12 band held only by luck: a weight of 0.87 at pscore 0.031, 0.9 se out, failed it)
     se = np.array([np.sqrt(sum(2 * (1 - p) / (N_MC * p) for p in (pt.decision.hook_propensity,
                                                                    pt.decision.hour_propensity)))
                    for pt, r in zip(review.points, rebuilt) if r])
