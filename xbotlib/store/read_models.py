@@ -307,10 +307,7 @@ def learning_version(conn, account_id: str, world: str, wall_now: datetime) -> d
     """The account's "now" in ``world`` (``account_now_sql``: ``created_at``, ``latest``, ``now``) and the columns of
     ``LEARNING_VERSION``, which ``account_learning_row`` reads too: a small statement (a few index probes, no row
     set) whose values are equal only when everything that statement reads is. None when the account is not stored."""
-    return conn.execute(f"WITH {account_now_sql(world)} SELECT t.created_at, t.latest, t.now, "
-                        f"{_LEARNING_VERSION_COLUMNS} FROM t",
-                        {"acc": account_id, "wall_now": wall_now, "sim": check_world(world) != "live",
-                         "world": world}).fetchone()
+    return _at_account_now(conn, account_id, world, wall_now, _LEARNING_VERSION_COLUMNS)
 
 
 def account_learning_row(conn, account_id: str, world: str, wall_now: datetime, outcomes_window: timedelta,
@@ -327,8 +324,8 @@ def account_learning_row(conn, account_id: str, world: str, wall_now: datetime, 
     for param, expr in (("model_since", f"(t.now - {_hours(timedelta(days=MODEL_WINDOW_DAYS))})"),
                         ("since", f"(t.now - {_hours(outcomes_window)})"), ("until", "t.now"), ("now", "t.now")):
         sql = sql.replace(f"%({param})s", expr)
-    return conn.execute(sql, {"acc": account_id, "wall_now": wall_now, "sim": check_world(world) != "live",
-                              "limit": rejected_limit, "world": world, "scopes": list(scopes)}).fetchone()
+    return conn.execute(sql, {**account_now_params(account_id, world, wall_now), "limit": rejected_limit,
+                              "scopes": list(scopes)}).fetchone()
 
 
 def _growth_probes(windows: dict[str, tuple], bound) -> str:
@@ -372,10 +369,7 @@ def account_growth_row(conn, account_id: str, world: str, wall_now: datetime, wi
         start = {"now": "t.now", "day": "date_trunc('day', t.now, 'UTC')"}[value[0]]
         return f"({start} - {_hours(value[1])})"
 
-    return conn.execute(f"WITH {account_now_sql(world)} SELECT t.created_at, t.latest, t.now, "
-                        f"{_growth_probes(windows, bound)} FROM t",
-                        {"acc": account_id, "wall_now": wall_now, "sim": check_world(world) != "live",
-                         "world": world}).fetchone()
+    return _at_account_now(conn, account_id, world, wall_now, _growth_probes(windows, bound))
 
 
 # ----------------------------------------------------------------------------- one statement per route
@@ -391,6 +385,19 @@ def account_now_sql(world: str) -> str:
     now = "coalesce(s.latest, %(wall_now)s::timestamptz)" if sim else "%(wall_now)s::timestamptz"
     return f"""stored AS MATERIALIZED (SELECT created_at, {latest} AS latest FROM accounts WHERE account_id = %(acc)s),
                t AS MATERIALIZED (SELECT s.created_at, s.latest, {now} AS now FROM stored s)"""
+
+
+def account_now_params(account_id: str, world: str, wall_now: datetime) -> dict:
+    """The parameters ``account_now_sql`` reads (acc, world, sim, wall_now); a statement adds its own."""
+    return {"acc": account_id, "world": world, "sim": check_world(world) != "live", "wall_now": wall_now}
+
+
+def _at_account_now(conn, account_id: str, world: str, wall_now: datetime, columns: str) -> dict | None:
+    """One statement: the account, its "now" in ``world`` (``account_now_sql``: ``created_at``, ``latest``, ``now``)
+    and ``columns`` (select-list SQL that may read ``t``, with params acc and world); None when the account is not
+    stored."""
+    return conn.execute(f"WITH {account_now_sql(world)} SELECT t.created_at, t.latest, t.now, {columns} FROM t",
+                        account_now_params(account_id, world, wall_now)).fetchone()
 
 
 def _hours(td: timedelta) -> str:
@@ -415,7 +422,6 @@ def metrics_reads(conn, account_id: str, world: str, wall_now: datetime, statuse
                          f"got statuses {list(statuses)} and jobs {list(jobs)}")
     listed = ", ".join(f"'{s}'" for s in statuses)  # checked constants: see open_queue_depth and last_job_runs
     job_list = ", ".join(f"'{j}'" for j in jobs)
-    sim = check_world(world) != "live"
     row = conn.execute(
         f"""WITH {account_now_sql(world)}
             SELECT t.created_at, t.latest, t.now,
@@ -457,7 +463,7 @@ def metrics_reads(conn, account_id: str, world: str, wall_now: datetime, statuse
                                            WHERE account_id IS NULL AND job = j.job AND started_at <= t.now
                                            ORDER BY started_at DESC LIMIT 1)) both_
                            ORDER BY started_at DESC LIMIT 1) r ON true) r""",
-        {"acc": account_id, "sim": sim, "world": world, "wall_now": wall_now, "rate_limit": "%rate_limit%"}).fetchone()
+        {**account_now_params(account_id, world, wall_now), "rate_limit": "%rate_limit%"}).fetchone()
     if row is None:
         return None
     jobs_ = [{"job": j, "status": s, "started_at": a, "finished_at": b, "error": e}
