@@ -4,8 +4,8 @@
   run), on one scenario or several (``--scenarios a,b``); followers gained, mean and spread, each
   policy's ratio to the oracle (and to the noise-aware ``ideal`` when it runs), xbot minus each policy
   paired by seed; the library policies a team would use instead (``xbotlib.sim.baselines``) among them.
-  On a world whose best hook steps (``default_step``, ``afternoon_questions_drift``): the days each
-  policy took to move to the new best hook, per seed.
+  On a world whose best hook steps (``default_step``; ``afternoon_questions_drift`` drifts by a trend,
+  without a step): the days each policy took to move to the new best hook, per seed.
 - lift: many simulated randomised experiments with a known true lift, drawn from the scenario's
   audience model; bias, RMSE and 95% interval coverage of DR (AIPW) beside IPW and difference in means.
 - speed: simulated days per second of a campaign, and where the time goes (cProfile by area).
