@@ -11,7 +11,9 @@ import pytest
 from xbotlib.devtools import bench, bench_lift, growth_tables
 from xbotlib.config import PROJECT_ROOT
 from xbotlib.core import vocab
+from xbotlib.core.profile import load_profile
 from xbotlib.sim.oracle import Oracle
+from xbotlib.store import outcomes
 
 
 def test_unit_frame_does_not_carry_state_between_replicates():
@@ -400,3 +402,21 @@ def test_growth_reports_the_days_each_policy_took_to_move_to_a_steps_new_best_ho
     assert "after the step at day 2 (did_you_know -> new_study)" in table
     assert f"| oracle | {moves['oracle'][0]['days']} | " in table and "| fixed | - | - | 1/1 | - |" in table
     assert all(r["moves"] == [] for r in runs["default"]) and bench.growth_moves(runs["default"], days=5) == ""
+
+
+def test_a_scenario_written_for_a_shipped_profile_runs_with_that_profile(db, pg):
+    # cooking's audience reads the cooking profile's topics: the built-in niche posting to it would measure a
+    # mismatch. Every other shipped scenario runs the built-in profile (None).
+    assert bench.scenario_profile("cooking") == str(PROJECT_ROOT / "accounts" / "cooking.toml")
+    assert [bench.scenario_profile(s) for s in (None, "default", "default_step", "evening_contrarian")] == [None] * 4
+    run = bench.bench_campaign(db, "xbot", 0, 2, "cooking", None, bench.scenario_profile("cooking"))
+    assert run.account_ids == ["cooking"]
+    with db.connection() as conn:
+        hooks = {h for _, h in outcomes.posted_hooks(conn, "cooking", run.contexts[0].world)}
+    assert hooks and hooks <= set(load_profile(PROJECT_ROOT / "accounts" / "cooking.toml").hooks)
+    assert "new_study" in vocab.HOOK_PATTERNS and "new_study" not in hooks   # the profile has no new_study
+    runs = bench._growth_many(days=2, seeds=1, scenarios={"cooking": "cooking"}, policies=("oracle",), workers=1,
+                              pg=pg, out=io.StringIO())
+    assert runs["cooking"][0]["profile"] == "accounts/cooking.toml" and runs["cooking"][0]["gained"] > 0
+    assert "scenario cooking, account profile accounts/cooking.toml —" in bench.growth_table(runs["cooking"], 2, 1,
+                                                                                            "cooking")

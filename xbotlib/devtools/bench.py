@@ -5,7 +5,8 @@
   policy's ratio to the oracle (and to the noise-aware ``ideal`` when it runs), xbot minus each policy
   paired by seed; the library policies a team would use instead (``xbotlib.sim.baselines``) among them.
   On a world whose best hook steps (``default_step``; ``afternoon_questions_drift`` drifts by a trend,
-  without a step): the days each policy took to move to the new best hook, per seed.
+  without a step): the days each policy took to move to the new best hook, per seed. A scenario written
+  for a shipped account profile (``cooking``: ``accounts/cooking.toml``) runs with that profile.
 - lift: many simulated randomised experiments with a known true lift, drawn from the scenario's
   audience model; bias, RMSE and 95% interval coverage of DR (AIPW) beside IPW and difference in means.
 - speed: simulated days per second of a campaign, and where the time goes (cProfile by area).
@@ -27,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from xbotlib.config import PROJECT_ROOT, load_settings
+from xbotlib.core.profile import ACCOUNTS_DIR, DEFAULT_PROFILE_PATH, load_profile
 from xbotlib.devtools.bench_lift import lift, lift_table
 from xbotlib.devtools.bench_speed import speed, speed_table
 from xbotlib.devtools.growth_tables import (growth_moves, growth_summary, growth_table, paired_differences,  # noqa: F401 (re-exported)
@@ -48,12 +50,23 @@ BENCH_SCHEDULES = PROJECT_ROOT / "bench" / "schedules"
 # ----------------------------------------------------------------------------- growth
 
 def bench_campaign(db, policy: str, seed: int, days: int, scenario_path: str | None,
-                   fixed: tuple[str, int] | None = None):
-    """One growth-bench campaign in ``db`` (migrated, empty): experiments off, the hourly bench cadence.
-    Returns the ``campaign.CampaignRun``."""
+                   fixed: tuple[str, int] | None = None, profile_path: str | None = None):
+    """One growth-bench campaign in ``db`` (migrated, empty): experiments off, the hourly bench cadence, the
+    account on ``profile_path`` (None: the built-in profile). Returns the ``campaign.CampaignRun``."""
     cfg = CampaignConfig(days=days, seed=seed, scenario_path=scenario_path, policy=policy, fixed_arm=fixed,
-                         experiments=False, schedules_dir=str(BENCH_SCHEDULES))
+                         experiments=False, schedules_dir=str(BENCH_SCHEDULES),
+                         profile=load_profile(profile_path) if profile_path else None)
     return run_campaign(cfg, load_settings(env={}), db)
+
+
+def scenario_profile(scenario: str | None) -> str | None:
+    """The shipped account profile a shipped scenario was written for: ``accounts/<name>.toml`` beside
+    ``scenarios/<name>.toml`` (``cooking``: its audience reads the cooking profile's topics, and the built-in
+    niche posting to it would measure a mismatch, not a learner). None for the default scenario (the
+    built-in profile, which every other scenario runs too) and for any scenario without one."""
+    name = Path(load_scenario(scenario).source).stem
+    path = ACCOUNTS_DIR / f"{name}.toml"
+    return str(path) if path.is_file() and path != DEFAULT_PROFILE_PATH else None
 
 
 def scenario_without_analytics(scenario: str | None, directory: str | Path) -> str:
@@ -89,14 +102,14 @@ def _campaign_followers(args: tuple) -> dict:
     """Run one campaign in a fresh database; returns followers gained (runs in a worker process).
     ``seconds`` is its wall time, ``cpu_seconds`` the CPU time of this process meanwhile (the jobs and the
     policy, not the database server): the two figures that vary from run to run."""
-    base_url, template, label, policy, seed, days, scenario_path, fixed = args
+    base_url, template, label, policy, seed, days, scenario_path, fixed, profile_path = args
     logging.getLogger("xbot").setLevel(logging.WARNING)
     name = f"xbot_bench_{uuid.uuid4().hex[:10]}"
     url = create_database(base_url, name, template=template)
     try:
         with Database.from_url(url, pool_max=3) as db:
             t0, c0 = time.perf_counter(), time.process_time()
-            run = bench_campaign(db, policy, seed, days, scenario_path, fixed)
+            run = bench_campaign(db, policy, seed, days, scenario_path, fixed, profile_path)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             with db.connection() as conn:
                 first, last = outcomes.first_and_last_followers(conn, run.account_ids[0])
@@ -105,7 +118,8 @@ def _campaign_followers(args: tuple) -> dict:
                 moves = hook_moves(outcomes.posted_hooks(conn, run.account_ids[0], run.contexts[0].world),
                                    scenario_path, days)
             return {"scenario": label, "policy": policy, "seed": seed, "gained": last - first, "post_follows": earned,
-                    "seconds": seconds, "cpu_seconds": cpu, **truth, "moves": moves}
+                    "seconds": seconds, "cpu_seconds": cpu, **truth, "moves": moves,
+                    "profile": Path(profile_path).relative_to(PROJECT_ROOT).as_posix() if profile_path else None}
     finally:
         drop_database(base_url, name)
 
@@ -186,8 +200,9 @@ def _growth_many(days: int, seeds: int, scenarios: dict[str, str | None], polici
     pg = pg or TestPostgres()
     order = [(label, p, s) for label in scenarios for p, s in growth_jobs(seeds, policies)]
     fixed = {label: Oracle(load_scenario(path)).best_choice() for label, path in scenarios.items()}
-    jobs = [(pg.base_url, pg.template, label, p, s, days, scenarios[label], fixed[label] if p == "fixed" else None)
-            for label, p, s in order]
+    profiles = {label: scenario_profile(path) for label, path in scenarios.items()}
+    jobs = [(pg.base_url, pg.template, label, p, s, days, scenarios[label], fixed[label] if p == "fixed" else None,
+             profiles[label]) for label, p, s in order]
     progress = GrowthProgress(len(jobs), workers, out)
     results: dict[tuple[str, str, int], dict] = {}
     try:

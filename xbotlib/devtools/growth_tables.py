@@ -95,7 +95,10 @@ def growth_table(results: list[dict], days: int, seeds: int, scenario: str | Non
     oracle_earned = statistics.mean(earned["oracle"]) if "oracle" in earned else float("nan")
     ideal = statistics.mean(by["ideal"]) if "ideal" in by else None
     refused = "" if analytics else " (analytics refused: follows by snapshot attribution)"
-    lines = [f"followers gained over {days} days, {seeds} seeds, scenario {scenario or 'default'}{refused} — {machine()}", "",
+    profile = next((r["profile"] for r in results if r.get("profile")), None)
+    written_for = f", account profile {profile}" if profile else ""
+    lines = [f"followers gained over {days} days, {seeds} seeds, scenario {scenario or 'default'}{written_for}{refused} "
+             f"— {machine()}", "",
              "| policy | followers gained: mean | sd | min | max | ratio to oracle | its 95% interval "
              "| follows earned by posts (pass 2): mean | ratio to oracle |" + (" ratio to ideal |" if ideal else ""),
              "| --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: |" + (" ---: |" if ideal else "")]
