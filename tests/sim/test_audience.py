@@ -227,3 +227,31 @@ def test_accrual_is_unbiased_and_shows_single_counts():
         series = [many.scaled(f / 20, u) for f in range(21)]
         assert all(a.impressions <= b.impressions and a.follows <= b.follows for a, b in zip(series, series[1:]))
         assert series[-1] == many
+
+
+def test_old_word_sets_are_dropped_and_every_similarity_stays_what_a_full_scan_gives():
+    # A year of posts (4 a day, texts drawn from a small pool so many repeat): each post's similarity to the
+    # fatigue window's posts equals a scan over every earlier post, though the word sets older than the window
+    # (and a margin) are dropped as the world goes: what the world keeps stays bounded.
+    from xbotlib.sim.audience import jaccard, tokens
+    from xbotlib.sim.world import PRUNE_EVERY, PRUNE_MARGIN_S
+
+    scenario = load_scenario(None)
+    world = AudienceModel(scenario, seed=3)
+    rng = np.random.default_rng(0)
+    words = [a + b for a in ("river", "stone", "cloud", "forest", "ember")
+             for b in ("wood", "light", "fall", "storm", "glass", "field", "crest", "song")]
+    start, posted = datetime(2026, 1, 5, tzinfo=timezone.utc), []
+    window = scenario.fatigue.window_days * 86400
+    for n in range(1460):
+        at = start + timedelta(hours=6 * n)
+        text = " ".join(rng.choice(words, size=int(rng.integers(3, 9)), replace=False))
+        mine = tokens(text)
+        want = max((jaccard(mine, t) for s, t in posted if s >= at.timestamp() - window), default=0.0)
+        assert world.post(str(1000 + n), text, at).similarity == pytest.approx(want, abs=1e-12)
+        posted.append((at.timestamp(), mine))
+    kept = sum(len(v) for v in world._by_token.values())
+    recent = [t for s, t in posted if s >= posted[-1][0] - window - PRUNE_MARGIN_S - PRUNE_EVERY * 6 * 3600]
+    assert 0 < kept <= sum(len(t) for t in recent) < sum(len(t) for _, t in posted) / 3
+    with pytest.raises(ValueError, match="no longer kept"):
+        world.similarity_to_recent("riverwood stonelight", start)

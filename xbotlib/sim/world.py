@@ -3,6 +3,7 @@ follower count over time (``AudienceModel``); the ground truth it draws from is 
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -14,6 +15,10 @@ from xbotlib.sim.audience import (SALT_CHURN, SALT_ORGANIC, ReplyTarget, Totals,
                                   draw_totals, expected_outcome, follows_offset, local_hour, read_text,
                                   reply_spillover, tokens, tweet_rng, world_time)
 from xbotlib.sim.scenario import Scenario
+
+PRUNE_EVERY = 64              # posts between two prunings of the old word sets (_prune)
+PRUNE_MARGIN_S = 86400        # how far behind the latest post (beyond the fatigue window) a similarity may still be asked
+_NO_WORDS: frozenset[str] = frozenset()
 
 # ----------------------------------------------------------------------------- the stateful world
 
@@ -74,6 +79,7 @@ class AudienceModel:
         self._n = 0
         self._in_time_order = True  # posts arrive at the clock's now; if not, reads fall back to a full scan
         self._by_token: dict[str, list[int]] = {}
+        self._pruned_before = float("-inf")  # word sets of posts before this time (epoch s) are dropped (_prune)
         self._posted_list: list[float] = []
         self._cum_organic = [0]  # cumulative organic follows before day d
         self._cum_churn = [0]
@@ -118,10 +124,31 @@ class AudienceModel:
         self._follow_offsets[self._n] = follows_offset(tweet.tweet_id)
         self._cum_follows[self._n + 1] = self._cum_follows[self._n] + tweet.totals.follows
         self._n += 1
+        if self._n % PRUNE_EVERY == 0 and self._in_time_order:
+            self._prune(at_s - self.scenario.fatigue.window_days * 86400 - PRUNE_MARGIN_S)
+
+    def _prune(self, before_s: float) -> None:
+        """Drop the word sets of posts made before ``before_s``: only the fatigue window's are ever read
+        (``similarity_to_recent``), and kept forever they were the largest thing a long campaign's memory
+        grew by (~2.4 MiB a simulated year). The posts themselves, their totals and follows stay."""
+        for w in list(self._by_token):
+            idx = self._by_token[w]
+            keep = bisect.bisect_left(idx, before_s, key=self._posted_list.__getitem__)
+            if keep == len(idx):
+                del self._by_token[w]
+            elif keep:
+                del idx[:keep]
+        for i in range(bisect.bisect_left(self._posted_list, before_s)):
+            self._tokens[i] = _NO_WORDS
+        self._pruned_before = before_s
 
     def similarity_to_recent(self, text: str, at: datetime) -> float:
         """Highest token Jaccard similarity of ``text`` to the posts of the last ``window_days``."""
         mine, since = tokens(text), at.timestamp() - self.scenario.fatigue.window_days * 86400
+        if since < self._pruned_before:
+            raise ValueError(f"similarity asked at {at.isoformat()}, more than {PRUNE_MARGIN_S / 86400:.0f} day(s) "
+                             "before the sandbox's latest post: the word sets of posts that old are no longer kept "
+                             "(post in time order, as X's clock does)")
         shared: dict[int, int] = {}  # recent post index -> words in common (only posts sharing a word matter)
         posted = self._posted_list
         for w in mine:
