@@ -420,3 +420,13 @@ def test_a_scenario_written_for_a_shipped_profile_runs_with_that_profile(db, pg)
     assert runs["cooking"][0]["profile"] == "accounts/cooking.toml" and runs["cooking"][0]["gained"] > 0
     assert "scenario cooking, account profile accounts/cooking.toml —" in bench.growth_table(runs["cooking"], 2, 1,
                                                                                             "cooking")
+
+
+def test_growth_table_shows_no_ratio_where_the_oracle_gained_nothing():
+    # A one-day campaign may gain nothing for any policy: the table says so instead of dividing by zero.
+    results = [{"policy": p, "seed": s, "gained": 0, "post_follows": 0.0} for p in ("xbot", "oracle", "ideal")
+               for s in (0, 1)]
+    table = bench.growth_table(results, days=1, seeds=2, scenario=None)
+    xbot_row = next(line for line in table.splitlines() if line.startswith("| xbot |"))
+    cells = [c.strip() for c in xbot_row.strip("|").split("|")]
+    assert cells[1] == "0.0" and cells[5] == cells[6] == cells[8] == cells[9] == "—"

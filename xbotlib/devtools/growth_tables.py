@@ -80,6 +80,12 @@ def ratio_interval(results: list[dict], policy: str, baseline: str = "oracle", k
     return ratio, ratio - t * se, ratio + t * se
 
 
+def _ratio(value: float, baseline: float) -> str:
+    """``value / baseline`` to three places; "—" where the baseline gained nothing (a campaign of a day or two)
+    or did not run: no ratio to show, rather than a division by zero."""
+    return f"{value / baseline:.3f}" if baseline > 0 else "—"
+
+
 def _beyond(d: dict) -> str:
     return {1: "yes", -1: "no, behind by > 2 SE", 0: "no"}[d["beyond_2se"]]
 
@@ -100,16 +106,16 @@ def growth_table(results: list[dict], days: int, seeds: int, scenario: str | Non
     lines = [f"followers gained over {days} days, {seeds} seeds, scenario {scenario or 'default'}{written_for}{refused} "
              f"— {machine()}", "",
              "| policy | followers gained: mean | sd | min | max | ratio to oracle | its 95% interval "
-             "| follows earned by posts (pass 2): mean | ratio to oracle |" + (" ratio to ideal |" if ideal else ""),
-             "| --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: |" + (" ---: |" if ideal else "")]
+             "| follows earned by posts (pass 2): mean | ratio to oracle |" + (" ratio to ideal |" if ideal is not None else ""),
+             "| --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: |" + (" ---: |" if ideal is not None else "")]
     for p in policy_order(results):
         v, e = by[p], earned[p]
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
         ci = ratio_interval(results, p) if p != "oracle" else None
         interval = f"{ci[1]:.3f}–{ci[2]:.3f}" if ci else "—"
         lines.append(f"| {p} | {statistics.mean(v):.1f} | {sd:.1f} | {min(v)} | {max(v)} | "
-                     f"{statistics.mean(v) / oracle:.3f} | {interval} | {statistics.mean(e):.1f} | "
-                     f"{statistics.mean(e) / oracle_earned:.3f} |" + (f" {statistics.mean(v) / ideal:.3f} |" if ideal else ""))
+                     f"{_ratio(statistics.mean(v), oracle)} | {interval} | {statistics.mean(e):.1f} | "
+                     f"{_ratio(statistics.mean(e), oracle_earned)} |" + (f" {_ratio(statistics.mean(v), ideal)} |" if ideal is not None else ""))
     paired = paired_differences(results)
     if paired:
         lines += ["", "| xbot minus … (same seeds) | mean difference | se | xbot ahead on | ahead by > 2 SE |",
