@@ -80,6 +80,7 @@ class AudienceModel:
         self._in_time_order = True  # posts arrive at the clock's now; if not, reads fall back to a full scan
         self._by_token: dict[str, list[int]] = {}
         self._pruned_before = float("-inf")  # word sets of posts before this time (epoch s) are dropped (_prune)
+        self._pruned_n = 0                   # ... which are the first _pruned_n posts
         self._posted_list: list[float] = []
         self._cum_organic = [0]  # cumulative organic follows before day d
         self._cum_churn = [0]
@@ -138,9 +139,10 @@ class AudienceModel:
                 del self._by_token[w]
             elif keep:
                 del idx[:keep]
-        for i in range(bisect.bisect_left(self._posted_list, before_s)):
+        upto = bisect.bisect_left(self._posted_list, before_s)
+        for i in range(self._pruned_n, upto):   # those before _pruned_n were emptied by an earlier pruning
             self._tokens[i] = _NO_WORDS
-        self._pruned_before = before_s
+        self._pruned_before, self._pruned_n = before_s, max(upto, self._pruned_n)
 
     def similarity_to_recent(self, text: str, at: datetime) -> float:
         """Highest token Jaccard similarity of ``text`` to the posts of the last ``window_days``."""
