@@ -6,7 +6,8 @@
   paired by seed; the library policies a team would use instead (``xbotlib.sim.baselines``) among them.
   On a world whose best hook steps (``default_step``; ``afternoon_questions_drift`` drifts by a trend,
   without a step): the days each policy took to move to the new best hook, per seed. A scenario written
-  for a shipped account profile (``cooking``: ``accounts/cooking.toml``) runs with that profile.
+  for a shipped account profile (``cooking``: ``accounts/cooking.toml``) runs with that profile. ``--results
+  FILE`` keeps each finished campaign and runs only those FILE lacks (``growth_results``): long runs resume.
 - lift: many simulated randomised experiments with a known true lift, drawn from the scenario's
   audience model; bias, RMSE and 95% interval coverage of DR (AIPW) beside IPW and difference in means.
 - speed: simulated days per second of a campaign, and where the time goes (cProfile by area).
@@ -31,6 +32,7 @@ from xbotlib.config import PROJECT_ROOT, load_settings
 from xbotlib.core.profile import ACCOUNTS_DIR, DEFAULT_PROFILE_PATH, load_profile
 from xbotlib.devtools.bench_lift import lift, lift_table
 from xbotlib.devtools.bench_speed import speed, speed_table
+from xbotlib.devtools.growth_results import ResultsFile, fingerprint
 from xbotlib.devtools.growth_tables import (growth_moves, growth_summary, growth_table, paired_differences,  # noqa: F401 (re-exported)
                                             ratio_interval, timing_table)
 from xbotlib.devtools.machine import host_line, machine
@@ -143,14 +145,15 @@ def scenario_label(scenario: str | None) -> str:
 
 
 def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policies=GROWTH_POLICIES,
-           workers: int = 2, analytics: bool = True) -> list[dict]:
+           workers: int = 2, analytics: bool = True, results: ResultsFile | None = None) -> list[dict]:
     """Run every policy on seeds 0..seeds-1; ``analytics=False`` runs on a copy of the scenario whose
-    sandbox refuses analytics (``scenario_without_analytics``)."""
-    return growth_scenarios(days, seeds, [scenario], policies, workers, analytics)[scenario_label(scenario)]
+    sandbox refuses analytics (``scenario_without_analytics``). ``results``: campaigns already there are read,
+    not run again, and each new one is written there as it finishes (``growth_results``)."""
+    return growth_scenarios(days, seeds, [scenario], policies, workers, analytics, results)[scenario_label(scenario)]
 
 
 def growth_scenarios(days: int, seeds: int, scenarios, policies=GROWTH_POLICIES, workers: int = 2,
-                     analytics: bool = True) -> dict[str, list[dict]]:
+                     analytics: bool = True, results: ResultsFile | None = None) -> dict[str, list[dict]]:
     """``growth`` on each of ``scenarios`` (names or paths; None: default) in one pool of workers:
     scenario label -> its results."""
     tmp = None if analytics else tempfile.mkdtemp(prefix="xbot_bench_scenario_")
@@ -160,7 +163,7 @@ def growth_scenarios(days: int, seeds: int, scenarios, policies=GROWTH_POLICIES,
             if tmp is not None:   # a directory each: two scenarios may share a file name
                 (Path(tmp) / str(i)).mkdir()
             paths[scenario_label(s)] = s if tmp is None else scenario_without_analytics(s, Path(tmp) / str(i))
-        return _growth_many(days, seeds, paths, policies, workers)
+        return _growth_many(days, seeds, paths, policies, workers, analytics=analytics, results=results)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -188,49 +191,76 @@ def _growth(days: int, seeds: int, scenario: str | None, policies, workers: int,
 
 
 def _growth_many(days: int, seeds: int, scenarios: dict[str, str | None], policies, workers: int,
-                 pg: TestPostgres | None = None, out=sys.stderr) -> dict[str, list[dict]]:
+                 pg: TestPostgres | None = None, out=sys.stderr, *, analytics: bool = True,
+                 results: ResultsFile | None = None) -> dict[str, list[dict]]:
     """Every (scenario, policy, seed) campaign, each in its own database cloned from one migrated template;
     ``scenarios``: label -> scenario path (None: default). The results of each scenario in ``growth_jobs``
     order whatever order they finish in, so ``workers`` changes the wall time and never the numbers
     (``tests/devtools/test_bench.py`` checks workers=1 against workers=2). ``workers=1`` runs them one after
     another in this process; more, in one pool of processes for all scenarios (no idle worker between
-    scenarios). ``pg``: the server to use (default a new ``TestPostgres``, dropped at the end)."""
+    scenarios). ``pg``: the server to use (default a new ``TestPostgres``, dropped at the end). ``results``: a
+    results file (``growth_results``): its campaigns of this code are read instead of run, each new one is
+    written to it as it finishes. ``analytics`` is recorded with each campaign (the scenarios are already the
+    copies without analytics when it is off)."""
     check_workers(workers)
-    own = pg is None
-    pg = pg or TestPostgres()
     order = [(label, p, s) for label in scenarios for p, s in growth_jobs(seeds, policies)]
     fixed = {label: Oracle(load_scenario(path)).best_choice() for label, path in scenarios.items()}
     profiles = {label: scenario_profile(path) for label, path in scenarios.items()}
-    jobs = [(pg.base_url, pg.template, label, p, s, days, scenarios[label], fixed[label] if p == "fixed" else None,
-             profiles[label]) for label, p, s in order]
-    progress = GrowthProgress(len(jobs), workers, out)
-    results: dict[tuple[str, str, int], dict] = {}
-    try:
-        if workers == 1:
-            for job in jobs:
-                r = _campaign_followers(job)
-                results[(r["scenario"], r["policy"], r["seed"])] = r
-                progress.done(r)
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-                for future in as_completed([pool.submit(_campaign_followers, job) for job in jobs]):
-                    r = future.result()
-                    results[(r["scenario"], r["policy"], r["seed"])] = r
-                    progress.done(r)
-    finally:
-        if own:
-            pg.drop_all()
-    return {label: [results[key] for key in order if key[0] == label] for label in scenarios}
+    prints = {label: fingerprint([load_scenario(path).source, profiles[label]]) for label, path in scenarios.items()}
+    found: dict[tuple[str, str, int], dict] = {}
+    other_code = 0
+    for r in results.read() if results else []:
+        if r["days"] != days or r["analytics"] != analytics or r["scenario"] not in scenarios:
+            continue
+        if r["fingerprint"] != prints[r["scenario"]]:
+            other_code += 1
+            continue
+        found[(r["scenario"], r["policy"], r["seed"])] = r
+    todo = [key for key in order if key not in found]
+    progress = GrowthProgress(len(todo), workers, out,
+                              reused=len(found), other_code=other_code,
+                              source=results.path if results else None)
+    done: dict[tuple[str, str, int], dict] = dict(found)
+
+    def finished(r: dict) -> None:
+        r = {**r, "days": days, "analytics": analytics, "fingerprint": prints[r["scenario"]]}
+        if results:
+            results.append(r)
+        done[(r["scenario"], r["policy"], r["seed"])] = r
+        progress.done(r)
+
+    if todo:
+        own = pg is None
+        pg = pg or TestPostgres()
+        jobs = [(pg.base_url, pg.template, label, p, s, days, scenarios[label], fixed[label] if p == "fixed" else None,
+                 profiles[label]) for label, p, s in todo]
+        try:
+            if workers == 1:
+                for job in jobs:
+                    finished(_campaign_followers(job))
+            else:
+                with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                    for future in as_completed([pool.submit(_campaign_followers, job) for job in jobs]):
+                        finished(future.result())
+        finally:
+            if own:
+                pg.drop_all()
+    return {label: [done[key] for key in order if key[0] == label] for label in scenarios}
 
 
 class GrowthProgress:
     """One line per finished campaign on ``out``: how many are done, the campaign's own figures, the
     elapsed time and an ETA (the mean wall time per finished campaign so far, times the ones left)."""
 
-    def __init__(self, total: int, workers: int, out=sys.stderr):
+    def __init__(self, total: int, workers: int, out=sys.stderr, *, reused: int = 0, other_code: int = 0,
+                 source: Path | None = None):
         self.total, self.workers, self.out = total, workers, out
         self.finished = 0
         self.t0 = time.perf_counter()
+        if source is not None:
+            print(f"  {reused} campaigns read from {source}"
+                  + (f"; {other_code} there ran other code (fingerprint differs): not reused" if other_code else ""),
+                  file=out, flush=True)
         print(f"  {total} campaigns on {workers} worker(s)", file=out, flush=True)
 
     def done(self, r: dict) -> None:
@@ -268,6 +298,10 @@ def parse_growth_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.N
     p.add_argument("--analytics", choices=("on", "off"), default="on",
                    help="off: the sandbox refuses GET /2/tweets/analytics (as X does for an access level "
                         "without it), so follows come from follower-snapshot attribution (default on)")
+    p.add_argument("--results", default=None, metavar="FILE",
+                   help="keep every finished campaign in FILE (JSON lines) as it finishes, and run only the "
+                        "campaigns FILE lacks: a stopped run resumes, more --seeds add only the new seeds; "
+                        "lines from other code are not reused (see xbotlib/devtools/growth_results.py)")
     a = p.parse_args(argv)
     a.policies = tuple(dict.fromkeys(x.strip() for x in a.policies.split(",") if x.strip()))
     bad = [x for x in a.policies if x not in sim_policies.POLICY_NAMES]
@@ -292,6 +326,9 @@ def parse_growth_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.N
     a.scenarios = names
     try:
         check_workers(a.workers)
+        a.results = ResultsFile(a.results) if a.results else None
+        if a.results:
+            a.results.read()   # a file that is not a results file: refused before any campaign runs
     except ValueError as exc:
         p.error(str(exc))
     return a
@@ -310,7 +347,8 @@ def main(name: str, argv: list[str]) -> int:
     if name == "growth":
         a = parse_growth_args(p, argv)
         analytics = a.analytics == "on"
-        by_scenario = growth_scenarios(a.days, a.seeds, a.scenarios, a.policies, a.workers, analytics=analytics)
+        by_scenario = growth_scenarios(a.days, a.seeds, a.scenarios, a.policies, a.workers, analytics=analytics,
+                                       results=a.results)
         for label, res in by_scenario.items():
             print(growth_table(res, a.days, a.seeds, label, analytics=analytics) + "\n")
             moves = growth_moves(res, a.days)
