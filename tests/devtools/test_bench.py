@@ -422,6 +422,23 @@ def test_a_scenario_written_for_a_shipped_profile_runs_with_that_profile(db, pg)
                                                                                             "cooking")
 
 
+def test_the_fixed_rule_and_a_steps_new_best_hook_are_chosen_among_the_accounts_own(tmp_path):
+    # cooking's best (hook, hour) in hindsight is cta at 19:00, inside its profile; a profile without cta must
+    # get the best of what it may post, not a rule it cannot follow (the fixed policy would fall back to chance)
+    cooking = PROJECT_ROOT / "accounts" / "cooking.toml"
+    assert bench.fixed_choice("cooking", str(cooking)) == ("cta", 19)
+    text = cooking.read_text(encoding="utf-8")
+    no_cta = tmp_path / "no_cta.toml"
+    no_cta.write_text(text.replace('"cta", ', ""), encoding="utf-8")
+    hooks, hours = bench.account_choices(str(no_cta))
+    assert "cta" not in hooks and hours == (8, 12, 17, 19, 21)
+    hook, hour = bench.fixed_choice("cooking", str(no_cta))
+    oracle = Oracle(bench.load_scenario("cooking"))
+    assert hook in hooks and hour in hours
+    assert oracle.expected_follows(hook, hour) == max(oracle.expected_follows(h, t) for h in hooks for t in hours)
+    assert bench.account_choices(None) == (vocab.HOOK_PATTERNS, vocab.DEFAULT_POSTING_HOURS)
+
+
 def test_growth_table_shows_no_ratio_where_the_oracle_gained_nothing():
     # A one-day campaign may gain nothing for any policy: the table says so instead of dividing by zero.
     results = [{"policy": p, "seed": s, "gained": 0, "post_follows": 0.0} for p in ("xbot", "oracle", "ideal")

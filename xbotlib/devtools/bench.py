@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from xbotlib.config import PROJECT_ROOT, load_settings
+from xbotlib.core import vocab
 from xbotlib.core.profile import ACCOUNTS_DIR, DEFAULT_PROFILE_PATH, load_profile
 from xbotlib.devtools.bench_lift import lift, lift_table
 from xbotlib.devtools.bench_speed import speed, speed_table
@@ -69,6 +70,24 @@ def scenario_profile(scenario: str | None) -> str | None:
     name = Path(load_scenario(scenario).source).stem
     path = ACCOUNTS_DIR / f"{name}.toml"
     return str(path) if path.is_file() and path != DEFAULT_PROFILE_PATH else None
+
+
+def account_choices(profile_path: str | None) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The hooks and posting hours an account on ``profile_path`` may choose (None: the built-in profile's): the
+    fixed rule's best (hook, hour) and the best hook a step moves to are chosen among them, not among every hook
+    of the scenario (a profile without new_study cannot post the world's best new_study)."""
+    if profile_path is None:
+        return tuple(vocab.HOOK_PATTERNS), tuple(vocab.DEFAULT_POSTING_HOURS)
+    profile = load_profile(profile_path)
+    return (tuple(h for h in vocab.HOOK_PATTERNS if h in profile.hooks),   # the tie order of every hook list
+            tuple(profile.posting_hours or vocab.DEFAULT_POSTING_HOURS))
+
+
+def fixed_choice(scenario: str | None, profile_path: str | None) -> tuple[str, int]:
+    """The ``fixed`` policy's arm: the scenario's best (hook, hour) in hindsight among those the account on
+    ``profile_path`` may choose (``account_choices``)."""
+    hooks, hours = account_choices(profile_path)
+    return Oracle(load_scenario(scenario)).best_choice(hours=hours, hooks=hooks)
 
 
 def scenario_without_analytics(scenario: str | None, directory: str | Path) -> str:
@@ -118,7 +137,7 @@ def _campaign_followers(args: tuple) -> dict:
                 earned = outcomes.follows_earned_by_posts(conn, run.account_ids[0])
                 truth = attribution_figures(run, conn)
                 moves = hook_moves(outcomes.posted_hooks(conn, run.account_ids[0], run.contexts[0].world),
-                                   scenario_path, days)
+                                   scenario_path, days, account_choices(profile_path))
             return {"scenario": label, "policy": policy, "seed": seed, "gained": last - first, "post_follows": earned,
                     "seconds": seconds, "cpu_seconds": cpu, **truth, "moves": moves,
                     "profile": Path(profile_path).relative_to(PROJECT_ROOT).as_posix() if profile_path else None}
@@ -126,14 +145,17 @@ def _campaign_followers(args: tuple) -> dict:
         drop_database(base_url, name)
 
 
-def hook_moves(posts: list[tuple[datetime, str]], scenario_path: str | None, days: int) -> list[dict]:
+def hook_moves(posts: list[tuple[datetime, str]], scenario_path: str | None, days: int,
+               choices: tuple[tuple[str, ...], tuple[int, ...]] | None = None) -> list[dict]:
     """For each step of the scenario within the campaign's ``days`` that changes the best hook
     (``Oracle.changes``): the step's day, the best hook before and after it, and ``days`` — how many days the
     campaign's ``posts`` ((posted_at, hook), from ``outcomes.posted_hooks``) took to move to the new best hook
     (``oracle.days_to_move``: the first day from the step on whose next ``MOVE_WINDOW_DAYS`` days the new hook
     leads), None if it never did. Empty for a stationary world. The campaign's world starts at its clock's
-    start (``campaign.CAMPAIGN_START``), so a post's day is its time since then."""
-    steps = [c for c in Oracle(load_scenario(scenario_path)).changes() if c.moves_hook and c.day < days]
+    start (``campaign.CAMPAIGN_START``), so a post's day is its time since then. ``choices``: the account's
+    (hooks, posting hours), ``account_choices`` (None: the built-in profile's)."""
+    hooks, hours = choices or account_choices(None)
+    steps = [c for c in Oracle(load_scenario(scenario_path)).changes(hours, hooks) if c.moves_hook and c.day < days]
     by_day = [((at - CAMPAIGN_START).total_seconds() / 86400.0, hook) for at, hook in posts]
     return [{"day": c.day, "before": c.before[0], "after": c.after[0],
              "days": days_to_move(by_day, c.day, c.after[0], days)} for c in steps]
@@ -204,8 +226,8 @@ def _growth_many(days: int, seeds: int, scenarios: dict[str, str | None], polici
     copies without analytics when it is off)."""
     check_workers(workers)
     order = [(label, p, s) for label in scenarios for p, s in growth_jobs(seeds, policies)]
-    fixed = {label: Oracle(load_scenario(path)).best_choice() for label, path in scenarios.items()}
     profiles = {label: scenario_profile(path) for label, path in scenarios.items()}
+    fixed = {label: fixed_choice(path, profiles[label]) for label, path in scenarios.items()}
     prints = {label: fingerprint([load_scenario(path).source, profiles[label]]) for label, path in scenarios.items()}
     found: dict[tuple[str, str, int], dict] = {}
     other_code = 0
