@@ -19,7 +19,7 @@ from xbotlib.core.experiments import (REGISTRY, ActiveExperiment, ArmDoesNotFit,
                                       assign, check_allocation, evening_hour, primary_experiment, reply_angle,
                                       strip_text_arms)
 from xbotlib.store.experiments import (active_experiments, ensure_experiments, lift_frame, list_experiments,
-                                       record_assignments, set_experiment)
+                                       record_assignments, record_new_decision_assignments, set_experiment)
 from xbotlib.views import experiment_lift
 from xbotlib.app.cli import experiments as experiment_cli
 from xbotlib.core.lift import lift_table
@@ -305,6 +305,54 @@ def test_record_assignments_refuses_bad_input_and_changes_nothing(db, clock):
     with db.connection() as conn:
         rows = conn.execute("SELECT decision_id, experiment_id, arm FROM experiment_assignments").fetchall()
     assert [(r["decision_id"], r["experiment_id"], r["arm"]) for r in rows] == [(post, "hashtag_1", "treatment")]
+
+
+def test_a_new_decisions_assignments_are_stored_as_record_assignments_stores_them(db, clock, caplog):
+    # the plan job's path: the decision carries its arms and label; one statement stores the same rows and
+    # leaves the same decision row as inserting it bare and calling record_assignments
+    caplog.set_level(logging.INFO, logger="xbot")
+    now = clock.now()
+    arms = {"hashtag_1": T(0.3), "question_cta": C(0.5), "late_evening_slot": C(0.8)}
+
+    def stored(conn, did):
+        rows = conn.execute("SELECT experiment_id, arm, propensity, assigned_at FROM experiment_assignments "
+                            "WHERE decision_id = %s ORDER BY assignment_id", (did,)).fetchall()
+        cm = conn.execute("SELECT experiment_id, experiment_arms FROM content_metadata WHERE decision_id = %s",
+                          (did,)).fetchone()
+        return [tuple(r.values()) for r in rows], dict(cm)
+
+    with db.connection() as conn:
+        old = _decision(conn, now)
+        record_assignments(conn, ACC, old, arms, now)
+        labelled = Decision(account_id=ACC, content=BODY + " Again.", generation_source="template", decision_type="post",
+                            topic="productivity", status="draft", experiment_id=primary_experiment(arms),
+                            experiment_arms={k: {"arm": a.arm, "propensity": a.propensity} for k, a in arms.items()})
+        insert_decision(conn, labelled, now)
+        assert record_new_decision_assignments(conn, labelled, now) == 3
+        assert stored(conn, labelled.decision_id) == stored(conn, old)
+    assert f"[EXPERIMENT] assigned decision_id={labelled.decision_id} experiment=question_cta arm=control" in caplog.text
+
+
+def test_a_new_decisions_assignments_are_refused_when_they_do_not_fit_and_nothing_is_written(db, clock):
+    now = clock.now()
+    reply_arms = {"question_cta": {"arm": "treatment", "propensity": 0.5}}
+    cases = [(dict(decision_type="reply", target_tweet_id="999", experiment_id="question_cta",
+                   experiment_arms=reply_arms), r"'question_cta' does not apply to a reply decision"),
+             (dict(experiment_id="nope", experiment_arms={"nope": {"arm": "treatment", "propensity": 0.5}}),
+              r"unknown experiment 'nope'"),
+             (dict(experiment_id="question_cta", experiment_arms={"hashtag_1": {"arm": "treatment", "propensity": 0.5},
+                                                                  "question_cta": {"arm": "control", "propensity": 0.5}}),
+              r"labelled 'question_cta' but its arms make it 'hashtag_1'")]
+    for i, (fields, match) in enumerate(cases):
+        d = Decision(**{"account_id": ACC, "content": f"{BODY} Case {i}.", "generation_source": "template",
+                        "decision_type": "post", "topic": "productivity", "status": "draft", **fields})
+        with pytest.raises(ValueError, match=match):
+            with db.connection() as conn:
+                insert_decision(conn, d, now)
+                record_new_decision_assignments(conn, d, now)
+    with db.connection() as conn:
+        assert conn.execute("SELECT count(*) AS n FROM experiment_assignments").fetchone()["n"] == 0
+        assert conn.execute("SELECT count(*) AS n FROM content_metadata").fetchone()["n"] == 0
 
 
 def test_seeded_assignment_of_many_decisions_is_stored_with_allocation_frequencies(db, clock):

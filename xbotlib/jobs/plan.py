@@ -232,7 +232,7 @@ def _plan_post(ctx: JobContext, now: datetime) -> dict:
     if best is None:
         return {"queued": 0, "rejected": len(candidates)}
     decision = _decision(ctx, best, "post", choice, hour, timing_propensity, assignments, scheduled_at, policy.name)
-    _queue(ctx, decision, assignments, now)
+    _queue(ctx, decision, now)
     return {"queued": 1, "rejected": best.rejected, "hook": choice.hook, "hour": hour,
             "scheduled_at": scheduled_at.isoformat()}
 
@@ -372,10 +372,10 @@ def _decision(ctx, best: _Scored, decision_type, choice: PlanChoice | None, hour
     )
 
 
-def _queue(ctx, decision: queue.Decision, assignments, now) -> None:
+def _queue(ctx, decision: queue.Decision, now) -> None:
     with ctx.db.connection() as conn:
         queue.insert_decision(conn, decision, now)
-        experiment_store.record_assignments(conn, ctx.account_id, decision.decision_id, assignments, now)
+        experiment_store.record_new_decision_assignments(conn, decision, now)
     tagged(log, "PLAN", "queued", decision_id=decision.decision_id, type=decision.decision_type,
            hook=decision.hook_pattern, topic=decision.topic, scheduled_at=decision.scheduled_at.isoformat(),
            source=decision.generation_source, predicted=decision.predicted_reward)
@@ -425,5 +425,5 @@ def _plan_reply(ctx: JobContext, now: datetime) -> dict:
         return {"queued": 0, "rejected": len(candidates)}
     decision = _decision(ctx, best, "reply", None, None, None, assignments, now, (ctx.policy or XbotPolicy()).name,
                          target_tweet_id=target.tweet_id)
-    _queue(ctx, decision, assignments, now)
+    _queue(ctx, decision, now)
     return {"queued": 1, "rejected": best.rejected}

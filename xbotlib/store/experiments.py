@@ -124,6 +124,40 @@ def set_experiment(conn: psycopg.Connection, account_id: str, experiment_id: str
     return row
 
 
+def record_new_decision_assignments(conn: psycopg.Connection, decision, now: datetime) -> int:
+    """Store the assignments of a decision inserted just before in the caller's transaction
+    (``queue.insert_decision``): the arms it carries (``Decision.experiment_arms``, with its ``experiment_id``
+    label already written by that insert), in one statement.
+
+    ``record_assignments`` does the same for any decision, at four statements more: it reads the decision and its
+    earlier assignments (to refuse a changed arm) and rewrites the label; a decision inserted a moment ago has
+    neither earlier assignments nor another label. The plan job queues ~5 decisions per account and day this
+    way. The registry's checks are the same (an unknown experiment, one that does not apply to the decision's
+    type: ``ValueError``, nothing written); logs ``[EXPERIMENT] assigned …`` per row; returns how many."""
+    assignments = {k: Assignment(v["arm"], float(v["propensity"])) for k, v in decision.experiment_arms.items()}
+    for experiment_id in assignments:
+        check_experiment_id(experiment_id)
+        if not applies(REGISTRY[experiment_id], decision.decision_type):
+            raise ValueError(f"experiment {experiment_id!r} does not apply to a {decision.decision_type} decision "
+                             f"(it applies to {', '.join(DECISION_TYPES[REGISTRY[experiment_id].applies_to])})")
+    if decision.experiment_id != primary_experiment(assignments):
+        raise ValueError(f"decision {decision.decision_id} is labelled {decision.experiment_id!r} but its arms make it "
+                         f"{primary_experiment(assignments)!r} (build it with core.experiments.primary_experiment)")
+    if not assignments:
+        return 0
+    ids = list(assignments)   # the plan's order (the registry's), as record_assignments inserts them
+    conn.execute(
+        """INSERT INTO experiment_assignments (account_id, experiment_id, decision_id, arm, propensity, assigned_at)
+           SELECT %s, e, %s, a, p, %s FROM unnest(%s::text[], %s::text[], %s::float8[]) AS t(e, a, p)""",
+        (decision.account_id, str(decision.decision_id), now, ids, [assignments[k].arm for k in ids],
+         [assignments[k].propensity for k in ids]))
+    for experiment_id in ids:
+        a = assignments[experiment_id]
+        tagged(log, "EXPERIMENT", "assigned", decision_id=decision.decision_id, experiment=experiment_id, arm=a.arm,
+               propensity=a.propensity)
+    return len(ids)
+
+
 def record_assignments(conn: psycopg.Connection, account_id: str, decision_id: uuid.UUID | str,
                        assignments: Mapping[str, Assignment], now: datetime) -> int:
     """Store a decision's assignments (arm + propensity), and label the decision with them.
