@@ -143,6 +143,21 @@ than ``bandit.MODEL_FORCE_BELOW`` (3) raw outcomes — on the screen (default, s
 in days 0-9, 1 in days 10-29 and none after day 30; the late re-trying is Thompson sampling over a
 posterior that ageing keeps ~80 posts wide.
 
+Hook × hour interactions (tried, not adopted)
+---------------------------------------------
+The model is additive: a hook's effect is the same at every hour. afternoon_questions_drift breaks that
+(contrarian earns 1.44× the follows at 19-21h) and the oracle exploits it; xbot's ratio there falls 0.064
+below afternoon_questions' (#20's target: 0.05). Tried (2026-12-03, replay screen, 30 paired seeds, 60 days):
+each hook its own first harmonic of the hour (12 columns, prior sd 0.1, in both the visits and the
+follow-through model) and (a) the hour chosen first by UCB1, then the hook by Thompson at that hour
+(propensities hook-given-hour): drift world −1.0 ± 6.2 follows against the shipped learner,
+afternoon_questions −13.1 ± 7.4; (b) one joint argmax over (hook, hour) of a Thompson draw of the hook and
+interaction effects plus UCB1's hour score, propensities from 2,000 draws: −4.4 ± 5.6 and −18.0 ± 10.0. The
+interaction is not learned fast enough at four posts a day to pay, and the extra effects widen the hook
+draws in worlds without one. On the same screen the drift world's gap is elsewhere: without ageing the
+learner earned +14.9 ± 5.8 there (its trend is slow: question fades to 0.8× over 60 days), 28 days +7.7 ±
+6.1; the ideal, which knows where the interaction is, +24.9 ± 6.5 (hook × 0.990 against 0.951).
+
 The columns are laid out per vocabulary (``layout(topics)``): the six hook kinds are universal, the topic
 columns are the account's own topics. A fitted ``GrowthModel`` records the topics it was learned for, and
 ``check_vocabulary`` refuses to apply it to another niche's vocabulary (its topic effects would be read
