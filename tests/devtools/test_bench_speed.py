@@ -87,6 +87,27 @@ def test_the_snapshot_diff_names_the_line_that_kept_allocating():
     assert top[0]["blocks"] >= 2000 and [r["kib"] for r in top] == sorted((r["kib"] for r in top), reverse=True)
 
 
+def test_the_growth_by_area_puts_the_sandboxs_allocations_apart_from_the_rest():
+    import tracemalloc  # imported here: only these tests trace allocations
+
+    from xbotlib.devtools.bench_speed import grown_by_area  # imported here: a helper of the memory report
+    from xbotlib.sim.scenario import load_scenario  # imported here: a sandbox function that allocates what it returns
+
+    kept: list = []
+    tracemalloc.start(1)
+    try:
+        before = tracemalloc.take_snapshot()
+        kept.extend(load_scenario("evening_contrarian") for _ in range(20))
+        kept.append(bytearray(300_000))
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    areas = grown_by_area(before, after)
+    by_name = dict(areas)
+    assert by_name["sandbox X"] > 10 and by_name["other (python, numpy…)"] >= 290   # the bytearray is the test's
+    assert [kib for _, kib in areas] == sorted((kib for _, kib in areas), reverse=True)
+
+
 @pytest.mark.parametrize("name,own,others", [("speed", "simulated days per second", ("RMSE", "paired by seed")),
                                              ("lift", "RMSE", ("simulated days per second", "paired by seed")),
                                              ("growth", "paired by seed", ("RMSE", "simulated days per second"))])

@@ -24,8 +24,8 @@ from xbotlib.store import outcomes, runs
 from xbotlib.store.db import Database
 
 AREAS = (("xbotlib/jobs/plan", "plan job"), ("xbotlib/jobs/post", "post job"), ("xbotlib/jobs/collect", "collect job"),
-         ("xbotlib/jobs/learn", "learn job"), ("xbotlib/sim", "sandbox X"), ("lightgbm", "LightGBM"),
-         ("sklearn", "scikit-learn"), ("psycopg", "PostgreSQL driver"), ("httpx", "HTTP client"),
+         ("xbotlib/jobs/learn", "learn job"), ("xbotlib/sim", "sandbox X"), ("xbotlib/core", "learner core"),
+         ("xbotlib/store", "store"), ("lightgbm", "LightGBM"), ("sklearn", "scikit-learn"), ("psycopg", "PostgreSQL driver"), ("httpx", "HTTP client"),
          ("starlette", "ASGI app"), ("asyncio", "ASGI transport loop"))
 
 
@@ -105,9 +105,12 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
     if memory:
         tracemalloc.stop()
     pg.drop_all()
-    growth = _grown_lines(snapshots["warm"], snapshots["end"]) if "warm" in snapshots and "end" in snapshots else []
+    both = "warm" in snapshots and "end" in snapshots
+    growth = _grown_lines(snapshots["warm"], snapshots["end"]) if both else []
+    growth_areas = grown_by_area(snapshots["warm"], snapshots["end"]) if both else []
     res = {"days": days, "accounts": accounts, "wall": wall, "days_per_s": days / wall, "ticks": dict(run.ticks),
            "startup_s": startup, "cpu_s": cpu, "grown_since_day": snapshot_day, "grown_lines": growth,
+           "grown_areas": growth_areas,
            **counts, "profiled": profile, "rss_by_day": rss_by_day, "traced_by_day": traced_by_day,
            "peak_rss_mib": _peak_rss_mib(), "peak_traced_mib": peak_traced}
     if not profile:
@@ -150,6 +153,17 @@ def _grown_lines(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: i
         path = re.sub(r".*/(site-packages|lib/python3\.\d+)/", "", path)
         rows.append({"line": f"{path}:{frame.lineno}", "kib": stat.size_diff / 1024, "blocks": stat.count_diff})
     return sorted(rows, key=lambda r: -r["kib"])[:n]
+
+
+def grown_by_area(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> list[tuple[str, float]]:
+    """The live allocations' growth between two snapshots summed by area (``AREAS``: the sandbox X apart from
+    the jobs and the libraries), KiB, largest growth first: whether what grows with history is the product's
+    or the simulated X's (whose tweet store is X's data, kept by X in production, not by the daemon)."""
+    by_area: dict[str, float] = {}
+    for stat in after.compare_to(before, "filename"):
+        area = _area(stat.traceback[0].filename)
+        by_area[area] = by_area.get(area, 0.0) + stat.size_diff / 1024
+    return sorted(by_area.items(), key=lambda kv: -kv[1])
 
 
 def _rss_mib() -> float:
@@ -208,6 +222,11 @@ def speed_table(res: dict) -> str:
                   f"{res['peak_traced_mib']:.0f} MiB; after a 30-day warm-up the resident set grows "
                   + (f"{slope_rss:+.1f} MiB and the traced heap {slope_traced:+.1f} MiB per 100 simulated days."
                      if slope_rss is not None else "— (run longer than 31 days to measure it).")]
+        if res.get("grown_areas"):
+            span = max(1, samples[-1][0] - res["grown_since_day"])
+            lines += ["", f"| grew between day {res['grown_since_day']} and the end (tracemalloc, by area) | KiB | "
+                      "KiB per 100 days |", "| --- | ---: | ---: |"]
+            lines += [f"| {area} | {kib:+,.0f} | {kib / span * 100:+,.0f} |" for area, kib in res["grown_areas"]]
         if res["grown_lines"]:
             lines += ["", f"| grew between day {res['grown_since_day']} and the end (tracemalloc, by line) | KiB | blocks |",
                       "| --- | ---: | ---: |"]
