@@ -334,6 +334,17 @@ def test_growth_table_has_a_ratio_to_ideal_column_only_when_ideal_ran():
     table = bench.growth_table(_results({**base, "ideal": [95, 95, 95]}), days=60, seeds=3, scenario=None)
     xbot_row = next(line for line in table.splitlines() if line.startswith("| xbot |"))
     assert "ratio to ideal" in table and xbot_row.endswith("| 1.000 |")   # 95 / 95
+    assert "ideal minus" not in table   # no policy but xbot and the oracle to hold the ceiling against
+
+
+def test_growth_table_holds_the_ceiling_against_each_other_policy_by_seed():
+    table = bench.growth_table(_results({"xbot": [90, 95, 100], "vw": [80, 90, 84], "ideal": [95, 99, 97],
+                                         "oracle": [100, 100, 100]}), days=60, seeds=3, scenario=None)
+    lines = table.splitlines()
+    head = lines.index("| ideal minus … (same seeds) | mean difference | se | ideal ahead on | ahead by > 2 SE |")
+    # ideal − vw per seed: 15, 9, 13 -> mean 12.33, sd 3.06, se 1.76: more than 2 SE
+    assert lines[head + 2] == "| vw | +12.3 | 1.8 | 3/3 seeds | yes |"
+    assert not lines[head + 3].startswith("|")   # xbot and the oracle are not rows of it
 
 
 def test_growth_summary_has_a_row_per_scenario_and_marks_differences_beyond_2_se():

@@ -92,7 +92,8 @@ def _beyond(d: dict) -> str:
 
 def growth_table(results: list[dict], days: int, seeds: int, scenario: str | None, analytics: bool = True) -> str:
     """One scenario's table: each policy's followers gained, its ratio to the oracle (with the paired
-    interval) and, when ``ideal`` ran, to the noise-aware ceiling; then xbot minus each policy by seed."""
+    interval) and, when ``ideal`` ran, to the noise-aware ceiling; then xbot minus each policy by seed, and the
+    ceiling minus each policy but xbot and the oracle (what the seeds could show at best)."""
     by, earned = {}, {}
     for r in results:
         by.setdefault(r["policy"], []).append(r["gained"])
@@ -122,6 +123,15 @@ def growth_table(results: list[dict], days: int, seeds: int, scenario: str | Non
                   "| --- | ---: | ---: | ---: | :---: |"]
         lines += [f"| {p} | {d['mean']:+.1f} | {d['se']:.1f} | {d['wins']}/{d['n']} seeds | {_beyond(d)} |"
                   for p, d in paired.items()]
+    # the ceiling against the same policies: where even it is not 2 SE ahead, these seeds cannot show any learner is
+    ceiling = {p: d for p, d in paired_differences(results, "ideal").items() if p not in CEILINGS and p != "xbot"}
+    if ceiling:
+        lines += ["", "| ideal minus … (same seeds) | mean difference | se | ideal ahead on | ahead by > 2 SE |",
+                  "| --- | ---: | ---: | ---: | :---: |"]
+        lines += [f"| {p} | {d['mean']:+.1f} | {d['se']:.1f} | {d['wins']}/{d['n']} seeds | {_beyond(d)} |"
+                  for p, d in ceiling.items()]
+        lines += ["", "The noise-aware ceiling minus each policy: where it is not 2 SE ahead, these seeds are too few to "
+                  "show that any learner is."]
     lines += ["", "Followers gained = last minus first follower snapshot (posts' follows + organic − churn); "
               "follows earned by posts = the collector's pass-2 follows. The interval is the ratio's, paired by seed "
               "(`ratio_interval`). Experiments off; the hourly bench cadence (bench/schedules/)."]
