@@ -441,3 +441,51 @@ def test_rank_puts_distance_from_the_last_week_before_the_predictor_up_to_the_li
     assert max([closer, farther], key=plan._rank) is farther, "below it, the farther from the last week"
     no_model = [scored(0.9, None, novelty=0.3), scored(0.7, None, novelty=0.6)]
     assert max(no_model, key=plan._rank) is no_model[1], "no model: novelty against 30 days, as before"
+
+
+def test_tick_many_plans_for_each_account_what_its_own_tick_plans(settings, db, clock, pg):
+    """The plan turn of a simulated daemon: the day's plan so far is read for every account in one statement, then
+    each account plans as its own tick would. Three accounts over four hourly turns (acct2 allowed one post and one
+    reply a day, so its later ticks find the day fully planned; acct3's generator writes nothing), together on one
+    database against one tick after another on a second: the same results and the same decisions."""
+    from xbotlib.clock import SimClock  # imported here: the second clock of the comparison
+    from xbotlib.store.db import Database  # imported here: the second database of the comparison
+
+    start = clock.now().replace(hour=9)   # daytime: replies are planned too
+    other = Database.from_url(pg.fresh_database(), pool_max=2)
+    seen = {}
+    try:
+        for together, database, clk in ((True, db, SimClock(start)), (False, other, SimClock(start))):
+            ctxs = [make_ctx(settings.replace(account_id=f"acct{i}", plan_posts_per_day=1 if i == 2 else 3,
+                                              plan_replies_per_day=1 if i == 2 else 2), database, clk, seed=70 + i)
+                    for i in (1, 2, 3)]
+            ctxs[2] = replace(ctxs[2], generator=ScriptedGenerator())   # gives up at every plan
+            results = []
+            for _ in range(4):
+                turn = plan.tick_many(ctxs) if together else [plan.tick(c) for c in ctxs]
+                results.append([(r.status, r.reason, r.detail) for r in turn])
+                clk.advance(timedelta(hours=1))
+            with database.connection() as conn:
+                stored = [{k: v for k, v in r.items() if k not in ("decision_id",)} for r in conn.execute(
+                    "SELECT * FROM content_metadata ORDER BY account_id, created_at, decision_type").fetchall()]
+            seen[together] = (results, stored)
+    finally:
+        other.close()
+    assert seen[True] == seen[False]
+    results, stored = seen[True]
+    assert [r[1][:2] for r in results] == [("ok", None), ("skipped", "day fully planned"), ("skipped", "day fully planned"),
+                                           ("skipped", "day fully planned")]
+    assert [turn[2][2]["queued"] for turn in results] == [0, 0, 0, 0]   # acct3: nothing to queue
+    # acct1: a post and a reply per turn until its two replies are planned, its third post, then a full day
+    assert [(turn[0][0], turn[0][2].get("queued")) for turn in results] == [("ok", 2), ("ok", 2), ("ok", 1),
+                                                                            ("skipped", None)]
+    assert sorted((d["account_id"], d["decision_type"]) for d in stored) == [
+        ("acct1", "post"), ("acct1", "post"), ("acct1", "post"), ("acct1", "reply"), ("acct1", "reply"),
+        ("acct2", "post"), ("acct2", "reply")]
+
+
+def test_tick_many_fails_every_tick_when_the_shared_read_fails(settings, db, clock):
+    ctxs = [make_ctx(settings.replace(account_id=f"acct{i}"), db, clock, seed=80 + i) for i in (1, 2)]
+    db.close()   # the database is away for the turn
+    results = plan.tick_many(ctxs)
+    assert len(results) == 2 and all(isinstance(r, Exception) for r in results) and results[0] is results[1]

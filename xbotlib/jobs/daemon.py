@@ -9,10 +9,10 @@ cron expressions in ``schedules/``.
   ``SimClock`` the daemon jumps straight to the next due entry, so a simulated week takes seconds.
   There, where time stands still during a turn, the run records (every due job, every account) go out through
   ``jobs.runner.TurnRecorder``: written whole once ended, many turns' runs per statement (a failed run's at
-  once), the same rows ``run_job`` would write one by one. With several accounts, the post and collect ticks of a
-  turn read for all of them at once (``post.tick_many``, ``collect.tick_many``: one statement per kind of read,
-  not one per account; ten accounts: ~270 statements per account and simulated day instead of ~960), and store
-  what each account's own tick stores.
+  once), the same rows ``run_job`` would write one by one. With several accounts, the plan, post and collect ticks
+  of a turn read for all of them at once (``plan.tick_many``, ``post.tick_many``, ``collect.tick_many``: one
+  statement per kind of read, not one per account; ten accounts: ~210 statements per account and simulated day
+  instead of ~960), and store what each account's own tick stores.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ log = logging.getLogger("xbot.daemon")
 
 TICKS = {"plan": plan.tick, "post": post.tick, "collect": collect.tick, "learn": learn.tick}
 # the jobs whose ticks for several accounts share their reads (a simulated turn, ``TurnRecorder.run_many``)
-TURN_TICKS = {"post": post.tick_many, "collect": collect.tick_many}
+TURN_TICKS = {"plan": plan.tick_many, "post": post.tick_many, "collect": collect.tick_many}
 
 
 def _error_kv(exc: Exception) -> str:

@@ -112,8 +112,44 @@ def _record_rejection(conn, account_id: str, verdict: GateVerdict, text: str, no
 
 # ----------------------------------------------------------------------------- the tick
 
-def tick(ctx: JobContext) -> JobResult:
+PLANNED_TYPES = ("post", "reply")
 
+
+def tick(ctx: JobContext) -> JobResult:
+    """Top the day's plan up: at most one post and one reply queued (see the module docstring)."""
+    return _tick(ctx, None)
+
+
+def tick_many(ctxs: list[JobContext]) -> list[JobResult | Exception]:
+    """``tick`` for each of ``ctxs`` in order (a simulated daemon's plan turn: one clock, one database), each tick's
+    result or the exception it raised. The day's plan so far — every tick's first read, and at the hourly cadence
+    mostly its last ("day fully planned") — is read for all the accounts in one statement
+    (``queue.count_active_created_since_by_type_many``), not one each. Each account's count is what its own tick
+    would read: the ticks before it in the turn queue only their own accounts' decisions, and the clock stands
+    still. When that read fails, every tick fails with its error, as each would have failed at its own."""
+    if len(ctxs) < 2 or len({c.account_id for c in ctxs}) < len(ctxs):
+        return [_result_of(c, None) for c in ctxs]   # one account (or one twice): each tick reads its own
+    now = ctxs[0].clock.now()
+    try:
+        with ctxs[0].db.autocommit() as conn:
+            for c in ctxs:
+                ensure_account_once(c, conn)
+            planned = queue.count_active_created_since_by_type_many(conn, [c.account_id for c in ctxs], PLANNED_TYPES,
+                                                                     now - timedelta(hours=24))
+    except Exception as exc:  # each tick fails with it
+        return [exc] * len(ctxs)
+    return [_result_of(c, counts) for c, counts in zip(ctxs, planned)]
+
+
+def _result_of(ctx: JobContext, planned: dict[str, int] | None) -> JobResult | Exception:
+    try:
+        return _tick(ctx, planned)
+    except Exception as exc:  # recorded as this tick's failure; the turn goes on
+        return exc
+
+
+def _tick(ctx: JobContext, planned: dict[str, int] | None) -> JobResult:
+    """``tick``, with the day's plan so far already read (``tick_many``) or, when None, reading it."""
     now = ctx.clock.now()
     s = ctx.settings
     if ctx.world == "live" and isinstance(ctx.generator, TemplateGenerator):
@@ -128,11 +164,11 @@ def tick(ctx: JobContext) -> JobResult:
             ensure_account_once(ctx, conn)
             experiment_store.ensure_experiments(conn, ctx.account_id, now)
         ctx.experiments_ready = True
-    # the day's plan so far, posts and replies in one read (one round trip on an autocommit connection)
-    with ctx.db.autocommit() as conn:
-        ensure_account_once(ctx, conn)
-        planned = queue.count_active_created_since_by_type(conn, ctx.account_id, ("post", "reply"),
-                                                           now - timedelta(hours=24))
+    if planned is None:   # the day's plan so far, posts and replies in one read (one round trip in autocommit)
+        with ctx.db.autocommit() as conn:
+            ensure_account_once(ctx, conn)
+            planned = queue.count_active_created_since_by_type(conn, ctx.account_id, PLANNED_TYPES,
+                                                               now - timedelta(hours=24))
     posts_planned, replies_planned = planned["post"], planned["reply"]
     detail: dict = {"queued": 0, "rejected": 0}
     if posts_planned < s.plan_posts_per_day:

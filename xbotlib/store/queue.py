@@ -373,6 +373,21 @@ def count_active_created_since_by_type(conn: psycopg.Connection, account_id: str
     return {t: counts.get(t, 0) for t in decision_types}
 
 
+def count_active_created_since_by_type_many(conn: psycopg.Connection, account_ids: list[str],
+                                            decision_types: tuple[str, ...], since: datetime) -> list[dict[str, int]]:
+    """``count_active_created_since_by_type`` for several accounts in one statement (a simulated daemon's plan turn,
+    ``jobs.plan.tick_many``): one ``{type: count}`` per account, in the order given."""
+    rows = conn.execute(
+        f"""SELECT account_id, decision_type, count(*) AS n FROM content_metadata
+             WHERE account_id = ANY(%(accs)s) AND decision_type = ANY(%(types)s) AND {_ACTIVE_SQL}
+               AND created_at > %(since)s
+             GROUP BY account_id, decision_type""",
+        {"accs": list(account_ids), "types": list(decision_types), "active": list(ACTIVE_STATUSES),
+         "since": since}).fetchall()
+    counts = {(r["account_id"], r["decision_type"]): int(r["n"]) for r in rows}
+    return [{t: counts.get((a, t), 0) for t in decision_types} for a in account_ids]
+
+
 def booked_post_times(conn: psycopg.Connection, account_id: str, after: datetime, until: datetime) -> list[datetime]:
     """``scheduled_at`` of the posts queued (or being posted) for the span (after, until]."""
     rows = conn.execute(
