@@ -40,7 +40,9 @@ before drift existed.
 Variants of the learner are named ``xbot:key=value+...`` with keys ``floor`` (``XbotPolicy.hour_floor``),
 ``half_life`` (days, or ``none``), ``sd`` (``XbotPolicy.sd_scale``), ``c`` (``XbotPolicy.ucb_c``), ``alpha``
 (``XbotPolicy.change_alpha``, or ``none``: always aged) and ``hours_aged`` (``always``: the hours from the aged fit,
-anything else: from the fit ``alpha`` chose; ``XbotPolicy.hours_always_aged``); ``--reference`` sets the policy the paired differences are taken against
+anything else: from the fit ``alpha`` chose; ``XbotPolicy.hours_always_aged``) and ``trend`` (each hook's own
+linear trend in time, prior sd per 30 days on the log scale: ``TrendLearner``; tried for the drifting worlds,
+not adopted — see ``core/growth_model.py``); ``--reference`` sets the policy the paired differences are taken against
 (default ``xbot``, the shipped learner). Below the table, per policy, the seeds on which the best hour (the
 oracle's at day 0) got fewer than ``LOCKOUT_POSTS`` posts — a lock-out (issue #20, part 2) — and the mean
 posts of the least-posted hour:
@@ -67,6 +69,7 @@ from xbotlib.core.bandit import ArmStats, update  # noqa: E402
 from xbotlib.devtools.bench import paired_differences  # noqa: E402
 from xbotlib.devtools.growth_tables import moves_table  # noqa: E402
 from xbotlib.config import Settings  # noqa: E402
+from xbotlib.core import growth_model  # noqa: E402
 from xbotlib.core.growth_model import PostOutcome  # noqa: E402
 from xbotlib.core.gates import allowed_by_rotation  # noqa: E402
 from xbotlib.core.policies import PlanState, XbotPolicy  # noqa: E402
@@ -85,7 +88,7 @@ def make_screen_policy(name: str, scenario, fixed):
     """A registered policy, or a variant of the learner ``xbot:floor=F+half_life=H`` (see the module docstring)."""
     if not name.startswith("xbot:"):
         return make_policy(name, scenario=scenario, fixed=fixed)
-    options = {}
+    options, trend = {}, None
     for item in filter(None, name.split(":", 1)[1].split("+")):
         key, _, value = item.partition("=")
         if key == "floor":
@@ -100,10 +103,54 @@ def make_screen_policy(name: str, scenario, fixed):
             options["change_alpha"] = None if value == "none" else float(value)
         elif key == "hours_aged":
             options["hours_always_aged"] = value == "always"
+        elif key == "trend":
+            trend = float(value)
         else:
-            raise ValueError(f"unknown learner option {key!r} in {name!r} "
-                             "(expected floor=F, half_life=H|none, sd=S, c=C, alpha=A|none or hours_aged=always|fitted)")
-    return XbotPolicy(**options)
+            raise ValueError(f"unknown learner option {key!r} in {name!r} (expected floor=F, half_life=H|none, "
+                             "sd=S, c=C, alpha=A|none, hours_aged=always|fitted or trend=SD)")
+    return XbotPolicy(**options) if trend is None else TrendLearner(trend, **options)
+
+
+class TrendLearner(XbotPolicy):
+    """The learner with each hook's own linear trend in time in both growth models (prior sd ``trend_sd`` per 30
+    days on the log scale), read at the plan's time: the hook effects it samples are the trends' values now.
+    The rest of the learner is unchanged (ageing by ``half_life_days`` included)."""
+
+    def __init__(self, trend_sd: float, **options):
+        if not trend_sd > 0:
+            raise ValueError(f"trend: the prior sd per 30 days must be > 0, got {trend_sd!r}")
+        super().__init__(fit=lambda posts: self.fit_at(posts, self._now, self._vocabulary), **options)
+        self.trend_sd, self._now, self._vocabulary = trend_sd, None, vocab.DEFAULT
+
+    def choose(self, state, hooks, hours, rng):
+        self._now, self._vocabulary = state.now, state.vocabulary  # the fit reads the trends at the plan's time
+        return super().choose(state, hooks, hours, rng)
+
+    def fit_at(self, posts, now, vocabulary=vocab.DEFAULT) -> growth_model.GrowthModel:
+        """The growth model with the hooks' trends, its hook effects read at ``now`` (posts need ``posted_at``)."""
+        gm, posts = growth_model, list(posts)
+        topics = tuple(vocabulary.topics)
+        lay = gm.layout(topics)
+        X = gm.design_matrix(posts, topics)
+        k = X.shape[1]
+        w = gm.age_weights(posts, now, self.half_life_days)
+        months_ago = np.array([(now - p.posted_at).total_seconds() / (30 * 86400.0) for p in posts])
+        Xt = np.hstack([X, X[:, lay.hook_columns] * -months_ago[:, None]])  # 0 now: the base effects are today's
+        n_hooks = Xt.shape[1] - k
+        visits, follows, base = gm._counts(posts)
+        counts = gm.fit_poisson(Xt, visits, base, np.append(gm._prior(gm.VISITS_PRIOR_SD, lay),
+                                                           np.full(n_hooks, self.trend_sd)), weights=w)
+        mean, cov = counts.beta[:k].copy(), counts.cov[:k, :k].copy()
+        seen, ffit = visits > 0, None
+        if follows[seen].sum() > 0:
+            ffit = gm.fit_poisson(Xt[seen], follows[seen], np.log(visits[seen]),
+                                  np.append(np.full(k, gm.FOLLOW_THROUGH_PRIOR_SD), np.full(n_hooks, self.trend_sd / 2)),
+                                  weights=w[seen])
+            mean, cov = mean + ffit.beta[:k], cov + ffit.cov[:k, :k]
+        visits_fit = gm.PoissonFit(counts.beta[:k], counts.cov[:k, :k], counts.dispersion, counts.n)
+        return gm.GrowthModel(mean=mean, cov=cov, counts=visits_fit, follow_through=ffit, signal="profile_visits",
+                              n_posts=len(posts), mean_count=float(np.average(visits, weights=w)), topics=topics,
+                              aged=self.half_life_days is not None)
 
 
 def choice_losses(logs: list[list[tuple[int, str, int]]], truth: Oracle) -> tuple[float, float]:
@@ -239,6 +286,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenario", default=None, help="a shipped scenario name or a TOML path (default: default)")
     ap.add_argument("--seeds", type=int, default=60, help="campaigns per policy (default 60)")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds run from this one (default 0): check a variant chosen on seeds 0..N-1 on fresh ones")
     ap.add_argument("--days", type=int, default=60)
     ap.add_argument("--policies", default="oracle,fixed,random,heuristic,xbot",
                     help="comma-separated (default: all five; the paired differences need xbot)")
@@ -251,6 +300,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.seeds < 2:
         ap.error(f"--seeds must be at least 2 (a spread needs two), got {args.seeds}")
+    if args.first_seed < 0:
+        ap.error(f"--first-seed must be >= 0, got {args.first_seed}")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     scenario = load_scenario(args.scenario)
     truth = Oracle(scenario)
     best = truth.best_choice()
@@ -261,13 +313,13 @@ def main(argv=None) -> int:
     results, logs = {}, {}
     for name in args.policies.split(","):
         t0 = time.perf_counter()
-        logs[name] = [[] for _ in range(args.seeds)]
+        logs[name] = [[] for _ in seeds]
         vals = np.array([campaign(make_screen_policy(name, scenario, best), scenario, s, args.days,
-                                  noiseless=args.noiseless, log=logs[name][s]) for s in range(args.seeds)])
+                                  noiseless=args.noiseless, log=log) for s, log in zip(seeds, logs[name])])
         results[name] = (vals, time.perf_counter() - t0)
     oracle = float(results["oracle"][0].mean()) if "oracle" in results else float("nan")
     learning = " (policies learn from expected counts)" if args.noiseless else ""
-    print(f"follows earned by posts, {args.days} days, {args.seeds} seeds, scenario {scenario.name}{learning}")
+    print(f"follows earned by posts, {args.days} days, seeds {seeds.start}-{seeds.stop - 1}, scenario {scenario.name}{learning}")
     print("| policy | mean | se | ratio to oracle | seconds |\n| --- | ---: | ---: | ---: | ---: |")
     for name, (vals, secs) in results.items():
         se = vals.std(ddof=1) / math.sqrt(len(vals))

@@ -172,6 +172,35 @@ def test_the_screen_builds_learner_variants_and_counts_lock_outs():
     assert screen.lockouts([one, two], 11) == (1, 10.5, 6.0)  # least-posted: 9 in the first, 3 in the second
 
 
+def test_the_screens_trend_learner_reads_a_fading_hook_at_its_value_now():
+    from datetime import datetime, timedelta, timezone
+
+    from xbotlib.core.growth_model import PostOutcome, fit
+    from xbotlib.sim.scenario import load_scenario
+
+    screen = _bench_script("screen_policies")
+    learner = screen.make_screen_policy("xbot:half_life=none+trend=0.3", None, None)
+    assert (type(learner).__name__, learner.trend_sd, learner.half_life_days) == ("TrendLearner", 0.3, None)
+    with pytest.raises(ValueError, match="trend: the prior sd per 30 days must be > 0, got 0.0"):
+        screen.make_screen_policy("xbot:trend=0", None, None)
+    # 60 days: 'question' draws 40 visits a post at first and 10 at the end, 'plain' 20 throughout
+    start = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    posts = [PostOutcome(hook, "ai", 9, visits, visits / 10, 2000.0, posted_at=start + timedelta(days=d))
+             for d in range(60) for hook, visits in (("question", round(40 - 30 * d / 59)), ("plain", 20))]
+    now = start + timedelta(days=60)
+    lay = fit(posts).layout
+    q, p = (lay.hook_columns.start + vocab.HOOK_PATTERNS.index(h) for h in ("question", "plain"))
+    plain_fit, trend_fit = fit(posts, now=now, half_life_days=None), learner.fit_at(posts, now)
+    assert plain_fit.mean[q] - plain_fit.mean[p] > 0.1        # on average over 60 days, question led
+    assert trend_fit.mean[q] - trend_fit.mean[p] < -0.2       # today it trails (10 visits against 20)
+    assert trend_fit.mean.shape == plain_fit.mean.shape      # the trends are read, not exposed: same columns
+    # and it runs the screen's campaign end to end, its choices its own
+    scenario = load_scenario("afternoon_questions_drift")
+    runs = {screen.campaign(screen.make_screen_policy(name, scenario, None), scenario, 0, days=20)
+            for name in ("xbot", "xbot:trend=0.3")}
+    assert len(runs) == 2
+
+
 def test_the_screen_measures_what_each_choice_loses_against_the_best():
     screen = _bench_script("screen_policies")
     truth = Oracle(None)

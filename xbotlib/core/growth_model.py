@@ -158,6 +158,18 @@ draws in worlds without one. On the same screen the drift world's gap is elsewhe
 learner earned +14.9 ± 5.8 there (its trend is slow: question fades to 0.8× over 60 days), 28 days +7.7 ±
 6.1; the ideal, which knows where the interaction is, +24.9 ± 6.5 (hook × 0.990 against 0.951).
 
+A trend per hook, and a longer half-life, on the real bench (tried 2026-12-04, not adopted)
+------------------------------------------------------------------------------------------
+A slow wear-out is a trend, not a step: each hook its own linear trend in time (6 columns, prior sd 0.15 per
+30 days on the log scale, half that in the follow-through model), read at the plan's time, with a 28-day
+half-life (``bench/screen_policies.py --policies xbot:half_life=28+trend=0.15``). On the replay screen's
+seeds 0-39 of the drift world it led the shipped learner by +13.4 ± 4.3 follows (best of eight half-life ×
+trend variants there), on seeds 40-99 by −0.4 ± 3.6: chosen by noise. A 28-day half-life alone held up on
+fresh seeds (+10.3 ± 5.0, then +11.0 ± 4.5; default_step +8.7 ± 4.1, new best hook never led on 15 of 40
+seeds against 12; small_noisy −4.7 ± 3.5) but not in real campaigns: ``bench/fatigue_by_policy.py
+--policies xbot:half_life=28,xbot --paired xbot``, seeds 0-19, followers gained +1.1 ± 11.9 on the drift
+world and −4.3 ± 9.2 on evening_contrarian (whose ≥ 0.97 of the ceiling has the least room). 14 days stays.
+
 The columns are laid out per vocabulary (``layout(topics)``): the six hook kinds are universal, the topic
 columns are the account's own topics. A fitted ``GrowthModel`` records the topics it was learned for, and
 ``check_vocabulary`` refuses to apply it to another niche's vocabulary (its topic effects would be read
