@@ -1,0 +1,87 @@
+"""The resident set of a long campaign without the tracer, and whether handing freed memory back changes it.
+
+`xbot bench speed --days 365 --memory` samples the resident set under tracemalloc, which itself keeps a record
+per live allocation: its slope is the tracer's as much as the campaign's. This runs the same one-account,
+demo-cadence campaign with nothing traced, samples the resident set once per simulated day, and with
+``--release`` hands freed memory back to the system once a simulated day (``trim``: glibc's
+``malloc_trim(0)``; ``gc+trim``: a full garbage collection first), to tell memory the process still uses from
+memory its allocators keep. Run it again with ``PYTHONMALLOC=malloc`` to take CPython's own arenas (pymalloc,
+which frees an arena only when every object in it is gone) out of the picture.
+
+    .venv/bin/python bench/bench_memory.py --days 365
+    PYTHONMALLOC=malloc .venv/bin/python bench/bench_memory.py --days 365 --release gc+trim
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import gc
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xbotlib.config import load_settings  # noqa: E402
+from xbotlib.devtools.bench_speed import _rss_mib, memory_growth, warm_process  # noqa: E402
+from xbotlib.devtools.machine import machine  # noqa: E402
+from xbotlib.devtools.testing import TestPostgres  # noqa: E402
+from xbotlib.jobs.campaign import CampaignConfig, run_campaign  # noqa: E402
+from xbotlib.store.db import Database  # noqa: E402
+
+RELEASES = ("none", "trim", "gc+trim")
+
+
+def releaser(kind: str):
+    """What runs once a simulated day: nothing, ``malloc_trim(0)``, or a full collection and then the trim."""
+    if kind == "none":
+        return lambda: None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if not hasattr(libc, "malloc_trim"):
+        raise SystemExit(f"--release {kind}: this C library has no malloc_trim (glibc only); use --release none")
+    if kind == "trim":
+        return lambda: libc.malloc_trim(0)
+    return lambda: (gc.collect(), libc.malloc_trim(0))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--days", type=int, default=365, help="simulated days (default 365; the slope needs > 31)")
+    ap.add_argument("--release", choices=RELEASES, default="none",
+                    help="what to do once a simulated day (default none; see above)")
+    args = ap.parse_args(argv)
+    if args.days < 32:
+        ap.error(f"--days must be at least 32 (the slope is taken after a 30-day warm-up), got {args.days}")
+    release = releaser(args.release)
+    logging.getLogger("xbot").setLevel(logging.WARNING)
+    warm_process()
+    pg = TestPostgres()
+    url = pg.fresh_database()
+    rss: list[tuple[int, float]] = []
+
+    def on_progress(days_done: float) -> None:
+        if int(days_done) > len(rss):
+            release()
+            rss.append((int(days_done), _rss_mib()))
+
+    t0 = time.perf_counter()
+    try:
+        with Database.from_url(url, pool_max=3) as db:
+            run_campaign(CampaignConfig(days=args.days, seed=0), load_settings(env={}), db, on_progress=on_progress)
+    finally:
+        pg.drop_all()
+    by_day = dict(rss)
+    marks = [d for d in (1, 30, 60, 120, 180, 240, 300, args.days - 1) if d in by_day]
+    print(f"resident set, {args.days} simulated days, one account, release {args.release}, "
+          f"PYTHONMALLOC={os.environ.get('PYTHONMALLOC', '(pymalloc)')} — {machine()}; {time.perf_counter() - t0:.0f} s")
+    print("| after day | " + " | ".join(map(str, marks)) + " |\n| --- |" + " ---: |" * len(marks))
+    print("| MiB | " + " | ".join(f"{by_day[d]:.0f}" for d in marks) + " |")
+    print(f"after day 30: {memory_growth(rss):+.2f} MiB per 100 simulated days")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
