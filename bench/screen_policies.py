@@ -132,25 +132,14 @@ class TrendLearner(XbotPolicy):
         topics = tuple(vocabulary.topics)
         lay = gm.layout(topics)
         X = gm.design_matrix(posts, topics)
-        k = X.shape[1]
-        w = gm.age_weights(posts, now, self.half_life_days)
         months_ago = np.array([(now - p.posted_at).total_seconds() / (30 * 86400.0) for p in posts])
-        Xt = np.hstack([X, X[:, lay.hook_columns] * -months_ago[:, None]])  # 0 now: the base effects are today's
-        n_hooks = Xt.shape[1] - k
-        visits, follows, base = gm._counts(posts)
-        counts = gm.fit_poisson(Xt, visits, base, np.append(gm._prior(gm.VISITS_PRIOR_SD, lay),
-                                                           np.full(n_hooks, self.trend_sd)), weights=w)
-        mean, cov = counts.beta[:k].copy(), counts.cov[:k, :k].copy()
-        seen, ffit = visits > 0, None
-        if follows[seen].sum() > 0:
-            ffit = gm.fit_poisson(Xt[seen], follows[seen], np.log(visits[seen]),
-                                  np.append(np.full(k, gm.FOLLOW_THROUGH_PRIOR_SD), np.full(n_hooks, self.trend_sd / 2)),
-                                  weights=w[seen])
-            mean, cov = mean + ffit.beta[:k], cov + ffit.cov[:k, :k]
-        visits_fit = gm.PoissonFit(counts.beta[:k], counts.cov[:k, :k], counts.dispersion, counts.n)
-        return gm.GrowthModel(mean=mean, cov=cov, counts=visits_fit, follow_through=ffit, signal="profile_visits",
-                              n_posts=len(posts), mean_count=float(np.average(visits, weights=w)), topics=topics,
-                              aged=self.half_life_days is not None)
+        trends = X[:, lay.hook_columns] * -months_ago[:, None]  # 0 now: the base effects are today's
+        n = trends.shape[1]
+        return gm.fit_design(posts, np.hstack([X, trends]), gm.age_weights(posts, now, self.half_life_days), topics,
+                             aged=self.half_life_days is not None,
+                             visits_prior_sd=np.append(gm._prior(gm.VISITS_PRIOR_SD, lay), np.full(n, self.trend_sd)),
+                             follow_prior_sd=np.append(np.full(lay.n_columns, gm.FOLLOW_THROUGH_PRIOR_SD),
+                                                       np.full(n, self.trend_sd / 2)))
 
 
 def choice_losses(logs: list[list[tuple[int, str, int]]], truth: Oracle) -> tuple[float, float]:

@@ -175,7 +175,7 @@ def test_the_screen_builds_learner_variants_and_counts_lock_outs():
 def test_the_screens_trend_learner_reads_a_fading_hook_at_its_value_now():
     from datetime import datetime, timedelta, timezone
 
-    from xbotlib.core.growth_model import PostOutcome, fit
+    from xbotlib.core.growth_model import HOOK_COLUMNS, PostOutcome, fit
     from xbotlib.sim.scenario import load_scenario
 
     screen = _bench_script("screen_policies")
@@ -188,8 +188,7 @@ def test_the_screens_trend_learner_reads_a_fading_hook_at_its_value_now():
     posts = [PostOutcome(hook, "ai", 9, visits, visits / 10, 2000.0, posted_at=start + timedelta(days=d))
              for d in range(60) for hook, visits in (("question", round(40 - 30 * d / 59)), ("plain", 20))]
     now = start + timedelta(days=60)
-    lay = fit(posts).layout
-    q, p = (lay.hook_columns.start + vocab.HOOK_PATTERNS.index(h) for h in ("question", "plain"))
+    q, p = (HOOK_COLUMNS.start + vocab.HOOK_PATTERNS.index(h) for h in ("question", "plain"))
     plain_fit, trend_fit = fit(posts, now=now, half_life_days=None), learner.fit_at(posts, now)
     assert plain_fit.mean[q] - plain_fit.mean[p] > 0.1        # on average over 60 days, question led
     assert trend_fit.mean[q] - trend_fit.mean[p] < -0.2       # today it trails (10 visits against 20)

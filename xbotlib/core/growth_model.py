@@ -561,19 +561,33 @@ def fit(posts: Sequence[PostOutcome], vocabulary: vocab.Vocabulary = vocab.DEFAU
     aged = now is not None and half_life_days is not None
     if aged and change_alpha is not None and change_test(posts, now, half_life_days, topics).p_value >= change_alpha:
         w, aged = np.ones(len(posts)), False  # no evidence that the world moved: every outcome counts fully
+    return fit_design(posts, X, w, topics, aged=aged, visits_prior_sd=_prior(VISITS_PRIOR_SD, lay),
+                      follow_prior_sd=FOLLOW_THROUGH_PRIOR_SD)
+
+
+def fit_design(posts: Sequence[PostOutcome], X: np.ndarray, w: np.ndarray, topics: tuple[str, ...], *, aged: bool,
+               visits_prior_sd: float | Sequence[float], follow_prior_sd: float | Sequence[float]) -> GrowthModel:
+    """``fit``'s two models on a design of its own: the layout's columns of ``topics`` first (``design_matrix``),
+    then any columns of nuisance effects a benchmark adds (each hook's trend in time, say: the replay screen's
+    ``TrendLearner``), with prior sds per column (or one for all). ``w``: each post's weight. The model reports the
+    layout's effects only, the nuisance ones marginalised (their rows and columns of the posterior dropped)."""
+    k = layout(topics).n_columns
+
+    def kept(f: PoissonFit) -> PoissonFit:
+        return f if len(f.beta) == k else PoissonFit(f.beta[:k], f.cov[:k, :k], f.dispersion, f.n)
+
     visits, follows, base = _counts(posts)
     if visits.sum() <= 0:
-        counts = fit_poisson(X, follows, base, _prior(VISITS_PRIOR_SD, lay), weights=w)
+        counts = kept(fit_poisson(X, follows, base, visits_prior_sd, weights=w))
         return GrowthModel(mean=counts.beta, cov=counts.cov, counts=counts, follow_through=None, signal="follows",
                            n_posts=len(posts), mean_count=float(np.average(follows, weights=w)), topics=topics,
                            aged=aged)
-    counts = fit_poisson(X, visits, base, _prior(VISITS_PRIOR_SD, lay), weights=w)
-    mean, cov = counts.beta.copy(), counts.cov.copy()
+    counts = kept(fit_poisson(X, visits, base, visits_prior_sd, weights=w))
+    mean, cov = np.array(counts.beta), np.array(counts.cov)
     ffit = None
     seen = visits > 0
     if follows[seen].sum() > 0:  # without a single follow, P(follow | visit) has nothing to say yet
-        ffit = fit_poisson(X[seen], follows[seen], np.log(visits[seen]), FOLLOW_THROUGH_PRIOR_SD,
-                           weights=w[seen])
+        ffit = kept(fit_poisson(X[seen], follows[seen], np.log(visits[seen]), follow_prior_sd, weights=w[seen]))
         mean, cov = mean + ffit.beta, cov + ffit.cov
     return GrowthModel(mean=mean, cov=cov, counts=counts, follow_through=ffit, signal="profile_visits",
                        n_posts=len(posts), mean_count=float(np.average(visits, weights=w)), topics=topics, aged=aged)
