@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xbotlib.config import load_settings  # noqa: E402
-from xbotlib.devtools.bench_speed import _rss_mib, memory_growth, warm_process  # noqa: E402
+from xbotlib.devtools.bench_speed import rss_mib, memory_growth, warm_process  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402
 from xbotlib.devtools.testing import TestPostgres  # noqa: E402
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign  # noqa: E402
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     def on_progress(days_done: float) -> None:
         if int(days_done) > len(rss):
             release()
-            rss.append((int(days_done), _rss_mib()))
+            rss.append((int(days_done), rss_mib()))
 
     t0 = time.perf_counter()
     try:

@@ -76,7 +76,7 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
 
     def on_progress(days_done: float) -> None:
         if memory and int(days_done) > len(rss_by_day):
-            rss_by_day.append((int(days_done), _rss_mib()))
+            rss_by_day.append((int(days_done), rss_mib()))
             traced_by_day.append((int(days_done), tracemalloc.get_traced_memory()[0] / 2**20))
             if int(days_done) == snapshot_day:
                 snapshots["warm"] = tracemalloc.take_snapshot()
@@ -166,7 +166,7 @@ def grown_by_area(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> 
     return sorted(by_area.items(), key=lambda kv: -kv[1])
 
 
-def _rss_mib() -> float:
+def rss_mib() -> float:
     """This process's resident set size now, in MiB (Linux /proc; 0 where unavailable)."""
     try:
         with open("/proc/self/statm") as f:
