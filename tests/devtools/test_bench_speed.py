@@ -128,3 +128,31 @@ def test_the_host_reference_does_the_same_work_everywhere_and_reports_its_cpu():
     assert "Host reference: 250 ms of CPU" in machine.host_line(0.25)
     with pytest.raises(ValueError, match="rounds must be at least 1, got 0"):
         machine.host_reference(rounds=0)
+
+
+def test_accounts_split_over_two_daemon_processes_do_the_same_work_and_merge_their_profiles():
+    """``--daemons 2``: the accounts run in two processes on one database; the same posts, outcomes and job ticks as
+    one daemon serving both, and one profile holding both processes' work (two campaigns, one per daemon)."""
+    from xbotlib.devtools.bench_speed import speed, speed_table  # imported here: the campaigns it runs
+
+    split = speed(days=1, accounts=2, daemons=2)
+    alone = speed(days=1, accounts=2, daemons=1, profile=False)
+    assert split["posts"] > 0 and split["outcomes"] > 0
+    assert (split["posts"], split["outcomes"], split["ticks"]) == (alone["posts"], alone["outcomes"], alone["ticks"])
+    runs = [r for r in split["top_cumulative"] if r["function"].endswith("(run_campaign)")]
+    assert [r["calls"] for r in runs] == [2] and split["round_trips"]["statements"] > 0
+    assert "2 accounts together in 2 daemon processes" in speed_table(split)
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--accounts", "2", "--daemons", "3"], ["--daemons must be a whole number from 1 to --accounts (2)", "got 3"]),
+    (["--accounts", "2", "--daemons", "0"], ["--daemons must be a whole number from 1 to --accounts (2)", "got 0"]),
+    (["--accounts", "2", "--daemons", "2", "--memory"], ["--memory samples one process's memory", "--daemons 1"]),
+])
+def test_a_bad_daemon_count_is_refused_with_its_range(argv, words, capsys):
+    from xbotlib.devtools import bench  # imported here: the CLI module
+
+    with pytest.raises(SystemExit) as stop:
+        bench.main("speed", argv)
+    err = " ".join(capsys.readouterr().err.split())
+    assert stop.value.code == 2 and all(w in err for w in words), err

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from pathlib import Path
 from xbotlib.config import PROJECT_ROOT, load_settings
 from xbotlib.core.profile import load_profile
 from xbotlib.devtools.bench_lift import lift, lift_table
-from xbotlib.devtools.bench_speed import speed, speed_table
+from xbotlib.devtools.bench_speed import check_daemons, speed, speed_table
 from xbotlib.devtools.growth_results import ResultsFile, fingerprint
 from xbotlib.devtools.growth_worlds import (account_choices, fixed_choice, scenario_profile,  # noqa: F401 (re-exported)
                                             scenario_without_analytics)
@@ -348,7 +349,10 @@ def main(name: str, argv: list[str]) -> int:
         print(lift_table(results))
     else:
         p.add_argument("--days", type=int, default=14, help="simulated days of the profiled campaign (default 14)")
-        p.add_argument("--accounts", type=int, default=1, help="accounts run together by one daemon (default 1)")
+        p.add_argument("--accounts", type=int, default=1, help="accounts in the campaign, on one database (default 1)")
+        p.add_argument("--daemons", type=int, default=None,
+                       help="daemon processes the accounts are split over, as `xbot run --workers N` spreads accounts "
+                            "(default: one per core, at most one per account; 1: every account in one daemon)")
         p.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
         p.add_argument("--no-profile", action="store_true", help="time the campaign without cProfile (the "
                        "profiler itself costs about a third of the wall time)")
@@ -359,6 +363,14 @@ def main(name: str, argv: list[str]) -> int:
             p.error(f"--days must be between 1 and 365, got {a.days}")
         if not 1 <= a.accounts <= 20:
             p.error(f"--accounts must be between 1 and 20, got {a.accounts}")
-        print(speed_table(speed(a.days, a.seed, a.accounts, profile=not a.no_profile, memory=a.memory)))
+        daemons = a.daemons if a.daemons is not None else (1 if a.memory else min(a.accounts, os.cpu_count() or 1))
+        try:
+            check_daemons(daemons, a.accounts)
+        except ValueError as exc:
+            p.error(str(exc))
+        if a.memory and daemons > 1:
+            p.error("--memory samples one process's memory: run it with --daemons 1")
+        print(speed_table(speed(a.days, a.seed, a.accounts, profile=not a.no_profile, memory=a.memory,
+                                daemons=daemons)))
         print("\n" + host_line())
     return 0

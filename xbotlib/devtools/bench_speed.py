@@ -7,11 +7,16 @@ from __future__ import annotations
 import cProfile
 import importlib
 import logging
+import multiprocessing
 import os
 import pstats
+import queue
 import re
 import resource
+import tempfile
+import threading
 import time
+import traceback
 import tracemalloc
 
 import numpy as np
@@ -53,78 +58,170 @@ def warm_process() -> float:
     return time.perf_counter() - t0
 
 
-def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True, memory: bool = False) -> dict:
-    """One demo-cadence campaign of ``days`` for ``accounts`` accounts together (one daemon, one database),
-    under cProfile when ``profile``; ``memory`` samples the process's resident set size once per simulated
-    day (the daemon's progress hook) and traces Python allocations (tracemalloc: slower, so off by default),
-    with a snapshot diff between day 30 (or the middle of a shorter run) and the end: what grew, by line.
+def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True, memory: bool = False,
+          daemons: int = 1) -> dict:
+    """One demo-cadence campaign of ``days`` for ``accounts`` accounts (one database), under cProfile when
+    ``profile``; ``memory`` samples the process's resident set size once per simulated day (the daemon's progress
+    hook) and traces Python allocations (tracemalloc: slower, so off by default), with a snapshot diff between day
+    30 (or the middle of a shorter run) and the end: what grew, by line.
+
+    ``daemons`` > 1 splits the accounts over that many daemons, each in a process of its own on the same database
+    (``CampaignConfig.serves``), as ``xbot run --workers N`` spreads accounts over worker processes: both cores work,
+    each account stores what it stores under one daemon. Their profiles are merged; the wall time runs from the
+    moment every daemon is ready to the moment the last one ends.
 
     The process start-up (``warm_process``) is paid before the clock starts and reported as ``startup_s``:
-    days/s is the campaign's own pace. ``cpu_s`` is this process's CPU time in the campaign (PostgreSQL's own
+    days/s is the campaign's own pace. ``cpu_s`` is the daemons' own CPU time in the campaign (PostgreSQL's own
     work runs in its server processes and is not in it): unlike the wall time it hardly moves with the load."""
+    check_daemons(daemons, accounts)
+    if memory and daemons > 1:
+        raise ValueError("--memory samples one process's memory: run it with --daemons 1")
     logging.getLogger("xbot").setLevel(logging.WARNING)
-    startup = warm_process()
     pg = TestPostgres()
     url = pg.fresh_database()
-    profiler = cProfile.Profile()
+    memory_res: dict = {}
+    if daemons == 1:
+        startup = warm_process()
+        profiler = cProfile.Profile() if profile else None
+        with Database.from_url(url, pool_max=3) as db:
+            one = _run_daemon(db, CampaignConfig(days=days, seed=seed, accounts=accounts), profiler,
+                              memory_res if memory else None)
+        parts, stats = [one], (pstats.Stats(profiler) if profiler is not None else None)
+    else:
+        startup, parts, stats = _run_daemons(url, days, seed, accounts, daemons, profile)
+    wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
+    with Database.from_url(url, pool_max=1) as db, db.connection() as conn:
+        counts = {"posts": 0, "outcomes": 0, "ticks": 0}
+        for account_id in [a for p in parts for a in p["account_ids"]]:
+            stored = outcomes.account_data_counts(conn, account_id)
+            counts["posts"] += stored["posts"]
+            counts["outcomes"] += stored["outcomes_pass1"] + stored["outcomes_pass2"]
+            counts["ticks"] += runs.count_job_runs(conn, account_id)
+    pg.drop_all()
+    ticks: dict[str, int] = {}
+    for p in parts:
+        for key, n in p["ticks"].items():
+            ticks[key] = ticks.get(key, 0) + n
+    res = {"days": days, "accounts": accounts, "daemons": daemons, "wall": wall, "days_per_s": days / wall,
+           "ticks": ticks, "startup_s": startup, "cpu_s": sum(p["cpu"] for p in parts), **counts,
+           "profiled": profile, "rss_by_day": [], "traced_by_day": [], "grown_lines": [], "grown_areas": [],
+           "grown_since_day": None, "peak_rss_mib": _peak_rss_mib(), "peak_traced_mib": None, **memory_res}
+    if stats is None:
+        return res
+    by_area: dict[str, float] = {}
+    total = 0.0
+    for (filename, _line, _fn), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        total += tottime
+        by_area[_area(filename)] = by_area.get(_area(filename), 0.0) + tottime
+    return {**res, "areas": sorted(by_area.items(), key=lambda kv: -kv[1]), "profiled_total": total,
+            "round_trips": round_trips(stats),
+            "waiting": max(0.0, wall - total), "top_self": top_functions(stats, 12, "tottime"),
+            "top_cumulative": top_functions(stats, 12, "cumtime")}
+
+
+def check_daemons(daemons: int, accounts: int) -> int:
+    """``daemons`` if it can serve ``accounts`` (1 to one per account); else a ValueError naming the value and fix."""
+    if isinstance(daemons, bool) or not isinstance(daemons, int) or not 1 <= daemons <= max(1, accounts):
+        raise ValueError(f"--daemons must be a whole number from 1 to --accounts ({accounts}): each daemon process "
+                         f"serves at least one account; got {daemons!r}")
+    return daemons
+
+
+def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile | None,
+                memory: dict | None = None) -> dict:
+    """Run one daemon's campaign on ``db``: its ``start``/``end`` (perf_counter, comparable across the processes of
+    one machine), CPU seconds, job ticks and account ids; with ``memory`` (a dict) the memory figures go into it."""
     rss_by_day: list[tuple[int, float]] = []
     traced_by_day: list[tuple[int, float]] = []
     snapshots: dict[str, tracemalloc.Snapshot] = {}
-    snapshot_day = min(30, max(1, days // 2))
-    if memory:
+    snapshot_day = min(30, max(1, config.days // 2))
+    if memory is not None:
         tracemalloc.start(1)
 
     def on_progress(days_done: float) -> None:
-        if memory and int(days_done) > len(rss_by_day):
+        if memory is not None and int(days_done) > len(rss_by_day):
             rss_by_day.append((int(days_done), rss_mib()))
             traced_by_day.append((int(days_done), tracemalloc.get_traced_memory()[0] / 2**20))
             if int(days_done) == snapshot_day:
                 snapshots["warm"] = tracemalloc.take_snapshot()
 
-    with Database.from_url(url, pool_max=3) as db:
-        cpu0 = time.process_time()
-        t0 = time.perf_counter()
-        if profile:
-            profiler.enable()
-        run = run_campaign(CampaignConfig(days=days, seed=seed, accounts=accounts), load_settings(env={}), db,
-                           on_progress=on_progress)
-        if profile:
-            profiler.disable()
-        wall = time.perf_counter() - t0
-        cpu = time.process_time() - cpu0
-        if memory:
-            snapshots["end"] = tracemalloc.take_snapshot()
-        with db.connection() as conn:
-            counts = {"posts": 0, "outcomes": 0, "ticks": 0}
-            for account_id in run.account_ids:
-                stored = outcomes.account_data_counts(conn, account_id)
-                counts["posts"] += stored["posts"]
-                counts["outcomes"] += stored["outcomes_pass1"] + stored["outcomes_pass2"]
-                counts["ticks"] += runs.count_job_runs(conn, account_id)
-    peak_traced = tracemalloc.get_traced_memory()[1] / 2**20 if memory else None
-    if memory:
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    run = run_campaign(config, load_settings(env={}), db, on_progress=on_progress)
+    if profiler is not None:
+        profiler.disable()
+    end = time.perf_counter()
+    cpu = time.process_time() - cpu0
+    if memory is not None:
+        snapshots["end"] = tracemalloc.take_snapshot()
+        both = "warm" in snapshots
+        memory.update(rss_by_day=rss_by_day, traced_by_day=traced_by_day, grown_since_day=snapshot_day,
+                      grown_lines=_grown_lines(snapshots["warm"], snapshots["end"]) if both else [],
+                      grown_areas=grown_by_area(snapshots["warm"], snapshots["end"]) if both else [],
+                      peak_traced_mib=tracemalloc.get_traced_memory()[1] / 2**20)
         tracemalloc.stop()
-    pg.drop_all()
-    both = "warm" in snapshots and "end" in snapshots
-    growth = _grown_lines(snapshots["warm"], snapshots["end"]) if both else []
-    growth_areas = grown_by_area(snapshots["warm"], snapshots["end"]) if both else []
-    res = {"days": days, "accounts": accounts, "wall": wall, "days_per_s": days / wall, "ticks": dict(run.ticks),
-           "startup_s": startup, "cpu_s": cpu, "grown_since_day": snapshot_day, "grown_lines": growth,
-           "grown_areas": growth_areas,
-           **counts, "profiled": profile, "rss_by_day": rss_by_day, "traced_by_day": traced_by_day,
-           "peak_rss_mib": _peak_rss_mib(), "peak_traced_mib": peak_traced}
-    if not profile:
-        return res
-    prof = pstats.Stats(profiler)
-    by_area: dict[str, float] = {}
-    total = 0.0
-    for (filename, _line, _fn), (_cc, _nc, tottime, _ct, _callers) in prof.stats.items():  # type: ignore[attr-defined]
-        total += tottime
-        by_area[_area(filename)] = by_area.get(_area(filename), 0.0) + tottime
-    return {**res, "areas": sorted(by_area.items(), key=lambda kv: -kv[1]), "profiled_total": total,
-            "round_trips": round_trips(prof),
-            "waiting": max(0.0, wall - total), "top_self": top_functions(prof, 12, "tottime"),
-            "top_cumulative": top_functions(prof, 12, "cumtime")}
+    return {"start": start, "end": end, "cpu": cpu, "ticks": dict(run.ticks), "account_ids": run.account_ids}
+
+
+def _run_daemons(url: str, days: int, seed: int, accounts: int, daemons: int, profile: bool
+                 ) -> tuple[float, list[dict], pstats.Stats | None]:
+    """The campaign's accounts split over ``daemons`` processes (contiguous shares, ``CampaignConfig.serves``), each
+    started, warmed up and connected before a barrier releases them all at once. Returns the slowest start-up, each
+    daemon's part (``_run_daemon``) and their merged profile (None without ``profile``)."""
+    shares = [tuple(int(i) for i in share) for share in np.array_split(np.arange(accounts), daemons)]
+    mp = multiprocessing.get_context("spawn")   # a fresh interpreter each: no pool or thread inherited by a fork
+    ready, results = mp.Barrier(daemons + 1), mp.Queue()
+    with tempfile.TemporaryDirectory(prefix="xbot-speed-") as tmp:
+        paths = [os.path.join(tmp, f"daemon-{k}.prof") if profile else None for k in range(daemons)]
+        procs = [mp.Process(target=_daemon_process, args=(url, days, seed, accounts, share, path, ready, results),
+                            name=f"xbot-speed-daemon-{k}") for k, (share, path) in enumerate(zip(shares, paths))]
+        for proc in procs:
+            proc.start()
+        try:
+            ready.wait(timeout=DAEMON_START_TIMEOUT_S)
+        except threading.BrokenBarrierError:   # a daemon failed before it was ready (it broke the barrier), or hung
+            for proc in procs:
+                proc.terminate()
+            try:
+                _kind, error = results.get(timeout=5)
+            except queue.Empty:
+                error = f"no daemon was ready within {DAEMON_START_TIMEOUT_S} s (exit codes {[p.exitcode for p in procs]})"
+            raise RuntimeError(f"a daemon process did not start:\n{error}") from None
+        parts = []
+        for _ in procs:
+            kind, value = results.get()
+            if kind == "error":
+                for proc in procs:
+                    proc.terminate()
+                raise RuntimeError(f"a daemon process failed:\n{value}")
+            parts.append(value)
+        for proc in procs:
+            proc.join()
+        stats = pstats.Stats(*paths) if profile else None
+    return max(p["startup"] for p in parts), parts, stats
+
+
+DAEMON_START_TIMEOUT_S = 300   # importing the stack and connecting: seconds, even on a loaded machine
+
+
+def _daemon_process(url: str, days: int, seed: int, accounts: int, serves: tuple[int, ...], profile_path: str | None,
+                    ready, results) -> None:
+    """A ``_run_daemons`` process: warm up, connect, wait for the others, run its accounts, report."""
+    try:
+        logging.getLogger("xbot").setLevel(logging.WARNING)
+        startup = warm_process()
+        profiler = cProfile.Profile() if profile_path else None
+        with Database.from_url(url, pool_max=3) as db:
+            ready.wait(timeout=DAEMON_START_TIMEOUT_S)
+            part = _run_daemon(db, CampaignConfig(days=days, seed=seed, accounts=accounts, serves=serves), profiler)
+        if profiler is not None:
+            profiler.dump_stats(profile_path)
+        results.put(("ok", {**part, "startup": startup}))
+    except BaseException:   # the parent raises it, with this traceback; the barrier broken so no one waits for us
+        results.put(("error", traceback.format_exc()))
+        ready.abort()
 
 
 def round_trips(profile: pstats.Stats) -> dict:
@@ -193,11 +290,15 @@ def memory_growth(by_day: list[tuple[int, float]], warm_up_days: int = 30) -> fl
 
 def speed_table(res: dict) -> str:
     who = "one account" if res["accounts"] == 1 else f"{res['accounts']} accounts together"
+    if res.get("daemons", 1) > 1:
+        who += f" in {res['daemons']} daemon processes (the accounts split between them, one database)"
     profiled = "under the profiler" if res["profiled"] else "without the profiler"
+    whose = "The daemons'" if res.get("daemons", 1) > 1 else "This process's"
     lines = [f"campaign speed, {res['days']} simulated days, {who} — {machine()}", "",
              f"{res['wall']:.1f} s wall {profiled} = **{res['days_per_s']:.2f} simulated days/s**; "
              f"{res['ticks']} job ticks recorded, {res['posts']} posts, {res['outcomes']} outcomes.", "",
-             f"This process's CPU time in the campaign {res['cpu_s']:.1f} s (PostgreSQL's is in its own processes); "
+             f"{whose} CPU time in the campaign "
+             f"{res['cpu_s']:.1f} s (PostgreSQL's is in its own processes); "
              f"start-up before the clock started (twitter-text compiling its patterns, once per process): "
              f"{res['startup_s']:.2f} s."]
     if res["profiled"]:
@@ -205,9 +306,10 @@ def speed_table(res: dict) -> str:
         lines += ["", f"PostgreSQL: {rt['statements']:,} statements in {rt['transactions']:,} explicit transactions = "
                   f"{rt['round_trips']:,} round trips, {rt['round_trips'] / res['days']:,.0f} per simulated day, "
                   f"{rt['round_trips'] / max(1, res['ticks']):.1f} per job tick (counts: they do not depend on the load).",
-                  "", "| where the time goes (self time) | seconds | share |", "| --- | ---: | ---: |"]
+                  "", ("| where the time goes (self time) | seconds | share |" if res.get("daemons", 1) == 1 else
+                          "| where the time goes (self time, the daemons summed) | seconds | share of daemons × wall |"), "| --- | ---: | ---: |"]
         for area, t in res["areas"]:
-            lines.append(f"| {area} | {t:.1f} | {t / res['wall']:.0%} |")
+            lines.append(f"| {area} | {t:.1f} | {t / (res['wall'] * res.get('daemons', 1)):.0%} |")
         for key, title in (("top_self", "self time"), ("top_cumulative", "cumulative time")):
             lines += ["", f"| top functions by {title} | calls | self s | cumulative s |", "| --- | ---: | ---: | ---: |"]
             lines += [f"| `{r['function']}` | {r['calls']:,} | {r['self_s']:.2f} | {r['cum_s']:.2f} |" for r in res[key]]

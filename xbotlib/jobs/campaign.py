@@ -61,12 +61,20 @@ class CampaignConfig:
     start: datetime = CAMPAIGN_START
     profile: AccountProfile | None = None  # the accounts' profile; None: demo-N on the built-in one
     vocabulary: Vocabulary | None = None  # overrides the accounts' niche; None: their profile's (the built-in one)
+    # which of the campaign's accounts (0-based) this run's daemon serves; None: all of them. A campaign split over
+    # daemons in several processes (as `xbot run --workers N` spreads accounts): each account keeps its name, seed
+    # and world, so what it stores is what it stores when one daemon serves them all.
+    serves: tuple[int, ...] | None = None
 
     def validate(self) -> None:
         if not 1 <= self.days <= 365:
             raise ValueError(f"--days must be between 1 and 365, got {self.days}")
         if not 1 <= self.accounts <= 20:
             raise ValueError(f"--accounts must be between 1 and 20, got {self.accounts}")
+        if self.serves is not None and (not self.serves or len(set(self.serves)) < len(self.serves)
+                                        or not all(isinstance(i, int) and 0 <= i < self.accounts for i in self.serves)):
+            raise ValueError(f"serves must name distinct accounts of the campaign, 0 to {self.accounts - 1}, "
+                             f"got {self.serves!r}")
         if self.policy not in policies.POLICIES:  # the registry itself: a bench script's registered variant is one
             raise ValueError(f"--policy {self.policy!r} is not a policy (expected one of {', '.join(policies.POLICY_NAMES)})")
         if not 0 < self.allocation < 1:
@@ -123,7 +131,7 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
     base = settings.replace(posting_disabled=False, live_posts=False, x_sandbox_url=None,
                             timezone=getattr(scenario, "timezone", settings.timezone))
     contexts = []
-    for i in range(config.accounts):
+    for i in (range(config.accounts) if config.serves is None else config.serves):
         account_id, handle = f"demo-{i + 1}", f"xbot_demo_{i + 1}"
         if config.profile is not None:
             account_id = config.profile.id if config.accounts == 1 else f"{config.profile.id}-{i + 1}"
