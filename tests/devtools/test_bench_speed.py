@@ -144,6 +144,14 @@ def test_accounts_split_over_two_daemon_processes_do_the_same_work_and_merge_the
     assert "2 accounts together in 2 daemon processes" in speed_table(split)
 
 
+def test_a_daemon_process_that_fails_fails_the_bench_with_its_error():
+    from xbotlib.devtools.bench_speed import speed  # imported here: the campaigns it runs
+
+    # each daemon's campaign refuses the days after the daemons are started: the error comes back from a process
+    with pytest.raises(RuntimeError, match=r"(?s)a daemon process failed:.*--days must be between 1 and 365, got 400"):
+        speed(days=400, accounts=2, daemons=2, profile=False)
+
+
 @pytest.mark.parametrize("argv,words", [
     (["--accounts", "2", "--daemons", "3"], ["--daemons must be a whole number from 1 to --accounts (2)", "got 3"]),
     (["--accounts", "2", "--daemons", "0"], ["--daemons must be a whole number from 1 to --accounts (2)", "got 0"]),

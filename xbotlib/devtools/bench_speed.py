@@ -78,26 +78,28 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
         raise ValueError("--memory samples one process's memory: run it with --daemons 1")
     logging.getLogger("xbot").setLevel(logging.WARNING)
     pg = TestPostgres()
-    url = pg.fresh_database()
-    memory_res: dict = {}
-    if daemons == 1:
-        startup = warm_process()
-        profiler = cProfile.Profile() if profile else None
-        with Database.from_url(url, pool_max=3) as db:
-            one = _run_daemon(db, CampaignConfig(days=days, seed=seed, accounts=accounts), profiler,
-                              memory_res if memory else None)
-        parts, stats = [one], (pstats.Stats(profiler) if profiler is not None else None)
-    else:
-        startup, parts, stats = _run_daemons(url, days, seed, accounts, daemons, profile)
-    wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
-    with Database.from_url(url, pool_max=1) as db, db.connection() as conn:
-        counts = {"posts": 0, "outcomes": 0, "ticks": 0}
-        for account_id in [a for p in parts for a in p["account_ids"]]:
-            stored = outcomes.account_data_counts(conn, account_id)
-            counts["posts"] += stored["posts"]
-            counts["outcomes"] += stored["outcomes_pass1"] + stored["outcomes_pass2"]
-            counts["ticks"] += runs.count_job_runs(conn, account_id)
-    pg.drop_all()
+    try:
+        url = pg.fresh_database()
+        memory_res: dict = {}
+        if daemons == 1:
+            startup = warm_process()
+            profiler = cProfile.Profile() if profile else None
+            with Database.from_url(url, pool_max=3) as db:
+                one = _run_daemon(db, CampaignConfig(days=days, seed=seed, accounts=accounts), profiler,
+                                  memory_res if memory else None)
+            parts, stats = [one], (pstats.Stats(profiler) if profiler is not None else None)
+        else:
+            startup, parts, stats = _run_daemons(url, days, seed, accounts, daemons, profile)
+        wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
+        with Database.from_url(url, pool_max=1) as db, db.connection() as conn:
+            counts = {"posts": 0, "outcomes": 0, "ticks": 0}
+            for account_id in [a for p in parts for a in p["account_ids"]]:
+                stored = outcomes.account_data_counts(conn, account_id)
+                counts["posts"] += stored["posts"]
+                counts["outcomes"] += stored["outcomes_pass1"] + stored["outcomes_pass2"]
+                counts["ticks"] += runs.count_job_runs(conn, account_id)
+    finally:
+        pg.drop_all()
     ticks: dict[str, int] = {}
     for p in parts:
         for key, n in p["ticks"].items():
@@ -189,9 +191,15 @@ def _run_daemons(url: str, days: int, seed: int, accounts: int, daemons: int, pr
             except queue.Empty:
                 error = f"no daemon was ready within {DAEMON_START_TIMEOUT_S} s (exit codes {[p.exitcode for p in procs]})"
             raise RuntimeError(f"a daemon process did not start:\n{error}") from None
-        parts = []
-        for _ in procs:
-            kind, value = results.get()
+        parts: list[dict] = []
+        while len(parts) < len(procs):
+            try:
+                kind, value = results.get(timeout=1.0)
+            except queue.Empty:   # still running, unless one died without a word (killed, out of memory)
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if not dead or not results.empty():
+                    continue
+                kind, value = "error", f"{dead[0].name} exited with code {dead[0].exitcode} and no report"
             if kind == "error":
                 for proc in procs:
                     proc.terminate()
