@@ -135,8 +135,13 @@ def test_accounts_split_over_two_daemon_processes_do_the_same_work_and_merge_the
     one daemon serving both, and one profile holding both processes' work (two campaigns, one per daemon)."""
     from xbotlib.devtools.bench_speed import speed, speed_table  # imported here: the campaigns it runs
 
-    split = speed(days=1, accounts=2, daemons=2)
-    alone = speed(days=1, accounts=2, daemons=1, profile=False)
+    split_progress: list[float] = []
+    alone_progress: list[float] = []
+    split = speed(days=1, accounts=2, daemons=2, progress=split_progress.append)
+    alone = speed(days=1, accounts=2, daemons=1, profile=False, progress=alone_progress.append)
+    # the progress bar's feed: simulated days, forward only, the whole day by the end (two daemons: polled)
+    assert alone_progress == sorted(alone_progress) and 0.95 < alone_progress[-1] <= 1
+    assert split_progress == sorted(split_progress) and all(0 <= d <= 1 for d in split_progress)
     assert split["posts"] > 0 and split["outcomes"] > 0
     assert (split["posts"], split["outcomes"], split["ticks"]) == (alone["posts"], alone["outcomes"], alone["ticks"])
     runs = [r for r in split["top_cumulative"] if r["function"].endswith("(run_campaign)")]

@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 import tracemalloc
+from typing import Callable
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def warm_process() -> float:
 
 
 def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True, memory: bool = False,
-          daemons: int = 1) -> dict:
+          daemons: int = 1, progress: Callable[[float], None] | None = None) -> dict:
     """One demo-cadence campaign of ``days`` for ``accounts`` accounts (one database), under cProfile when
     ``profile``; ``memory`` samples the process's resident set size once per simulated day (the daemon's progress
     hook) and traces Python allocations (tracemalloc: slower, so off by default), with a snapshot diff between day
@@ -68,7 +69,8 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
     ``daemons`` > 1 splits the accounts over that many daemons, each in a process of its own on the same database
     (``CampaignConfig.serves``), as ``xbot run --workers N`` spreads accounts over worker processes: both cores work,
     each account stores what it stores under one daemon. Their profiles are merged; the wall time runs from the
-    moment every daemon is ready to the moment the last one ends.
+    moment every daemon is ready to the moment the last one ends. ``progress(days_done)`` is told how far the
+    campaign is (the slowest daemon's simulated days), for a progress bar.
 
     The process start-up (``warm_process``) is paid before the clock starts and reported as ``startup_s``:
     days/s is the campaign's own pace. ``cpu_s`` is the daemons' own CPU time in the campaign (PostgreSQL's own
@@ -86,10 +88,10 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
             profiler = cProfile.Profile() if profile else None
             with Database.from_url(url, pool_max=3) as db:
                 one = _run_daemon(db, CampaignConfig(days=days, seed=seed, accounts=accounts), profiler,
-                                  memory_res if memory else None)
+                                  memory_res if memory else None, progress)
             parts, stats = [one], (pstats.Stats(profiler) if profiler is not None else None)
         else:
-            startup, parts, stats = _run_daemons(url, days, seed, accounts, daemons, profile)
+            startup, parts, stats = _run_daemons(url, days, seed, accounts, daemons, profile, progress)
         wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
         with Database.from_url(url, pool_max=1) as db, db.connection() as conn:
             counts = {"posts": 0, "outcomes": 0, "ticks": 0}
@@ -130,7 +132,7 @@ def check_daemons(daemons: int, accounts: int) -> int:
 
 
 def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile | None,
-                memory: dict | None = None) -> dict:
+                memory: dict | None = None, progress: Callable[[float], None] | None = None) -> dict:
     """Run one daemon's campaign on ``db``: its ``start``/``end`` (perf_counter, comparable across the processes of
     one machine), CPU seconds, job ticks and account ids; with ``memory`` (a dict) the memory figures go into it."""
     rss_by_day: list[tuple[int, float]] = []
@@ -141,6 +143,8 @@ def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile
         tracemalloc.start(1)
 
     def on_progress(days_done: float) -> None:
+        if progress is not None:
+            progress(days_done)
         if memory is not None and int(days_done) > len(rss_by_day):
             rss_by_day.append((int(days_done), rss_mib()))
             traced_by_day.append((int(days_done), tracemalloc.get_traced_memory()[0] / 2**20))
@@ -167,17 +171,19 @@ def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile
     return {"start": start, "end": end, "cpu": cpu, "ticks": dict(run.ticks), "account_ids": run.account_ids}
 
 
-def _run_daemons(url: str, days: int, seed: int, accounts: int, daemons: int, profile: bool
-                 ) -> tuple[float, list[dict], pstats.Stats | None]:
+def _run_daemons(url: str, days: int, seed: int, accounts: int, daemons: int, profile: bool,
+                 progress: Callable[[float], None] | None = None) -> tuple[float, list[dict], pstats.Stats | None]:
     """The campaign's accounts split over ``daemons`` processes (contiguous shares, ``CampaignConfig.serves``), each
     started, warmed up and connected before a barrier releases them all at once. Returns the slowest start-up, each
     daemon's part (``_run_daemon``) and their merged profile (None without ``profile``)."""
     shares = [tuple(int(i) for i in share) for share in np.array_split(np.arange(accounts), daemons)]
     mp = multiprocessing.get_context("spawn")   # a fresh interpreter each: no pool or thread inherited by a fork
     ready, results = mp.Barrier(daemons + 1), mp.Queue()
+    done = mp.Array("d", daemons, lock=False)   # each daemon's simulated days so far (one writer each)
     with tempfile.TemporaryDirectory(prefix="xbot-speed-") as tmp:
         paths = [os.path.join(tmp, f"daemon-{k}.prof") if profile else None for k in range(daemons)]
-        procs = [mp.Process(target=_daemon_process, args=(url, days, seed, accounts, share, path, ready, results),
+        procs = [mp.Process(target=_daemon_process, args=(url, days, seed, accounts, share, path, ready, results,
+                                                                     done, k),
                             name=f"xbot-speed-daemon-{k}") for k, (share, path) in enumerate(zip(shares, paths))]
         for proc in procs:
             proc.start()
@@ -194,8 +200,10 @@ def _run_daemons(url: str, days: int, seed: int, accounts: int, daemons: int, pr
         parts: list[dict] = []
         while len(parts) < len(procs):
             try:
-                kind, value = results.get(timeout=1.0)
+                kind, value = results.get(timeout=0.5)
             except queue.Empty:   # still running, unless one died without a word (killed, out of memory)
+                if progress is not None:
+                    progress(min(done))
                 dead = [p for p in procs if p.exitcode not in (None, 0)]
                 if not dead or not results.empty():
                     continue
@@ -215,7 +223,7 @@ DAEMON_START_TIMEOUT_S = 300   # importing the stack and connecting: seconds, ev
 
 
 def _daemon_process(url: str, days: int, seed: int, accounts: int, serves: tuple[int, ...], profile_path: str | None,
-                    ready, results) -> None:
+                    ready, results, done, k: int) -> None:
     """A ``_run_daemons`` process: warm up, connect, wait for the others, run its accounts, report."""
     try:
         logging.getLogger("xbot").setLevel(logging.WARNING)
@@ -223,7 +231,8 @@ def _daemon_process(url: str, days: int, seed: int, accounts: int, serves: tuple
         profiler = cProfile.Profile() if profile_path else None
         with Database.from_url(url, pool_max=3) as db:
             ready.wait(timeout=DAEMON_START_TIMEOUT_S)
-            part = _run_daemon(db, CampaignConfig(days=days, seed=seed, accounts=accounts, serves=serves), profiler)
+            part = _run_daemon(db, CampaignConfig(days=days, seed=seed, accounts=accounts, serves=serves), profiler,
+                               progress=lambda days_done: done.__setitem__(k, days_done))
         if profiler is not None:
             profiler.dump_stats(profile_path)
         results.put(("ok", {**part, "startup": startup}))
