@@ -17,7 +17,6 @@ Each prints a Markdown table with the machine and date, ready for BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import shutil
@@ -32,7 +31,7 @@ from pathlib import Path
 from xbotlib.config import PROJECT_ROOT, load_settings
 from xbotlib.core.profile import load_profile
 from xbotlib.devtools.bench_lift import lift, lift_table
-from xbotlib.devtools.bench_speed import check_daemons, speed, speed_table
+from xbotlib.devtools.bench_speed import check_daemons, days_bar, speed, speed_table
 from xbotlib.devtools.growth_results import ResultsFile, fingerprint
 from xbotlib.devtools.growth_worlds import (account_choices, fixed_choice, scenario_profile,  # noqa: F401 (re-exported)
                                             scenario_without_analytics)
@@ -313,29 +312,6 @@ def parse_growth_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.N
     return a
 
 
-@contextlib.contextmanager
-def _days_bar(days: int):
-    """A progress bar of simulated days on stderr (the table goes to stdout); none when stderr is not a terminal."""
-    from tqdm import tqdm  # imported here: only the speed bench draws one
-
-    bar = tqdm(total=days, unit="day", desc="campaign", file=sys.stderr, mininterval=0.5, disable=None,
-               bar_format="{l_bar}{bar}| {n:.1f}/{total} sim days [{elapsed}<{remaining}]")
-
-    class Days:   # what speed's progress callback moves: forward only, never past the end
-        n = 0.0
-
-        def update(self, step: float) -> None:
-            step = min(step, days - self.n)
-            if step > 0:
-                self.n += step
-                bar.update(step)
-
-    try:
-        yield Days()
-    finally:
-        bar.close()
-
-
 def _description(name: str) -> str:
     """The module docstring's paragraph on bench ``name`` (its ``- name:`` item), for that bench's --help."""
     items = __doc__.split("\n\n")[1].split("\n- ")
@@ -394,7 +370,7 @@ def main(name: str, argv: list[str]) -> int:
             p.error(str(exc))
         if a.memory and daemons > 1:
             p.error("--memory samples one process's memory: run it with --daemons 1")
-        with _days_bar(a.days) as bar:
+        with days_bar(a.days) as bar:
             res = speed(a.days, a.seed, a.accounts, profile=not a.no_profile, memory=a.memory, daemons=daemons,
                         progress=lambda days_done: bar.update(days_done - bar.n))
         print(speed_table(res))
