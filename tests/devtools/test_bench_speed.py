@@ -157,6 +157,37 @@ def test_a_daemon_process_that_fails_fails_the_bench_with_its_error():
         speed(days=400, accounts=2, daemons=2, profile=False)
 
 
+def test_a_daemon_process_killed_without_a_word_fails_the_bench_at_once():
+    import multiprocessing  # imported here: to find and kill the bench's daemon processes
+    import os
+    import signal
+    import threading
+    import time
+
+    from xbotlib.devtools.bench_speed import speed  # imported here: the campaigns it runs
+
+    outcome: dict = {}
+
+    def bench() -> None:
+        try:
+            speed(days=60, accounts=2, daemons=2, profile=False)
+        except Exception as exc:   # what the test looks at
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=bench)
+    runner.start()
+    deadline = time.monotonic() + 120
+    victims: list = []
+    while not victims and time.monotonic() < deadline:
+        victims = [p for p in multiprocessing.active_children() if p.name == "xbot-speed-daemon-1"]
+        time.sleep(0.2)
+    assert victims, "the bench started no daemon process"
+    os.kill(victims[0].pid, signal.SIGKILL)
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "the bench kept waiting for a dead daemon"
+    assert "exited with code -9 and no report" in str(outcome.get("error")), outcome
+
+
 @pytest.mark.parametrize("argv,words", [
     (["--accounts", "2", "--daemons", "3"], ["--daemons must be a whole number from 1 to --accounts (2)", "got 3"]),
     (["--accounts", "2", "--daemons", "0"], ["--daemons must be a whole number from 1 to --accounts (2)", "got 0"]),
