@@ -375,6 +375,38 @@ def test_growth_table_holds_the_ceiling_against_each_other_policy_by_seed():
     assert not lines[head + 3].startswith("|")   # xbot and the oracle are not rows of it
 
 
+def test_a_changing_world_is_compared_with_the_world_it_was_derived_from():
+    source = _results({"xbot": [100, 120, 90], "oracle": [110, 130, 100]})                     # 310 / 340 = 0.912
+    moved = _results({"xbot": [80, 100, 70], "oracle": [110, 130, 100]}, "default_step")      # 250 / 340 = 0.735
+    table = growth_tables.drift_table({"default": source, "default_step": moved}, {"default_step": "default"})
+    head, _rule, row, _blank, note = table.splitlines()
+    assert "minus on the world it was derived from" in note and "within 0.05" in note
+    assert head.startswith("| changing world | derived from | xbot / oracle there | on its source |")
+    assert row.startswith("| default_step | default | 0.735 | 0.912 | -0.176 (") and row.endswith("| no |")
+    # the errors of the two ratios add (the ratio estimator's: sd of x − r·b over √n · mean b, for each world)
+    def se(x, b):
+        x, b = np.array(x, float), np.array(b, float)
+        return np.std(x - x.sum() / b.sum() * b, ddof=1) / (math.sqrt(len(x)) * b.mean())
+
+    half = 1.96 * math.hypot(se([100, 120, 90], [110, 130, 100]), se([80, 100, 70], [110, 130, 100]))
+    low, high = (float(v) for v in row.split("(")[1].split(")")[0].split(" to "))
+    assert (low, high) == pytest.approx((250 / 340 - 310 / 340 - half, 250 / 340 - 310 / 340 + half), abs=1e-3)
+    close = _results({"xbot": [98, 119, 89], "oracle": [110, 130, 100]}, "default_step")      # 306 / 340 = 0.900
+    row = growth_tables.drift_table({"default": source, "default_step": close}, {"default_step": "default"}).splitlines()[2]
+    assert "| -0.012 (" in row and row.endswith("| yes |")
+    near = _results({"xbot": [95, 114, 80], "oracle": [110, 130, 100]}, "default_step")      # 289 / 340 = 0.850
+    row = growth_tables.drift_table({"default": source, "default_step": near}, {"default_step": "default"}).splitlines()[2]
+    assert "| -0.062 (" in row and row.endswith("| no (within noise of the line) |")
+    assert growth_tables.drift_table({"default_step": moved}, {"default_step": "default"}) == ""   # its source did not run
+
+
+def test_the_shipped_changing_worlds_name_the_worlds_they_were_derived_from():
+    assert bench.derived_labels(["default", "default_step", "afternoon_questions_drift", "afternoon_questions"]) == {
+        "default_step": "default", "afternoon_questions_drift": "afternoon_questions"}
+    assert bench.derived_labels([None, "default_step"]) == {"default_step": "default"}   # None is the default world
+    assert bench.derived_labels(["default_step", "evening_contrarian"]) == {}          # its source did not run
+
+
 def test_growth_summary_has_a_row_per_scenario_and_marks_differences_beyond_2_se():
     by = {"default": _results({"xbot": [100, 120, 90], "oracle": [110, 130, 100], "vw": [96, 114, 82]}),
           "evening_contrarian": _results({"xbot": [50, 60, 70], "oracle": [60, 70, 80], "vw": [52, 58, 71]},

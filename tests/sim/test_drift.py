@@ -111,6 +111,9 @@ BAD = [
      r"\[interactions.hook_topic\[0\]\] topic = 'cooking': expected one of the scenario's topics: ai, "),
     ({"interactions": {"hook_topic": [{"hook": "cta", "topic": "ai", "follow_rate": -1}]}},
      r"\[interactions.hook_topic\[0\]\] follow_rate = -1: expected a finite number ≥ 0"),
+    ({"derived_from": "deafult"}, r"derived_from = 'deafult': expected a shipped scenario \(afternoon_questions, .*default, "
+                                  r".*\) or a \.toml file next to this one"),
+    ({"derived_from": 7}, r"derived_from = 7: expected a non-empty string"),
 ]
 
 
@@ -301,8 +304,9 @@ def test_stationary_scenarios_give_exactly_the_values_and_draws_computed_on_main
 def test_a_derived_drifting_scenario_equals_its_parent_but_for_drift(derived, parent):
     d, p = load_scenario(derived), load_scenario(parent)
     assert not d.stationary and p.stationary
+    assert d.derived_from == str(Path(p.source).resolve()) and p.derived_from is None   # the file names its parent
     same = dataclasses.replace(d, name=p.name, description=p.description, source=p.source, drift=p.drift,
-                               interactions=p.interactions)
+                               interactions=p.interactions, derived_from=None)
     assert same == p
 
 
@@ -317,3 +321,22 @@ def test_small_noisy_is_the_default_with_350_followers_and_twice_the_noise():
                                rates=dataclasses.replace(small.rates, dispersion=8.0))
     assert same == default
     assert dataclasses.replace(small.account, initial_followers=2000) == default.account
+
+
+def test_derived_from_names_a_shipped_world_or_a_file_next_to_the_scenario(tmp_path):
+    (tmp_path / "base.toml").write_text('name = "base"\n', encoding="utf-8")
+    (tmp_path / "moved.toml").write_text('name = "moved"\nderived_from = "base.toml"\n', encoding="utf-8")
+    (tmp_path / "shipped.toml").write_text('name = "s"\nderived_from = "evening_contrarian"\n', encoding="utf-8")
+    assert load_scenario(tmp_path / "moved.toml").derived_from == str((tmp_path / "base.toml").resolve())
+    assert load_scenario(tmp_path / "shipped.toml").derived_from == str((SCENARIO_DIR / "evening_contrarian.toml").resolve())
+    assert load_scenario(tmp_path / "base.toml").derived_from is None
+
+
+def test_a_copy_without_analytics_still_finds_the_world_it_was_derived_from(tmp_path):
+    from xbotlib.devtools.growth_worlds import scenario_without_analytics  # imported here: the bench's copy
+
+    (tmp_path / "base.toml").write_text('name = "base"\n', encoding="utf-8")
+    (tmp_path / "moved.toml").write_text('name = "moved"\nderived_from = "base.toml"\n', encoding="utf-8")
+    (tmp_path / "copies").mkdir()
+    copy = load_scenario(scenario_without_analytics(str(tmp_path / "moved.toml"), tmp_path / "copies"))
+    assert not copy.x.analytics and copy.derived_from == str((tmp_path / "base.toml").resolve())

@@ -35,8 +35,8 @@ from xbotlib.devtools.bench_speed import check_daemons, days_bar, speed, speed_t
 from xbotlib.devtools.growth_results import ResultsFile, fingerprint
 from xbotlib.devtools.growth_worlds import (account_choices, fixed_choice, scenario_profile,  # noqa: F401 (re-exported)
                                             scenario_without_analytics)
-from xbotlib.devtools.growth_tables import (growth_moves, growth_summary, growth_table, paired_differences,  # noqa: F401 (re-exported)
-                                            ratio_interval, timing_table)
+from xbotlib.devtools.growth_tables import (drift_table, growth_moves, growth_summary, growth_table,  # noqa: F401 (re-exported)
+                                            paired_differences, ratio_interval, timing_table)
 from xbotlib.devtools.machine import host_line, machine
 from xbotlib.devtools.testing import TestPostgres
 from xbotlib.jobs.campaign import CAMPAIGN_START, CampaignConfig, run_campaign
@@ -120,6 +120,14 @@ def hook_moves(posts: list[tuple[datetime, str]], scenario_path: str | None, day
 def scenario_label(scenario: str | None) -> str:
     """How a scenario is named in the tables: as given (a shipped name or a path), ``default`` for None."""
     return scenario or "default"
+
+
+def derived_labels(scenarios) -> dict[str, str]:
+    """label -> the label of the scenario it was derived from (``derived_from``), among ``scenarios`` (names or
+    paths; None: default): the pairs ``drift_table`` compares."""
+    by_file = {str(Path(load_scenario(s).source).resolve()): scenario_label(s) for s in scenarios}
+    return {scenario_label(s): by_file[src] for s in scenarios
+            if (src := load_scenario(s).derived_from) is not None and src in by_file}
 
 
 def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policies=GROWTH_POLICIES,
@@ -334,6 +342,9 @@ def main(name: str, argv: list[str]) -> int:
                 print(moves + "\n")
         print(f"summary: {a.days} days, {a.seeds} seeds, {len(by_scenario)} scenario(s) — {machine()}\n")
         print(growth_summary(by_scenario) + "\n")
+        drift = drift_table(by_scenario, derived_labels(a.scenarios))
+        if drift:
+            print(drift + "\n")
         print(timing_table(by_scenario))
         print("\n" + host_line())
     elif name == "lift":

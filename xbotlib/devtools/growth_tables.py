@@ -66,6 +66,16 @@ def ratio_interval(results: list[dict], policy: str, baseline: str = "oracle", k
     with n − 1 degrees of freedom. Pairing by seed removes the sandbox noise the two runs share.
     None with fewer than two paired seeds (no spread to measure).
     """
+    estimate = _ratio_se(results, policy, baseline, key)
+    if estimate is None:
+        return None
+    ratio, se, n = estimate
+    t = float(stats.t.ppf(0.5 + level / 2, n - 1))
+    return ratio, ratio - t * se, ratio + t * se
+
+
+def _ratio_se(results: list[dict], policy: str, baseline: str, key: str = "gained") -> tuple[float, float, int] | None:
+    """``ratio_interval``'s ratio, its standard error and the number of paired seeds (None: fewer than two)."""
     by = _per_seed(results, key)
     seeds = sorted(set(by.get(policy, {})) & set(by.get(baseline, {})))
     if len(seeds) < 2:
@@ -75,9 +85,38 @@ def ratio_interval(results: list[dict], policy: str, baseline: str = "oracle", k
     if b.sum() <= 0:
         return None
     ratio = float(x.sum() / b.sum())
-    se = float(np.std(x - ratio * b, ddof=1) / (math.sqrt(len(seeds)) * b.mean()))
-    t = float(stats.t.ppf(0.5 + level / 2, len(seeds) - 1))
-    return ratio, ratio - t * se, ratio + t * se
+    return ratio, float(np.std(x - ratio * b, ddof=1) / (math.sqrt(len(seeds)) * b.mean())), len(seeds)
+
+
+def drift_table(by_scenario: dict[str, list[dict]], sources: dict[str, str], learner: str = "xbot",
+                baseline: str = "oracle", tolerance: float = 0.05) -> str:
+    """For each scenario of ``sources`` (label -> the label of the scenario it was derived from) whose source also
+    ran: the learner's ratio to ``baseline`` on both, the difference (changing world minus its source) with a 95%
+    interval, and whether it is within ``tolerance`` — issue #20's target for worlds that change. The two ratios
+    come from different worlds, so their errors add (independent; the shared seed numbers draw different audiences).
+    "" when no pair ran."""
+    rows = []
+    for label, source in sources.items():
+        if label not in by_scenario or source not in by_scenario:
+            continue
+        changed = _ratio_se(by_scenario[label], learner, baseline)
+        stationary = _ratio_se(by_scenario[source], learner, baseline)
+        if changed is None or stationary is None:
+            continue
+        diff, se = changed[0] - stationary[0], math.hypot(changed[1], stationary[1])
+        within = "yes" if diff >= -tolerance else "no"
+        if abs(diff + tolerance) < 1.96 * se:
+            within += " (within noise of the line)"
+        rows.append(f"| {label} | {source} | {changed[0]:.3f} | {stationary[0]:.3f} | {diff:+.3f} "
+                    f"({diff - 1.96 * se:+.3f} to {diff + 1.96 * se:+.3f}) | {within} |")
+    if not rows:
+        return ""
+    head = [f"| changing world | derived from | {learner} / {baseline} there | on its source | difference (95%) | "
+            f"within {tolerance:g} |", "| --- | --- | ---: | ---: | ---: | --- |"]
+    note = (f"Changing worlds (a scenario's `derived_from`): {learner}'s ratio to {baseline} there minus on the world it "
+            f"was derived from, with a 95% interval from both worlds' seeds; issue #20 asks for the difference to be "
+            f"within {tolerance:g}. 'Within noise of the line': the interval also reaches the other side of it.")
+    return "\n".join(head + rows + ["", note])
 
 
 def _ratio(value: float, baseline: float) -> str:

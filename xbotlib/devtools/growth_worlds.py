@@ -4,6 +4,8 @@ whose sandbox refuses analytics. ``xbotlib.devtools.bench`` runs the campaigns.
 """
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -52,6 +54,8 @@ def scenario_without_analytics(scenario: str | None, directory: str | Path) -> s
     if "x" in tomllib.loads(text):
         raise ValueError(f"{loaded.source} sets [x] analytics = true: set it to false in the file itself "
                          "instead of using --analytics off")
+    if loaded.derived_from is not None:   # a path relative to the original file would not resolve from the copy
+        text = re.sub(r"(?m)^derived_from\s*=.*$", lambda _m: f"derived_from = {json.dumps(loaded.derived_from)}", text)
     out = Path(directory) / Path(loaded.source).name
     out.write_text(text.rstrip("\n") + "\n\n# added by `xbot bench growth --analytics off`\n[x]\nanalytics = false\n",
                    encoding="utf-8")

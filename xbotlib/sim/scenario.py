@@ -248,6 +248,9 @@ class Scenario:
     interactions: tuple[Interaction, ...] = ()     # hook × hour and hook × topic, in file order
     source: str = "<built-in>"
     vocabulary: vocab.Vocabulary = vocab.DEFAULT  # how this audience reads text (topics and their keywords)
+    # the file of the scenario this one was derived from (``derived_from``, resolved): the world without its changes,
+    # which `xbot bench growth` compares it with when both ran; None: not derived from another
+    derived_from: str | None = None
 
     def hook_effect(self, hook: str) -> Effect:
         return self.hooks.get(hook, NEUTRAL)
@@ -292,7 +295,7 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
 def parse_scenario(raw: Mapping[str, Any], source: str = "<dict>") -> Scenario:
     """Build a Scenario from a parsed TOML mapping (see docs/SCENARIO.md)."""
     r = _Reader(source)
-    r.keys(raw, "", {"name", "description", "timezone", "account", "reach", "hours", "rates", "fatigue",
+    r.keys(raw, "", {"name", "description", "derived_from", "timezone", "account", "reach", "hours", "rates", "fatigue",
                      "replies", "x", "hooks", "topics", "experiments", "drift", "interactions"})
     name = r.string(raw, "", "name", required=True)
     timezone = r.string(raw, "", "timezone", default="UTC")
@@ -322,6 +325,7 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<dict>") -> Scenario:
         hooks=r.effects(raw, "hooks", vocab.HOOK_PATTERNS),
         experiments=r.effects(raw, "experiments", EXPERIMENT_IDS),
         source=source,
+        derived_from=r.derived_from(raw),
     )
     vocabulary, topic_effects = r.topics(raw)
     scenario = dataclasses.replace(scenario, vocabulary=vocabulary, topics=topic_effects)
@@ -397,6 +401,19 @@ class _Reader:
         if not isinstance(value, str) or (required and not value.strip()):
             self.fail(section, key, value, "a non-empty string" if required else "a string")
         return value
+
+    def derived_from(self, raw) -> str | None:
+        """``derived_from``: a shipped scenario's name, or a path relative to this file; the file it names,
+        resolved (it must exist; it is not loaded here, so two files naming each other do not loop)."""
+        if "derived_from" not in raw:
+            return None
+        given = self.string(raw, "", "derived_from", required=True)
+        here = Path(self.source).parent if self.source not in ("<dict>", "<built-in>") else Path.cwd()
+        for candidate in (here / given, SCENARIO_DIR / given, SCENARIO_DIR / f"{given}.toml"):
+            if candidate.is_file():
+                return str(candidate.resolve())
+        shipped = ", ".join(sorted(f.stem for f in SCENARIO_DIR.glob("*.toml")))
+        self.fail("", "derived_from", given, f"a shipped scenario ({shipped}) or a .toml file next to this one")
 
     def number(self, section: str, key: str, value: Any, *, integer=False, positive=False, fraction=False,
                multiplier=False) -> float:
