@@ -5,12 +5,15 @@
   policy's ratio to the oracle (and to the noise-aware ``ideal`` when it runs), xbot minus each policy
   paired by seed; the library policies a team would use instead (``xbotlib.sim.baselines``) among them.
   On a world whose best hook steps (``default_step``; ``afternoon_questions_drift`` drifts by a trend,
-  without a step): the days each policy took to move to the new best hook, per seed. A scenario written
+  without a step): the days each policy took to move to the new best hook, per seed. A changing world run
+  beside the world it was derived from (its ``derived_from``): how much xbot's ratio to the oracle drops,
+  with a 95% interval, against issue #20's 0.05. A scenario written
   for a shipped account profile (``cooking``: ``accounts/cooking.toml``) runs with that profile. ``--results
   FILE`` keeps each finished campaign and runs only those FILE lacks (``growth_results``): long runs resume.
 - lift: many simulated randomised experiments with a known true lift, drawn from the scenario's
   audience model; bias, RMSE and 95% interval coverage of DR (AIPW) beside IPW and difference in means.
-- speed: simulated days per second of a campaign, and where the time goes (cProfile by area).
+- speed: simulated days per second of a campaign, and where the time goes (cProfile by area); several
+  accounts are split over one daemon process per core (``--daemons``).
 
 Each prints a Markdown table with the machine and date, ready for BENCHMARKS.md.
 """
