@@ -407,6 +407,17 @@ def test_the_shipped_changing_worlds_name_the_worlds_they_were_derived_from():
     assert bench.derived_labels(["default_step", "evening_contrarian"]) == {}          # its source did not run
 
 
+def test_the_seeds_a_difference_would_need_for_two_standard_errors():
+    # the 20-seed table's default world: xbot − vw +8.4 ± 15.5, xbot − mabwiser_lin +19.6 ± 12.0
+    assert growth_tables.seeds_for_two_se({"mean": 8.4, "se": 15.5, "n": 20}) == 273    # 20 · (31 / 8.4)² = 272.4
+    assert growth_tables.seeds_for_two_se({"mean": 19.6, "se": 12.0, "n": 20}) == 30    # 20 · (24 / 19.6)² = 29.99
+    assert growth_tables.seeds_for_two_se({"mean": 52.3, "se": 10.5, "n": 20}) == 20    # already there
+    assert growth_tables.seeds_for_two_se({"mean": -4.1, "se": 12.3, "n": 20}) is None  # behind: no seed count helps
+    by = {"default": _results({"xbot": [100, 120, 90], "oracle": [110, 130, 100], "vw": [95, 121, 88]})}
+    row = growth_tables.growth_summary(by).splitlines()[2]   # 5, −1, 2: mean 2, sd 3, se √3 → 3 · (2√3 / 2)² = 9
+    assert row.endswith("| +2.0 ± 1.7 (2 SE at ~9 seeds) |"), row
+
+
 def test_growth_summary_has_a_row_per_scenario_and_marks_differences_beyond_2_se():
     by = {"default": _results({"xbot": [100, 120, 90], "oracle": [110, 130, 100], "vw": [96, 114, 82]}),
           "evening_contrarian": _results({"xbot": [50, 60, 70], "oracle": [60, 70, 80], "vw": [52, 58, 71]},
@@ -414,7 +425,7 @@ def test_growth_summary_has_a_row_per_scenario_and_marks_differences_beyond_2_se
     lines = growth_tables.growth_summary(by).splitlines()
     assert lines[0] == "| scenario | xbot / oracle (95% interval) | xbot − vw |"
     assert lines[2].startswith("| default | 0.912 (")   # 310 / 340 and lines[2].endswith("| +6.0 ± 1.2 **> 2 SE** |")
-    assert lines[3].endswith("| -0.3 ± 1.2 |")     # −2, 2, −1: mean −1/3, sd 2.08, se 1.20: not beyond
+    assert lines[3].endswith("| -0.3 ± 1.2 (behind in the mean) |")   # −2, 2, −1: mean −1/3, se 1.20: not beyond
     by["evening_contrarian"] = _results({"xbot": [50, 60, 70], "vw": [56, 65, 77]}, "evening_contrarian")
     assert growth_tables.growth_summary(by).splitlines()[3].endswith("| -6.0 ± 0.6 (behind, > 2 SE) |")
     timing = growth_tables.timing_table(by)

@@ -42,6 +42,16 @@ def paired_difference(diffs: list[float]) -> dict | None:
             "beyond_2se": 1 if mean > 2 * se else -1 if mean < -2 * se else 0}
 
 
+def seeds_for_two_se(d: dict) -> int | None:
+    """How many seeds a paired difference ``d`` (``paired_difference``) would need for its mean to stand two
+    standard errors above 0, if the mean and the per-seed spread stayed as measured: n · (2 se / mean)²,
+    rounded up (the standard error shrinks as 1/√n). None when the mean is not above 0: more seeds only
+    sharpen a difference the other way."""
+    if d["mean"] <= 0:
+        return None
+    return max(d["n"], math.ceil(d["n"] * (2 * d["se"] / d["mean"]) ** 2 - 1e-9))   # 9.000000000000002 is 9
+
+
 def paired_differences(results: list[dict], learner: str = "xbot") -> dict[str, dict]:
     """Followers gained by ``learner`` minus each other policy of ``results``, seed by seed, on the seeds
     both ran (``paired_difference``)."""
@@ -194,11 +204,15 @@ def growth_summary(by_scenario: dict[str, list[dict]], learner: str = "xbot") ->
         for p in others:
             d = paired.get(p)
             mark = {1: " **> 2 SE**", -1: " (behind, > 2 SE)", 0: ""}[d["beyond_2se"]] if d else ""
+            if d is not None and d["beyond_2se"] == 0:   # not yet decided: how many seeds would decide it
+                need = seeds_for_two_se(d)
+                mark = f" (2 SE at ~{need} seeds)" if need is not None else " (behind in the mean)"
             cells.append("—" if d is None else f"{d['mean']:+.1f} ± {d['se']:.1f}{mark}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"{learner} − policy: followers gained, mean ± standard error of the per-seed difference; "
               f"**> 2 SE**: {learner} ahead by more than two standard errors; (behind, > 2 SE): the policy ahead of "
-              f"{learner} by more than two."]
+              f"{learner} by more than two; (2 SE at ~N seeds): where neither, how many seeds would put {learner} two "
+              f"standard errors ahead if the mean and the spread per seed stayed as measured (n · (2 se / mean)²)."]
     return "\n".join(lines)
 
 
