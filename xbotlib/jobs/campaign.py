@@ -11,6 +11,10 @@ after it (its id; ``<id>-N`` for several) and it is stored for each before its c
 jobs read it exactly as they would in production (``build_context``). None: accounts ``demo-N`` on
 the built-in profile.
 
+``CampaignConfig.serves`` runs some of a campaign's accounts: a campaign split over daemons in several processes
+on one database (``xbot bench speed --daemons N``), each account with the name, seed and world it has when one
+daemon serves them all.
+
 The account's niche is ``CampaignConfig.vocabulary`` (set on every ``JobContext.vocabulary``; None: the
 built-in one). The audience reads with the scenario's own vocabulary: a cooking account posting to a
 cooking audience needs both (``scenarios/cooking.toml`` and a cooking vocabulary).
