@@ -34,7 +34,7 @@ from pathlib import Path
 from xbotlib.config import PROJECT_ROOT, load_settings
 from xbotlib.core.profile import load_profile
 from xbotlib.devtools.bench_lift import lift, lift_table
-from xbotlib.devtools.bench_speed import check_daemons, days_bar, speed, speed_table
+from xbotlib.devtools.bench_speed import check_daemons, speed, speed_table
 from xbotlib.devtools.growth_results import ResultsFile, fingerprint
 from xbotlib.devtools.growth_worlds import (account_choices, fixed_choice, scenario_profile,  # noqa: F401 (re-exported)
                                             scenario_without_analytics)
@@ -42,7 +42,7 @@ from xbotlib.devtools.growth_tables import (drift_table, growth_moves, growth_su
                                             paired_differences, ratio_interval, timing_table)
 from xbotlib.devtools.machine import host_line, machine
 from xbotlib.devtools.testing import TestPostgres
-from xbotlib.jobs.campaign import CAMPAIGN_START, CampaignConfig, run_campaign
+from xbotlib.jobs.campaign import CAMPAIGN_START, CampaignConfig, days_bar, run_campaign
 from xbotlib.sim import baselines
 from xbotlib.sim import policies as sim_policies
 from xbotlib.sim.oracle import Oracle, days_to_move
@@ -384,9 +384,9 @@ def main(name: str, argv: list[str]) -> int:
             p.error(str(exc))
         if a.memory and daemons > 1:
             p.error("--memory samples one process's memory: run it with --daemons 1")
-        with days_bar(a.days) as bar:
+        with days_bar(a.days, sys.stderr) as on_progress:   # stderr: the table goes to stdout
             res = speed(a.days, a.seed, a.accounts, profile=not a.no_profile, memory=a.memory, daemons=daemons,
-                        progress=lambda days_done: bar.update(days_done - bar.n))
+                        progress=on_progress)
         print(speed_table(res))
         print("\n" + host_line())
     return 0

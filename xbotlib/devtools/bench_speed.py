@@ -4,7 +4,6 @@ depend on the machine's load), and with ``memory`` the resident memory per simul
 """
 from __future__ import annotations
 
-import contextlib
 import cProfile
 import importlib
 import logging
@@ -14,7 +13,6 @@ import pstats
 import queue
 import re
 import resource
-import sys
 import tempfile
 import time
 import traceback
@@ -122,29 +120,6 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
             "round_trips": round_trips(stats),
             "waiting": max(0.0, wall - total), "top_self": top_functions(stats, 12, "tottime"),
             "top_cumulative": top_functions(stats, 12, "cumtime")}
-
-
-@contextlib.contextmanager
-def days_bar(days: int):
-    """A progress bar of simulated days on stderr (the table goes to stdout); none when stderr is not a terminal."""
-    from tqdm import tqdm  # imported here: only the command line draws one, not speed() itself
-
-    bar = tqdm(total=days, unit="day", desc="campaign", file=sys.stderr, mininterval=0.5, disable=None,
-               bar_format="{l_bar}{bar}| {n:.1f}/{total} sim days [{elapsed}<{remaining}]")
-
-    class Days:   # what speed's progress callback moves: forward only, never past the end
-        n = 0.0
-
-        def update(self, step: float) -> None:
-            step = min(step, days - self.n)
-            if step > 0:
-                self.n += step
-                bar.update(step)
-
-    try:
-        yield Days()
-    finally:
-        bar.close()
 
 
 def check_daemons(daemons: int, accounts: int) -> int:

@@ -21,13 +21,14 @@ cooking audience needs both (``scenarios/cooking.toml`` and a cooking vocabulary
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, TextIO
 
 from xbotlib.clock import SimClock
 from xbotlib.config import Settings
@@ -124,6 +125,28 @@ def campaign_database(settings: Settings, db_name: str = "xbot_demo", *, set_def
     if set_default and admin.embedded and settings.world != "live":
         set_default_database(settings.home_path, db_name, set_by="xbot demo")
     return url
+
+
+@contextlib.contextmanager
+def days_bar(days: int, file: TextIO) -> Iterator[Callable[[float], None]]:
+    """A progress bar of simulated days on ``file``; yields the ``on_progress(days_done)`` that moves it (forward only,
+    never past ``days``), and fills it to the end when the block ends without an error. No bar when ``file`` is not
+    a terminal (CI logs, pipes), where it is only noise."""
+    from tqdm import tqdm  # imported here for start-up time: only the commands that draw a bar load it
+
+    bar = tqdm(total=days, unit="day", desc="campaign", file=file, mininterval=0.5, disable=None,
+               bar_format="{l_bar}{bar}| {n:.1f}/{total} sim days [{elapsed}<{remaining}]")
+
+    def advance(days_done: float) -> None:
+        step = min(days, round(days_done, 2)) - bar.n
+        if step > 0:
+            bar.update(step)  # tqdm redraws at most every mininterval
+
+    try:
+        yield advance
+        bar.update(max(0.0, days - bar.n))
+    finally:
+        bar.close()
 
 
 def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,

@@ -18,9 +18,7 @@ DEMO_LIFT_EXPERIMENTS = ("question_cta", "hashtag_1", "late_evening_slot", "cont
 
 def cmd_demo(args: argparse.Namespace) -> int:
     # imported here for start-up time: the campaign loads the jobs, the simulator and psycopg
-    from tqdm import tqdm
-
-    from xbotlib.jobs.campaign import CampaignConfig, campaign_database, run_campaign  # start-up time, as above
+    from xbotlib.jobs.campaign import CampaignConfig, campaign_database, days_bar, run_campaign
     from xbotlib.store import migrate  # start-up time, as above
     from xbotlib.store.db import Database  # start-up time, as above
 
@@ -53,18 +51,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     url = campaign_database(settings, set_default=True)  # later commands read this campaign with no setting
     with Database.from_url(url, pool_max=4) as db:
         migrate.up(db)
-        # disable=None: no bar when stdout is not a terminal (CI logs, pipes), where it is only noise
-        bar = tqdm(total=config.days, unit="day", desc="campaign", file=sys.stdout, mininterval=0.5, disable=None,
-                   bar_format="{l_bar}{bar}| {n:.1f}/{total} sim days [{elapsed}<{remaining}]")
-
-        def on_progress(days: float) -> None:
-            step = min(config.days, round(days, 2)) - bar.n
-            if step > 0:
-                bar.update(step)  # tqdm redraws at most every mininterval
-
-        run = run_campaign(config, settings, db, on_progress=on_progress)
-        bar.update(max(0.0, config.days - bar.n))
-        bar.close()
+        with days_bar(config.days, sys.stdout) as on_progress:
+            run = run_campaign(config, settings, db, on_progress=on_progress)
 
         reports_index = None
         if not args.no_notebooks:
