@@ -128,9 +128,10 @@ def scenario_label(scenario: str | None) -> str:
 def derived_labels(scenarios) -> dict[str, str]:
     """label -> the label of the scenario it was derived from (``derived_from``), among ``scenarios`` (names or
     paths; None: default): the pairs ``drift_table`` compares."""
-    by_file = {str(Path(load_scenario(s).source).resolve()): scenario_label(s) for s in scenarios}
-    return {scenario_label(s): by_file[src] for s in scenarios
-            if (src := load_scenario(s).derived_from) is not None and src in by_file}
+    loaded = {scenario_label(s): load_scenario(s) for s in scenarios}
+    by_file = {str(Path(scenario.source).resolve()): label for label, scenario in loaded.items()}
+    return {label: by_file[scenario.derived_from] for label, scenario in loaded.items()
+            if scenario.derived_from in by_file}
 
 
 def growth(days: int = 60, seeds: int = 10, scenario: str | None = None, policies=GROWTH_POLICIES,
@@ -379,11 +380,9 @@ def main(name: str, argv: list[str]) -> int:
             p.error(f"--accounts must be between 1 and 20, got {a.accounts}")
         daemons = a.daemons if a.daemons is not None else (1 if a.memory else min(a.accounts, os.cpu_count() or 1))
         try:
-            check_daemons(daemons, a.accounts)
+            check_daemons(daemons, a.accounts, a.memory)
         except ValueError as exc:
             p.error(str(exc))
-        if a.memory and daemons > 1:
-            p.error("--memory samples one process's memory: run it with --daemons 1")
         with days_bar(a.days, sys.stderr) as on_progress:   # stderr: the table goes to stdout
             res = speed(a.days, a.seed, a.accounts, profile=not a.no_profile, memory=a.memory, daemons=daemons,
                         progress=on_progress)

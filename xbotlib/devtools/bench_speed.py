@@ -74,9 +74,7 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
     The process start-up (``warm_process``) is paid before the clock starts and reported as ``startup_s``:
     days/s is the campaign's own pace. ``cpu_s`` is the daemons' own CPU time in the campaign (PostgreSQL's own
     work runs in its server processes and is not in it): unlike the wall time it hardly moves with the load."""
-    check_daemons(daemons, accounts)
-    if memory and daemons > 1:
-        raise ValueError("--memory samples one process's memory: run it with --daemons 1")
+    check_daemons(daemons, accounts, memory)
     logging.getLogger("xbot").setLevel(logging.WARNING)
     pg = TestPostgres()
     try:
@@ -122,11 +120,14 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
             "top_cumulative": top_functions(stats, 12, "cumtime")}
 
 
-def check_daemons(daemons: int, accounts: int) -> int:
-    """``daemons`` if it can serve ``accounts`` (1 to one per account); else a ValueError naming the value and fix."""
+def check_daemons(daemons: int, accounts: int, memory: bool = False) -> int:
+    """``daemons`` if it can serve ``accounts`` (1 to one per account; 1 with ``memory``, which samples one process);
+    else a ValueError naming the value and the fix."""
     if isinstance(daemons, bool) or not isinstance(daemons, int) or not 1 <= daemons <= max(1, accounts):
         raise ValueError(f"--daemons must be a whole number from 1 to --accounts ({accounts}): each daemon process "
                          f"serves at least one account; got {daemons!r}")
+    if memory and daemons > 1:
+        raise ValueError("--memory samples one process's memory: run it with --daemons 1")
     return daemons
 
 
@@ -297,16 +298,16 @@ def memory_growth(by_day: list[tuple[int, float]], warm_up_days: int = 30) -> fl
 
 
 def speed_table(res: dict) -> str:
+    daemons = res["daemons"]
     who = "one account" if res["accounts"] == 1 else f"{res['accounts']} accounts together"
-    if res.get("daemons", 1) > 1:
-        who += f" in {res['daemons']} daemon processes (the accounts split between them, one database)"
+    if daemons > 1:
+        who += f" in {daemons} daemon processes (the accounts split between them, one database)"
     profiled = "under the profiler" if res["profiled"] else "without the profiler"
-    whose = "The daemons'" if res.get("daemons", 1) > 1 else "This process's"
+    whose = "The daemons'" if daemons > 1 else "This process's"
     lines = [f"campaign speed, {res['days']} simulated days, {who} — {machine()}", "",
              f"{res['wall']:.1f} s wall {profiled} = **{res['days_per_s']:.2f} simulated days/s**; "
              f"{res['ticks']} job ticks recorded, {res['posts']} posts, {res['outcomes']} outcomes.", "",
-             f"{whose} CPU time in the campaign "
-             f"{res['cpu_s']:.1f} s (PostgreSQL's is in its own processes); "
+             f"{whose} CPU time in the campaign {res['cpu_s']:.1f} s (PostgreSQL's is in its own processes); "
              f"start-up before the clock started (twitter-text compiling its patterns, once per process): "
              f"{res['startup_s']:.2f} s."]
     if res["profiled"]:
@@ -314,10 +315,11 @@ def speed_table(res: dict) -> str:
         lines += ["", f"PostgreSQL: {rt['statements']:,} statements in {rt['transactions']:,} explicit transactions = "
                   f"{rt['round_trips']:,} round trips, {rt['round_trips'] / res['days']:,.0f} per simulated day, "
                   f"{rt['round_trips'] / max(1, res['ticks']):.1f} per job tick (counts: they do not depend on the load).",
-                  "", ("| where the time goes (self time) | seconds | share |" if res.get("daemons", 1) == 1 else
-                          "| where the time goes (self time, the daemons summed) | seconds | share of daemons × wall |"), "| --- | ---: | ---: |"]
+                  "", ("| where the time goes (self time) | seconds | share |" if daemons == 1 else
+                       "| where the time goes (self time, the daemons summed) | seconds | share of daemons × wall |"),
+                  "| --- | ---: | ---: |"]
         for area, t in res["areas"]:
-            lines.append(f"| {area} | {t:.1f} | {t / (res['wall'] * res.get('daemons', 1)):.0%} |")
+            lines.append(f"| {area} | {t:.1f} | {t / (res['wall'] * daemons):.0%} |")
         for key, title in (("top_self", "self time"), ("top_cumulative", "cumulative time")):
             lines += ["", f"| top functions by {title} | calls | self s | cumulative s |", "| --- | ---: | ---: | ---: |"]
             lines += [f"| `{r['function']}` | {r['calls']:,} | {r['self_s']:.2f} | {r['cum_s']:.2f} |" for r in res[key]]

@@ -273,6 +273,11 @@ def default_scenario_path() -> Path:
     return SCENARIO_DIR / "default.toml"
 
 
+def shipped_names() -> str:
+    """The shipped scenarios' names, for the errors that ask for one."""
+    return ", ".join(sorted(f.stem for f in SCENARIO_DIR.glob("*.toml")))
+
+
 def load_scenario(path: str | Path | None = None) -> Scenario:
     """Read and validate a scenario TOML file (None: the shipped ``scenarios/default.toml``).
 
@@ -283,8 +288,8 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
     if path is not None and not p.exists() and not p.suffix and (SCENARIO_DIR / f"{p.name}.toml").exists():
         p = SCENARIO_DIR / f"{p.name}.toml"
     if not p.exists():
-        shipped = ", ".join(sorted(f.stem for f in SCENARIO_DIR.glob("*.toml")))
-        raise ScenarioError(f"scenario file not found: {str(p)!r} (give a path to a .toml file, or one of: {shipped})")
+        raise ScenarioError(f"scenario file not found: {str(p)!r} (give a path to a .toml file, or one of: "
+                            f"{shipped_names()})")
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -412,8 +417,7 @@ class _Reader:
         for candidate in (here / given, SCENARIO_DIR / given, SCENARIO_DIR / f"{given}.toml"):
             if candidate.is_file():
                 return str(candidate.resolve())
-        shipped = ", ".join(sorted(f.stem for f in SCENARIO_DIR.glob("*.toml")))
-        self.fail("", "derived_from", given, f"a shipped scenario ({shipped}) or a .toml file next to this one")
+        self.fail("", "derived_from", given, f"a shipped scenario ({shipped_names()}) or a .toml file next to this one")
 
     def number(self, section: str, key: str, value: Any, *, integer=False, positive=False, fraction=False,
                multiplier=False) -> float:
