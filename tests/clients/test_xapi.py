@@ -219,26 +219,26 @@ def test_token_refresh_on_401_retries_once_and_reports_new_tokens(sandbox, clock
         assert c.calls["POST /2/oauth2/token"] == 1  # the new token keeps working
 
 
-def test_me_sends_the_url_httpx_builds_with_each_calls_token(sandbox, clock):
-    """GET /2/users/me's URL is built once (its query never changes): every call sends the same URL httpx would build
-    from base, path and query, with the token of that call (here a refreshed one)."""
+def test_me_sends_the_request_httpx_builds_with_each_calls_token(sandbox, clock):
+    """GET /2/users/me's request is built once per token (its query never changes) and sent again: every call sends
+    the URL httpx would build from base, path and query, the client's own headers, and the token of that call (here
+    a refreshed one: the kept request is rebuilt when the token changes)."""
     sandbox.accept_any_token = False
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, str, str]] = []
     inner = sandbox.transport()
 
     def record(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/2/users/me":   # not the token refresh
-            seen.append((str(request.url), request.headers["authorization"]))
+            seen.append((str(request.url), request.headers["authorization"], request.headers["user-agent"]))
         return inner.handle_request(request)
 
     with XClient(BASE, "stale-token", clock=clock, refresh_token=sandbox.refresh_token, client_id="xbot-app",
                  transport=httpx.MockTransport(record)) as c:
-        c.me()
-        c.me()
+        assert c.me().followers_count == c.me().followers_count == c.me().followers_count > 0
     built = str(httpx.Client(base_url=BASE).build_request("GET", "/2/users/me",
                                                          params={"user.fields": "public_metrics"}).url)
     assert built == f"{BASE}/2/users/me?user.fields=public_metrics"
-    assert seen == [(built, "Bearer stale-token")] + [(built, f"Bearer {sandbox.token}")] * 2
+    assert seen == [(built, "Bearer stale-token", "xbot/0.1")] + [(built, f"Bearer {sandbox.token}", "xbot/0.1")] * 3
 
 
 def test_401_without_refresh_credentials_is_an_auth_error(sandbox, clock):

@@ -1,6 +1,7 @@
 """The sandbox X server: X's shapes, determinism, accrual, shared state, faults on command."""
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -193,3 +194,27 @@ def test_fault_plan_validates_and_consumes_in_order(clock):
 def test_route_names():
     assert route_of("GET", "/2/users/123/tweets") == "GET /2/users/:id/tweets"
     assert route_of("POST", "/2/tweets") in ROUTES and route_of("DELETE", "/2/tweets") is None
+
+
+def test_what_is_not_an_x_route_is_answered_as_before_and_a_handler_error_is_a_500(clock):
+    """X routes are served by their handlers directly behind the edge; the rest still by Starlette's router:
+    a path X does not have (404), a method X does not take there (405), a trailing slash (redirect)."""
+    sandbox = SandboxX(clock=clock, seed=2)
+    with raw_client(sandbox) as http:
+        assert http.get("/2/nothing").status_code == 404
+        assert http.delete("/2/tweets").status_code == 405
+        slash = http.get("/2/users/me/", params={"user.fields": "public_metrics"})
+        assert slash.status_code == 307 and slash.headers["location"].endswith("/2/users/me?user.fields=public_metrics")
+        assert sandbox.requests["GET /2/users/me"] == 1   # the edge counted it, as before
+        me = http.get("/2/users/me", params={"user.fields": "public_metrics"})
+        timeline = http.get(f"/2/users/{sandbox.user_id}/tweets", params={"max_results": "5"})
+        assert me.status_code == timeline.status_code == 200 and timeline.json()["meta"]["result_count"] == 0
+        assert {"x-rate-limit-limit", "x-rate-limit-remaining"} <= set(me.headers)
+        assert sandbox.requests["GET /2/users/:id/tweets"] == 1
+    sandbox.audience = None   # a broken world: the handler raises
+
+    async def ask() -> int:
+        async with httpx.AsyncClient(base_url=BASE, headers={"Authorization": "Bearer any"},
+                                     transport=httpx.ASGITransport(sandbox.socket_app(), raise_app_exceptions=False)) as http:
+            return (await http.get("/2/users/me", params={"user.fields": "public_metrics"})).status_code
+    assert asyncio.run(ask()) == 500
