@@ -301,19 +301,19 @@ def test_collection_start_is_the_three_statements_in_one_round_trip(settings, db
     ctx = make_ctx(settings, db, clock)
     publish(ctx, 3)
     clock.advance(timedelta(hours=2))
-    now, first_due = clock.now(), clock.now() - collect.PASS_DELAYS[1]
+    now, cutoffs = clock.now(), collect.pass_cutoffs(clock.now())
     with db.connection() as conn:
-        awaiting = outcomes.posts_awaiting_outcomes(conn, ctx.account_id, ctx.world, first_due)
+        awaiting = outcomes.posts_with_due_passes(conn, ctx.account_id, ctx.world, *cutoffs)
         pending = outcomes.has_unapplied_final_outcomes(conn, ctx.account_id, ctx.simulated)
     assert len(awaiting) == 3
     with db.autocommit() as conn:
-        assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, first_due) == \
+        assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, *cutoffs) == \
             (True, awaiting, pending)
         # the sandbox's relaxed commit was that implicit transaction's alone: the pooled connection is back to
         # synchronous commits for whatever it does next
         assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
         # the snapshot is written once per time, like record_follower_snapshot
-        assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, first_due)[0] is False
+        assert outcomes.collection_start(conn, ctx.account_id, ctx.world, now, 2000, 10, 3, *cutoffs)[0] is False
     assert db.execute("SELECT followers_count FROM follower_snapshots WHERE taken_at = %s", (now,)) == \
         [{"followers_count": 2000}]
 
@@ -366,16 +366,16 @@ def test_collection_starts_reads_for_each_account_what_its_own_collection_start_
     for n, ctx in zip((3, 1, 2), accounts):
         publish(ctx, n, seed=n)
     clock.advance(timedelta(hours=2))
-    now, first_due = clock.now(), clock.now() - collect.PASS_DELAYS[1]
+    now, cutoffs = clock.now(), collect.pass_cutoffs(clock.now())
     with db.connection() as conn:
-        expected = [(outcomes.posts_awaiting_outcomes(conn, c.account_id, c.world, first_due),
+        expected = [(outcomes.posts_with_due_passes(conn, c.account_id, c.world, *cutoffs),
                      outcomes.has_unapplied_final_outcomes(conn, c.account_id, c.simulated)) for c in accounts]
         # acct3 already has this instant's snapshot: it is not written twice
         outcomes.record_follower_snapshot(conn, "acct3", now, 7, None, None, True)
     assert [len(a) for a, _ in expected] == [3, 1, 2]
     starts = [outcomes.CollectionStart(c.account_id, c.world, 100 * i, i, None) for i, c in enumerate(accounts, 1)]
     with db.autocommit() as conn:
-        got = outcomes.collection_starts(conn, starts, now, first_due)
+        got = outcomes.collection_starts(conn, starts, now, *cutoffs)
         assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
     assert got == [(True, *expected[0]), (True, *expected[1]), (False, *expected[2])]
     assert db.execute("SELECT account_id, followers_count, following_count FROM follower_snapshots "
@@ -384,7 +384,7 @@ def test_collection_starts_reads_for_each_account_what_its_own_collection_start_
         {"account_id": "acct1", "followers_count": 100, "following_count": 1},
         {"account_id": "acct2", "followers_count": 200, "following_count": 2}]
     with db.autocommit() as conn, pytest.raises(ValueError, match=r"each account once.*collection_start for each"):
-        outcomes.collection_starts(conn, [starts[0], starts[0]], now, first_due)
+        outcomes.collection_starts(conn, [starts[0], starts[0]], now, *cutoffs)
 
 
 def _collect_turns(ctxs, clock, together: bool) -> list:

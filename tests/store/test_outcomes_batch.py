@@ -93,8 +93,8 @@ def test_array_literal_one_pass_paths_write_what_each_element_writes(values):
     assert array_literal(values) == expected
 
 
-# the collector's read of posts awaiting outcomes as it was written before (a join of every post with all its
-# outcomes, grouped and counted): the reference the cheaper statement must agree with, row for row
+# the collector's read of posts awaiting outcomes as it was written first (a join of every post with all its
+# outcomes, grouped and counted): with the due filter below, the reference the cheaper statement must agree with
 _AWAITING_BY_GROUPING = """
     SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
            COALESCE(array_agg(o.collected_pass) FILTER (WHERE o.collected_pass IS NOT NULL), '{}') AS stored
@@ -108,11 +108,12 @@ _AWAITING_BY_GROUPING = """
 
 
 @pytest.mark.parametrize("analyzed", [False, True])
-def test_posts_awaiting_outcomes_are_those_without_both_passes(db, analyzed):
-    """A post awaits while it lacks either pass (none, pass 1 only, pass 2 only); with both it is done. The
-    statement probes each post's passes instead of grouping its outcomes: the same rows in the same order as
-    the grouped statement, for each account alone and for several at once, planned with or without the
-    tables' statistics (a campaign's tables are mostly not yet analysed)."""
+def test_posts_with_due_passes_are_those_missing_a_pass_whose_time_has_come(db, analyzed):
+    """A post is read when a pass it lacks is due: pass 1 from an hour after posting (``first_due``), pass 2 from
+    a day after (``second_due``); one with both is done, one with pass 1 waiting for its pass 2 is not read before
+    its day is up. The statement probes each post's passes instead of grouping its outcomes: the same rows in the
+    same order as the grouped statement with that filter, for each account alone and for several at once,
+    planned with or without the tables' statistics (a campaign's tables are mostly not yet analysed)."""
     passes = [(), (1,), (2,), (1, 2)] * 3
     with db.connection() as conn:
         for acc in ("acct1", "acct2"):
@@ -135,17 +136,24 @@ def test_posts_awaiting_outcomes_are_those_without_both_passes(db, analyzed):
         outcomes.upsert_outcomes(conn, rows, {})
         if analyzed:
             conn.execute("ANALYZE posted_decisions, content_metadata, outcomes")
-    first_due = T0 + timedelta(hours=24)
+    now = T0 + timedelta(hours=25)
+    first_due, second_due = now - timedelta(hours=1), now - timedelta(hours=24)
+
+    def due(row: dict) -> bool:
+        return 1 not in row["stored"] or (2 not in row["stored"] and row["posted_at"] <= second_due)
     with db.connection() as conn:
-        expected = {acc: conn.execute(_AWAITING_BY_GROUPING, {"acc": acc, "world": "sandbox",
-                                                              "first_due": first_due}).fetchall()
+        expected = {acc: [r for r in conn.execute(_AWAITING_BY_GROUPING, {"acc": acc, "world": "sandbox",
+                                                                          "first_due": first_due}).fetchall() if due(r)]
                     for acc in ("acct1", "acct2")}
-        got = {acc: outcomes.posts_awaiting_outcomes(conn, acc, "sandbox", first_due) for acc in ("acct1", "acct2")}
+        got = {acc: outcomes.posts_with_due_passes(conn, acc, "sandbox", first_due, second_due)
+               for acc in ("acct1", "acct2")}
     assert got == expected
-    # acct1's posts 1, 2, 4, 5, 7, 8, 10 and 11 (stored passes in that cycle): 7 has both, 11 is not due yet
-    assert [r["stored"] for r in got["acct1"]] == [[1], [2], [], [1], [2], []]
-    assert [r["stored"] for r in got["acct2"]] == [[], [2], [1]]   # posts 0, 3 (both: done), 6, 9
+    # acct1's posts 1, 2, 4, 5, 7, 8, 10 and 11 (stored passes in that cycle): 7 has both, 11 is not an hour old,
+    # 5 (pass 1 only, posted 5 h after T0) waits for its pass 2, while 1 (posted an hour after T0) has it due
+    assert [(r["stored"], r["tweet_id"]) for r in got["acct1"]] == [
+        ([1], "t99"), ([2], "t98"), ([], "t96"), ([2], "t90"), ([], "t92")]
+    assert [r["stored"] for r in got["acct2"]] == [[], [2]]   # posts 0, 3 (both: done), 6, 9 (pass 2 not yet due)
     with db.autocommit() as conn:
         starts = [outcomes.CollectionStart(acc, "sandbox", 10, 1, 1) for acc in ("acct2", "acct1")]
-        together = outcomes.collection_starts(conn, starts, first_due, first_due)
+        together = outcomes.collection_starts(conn, starts, now, first_due, second_due)
     assert [awaiting for _, awaiting, _ in together] == [expected["acct2"], expected["acct1"]]

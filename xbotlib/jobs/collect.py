@@ -112,6 +112,12 @@ class DuePost:
     dup_penalty: float
 
 
+def pass_cutoffs(now: datetime) -> tuple[datetime, datetime]:
+    """The latest publication time at which each pass (1, 2) is due at ``now``: what ``due_passes`` decides, as the
+    bounds the store's read of due posts takes (``outcomes.posts_with_due_passes``)."""
+    return now - PASS_DELAYS[1], now - PASS_DELAYS[2]
+
+
 def due_passes(posted_at: datetime, stored: Iterable[int], now: datetime) -> tuple[int, ...]:
     """The passes (1, 2) whose window has opened by ``now`` and that are not in ``stored``."""
     have = set(stored)
@@ -331,11 +337,11 @@ def batched(items: Sequence[Any], size: int = BATCH_SIZE) -> list[Sequence[Any]]
 
 def find_due_posts(conn, account_id: str, world: str, now: datetime) -> tuple[list[DuePost], int]:
     """Posts with a due, unstored pass (oldest first), and how many are past the 30-day limit."""
-    return due_posts(outcomes.posts_awaiting_outcomes(conn, account_id, world, now - PASS_DELAYS[1]), now)
+    return due_posts(outcomes.posts_with_due_passes(conn, account_id, world, *pass_cutoffs(now)), now)
 
 
 def due_posts(rows: Iterable[Mapping[str, Any]], now: datetime) -> tuple[list[DuePost], int]:
-    """``find_due_posts`` on the rows of ``outcomes.posts_awaiting_outcomes`` (pure)."""
+    """``find_due_posts`` on the rows of ``outcomes.posts_with_due_passes`` (pure; a row with no due pass is skipped)."""
     due, too_old = [], 0
     for r in rows:
         passes = due_passes(r["posted_at"], r["stored"], now)
@@ -746,7 +752,7 @@ def tick_many(ctxs: list[JobContext]) -> list[JobResult | Exception]:
                 starts = outcomes.collection_starts(conn, [
                     outcomes.CollectionStart(ctxs[i].account_id, ctxs[i].world, user.followers_count,
                                              user.following_count, user.tweet_count) for i, user, _ in counted],
-                    now, now - PASS_DELAYS[1])
+                    now, *pass_cutoffs(now))
         except Exception as exc:
             starts = [exc] * len(counted)
         for (i, _user, detail), start in zip(counted, starts):

@@ -194,11 +194,13 @@ def known_tweet_ids(conn, ids: list[str]) -> set[str]:
     return {r["tweet_id"] for r in rows}
 
 
-def posts_awaiting_outcomes(conn, account_id: str, world: str, posted_before: datetime) -> list[dict]:
-    """Posted decisions of ``world`` published at or before ``posted_before`` with fewer than two stored
-    passes, oldest first (ties by tweet id, so the collection order replays): decision_id (text), tweet_id, posted_at, novelty, dup_penalty and ``stored``
-    (the passes already stored)."""
-    return conn.execute(_AWAITING_SQL, {"acc": account_id, "world": world, "first_due": posted_before}).fetchall()
+def posts_with_due_passes(conn, account_id: str, world: str, first_due: datetime, second_due: datetime) -> list[dict]:
+    """Posted decisions of ``world`` with a pass due and not stored: published at or before ``first_due`` without a
+    pass 1, or at or before ``second_due`` without a pass 2 (``first_due``/``second_due``: now less each pass's
+    delay); oldest first (ties by tweet id, so the collection order replays): decision_id (text), tweet_id,
+    posted_at, novelty, dup_penalty and ``stored`` (the passes already stored)."""
+    return conn.execute(_AWAITING_SQL, {"acc": account_id, "world": world, "first_due": first_due,
+                                        "second_due": second_due}).fetchall()
 
 
 def record_follower_snapshot(conn, account_id: str, now: datetime, followers_count: int,
@@ -217,14 +219,14 @@ def has_unapplied_final_outcomes(conn, account_id: str, simulated: bool) -> bool
 
 
 def collection_start(conn, account_id: str, world: str, now: datetime, followers_count: int,
-                     following_count: int | None, tweet_count: int | None, posted_before: datetime
+                     following_count: int | None, tweet_count: int | None, first_due: datetime, second_due: datetime
                      ) -> tuple[bool, list[dict], bool]:
     """The collect tick's first write and reads in one round trip (a psycopg pipeline; on an autocommit
     connection they run as one implicit transaction): ``record_follower_snapshot`` (True when written),
-    ``posts_awaiting_outcomes`` and ``has_unapplied_final_outcomes``, with the same arguments and results.
+    ``posts_with_due_passes`` and ``has_unapplied_final_outcomes``, with the same arguments and results.
     ``collection_starts`` for one account."""
     return collection_starts(conn, [CollectionStart(account_id, world, followers_count, following_count,
-                                                    tweet_count)], now, posted_before)[0]
+                                                    tweet_count)], now, first_due, second_due)[0]
 
 
 @dataclass(frozen=True)
@@ -237,12 +239,12 @@ class CollectionStart:
     tweet_count: int | None
 
 
-def collection_starts(conn, starts: Sequence[CollectionStart], now: datetime, posted_before: datetime
-                      ) -> list[tuple[bool, list[dict], bool]]:
+def collection_starts(conn, starts: Sequence[CollectionStart], now: datetime, first_due: datetime,
+                      second_due: datetime) -> list[tuple[bool, list[dict], bool]]:
     """``collection_start`` for several accounts (distinct ones) in one round trip: a simulated daemon's collect turn
     (``jobs.collect.tick_many``) snapshots every account and reads what each has due, with one statement per kind for
     all of them, not one per account (a turn of 10 accounts: 4 statements instead of 40). Per account, in the order
-    given: (snapshot written, posts awaiting outcomes, final outcomes not yet applied), each as ``collection_start``
+    given: (snapshot written, posts with a pass due, final outcomes not yet applied), each as ``collection_start``
     returns it for that account alone (each account's part reads and writes only that account's rows).
 
     When every account is simulated and the connection autocommits, the implicit transaction commits without
@@ -268,13 +270,13 @@ def collection_starts(conn, starts: Sequence[CollectionStart], now: datetime, po
                 "acc": one.account_id, "now": now, "f": int(one.followers_count), "fo": one.following_count,
                 "tc": one.tweet_count, "sim": simulated[0]})
             awaiting = conn.execute(_AWAITING_SQL, {"acc": one.account_id, "world": one.world,
-                                                    "first_due": posted_before})
+                                                    "first_due": first_due, "second_due": second_due})
         else:
             start = conn.execute(_STARTS_SQL.format(relaxed=relaxed), {
                 "accs": accounts, "now": now, "f": [int(s.followers_count) for s in starts],
                 "fo": [s.following_count for s in starts], "tc": [s.tweet_count for s in starts], "sim": simulated})
             awaiting = conn.execute(_AWAITING_MANY_SQL, {"accs": accounts, "worlds": [s.world for s in starts],
-                                                         "first_due": posted_before})
+                                                         "first_due": first_due, "second_due": second_due})
     if one is not None:
         row = start.fetchone()
         return [(row["written"], awaiting.fetchall(), bool(row["pending"]))]
@@ -312,21 +314,24 @@ _STARTS_SQL = (f"WITH written AS ({_SNAPSHOTS_SQL}) "
                "SELECT EXISTS (SELECT 1 FROM written w WHERE w.account_id = a.acc) AS written, "
                f"{_PENDING.format(acc='a.acc', sim='a.sim')}{{relaxed}} "
                "FROM unnest(%(accs)s::text[], %(sim)s::bool[]) WITH ORDINALITY AS a(acc, sim, ord) ORDER BY a.ord")
-# one account's posts awaiting outcomes (fewer than both passes stored); {acc} and {world} name the account and
-# its world. Every collect tick sends it, and it walks every post of the account: each post is kept or dropped by
-# two index probes of outcomes (pass 2 first: a post still waiting lacks it) and only the few kept join
-# content_metadata and read their stored passes. Written as a join of every post with all its outcomes, grouped
-# and counted (HAVING count < 2), it joined and sorted all of them first: 1.0–1.6 ms of server CPU a tick at 60
-# simulated days against 0.45–0.8 ms this way, analysed tables or not. (decision_id, collected_pass) is unique and
-# collected_pass is 1 or 2, so "not both passes" is "fewer than 2 outcomes", and ``stored`` holds at most one pass.
+# one account's posts with a pass due (published by the pass's delay ago, that pass not stored); {acc} and {world} name
+# the account and its world. Every collect tick sends it, and it walks the account's posts of the last hour's
+# cut-off: each is kept or dropped by index probes of outcomes (pass 1 first: a post with none is due) and only the
+# few kept join content_metadata and read their stored passes. Posts with pass 1 stored that wait for their pass 2
+# (most posts of the last day, at most ticks) are dropped here, not sent to be dropped by the collector: their rows
+# were ~5 % of a simulated daemon's CPU (fetched, made dicts, then found not due). Written as a join of every post
+# with all its outcomes, grouped and counted, it joined and sorted all of them first: 1.0–1.6 ms of server CPU a
+# tick at 60 simulated days against 0.45–0.8 ms this way. (decision_id, collected_pass) is unique and
+# collected_pass is 1 or 2, so ``stored`` holds at most one pass.
 _AWAITING = """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
                   ARRAY(SELECT o.collected_pass FROM outcomes o WHERE o.decision_id = pd.decision_id) AS stored
              FROM posted_decisions pd
              JOIN content_metadata cm ON cm.decision_id = pd.decision_id
             WHERE pd.account_id = {acc} AND pd.world = {world} AND pd.posted_at <= %(first_due)s
-              AND NOT (EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = pd.decision_id AND o.collected_pass = 2)
-                       AND EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = pd.decision_id
-                                                             AND o.collected_pass = 1))"""
+              AND (NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = pd.decision_id AND o.collected_pass = 1)
+                   OR (pd.posted_at <= %(second_due)s
+                       AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = pd.decision_id
+                                                                AND o.collected_pass = 2)))"""
 _AWAITING_SQL = _AWAITING.format(acc="%(acc)s", world="%(world)s") + " ORDER BY pd.posted_at, pd.tweet_id"
 # each account's, one after the other (``ord``: its place, from 1), each by the one-account query
 _AWAITING_MANY_SQL = (
