@@ -255,3 +255,31 @@ def test_old_word_sets_are_dropped_and_every_similarity_stays_what_a_full_scan_g
     assert 0 < kept <= sum(len(t) for t in recent) < sum(len(t) for _, t in posted) / 3
     with pytest.raises(ValueError, match="no longer kept"):
         world.similarity_to_recent("riverwood stonelight", start)
+
+
+def test_follows_accrued_by_a_time_are_what_each_post_shows_then():
+    """The follower count's accrued follows (prefix sums for settled posts, the accruing ones computed) equal the sum
+    of every post's own accrued follows at that moment (``metrics_at``), and the full scan's, at times between posts,
+    on a post's exact time, and on the edge of settling; also for posts recorded out of time order."""
+    scenario = load_scenario(None)
+    world = AudienceModel(scenario, seed=5, epoch=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    at, times = datetime(2026, 1, 1, 8, tzinfo=timezone.utc), []
+    for i in range(120):
+        world.post(str(5000 + i), text("new_study", i), at)
+        times.append(at)
+        at += timedelta(minutes=[50, 170, 310, 45][i % 4])
+    settle = timedelta(hours=scenario.reach.settle_hours)
+    probes = [t + d for t in times[::7] for d in (timedelta(0), timedelta(minutes=7), timedelta(hours=1),
+                                                   settle - timedelta(microseconds=1), settle, settle + timedelta(seconds=1))]
+    assert sum(world.tweets[str(5000 + i)].totals.follows for i in range(120)) > 40   # accrual has something to show
+    for t in probes:
+        each = sum(world.metrics_at(str(5000 + i), t).follows for i, p in enumerate(times) if p <= t)
+        got = world._accrued_follows(t.timestamp())
+        assert got == each == world._accrued_follows_scan(t.timestamp(), 0, world._n), t
+    late = AudienceModel(scenario, seed=5, epoch=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    for i in (3, 1, 2, 0):   # out of time order: the scan serves every read
+        late.post(str(7000 + i), text("question", i), times[i])
+    assert not late._in_time_order
+    for t in probes[:12]:
+        assert late._accrued_follows(t.timestamp()) == sum(late.metrics_at(str(7000 + i), t).follows
+                                                           for i in range(4) if times[i] <= t)
