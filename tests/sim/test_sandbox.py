@@ -200,6 +200,7 @@ def test_what_is_not_an_x_route_is_answered_as_before_and_a_handler_error_is_a_5
     """X routes are served by their handlers directly behind the edge; the rest still by Starlette's router:
     a path X does not have (404), a method X does not take there (405), a trailing slash (redirect)."""
     sandbox = SandboxX(clock=clock, seed=2)
+    assert set(sandbox._handlers) == set(ROUTES)   # every X route has its handler, and nothing else is served so
     with raw_client(sandbox) as http:
         assert http.get("/2/nothing").status_code == 404
         assert http.delete("/2/tweets").status_code == 405

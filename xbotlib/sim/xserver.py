@@ -207,13 +207,9 @@ class SandboxX(XRoutes):
                     "GET /2/users/me": self._me, "GET /2/users/:id/tweets": self._timeline,
                     TOKEN_ROUTE: self.oauth.token if self.oauth else self._token}
         self._handlers = handlers
-        routes = [Route("/2/tweets", self._post_tweet, methods=["POST"]),
-                  Route("/2/tweets", self._lookup, methods=["GET"]),
-                  Route("/2/tweets/analytics", self._analytics, methods=["GET"]),
-                  Route("/2/tweets/search/recent", self._search, methods=["GET"]),
-                  Route("/2/users/me", self._me, methods=["GET"]),
-                  Route("/2/users/{user_id}/tweets", self._timeline, methods=["GET"]),
-                  Route("/2/oauth2/token", handlers[TOKEN_ROUTE], methods=["POST"])]
+        # the same handlers as Starlette routes ("GET /2/users/:id/tweets" -> "/2/users/{user_id}/tweets")
+        routes = [Route(name.split(" ", 1)[1].replace(":id", "{user_id}"), handler, methods=[name.split(" ", 1)[0]])
+                  for name, handler in handlers.items()]
         if self.oauth:
             routes += [Route(AUTHORIZE_PATH, self.oauth.authorize, methods=["GET"]),
                        Route(REVOKE_PATH, self.oauth.revoke, methods=["POST"])]

@@ -102,7 +102,7 @@ class XClient:
         self.calls[endpoint] += 1
         try:
             if fixed:   # the same request every time: built once (``_fixed_request``), sent again as it is
-                return self._http.send(self._fixed_request(method, path, kwargs["params"], kwargs["headers"]))
+                return self._http.send(self._fixed_request(method, path, kwargs["params"] or {}, kwargs["headers"]))
             return self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise XTimeout(f"{endpoint}: no response within the timeout ({type(exc).__name__}); "
@@ -115,7 +115,7 @@ class XClient:
         """The request whose query never changes (``GET /2/users/me``), built once per access token and sent again
         as it is: httpx parses the URL three times a request (base, path, query) and merges the client's headers,
         cookies and timeout into a new request, ~40% of the client's CPU for a small call (~0.45 -> 0.27 ms when only
-        the URL was kept, ~0.11 ms less again with the whole request). A new token replaces the kept request."""
+        the URL was kept; ~25 us less again, warm, with the whole request). A new token replaces the kept request."""
         key = (method, path, tuple(params.items()))
         kept = self._fixed.get(key)
         if kept is None or kept.headers.get("Authorization") != headers["Authorization"]:
