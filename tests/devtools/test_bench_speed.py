@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import cProfile
+import os
 import pstats
 
+import psycopg
 import pytest
 
 from xbotlib.devtools import machine
 from xbotlib.devtools.bench_speed import memory_growth, round_trips, top_functions
+from xbotlib.devtools.testing import TestPostgres
 
 
 def _profiled(fn) -> pstats.Stats:
@@ -147,6 +150,30 @@ def test_accounts_split_over_two_daemon_processes_do_the_same_work_and_merge_the
     runs = [r for r in split["top_cumulative"] if r["function"].endswith("(run_campaign)")]
     assert [r["calls"] for r in runs] == [2] and split["round_trips"]["statements"] > 0
     assert "2 accounts together in 2 daemon processes" in speed_table(split)
+    # PostgreSQL's CPU beside the daemons', when the bench's server is its own (as root; CI runs as root)
+    for res in (split, alone):
+        assert (res["server_cpu_s"] is None) == (os.geteuid() != 0)
+        if res["server_cpu_s"] is not None:
+            assert res["server_cpu_s"] > 0 and "s of CPU per simulated day" in speed_table(res)
+
+
+def test_the_servers_cpu_counts_its_backends_living_and_gone():
+    """``server_cpu_s`` sums every process of a local server: a backend's work shows while it runs and still after
+    its connection closed (the postmaster's reaped children); a directory with no server gives None."""
+    pg = TestPostgres()
+    if pg.private_pgdata is None:
+        pytest.skip("the server is shared (not root) or external: its CPU is not this test's alone")
+    try:
+        before = machine.server_cpu_s(pg.private_pgdata)
+        conn = psycopg.connect(pg.empty_database(), autocommit=True)
+        conn.execute("SELECT sum(g) FROM generate_series(1, 3000000) g")   # ~0.3 s of a backend's CPU
+        during = machine.server_cpu_s(pg.private_pgdata)
+        conn.close()
+        after = machine.server_cpu_s(pg.private_pgdata)
+    finally:
+        pg.drop_all()
+    assert before is not None and during - before >= 0.05 and after >= during
+    assert machine.server_cpu_s(pg.private_pgdata.parent / "no-such-pgdata") is None
 
 
 def test_a_daemon_process_that_fails_fails_the_bench_with_its_error():

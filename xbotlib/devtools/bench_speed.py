@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from xbotlib.config import PROJECT_ROOT, load_settings
-from xbotlib.devtools.machine import machine
+from xbotlib.devtools.machine import machine, server_cpu_s
 from xbotlib.devtools.testing import TestPostgres
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign
 from xbotlib.store import outcomes, runs
@@ -73,13 +73,17 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
 
     The process start-up (``warm_process``) is paid before the clock starts and reported as ``startup_s``:
     days/s is the campaign's own pace. ``cpu_s`` is the daemons' own CPU time in the campaign (PostgreSQL's own
-    work runs in its server processes and is not in it): unlike the wall time it hardly moves with the load."""
+    work runs in its server processes and is not in it): unlike the wall time it hardly moves with the load.
+    ``server_cpu_s`` is PostgreSQL's, every process of the server, from the daemons' start to their end, when the
+    server is this bench's alone (``TestPostgres.private_pgdata``: as root); else None."""
     check_daemons(daemons, accounts, memory)
     logging.getLogger("xbot").setLevel(logging.WARNING)
     pg = TestPostgres()
     try:
         url = pg.fresh_database()
         memory_res: dict = {}
+        # the server's CPU over the daemons' lives (their start-up too, when the server idles), when it is ours alone
+        server_cpu0 = server_cpu_s(pg.private_pgdata) if pg.private_pgdata else None
         if daemons == 1:
             startup = warm_process()
             profiler = cProfile.Profile() if profile else None
@@ -89,6 +93,7 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
             parts, stats = [one], (pstats.Stats(profiler) if profiler is not None else None)
         else:
             startup, parts, stats = _run_daemons(url, days, seed, accounts, daemons, profile, progress)
+        server_cpu1 = server_cpu_s(pg.private_pgdata) if server_cpu0 is not None else None   # their pools closed
         wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
         with Database.from_url(url, pool_max=1) as db, db.connection() as conn:
             counts = {"posts": 0, "outcomes": 0, "ticks": 0}
@@ -105,6 +110,7 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
             ticks[key] = ticks.get(key, 0) + n
     res = {"days": days, "accounts": accounts, "daemons": daemons, "wall": wall, "days_per_s": days / wall,
            "ticks": ticks, "startup_s": startup, "cpu_s": sum(p["cpu"] for p in parts), **counts,
+           "server_cpu_s": None if server_cpu1 is None else server_cpu1 - server_cpu0,
            "profiled": profile, "rss_by_day": [], "traced_by_day": [], "grown_lines": [], "grown_areas": [],
            "grown_since_day": None, "peak_rss_mib": _peak_rss_mib(), "peak_traced_mib": None, **memory_res}
     if stats is None:
@@ -310,6 +316,13 @@ def speed_table(res: dict) -> str:
              f"{whose} CPU time in the campaign {res['cpu_s']:.1f} s (PostgreSQL's is in its own processes); "
              f"start-up before the clock started (twitter-text compiling its patterns, once per process): "
              f"{res['startup_s']:.2f} s."]
+    if res.get("server_cpu_s") is not None:
+        per_day = (res["cpu_s"] + res["server_cpu_s"]) / res["days"]
+        cores = os.cpu_count() or 1
+        lines += ["", f"PostgreSQL's server (its own, every process) used {res['server_cpu_s']:.1f} s of CPU meanwhile: "
+                  f"with the daemons', **{per_day:.2f} s of CPU per simulated day**, so {cores} core(s) kept busy "
+                  f"could run at most {cores / per_day:.2f} simulated days/s (CPU moves less with the host's load "
+                  "than the wall time)."]
     if res["profiled"]:
         rt = res["round_trips"]
         lines += ["", f"PostgreSQL: {rt['statements']:,} statements in {rt['transactions']:,} explicit transactions = "

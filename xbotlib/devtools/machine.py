@@ -55,3 +55,53 @@ def host_line(seconds: float | None = None) -> str:
     return (f"Host reference: {seconds * 1000:.0f} ms of CPU for a fixed Python workload (devtools/machine."
             "reference_workload, best of 3) — the same code takes more CPU on a slower or busier host; compare "
             "figures from different days against it.")
+
+
+def server_cpu_s(pgdata: Path) -> float | None:
+    """CPU seconds (user + system) that the PostgreSQL server of the data directory ``pgdata`` has used so far, in all
+    its processes: the postmaster's own, its living children's (backends, writers, autovacuum) and its exited
+    children's (a closed connection's backend, reaped by the postmaster). From /proc, so only for a server running
+    on this machine; None where there is no such server or no /proc. Read until two readings 50 ms apart agree
+    (at most a second), so a backend that exits while it is read is counted once."""
+    try:
+        pid = int((Path(pgdata) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    last = None
+    for _ in range(20):
+        ticks = _process_tree_ticks(pid)
+        if ticks is None:
+            return None
+        if ticks == last:
+            break
+        last = ticks
+        time.sleep(0.05)
+    return last / os.sysconf("SC_CLK_TCK")
+
+
+def _process_tree_ticks(pid: int) -> int | None:
+    """Clock ticks of CPU of process ``pid``, of its children and of its reaped children (None: no such process)."""
+    own = _proc_stat(str(pid))
+    if own is None:
+        return None
+    total = _ticks(own)
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if entry.name.isdigit() and entry.name != str(pid):
+                fields = _proc_stat(entry.name)
+                if fields is not None and fields[1] == str(pid):
+                    total += _ticks(fields)
+    return total
+
+
+def _proc_stat(pid: str) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (state, ppid, …), or None when the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _ticks(fields: list[str]) -> int:
+    """utime + stime + cutime + cstime (stat fields 14–17)."""
+    return sum(int(x) for x in fields[11:15])

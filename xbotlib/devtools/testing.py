@@ -48,6 +48,12 @@ class TestPostgres:
         with Database.from_url(template_url, pool_max=2) as db:
             migrate.up(db)
 
+    @property
+    def private_pgdata(self) -> Path | None:
+        """The data directory of the server this object started for itself alone (as root: one per object), whose
+        processes do nothing but what its databases are asked; None for a shared or an external server."""
+        return self._server.pgdata if self._server is not None and os.geteuid() == 0 else None
+
     def empty_database(self) -> str:
         """A new, unmigrated database; returns its URL."""
         name = f"xbot_t_{uuid.uuid4().hex[:10]}"
