@@ -76,6 +76,7 @@ class TurnRecorder:
             raise ValueError(f"TurnRecorder(batch={batch}): at least 1 run per statement")
         self.batch = batch
         self.unwritten: list[tuple[str, str, str, datetime, datetime, dict, str | None]] = []
+        self._looked_at, self._failed_seen = 0, False   # write_if_due's: runs looked at, a failed one among them
         self._db = None
 
     def run(self, jobs: list[tuple[str, JobContext, Callable[[JobContext], JobResult]]],
@@ -142,13 +143,16 @@ class TurnRecorder:
 
     def write_if_due(self) -> None:
         """Write the held runs when a failed run is among them (its record at once) or ``batch`` have gathered.
-        When the write fails they stay held (and the error is raised): the next write takes them."""
-        if self._failed_held() or len(self.unwritten) >= self.batch:
+        When the write fails they stay held (and the error is raised): the next write takes them. Only the runs
+        held since the last call are looked at (this runs every turn; a failed one seen before is remembered)."""
+        self._failed_seen = self._failed_seen or self._failed_held(self.unwritten[self._looked_at:])
+        self._looked_at = len(self.unwritten)
+        if self._failed_seen or len(self.unwritten) >= self.batch:
             self.flush()
 
-    def _failed_held(self) -> bool:
-        """A failed run is among the held ones: they are written at once, durably."""
-        return any(status == "failed" for _a, _j, status, *_rest in self.unwritten)
+    def _failed_held(self, held: list | None = None) -> bool:
+        """A failed run is among the held ones (or among ``held``): they are written at once, durably."""
+        return any(run[2] == "failed" for run in (self.unwritten if held is None else held))
 
     def flush(self) -> None:
         """Write the runs still held back (call before anything reads ``job_runs`` and when the loop ends): one
@@ -157,6 +161,7 @@ class TurnRecorder:
             with self._db.autocommit() as conn:
                 runs.record_job_runs(conn, self.unwritten, durable=self._failed_held())
         self.unwritten = []
+        self._looked_at, self._failed_seen = 0, False
 
 
 def run_jobs_together(jobs: list[tuple[str, JobContext, Callable[[JobContext], JobResult]]],
