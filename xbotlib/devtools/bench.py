@@ -12,8 +12,8 @@
   FILE`` keeps each finished campaign and runs only those FILE lacks (``growth_results``): long runs resume.
 - lift: many simulated randomised experiments with a known true lift, drawn from the scenario's
   audience model; bias, RMSE and 95% interval coverage of DR (AIPW) beside IPW and difference in means.
-- speed: simulated days per second of a campaign, and where the time goes (cProfile by area); several
-  accounts are split over one daemon process per core (``--daemons``).
+- speed: simulated days per second of a campaign, the daemons' and PostgreSQL's CPU per simulated day, and where
+  the time goes (cProfile by area); several accounts are split over one daemon process per core (``--daemons``).
 
 Each prints a Markdown table with the machine and date, ready for BENCHMARKS.md.
 """
