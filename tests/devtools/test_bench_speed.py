@@ -155,6 +155,9 @@ def test_accounts_split_over_two_daemon_processes_do_the_same_work_and_merge_the
         assert (res["server_cpu_s"] is None) == (os.geteuid() != 0)
         if res["server_cpu_s"] is not None:
             assert res["server_cpu_s"] > 0 and "s of CPU per simulated day" in speed_table(res)
+        else:
+            assert "PostgreSQL's CPU: not measured" in speed_table(res)
+    assert "PostgreSQL's CPU: not measured" in speed_table({**split, "server_cpu_s": None})
 
 
 def test_the_servers_cpu_counts_its_backends_living_and_gone():

@@ -323,6 +323,9 @@ def speed_table(res: dict) -> str:
                   f"with the daemons', **{per_day:.2f} s of CPU per simulated day**, so {cores} core(s) kept busy "
                   f"could run at most {cores / per_day:.2f} simulated days/s (CPU moves less with the host's load "
                   "than the wall time)."]
+    elif "server_cpu_s" in res:
+        lines += ["", "PostgreSQL's CPU: not measured (the bench's server is shared with other processes or is not on "
+                  "this machine; as root the bench starts a server of its own and reads it from /proc)."]
     if res["profiled"]:
         rt = res["round_trips"]
         lines += ["", f"PostgreSQL: {rt['statements']:,} statements in {rt['transactions']:,} explicit transactions = "
