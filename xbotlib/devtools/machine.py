@@ -12,6 +12,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from xbotlib.store.db import postmaster_pid
+
 REFERENCE_ROWS = 60_000  # the reference workload's size: ~0.2 s of CPU on machine B (BENCHMARKS.md), 2026-12-03
 
 
@@ -63,9 +65,8 @@ def server_cpu_s(pgdata: Path) -> float | None:
     children's (a closed connection's backend, reaped by the postmaster). From /proc, so only for a server running
     on this machine; None where there is no such server or no /proc. Read until two readings 50 ms apart agree
     (at most a second), so a backend that exits while it is read is counted once."""
-    try:
-        pid = int((Path(pgdata) / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+    pid = postmaster_pid(pgdata)
+    if pid is None:
         return None
     last = None
     for _ in range(20):

@@ -294,6 +294,12 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid the server of the data directory ``pgdata`` wrote in its ``postmaster.pid`` (None: no such file; the
+    process may have exited since: ``process_alive``)."""
+    return _read_pid(Path(pgdata) / "postmaster.pid")
+
+
 def holder_pid(home: Path) -> int | None:
     """The pid of the live ``xbot db start`` holder of this workspace's server, or None (a stale file is removed)."""
     path = Path(home) / HOLDER_PID_FILE
@@ -312,7 +318,7 @@ def embedded_status(home: Path) -> dict:
     pgdata = home / "pgdata"
     info = {"running": False, "pid": None, "url": None, "holder": holder_pid(home), "clients": [],
             "pgdata": str(pgdata)}
-    pid = _read_pid(pgdata / "postmaster.pid")
+    pid = postmaster_pid(pgdata)
     if pid is None or not process_alive(pid):
         return info
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's import-time notice
