@@ -275,7 +275,7 @@ def test_follows_accrued_by_a_time_are_what_each_post_shows_then():
     for t in probes:
         each = sum(world.metrics_at(str(5000 + i), t).follows for i, p in enumerate(times) if p <= t)
         got = world._accrued_follows(t.timestamp())
-        assert got == each == world._accrued_follows_scan(t.timestamp(), 0, world._n), t
+        assert got == each == world._accrued_follows_scan(t.timestamp()), t
     late = AudienceModel(scenario, seed=5, epoch=datetime(2026, 1, 1, tzinfo=timezone.utc))
     for i in (3, 1, 2, 0):   # out of time order: the scan serves every read
         late.post(str(7000 + i), text("question", i), times[i])

@@ -180,7 +180,7 @@ class AudienceModel:
         if n == 0:
             return 0
         if not self._in_time_order:
-            return self._accrued_follows_scan(at_s, 0, n)
+            return self._accrued_follows_scan(at_s)
         # settled posts count in full: sum them from the prefix sums; only those still accruing (posted in the last
         # settle_hours, and before now) are computed, without the scan's cases for posts outside that window. Found
         # with bisect on the plain list of times (as numpy's searchsorted on the array, without its call overhead):
@@ -197,14 +197,14 @@ class AudienceModel:
         follows = self._follows[lo:hi]
         return settled + int(np.minimum(follows, np.floor(follows * frac + self._follow_offsets[lo:hi])).sum())
 
-    def _accrued_follows_scan(self, at_s: float, lo: int, hi: int) -> int:
-        """Follows accrued by ``at_s`` of posts lo..hi-1, whatever their age (posts not in time order)."""
-        r = self.scenario.reach
-        age_h = (at_s - self._posted_s[lo:hi]) / 3600.0
+    def _accrued_follows_scan(self, at_s: float) -> int:
+        """Follows accrued by ``at_s`` of every post, whatever its age (posts not in time order)."""
+        r, n = self.scenario.reach, self._n
+        age_h = (at_s - self._posted_s[:n]) / 3600.0
         frac = np.where(age_h <= 0, 0.0, np.where(age_h >= r.settle_hours, 1.0,
                                                    1.0 - np.exp(-np.maximum(age_h, 0) / r.accrual_tau_hours)))
-        follows = self._follows[lo:hi]
-        accrued = np.minimum(follows, np.floor(follows * frac + self._follow_offsets[lo:hi]))
+        follows = self._follows[:n]
+        accrued = np.minimum(follows, np.floor(follows * frac + self._follow_offsets[:n]))
         accrued = np.where(frac <= 0, 0.0, np.where(frac >= 1, follows, accrued))  # as Totals.scaled
         return int(accrued.sum())
 

@@ -213,29 +213,29 @@ class SandboxX(XRoutes):
         if self.oauth:
             routes += [Route(AUTHORIZE_PATH, self.oauth.authorize, methods=["GET"]),
                        Route(REVOKE_PATH, self.oauth.revoke, methods=["POST"])]
-        router = Starlette(routes=routes)
+        router = self._router = Starlette(routes=routes)
         edge = self._edge
 
         async def app(scope, receive, send):
             route = route_of(scope["method"], scope["path"]) if scope["type"] == "http" else None
             if route is None:
                 return await router(scope, receive, send)
-            await edge(router, route, scope, receive, send)
+            await edge(route, scope, receive, send)
         # an unexpected error in a handler: a 500 to the client (and raised on, as Starlette's own app does)
         return ServerErrorMiddleware(app)
 
-    async def _serve(self, router, route: str, scope, receive, send) -> None:
+    async def _serve(self, route: str, scope, receive, send) -> None:
         """Answer an X route: its handler, called directly with the request; a path with a trailing slash goes to
         the router (which redirects it, as before)."""
         path = scope["path"]
         if path.endswith("/"):
-            return await router(scope, receive, send)
+            return await self._router(scope, receive, send)
         if route == "GET /2/users/:id/tweets":
             scope = {**scope, "path_params": {"user_id": path.split("/")[3]}}
         response = await self._handlers[route](Request(scope, receive))
         await response(scope, receive, send)
 
-    async def _edge(self, router, route: str, scope, receive, send) -> None:
+    async def _edge(self, route: str, scope, receive, send) -> None:
         with self._lock:
             self.requests[route] += 1
         socket = bool(scope.get("xbot_socket"))
@@ -269,11 +269,11 @@ class SandboxX(XRoutes):
         if fault == "lost_response":
             async def swallow(message):
                 return None
-            await self._serve(router, route, scope, receive, swallow)  # the server acts in full …
+            await self._serve(route, scope, receive, swallow)  # the server acts in full …
             if socket:  # … and the connection drops mid-response
                 await send({"type": "http.response.start", "status": 200,
                             "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
                 await send({"type": "http.response.body", "body": b'{"data": {', "more_body": True})
                 return
             raise NetworkFault("lost_response", route)
-        await self._serve(router, route, scope, receive, send_with_limits)
+        await self._serve(route, scope, receive, send_with_limits)
