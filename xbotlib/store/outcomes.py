@@ -315,19 +315,23 @@ _STARTS_SQL = (f"WITH written AS ({_SNAPSHOTS_SQL}) "
                f"{_PENDING.format(acc='a.acc', sim='a.sim')}{{relaxed}} "
                "FROM unnest(%(accs)s::text[], %(sim)s::bool[]) WITH ORDINALITY AS a(acc, sim, ord) ORDER BY a.ord")
 # one account's posts with a pass due (published by the pass's delay ago, that pass not stored); {acc} and {world} name
-# the account and its world. Every collect tick sends it, and it walks the account's posts of the last hour's
-# cut-off: each is kept or dropped by index probes of outcomes (pass 1 first: a post with none is due) and only the
-# few kept join content_metadata and read their stored passes. Posts with pass 1 stored that wait for their pass 2
-# (most posts of the last day, at most ticks) are dropped here, not sent to be dropped by the collector: their rows
-# were ~5 % of a simulated daemon's CPU (fetched, made dicts, then found not due). Written as a join of every post
-# with all its outcomes, grouped and counted, it joined and sorted all of them first: 1.0–1.6 ms of server CPU a
-# tick at 60 simulated days against 0.45–0.8 ms this way. (decision_id, collected_pass) is unique and
+# the account and its world. Every collect tick sends it. It walks the account's posts not marked ``collection_done``
+# (both passes stored; migration 0015's trigger keeps the mark) up to the last hour's cut-off: the last day's posts
+# and any X would not let us read, not every post of the account's history (2.6 ms a tick at a year of 8 posts a
+# day when it walked them all). Each is kept or dropped by index probes of outcomes (pass 1 first: a post with none
+# is due); only the few kept join content_metadata and read their stored passes. The mark only narrows the walk,
+# the probes decide: a post not yet marked is read exactly as before. Posts with pass 1 stored that wait for their
+# pass 2 (most posts of the last day, at most ticks) are dropped here, not sent to be dropped by the collector: their
+# rows were ~5 % of a simulated daemon's CPU (fetched, made dicts, then found not due). Written as a join of every
+# post with all its outcomes, grouped and counted, it joined and sorted all of them first: 1.0–1.6 ms of server CPU
+# a tick at 60 simulated days against 0.45–0.8 ms this way. (decision_id, collected_pass) is unique and
 # collected_pass is 1 or 2, so ``stored`` holds at most one pass.
 _AWAITING = """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.posted_at, cm.novelty, cm.dup_penalty,
                   ARRAY(SELECT o.collected_pass FROM outcomes o WHERE o.decision_id = pd.decision_id) AS stored
              FROM posted_decisions pd
              JOIN content_metadata cm ON cm.decision_id = pd.decision_id
             WHERE pd.account_id = {acc} AND pd.world = {world} AND pd.posted_at <= %(first_due)s
+              AND NOT pd.collection_done
               AND (NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = pd.decision_id AND o.collected_pass = 1)
                    OR (pd.posted_at <= %(second_due)s
                        AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = pd.decision_id

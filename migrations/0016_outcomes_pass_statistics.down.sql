@@ -1,0 +1,1 @@
+DROP STATISTICS IF EXISTS outcomes_pass_applied;
