@@ -158,6 +158,13 @@ def test_accounts_split_over_two_daemon_processes_do_the_same_work_and_merge_the
         else:
             assert "PostgreSQL's CPU: not measured" in speed_table(res)
     assert "PostgreSQL's CPU: not measured" in speed_table({**split, "server_cpu_s": None})
+    # a day's run is one window (day 0 to 1): the daemons' CPU, and the server's where one daemon read it as root
+    for res in (split, alone):
+        [window] = res["cpu_windows"]
+        assert (window["from_day"], window["to_day"]) == (0, 1) and window["campaign_ms"] > 0
+    assert split["cpu_windows"][0]["server_ms"] is None
+    assert (alone["cpu_windows"][0]["server_ms"] or 0) > 0 if os.geteuid() == 0 else \
+        alone["cpu_windows"][0]["server_ms"] is None
 
 
 def test_the_servers_cpu_counts_its_backends_living_and_gone():
@@ -230,3 +237,29 @@ def test_a_bad_daemon_count_is_refused_with_its_range(argv, words, capsys):
         bench.main("speed", argv)
     err = " ".join(capsys.readouterr().err.split())
     assert stop.value.code == 2 and all(w in err for w in words), err
+
+
+def test_cpu_windows_give_each_stretchs_cpu_per_simulated_day_summed_over_the_daemons():
+    """Marks at days 0, 30, 60 and the end (65): the CPU each stretch cost per simulated day, the daemons' summed,
+    the server's where it was read (one daemon's marks only: it reads the whole server); a day one daemon did not
+    mark is not a window's edge."""
+    from xbotlib.devtools.bench_speed import cpu_windows, speed_table
+
+    one = [(0, 0.0, 10.0), (30, 9.0, 13.0), (60, 21.0, 16.0), (65, 23.0, 16.5)]
+    assert cpu_windows([one]) == [
+        {"from_day": 0, "to_day": 30, "campaign_ms": 300.0, "server_ms": 100.0},
+        {"from_day": 30, "to_day": 60, "campaign_ms": 400.0, "server_ms": 100.0},
+        {"from_day": 60, "to_day": 65, "campaign_ms": 400.0, "server_ms": 100.0}]
+    other = [(0, 0.0, None), (30, 3.0, None), (65, 10.0, None)]
+    unread = [(d, c, None) for d, c, _ in one]
+    assert cpu_windows([unread, other]) == [
+        {"from_day": 0, "to_day": 30, "campaign_ms": 400.0, "server_ms": None},
+        {"from_day": 30, "to_day": 65, "campaign_ms": (14.0 + 7.0) / 35 * 1000, "server_ms": None}]
+    assert cpu_windows([]) == []
+    res = {"days": 65, "accounts": 1, "daemons": 1, "wall": 30.0, "days_per_s": 65 / 30, "ticks": 10, "posts": 1,
+           "outcomes": 2, "cpu_s": 23.0, "startup_s": 0.3, "profiled": False, "rss_by_day": [],
+           "cpu_windows": cpu_windows([one])}
+    table = speed_table(res)
+    assert "| 31–60 | 400 | 100 |" in table and "| 61–65 | 400 | 100 |" in table
+    assert "PostgreSQL's, ms a simulated day" not in speed_table({**res, "cpu_windows": cpu_windows([unread, other])})
+    assert "ms a simulated day" not in speed_table({**res, "cpu_windows": cpu_windows([one])[:1]})   # one window

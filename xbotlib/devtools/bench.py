@@ -12,8 +12,9 @@
   FILE`` keeps each finished campaign and runs only those FILE lacks (``growth_results``): long runs resume.
 - lift: many simulated randomised experiments with a known true lift, drawn from the scenario's
   audience model; bias, RMSE and 95% interval coverage of DR (AIPW) beside IPW and difference in means.
-- speed: simulated days per second of a campaign, the daemons' and PostgreSQL's CPU per simulated day, and where
-  the time goes (cProfile by area); several accounts are split over one daemon process per core (``--daemons``).
+- speed: simulated days per second of a campaign, the daemons' and PostgreSQL's CPU per simulated day (and, in a
+  run of more than 30 days, per 30-day window: does a day cost more as history grows?), and where the time goes (cProfile by area);
+  several accounts are split over one daemon process per core (``--daemons``).
 
 Each prints a Markdown table with the machine and date, ready for BENCHMARKS.md.
 """
@@ -363,7 +364,8 @@ def main(name: str, argv: list[str]) -> int:
                    for k in a.accounts.split(",") for e in a.experiments.split(",") if e.strip()]
         print(lift_table(results))
     else:
-        p.add_argument("--days", type=int, default=14, help="simulated days of the profiled campaign (default 14)")
+        p.add_argument("--days", type=int, default=14, help="simulated days of the profiled campaign (default 14; over 30, the CPU "
+                       "per simulated day is also shown for each 30-day window)")
         p.add_argument("--accounts", type=int, default=1, help="accounts in the campaign, on one database (default 1)")
         p.add_argument("--daemons", type=int, default=None,
                        help="daemon processes the accounts are split over, as `xbot run --workers N` spreads accounts "

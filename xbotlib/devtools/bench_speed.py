@@ -1,6 +1,10 @@
 """`xbot bench speed`: simulated days per second of a campaign through the real jobs and database, where
 the time goes (cProfile by area and the top functions), how often it went to PostgreSQL (counts that do not
-depend on the machine's load), and with ``memory`` the resident memory per simulated day.
+depend on the machine's load), the CPU a simulated day costs in each 30-day window of a run over 30 days (does a day cost
+more as history grows?), and with ``memory`` the resident memory per simulated day.
+
+Size: over 400 lines because every figure comes from the same run's hooks (the daemons' progress, their profiles,
+the server's /proc) and its one table; split, each part would need the run's internals.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ import tempfile
 import time
 import traceback
 import tracemalloc
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -27,6 +32,8 @@ from xbotlib.devtools.testing import TestPostgres
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign
 from xbotlib.store import outcomes, runs
 from xbotlib.store.db import Database
+
+WINDOW_DAYS = 30   # the stretch of simulated days over which a long run's CPU per day is reported
 
 AREAS = (("xbotlib/jobs/plan", "plan job"), ("xbotlib/jobs/post", "post job"), ("xbotlib/jobs/collect", "collect job"),
          ("xbotlib/jobs/learn", "learn job"), ("xbotlib/sim", "sandbox X"), ("xbotlib/core", "learner core"),
@@ -89,7 +96,7 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
             profiler = cProfile.Profile() if profile else None
             with Database.from_url(url, pool_max=3) as db:
                 one = _run_daemon(db, CampaignConfig(days=days, seed=seed, accounts=accounts), profiler,
-                                  memory_res if memory else None, progress)
+                                  memory_res if memory else None, progress, server_pgdata=pg.private_pgdata)
             parts, stats = [one], (pstats.Stats(profiler) if profiler is not None else None)
         else:
             startup, parts, stats = _run_daemons(url, days, seed, accounts, daemons, profile, progress)
@@ -111,6 +118,7 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
     res = {"days": days, "accounts": accounts, "daemons": daemons, "wall": wall, "days_per_s": days / wall,
            "ticks": ticks, "startup_s": startup, "cpu_s": sum(p["cpu"] for p in parts), **counts,
            "server_cpu_s": None if server_cpu1 is None else server_cpu1 - server_cpu0,
+           "cpu_windows": cpu_windows(p["cpu_marks"] for p in parts),
            "profiled": profile, "rss_by_day": [], "traced_by_day": [], "grown_lines": [], "grown_areas": [],
            "grown_since_day": None, "peak_rss_mib": _peak_rss_mib(), "peak_traced_mib": None, **memory_res}
     if stats is None:
@@ -138,19 +146,30 @@ def check_daemons(daemons: int, accounts: int, memory: bool = False) -> int:
 
 
 def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile | None,
-                memory: dict | None = None, progress: Callable[[float], None] | None = None) -> dict:
+                memory: dict | None = None, progress: Callable[[float], None] | None = None,
+                server_pgdata: Path | None = None) -> dict:
     """Run one daemon's campaign on ``db``: its ``start``/``end`` (perf_counter, comparable across the processes of
-    one machine), CPU seconds, job ticks and account ids; with ``memory`` (a dict) the memory figures go into it."""
+    one machine), CPU seconds, job ticks and account ids; with ``memory`` (a dict) the memory figures go into it.
+    ``cpu_marks``: (simulated day, this process's CPU seconds since the start, the server's CPU seconds or None) at
+    the start, every ``WINDOW_DAYS`` simulated days and at the end — the server's (one /proc pass each, a dozen a
+    simulated year) when ``server_pgdata`` names the bench's own server."""
     rss_by_day: list[tuple[int, float]] = []
+    cpu_marks: list[tuple[int, float, float | None]] = []
     traced_by_day: list[tuple[int, float]] = []
     snapshots: dict[str, tracemalloc.Snapshot] = {}
     snapshot_day = min(30, max(1, config.days // 2))
     if memory is not None:
         tracemalloc.start(1)
 
+    def mark(day: int) -> None:
+        cpu_marks.append((day, time.process_time() - cpu0,
+                          server_cpu_s(server_pgdata, settle=False) if server_pgdata is not None else None))
+
     def on_progress(days_done: float) -> None:
         if progress is not None:
             progress(days_done)
+        if int(days_done) % WINDOW_DAYS == 0 and int(days_done) > cpu_marks[-1][0]:
+            mark(int(days_done))
         if memory is not None and int(days_done) > len(rss_by_day):
             rss_by_day.append((int(days_done), rss_mib()))
             traced_by_day.append((int(days_done), tracemalloc.get_traced_memory()[0] / 2**20))
@@ -158,6 +177,7 @@ def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile
                 snapshots["warm"] = tracemalloc.take_snapshot()
 
     cpu0 = time.process_time()
+    mark(0)
     start = time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -165,6 +185,8 @@ def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile
     if profiler is not None:
         profiler.disable()
     end = time.perf_counter()
+    if cpu_marks[-1][0] < config.days:
+        mark(config.days)
     cpu = time.process_time() - cpu0
     if memory is not None:
         snapshots["end"] = tracemalloc.take_snapshot()
@@ -174,7 +196,8 @@ def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile
                       grown_areas=grown_by_area(snapshots["warm"], snapshots["end"]) if both else [],
                       peak_traced_mib=tracemalloc.get_traced_memory()[1] / 2**20)
         tracemalloc.stop()
-    return {"start": start, "end": end, "cpu": cpu, "ticks": dict(run.ticks), "account_ids": run.account_ids}
+    return {"start": start, "end": end, "cpu": cpu, "ticks": dict(run.ticks), "account_ids": run.account_ids,
+            "cpu_marks": cpu_marks}
 
 
 def _run_daemons(url: str, days: int, seed: int, accounts: int, daemons: int, profile: bool,
@@ -303,6 +326,24 @@ def memory_growth(by_day: list[tuple[int, float]], warm_up_days: int = 30) -> fl
     return float(np.polyfit(x, y, 1)[0] * 100)
 
 
+def cpu_windows(marks_by_daemon: Iterable[list[tuple[int, float, float | None]]]) -> list[dict]:
+    """CPU per simulated day in each stretch between two marks (``_run_daemon``'s ``cpu_marks``): ``from_day``,
+    ``to_day``, ``campaign_ms`` (the daemons' CPU summed, ms a simulated day) and ``server_ms`` (PostgreSQL's, or
+    None where it was not read). Only the days every daemon marked count. A campaign whose work does not grow with
+    its history shows the same figures window after window once the models' windows have filled."""
+    by_daemon = [{day: (cpu, server) for day, cpu, server in marks} for marks in marks_by_daemon]
+    if not by_daemon:
+        return []
+    days = sorted(set.intersection(*(set(m) for m in by_daemon)))
+    windows = []
+    for a, b in zip(days, days[1:]):
+        campaign = sum(m[b][0] - m[a][0] for m in by_daemon)
+        servers = [m[b][1] - m[a][1] for m in by_daemon if m[a][1] is not None and m[b][1] is not None]
+        windows.append({"from_day": a, "to_day": b, "campaign_ms": campaign / (b - a) * 1000,
+                        "server_ms": servers[0] / (b - a) * 1000 if len(servers) == 1 else None})
+    return windows
+
+
 def speed_table(res: dict) -> str:
     daemons = res["daemons"]
     who = "one account" if res["accounts"] == 1 else f"{res['accounts']} accounts together"
@@ -326,6 +367,14 @@ def speed_table(res: dict) -> str:
     elif "server_cpu_s" in res:
         lines += ["", "PostgreSQL's CPU: not measured (the bench's server is shared with other processes or is not on "
                   "this machine; as root the bench starts a server of its own and reads it from /proc)."]
+    windows = res.get("cpu_windows") or []
+    if len(windows) > 1:   # a run of two windows or more: does a simulated day cost more as history grows?
+        has_server = all(w["server_ms"] is not None for w in windows)
+        lines += ["", "| simulated days | the campaign's CPU, ms a simulated day |"
+                  + (" PostgreSQL's, ms a simulated day |" if has_server else ""),
+                  "| --- | ---: |" + (" ---: |" if has_server else "")]
+        lines += [f"| {w['from_day'] + 1}–{w['to_day']} | {w['campaign_ms']:,.0f} |"
+                  + (f" {w['server_ms']:,.0f} |" if has_server else "") for w in windows]
     if res["profiled"]:
         rt = res["round_trips"]
         lines += ["", f"PostgreSQL: {rt['statements']:,} statements in {rt['transactions']:,} explicit transactions = "

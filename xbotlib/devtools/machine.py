@@ -59,25 +59,26 @@ def host_line(seconds: float | None = None) -> str:
             "figures from different days against it.")
 
 
-def server_cpu_s(pgdata: Path) -> float | None:
+def server_cpu_s(pgdata: Path, settle: bool = True) -> float | None:
     """CPU seconds (user + system) that the PostgreSQL server of the data directory ``pgdata`` has used so far, in all
     its processes: the postmaster's own, its living children's (backends, writers, autovacuum) and its exited
     children's (a closed connection's backend, reaped by the postmaster). From /proc, so only for a server running
     on this machine; None where there is no such server or no /proc. Read until two readings 50 ms apart agree
-    (at most a second), so a backend that exits while it is read is counted once."""
+    (at most a second), so a backend that exits while it is read is counted once — for an idle server; a busy one
+    never agrees, so a reading in the middle of its work is one pass (``settle=False``: no wait)."""
     pid = postmaster_pid(pgdata)
     if pid is None:
         return None
-    last = None
-    for _ in range(20):
+    last = _process_tree_ticks(pid)
+    for _ in range(19 if settle else 0):
+        if last is None:
+            break
+        time.sleep(0.05)
         ticks = _process_tree_ticks(pid)
-        if ticks is None:
-            return None
         if ticks == last:
             break
         last = ticks
-        time.sleep(0.05)
-    return last / os.sysconf("SC_CLK_TCK")
+    return None if last is None else last / os.sysconf("SC_CLK_TCK")
 
 
 def _process_tree_ticks(pid: int) -> int | None:
