@@ -162,6 +162,7 @@ def test_accounts_split_over_two_daemon_processes_do_the_same_work_and_merge_the
     for res in (split, alone):
         [window] = res["cpu_windows"]
         assert (window["from_day"], window["to_day"]) == (0, 1) and window["campaign_ms"] > 0
+        assert window["rss_mib"] > 50 * res["daemons"]   # each daemon process holds its libraries (~250 MiB)
     assert split["cpu_windows"][0]["server_ms"] is None
     assert (alone["cpu_windows"][0]["server_ms"] or 0) > 0 if os.geteuid() == 0 else \
         alone["cpu_windows"][0]["server_ms"] is None
@@ -245,21 +246,21 @@ def test_cpu_windows_give_each_stretchs_cpu_per_simulated_day_summed_over_the_da
     mark is not a window's edge."""
     from xbotlib.devtools.bench_speed import cpu_windows, speed_table
 
-    one = [(0, 0.0, 10.0), (30, 9.0, 13.0), (60, 21.0, 16.0), (65, 23.0, 16.5)]
+    one = [(0, 0.0, 10.0, 200.0), (30, 9.0, 13.0, 250.0), (60, 21.0, 16.0, 251.0), (65, 23.0, 16.5, 252.0)]
     assert cpu_windows([one]) == [
-        {"from_day": 0, "to_day": 30, "campaign_ms": 300.0, "server_ms": 100.0},
-        {"from_day": 30, "to_day": 60, "campaign_ms": 400.0, "server_ms": 100.0},
-        {"from_day": 60, "to_day": 65, "campaign_ms": 400.0, "server_ms": 100.0}]
-    other = [(0, 0.0, None), (30, 3.0, None), (65, 10.0, None)]
-    unread = [(d, c, None) for d, c, _ in one]
+        {"from_day": 0, "to_day": 30, "campaign_ms": 300.0, "server_ms": 100.0, "rss_mib": 250.0},
+        {"from_day": 30, "to_day": 60, "campaign_ms": 400.0, "server_ms": 100.0, "rss_mib": 251.0},
+        {"from_day": 60, "to_day": 65, "campaign_ms": 400.0, "server_ms": 100.0, "rss_mib": 252.0}]
+    other = [(0, 0.0, None, 190.0), (30, 3.0, None, 230.0), (65, 10.0, None, 231.0)]
+    unread = [(d, c, None, r) for d, c, _, r in one]
     assert cpu_windows([unread, other]) == [
-        {"from_day": 0, "to_day": 30, "campaign_ms": 400.0, "server_ms": None},
-        {"from_day": 30, "to_day": 65, "campaign_ms": (14.0 + 7.0) / 35 * 1000, "server_ms": None}]
+        {"from_day": 0, "to_day": 30, "campaign_ms": 400.0, "server_ms": None, "rss_mib": 480.0},
+        {"from_day": 30, "to_day": 65, "campaign_ms": (14.0 + 7.0) / 35 * 1000, "server_ms": None, "rss_mib": 483.0}]
     assert cpu_windows([]) == []
     res = {"days": 65, "accounts": 1, "daemons": 1, "wall": 30.0, "days_per_s": 65 / 30, "ticks": 10, "posts": 1,
            "outcomes": 2, "cpu_s": 23.0, "startup_s": 0.3, "profiled": False, "rss_by_day": [],
            "cpu_windows": cpu_windows([one])}
     table = speed_table(res)
-    assert "| 31–60 | 400 | 100 |" in table and "| 61–65 | 400 | 100 |" in table
+    assert "| 31–60 | 400 | 100 | 251 |" in table and "| 61–65 | 400 | 100 | 252 |" in table
     assert "PostgreSQL's, ms a simulated day" not in speed_table({**res, "cpu_windows": cpu_windows([unread, other])})
     assert "ms a simulated day" not in speed_table({**res, "cpu_windows": cpu_windows([one])[:1]})   # one window

@@ -13,7 +13,8 @@
 - lift: many simulated randomised experiments with a known true lift, drawn from the scenario's
   audience model; bias, RMSE and 95% interval coverage of DR (AIPW) beside IPW and difference in means.
 - speed: simulated days per second of a campaign, the daemons' and PostgreSQL's CPU per simulated day (and, in a
-  run of more than 30 days, per 30-day window: does a day cost more as history grows?), and where the time goes (cProfile by area);
+  run of more than 30 days, per 30-day window with the resident set at its end: does a day cost more, or the
+  process hold more, as history grows?), and where the time goes (cProfile by area);
   several accounts are split over one daemon process per core (``--daemons``).
 
 Each prints a Markdown table with the machine and date, ready for BENCHMARKS.md.

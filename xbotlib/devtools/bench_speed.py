@@ -1,7 +1,8 @@
 """`xbot bench speed`: simulated days per second of a campaign through the real jobs and database, where
 the time goes (cProfile by area and the top functions), how often it went to PostgreSQL (counts that do not
-depend on the machine's load), the CPU a simulated day costs in each 30-day window of a run over 30 days (does a day cost
-more as history grows?), and with ``memory`` the resident memory per simulated day.
+depend on the machine's load), the CPU a simulated day costs and the resident set in each 30-day window of a run
+over 30 days (does a day cost more, or the process hold more, as history grows?), and with ``memory`` the resident
+memory per simulated day under tracemalloc, with what grew.
 
 Size: over 400 lines because every figure comes from the same run's hooks (the daemons' progress, their profiles,
 the server's /proc) and its one table; split, each part would need the run's internals.
@@ -150,11 +151,11 @@ def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile
                 server_pgdata: Path | None = None) -> dict:
     """Run one daemon's campaign on ``db``: its ``start``/``end`` (perf_counter, comparable across the processes of
     one machine), CPU seconds, job ticks and account ids; with ``memory`` (a dict) the memory figures go into it.
-    ``cpu_marks``: (simulated day, this process's CPU seconds since the start, the server's CPU seconds or None) at
-    the start, every ``WINDOW_DAYS`` simulated days and at the end — the server's (one /proc pass each, a dozen a
+    ``cpu_marks``: (simulated day, this process's CPU seconds since the start, the server's CPU seconds or None, this
+    process's resident set in MiB) at the start, every ``WINDOW_DAYS`` simulated days and at the end — the server's (one /proc pass each, a dozen a
     simulated year) when ``server_pgdata`` names the bench's own server."""
     rss_by_day: list[tuple[int, float]] = []
-    cpu_marks: list[tuple[int, float, float | None]] = []
+    cpu_marks: list[tuple[int, float, float | None, float]] = []
     traced_by_day: list[tuple[int, float]] = []
     snapshots: dict[str, tracemalloc.Snapshot] = {}
     snapshot_day = min(30, max(1, config.days // 2))
@@ -163,7 +164,8 @@ def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile
 
     def mark(day: int) -> None:
         cpu_marks.append((day, time.process_time() - cpu0,
-                          server_cpu_s(server_pgdata, settle=False) if server_pgdata is not None else None))
+                          server_cpu_s(server_pgdata, settle=False) if server_pgdata is not None else None,
+                          rss_mib()))
 
     def on_progress(days_done: float) -> None:
         if progress is not None:
@@ -326,12 +328,13 @@ def memory_growth(by_day: list[tuple[int, float]], warm_up_days: int = 30) -> fl
     return float(np.polyfit(x, y, 1)[0] * 100)
 
 
-def cpu_windows(marks_by_daemon: Iterable[list[tuple[int, float, float | None]]]) -> list[dict]:
+def cpu_windows(marks_by_daemon: Iterable[list[tuple[int, float, float | None, float]]]) -> list[dict]:
     """CPU per simulated day in each stretch between two marks (``_run_daemon``'s ``cpu_marks``): ``from_day``,
-    ``to_day``, ``campaign_ms`` (the daemons' CPU summed, ms a simulated day) and ``server_ms`` (PostgreSQL's, or
-    None where it was not read). Only the days every daemon marked count. A campaign whose work does not grow with
-    its history shows the same figures window after window once the models' windows have filled."""
-    by_daemon = [{day: (cpu, server) for day, cpu, server in marks} for marks in marks_by_daemon]
+    ``to_day``, ``campaign_ms`` (the daemons' CPU summed, ms a simulated day), ``server_ms`` (PostgreSQL's, or
+    None where it was not read) and ``rss_mib`` (the daemons' resident sets summed at ``to_day``, untraced). Only
+    the days every daemon marked count. A campaign whose work does not grow with its history shows the same
+    figures window after window once the models' windows have filled."""
+    by_daemon = [{day: (cpu, server, rss) for day, cpu, server, rss in marks} for marks in marks_by_daemon]
     if not by_daemon:
         return []
     days = sorted(set.intersection(*(set(m) for m in by_daemon)))
@@ -340,7 +343,8 @@ def cpu_windows(marks_by_daemon: Iterable[list[tuple[int, float, float | None]]]
         campaign = sum(m[b][0] - m[a][0] for m in by_daemon)
         servers = [m[b][1] - m[a][1] for m in by_daemon if m[a][1] is not None and m[b][1] is not None]
         windows.append({"from_day": a, "to_day": b, "campaign_ms": campaign / (b - a) * 1000,
-                        "server_ms": servers[0] / (b - a) * 1000 if len(servers) == 1 else None})
+                        "server_ms": servers[0] / (b - a) * 1000 if len(servers) == 1 else None,
+                        "rss_mib": sum(m[b][2] for m in by_daemon)})
     return windows
 
 
@@ -371,10 +375,11 @@ def speed_table(res: dict) -> str:
     if len(windows) > 1:   # a run of two windows or more: does a simulated day cost more as history grows?
         has_server = all(w["server_ms"] is not None for w in windows)
         lines += ["", "| simulated days | the campaign's CPU, ms a simulated day |"
-                  + (" PostgreSQL's, ms a simulated day |" if has_server else ""),
-                  "| --- | ---: |" + (" ---: |" if has_server else "")]
+                  + (" PostgreSQL's, ms a simulated day |" if has_server else "")
+                  + (" resident set at the end, MiB |" if daemons == 1 else " daemons' resident sets at the end, MiB |"),
+                  "| --- | ---: | ---: |" + (" ---: |" if has_server else "")]
         lines += [f"| {w['from_day'] + 1}–{w['to_day']} | {w['campaign_ms']:,.0f} |"
-                  + (f" {w['server_ms']:,.0f} |" if has_server else "") for w in windows]
+                  + (f" {w['server_ms']:,.0f} |" if has_server else "") + f" {w['rss_mib']:,.0f} |" for w in windows]
     if res["profiled"]:
         rt = res["round_trips"]
         lines += ["", f"PostgreSQL: {rt['statements']:,} statements in {rt['transactions']:,} explicit transactions = "
