@@ -34,7 +34,7 @@ from xbotlib.jobs.campaign import CampaignConfig, run_campaign
 from xbotlib.store import outcomes, runs
 from xbotlib.store.db import Database
 
-WINDOW_DAYS = 30   # the stretch of simulated days over which a long run's CPU per day is reported
+WINDOW_DAYS = 30   # the stretch of simulated days over which a long run's CPU per day and memory are reported
 
 AREAS = (("xbotlib/jobs/plan", "plan job"), ("xbotlib/jobs/post", "post job"), ("xbotlib/jobs/collect", "collect job"),
          ("xbotlib/jobs/learn", "learn job"), ("xbotlib/sim", "sandbox X"), ("xbotlib/core", "learner core"),
@@ -152,8 +152,8 @@ def _run_daemon(db: Database, config: CampaignConfig, profiler: cProfile.Profile
     """Run one daemon's campaign on ``db``: its ``start``/``end`` (perf_counter, comparable across the processes of
     one machine), CPU seconds, job ticks and account ids; with ``memory`` (a dict) the memory figures go into it.
     ``cpu_marks``: (simulated day, this process's CPU seconds since the start, the server's CPU seconds or None, this
-    process's resident set in MiB) at the start, every ``WINDOW_DAYS`` simulated days and at the end — the server's (one /proc pass each, a dozen a
-    simulated year) when ``server_pgdata`` names the bench's own server."""
+    process's resident set in MiB) at the start, every ``WINDOW_DAYS`` simulated days and at the end; the server's
+    (one /proc pass each, a dozen a simulated year) when ``server_pgdata`` names the bench's own server."""
     rss_by_day: list[tuple[int, float]] = []
     cpu_marks: list[tuple[int, float, float | None, float]] = []
     traced_by_day: list[tuple[int, float]] = []
@@ -376,7 +376,8 @@ def speed_table(res: dict) -> str:
         has_server = all(w["server_ms"] is not None for w in windows)
         lines += ["", "| simulated days | the campaign's CPU, ms a simulated day |"
                   + (" PostgreSQL's, ms a simulated day |" if has_server else "")
-                  + (" resident set at the end, MiB |" if daemons == 1 else " daemons' resident sets at the end, MiB |"),
+                  + (" resident set at the end, MiB |" if daemons == 1 else
+                     " daemons' resident sets at the end, MiB |"),
                   "| --- | ---: | ---: |" + (" ---: |" if has_server else "")]
         lines += [f"| {w['from_day'] + 1}–{w['to_day']} | {w['campaign_ms']:,.0f} |"
                   + (f" {w['server_ms']:,.0f} |" if has_server else "") + f" {w['rss_mib']:,.0f} |" for w in windows]
