@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from xbotlib.devtools.seed_history import HistorySpec, seed_history
 from xbotlib.store import outcomes, queue
-from xbotlib.store.db import copy_rows
+from xbotlib.store.db import array_in_statement, copy_rows
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 _DONE_TRUTH = """SELECT pd.decision_id::text AS d, pd.collection_done AS marked,
@@ -87,10 +87,11 @@ def test_the_due_read_walks_the_open_posts_not_the_history(db):
         other = _post(conn, 0, now - timedelta(hours=30), acc="acct2")
         conn.execute("ANALYZE posted_decisions, outcomes, content_metadata")
     first_due, second_due = now - timedelta(hours=1), now - timedelta(hours=24)
-    params = {"acc": "acct1", "world": "sandbox", "first_due": first_due, "second_due": second_due,
-              "accs": ["acct1", "acct2"], "worlds": ["sandbox", "sandbox"]}
+    params = {"acc": "acct1", "world": "sandbox", "first_due": first_due, "second_due": second_due}
+    many = outcomes._AWAITING_MANY_SQL.format(accs=array_in_statement(["acct1", "acct2"]),
+                                              worlds=array_in_statement(["sandbox", "sandbox"]))
     with db.connection() as conn:
-        for sql in (outcomes._AWAITING_SQL, outcomes._AWAITING_MANY_SQL):
+        for sql in (outcomes._AWAITING_SQL, many):
             plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params).fetchone()
             plan = plan["QUERY PLAN"] if isinstance(plan["QUERY PLAN"], list) else json.loads(plan["QUERY PLAN"])
             scans = _scan_of_posts(plan[0]["Plan"])
@@ -113,3 +114,36 @@ def test_whether_final_rewards_wait_is_an_index_probe_once_outcomes_are_analysed
         plan = "\n".join(r["QUERY PLAN"] for r in conn.execute("EXPLAIN " + outcomes._PENDING_SQL, ("acct1", True)))
         assert "idx_outcomes_unapplied" in plan and "Seq Scan" not in plan, plan
         assert conn.execute(outcomes._PENDING_SQL, ("acct1", True)).fetchone()["pending"] is False
+
+
+def test_values_written_into_a_statement_read_back_exactly(db):
+    """``array_in_statement`` writes values into the statement's text beside psycopg's own parameters: quotes,
+    commas, braces, backslashes and ``%`` (which psycopg would otherwise read as a placeholder) come back as given."""
+    odd = ["plain", "o'k", "comma,brace}{", "per%cent %s %(n)s", 'quote"back\\slash', "ünï ✓", ""]
+    with db.autocommit() as conn:
+        rows = conn.execute(f"SELECT a, %(n)s AS n FROM unnest({array_in_statement(odd)}) AS a", {"n": 7}).fetchall()
+        flags = conn.execute(f"SELECT unnest({array_in_statement([True, False], 'bool')}) AS f").fetchall()
+    assert [r["a"] for r in rows] == odd and {r["n"] for r in rows} == {7}
+    assert [r["f"] for r in flags] == [True, False]
+
+
+def test_a_daemons_all_accounts_reads_are_planned_once(db):
+    """The reads a daemon sends every few simulated minutes for its accounts (the post pre-flight, the collect start
+    and its due posts) carry the accounts in their text, not as a parameter: PostgreSQL keeps one generic plan for
+    each (pg_prepared_statements counts it) instead of planning every execution again, as it did for an array
+    parameter of five accounts, whose generic plan it judged for unnest's default of 100 rows."""
+    accounts = [f"acct{i}" for i in range(5)]
+    now = T0 + timedelta(days=1)
+    with db.autocommit() as conn:
+        for acc in accounts:
+            queue.ensure_account(conn, acc, T0)
+        for _ in range(20):
+            queue.posting_preflights(conn, accounts, "POST /2/tweets", now, ["llm"])
+            outcomes.collection_starts(conn, [outcomes.CollectionStart(a, "sandbox", 10, 1, 1) for a in accounts],
+                                       now, now - timedelta(hours=1), now - timedelta(hours=24))
+        plans = conn.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements").fetchall()
+    reads = [p for p in plans if "unnest(" in p["statement"] and "WITH ORDINALITY AS a(" in p["statement"]]
+    assert len(reads) == 3, plans   # the pre-flight, the collect start, its due posts
+    # psycopg prepares a statement at its 5th execution; PostgreSQL plans the next 5 for the parameters, then
+    # keeps the generic plan when it is no dearer
+    assert all(p["generic_plans"] >= 5 and p["custom_plans"] <= 5 for p in reads), reads

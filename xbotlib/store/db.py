@@ -16,6 +16,7 @@ server, the workspace's default database and the holder that keeps the server up
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -483,6 +484,25 @@ def array_literal_by_element(values: Sequence[Any]) -> str:
 def analyze(conn, table: str) -> None:
     """Refresh the planner's statistics of ``table`` (after a bulk load, as production would have them)."""
     conn.execute(psycopg.sql.SQL("ANALYZE {}").format(psycopg.sql.Identifier(table)))
+
+
+def array_in_statement(values: Sequence[str | bool], sql_type: str = "text") -> str:
+    """``values`` as an array of ``sql_type`` written into a statement's text, for psycopg to send with the
+    statement's other parameters (its ``%`` doubled, so psycopg reads none of it as a placeholder).
+
+    For the reads a simulated daemon sends for all its accounts every few minutes (``unnest`` of the accounts): sent
+    as a parameter, the array is unknown to the generic plan PostgreSQL keeps with the prepared statement, which
+    then counts on unnest's default of 100 rows; for five accounts it found that plan dearer than one for the
+    accounts actually sent and planned every execution anew, which cost the server more than running the
+    statement (the collect start: ~0.6 ms of a backend's CPU a call against ~0.12 ms, BENCHMARKS.md). Written into
+    the text, the accounts are part of the statement: a daemon sends the same ones every time, so it is planned once.
+    Only for values that repeat (an account list): each new text is a new statement to prepare."""
+    return _array_literal_text(tuple(values), sql_type)
+
+
+@functools.lru_cache(maxsize=256)   # a daemon's few account lists, every few simulated minutes
+def _array_literal_text(values: tuple, sql_type: str) -> str:
+    return f"{psycopg.sql.Literal(list(values)).as_string(None).replace('%', '%%')}::{sql_type}[]"
 
 
 def read_only_snapshot(conn) -> None:

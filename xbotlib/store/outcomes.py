@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from xbotlib.core import vocab
 from xbotlib.core.growth_model import PostOutcome
-from xbotlib.store.db import array_literal
+from xbotlib.store.db import array_in_statement, array_literal
 from xbotlib.store.runs import RELAXED_COMMIT_SQL
 
 
@@ -272,11 +272,14 @@ def collection_starts(conn, starts: Sequence[CollectionStart], now: datetime, fi
             awaiting = conn.execute(_AWAITING_SQL, {"acc": one.account_id, "world": one.world,
                                                     "first_due": first_due, "second_due": second_due})
         else:
-            start = conn.execute(_STARTS_SQL.format(relaxed=relaxed), {
-                "accs": accounts, "now": now, "f": [int(s.followers_count) for s in starts],
-                "fo": [s.following_count for s in starts], "tc": [s.tweet_count for s in starts], "sim": simulated})
-            awaiting = conn.execute(_AWAITING_MANY_SQL, {"accs": accounts, "worlds": [s.world for s in starts],
-                                                         "first_due": first_due, "second_due": second_due})
+            # the accounts, their worlds and whether each is simulated written into the text: a daemon sends the same
+            # ones every tick, so each statement is planned once (store.db.array_in_statement)
+            accs, sims = array_in_statement(accounts), array_in_statement(simulated, "bool")
+            start = conn.execute(_STARTS_SQL.format(relaxed=relaxed, accs=accs, sims=sims), {
+                "now": now, "f": [int(s.followers_count) for s in starts],
+                "fo": [s.following_count for s in starts], "tc": [s.tweet_count for s in starts]})
+            awaiting = conn.execute(_AWAITING_MANY_SQL.format(accs=accs, worlds=array_in_statement(
+                [s.world for s in starts])), {"first_due": first_due, "second_due": second_due})
     if one is not None:
         row = start.fetchone()
         return [(row["written"], awaiting.fetchall(), bool(row["pending"]))]
@@ -293,10 +296,11 @@ _SNAPSHOT_SQL = """INSERT INTO follower_snapshots (account_id, taken_at, followe
                                WHERE account_id = %(acc)s AND taken_at = %(now)s AND simulated = %(sim)s)
            RETURNING snapshot_id"""
 # the same, for several accounts (in the order given, so their snapshot ids follow it as they did one by one)
+# ({accs} and {sims}: the accounts and whether each is simulated, written into the text by ``db.array_in_statement``
+# so that a daemon's statement is planned once; each one's counts are the parameters' element at its place)
 _SNAPSHOTS_SQL = """INSERT INTO follower_snapshots (account_id, taken_at, followers_count, following_count, tweet_count, simulated)
-           SELECT s.acc, %(now)s, s.f, s.fo, s.tc, s.sim
-             FROM unnest(%(accs)s::text[], %(f)s::int4[], %(fo)s::int4[], %(tc)s::int4[], %(sim)s::bool[])
-                  WITH ORDINALITY AS s(acc, f, fo, tc, sim, ord)
+           SELECT s.acc, %(now)s, (%(f)s::int4[])[s.ord], (%(fo)s::int4[])[s.ord], (%(tc)s::int4[])[s.ord], s.sim
+             FROM unnest({accs}, {sims}) WITH ORDINALITY AS s(acc, sim, ord)
             WHERE NOT EXISTS (SELECT 1 FROM follower_snapshots
                                WHERE account_id = s.acc AND taken_at = %(now)s AND simulated = s.sim)
             ORDER BY s.ord
@@ -313,7 +317,7 @@ _START_SQL = (f"WITH written AS ({_SNAPSHOT_SQL}) SELECT EXISTS (SELECT 1 FROM w
 _STARTS_SQL = (f"WITH written AS ({_SNAPSHOTS_SQL}) "
                "SELECT EXISTS (SELECT 1 FROM written w WHERE w.account_id = a.acc) AS written, "
                f"{_PENDING.format(acc='a.acc', sim='a.sim')}{{relaxed}} "
-               "FROM unnest(%(accs)s::text[], %(sim)s::bool[]) WITH ORDINALITY AS a(acc, sim, ord) ORDER BY a.ord")
+               "FROM unnest({accs}, {sims}) WITH ORDINALITY AS a(acc, sim, ord) ORDER BY a.ord")
 # one account's posts with a pass due (published by the pass's delay ago, that pass not stored); {acc} and {world} name
 # the account and its world. Every collect tick sends it. It walks the account's posts not marked ``collection_done``
 # (both passes stored; migration 0015's trigger keeps the mark) up to the last hour's cut-off: the last day's posts
@@ -339,8 +343,8 @@ _AWAITING = """SELECT pd.decision_id::text AS decision_id, pd.tweet_id, pd.poste
 _AWAITING_SQL = _AWAITING.format(acc="%(acc)s", world="%(world)s") + " ORDER BY pd.posted_at, pd.tweet_id"
 # each account's, one after the other (``ord``: its place, from 1), each by the one-account query
 _AWAITING_MANY_SQL = (
-    "SELECT a.ord, w.* FROM unnest(%(accs)s::text[], %(worlds)s::text[]) WITH ORDINALITY AS a(acc, world, ord) "
-    f"CROSS JOIN LATERAL ({_AWAITING.format(acc='a.acc', world='a.world')}) w "
+    "SELECT a.ord, w.* FROM unnest({accs}, {worlds}) WITH ORDINALITY AS a(acc, world, ord) "
+    f"CROSS JOIN LATERAL ({_AWAITING.format(acc='a.acc', world='a.world').replace('{', '{{').replace('}', '}}')}) w "
     "ORDER BY a.ord, w.posted_at, w.tweet_id")
 
 

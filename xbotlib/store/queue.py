@@ -24,6 +24,7 @@ from typing import Any, Iterable
 import psycopg
 
 from xbotlib.core.text import x_text_problem
+from xbotlib.store.db import array_in_statement
 
 STATUSES = ("draft", "queued", "posting", "posted", "failed", "skipped", "cancelled")
 TERMINAL = frozenset({"posted", "skipped", "cancelled"})
@@ -483,11 +484,11 @@ def posting_preflights(conn: psycopg.Connection, account_ids: list[str], endpoin
     accounts: 288 statements a simulated day instead of 2,880)."""
     if not account_ids:
         return []
-    rows = conn.execute(
+    rows = conn.execute(   # the accounts in the text: planned once per daemon (store.db.array_in_statement)
         f"""SELECT {_PREFLIGHT.format(acc='a.acc')}
-              FROM unnest(%(accs)s::text[]) WITH ORDINALITY AS a(acc, ord)
+              FROM unnest({array_in_statement(account_ids)}) WITH ORDINALITY AS a(acc, ord)
              ORDER BY a.ord""",
-        {"accs": list(account_ids), "endpoint": endpoint, "now": now, "sources": list(sources)}).fetchall()
+        {"endpoint": endpoint, "now": now, "sources": list(sources)}).fetchall()
     return [_preflight(r) for r in rows]
 
 
