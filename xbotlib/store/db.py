@@ -502,7 +502,11 @@ def array_in_statement(values: Sequence[str | bool], sql_type: str = "text") -> 
 
 @functools.lru_cache(maxsize=256)   # a daemon's few account lists, every few simulated minutes
 def _array_literal_text(values: tuple, sql_type: str) -> str:
-    return f"{psycopg.sql.Literal(list(values)).as_string(None).replace('%', '%%')}::{sql_type}[]"
+    quoted = psycopg.sql.Literal(list(values)).as_string(None)
+    # psycopg casts some arrays itself ('{t,f}'::bool[]) and not others ('{a,b}'): keep the quoted array alone (it
+    # ends at its last quote; a cast has none) and cast it to ``sql_type`` here, once
+    quoted = quoted[:quoted.rindex("'") + 1]
+    return f"{quoted.replace('%', '%%')}::{sql_type}[]"
 
 
 def read_only_snapshot(conn) -> None:
