@@ -241,6 +241,32 @@ def test_me_sends_the_request_httpx_builds_with_each_calls_token(sandbox, clock)
     assert seen == [(built, "Bearer stale-token", "xbot/0.1")] + [(built, f"Bearer {sandbox.token}", "xbot/0.1")] * 3
 
 
+def test_cookies_x_sets_are_not_sent_back(sandbox):
+    """X's answers may set cookies (api.x.com sets guest_id and others); the API is authorised by the token alone,
+    so the client keeps none and sends none, on the kept ``/2/users/me`` request and on a freshly built one."""
+    inner = sandbox.transport()
+    sent_cookies: list[str | None] = []
+
+    def with_cookie(request: httpx.Request) -> httpx.Response:
+        sent_cookies.append(request.headers.get("cookie"))
+        answer = inner.handle_request(request)
+        answer.read()
+        return httpx.Response(answer.status_code, headers=[*answer.headers.multi_items(),
+                                                           ("set-cookie", "guest_id=v1%3A1; Path=/; Domain=.x.com"),
+                                                           ("set-cookie", "session=abc; Path=/")],
+                              content=answer.content, request=request)
+
+    with XClient(BASE, sandbox.token, clock=sandbox.clock, transport=httpx.MockTransport(with_cookie)) as c:
+        c.me()
+        c.me()
+        tweet_id = c.create_tweet("a post about sleep and the cookies it never sends")
+        c.lookup_tweets([tweet_id])
+        assert len(c._http.cookies) == 0
+        with pytest.raises(ValueError, match="access token alone"):
+            c._http.cookies = {"session": "abc"}
+    assert sent_cookies == [None] * 4
+
+
 def test_401_without_refresh_credentials_is_an_auth_error(sandbox, clock):
     sandbox.accept_any_token = False
     with XClient(BASE, "stale-token", clock=clock, transport=sandbox.transport()) as c, pytest.raises(XAuthError, match="X_REFRESH_TOKEN"):
