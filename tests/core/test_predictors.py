@@ -117,6 +117,38 @@ def test_fit_for_scoring_predicts_exactly_what_fit_predicts(cls, data, params):
             == cross_validated_score(lambda: _FitOnly(cls(**params)), X, y, w, kind=kind))
 
 
+@pytest.mark.parametrize("cls, data", [(RidgeReward, linear_data), (RidgeReward, nonlinear_data),
+                                       (LogisticFollows, follows_data)], ids=["ridge", "ridge-nonlinear", "logistic"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_linear_models_predict_the_pipelines_numbers_bit_for_bit(cls, data, seed):
+    """The ridge and logistic models predict without scikit-learn's per-call checks (``_standardised``): the numbers
+    must be the fitted pipeline's own, to the last bit, for one row and for many, scaled far from the training
+    data too (a scikit-learn upgrade that computes them differently fails here)."""
+    X, y, w = data(150, seed)
+    model = cls().fit(X[:100], y[:100], sample_weight=w[:100])
+    pipeline_out = (model.pipeline_.predict if cls is RidgeReward
+                    else lambda A: model.pipeline_.predict_proba(A)[:, 1])
+    for rows in (X[100:101], X[100:], 1e3 * X[100:], X[100:].tolist()):
+        got = model.predict(rows)
+        assert got.shape == (len(rows),) and got.dtype == np.float64
+        np.testing.assert_array_equal(got, pipeline_out(np.asarray(rows, dtype=float)))
+    assert pickle.loads(pickle.dumps(model)).predict(X[100:]).tolist() == model.predict(X[100:]).tolist()
+
+
+@pytest.mark.parametrize("cls, data", [(RidgeReward, linear_data), (LogisticFollows, follows_data)])
+def test_linear_models_reject_rows_they_cannot_score(cls, data):
+    X, y, w = data(80)
+    model = cls().fit(X, y, sample_weight=w)
+    with pytest.raises(ValueError, match=f"with {X.shape[1]} feature columns .* got shape \\(3, 2\\)"):
+        model.predict(X[:3, :2])
+    with pytest.raises(ValueError, match="with .* feature columns"):
+        model.predict(X[0])
+    bad = X[:3].copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="must be finite to predict"):
+        model.predict(bad)
+
+
 def test_fit_for_scoring_rejects_what_fit_rejects():
     X, f, w = follows_data(40)
     with pytest.raises(ValueError, match="needs both outcomes"):
