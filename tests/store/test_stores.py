@@ -12,7 +12,7 @@ from xbotlib.store import queue
 from xbotlib.core.bandit import ArmStats, update
 from xbotlib.store.arms import apply_pass2_rewards, load_arms, save_arms
 from xbotlib.core.features import FEATURE_NAMES, TIMING_FEATURE_NAMES, LocalEmbedder, extract_features
-from xbotlib.store.models import list_versions, load_active, save_version
+from xbotlib.store.models import add_metrics, list_versions, load_active, save_version
 from xbotlib.core.predictors import RidgeReward, train_with_fallback
 from xbotlib.core.reward import exposure_weight
 from xbotlib.core import vocab
@@ -200,6 +200,32 @@ def test_predictor_versions_round_trip(conn):
     assert newest_version(conn, ACC, "content", "sandbox") == 2 and newest_version(conn, ACC, "timing") is None
     with pytest.raises(ValueError, match=r"expects \(n, 29\) features"):
         loaded.predict(np.ones((1, 3)))
+
+
+def test_load_active_reuses_the_known_model_while_it_is_active(conn):
+    """A daemon's plan job passes what it loaded last time: the same model object serves while that stored model is
+    active (its bytes not unpickled again), with the row's other columns read fresh; a new active version, a
+    rollback, or no model at all is seen at once."""
+    first, X = trained_on_synthetic()
+    save_version(conn, ACC, "content", first, FEATURE_NAMES, 80, "sandbox", 41, T0)
+    one = load_active(conn, ACC, "content", "sandbox")
+    again = load_active(conn, ACC, "content", "sandbox", known=one)
+    assert again.model is one.model and again.predictor_id == one.predictor_id and again.version == 1
+    assert load_active(conn, ACC, "content", "sandbox").model is not one.model   # without known: loaded anew
+    add_metrics(conn, ACC, "content", 1, {"served_note": "checked"})
+    assert load_active(conn, ACC, "content", "sandbox", known=one).metrics["served_note"] == "checked"
+
+    second, _ = trained_on_synthetic(use_lightgbm=True, n=400, seed=1)
+    assert save_version(conn, ACC, "content", second, FEATURE_NAMES, 80, "sandbox", 97, T0 + timedelta(days=1)).served
+    two = load_active(conn, ACC, "content", "sandbox", known=one)
+    assert two.version == 2 and two.model is not one.model
+    np.testing.assert_array_equal(two.predict(X[:4]), second.model.predict(X[:4]))
+    conn.execute("UPDATE predictors SET is_active = (version = 1)")   # an operator's rollback
+    back = load_active(conn, ACC, "content", "sandbox", known=two)
+    assert back.version == 1 and back.model is not two.model
+    np.testing.assert_array_equal(back.predict(X[:4]), first.model.predict(X[:4]))
+    conn.execute("UPDATE predictors SET is_active = false")
+    assert load_active(conn, ACC, "content", "sandbox", known=back) is None
 
 
 def test_live_never_loads_a_sandbox_model(conn):

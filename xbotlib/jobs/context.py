@@ -84,6 +84,8 @@ class JobContext:
     # the plan job's recent embeddings by decision_id, as float64 arrays (an embedding never changes once stored)
     recent_embeddings: dict = field(default_factory=dict, repr=False)
     recent_created: dict = field(default_factory=dict, repr=False)  # their created_at, by the same ids
+    # the plan job's active predictors by (kind, target), as last loaded: unchanged models are not loaded again
+    predictors: dict = field(default_factory=dict, repr=False)
 
     @property
     def simulated(self) -> bool:

@@ -216,10 +216,13 @@ def _policy_state(ctx: JobContext, conn, now: datetime, hours: list[int], reads:
 
 
 def _active_predictor(ctx: JobContext, conn, kind: str):
+    target = TIMING_TARGET if kind == "timing" else "reward_composite"
     try:
+        # the model loaded at an earlier tick serves again while it is still the active one (its bytes not re-read)
+        loaded = ctx.predictors[kind, target] = predictor_store.load_active(
+            conn, ctx.account_id, kind, ctx.world, target=target, known=ctx.predictors.get((kind, target)))
         if kind == "timing":
-            return predictor_store.load_active(conn, ctx.account_id, kind, ctx.world, target=TIMING_TARGET)
-        loaded = predictor_store.load_active(conn, ctx.account_id, kind, ctx.world)
+            return loaded
     except Exception as exc:  # a model that cannot be loaded must not stop planning
         tagged(log, "PLAN", "predictor unavailable", level=logging.WARNING, kind=kind, error=type(exc).__name__)
         return None

@@ -138,6 +138,7 @@ class LoadedPredictor:
     trained_through: int | None
     trained_at: datetime
     fallback_from: str | None = None
+    predictor_id: int | None = None   # the stored row's id (``load_active(known=...)`` reuses the model by it)
 
     def predict(self, X) -> np.ndarray:
         """Predict for rows of X, shape (n, len(features))."""
@@ -162,11 +163,11 @@ def _loaded(row: Mapping[str, Any], model: Any, fallback_from: str | None = None
                            world=row["world"], target=row["target"], features=list(row["features"]), model=model,
                            n_samples=row["n_samples"], cv_score=row["cv_score"], baseline_score=row["baseline_score"],
                            metrics=row["metrics"], trained_through=row["trained_through"], trained_at=row["trained_at"],
-                           fallback_from=fallback_from)
+                           fallback_from=fallback_from, predictor_id=row["predictor_id"])
 
 
 def load_active(conn: psycopg.Connection, account_id: str, kind: str, world: str, *, target: str = "reward_composite",
-                logger: logging.Logger | None = None) -> LoadedPredictor | None:
+                logger: logging.Logger | None = None, known: LoadedPredictor | None = None) -> LoadedPredictor | None:
     """The active predictor of this account, kind and world, or None when there is none (a rejected
     version is never active, nor served as a fallback).
 
@@ -174,18 +175,26 @@ def load_active(conn: psycopg.Connection, account_id: str, kind: str, world: str
     linear model of the same world is served instead and ``[LEARN_JOB] lightgbm_failed
     fallback=ridge failed=<key> served=<key> error=…`` is logged (``model_load_failed`` when the
     broken model was not LightGBM); None if there is no loadable model. Stored rows are not changed.
+
+    ``known``: what an earlier call returned (a daemon's plan job keeps it between ticks). When that stored model is
+    still the active one, its bytes are neither sent again nor unpickled: a stored model never changes (a new one is
+    a new version), so the same object serves. The row's other columns (``trained_through``, ``metrics``, which the
+    learn job updates) are read fresh every time. A served fallback is not reused: the active row is looked at again.
     """
     _check_kind(kind)
     check_world(world)
     logger = logger or log
+    reuse = known.predictor_id if known is not None and known.fallback_from is None else None
     active = conn.execute(
-        f"""SELECT {_COLUMNS}, model FROM predictors
+        f"""SELECT {_COLUMNS}, CASE WHEN predictor_id = %s THEN NULL ELSE model END AS model FROM predictors
              WHERE account_id = %s AND kind = %s AND world = %s AND target = %s AND is_active
              ORDER BY version DESC LIMIT 1""",
-        (account_id, kind, world, target),
+        (reuse, account_id, kind, world, target),
     ).fetchone()
     if active is None:
         return None
+    if reuse is not None and active["predictor_id"] == reuse:
+        return _loaded(active, known.model)   # type: ignore[union-attr]  (reuse is set only with known)
     try:
         return _loaded(active, loads(active["model"]))
     except ModelLoadError as exc:
