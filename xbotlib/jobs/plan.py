@@ -88,7 +88,7 @@ def _booked_hours(conn, account_id: str, now: datetime, tz: str) -> set[int]:
 
 
 def _recent_embeddings(ctx: JobContext, conn, now: datetime) -> np.ndarray | None:
-    """The embeddings of the last 30 days' active decisions, in the order the database lists them; those read
+    """The embeddings of the last 30 days' active decisions, oldest first (the database orders them); those read
     at an earlier tick come from ``ctx.recent_embeddings`` (only new decisions' arrays are sent), which then
     keeps just this window's.
 

@@ -82,6 +82,20 @@ def embedded_server(home: Path, cleanup_mode: str = "stop"):
                             f"(see {home / 'pgdata' / 'log'}; or set XBOT_DATABASE_URL)") from exc
 
 
+# The tables the jobs change in place: a decision's status moving on, a post's collection mark and counts, an outcome
+# applied to the bandits, an arm's sums, a rate limit's reset. Each change leaves a dead row version behind, which
+# the reads of those tables walk until VACUUM clears it.
+UPDATED_IN_PLACE = ("content_metadata", "posted_decisions", "outcomes", "bandit_arms", "x_rate_limits")
+
+
+def vacuum_updated_tables(db: "Database") -> None:
+    """``VACUUM (ANALYZE)`` the ``UPDATED_IN_PLACE`` tables (on an autocommit connection: VACUUM runs outside a
+    transaction; it takes no lock the jobs' reads and writes wait for). What autovacuum does on its own clock, for a
+    simulated campaign, whose clock autovacuum does not follow (``jobs.campaign.run_campaign``)."""
+    with db.autocommit() as conn:
+        conn.execute(f"VACUUM (ANALYZE) {', '.join(UPDATED_IN_PLACE)}", prepare=False)
+
+
 class Database:
     """A pool of connections to xbot's PostgreSQL.
 

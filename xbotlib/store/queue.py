@@ -402,8 +402,12 @@ def booked_post_times(conn: psycopg.Connection, account_id: str, after: datetime
 def active_embeddings_since(conn: psycopg.Connection, account_id: str, since: datetime,
                             known: Iterable[str] = ()) -> list[tuple[str, list[float] | None, datetime]]:
     """(decision_id as text, text embedding, created_at) of the active (or shadowed) decisions created after
-    ``since`` (novelty is measured against them); the embedding is None for the decisions in ``known`` (ids whose
-    embedding the caller read before: it never changes once stored).
+    ``since`` (novelty is measured against them), oldest first; the embedding is None for the decisions in ``known``
+    (ids whose embedding the caller read before: it never changes once stored).
+
+    Ordered, not as the table happens to lie: the novelty computed against them can differ in its last bit with
+    their order (the matrix product's blocking), and where a row lies changes when VACUUM frees space (a campaign
+    vacuums daily), so without the order a campaign split over daemons stored other novelties than one daemon.
 
     Why ``known``: 30 days of 256-float ``real[]`` arrays cost ~15 ms of CPU a call (the server's float4
     output ~7 ms, the client's parse ~8 ms), for rows the plan job had read at every tick before. Sent as text
@@ -414,7 +418,8 @@ def active_embeddings_since(conn: psycopg.Connection, account_id: str, since: da
                    CASE WHEN decision_id = ANY(%(known)s::uuid[]) THEN NULL ELSE embedding END AS embedding,
                    created_at
               FROM content_metadata
-             WHERE account_id = %(acc)s AND embedding IS NOT NULL AND {_ACTIVE_SQL} AND created_at > %(since)s""",
+             WHERE account_id = %(acc)s AND embedding IS NOT NULL AND {_ACTIVE_SQL} AND created_at > %(since)s
+             ORDER BY created_at, decision_id""",
         {"acc": account_id, "active": list(ACTIVE_STATUSES), "since": since, "known": list(known)}).fetchall()
     return [(r["decision_id"], r["embedding"], r["created_at"]) for r in rows]
 
