@@ -191,7 +191,7 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
     # of a table the jobs update walked all the dead row versions since (a year of one account: the post pre-flight
     # 79 -> 302 us a call by day 180, the server's CPU up ~100 ms a simulated day until autovacuum came round).
     # Once a simulated day, the daemon serving the first account vacuums them itself, as autovacuum would have in a
-    # day of real time. It changes no row: only the dead versions go, and the planner's statistics are fresh.
+    # day of real time. It changes no row: only the dead versions go.
     upkeep = config.serves is None or 0 in config.serves
     vacuumed_day = [0]
 
