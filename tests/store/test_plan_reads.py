@@ -67,3 +67,27 @@ def test_recent_embeddings_come_from_the_context_once_read_and_follow_the_window
     assert np.array_equal(got, fresh()) and set(ctx.recent_embeddings) == {third} and len(got) == 1
     clock.advance(timedelta(days=31))
     assert read(ctx) is None and fresh() is None and ctx.recent_embeddings == {}
+
+
+def test_recent_embeddings_are_read_oldest_first_wherever_the_rows_lie(db, clock):
+    """The novelty computed against the recent embeddings can differ in its last bit with their order, so they are
+    read in creation order, not in the table's: a row updated after a newer one was inserted lies after it, and
+    VACUUM (a simulated campaign runs it daily) lets new rows fill freed space anywhere. Read here by a sequential
+    scan, the plan that returns rows as they lie."""
+    ids = []
+    for i in range(4):
+        with db.connection() as conn:
+            ids.append(str(insert_decision(conn, Decision(account_id="acct1", content=f"post number {i} of four",
+                                                          generation_source="llm", status="queued",
+                                                          scheduled_at=clock.now(), embedding=[float(i)] * 8),
+                                           clock.now())))
+        clock.advance(timedelta(hours=1))
+    with db.connection() as conn:
+        transition(conn, ids[0], "posting", clock.now())   # the oldest's new row version now lies after the others
+        conn.execute("SET LOCAL enable_indexscan = off")
+        conn.execute("SET LOCAL enable_bitmapscan = off")
+        as_they_lie = [r["decision_id"] for r in conn.execute(
+            "SELECT decision_id::text AS decision_id FROM content_metadata WHERE account_id = 'acct1'").fetchall()]
+        read = [i for i, _, _ in active_embeddings_since(conn, "acct1", clock.now() - timedelta(days=1))]
+    assert as_they_lie != ids   # the table's order is not the creation order here
+    assert read == ids
