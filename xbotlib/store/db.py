@@ -519,10 +519,8 @@ def array_in_statement(values: Sequence[str | bool], sql_type: str = "text") -> 
 
 @functools.lru_cache(maxsize=256)   # a daemon's few account lists, every few simulated minutes
 def _array_literal_text(values: tuple, sql_type: str) -> str:
-    quoted = psycopg.sql.Literal(list(values)).as_string(None)
-    # psycopg casts some arrays itself ('{t,f}'::bool[]) and not others ('{a,b}'): keep the quoted array alone (it
-    # ends at its last quote; a cast has none) and cast it to ``sql_type`` here, once
-    quoted = quoted[:quoted.rindex("'") + 1]
+    # the array's text as ``array_literal`` writes it for a parameter, quoted by psycopg as a string literal, cast here
+    quoted = psycopg.sql.Literal(array_literal(values)).as_string(None).strip()
     return f"{quoted.replace('%', '%%')}::{sql_type}[]"
 
 
