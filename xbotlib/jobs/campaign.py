@@ -196,12 +196,12 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
     vacuumed_day = [0]
 
     def progress(now: datetime) -> None:
-        day = int((now - start).total_seconds() // 86400)
-        if upkeep and day > vacuumed_day[0]:
-            vacuumed_day[0] = day
+        days_done = (now - start).total_seconds() / 86400.0
+        if upkeep and int(days_done) > vacuumed_day[0]:
+            vacuumed_day[0] = int(days_done)
             vacuum_updated_tables(db)
         if on_progress:
-            on_progress((now - start).total_seconds() / 86400.0)
+            on_progress(days_done)
 
     t0 = time.perf_counter()
     daemon = Daemon(contexts, entries, on_tick=progress)
