@@ -166,6 +166,24 @@ def test_learn_frames_are_the_three_frames_from_one_read(conn):
     assert [f.X.shape[0] for f in empty] == [0, 0, 0] and empty.content.max_outcome_id is None
 
 
+def test_streamed_training_reads_give_the_same_frames_whatever_the_chunk(conn):
+    texts = ["Did you know sleep helps memory?", "Why do habits fail?", "Three ways to rest better",
+             "How I learned to run", "Stop scrolling at night", "What breaks a streak?", "Walk after lunch"]
+    for i, text in enumerate(texts):
+        post_with_outcome(conn, text=text, reward=0.5 * i, follows=float(i % 3), impressions=300 + 250 * i,
+                          posted_at=T0 + timedelta(hours=7 * i))
+    whole = learn_frames(conn, ACC, "sandbox", chunk_rows=1000)
+    assert whole.content.X.shape[0] == len(texts)
+    for chunk in (1, 2, 3, len(texts)):   # chunks that split the rows unevenly, and exactly
+        parts = learn_frames(conn, ACC, "sandbox", chunk_rows=chunk)
+        for a, b in zip(parts, whole):
+            _same_frame(a, b)
+        _same_frame(training_frame(conn, ACC, "sandbox", chunk_rows=chunk), whole.content)
+        _same_frame(timing_frame(conn, ACC, "sandbox", target="follows", chunk_rows=chunk), whole.timing)
+    # the stream was read to its end: the connection runs the next statement as usual
+    assert count_fresh_outcomes(conn, ACC, "sandbox", None) == len(texts)
+
+
 # ----------------------------------------------------------------------------- predictors
 
 

@@ -7,7 +7,7 @@ went out (``posted_decisions.posted_at`` in the account's timezone), not the pla
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -46,9 +46,19 @@ SELECT o.outcome_id, o.reward_composite, o.follows, o.impressions,
 """
 
 
-def _rows(conn: psycopg.Connection, account_id: str, world: str, since_outcome_id: int | None) -> list[dict]:
-    return conn.execute(_ROWS_SQL, {"account": account_id, "simulated": check_world(world) != "live",
-                                    "since": since_outcome_id}).fetchall()
+# Rows libpq holds at once while the training read streams (psycopg's chunked mode, libpq 17+; one at a time
+# before). Fetched whole, a year of one account's rows with their decoded feature records was the largest
+# transient of a long campaign, and the resident set grew with it (BENCHMARKS.md, issue #19's memory).
+STREAM_ROWS = 256
+
+
+def _rows(conn: psycopg.Connection, account_id: str, world: str, since_outcome_id: int | None,
+          chunk_rows: int = STREAM_ROWS) -> Iterator[dict]:
+    """The training rows, oldest first, streamed: each is turned into numbers before the next chunk arrives.
+    Read them to the end before the connection runs anything else."""
+    params = {"account": account_id, "simulated": check_world(world) != "live", "since": since_outcome_id}
+    size = chunk_rows if psycopg.pq.version() >= 170000 else 1
+    return conn.cursor().stream(_ROWS_SQL, params, size=size)
 
 
 def _local(ts: datetime | None, tz: str) -> datetime | None:
@@ -75,21 +85,58 @@ def _content_features(row: dict[str, Any]) -> dict[str, Any]:
     return f
 
 
-def _target(rows: list[dict], target: str) -> np.ndarray:
+def _check_target(target: str) -> str:
     if target not in TARGETS:
         raise ValueError(f"unknown training target {target!r} (expected one of {TARGETS})")
-    col = "reward_composite" if target == "reward_composite" else "follows"
-    return np.array([float(r[col]) for r in rows])
+    return target
 
 
-def _frame(rows: list[dict], X: np.ndarray, names: Sequence[str], target: str) -> TrainingFrame:
-    return TrainingFrame(X=X, y=_target(rows, target), w=np.array([exposure_weight(r["impressions"]) for r in rows]),
-                         names=list(names), max_outcome_id=max((int(r["outcome_id"]) for r in rows), default=None))
+class _FrameBuilder:
+    """One frame's numbers, gathered a row at a time: the feature rows stacked into blocks as they come, so a
+    long read keeps arrays rather than rows. Stacking blocks gives the same array as stacking every row."""
+
+    def __init__(self, names: Sequence[str], targets: Sequence[str], block_rows: int):
+        self.names, self.block_rows = list(names), block_rows
+        self.blocks: list[np.ndarray] = []
+        self.pending: list[np.ndarray] = []
+        self.ys: dict[str, list[float]] = {t: [] for t in targets}
+        self.w: list[float] = []
+        self.max_outcome_id: int | None = None
+
+    def add(self, row: dict[str, Any], x: np.ndarray) -> None:
+        self.pending.append(x)
+        if len(self.pending) == self.block_rows:
+            self.blocks.append(np.vstack(self.pending))
+            self.pending = []
+        for target, ys in self.ys.items():
+            ys.append(float(row["reward_composite" if target == "reward_composite" else "follows"]))
+        self.w.append(exposure_weight(row["impressions"]))
+        oid = int(row["outcome_id"])
+        self.max_outcome_id = oid if self.max_outcome_id is None else max(self.max_outcome_id, oid)
+
+    def y(self, target: str) -> np.ndarray:
+        return np.array(self.ys[target], dtype=float)
+
+    def frame(self, target: str) -> TrainingFrame:
+        parts = self.blocks + ([np.vstack(self.pending)] if self.pending else [])
+        X = np.concatenate(parts) if parts else np.zeros((0, len(self.names)))
+        return TrainingFrame(X=X, y=self.y(target), w=np.array(self.w, dtype=float), names=list(self.names),
+                             max_outcome_id=self.max_outcome_id)
+
+
+def _add_content(builder: _FrameBuilder, row: dict[str, Any]) -> None:
+    builder.add(row, feature_vector(_content_features(row), builder.names))
+
+
+def _add_timing(builder: _FrameBuilder, row: dict[str, Any]) -> None:
+    if row["posted_at"] is not None:   # never posted: no hour to learn from
+        local = _local(row["posted_at"], row["timezone"])
+        builder.add(row, timing_vector(local.hour, local.weekday()))
 
 
 def training_frame(conn: psycopg.Connection, account_id: str, world: str, *, since_outcome_id: int | None = None,
                    names: Sequence[str] | None = None, target: str = "reward_composite",
-                   vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> TrainingFrame:
+                   vocabulary: vocab.Vocabulary = vocab.DEFAULT, chunk_rows: int = STREAM_ROWS) -> TrainingFrame:
     """Content-predictor data: one row per pass-2 outcome of ``world`` (after ``since_outcome_id``).
 
     Features are ``content_metadata.features`` turned into numbers by ``feature_vector(names)``; ``names``
@@ -97,28 +144,19 @@ def training_frame(conn: psycopg.Connection, account_id: str, world: str, *, sin
     sets no topic column). y is ``reward_composite`` (or ``follows`` for the follow model).
     """
     names = feature_names(vocabulary) if names is None else names
-    return _content_frame(_rows(conn, account_id, world, since_outcome_id), names, target)
-
-
-def _content_frame(rows: list[dict], names: Sequence[str], target: str) -> TrainingFrame:
-    X = np.vstack([feature_vector(_content_features(r), names) for r in rows]) if rows else np.zeros((0, len(names)))
-    return _frame(rows, X, names, target)
+    content = _FrameBuilder(names, [_check_target(target)], chunk_rows)
+    for row in _rows(conn, account_id, world, since_outcome_id, chunk_rows):
+        _add_content(content, row)
+    return content.frame(target)
 
 
 def timing_frame(conn: psycopg.Connection, account_id: str, world: str, *, since_outcome_id: int | None = None,
-                 target: str = "reward_composite") -> TrainingFrame:
+                 target: str = "reward_composite", chunk_rows: int = STREAM_ROWS) -> TrainingFrame:
     """Timing-predictor data: ``timing_vector(local hour, weekday)`` of each posted pass-2 outcome."""
-    return _timing_frame(_rows(conn, account_id, world, since_outcome_id), target)
-
-
-def _timing_frame(rows: list[dict], target: str) -> TrainingFrame:
-    rows = [r for r in rows if r["posted_at"] is not None]
-    vecs = []
-    for r in rows:
-        local = _local(r["posted_at"], r["timezone"])
-        vecs.append(timing_vector(local.hour, local.weekday()))
-    X = np.vstack(vecs) if vecs else np.zeros((0, len(TIMING_FEATURE_NAMES)))
-    return _frame(rows, X, TIMING_FEATURE_NAMES, target)
+    timing = _FrameBuilder(TIMING_FEATURE_NAMES, [_check_target(target)], chunk_rows)
+    for row in _rows(conn, account_id, world, since_outcome_id, chunk_rows):
+        _add_timing(timing, row)
+    return timing.frame(target)
 
 
 class LearnFrames(NamedTuple):
@@ -131,16 +169,19 @@ class LearnFrames(NamedTuple):
 
 
 def learn_frames(conn: psycopg.Connection, account_id: str, world: str, *,
-                 vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> LearnFrames:
+                 vocabulary: vocab.Vocabulary = vocab.DEFAULT, chunk_rows: int = STREAM_ROWS) -> LearnFrames:
     """``training_frame`` (reward and follows) and ``timing_frame(target='follows')`` of every pass-2 outcome
-    of ``world``, from one read of the outcomes with the content features built once: the same frames as
-    the three calls (tests/store/test_stores.py compares them), at a third of the reads and half the
+    of ``world``, from one streamed read of the outcomes with the content features built once: the same frames
+    as the three calls (tests/store/test_stores.py compares them), at a third of the reads and half the
     feature building. The two content frames share their X array (read it, do not write to it)."""
-    names = feature_names(vocabulary)
-    rows = _rows(conn, account_id, world, None)
-    content = _content_frame(rows, names, "reward_composite")
-    follows = content._replace(y=_target(rows, "follows"), names=list(names))
-    return LearnFrames(content, follows, _timing_frame(rows, "follows"))
+    content = _FrameBuilder(feature_names(vocabulary), TARGETS, chunk_rows)
+    timing = _FrameBuilder(TIMING_FEATURE_NAMES, ["follows"], chunk_rows)
+    for row in _rows(conn, account_id, world, None, chunk_rows):
+        _add_content(content, row)
+        _add_timing(timing, row)
+    reward = content.frame("reward_composite")
+    return LearnFrames(reward, reward._replace(y=content.y("follows"), names=list(reward.names)),
+                       timing.frame("follows"))
 
 
 def count_fresh_outcomes(conn: psycopg.Connection, account_id: str, world: str, since_outcome_id: int | None) -> int:
