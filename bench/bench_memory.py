@@ -6,7 +6,8 @@ demo-cadence campaign with nothing traced, samples the resident set once per sim
 ``--release`` hands freed memory back to the system once a simulated day (``trim``: glibc's
 ``malloc_trim(0)``; ``gc+trim``: a full garbage collection first), to tell memory the process still uses from
 memory its allocators keep. Run it again with ``PYTHONMALLOC=malloc`` to take CPython's own arenas (pymalloc,
-which frees an arena only when every object in it is gone) out of the picture.
+which frees an arena only when every object in it is gone) out of the picture. What the growth is made of, site by
+site: ``bench/bench_memory_holders.py``.
 
     .venv/bin/python bench/bench_memory.py --days 365
     PYTHONMALLOC=malloc .venv/bin/python bench/bench_memory.py --days 365 --release gc+trim
