@@ -370,3 +370,15 @@ def test_a_version_below_the_active_one_is_rejected(conn):
     assert (saved.served, saved.verdict.reason, saved.verdict.active_version) == (False, "not_above_active", 1)
     assert "is not above the active v1's" in saved.verdict.detail
     assert load_active(conn, ACC, "content", "sandbox").version == 1
+
+
+def test_a_training_read_that_fails_mid_stream_names_the_zone_and_leaves_the_connection_usable(conn):
+    for i in range(5):
+        post_with_outcome(conn, reward=float(i), posted_at=T0 + timedelta(hours=i))
+    conn.commit()
+    conn.execute("UPDATE accounts SET timezone = 'Mars/Olympus' WHERE account_id = %s", (ACC,))
+    with pytest.raises(ValueError, match=r"'Mars/Olympus' is not a known IANA zone \(fix accounts.timezone\)"):
+        learn_frames(conn, ACC, "sandbox", chunk_rows=2)   # fails on the first row, with chunks still to come
+    conn.rollback()   # what the pool does with a connection whose work raised: the zone is back, nothing lost
+    frames = learn_frames(conn, ACC, "sandbox", chunk_rows=2)
+    np.testing.assert_array_equal(frames.content.y, [0.0, 1.0, 2.0, 3.0, 4.0])
