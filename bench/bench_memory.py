@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xbotlib.config import load_settings  # noqa: E402
-from xbotlib.devtools.bench_speed import rss_mib, memory_growth, warm_process  # noqa: E402
+from xbotlib.devtools.bench_speed import memory_growth, peak_rss_mib, rss_mib, warm_process  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402
 from xbotlib.devtools.testing import TestPostgres  # noqa: E402
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign  # noqa: E402
@@ -80,7 +80,8 @@ def main(argv=None) -> int:
           f"PYTHONMALLOC={os.environ.get('PYTHONMALLOC', '(pymalloc)')} — {machine()}; {time.perf_counter() - t0:.0f} s")
     print("| after day | " + " | ".join(map(str, marks)) + " |\n| --- |" + " ---: |" * len(marks))
     print("| MiB | " + " | ".join(f"{by_day[d]:.0f}" for d in marks) + " |")
-    print(f"after day 30: {memory_growth(rss):+.2f} MiB per 100 simulated days")
+    print(f"after day 30: {memory_growth(rss):+.2f} MiB per 100 simulated days; peak resident set {peak_rss_mib():.0f} MiB "
+          "(the process's highest, start-up included)")
     return 0
 
 

@@ -121,7 +121,7 @@ def speed(days: int = 14, seed: int = 0, accounts: int = 1, profile: bool = True
            "server_cpu_s": None if server_cpu1 is None else server_cpu1 - server_cpu0,
            "cpu_windows": cpu_windows(p["cpu_marks"] for p in parts),
            "profiled": profile, "rss_by_day": [], "traced_by_day": [], "grown_lines": [], "grown_areas": [],
-           "grown_since_day": None, "peak_rss_mib": _peak_rss_mib(), "peak_traced_mib": None, **memory_res}
+           "grown_since_day": None, "peak_rss_mib": peak_rss_mib(), "peak_traced_mib": None, **memory_res}
     if stats is None:
         return res
     by_area: dict[str, float] = {}
@@ -312,7 +312,7 @@ def rss_mib() -> float:
         return 0.0
 
 
-def _peak_rss_mib() -> float:
+def peak_rss_mib() -> float:
     """This process's peak resident set size so far, in MiB (getrusage: KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
