@@ -17,8 +17,9 @@ The tweets of other authors that search returns (reply targets) are in ``candida
 from __future__ import annotations
 
 import math
+import operator
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Mapping, NamedTuple
 from zoneinfo import ZoneInfo
@@ -62,7 +63,7 @@ def read_text(text: str, vocabulary: vocab.Vocabulary = vocab.DEFAULT) -> TextSi
                        contrarian=hook == "contrarian", has_link=bool(URL_RE.search(text)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # slots: the sandbox keeps one per reply for as long as it runs
 class ReplyTarget:
     """A tweet the account replies to: its author's size and how fast it is gathering engagement."""
     tweet_id: str
@@ -243,7 +244,7 @@ def expected_outcome(scenario: Scenario, signals: TextSignals, *, hour: int, fol
 
 # ----------------------------------------------------------------------------- draws and accrual
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # slots: the sandbox keeps one per post for as long as it runs
 class Totals:
     impressions: int = 0
     likes: int = 0
@@ -268,12 +269,14 @@ class Totals:
         if fraction <= 0.0:
             return Totals()
         return Totals(*(min(v, math.floor(v * fraction + (offset + i * _GOLDEN) % 1.0))
-                        for i, v in enumerate(vars(self).values())))   # the fields in order (asdict would deep-copy)
+                        for i, v in enumerate(_counts(self))))
 
     def minus(self, other: "Totals") -> "Totals":
-        return Totals(*(a - b for a, b in zip(vars(self).values(), vars(other).values())))
+        return Totals(*(a - b for a, b in zip(_counts(self), _counts(other))))
 
 
+# a Totals' counts in field order, as a tuple (``asdict``/``astuple`` would deep-copy; slots have no ``vars``)
+_counts = operator.attrgetter(*(f.name for f in fields(Totals)))
 _GOLDEN = 0.6180339887498949
 _FOLLOWS_INDEX = 8  # position of `follows` among the Totals fields (offsets differ per field)
 

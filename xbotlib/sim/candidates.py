@@ -44,7 +44,7 @@ def candidate_lines(scenario: Scenario, topic: str) -> tuple[str, ...]:
     return tuple(line.format(kw=kw) for kw in words for line in _KEYWORD_LINES)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # slots: the sandbox keeps the candidates search has shown
 class Candidate:
     """A tweet by another author that search can return and the account can reply to."""
     tweet_id: str

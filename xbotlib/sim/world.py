@@ -22,7 +22,7 @@ _NO_WORDS: frozenset[str] = frozenset()
 
 # ----------------------------------------------------------------------------- the stateful world
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # slots: the sandbox keeps every post for as long as it runs (X's data)
 class SimTweet:
     """One post of the account, with what the audience saw and the final totals it drew."""
     tweet_id: str
