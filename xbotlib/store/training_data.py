@@ -108,8 +108,8 @@ class _FrameBuilder:
         if len(self.pending) == self.block_rows:
             self.blocks.append(np.vstack(self.pending))
             self.pending = []
-        for target, ys in self.ys.items():
-            ys.append(float(row["reward_composite" if target == "reward_composite" else "follows"]))
+        for target, ys in self.ys.items():   # each target (TARGETS) is the name of its column
+            ys.append(float(row[target]))
         self.w.append(exposure_weight(row["impressions"]))
         oid = int(row["outcome_id"])
         self.max_outcome_id = oid if self.max_outcome_id is None else max(self.max_outcome_id, oid)
