@@ -193,12 +193,13 @@ def run_campaign(config: CampaignConfig, settings: Settings, db: Database, *,
     # Once a simulated day, the daemon serving the first account vacuums them itself, as autovacuum would have in a
     # day of real time. It changes no row: only the dead versions go.
     upkeep = config.serves is None or 0 in config.serves
-    vacuumed_day = [0]
+    vacuumed_day = 0
 
     def progress(now: datetime) -> None:
+        nonlocal vacuumed_day
         days_done = (now - start).total_seconds() / 86400.0
-        if upkeep and int(days_done) > vacuumed_day[0]:
-            vacuumed_day[0] = int(days_done)
+        if upkeep and int(days_done) > vacuumed_day:
+            vacuumed_day = int(days_done)
             vacuum_updated_tables(db)
         if on_progress:
             on_progress(days_done)
