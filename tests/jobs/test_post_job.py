@@ -425,6 +425,26 @@ def test_a_tick_needs_a_single_database_connection(settings, db_url, clock, sand
         one.close()
 
 
+def test_each_in_flight_lock_is_released_and_the_connection_lent_back_as_it_was(settings, db_url, clock, sandbox):
+    # the unlock runs alone in autocommit (one round trip): the pool's one connection must come back
+    # transactional, holding no advisory lock, after a plain post and after an ambiguous one (released early)
+    one = Database.from_url(db_url, pool_max=1)
+    try:
+        ctx = build_context(settings.replace(posts_per_hour_cap=10), one, clock, sandbox=sandbox)
+        queue_posts(one, clock, 2)
+        sandbox.faults.push(POST_ROUTE, "lost_response")
+        for _ in range(2):
+            post.tick(ctx)
+            with one.connection() as conn:
+                assert conn.autocommit is False
+                held = conn.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' "
+                                    "AND pid = pg_backend_pid()").fetchone()["n"]
+            assert held == 0
+        assert statuses(one) == {"posted": 2} and sandbox.requests[POST_ROUTE] == 2
+    finally:
+        one.close()
+
+
 def test_rate_limits_do_not_use_up_attempts(ctx, db, clock, sandbox):
     """X never saw a post it answered 429 to: however many rate limits, the post still goes out."""
     (d,) = queue_posts(db, clock, 1)

@@ -58,7 +58,7 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
     ones to see the ridge fallback).
     """
     settings, world, now = ctx.settings, ctx.world, ctx.clock.now()
-    with ctx.db.connection() as conn:
+    with ctx.db.autocommit() as conn:   # two reads that decide, no writes: no BEGIN … COMMIT round trips
         last = last_version(conn, ctx.account_id, world)
         since = last.trained_through if last else None
         fresh = int(training_data.count_fresh_outcomes(conn, ctx.account_id, world, since))
