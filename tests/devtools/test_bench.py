@@ -453,11 +453,37 @@ def test_growth_options_take_several_scenarios_and_the_library_policies():
     (["--scenarios", "default,no_such_world"], "scenario 'no_such_world' cannot be loaded"),
     (["--policies", "xbot,thompson"], "--policies thompson: not a policy"),
     (["--workers", "0"], "--workers must be"),
+    (["--days", "0"], "--days must be between 1 and 365, got 0"),
+    (["--seeds", "0"], "--seeds must be at least 1"),
 ])
 def test_growth_options_refuse_bad_values_naming_them(argv, message, capsys):
     with pytest.raises(SystemExit):
         _parse(argv)
     assert message in capsys.readouterr().err
+
+
+def _parse_lift(argv):
+    import argparse
+    return bench.parse_lift_args(argparse.ArgumentParser(prog="xbot bench lift"), argv)
+
+
+def test_lift_options_give_the_designs_and_experiments_as_lists():
+    a = _parse_lift(["--experiments", "question_cta, hashtag_1", "--accounts", "1,4"])
+    assert a.experiments == ["question_cta", "hashtag_1"] and a.accounts == [1, 4]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--replicates", "0"], "--replicates must be at least 1, got 0"),
+    (["--n", "5"], "--n must be at least 20 posts per experiment"),
+    (["--accounts", "0"], "--accounts '0': expected comma-separated whole numbers of at least 1"),
+    (["--accounts", "one"], "--accounts 'one': expected"),
+    (["--experiments", "question_cta,nope"], "--experiments nope: not an experiment (expected some of hashtag_1"),
+    (["--scenario", "no_such_world"], "scenario 'no_such_world' cannot be loaded"),
+])
+def test_lift_options_refuse_bad_values_naming_them(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _parse_lift(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_growth_options_name_the_extra_when_a_library_is_missing(monkeypatch, capsys):

@@ -48,7 +48,7 @@ from xbotlib.jobs.campaign import CAMPAIGN_START, CampaignConfig, days_bar, run_
 from xbotlib.sim import baselines
 from xbotlib.sim import policies as sim_policies
 from xbotlib.sim.oracle import Oracle, days_to_move
-from xbotlib.sim.scenario import load_scenario
+from xbotlib.sim.scenario import EXPERIMENT_IDS, load_scenario
 from xbotlib.store import outcomes
 from xbotlib.store.db import Database, create_database, drop_database
 
@@ -276,7 +276,7 @@ def parse_growth_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.N
     """``xbot bench growth``'s options, checked before any campaign runs: ``policies`` a tuple of names of
     ``xbotlib.sim.policies`` whose libraries are installed, ``scenarios`` a list of loadable scenarios
     (None: the default one). A bad value exits through ``p.error`` naming it and the fix."""
-    p.add_argument("--days", type=int, default=60, help="simulated days per campaign (default 60)")
+    p.add_argument("--days", type=int, default=60, help="simulated days per campaign, 1 to 365 (default 60)")
     p.add_argument("--seeds", type=int, default=10, help="campaigns per policy, seeds 0..N-1 (default 10)")
     p.add_argument("--scenario", default=None, help="one scenario: a shipped name or a TOML path (default scenarios/default.toml)")
     p.add_argument("--scenarios", default=None,
@@ -295,6 +295,10 @@ def parse_growth_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.N
                         "campaigns FILE lacks: a stopped run resumes, more --seeds add only the new seeds; "
                         "lines from other code are not reused (see xbotlib/devtools/growth_results.py)")
     a = p.parse_args(argv)
+    if not 1 <= a.days <= 365:
+        p.error(f"--days must be between 1 and 365, got {a.days}")
+    if a.seeds < 1:
+        p.error(f"--seeds must be at least 1 (campaigns per policy, seeds 0..N-1), got {a.seeds}")
     a.policies = tuple(dict.fromkeys(x.strip() for x in a.policies.split(",") if x.strip()))
     bad = [x for x in a.policies if x not in sim_policies.POLICY_NAMES]
     if bad or not a.policies:
@@ -326,6 +330,44 @@ def parse_growth_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.N
     return a
 
 
+LIFT_MIN_POSTS = 20   # each arm needs a few units in each half (allocation 0.5, then 0.2) for the estimators
+
+
+def parse_lift_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``xbot bench lift``'s options, checked before any experiment is simulated: ``experiments`` a list of known
+    experiment ids, ``accounts`` a list of whole numbers. A bad value exits through ``p.error`` naming it and the fix."""
+    p.add_argument("--replicates", type=int, default=200, help="simulated experiments per cell (default 200)")
+    p.add_argument("--n", type=int, default=400, help=f"posts per experiment (default 400, at least {LIFT_MIN_POSTS})")
+    p.add_argument("--experiments", default="question_cta,hashtag_1,late_evening_slot",
+                   help=f"comma-separated experiment ids, from {', '.join(EXPERIMENT_IDS)}")
+    p.add_argument("--scenario", default=None, help="scenario TOML (default scenarios/default.toml)")
+    p.add_argument("--accounts", default="1,4",
+                   help="designs, comma-separated: accounts pooled per experiment (1 = one account; default 1,4)")
+    a = p.parse_args(argv)
+    if a.replicates < 1:
+        p.error(f"--replicates must be at least 1, got {a.replicates}")
+    if a.n < LIFT_MIN_POSTS:
+        p.error(f"--n must be at least {LIFT_MIN_POSTS} posts per experiment (each arm needs units in both halves), "
+                f"got {a.n}")
+    a.experiments = [e.strip() for e in a.experiments.split(",") if e.strip()]
+    bad = [e for e in a.experiments if e not in EXPERIMENT_IDS]
+    if bad or not a.experiments:
+        p.error(f"--experiments {','.join(bad) or '(none)'}: not an experiment (expected some of "
+                f"{', '.join(EXPERIMENT_IDS)})")
+    raw = a.accounts
+    try:
+        a.accounts = [int(k) for k in raw.split(",") if k.strip()]
+    except ValueError:
+        a.accounts = []
+    if not a.accounts or min(a.accounts) < 1:
+        p.error(f"--accounts {raw!r}: expected comma-separated whole numbers of at least 1, e.g. 1,4")
+    try:
+        load_scenario(a.scenario)
+    except (OSError, ValueError) as exc:
+        p.error(f"scenario {a.scenario!r} cannot be loaded: {exc}")
+    return a
+
+
 def _description(name: str) -> str:
     """The module docstring's paragraph on bench ``name`` (its ``- name:`` item), for that bench's --help."""
     items = __doc__.split("\n\n")[1].split("\n- ")
@@ -354,15 +396,8 @@ def main(name: str, argv: list[str]) -> int:
         print(timing_table(by_scenario))
         print("\n" + host_line())
     elif name == "lift":
-        p.add_argument("--replicates", type=int, default=200, help="simulated experiments per cell (default 200)")
-        p.add_argument("--n", type=int, default=400, help="posts per experiment (default 400)")
-        p.add_argument("--experiments", default="question_cta,hashtag_1,late_evening_slot",
-                       help="comma-separated experiment ids")
-        p.add_argument("--scenario", default=None, help="scenario TOML (default scenarios/default.toml)")
-        p.add_argument("--accounts", default="1,4", help="designs: accounts pooled per experiment (1 = one account)")
-        a = p.parse_args(argv)
-        results = [lift(a.replicates, a.n, e.strip(), a.scenario, accounts=int(k))
-                   for k in a.accounts.split(",") for e in a.experiments.split(",") if e.strip()]
+        a = parse_lift_args(p, argv)
+        results = [lift(a.replicates, a.n, e, a.scenario, accounts=k) for k in a.accounts for e in a.experiments]
         print(lift_table(results))
     else:
         p.add_argument("--days", type=int, default=14, help="simulated days of the profiled campaign (default 14; over 30, the CPU "
