@@ -90,6 +90,7 @@ def test_the_summary_reads_the_campaign_through_the_store_and_the_one_lift_funct
 
 def test_campaign_config_rejects_bad_values():
     for bad, match in ((CampaignConfig(days=0), "--days"), (CampaignConfig(accounts=0), "--accounts"),
+                       (CampaignConfig(seed=-1), "--seed must be a whole number of at least 0, got -1"),
                        (CampaignConfig(policy="greedy"), "greedy"), (CampaignConfig(allocation=1.0), "allocation")):
         with pytest.raises(ValueError, match=match):
             bad.validate()
