@@ -47,6 +47,7 @@ from psycopg.conninfo import conninfo_to_dict
 # the server of --baseline imports xbotlib from its own tree (XBOT_BENCH_SRC); everything else from this one
 sys.path.insert(0, os.environ.get("XBOT_BENCH_SRC") or str(Path(__file__).resolve().parent.parent))
 
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 from xbotlib.app.api.app import create_app  # noqa: E402
 from xbotlib.app.api.auth import FailureThrottle  # noqa: E402
 from xbotlib.clock import SimClock, SystemClock  # noqa: E402
@@ -233,11 +234,11 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients per route (default 8)")
-    parser.add_argument("--requests", type=int, default=200, help="requests per client per route (default 200)")
-    parser.add_argument("--days", type=int, default=365, help="days of history to seed (default 365)")
-    parser.add_argument("--accounts", type=int, default=10, help="accounts with that history (default 10)")
-    parser.add_argument("--turns", type=int, default=4,
+    parser.add_argument("--clients", type=at_least(1), default=8, help="concurrent clients per route (default 8)")
+    parser.add_argument("--requests", type=at_least(1), default=200, help="requests per client per route (default 200)")
+    parser.add_argument("--days", type=at_least(1), default=365, help="days of history to seed (default 365)")
+    parser.add_argument("--accounts", type=at_least(1), default=10, help="accounts with that history (default 10)")
+    parser.add_argument("--turns", type=at_least(1), default=4,
                         help="with --baseline, the servers take this many turns per route (default 4)")
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="also serve from the xbotlib under DIR (another commit) and measure it first")

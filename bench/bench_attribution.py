@@ -26,6 +26,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 from xbotlib.devtools.bench import growth  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402
 
@@ -57,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", default="default,afternoon_questions",
                     help="comma-separated shipped names or TOML paths (default: default,afternoon_questions)")
-    ap.add_argument("--seeds", type=int, default=10, help="campaigns per scenario, seeds 0..N-1 (default 10)")
-    ap.add_argument("--days", type=int, default=60, help="simulated days per campaign (default 60)")
-    ap.add_argument("--workers", type=int, default=2, help="campaigns run in parallel (default 2)")
+    ap.add_argument("--seeds", type=at_least(1), default=10, help="campaigns per scenario, seeds 0..N-1 (default 10)")
+    ap.add_argument("--days", type=at_least(1), default=60, help="simulated days per campaign (default 60)")
+    ap.add_argument("--workers", type=at_least(1), default=2, help="campaigns run in parallel (default 2)")
     a = ap.parse_args(argv)
     if a.seeds < 1 or a.days < 2:
         ap.error(f"--seeds {a.seeds} / --days {a.days}: expected at least 1 seed and 2 days")

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xbotlib.devtools.argtypes import at_least
 from xbotlib.store import queue
 from xbotlib.core import vocab
 from xbotlib.clock import SimClock
@@ -191,13 +192,13 @@ def compare(before: str, posts: int, analytics: bool, seed: int, rounds: int) ->
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--posts", type=int, default=10_000, help="due posts (each gets pass 1 and pass 2)")
+    ap.add_argument("--posts", type=at_least(1), default=10_000, help="due posts (each gets pass 1 and pass 2)")
     ap.add_argument("--no-analytics", action="store_true", help="only the follower-snapshot attribution path")
     ap.add_argument("--both", action="store_true", help="run with and without the analytics endpoint")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the tick's N costliest functions")
+    ap.add_argument("--seed", type=at_least(0), default=0)
+    ap.add_argument("--profile", type=at_least(0), default=0, metavar="N", help="print the tick's N costliest functions")
     ap.add_argument("--before", metavar="DIR", help="also run this benchmark from another checkout, alternating")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of each with --before (medians)")
+    ap.add_argument("--rounds", type=at_least(1), default=3, help="rounds of each with --before (medians)")
     args = ap.parse_args(argv)
     if args.posts < 1:
         ap.error(f"--posts must be at least 1, got {args.posts}")

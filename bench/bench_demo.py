@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402  (after the path: runs from a checkout)
 
 _SIMULATING = re.compile(r"\(([\d.]+) s simulating\)")
@@ -158,9 +159,9 @@ def compare_reports(days: int, seed: int) -> str:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--days", type=int, default=30, help="simulated days (default 30, the demo's)")
-    p.add_argument("--seed", type=int, default=7, help="seed (default 7, the demo's)")
-    p.add_argument("--runs", type=int, default=1, help="demos to run one after another (default 1)")
+    p.add_argument("--days", type=at_least(1), default=30, help="simulated days (default 30, the demo's)")
+    p.add_argument("--seed", type=at_least(0), default=7, help="seed (default 7, the demo's)")
+    p.add_argument("--runs", type=at_least(1), default=1, help="demos to run one after another (default 1)")
     p.add_argument("--profile", type=Path, default=None,
                    help="only print the per-report table of an existing reports folder (e.g. reports/)")
     p.add_argument("--compare-reports", action="store_true",

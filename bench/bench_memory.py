@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 from xbotlib.config import load_settings  # noqa: E402
 from xbotlib.devtools.bench_speed import memory_growth, peak_rss_mib, rss_mib, warm_process  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402
@@ -50,7 +51,7 @@ def releaser(kind: str):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--days", type=int, default=365, help="simulated days (default 365; the slope needs > 31)")
+    ap.add_argument("--days", type=at_least(1), default=365, help="simulated days (default 365; the slope needs > 31)")
     ap.add_argument("--release", choices=RELEASES, default="none",
                     help="what to do once a simulated day (default none; see above)")
     args = ap.parse_args(argv)

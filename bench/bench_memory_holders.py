@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 
 try:
     import memray
@@ -103,9 +104,9 @@ def _table(title: str, short: dict, long: dict, span: int, n: int) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--short", type=int, default=60, help="simulated days of the first campaign (default 60)")
-    ap.add_argument("--long", type=int, default=240, help="simulated days of the second campaign (default 240)")
-    ap.add_argument("--top", type=int, default=10, help="rows of each table (default 10)")
+    ap.add_argument("--short", type=at_least(1), default=60, help="simulated days of the first campaign (default 60)")
+    ap.add_argument("--long", type=at_least(1), default=240, help="simulated days of the second campaign (default 240)")
+    ap.add_argument("--top", type=at_least(1), default=10, help="rows of each table (default 10)")
     ap.add_argument("--campaign", type=int, help=argparse.SUPPRESS)   # internal: run one campaign
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

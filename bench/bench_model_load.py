@@ -22,6 +22,7 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 from xbotlib.core.features import FEATURE_NAMES  # noqa: E402
 from xbotlib.core.predictors import train_with_fallback  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402
@@ -46,8 +47,8 @@ def cpu_us(call, calls: int) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--calls", type=int, default=300, help="timed calls per case (default 300)")
-    ap.add_argument("--rows", type=int, default=600, help="training rows of each model (default 600)")
+    ap.add_argument("--calls", type=at_least(1), default=300, help="timed calls per case (default 300)")
+    ap.add_argument("--rows", type=at_least(1), default=600, help="training rows of each model (default 600)")
     args = ap.parse_args(argv)
     if args.calls < 1 or args.rows < 50:
         ap.error(f"--calls must be >= 1 and --rows >= 50, got {args.calls} and {args.rows}")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xbotlib.devtools.argtypes import at_least
 from xbotlib.app.analysis.ope import review_decisions
 from xbotlib.devtools.bench import bench_campaign
 from xbotlib.devtools.machine import machine
@@ -145,10 +146,10 @@ def table(results: list[dict], days: int, seeds: int, scenario: str | None, fixe
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=4, help="seeds 0..N-1 (default 4)")
-    ap.add_argument("--days", type=int, default=60, help="simulated days per campaign (default 60)")
+    ap.add_argument("--seeds", type=at_least(1), default=4, help="seeds 0..N-1 (default 4)")
+    ap.add_argument("--days", type=at_least(1), default=60, help="simulated days per campaign (default 60)")
     ap.add_argument("--scenario", default=None, help="a shipped scenario name or a path (default: the default one)")
-    ap.add_argument("--workers", type=int, default=2, help="campaigns in parallel (default 2)")
+    ap.add_argument("--workers", type=at_least(1), default=2, help="campaigns in parallel (default 2)")
     ap.add_argument("--save", type=Path, default=None, help="keep the campaigns' results and logs in this file")
     ap.add_argument("--load", type=Path, default=None, help="estimate again from a --save file, running nothing")
     args = ap.parse_args(argv)

@@ -22,6 +22,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from xbotlib.devtools.argtypes import at_least
 from xbotlib.core import decision, vocab
 
 # the experiment simulator of `xbot bench lift`, so both benchmarks draw from the same audience model
@@ -129,14 +130,14 @@ def table(results: list[dict], elapsed: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--replicates", type=int, default=300)
-    p.add_argument("--days", type=int, default=30)
-    p.add_argument("--posts-per-day", type=int, default=12)
+    p.add_argument("--replicates", type=at_least(1), default=300)
+    p.add_argument("--days", type=at_least(1), default=30)
+    p.add_argument("--posts-per-day", type=at_least(1), default=12)
     p.add_argument("--experiments", default="question_cta,late_evening_slot")
-    p.add_argument("--min-per-arm", type=int, default=10)
-    p.add_argument("--population", type=int, default=40_000)
-    p.add_argument("--tuning-n", type=int, default=decision.CS_TUNING_N)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-per-arm", type=at_least(1), default=10)
+    p.add_argument("--population", type=at_least(1), default=40_000)
+    p.add_argument("--tuning-n", type=at_least(1), default=decision.CS_TUNING_N)
+    p.add_argument("--seed", type=at_least(0), default=0)
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     results = [run(args.replicates, args.days, args.posts_per_day, e, args.min_per_arm, args.population, args.seed,

@@ -25,6 +25,7 @@ from pathlib import Path
 # appended, not put first: PYTHONPATH may name another checkout to time its store (the "before")
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402
 from xbotlib.devtools.seed_history import HistorySpec, seed_history  # noqa: E402
 from xbotlib.devtools.testing import TestPostgres  # noqa: E402
@@ -62,8 +63,8 @@ def reads(conn, now: datetime) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--days", type=int, nargs="+", default=[7, 90, 365], help="history lengths (default 7 90 365)")
-    ap.add_argument("--calls", type=int, default=200, help="timed calls per read (default 200)")
+    ap.add_argument("--days", type=at_least(1), nargs="+", default=[7, 90, 365], help="history lengths (default 7 90 365)")
+    ap.add_argument("--calls", type=at_least(1), default=200, help="timed calls per read (default 200)")
     args = ap.parse_args(argv)
     if any(not 1 <= d <= 3660 for d in args.days) or args.calls < 1:
         ap.error(f"--days must be 1..3660 and --calls at least 1, got {args.days} and {args.calls}")

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from xbotlib.devtools.argtypes import at_least
 from xbotlib.core import vocab
 from xbotlib.core.features import FEATURE_NAMES, LocalEmbedder, extract_features, feature_matrix
 from xbotlib.core.predictors import LightGBMReward, RidgeReward, train_with_fallback
@@ -90,8 +91,8 @@ def table(results: list[dict]) -> str:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="rows to train on")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sizes", type=at_least(1), nargs="+", default=[10_000, 100_000], help="rows to train on")
+    ap.add_argument("--seed", type=at_least(0), default=0)
     ap.add_argument("--no-cv", action="store_true", help="skip the learn job's CV step (single fits only)")
     args = ap.parse_args(argv)
     bad = [s for s in args.sizes if s < 10]

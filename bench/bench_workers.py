@@ -49,6 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 from xbotlib.clock import ScaledClock  # noqa: E402
 from xbotlib.devtools.bench import machine  # noqa: E402
 from xbotlib.devtools.fake_openai import FakeOpenAI  # noqa: E402
@@ -105,13 +106,13 @@ def child_pids(pid: int) -> list[int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--accounts", type=int, default=100)
+    ap.add_argument("--accounts", type=at_least(1), default=100)
     ap.add_argument("--duration", type=float, default=600, help="real seconds of serving (default 600)")
     ap.add_argument("--scale", type=float, default=20, help="clock seconds per real second (default 20)")
-    ap.add_argument("--workers-per-machine", type=int, default=2)
+    ap.add_argument("--workers-per-machine", type=at_least(1), default=2)
     ap.add_argument("--chaos", action="store_true", help="SIGKILL workers at random and restart PostgreSQL once")
     ap.add_argument("--llm-delay", type=float, default=None, help="the LLM answers after this many seconds")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=at_least(0), default=0)
     ap.add_argument("--profiles", default="accounts/default.toml,accounts/cooking.toml",
                     help="profile files cycled over the accounts (default: the built-in niche and the cooking one)")
     ap.add_argument("--keep", action="store_true", help="print where the logs are and keep them")

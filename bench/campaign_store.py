@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 
+from xbotlib.devtools.argtypes import at_least
 from xbotlib.config import load_settings
 from xbotlib.devtools.bench import bench_campaign
 from xbotlib.devtools.testing import TestPostgres
@@ -66,9 +67,9 @@ def compare(a: dict, b: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--days", type=int, default=3)
-    ap.add_argument("--accounts", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--days", type=at_least(1), default=3)
+    ap.add_argument("--accounts", type=at_least(1), default=2)
+    ap.add_argument("--seed", type=at_least(0), default=3)
     ap.add_argument("--cadence", choices=("speed", "bench"), default="speed",
                     help="speed: the production schedules/ (xbot bench speed); bench: the growth bench's hourly one")
     ap.add_argument("--policy", default="xbot", help="the campaign's policy (default xbot)")

@@ -42,6 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 from xbotlib.devtools.bench import bench_campaign  # noqa: E402
 from xbotlib.devtools.growth_tables import paired_difference  # noqa: E402
 from xbotlib.sim import policies as sim_policies  # noqa: E402
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", default="oracle,xbot", help=f"comma-separated, from {', '.join(POLICY_NAMES)}, or a learner variant as the "
                     "screen names them (xbot:alpha=0.05)")
     ap.add_argument("--seeds", default="0,1", help="comma-separated seeds (default 0,1)")
-    ap.add_argument("--days", type=int, default=60, help="simulated days per campaign (default 60)")
+    ap.add_argument("--days", type=at_least(1), default=60, help="simulated days per campaign (default 60)")
     ap.add_argument("--paired", default=None, metavar="REF", help="also print each policy − REF, paired by seed")
     a = ap.parse_args(argv)
     policies = [p.strip() for p in a.policies.split(",") if p.strip()]

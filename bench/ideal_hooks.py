@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 from xbotlib.core import vocab  # noqa: E402
 from xbotlib.sim.audience import draw_totals  # noqa: E402
 from xbotlib.sim.oracle import Oracle  # noqa: E402
@@ -77,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", action="append", help="shipped name or TOML path (repeatable; default: all three shipped)")
-    ap.add_argument("--seeds", type=int, default=300, help="simulated campaigns per width (default 300)")
-    ap.add_argument("--posts", type=int, default=240, help="posts per campaign (default 240: 60 days × 4)")
-    ap.add_argument("--lag", type=int, default=8, help="posts before an outcome is known (default 8: two days)")
+    ap.add_argument("--seeds", type=at_least(1), default=300, help="simulated campaigns per width (default 300)")
+    ap.add_argument("--posts", type=at_least(1), default=240, help="posts per campaign (default 240: 60 days × 4)")
+    ap.add_argument("--lag", type=at_least(0), default=8, help="posts before an outcome is known (default 8: two days)")
     a = ap.parse_args(argv)
     if a.seeds < 1 or a.posts < 1 or a.lag < 0:
         ap.error(f"--seeds and --posts must be >= 1 and --lag >= 0 (got {a.seeds}, {a.posts}, {a.lag})")

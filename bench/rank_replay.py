@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 
 from xbotlib.clients.generation.templates import TemplateGenerator  # noqa: E402
 from xbotlib.core.features import LocalEmbedder, novelty  # noqa: E402
@@ -94,8 +95,8 @@ def replay(ranking: str, seed: int, days: int, scenario) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenario", default=None, help="shipped name or TOML path (default: default)")
-    ap.add_argument("--seeds", type=int, default=4, help="seeds 0..N-1 (default 4)")
-    ap.add_argument("--days", type=int, default=60, help="simulated days (default 60)")
+    ap.add_argument("--seeds", type=at_least(1), default=4, help="seeds 0..N-1 (default 4)")
+    ap.add_argument("--days", type=at_least(1), default=60, help="simulated days (default 60)")
     a = ap.parse_args(argv)
     if a.seeds < 1 or a.days < 1:
         ap.error(f"--seeds and --days must be at least 1, got {a.seeds} and {a.days}")

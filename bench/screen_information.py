@@ -36,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 
 import screen_policies  # noqa: E402
 
@@ -96,11 +97,11 @@ def run_one(job: tuple[str, str | None, int, int]) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenario", default=None, help="a shipped scenario name or a TOML path (default: default)")
-    ap.add_argument("--seeds", type=int, default=100, help="campaigns per variant (default 100)")
-    ap.add_argument("--days", type=int, default=60)
+    ap.add_argument("--seeds", type=at_least(1), default=100, help="campaigns per variant (default 100)")
+    ap.add_argument("--days", type=at_least(1), default=60)
     ap.add_argument("--variants", default=",".join(VARIANTS),
                     help=f"comma-separated, compared with the first (default: {','.join(VARIANTS)})")
-    ap.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    ap.add_argument("--workers", type=at_least(1), default=2, help="processes (default 2)")
     args = ap.parse_args(argv)
     names = args.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]

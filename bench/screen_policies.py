@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from xbotlib.devtools.argtypes import at_least  # noqa: E402
 
 from xbotlib.core import vocab  # noqa: E402
 from xbotlib.core.bandit import ArmStats, update  # noqa: E402
@@ -274,10 +275,10 @@ def campaign(policy, scenario, seed: int, days: int = 60, noiseless: bool = Fals
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenario", default=None, help="a shipped scenario name or a TOML path (default: default)")
-    ap.add_argument("--seeds", type=int, default=60, help="campaigns per policy (default 60)")
-    ap.add_argument("--first-seed", type=int, default=0,
+    ap.add_argument("--seeds", type=at_least(1), default=60, help="campaigns per policy (default 60)")
+    ap.add_argument("--first-seed", type=at_least(0), default=0,
                     help="seeds run from this one (default 0): check a variant chosen on seeds 0..N-1 on fresh ones")
-    ap.add_argument("--days", type=int, default=60)
+    ap.add_argument("--days", type=at_least(1), default=60)
     ap.add_argument("--policies", default="oracle,fixed,random,heuristic,xbot",
                     help="comma-separated (default: all five; the paired differences need xbot)")
     ap.add_argument("--noiseless", action="store_true",

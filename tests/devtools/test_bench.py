@@ -464,7 +464,8 @@ def test_growth_options_refuse_bad_values_naming_them(argv, message, capsys):
 
 def _parse_lift(argv):
     import argparse
-    return bench.parse_lift_args(argparse.ArgumentParser(prog="xbot bench lift"), argv)
+    from xbotlib.devtools.bench_lift import parse_lift_args
+    return parse_lift_args(argparse.ArgumentParser(prog="xbot bench lift"), argv)
 
 
 def test_lift_options_give_the_designs_and_experiments_as_lists():

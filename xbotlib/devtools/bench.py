@@ -35,7 +35,7 @@ from pathlib import Path
 
 from xbotlib.config import PROJECT_ROOT, load_settings
 from xbotlib.core.profile import load_profile
-from xbotlib.devtools.bench_lift import lift, lift_table
+from xbotlib.devtools.bench_lift import lift, lift_table, parse_lift_args
 from xbotlib.devtools.bench_speed import check_daemons, speed, speed_table
 from xbotlib.devtools.growth_results import ResultsFile, fingerprint
 from xbotlib.devtools.growth_worlds import (account_choices, fixed_choice, scenario_profile,  # noqa: F401 (re-exported)
@@ -48,7 +48,7 @@ from xbotlib.jobs.campaign import CAMPAIGN_START, CampaignConfig, days_bar, run_
 from xbotlib.sim import baselines
 from xbotlib.sim import policies as sim_policies
 from xbotlib.sim.oracle import Oracle, days_to_move
-from xbotlib.sim.scenario import EXPERIMENT_IDS, load_scenario
+from xbotlib.sim.scenario import load_scenario
 from xbotlib.store import outcomes
 from xbotlib.store.db import Database, create_database, drop_database
 
@@ -327,44 +327,6 @@ def parse_growth_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.N
             a.results.read()   # a file that is not a results file: refused before any campaign runs
     except ValueError as exc:
         p.error(str(exc))
-    return a
-
-
-LIFT_MIN_POSTS = 20   # each arm needs a few units in each half (allocation 0.5, then 0.2) for the estimators
-
-
-def parse_lift_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """``xbot bench lift``'s options, checked before any experiment is simulated: ``experiments`` a list of known
-    experiment ids, ``accounts`` a list of whole numbers. A bad value exits through ``p.error`` naming it and the fix."""
-    p.add_argument("--replicates", type=int, default=200, help="simulated experiments per cell (default 200)")
-    p.add_argument("--n", type=int, default=400, help=f"posts per experiment (default 400, at least {LIFT_MIN_POSTS})")
-    p.add_argument("--experiments", default="question_cta,hashtag_1,late_evening_slot",
-                   help=f"comma-separated experiment ids, from {', '.join(EXPERIMENT_IDS)}")
-    p.add_argument("--scenario", default=None, help="scenario TOML (default scenarios/default.toml)")
-    p.add_argument("--accounts", default="1,4",
-                   help="designs, comma-separated: accounts pooled per experiment (1 = one account; default 1,4)")
-    a = p.parse_args(argv)
-    if a.replicates < 1:
-        p.error(f"--replicates must be at least 1, got {a.replicates}")
-    if a.n < LIFT_MIN_POSTS:
-        p.error(f"--n must be at least {LIFT_MIN_POSTS} posts per experiment (each arm needs units in both halves), "
-                f"got {a.n}")
-    a.experiments = [e.strip() for e in a.experiments.split(",") if e.strip()]
-    bad = [e for e in a.experiments if e not in EXPERIMENT_IDS]
-    if bad or not a.experiments:
-        p.error(f"--experiments {','.join(bad) or '(none)'}: not an experiment (expected some of "
-                f"{', '.join(EXPERIMENT_IDS)})")
-    raw = a.accounts
-    try:
-        a.accounts = [int(k) for k in raw.split(",") if k.strip()]
-    except ValueError:
-        a.accounts = []
-    if not a.accounts or min(a.accounts) < 1:
-        p.error(f"--accounts {raw!r}: expected comma-separated whole numbers of at least 1, e.g. 1,4")
-    try:
-        load_scenario(a.scenario)
-    except (OSError, ValueError) as exc:
-        p.error(f"scenario {a.scenario!r} cannot be loaded: {exc}")
     return a
 
 

@@ -4,6 +4,7 @@ audience model. Prints a Markdown table for BENCHMARKS.md.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 
@@ -15,7 +16,7 @@ from xbotlib.core import vocab
 from xbotlib.devtools.machine import machine
 from xbotlib.sim.audience import draw_totals
 from xbotlib.sim.oracle import Oracle
-from xbotlib.sim.scenario import load_scenario
+from xbotlib.sim.scenario import EXPERIMENT_IDS, load_scenario
 
 
 def _unit_frame(oracle, rng: np.random.Generator, n: int, experiment_id: str, drift: bool = True,
@@ -135,3 +136,41 @@ def lift_table(results: list[dict]) -> str:
                  f"first half, {a[1]} after (an operator's change; stored propensities follow); the learner's hook "
                  "mix drifts from uniform to the best hooks and the account doubles over the experiment.")
     return "\n".join(lines)
+
+
+LIFT_MIN_POSTS = 20   # each arm needs a few units in each half (allocation 0.5, then 0.2) for the estimators
+
+
+def parse_lift_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``xbot bench lift``'s options, checked before any experiment is simulated: ``experiments`` a list of known
+    experiment ids, ``accounts`` a list of whole numbers. A bad value exits through ``p.error`` naming it and the fix."""
+    p.add_argument("--replicates", type=int, default=200, help="simulated experiments per cell (default 200)")
+    p.add_argument("--n", type=int, default=400, help=f"posts per experiment (default 400, at least {LIFT_MIN_POSTS})")
+    p.add_argument("--experiments", default="question_cta,hashtag_1,late_evening_slot",
+                   help=f"comma-separated experiment ids, from {', '.join(EXPERIMENT_IDS)}")
+    p.add_argument("--scenario", default=None, help="scenario TOML (default scenarios/default.toml)")
+    p.add_argument("--accounts", default="1,4",
+                   help="designs, comma-separated: accounts pooled per experiment (1 = one account; default 1,4)")
+    a = p.parse_args(argv)
+    if a.replicates < 1:
+        p.error(f"--replicates must be at least 1, got {a.replicates}")
+    if a.n < LIFT_MIN_POSTS:
+        p.error(f"--n must be at least {LIFT_MIN_POSTS} posts per experiment (each arm needs units in both halves), "
+                f"got {a.n}")
+    a.experiments = [e.strip() for e in a.experiments.split(",") if e.strip()]
+    bad = [e for e in a.experiments if e not in EXPERIMENT_IDS]
+    if bad or not a.experiments:
+        p.error(f"--experiments {','.join(bad) or '(none)'}: not an experiment (expected some of "
+                f"{', '.join(EXPERIMENT_IDS)})")
+    raw = a.accounts
+    try:
+        a.accounts = [int(k) for k in raw.split(",") if k.strip()]
+    except ValueError:
+        a.accounts = []
+    if not a.accounts or min(a.accounts) < 1:
+        p.error(f"--accounts {raw!r}: expected comma-separated whole numbers of at least 1, e.g. 1,4")
+    try:
+        load_scenario(a.scenario)
+    except (OSError, ValueError) as exc:
+        p.error(f"scenario {a.scenario!r} cannot be loaded: {exc}")
+    return a
