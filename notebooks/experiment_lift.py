@@ -84,7 +84,7 @@ analysis.table(registry.reindex(columns=["experiment_id", "applies_to", "enabled
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(report.arm_sizes()[["arm", "n"]].to_string(index=False))
+print("posts with a final outcome: " + ", ".join(f"{r.arm} {r.n}" for r in report.arm_sizes().itertuples()))
 
 # %%
 analysis.table(report.arm_sizes(), decimals={"reward_composite_mean": 3, "fpki_mean": 2, "impressions_mean": 0})
@@ -95,7 +95,7 @@ analysis.table(report.arm_sizes(), decimals={"reward_composite_mean": 3, "fpki_m
 # DR leads the report; IPW and the difference in means are shown to check it.
 
 # %%
-print(report.estimator_note())
+Markdown(report.estimator_note())   # a paragraph: it wraps with the page (printed, it ran off the right edge)
 
 # %%
 analysis.table(report.table)
