@@ -215,6 +215,25 @@ def test_lightgbm_is_tried_with_enough_samples(settings, db, clock):
     assert r.detail["content"]["algorithm"] in ("ridge", "lightgbm")   # the better cross-validated one
 
 
+def test_a_learn_tick_leaves_no_pointer_type_behind_for_lightgbms_label_read_back(settings, db, clock):
+    # LightGBM reads labels back through numpy.ctypeslib, and ctypes caches a pointer type per training-set size
+    # forever: left there, a daemon's memory grows with every new size it trains on
+    import ctypes
+
+    def numpy_made() -> int:
+        return sum(1 for t in list(ctypes._pointer_type_cache)
+                   if isinstance(t, type) and issubclass(t, ctypes.Array) and t.__module__ is None)
+
+    ctx = ctx_for(settings.replace(learn_use_lightgbm=True), db, clock)
+    seed_outcomes(db, 61, seed=8)
+    learn.tick(ctx)
+    metrics = db.execute("SELECT metrics FROM predictors WHERE predictor_key = 'predictor:content:v1'")[0]["metrics"]
+    assert "lightgbm" in metrics["candidates"], "LightGBM must have trained for its read-back to happen"
+    assert numpy_made() == 0
+    arr = np.ctypeslib.as_array((ctypes.c_double * 3)(1.0, 2.0, 3.0), shape=(3,))   # numpy still works after
+    assert arr.tolist() == [1.0, 2.0, 3.0]
+
+
 def test_live_learner_never_trains_on_sandbox_outcomes(settings, db, clock):
     seed_outcomes(db, 10, world="sandbox", seed=7)
     live = ctx_for(settings, db, clock, world="live")

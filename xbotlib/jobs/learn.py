@@ -34,6 +34,7 @@ are counted from it, so the next attempt waits for new data rather than refittin
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 from typing import Any, Mapping
@@ -98,6 +99,7 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
             tagged(log, "LEARN_JOB", "rejected", version=f"v{saved.version}", kind=kind, reason=saved.verdict.reason,
                    cv=detail[kind]["cv_score"], baseline=detail[kind]["baseline_score"], margin=saved.verdict.margin,
                    world=world, n=detail[kind]["n"])
+    forget_array_pointer_types()
     c = detail["content"]
     if served["content"]:
         tagged(log, "LEARN_JOB", f"coeffs_updated=v{versions['content']}", world=world, n=c["n"],
@@ -106,6 +108,25 @@ def tick(ctx: JobContext, *, lightgbm_params: Mapping[str, Any] | None = None) -
     detail["version"] = versions["content"]
     detail["served"] = [detail[k]["key"] for k in ("content", "timing") if served[k]]
     return JobResult(detail=detail)
+
+
+def forget_array_pointer_types() -> int:
+    """Drop the ctypes pointer types numpy made while LightGBM read labels and weights back; how many went.
+
+    LightGBM reads each training set's labels (and weights) back through ``np.ctypeslib.as_array``, which makes a
+    ctypes array type of that length and asks ``ctypes.POINTER`` for its pointer type, and ctypes keeps every
+    pointer type it made forever (CPython issue 100926; 3.14 ties them to their array type instead). So each new
+    training-set size kept ~1 KiB: a daemon's memory grew with its history, ~0.14 MiB per 100 simulated days of
+    one account (BENCHMARKS.md, 2026-12-05). numpy names the array types it makes with ``__module__ = None``;
+    nothing else looks them up, and an array still built on one keeps its type alive through its own reference."""
+    cache = getattr(ctypes, "_pointer_type_cache", None)
+    if not isinstance(cache, dict):   # a Python whose ctypes keeps no such cache: nothing leaks there
+        return 0
+    made_by_numpy = [t for t in list(cache) if isinstance(t, type) and issubclass(t, ctypes.Array)
+                     and t.__module__ is None]
+    for t in made_by_numpy:
+        cache.pop(t, None)
+    return len(made_by_numpy)
 
 
 def _train(frame, use_lightgbm: bool, lightgbm_params: Mapping[str, Any] | None):
