@@ -9,8 +9,14 @@ memory its allocators keep. Run it again with ``PYTHONMALLOC=malloc`` to take CP
 which frees an arena only when every object in it is gone) out of the picture. What the growth is made of, site by
 site: ``bench/bench_memory_holders.py``.
 
+The campaign's X is the in-process sandbox, whose posts (X's data, held by X in production) are part of this
+process's memory. ``--x-forgets-after DAYS`` takes them out of the picture: a measurement device, not X, the
+sandbox drops its records of posts older than DAYS (at least 31: the collector reads posts up to 30 days old), so
+what the resident set still gains is xbot's own.
+
     .venv/bin/python bench/bench_memory.py --days 365
     PYTHONMALLOC=malloc .venv/bin/python bench/bench_memory.py --days 365 --release gc+trim
+    PYTHONMALLOC=malloc .venv/bin/python bench/bench_memory.py --days 240 --release gc+trim --x-forgets-after 35
 """
 from __future__ import annotations
 
@@ -49,14 +55,40 @@ def releaser(kind: str):
     return lambda: (gc.collect(), libc.malloc_trim(0))
 
 
+def forget_old_posts(days: int) -> None:
+    """From now on, the in-process sandbox drops its records of posts older than ``days`` every 25 posts (the
+    arrays of times and follows its reads need stay). For ``--x-forgets-after`` only: X itself keeps every post."""
+    from xbotlib.sim.world import AudienceModel
+
+    add = AudienceModel._add
+
+    def add_then_forget(self, tweet) -> None:
+        add(self, tweet)
+        if self._n % 25:
+            return
+        cut = tweet.posted_at.timestamp() - days * 86400
+        old = {i for i in self._order if self.tweets[i].posted_at.timestamp() < cut}
+        if old:
+            for i in old:
+                del self.tweets[i]
+            self._order = [i for i in self._order if i not in old]
+
+    AudienceModel._add = add_then_forget
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=at_least(1), default=365, help="simulated days (default 365; the slope needs > 31)")
     ap.add_argument("--release", choices=RELEASES, default="none",
                     help="what to do once a simulated day (default none; see above)")
+    ap.add_argument("--x-forgets-after", type=at_least(31), default=None, metavar="DAYS",
+                    help="the in-process sandbox drops its posts older than DAYS: xbot's own memory without X's "
+                         "data (a measurement device; see above)")
     args = ap.parse_args(argv)
     if args.days < 32:
         ap.error(f"--days must be at least 32 (the slope is taken after a 30-day warm-up), got {args.days}")
+    if args.x_forgets_after is not None:
+        forget_old_posts(args.x_forgets_after)
     release = releaser(args.release)
     logging.getLogger("xbot").setLevel(logging.WARNING)
     warm_process()
@@ -77,7 +109,9 @@ def main(argv=None) -> int:
         pg.drop_all()
     by_day = dict(rss)
     marks = [d for d in (1, 30, 60, 120, 180, 240, 300, args.days - 1) if d in by_day]
-    print(f"resident set, {args.days} simulated days, one account, release {args.release}, "
+    x_data = "all of X's posts held" if args.x_forgets_after is None else \
+        f"X's posts older than {args.x_forgets_after} days dropped"
+    print(f"resident set, {args.days} simulated days, one account, release {args.release}, {x_data}, "
           f"PYTHONMALLOC={os.environ.get('PYTHONMALLOC', '(pymalloc)')} — {machine()}; {time.perf_counter() - t0:.0f} s")
     print("| after day | " + " | ".join(map(str, marks)) + " |\n| --- |" + " ---: |" * len(marks))
     print("| MiB | " + " | ".join(f"{by_day[d]:.0f}" for d in marks) + " |")
