@@ -1,0 +1,50 @@
+"""Bad parameters of `xbot migrate`, `run`, `worker`, `sandbox` and `schedule list`: each is refused with a message
+that names the value and the fix, exit status 2, no traceback, and before anything is changed or started."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xbotlib.app.cli.main import main
+from xbotlib.store import migrate
+from xbotlib.store.db import Database
+
+REPO = Path(__file__).resolve().parents[2]
+ORIGIN = "2026-01-05T00:00:00+00:00"
+
+
+def xbot(*args: str, home: Path) -> subprocess.CompletedProcess:
+    """The real command in its own process (a regression that starts a server times out instead of passing)."""
+    env = {**os.environ, "XBOT_HOME": str(home), "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", *args], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=60)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["down", "--to", "-5"], "--to -5 is not a migration version (on disk: 1.."),  # was: reverted every migration
+    (["down", "--to", "999"], "--to 999 is not a migration version (on disk: 1.."),
+    (["up", "--to", "0"], "--to 0 is not a migration version (on disk: 1.."),
+    (["up", "--all"], "--all is only for `xbot migrate down`"),
+    (["status", "--to", "3"], "--to is only for `xbot migrate up` and `down`"),
+    (["down", "--all", "--to", "3"], "--to 3 and --all contradict each other"),
+])
+def test_migrate_refuses_versions_not_on_disk_and_options_the_action_ignores(db_url, tmp_path, monkeypatch, capsys,
+                                                                             argv, message):
+    monkeypatch.setenv("XBOT_DATABASE_URL", db_url)
+    monkeypatch.setenv("XBOT_HOME", str(tmp_path / ".xbot"))
+    assert main(["migrate", *argv]) == 2
+    assert f"xbot: error: {message}" in capsys.readouterr().err
+    with Database.from_url(db_url, pool_max=2) as db:  # the schema is as it was: every migration applied
+        assert {r["state"] for r in migrate.status(db)} == {"applied"}
+
+
+def test_migrate_down_to_zero_still_reverts_everything(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("XBOT_DATABASE_URL", db_url)
+    monkeypatch.setenv("XBOT_HOME", str(tmp_path / ".xbot"))
+    assert main(["migrate", "down", "--to", "0"]) == 0
+    with Database.from_url(db_url, pool_max=2) as db:
+        assert {r["state"] for r in migrate.status(db)} == {"pending"}
