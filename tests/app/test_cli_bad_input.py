@@ -48,3 +48,24 @@ def test_migrate_down_to_zero_still_reverts_everything(db_url, tmp_path, monkeyp
     assert main(["migrate", "down", "--to", "0"]) == 0
     with Database.from_url(db_url, pool_max=2) as db:
         assert {r["state"] for r in migrate.status(db)} == {"pending"}
+
+
+@pytest.mark.parametrize("command", ["run", "worker"])
+def test_run_and_worker_refuse_bad_schedules_and_clocks_before_the_database(tmp_path, command):
+    home = tmp_path / ".xbot"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "jobs.toml").write_text('[[job]]\nname = "plan"\ncron = "every hour"\n')
+    cases = [
+        (["--schedules", str(tmp_path / "none")], f"--schedules '{tmp_path / 'none'}' is not a directory"),
+        (["--schedules", str(broken)], f"{broken / 'jobs.toml'} job #1 (plan): bad cron 'every hour'"),
+        (["--clock-scale", "inf", "--clock-origin", ORIGIN], "--clock-scale inf: ScaledClock scale must be a positive "
+                                                             "finite number"),
+        (["--clock-scale", "1e30", "--clock-origin", ORIGIN], "--clock-scale 1e+30 runs the clock past the year 9999"),
+        (["--clock-scale", "60", "--clock-origin", "2026-01-05T00:00:00"], "--clock-origin '2026-01-05T00:00:00' has no time zone"),
+    ]
+    for argv, message in cases:
+        out = xbot(command, *argv, home=home)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert f"xbot: error: {message}" in out.stderr, out.stderr
+    assert not (home / "pgdata").exists()  # refused before the database started
