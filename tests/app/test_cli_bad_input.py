@@ -69,3 +69,21 @@ def test_run_and_worker_refuse_bad_schedules_and_clocks_before_the_database(tmp_
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert f"xbot: error: {message}" in out.stderr, out.stderr
     assert not (home / "pgdata").exists()  # refused before the database started
+
+
+def test_sandbox_refuses_a_bad_handle_host_scenario_or_clock_before_serving(tmp_path):
+    binary = tmp_path / "world.toml"
+    binary.write_bytes(b"\xd0\xff\x00")
+    cases = [
+        (["--handle", ""], "--handle '' is not an X handle (1-15 letters, digits or '_', without '@')"),
+        (["--handle", "two words"], "--handle 'two words' is not an X handle"),
+        (["--host", "no-such-host.invalid", "--port", "0"], "cannot listen on --host 'no-such-host.invalid'"),
+        (["--scenario", str(tmp_path)], f"scenario file not found: '{tmp_path}'"),
+        (["--scenario", str(binary)], f"{binary}: not a UTF-8 text file"),
+        (["--clock-scale", "inf", "--clock-origin", ORIGIN], "--clock-scale inf: ScaledClock scale must be a positive "
+                                                             "finite number"),
+    ]
+    for argv, message in cases:
+        out = xbot("sandbox", *argv, home=tmp_path / ".xbot")
+        assert out.returncode == 2 and "Traceback" not in out.stderr and out.stdout == "", out.stdout + out.stderr
+        assert f"xbot: error: {message}" in out.stderr, out.stderr
