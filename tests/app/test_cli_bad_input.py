@@ -87,3 +87,11 @@ def test_sandbox_refuses_a_bad_handle_host_scenario_or_clock_before_serving(tmp_
         out = xbot("sandbox", *argv, home=tmp_path / ".xbot")
         assert out.returncode == 2 and "Traceback" not in out.stderr and out.stdout == "", out.stdout + out.stderr
         assert f"xbot: error: {message}" in out.stderr, out.stderr
+
+
+def test_schedule_list_refuses_crontab_options_without_crontab(tmp_path, capsys):
+    for option, value in (("--workdir", "/srv/xbot"), ("--xbot", "/opt/xbot/bin/xbot")):
+        assert main(["schedule", "list", option, value]) == 2  # was: ignored, the plain listing printed
+        assert "--xbot and --workdir shape the --crontab lines: add --crontab, or drop them" in capsys.readouterr().err
+    assert main(["schedule", "list", "--crontab", "--workdir", "/srv/xbot"]) == 0  # another machine's folder
+    assert "cd /srv/xbot && " in capsys.readouterr().out
