@@ -120,6 +120,24 @@ def test_demo_rejects_a_missing_scenario(tmp_path):
     assert out.returncode == 2 and "nope.toml" in out.stderr
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--scenario", "{broken}"], "--scenario: {broken}: not valid TOML"),
+    (["--scenario", "{binary}"], "--scenario: {binary}: not a UTF-8 text file"),
+    (["--seed", "-1"], "--seed must be 0 or more, got -1"),
+])
+def test_demo_refuses_a_broken_scenario_or_a_negative_seed_before_the_database(tmp_path, argv, message):
+    broken, binary = tmp_path / "broken.toml", tmp_path / "binary.toml"
+    broken.write_text("name = [\n")
+    binary.write_bytes(b"\xd0\xff\x00")
+    paths = {"broken": broken, "binary": binary}
+    env = {**os.environ, "XBOT_HOME": str(tmp_path / ".xbot")}
+    out = subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "demo", "--no-notebooks",
+                          *[a.format(**paths) for a in argv]],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message.format(**paths) in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / ".xbot" / "pgdata").exists()  # the demo's database was not recreated
+
+
 def test_true_lift_for_posts_is_the_oracle_difference_for_those_posts():
     oracle = Oracle(None)
     frame = pd.DataFrame({"hook": ["did_you_know", "plain"], "topic": ["ai", "health"], "local_hour": [11.0, 15.5],
