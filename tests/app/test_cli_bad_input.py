@@ -78,6 +78,8 @@ def test_sandbox_refuses_a_bad_handle_host_scenario_or_clock_before_serving(tmp_
         (["--handle", ""], "--handle '' is not an X handle (1-15 letters, digits or '_', without '@')"),
         (["--handle", "two words"], "--handle 'two words' is not an X handle"),
         (["--host", "no-such-host.invalid", "--port", "0"], "cannot listen on --host 'no-such-host.invalid'"),
+        (["--state", str(binary / "state.json")], f"--state '{binary / 'state.json'}' cannot be written: {binary} "
+                                                  "exists and is not a folder"),
         (["--scenario", str(tmp_path)], f"scenario file not found: '{tmp_path}'"),
         (["--scenario", str(binary)], f"{binary}: not a UTF-8 text file"),
         (["--clock-scale", "inf", "--clock-origin", ORIGIN], "--clock-scale inf: ScaledClock scale must be a positive "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from pathlib import Path
 
 from xbotlib.app.cli.errors import CliError
 from xbotlib.app.cli.jobs import clock_from_args
@@ -42,15 +43,20 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     # imported here for start-up time: the sandbox loads starlette, numpy and the audience model
     import uvicorn
 
+    from xbotlib.core.profile import _HANDLE_RE  # start-up time, as above; X's handle rule, as a profile's
     from xbotlib.sim.scenario import ScenarioError  # start-up time, as above
     from xbotlib.sim.xserver import SandboxX  # start-up time, as above
-
-    from xbotlib.core.profile import _HANDLE_RE  # start-up time, as above; X's handle rule, as a profile's
 
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port must be 0..65535, got {args.port}")
     if not _HANDLE_RE.match(args.handle):  # the sandbox would serve @ or "@two words" as the account's name
         raise CliError(f"--handle {args.handle!r} is not an X handle (1-15 letters, digits or '_', without '@')")
+    if args.state:  # under a file, the first save (on the first post) would fail while serving
+        folder = Path(args.state).resolve().parent
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir():
+            raise CliError(f"--state '{args.state}' cannot be written: {existing} exists and is not a folder "
+                           "(pass a file path in a folder; it is created if missing)")
     try:
         sandbox = SandboxX(args.scenario, clock=clock_from_args(args), seed=args.seed, analytics_enabled=not args.no_analytics,
                            state_path=args.state, handle=args.handle, oauth=args.oauth)
