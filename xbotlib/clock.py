@@ -5,6 +5,7 @@ Nothing in xbot calls ``datetime.now()`` on its own; it asks the clock it was gi
 """
 from __future__ import annotations
 
+import math
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
@@ -66,8 +67,9 @@ class ScaledClock:
     machines, the deferrer — still agrees on the time: they share ``origin`` and ``scale``."""
 
     def __init__(self, scale: float, origin: datetime):
-        if not scale > 0:
-            raise ValueError(f"ScaledClock scale must be positive, got {scale!r} (e.g. 60: an hour a minute)")
+        if not (scale > 0 and math.isfinite(scale)):  # an infinite scale overflows the first now()
+            raise ValueError(f"ScaledClock scale must be a positive finite number, got {scale!r} "
+                             "(e.g. 60: an hour a minute)")
         if origin.tzinfo is None:
             raise ValueError(f"ScaledClock origin must be timezone-aware: {origin!r} (pass tzinfo=timezone.utc)")
         self.scale, self.origin = float(scale), origin.astimezone(timezone.utc)

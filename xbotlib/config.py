@@ -86,6 +86,18 @@ def _parse_db_url(name: str, raw: str) -> str | None:
     return raw.replace("postgresql+psycopg://", "postgresql://")
 
 
+def _parse_home(name: str, raw: str) -> str:
+    if not raw.strip():
+        return DEFAULT_HOME
+    home = Path(raw.strip()).expanduser().resolve()
+    # the nearest part that exists must be a folder: under a file, creating pgdata/ or logs/ raises mid-command
+    existing = next(p for p in (home, *home.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{name} is not a folder: {raw!r} ({existing} exists and is not a folder); point {name} at "
+                          "a folder (it is created if missing), or unset it for the default")
+    return str(home)
+
+
 def _parse_http_url(name: str, raw: str) -> str:
     raw = raw.strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", raw):
@@ -167,8 +179,7 @@ SETTINGS: tuple[Setting, ...] = (
     # database
     Setting("XBOT_DATABASE_URL", "database_url", None, _parse_db_url,
             "PostgreSQL 14+ URL; unset = embedded PostgreSQL (pgserver) under XBOT_HOME/pgdata", secret=True),
-    Setting("XBOT_HOME", "home", DEFAULT_HOME, lambda n, r: str(Path(r.strip()).expanduser().resolve()) if r.strip()
-            else DEFAULT_HOME,
+    Setting("XBOT_HOME", "home", DEFAULT_HOME, _parse_home,
             "workspace root: embedded database (pgdata/), logs (logs/) and reports (reports/; with the default, the "
             "checkout's reports/); default the checkout's .xbot; a relative path is taken from the current folder"),
     Setting("XBOT_DB_POOL_MAX", "db_pool_max", "8", _rng(_parse_int, 1, 100), "max connections in the pool"),

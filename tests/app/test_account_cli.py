@@ -37,6 +37,17 @@ def test_check_validates_without_a_database(cli, tmp_path, monkeypatch):
     assert rc == 2 and "1 template rule problem(s)" in err and "topics[2].claims[4] = 'Miso belongs in desserts. And soup.'" in err
 
 
+def test_a_binary_file_is_refused_naming_it(cli, tmp_path):
+    binary = tmp_path / "photo.toml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xd0\xff")
+    for action in ("check", "add"):
+        rc, _, err = cli("account", action, str(binary))
+        assert rc == 2 and f"xbot: error: {binary}: not a UTF-8 text file (" in err
+        assert "pass a profile TOML such as accounts/cooking.toml" in err
+    rc, out, _ = cli("account", "list")
+    assert rc == 0 and "no stored profiles" in out  # nothing was stored
+
+
 def test_add_list_show_and_update(cli, tmp_path):
     rc, out, _ = cli("account", "list")
     assert rc == 0 and out.startswith("no stored profiles")

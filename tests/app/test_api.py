@@ -162,6 +162,15 @@ def test_xbot_api_exits_nonzero_without_admin_token(tmp_path):
     assert "ADMIN_TOKEN is not set" in r.stderr and "refuses to start" in r.stderr
 
 
+def test_xbot_api_refuses_a_host_that_does_not_resolve_before_the_database(tmp_path):
+    env = {**os.environ, "ADMIN_TOKEN": TOKEN, "XBOT_HOME": str(tmp_path / ".xbot")}
+    r = subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "api", "--host", "no-such-host.invalid"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""  # was: "xbot admin API on http://no-such-host.invalid…", then exit 3
+    assert "xbot: error: cannot listen on --host 'no-such-host.invalid': " in r.stderr and "127.0.0.1" in r.stderr
+    assert not (tmp_path / ".xbot" / "pgdata").exists()
+
+
 def test_xbot_api_serves_over_http_with_the_token(db_url, db, clock, tmp_path):
     seed_history(db, HistorySpec(ACC, clock.now(), days=3, seed=5, job_runs=False))
     with socket.socket() as s:

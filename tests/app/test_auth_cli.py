@@ -193,6 +193,15 @@ def test_login_needs_the_key_before_anything_else(env, served):
     assert bad.returncode == 2 and "XBOT_SECRET_KEY key #1 is not a Fernet key" in bad.stderr and "short" not in bad.stderr
 
 
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan", "inf"])
+def test_login_refuses_a_timeout_that_waits_no_time_or_forever(env, served, timeout):
+    sandbox, _ = served
+    out = xbot(env, "auth", "login", "--no-browser", "--timeout", timeout)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"argument --timeout: must be a positive number of seconds, got '{timeout}' (e.g. 300)" in out.stderr
+    assert sandbox.oauth.grants["authorization_code"] == 0 and "authorize?" not in out.stdout  # refused before signing in
+
+
 def test_a_wrong_key_is_named_in_status_and_in_the_live_client(served, env, db, wall_clock):
     sandbox, url = served
     settings = settings_for(env)

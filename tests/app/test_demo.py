@@ -90,7 +90,7 @@ def test_the_summary_reads_the_campaign_through_the_store_and_the_one_lift_funct
 
 def test_campaign_config_rejects_bad_values():
     for bad, match in ((CampaignConfig(days=0), "--days"), (CampaignConfig(accounts=0), "--accounts"),
-                       (CampaignConfig(seed=-1), "--seed must be a whole number of at least 0, got -1"),
+                       (CampaignConfig(seed=-1), "--seed must be 0 or more, got -1"),
                        (CampaignConfig(policy="greedy"), "greedy"), (CampaignConfig(allocation=1.0), "allocation")):
         with pytest.raises(ValueError, match=match):
             bad.validate()
@@ -119,6 +119,24 @@ def test_demo_rejects_a_missing_scenario(tmp_path):
     out = subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "demo", "--scenario", "nope.toml"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "nope.toml" in out.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--scenario", "{broken}"], "--scenario: {broken}: not valid TOML"),
+    (["--scenario", "{binary}"], "--scenario: {binary}: not a UTF-8 text file"),
+    (["--seed", "-1"], "--seed must be 0 or more, got -1"),
+])
+def test_demo_refuses_a_broken_scenario_or_a_negative_seed_before_the_database(tmp_path, argv, message):
+    broken, binary = tmp_path / "broken.toml", tmp_path / "binary.toml"
+    broken.write_text("name = [\n")
+    binary.write_bytes(b"\xd0\xff\x00")
+    paths = {"broken": broken, "binary": binary}
+    env = {**os.environ, "XBOT_HOME": str(tmp_path / ".xbot")}
+    out = subprocess.run([sys.executable, "-m", "xbotlib.app.cli.main", "demo", "--no-notebooks",
+                          *[a.format(**paths) for a in argv]],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message.format(**paths) in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / ".xbot" / "pgdata").exists()  # the demo's database was not recreated
 
 
 def test_true_lift_for_posts_is_the_oracle_difference_for_those_posts():

@@ -85,6 +85,17 @@ def test_bad_database_url_is_a_config_error(tmp_path, home, url):
     assert not home.exists()  # refused before anything was started or created
 
 
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_an_xbot_home_that_is_a_file_is_a_config_error(tmp_path, under):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("keep me")
+    result = xbot(["doctor"], tmp_path, clean_env(afile / under))  # the file itself, or a folder under it
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"xbot: error: XBOT_HOME is not a folder: '{afile / under}' ({afile} exists and is not a folder); " \
+           "point XBOT_HOME at a folder" in result.stderr
+    assert afile.read_text() == "keep me"
+
+
 def test_unreachable_database_is_reported_not_raised(tmp_path, home):
     url = "postgresql://bot:s3cret-pw@127.0.0.1:1/xbot"
     result = xbot(["doctor"], tmp_path, clean_env(home, XBOT_DATABASE_URL=url))

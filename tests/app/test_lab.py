@@ -14,6 +14,7 @@ import time
 import httpx
 import pytest
 
+from xbotlib.app.cli.main import main
 from xbotlib.app.cli.notebooks import free_port
 from xbotlib.app.reports.runner import NOTEBOOKS_DIR
 from xbotlib.config import PROJECT_ROOT
@@ -64,3 +65,9 @@ def test_lab_answers_on_its_url_and_stops_on_sigterm(db_url, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # the session this test started: xbot lab and its JupyterLab
             proc.wait()
+
+
+@pytest.mark.parametrize("port", ["-1", "70000"])
+def test_lab_refuses_a_port_out_of_range_before_starting_anything(port, capsys):
+    assert main(["lab", "--port", port]) == 2
+    assert f"xbot: error: --port must be 0..65535, got {port}" in capsys.readouterr().err

@@ -117,6 +117,27 @@ def test_cli_refuses_mistyped_and_unknown_notebook(db_url, tmp_path, monkeypatch
     assert notebook_runs(db_url) == [] and not reports.exists()
 
 
+@pytest.mark.parametrize("timeout", ["0", "-1", "inf", "nan"])
+def test_cli_refuses_a_cell_timeout_that_is_no_limit_in_disguise(db_url, tmp_path, monkeypatch, capsys, timeout):
+    monkeypatch.setenv("XBOT_DATABASE_URL", db_url)
+    reports = tmp_path / "reports"
+    with pytest.raises(SystemExit) as exit_:  # argparse's own refusal: usage line, exit 2
+        main(["notebook", "run", "smoke_check", "--timeout", timeout, "--reports-dir", str(reports)])
+    assert exit_.value.code == 2
+    assert f"argument --timeout: must be a positive number of seconds, got '{timeout}'" in capsys.readouterr().err
+    assert notebook_runs(db_url) == [] and not reports.exists()
+
+
+def test_cli_refuses_a_reports_dir_that_is_a_file_before_recording_a_run(db_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XBOT_DATABASE_URL", db_url)
+    afile = tmp_path / "reports.txt"
+    afile.write_text("keep me")
+    assert main(["notebook", "run", "smoke_check", "--reports-dir", str(afile / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert f"--reports-dir '{afile / 'sub'}' is not a folder ({afile} exists and is not a folder)" in err
+    assert notebook_runs(db_url) == [] and afile.read_text() == "keep me"
+
+
 def test_parameters_naming_database_objects_are_checked_before_a_kernel_starts(db_url, tmp_path, clock):
     # a kernel that cannot start would make any run that got that far a recorded failure: these never get there
     reports = tmp_path / "reports"
@@ -299,3 +320,9 @@ def test_sync_writes_the_ipynb_from_the_py_and_check_detects_drift(tmp_path, cap
     assert info.parameters["message"] == Parameter("hi", str)
     new_ids = [c.id for c in nbformat.read(tmp_path / "smoke_check.ipynb", as_version=4).cells]
     assert new_ids[0] == ids[0] and new_ids[2:] == ids[2:]  # unchanged cells keep their ids: small diffs
+
+
+def test_sync_refuses_a_missing_notebooks_dir_instead_of_passing_the_check(tmp_path, capsys):
+    missing = tmp_path / "no_such_dir"
+    assert main(["notebook", "sync", "--check", "--notebooks-dir", str(missing)]) == 2
+    assert f"notebooks directory not found: '{missing}'" in capsys.readouterr().err

@@ -112,6 +112,9 @@ def test_xbot_ope_prints_the_table_and_warns_when_the_candidate_goes_where_the_l
     (("--policy", "fixed", "--fixed", "question"), "expected HOOK:HOUR, e.g. question:19"),
     (("--policy", "fixed", "--fixed", "shouting:19"), "unknown hook 'shouting'"),
     (("--policy", "random", "--draws", "0"), "--draws must be at least 1"),
+    (("--policy", "random", "--seed", "-1"), "--seed must be 0 or more, got -1"),
+    (("--policy", "random", "--fixed", "question:19"), "--fixed question:19 is only for --policy fixed (got --policy "
+                                                       "random)"),
 ])
 def test_bad_requests_are_refused_naming_the_value(cli, argv, message):
     rc, _, err = cli("ope", *argv)

@@ -445,6 +445,9 @@ def load_profile(path: str | Path) -> AccountProfile:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:  # a binary file: a ProfileError names it, where the codec's error would not
+        raise ProfileError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); pass a profile TOML "
+                           "such as accounts/cooking.toml") from None
     return parse_profile(data, str(path))
 
 

@@ -379,7 +379,7 @@ def main(name: str, argv: list[str]) -> int:
         if not 1 <= a.accounts <= 20:
             p.error(f"--accounts must be between 1 and 20, got {a.accounts}")
         if a.seed < 0:
-            p.error(f"--seed must be a whole number of at least 0, got {a.seed}")
+            p.error(f"--seed must be 0 or more, got {a.seed}")
         daemons = a.daemons if a.daemons is not None else (1 if a.memory else min(a.accounts, os.cpu_count() or 1))
         try:
             check_daemons(daemons, a.accounts, a.memory)

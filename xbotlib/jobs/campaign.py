@@ -76,8 +76,8 @@ class CampaignConfig:
             raise ValueError(f"--days must be between 1 and 365, got {self.days}")
         if not 1 <= self.accounts <= 20:
             raise ValueError(f"--accounts must be between 1 and 20, got {self.accounts}")
-        if self.seed < 0:   # numpy's generators take non-negative seeds only
-            raise ValueError(f"--seed must be a whole number of at least 0, got {self.seed}")
+        if self.seed < 0:  # numpy's generators take none; caught here, before the demo's database is recreated
+            raise ValueError(f"--seed must be 0 or more, got {self.seed}")
         if self.serves is not None and (not self.serves or len(set(self.serves)) < len(self.serves)
                                         or not all(isinstance(i, int) and 0 <= i < self.accounts for i in self.serves)):
             raise ValueError(f"serves must name distinct accounts of the campaign, 0 to {self.accounts - 1}, "

@@ -287,13 +287,16 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
     p = default_scenario_path() if path is None else Path(path)
     if path is not None and not p.exists() and not p.suffix and (SCENARIO_DIR / f"{p.name}.toml").exists():
         p = SCENARIO_DIR / f"{p.name}.toml"
-    if not p.exists():
+    if not p.is_file():  # a folder too: reading it would raise IsADirectoryError
         raise ScenarioError(f"scenario file not found: {str(p)!r} (give a path to a .toml file, or one of: "
                             f"{shipped_names()})")
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{p}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # a binary file: say which file, not only the codec's complaint
+        raise ScenarioError(f"{p}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); pass a scenario "
+                            "TOML (see docs/SCENARIO.md)") from None
     return parse_scenario(raw, source=str(p))
 
 

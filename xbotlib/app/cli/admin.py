@@ -267,10 +267,31 @@ def _db_hold(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def check_migrate_options(args: argparse.Namespace, versions: list[int]) -> None:
+    """Refuse options the action ignores and versions that are not on disk: `down --to -5` would revert
+    everything, `up --to 999` or `down --all --to 3` would silently do something else than asked."""
+    if args.all and args.action != "down":
+        raise CliError(f"--all is only for `xbot migrate down` (it reverts every migration); drop it from "
+                       f"`xbot migrate {args.action}`")
+    if args.to is None:
+        return
+    if args.action == "status":
+        raise CliError("--to is only for `xbot migrate up` and `down`; `xbot migrate status` lists every migration")
+    if args.all:
+        raise CliError(f"--to {args.to} and --all contradict each other: pass --to N to stop above version N, "
+                       "or --all to revert every migration")
+    if args.to not in versions and not (args.action == "down" and args.to == 0):  # down --to 0: revert all
+        known = f"{min(versions)}..{max(versions)}" if versions else "none"
+        raise CliError(f"--to {args.to} is not a migration version (on disk: {known}"
+                       + ("; 0 reverts every migration" if args.action == "down" else "")
+                       + "); `xbot migrate status` lists them")
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     # imported here for start-up time: keeps `xbot --help` fast
     from xbotlib.store import migrate
     settings = load_settings()
+    check_migrate_options(args, [m.version for m in migrate.discover()])  # before the database: refuse, change nothing
     with _open_db(settings) as db:
         legacy = migrate.legacy_tables(db)
         for t in legacy:  # an xBOT database: say what was found and what `up` does (or did) with it

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 from xbotlib.app.cli.errors import CliError
@@ -31,6 +32,11 @@ def cmd_api(args: argparse.Namespace) -> int:
     from xbotlib.store import migrate  # start-up time, as above
     from xbotlib.store.db import Database  # start-up time, as above
 
+    try:  # before the database and the "serving on" line: uvicorn would only log the error and exit 3
+        socket.getaddrinfo(args.host, args.port)
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on --host {args.host!r}: {exc.strerror} (an address of this machine, e.g. "
+                       "127.0.0.1, or 0.0.0.0 for every interface)") from None
     warning = check_admin_token(settings.admin_token, args.host)  # a weak token off loopback: ConfigError
     if warning:
         print(warning, file=sys.stderr, flush=True)

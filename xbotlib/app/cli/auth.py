@@ -10,6 +10,7 @@ import sys
 from datetime import datetime
 
 from xbotlib.app.cli.errors import CliError
+from xbotlib.app.cli.options import positive_seconds
 from xbotlib.clock import SystemClock
 from xbotlib.config import _parse_account, load_settings
 
@@ -36,7 +37,7 @@ def register(sub) -> None:
     login.add_argument("--account", default=None, metavar="ID", help="account id (default: XBOT_ACCOUNT_ID)")
     login.add_argument("--port", type=int, default=None, help="loopback callback port (default: X_OAUTH_CALLBACK_PORT)")
     login.add_argument("--no-browser", action="store_true", help="only print the URL (e.g. over ssh)")
-    login.add_argument("--timeout", type=float, default=300.0, metavar="S",
+    login.add_argument("--timeout", type=positive_seconds, default=300.0, metavar="S",
                        help="seconds to wait for X's redirect (default 300)")
     login.set_defaults(func=cmd_login)
     status = actions.add_parser("status", help="signed-in accounts: user, scopes, expiry, last refresh (no tokens)")

@@ -19,6 +19,7 @@ DEMO_LIFT_EXPERIMENTS = ("question_cta", "hashtag_1", "late_evening_slot", "cont
 def cmd_demo(args: argparse.Namespace) -> int:
     # imported here for start-up time: the campaign loads the jobs, the simulator and psycopg
     from xbotlib.jobs.campaign import CampaignConfig, campaign_database, days_bar, run_campaign
+    from xbotlib.sim.scenario import ScenarioError, load_scenario  # start-up time, as above
     from xbotlib.store import migrate  # start-up time, as above
     from xbotlib.store.db import Database  # start-up time, as above
 
@@ -38,8 +39,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         config.validate()
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    if scenario_path and not Path(scenario_path).is_file():
-        raise CliError(f"--scenario {scenario_path!r} does not exist (pass a TOML file; see docs/SCENARIO.md)")
+    if scenario_path:  # read it now: a bad file is refused before the demo's database is recreated
+        try:
+            load_scenario(scenario_path)
+        except ScenarioError as exc:
+            raise CliError(f"--scenario: {exc}") from None
 
     t0 = time.perf_counter()
     print(f"xbot demo: {config.days} simulated days, seed {config.seed}, policy {config.policy}, "

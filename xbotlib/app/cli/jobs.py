@@ -10,7 +10,7 @@ from pathlib import Path
 from xbotlib.app.cli.errors import CliError
 from xbotlib.clock import ScaledClock, SystemClock
 from xbotlib.config import load_settings
-from xbotlib.jobs.schedules import SCHEDULES_DIR, load_schedules
+from xbotlib.jobs.schedules import SCHEDULES_DIR, ScheduleError, load_schedules
 from xbotlib.logs import setup_logging
 
 DEFAULT_WORKERS = 2  # worker processes per machine: each already runs 7 ticks at once across its queues
@@ -65,9 +65,28 @@ def clock_from_args(args):
     except ValueError:
         raise CliError(f"--clock-origin {args.clock_origin!r} is not an ISO time (e.g. 2026-01-05T00:00:00+00:00)") \
             from None
+    if origin.tzinfo is None:  # workers in other time zones would read it differently
+        raise CliError(f"--clock-origin {args.clock_origin!r} has no time zone (e.g. 2026-01-05T00:00:00+00:00)")
     try:
-        return ScaledClock(args.clock_scale, origin)
+        clock = ScaledClock(args.clock_scale, origin)
+        clock.now()  # a huge scale overflows datetime here, not later inside a worker or the sandbox
     except ValueError as exc:
+        raise CliError(f"--clock-scale {args.clock_scale}: {exc}") from None
+    except OverflowError:
+        raise CliError(f"--clock-scale {args.clock_scale} runs the clock past the year 9999 from --clock-origin "
+                       f"{args.clock_origin}: pass a smaller scale (e.g. 60: an hour a minute)") from None
+    return clock
+
+
+def schedules_from_args(args):
+    """The entries of --schedules, or a CliError naming the folder or the bad entry (before any worker starts)."""
+    directory = Path(args.schedules)
+    if not directory.is_dir():  # the library's message names `xbot schedule list`'s --dir
+        raise CliError(f"--schedules {args.schedules!r} is not a directory (pass the folder of schedule TOML files, "
+                       f"default {SCHEDULES_DIR})")
+    try:
+        return load_schedules(directory)
+    except ScheduleError as exc:
         raise CliError(str(exc)) from None
 
 
@@ -90,7 +109,7 @@ def _pool(args, deferrer: bool, notebooks: bool) -> int:
     setup_logging(log_file=settings.home_path / "logs" / "xbot.log")
     worker.quiet_procrastinate_logs()
     clock = clock_from_args(args)
-    entries = load_schedules(Path(args.schedules))
+    entries = schedules_from_args(args)
     if not notebooks:
         entries = [e for e in entries if e.kind == "job"]
     if args.workers < 1:
@@ -132,7 +151,7 @@ def _worker_process(args) -> int:
     setup_logging(log_file=settings.home_path / "logs" / "xbot.log")
     worker.quiet_procrastinate_logs()
     clock = clock_from_args(args)
-    entries = load_schedules(Path(args.schedules))
+    entries = schedules_from_args(args)
     while True:  # the database may be down when the supervisor (re)starts us: wait for it
         try:
             db = Database.open(settings, check_connections=True)

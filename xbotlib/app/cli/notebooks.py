@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from xbotlib.app.cli.errors import CliError
+from xbotlib.app.cli.options import positive_seconds
 from xbotlib.app.reports.runner import (NOTEBOOKS_DIR, NotebookError, NotebookFailed, coerce_parameters, ensure_kernel,
                                         list_notebooks, run_notebook)
 from xbotlib.clock import SystemClock
@@ -44,7 +45,8 @@ def register(sub) -> None:
                    help="set a parameter; repeat for several")
     q.add_argument("--reports-dir", type=Path, default=None, help="default: XBOT_HOME/reports (the workspace's)")
     q.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS_DIR, help="default: %(default)s")
-    q.add_argument("--timeout", type=float, default=None, help="seconds any one cell may run (default: no limit)")
+    q.add_argument("--timeout", type=positive_seconds, default=None,
+                   help="seconds any one cell may run (default: no limit)")
     q.set_defaults(func=cmd_notebook_run)
 
     q = nsub.add_parser("sync", help="regenerate NAME.ipynb from NAME.py (or check that they agree)")
@@ -96,6 +98,11 @@ def cmd_notebook_list(args: argparse.Namespace) -> int:
 
 def cmd_notebook_run(args: argparse.Namespace) -> int:
     params = dict(args.parameter)
+    if args.reports_dir is not None:  # under a file, creating runs/<date>/ would fail after the run is recorded
+        existing = next(p for p in (args.reports_dir.resolve(), *args.reports_dir.resolve().parents) if p.exists())
+        if not existing.is_dir():
+            raise CliError(f"--reports-dir '{args.reports_dir}' is not a folder ({existing} exists and is not a folder); "
+                           "pass a folder (it is created if missing), or leave it out for XBOT_HOME/reports")
     settings = load_settings()
     try:
         run = run_notebook(args.name, params, db_url=settings.database_url, reports_dir=args.reports_dir,
@@ -115,6 +122,9 @@ def cmd_notebook_sync(args: argparse.Namespace) -> int:
     # imported here for start-up time: jupytext and nbformat are slow to import
     from xbotlib.app.reports.pairing import pair_differences, sync_notebook
     directory = Path(args.notebooks_dir)
+    if not directory.is_dir():  # else nothing is found to sync and `--check` passes
+        raise CliError(f"notebooks directory not found: '{directory}' (run from the project root, or pass "
+                       "--notebooks-dir)")
     sources = [directory / f"{n}.py" for n in args.names] or sorted(directory.glob("*.py"))
     missing = [str(p) for p in sources if not p.is_file()]
     if missing:
@@ -139,6 +149,8 @@ def cmd_notebook_sync(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- schedule
 
 def cmd_schedule_list(args: argparse.Namespace) -> int:
+    if not args.crontab and (args.xbot or args.workdir):  # else they are ignored without a word
+        raise CliError("--xbot and --workdir shape the --crontab lines: add --crontab, or drop them")
     try:
         entries = load_schedules(args.dir)
     except ScheduleError as exc:
@@ -195,6 +207,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     if not notebook_dir.is_dir():
         raise CliError(f"notebook directory not found: '{args.notebook_dir}' (run from the project root or "
                        "pass --notebook-dir)")
+    if not 0 <= args.port <= 65535:  # as `xbot sandbox`: refused before the kernel and the database
+        raise CliError(f"--port must be 0..65535, got {args.port}")
     settings = load_settings()
     kernel = ensure_kernel()
     port = free_port(args.port)

@@ -57,8 +57,13 @@ def cmd_ope(args: argparse.Namespace) -> int:
         raise CliError(f"--fixed: {exc}") from exc
     if args.policy == "fixed" and fixed is None:
         raise CliError("--policy fixed needs --fixed HOOK:HOUR, e.g. --fixed question:19")
+    if args.policy != "fixed" and fixed is not None:  # else the arm is ignored and another policy's value printed
+        raise CliError(f"--fixed {args.fixed} is only for --policy fixed (got --policy {args.policy}); "
+                       f"pass --policy fixed --fixed {args.fixed}, or drop --fixed")
     if args.draws < 1:
         raise CliError(f"--draws must be at least 1, got {args.draws}")
+    if args.seed < 0:  # numpy's generators take none, and its message names neither --seed nor the value
+        raise CliError(f"--seed must be 0 or more, got {args.seed}")
     settings = load_settings()
     with Database.open(settings) as db, db.connection() as conn:
         account = args.account or default_account(conn, settings.account_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from pathlib import Path
 
 from xbotlib.app.cli.errors import CliError
 from xbotlib.app.cli.jobs import clock_from_args
@@ -42,11 +43,20 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     # imported here for start-up time: the sandbox loads starlette, numpy and the audience model
     import uvicorn
 
+    from xbotlib.core.profile import _HANDLE_RE  # start-up time, as above; X's handle rule, as a profile's
     from xbotlib.sim.scenario import ScenarioError  # start-up time, as above
     from xbotlib.sim.xserver import SandboxX  # start-up time, as above
 
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port must be 0..65535, got {args.port}")
+    if not _HANDLE_RE.match(args.handle):  # the sandbox would serve @ or "@two words" as the account's name
+        raise CliError(f"--handle {args.handle!r} is not an X handle (1-15 letters, digits or '_', without '@')")
+    if args.state:  # under a file, the first save (on the first post) would fail while serving
+        folder = Path(args.state).resolve().parent
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir():
+            raise CliError(f"--state '{args.state}' cannot be written: {existing} exists and is not a folder "
+                           "(pass a file path in a folder; it is created if missing)")
     try:
         sandbox = SandboxX(args.scenario, clock=clock_from_args(args), seed=args.seed, analytics_enabled=not args.no_analytics,
                            state_path=args.state, handle=args.handle, oauth=args.oauth)
@@ -59,6 +69,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))
+    except socket.gaierror as exc:  # the host, not the port: "pick another --port" would mislead
+        raise CliError(f"cannot listen on --host {args.host!r}: {exc.strerror} (an address of this machine, e.g. "
+                       "127.0.0.1, or 0.0.0.0 for every interface)") from None
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc} (pick another --port, or 0 for a free one)") from None
     sock.listen(128)  # connections queue from now on, so a client may start as soon as the URL is printed
