@@ -232,3 +232,14 @@ def test_live_posts_shadow_is_explained_and_other_values_are_refused_clearly():
     shadow = load_settings(env={"POSTING_DISABLED": "false", "LIVE_POSTS": "shadow", "X_ACCESS_TOKEN": "t" * 20})
     assert "never writes to X" in shadow.posting_mode_reason()
     assert ("LIVE_POSTS", "shadow", "env") == next(r[:3] for r in shadow.masked() if r[0] == "LIVE_POSTS")
+
+
+def test_file_in_the_way_names_the_file_a_folder_would_be_created_under(tmp_path):
+    from xbotlib.config import file_in_the_way
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("x")
+    assert file_in_the_way(blocker / "reports" / "runs") == blocker
+    assert file_in_the_way(blocker) == blocker
+    assert file_in_the_way(tmp_path / "new" / "reports") is None   # created on demand
+    assert file_in_the_way(tmp_path) is None

@@ -86,13 +86,20 @@ def _parse_db_url(name: str, raw: str) -> str | None:
     return raw.replace("postgresql+psycopg://", "postgresql://")
 
 
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file standing where ``folder`` or one of its parents would be created (its nearest existing part, when
+    that is not a folder), or None: creating the folder there would fail mid-command, so callers refuse first."""
+    folder = folder.resolve()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    return None if existing.is_dir() else existing
+
+
 def _parse_home(name: str, raw: str) -> str:
     if not raw.strip():
         return DEFAULT_HOME
     home = Path(raw.strip()).expanduser().resolve()
-    # the nearest part that exists must be a folder: under a file, creating pgdata/ or logs/ raises mid-command
-    existing = next(p for p in (home, *home.parents) if p.exists())
-    if not existing.is_dir():
+    existing = file_in_the_way(home)   # under a file, creating pgdata/ or logs/ would raise mid-command
+    if existing is not None:
         raise ConfigError(f"{name} is not a folder: {raw!r} ({existing} exists and is not a folder); point {name} at "
                           "a folder (it is created if missing), or unset it for the default")
     return str(home)

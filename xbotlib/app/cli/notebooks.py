@@ -16,7 +16,7 @@ from xbotlib.app.cli.options import positive_seconds
 from xbotlib.app.reports.runner import (NOTEBOOKS_DIR, NotebookError, NotebookFailed, coerce_parameters, ensure_kernel,
                                         list_notebooks, run_notebook)
 from xbotlib.clock import SystemClock
-from xbotlib.config import load_settings
+from xbotlib.config import file_in_the_way, load_settings
 from xbotlib.jobs.schedules import SCHEDULES_DIR, ScheduleError, load_schedules, next_run, notebook_problems, to_crontab
 
 LAB_READY_TIMEOUT_S = 120
@@ -99,8 +99,8 @@ def cmd_notebook_list(args: argparse.Namespace) -> int:
 def cmd_notebook_run(args: argparse.Namespace) -> int:
     params = dict(args.parameter)
     if args.reports_dir is not None:  # under a file, creating runs/<date>/ would fail after the run is recorded
-        existing = next(p for p in (args.reports_dir.resolve(), *args.reports_dir.resolve().parents) if p.exists())
-        if not existing.is_dir():
+        existing = file_in_the_way(args.reports_dir)
+        if existing is not None:
             raise CliError(f"--reports-dir '{args.reports_dir}' is not a folder ({existing} exists and is not a folder); "
                            "pass a folder (it is created if missing), or leave it out for XBOT_HOME/reports")
     settings = load_settings()

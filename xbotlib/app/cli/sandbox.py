@@ -8,6 +8,7 @@ from pathlib import Path
 
 from xbotlib.app.cli.errors import CliError
 from xbotlib.app.cli.jobs import clock_from_args
+from xbotlib.config import file_in_the_way
 
 
 def register(sub) -> None:
@@ -52,9 +53,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if not _HANDLE_RE.match(args.handle):  # the sandbox would serve @ or "@two words" as the account's name
         raise CliError(f"--handle {args.handle!r} is not an X handle (1-15 letters, digits or '_', without '@')")
     if args.state:  # under a file, the first save (on the first post) would fail while serving
-        folder = Path(args.state).resolve().parent
-        existing = next(p for p in (folder, *folder.parents) if p.exists())
-        if not existing.is_dir():
+        existing = file_in_the_way(Path(args.state).resolve().parent)
+        if existing is not None:
             raise CliError(f"--state '{args.state}' cannot be written: {existing} exists and is not a folder "
                            "(pass a file path in a folder; it is created if missing)")
     try:
