@@ -36,7 +36,7 @@ ACCOUNTS_DIR = PROJECT_ROOT / "accounts"
 DEFAULT_PROFILE_PATH = ACCOUNTS_DIR / "default.toml"
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")   # X's rule for a handle (without "@")
 _HASHTAG_RE = re.compile(r"^#\w+$")
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 # the hooks whose opener a language pack must say how to detect ('plain' is the fallback: no rule)
@@ -283,7 +283,7 @@ def parse_profile(data: Mapping[str, Any], source: str = "<profile>") -> Account
     r = _Reader(source, dict(data))
     r.only(_TOP_KEYS)
     pid = r.text("id", pattern=_ID_RE, fix="lower-case letters, digits, '-' or '_', at most 63, e.g. \"cooking\"")
-    handle = r.text("handle", pattern=_HANDLE_RE, fix="an X handle without '@': 1-15 letters, digits or '_'")
+    handle = r.text("handle", pattern=HANDLE_RE, fix="an X handle without '@': 1-15 letters, digits or '_'")
     display = r.text("display_name")
     language = r.text("language", pattern=_LANGUAGE_RE, fix="a language code such as \"en\" or \"es\"")
     tz = r.text("timezone", fix="an IANA time zone such as \"Europe/London\"")

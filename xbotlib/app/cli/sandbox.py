@@ -44,13 +44,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     # imported here for start-up time: the sandbox loads starlette, numpy and the audience model
     import uvicorn
 
-    from xbotlib.core.profile import _HANDLE_RE  # start-up time, as above; X's handle rule, as a profile's
+    from xbotlib.core.profile import HANDLE_RE  # start-up time, as above; X's handle rule, as a profile's
     from xbotlib.sim.scenario import ScenarioError  # start-up time, as above
     from xbotlib.sim.xserver import SandboxX  # start-up time, as above
 
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port must be 0..65535, got {args.port}")
-    if not _HANDLE_RE.match(args.handle):  # the sandbox would serve @ or "@two words" as the account's name
+    if not HANDLE_RE.match(args.handle):  # the sandbox would serve @ or "@two words" as the account's name
         raise CliError(f"--handle {args.handle!r} is not an X handle (1-15 letters, digits or '_', without '@')")
     if args.state:  # under a file, the first save (on the first post) would fail while serving
         existing = file_in_the_way(Path(args.state).resolve().parent)
