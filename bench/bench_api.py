@@ -47,7 +47,7 @@ from psycopg.conninfo import conninfo_to_dict
 # the server of --baseline imports xbotlib from its own tree (XBOT_BENCH_SRC); everything else from this one
 sys.path.insert(0, os.environ.get("XBOT_BENCH_SRC") or str(Path(__file__).resolve().parent.parent))
 
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 from xbotlib.app.api.app import create_app  # noqa: E402
 from xbotlib.app.api.auth import FailureThrottle  # noqa: E402
 from xbotlib.clock import SimClock, SystemClock  # noqa: E402

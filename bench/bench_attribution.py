@@ -26,7 +26,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 from xbotlib.devtools.bench import growth  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402
 

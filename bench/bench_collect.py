@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xbotlib.devtools.argtypes import at_least
+from xbotlib.app.cli.options import at_least
 from xbotlib.store import queue
 from xbotlib.core import vocab
 from xbotlib.clock import SimClock

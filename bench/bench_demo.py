@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402  (after the path: runs from a checkout)
 
 _SIMULATING = re.compile(r"\(([\d.]+) s simulating\)")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 from xbotlib.config import load_settings  # noqa: E402
 from xbotlib.devtools.bench_speed import memory_growth, peak_rss_mib, rss_mib, warm_process  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402

@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 
 try:
     import memray

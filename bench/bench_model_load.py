@@ -22,7 +22,7 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 from xbotlib.core.features import FEATURE_NAMES  # noqa: E402
 from xbotlib.core.predictors import train_with_fallback  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402

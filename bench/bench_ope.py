@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xbotlib.devtools.argtypes import at_least
+from xbotlib.app.cli.options import at_least
 from xbotlib.app.analysis.ope import review_decisions
 from xbotlib.devtools.bench import bench_campaign
 from xbotlib.devtools.machine import machine

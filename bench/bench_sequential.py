@@ -22,7 +22,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from xbotlib.devtools.argtypes import at_least
+from xbotlib.app.cli.options import at_least
 from xbotlib.core import decision, vocab
 
 # the experiment simulator of `xbot bench lift`, so both benchmarks draw from the same audience model

@@ -25,7 +25,7 @@ from pathlib import Path
 # appended, not put first: PYTHONPATH may name another checkout to time its store (the "before")
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 from xbotlib.devtools.machine import machine  # noqa: E402
 from xbotlib.devtools.seed_history import HistorySpec, seed_history  # noqa: E402
 from xbotlib.devtools.testing import TestPostgres  # noqa: E402

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from xbotlib.devtools.argtypes import at_least
+from xbotlib.app.cli.options import at_least
 from xbotlib.core import vocab
 from xbotlib.core.features import FEATURE_NAMES, LocalEmbedder, extract_features, feature_matrix
 from xbotlib.core.predictors import LightGBMReward, RidgeReward, train_with_fallback

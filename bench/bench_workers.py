@@ -49,7 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 from xbotlib.clock import ScaledClock  # noqa: E402
 from xbotlib.devtools.bench import machine  # noqa: E402
 from xbotlib.devtools.fake_openai import FakeOpenAI  # noqa: E402

@@ -17,7 +17,7 @@ import json
 import logging
 import sys
 
-from xbotlib.devtools.argtypes import at_least
+from xbotlib.app.cli.options import at_least
 from xbotlib.config import load_settings
 from xbotlib.devtools.bench import bench_campaign
 from xbotlib.devtools.testing import TestPostgres

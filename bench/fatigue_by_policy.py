@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 from xbotlib.devtools.bench import bench_campaign  # noqa: E402
 from xbotlib.devtools.growth_tables import paired_difference  # noqa: E402
 from xbotlib.sim import policies as sim_policies  # noqa: E402

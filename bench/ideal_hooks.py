@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 from xbotlib.core import vocab  # noqa: E402
 from xbotlib.sim.audience import draw_totals  # noqa: E402
 from xbotlib.sim.oracle import Oracle  # noqa: E402

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from xbotlib.devtools.argtypes import at_least  # noqa: E402
+from xbotlib.app.cli.options import at_least  # noqa: E402
 
 from xbotlib.clients.generation.templates import TemplateGenerator  # noqa: E402
 from xbotlib.core.features import LocalEmbedder, novelty  # noqa: E402

@@ -1,9 +1,9 @@
-"""The benches' count options: argparse refuses a bad number with its value and the range."""
+"""The argparse types the commands and the bench scripts share: a bad number is refused with its value and the range."""
 import argparse
 
 import pytest
 
-from xbotlib.devtools.argtypes import at_least
+from xbotlib.app.cli.options import at_least
 
 
 def _parser() -> argparse.ArgumentParser:
