@@ -33,6 +33,7 @@ from xbotlib.core.text import weighted_length
 from xbotlib.jobs.context import JobContext, JobResult, ensure_account_once
 from xbotlib.logs import tagged
 from xbotlib.store import locks, queue
+from xbotlib.store.db import autocommit_mode
 from xbotlib.store.outcomes import known_tweet_ids
 from xbotlib.store.ratelimits import record_rate_limit
 
@@ -85,12 +86,8 @@ class _InFlight:
             conn.commit()
             return
         # a session lock is not transactional: the unlock alone, one round trip instead of BEGIN … COMMIT's three
-        conn.autocommit = True
-        try:
+        with autocommit_mode(conn):
             locks.release_session_lock(conn, self.key)
-        finally:
-            if conn.info.transaction_status == TransactionStatus.IDLE:   # a broken connection the pool discards
-                conn.autocommit = False
 
 
 def reconcile_stuck(ctx: JobContext, conn=None) -> dict[str, int]:

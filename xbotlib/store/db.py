@@ -164,14 +164,8 @@ class Database:
         For work that is one statement (a job run's start or end, a read that needs no snapshot): the
         same effect as ``connection()``'s BEGIN … COMMIT, which costs two more round trips. Several
         statements that must agree or land together belong in ``connection()``."""
-        with self.pool.connection() as conn:
-            conn.autocommit = True
-            try:
-                yield conn
-            finally:
-                # the pool lends it next as an ordinary (transactional) connection; a broken one it discards
-                if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                    conn.autocommit = False
+        with self.pool.connection() as conn, autocommit_mode(conn):
+            yield conn
 
     def execute(self, sql: str, params: Any = None) -> list[dict]:
         """Run one statement in its own transaction; returns the rows (if any)."""
@@ -191,6 +185,18 @@ class Database:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def autocommit_mode(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """``conn`` (idle, from the pool) in autocommit mode for the block, transactional again after: the pool lends
+    it next as an ordinary connection. A connection the block broke is left as it is; the pool discards it."""
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.autocommit = False
 
 
 def _probe(url: str, timeout_s: int = 10) -> None:
