@@ -295,8 +295,10 @@ def parse_growth_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.N
                         "campaigns FILE lacks: a stopped run resumes, more --seeds add only the new seeds; "
                         "lines from other code are not reused (see xbotlib/devtools/growth_results.py)")
     a = p.parse_args(argv)
-    if not 1 <= a.days <= 365:
-        p.error(f"--days must be between 1 and 365, got {a.days}")
+    try:
+        CampaignConfig(days=a.days).validate()   # the campaign's own check of --days
+    except ValueError as exc:
+        p.error(str(exc))
     if a.seeds < 1:
         p.error(f"--seeds must be at least 1 (campaigns per policy, seeds 0..N-1), got {a.seeds}")
     a.policies = tuple(dict.fromkeys(x.strip() for x in a.policies.split(",") if x.strip()))
@@ -374,14 +376,10 @@ def main(name: str, argv: list[str]) -> int:
         p.add_argument("--memory", action="store_true", help="sample resident memory once per simulated day and "
                        "trace Python allocations (tracemalloc; slower): peak and growth after a 30-day warm-up")
         a = p.parse_args(argv)
-        if not 1 <= a.days <= 365:
-            p.error(f"--days must be between 1 and 365, got {a.days}")
-        if not 1 <= a.accounts <= 20:
-            p.error(f"--accounts must be between 1 and 20, got {a.accounts}")
-        if a.seed < 0:
-            p.error(f"--seed must be 0 or more, got {a.seed}")
         daemons = a.daemons if a.daemons is not None else (1 if a.memory else min(a.accounts, os.cpu_count() or 1))
         try:
+            # the campaign's own checks (days, accounts, seed), before any process starts
+            CampaignConfig(days=a.days, accounts=a.accounts, seed=a.seed).validate()
             check_daemons(daemons, a.accounts, a.memory)
         except ValueError as exc:
             p.error(str(exc))
