@@ -6,6 +6,7 @@ import socket
 import sys
 
 from xbotlib.app.cli.errors import CliError
+from xbotlib.app.cli.options import unknown_host
 from xbotlib.clock import SystemClock
 from xbotlib.config import ConfigError, load_settings
 
@@ -35,8 +36,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     try:  # before the database and the "serving on" line: uvicorn would only log the error and exit 3
         socket.getaddrinfo(args.host, args.port)
     except socket.gaierror as exc:
-        raise CliError(f"cannot listen on --host {args.host!r}: {exc.strerror} (an address of this machine, e.g. "
-                       "127.0.0.1, or 0.0.0.0 for every interface)") from None
+        raise unknown_host(args.host, exc) from None
     warning = check_admin_token(settings.admin_token, args.host)  # a weak token off loopback: ConfigError
     if warning:
         print(warning, file=sys.stderr, flush=True)

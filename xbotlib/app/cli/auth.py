@@ -10,7 +10,7 @@ import sys
 from datetime import datetime
 
 from xbotlib.app.cli.errors import CliError
-from xbotlib.app.cli.options import positive_seconds
+from xbotlib.app.cli.options import check_port, positive_seconds
 from xbotlib.clock import SystemClock
 from xbotlib.config import _parse_account, load_settings
 
@@ -95,8 +95,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         raise CliError("X_CLIENT_ID is not set: copy your X app's OAuth 2.0 Client ID (developer portal → your app "
                        "→ Keys and tokens) into X_CLIENT_ID (and X_CLIENT_SECRET for a confidential app)")
     port = settings.x_oauth_callback_port if args.port is None else args.port
-    if not 0 <= port <= 65535:
-        raise CliError(f"--port must be 0..65535, got {port}")
+    check_port(port)
     clock = SystemClock()
     pkce, state = new_pkce(), new_state()
     try:

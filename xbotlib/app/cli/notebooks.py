@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from xbotlib.app.cli.errors import CliError
-from xbotlib.app.cli.options import positive_seconds
+from xbotlib.app.cli.options import check_port, positive_seconds
 from xbotlib.app.reports.runner import (NOTEBOOKS_DIR, NotebookError, NotebookFailed, coerce_parameters, ensure_kernel,
                                         list_notebooks, run_notebook)
 from xbotlib.clock import SystemClock
@@ -207,8 +207,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     if not notebook_dir.is_dir():
         raise CliError(f"notebook directory not found: '{args.notebook_dir}' (run from the project root or "
                        "pass --notebook-dir)")
-    if not 0 <= args.port <= 65535:  # as `xbot sandbox`: refused before the kernel and the database
-        raise CliError(f"--port must be 0..65535, got {args.port}")
+    check_port(args.port)   # before the kernel and the database
     settings = load_settings()
     kernel = ensure_kernel()
     port = free_port(args.port)

@@ -1,10 +1,14 @@
-"""argparse types the subcommands and the bench scripts share: argparse refuses a bad value itself (usage line,
-exit 2), with the value and the range, before any work starts."""
+"""Option checks the commands share, all before any work starts: argparse types (argparse refuses a bad value
+itself: usage line, exit 2, the value and the range; the bench scripts use them too) and the listening port and
+host the servers share."""
 from __future__ import annotations
 
 import argparse
 import math
+import socket
 from typing import Callable
+
+from xbotlib.app.cli.errors import CliError
 
 
 def positive_seconds(raw: str) -> float:
@@ -31,3 +35,15 @@ def at_least(low: int) -> Callable[[str], int]:
         return value
     whole.__name__ = f"whole number >= {low}"   # what argparse names in its own messages
     return whole
+
+
+def check_port(port: int) -> None:
+    """A local port to listen on, 0 for a free one (the sandbox, the lab, the sign-in callback)."""
+    if not 0 <= port <= 65535:
+        raise CliError(f"--port must be 0..65535, got {port}")
+
+
+def unknown_host(host: str, exc: socket.gaierror) -> CliError:
+    """The error for a --host that does not resolve: the host is wrong, not the port."""
+    return CliError(f"cannot listen on --host {host!r}: {exc.strerror} (an address of this machine, e.g. "
+                    "127.0.0.1, or 0.0.0.0 for every interface)")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from xbotlib.app.cli.errors import CliError
+from xbotlib.app.cli.options import check_port, unknown_host
 from xbotlib.app.cli.jobs import clock_from_args
 from xbotlib.config import file_in_the_way
 
@@ -48,8 +49,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from xbotlib.sim.scenario import ScenarioError  # start-up time, as above
     from xbotlib.sim.xserver import SandboxX  # start-up time, as above
 
-    if not 0 <= args.port <= 65535:
-        raise CliError(f"--port must be 0..65535, got {args.port}")
+    check_port(args.port)
     if not HANDLE_RE.match(args.handle):  # the sandbox would serve @ or "@two words" as the account's name
         raise CliError(f"--handle {args.handle!r} is not an X handle (1-15 letters, digits or '_', without '@')")
     if args.state:  # under a file, the first save (on the first post) would fail while serving
@@ -70,8 +70,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         sock.bind((args.host, args.port))
     except socket.gaierror as exc:  # the host, not the port: "pick another --port" would mislead
-        raise CliError(f"cannot listen on --host {args.host!r}: {exc.strerror} (an address of this machine, e.g. "
-                       "127.0.0.1, or 0.0.0.0 for every interface)") from None
+        raise unknown_host(args.host, exc) from None
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc} (pick another --port, or 0 for a free one)") from None
     sock.listen(128)  # connections queue from now on, so a client may start as soon as the URL is printed
