@@ -292,6 +292,19 @@ def test_budget_status(llm, fake):
     assert status["remaining"] == pytest.approx(5.0 - status["spent"])
 
 
+def test_backoffs_today_start_from_zero_each_budget_day_and_past_days_are_not_kept(llm, fake, clock):
+    fake.script(["500", "200"])
+    llm.complete("s", "u", purpose="post")
+    assert llm.budget_status()["backoffs_today"] == 1
+    clock.advance(timedelta(days=1))
+    assert llm.budget_status()["backoffs_today"] == 0
+    fake.script(["500", "500"])   # one retry a call: one backoff, then the call is refunded
+    llm.complete("s", "u", purpose="post")
+    assert llm.budget_status()["backoffs_today"] == 1
+    # a daemon's client lives for months: it holds the budget day's count, not one per day it has lived
+    assert len(llm._backoffs) == 1
+
+
 def test_no_key_and_no_client_is_a_clear_error(settings, db, clock):
     with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
         LLMClient(settings, db, clock, ACCOUNT, ledger=store_ledger)

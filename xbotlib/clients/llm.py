@@ -299,7 +299,8 @@ class LLMClient:
                 raise _GiveUp("timeout" if reason == "timeout" else "server_error") from None
 
     def _backoff(self, attempt: int, wait: float, reason: str, call_id: str, day: date) -> None:
-        self._backoffs[day] = self._backoffs.get(day, 0) + 1
+        # only the budget day's count is ever read (budget_status): a long-lived client keeps no count per past day
+        self._backoffs = {day: self._backoffs.get(day, 0) + 1}
         tagged(log, "OPENAI_BACKOFF", attempt=attempt, wait_ms=round(wait * 1000), reason=reason, call_id=call_id)
         self.sleep(wait)
 
