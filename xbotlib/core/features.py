@@ -49,7 +49,10 @@ class Embedder(Protocol):
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
-@functools.lru_cache(maxsize=1 << 16)
+# Bounded for live use, where new words keep coming: full, 2**16 entries held 16.5 MiB per process, 2**14 hold 4.8
+# MiB and cost ~7% more per embedding on a Zipf-like 60,000-word vocabulary (BENCHMARKS.md, 2026-12-05).
+# The sandbox's texts use ~2,800 tokens.
+@functools.lru_cache(maxsize=1 << 14)
 def _bucket(token: str, dim: int) -> tuple[int, float]:
     """A stable (index, sign) for a token. Python's ``hash`` is salted per process, blake2b is not."""
     h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
