@@ -255,6 +255,9 @@ def test_xbot_job_once_runs_one_recorded_tick(cli_env, db, capsys):
     (["run", "--no-notebooks", "--clock-scale", "60"], ["--clock-scale needs --clock-origin", "shared by every process"]),
     (["run", "--clock-scale", "60", "--clock-origin", "yesterday"], ["--clock-origin 'yesterday' is not an ISO time"]),
     (["worker", "--workers", "0"], ["--workers 0", "at least 1"]),
+    # more processes than any server has connections for: refused before one is started
+    (["worker", "--no-notebooks", "--workers", "5000"], ["--workers 5000 needs 45008 PostgreSQL connections",
+                                                        "max_connections", "Run at most"]),
 ])
 def test_xbot_run_and_worker_name_a_bad_option_and_its_fix(cli_env, argv, words, capsys):
     from xbotlib.app.cli import main as cli

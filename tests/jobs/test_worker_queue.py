@@ -306,6 +306,12 @@ def test_xbot_worker_serves_and_sigterm_ends_it_cleanly(db_url, db, tmp_path):
         try:
             # the deferrer queues acct1's occurrences that have come; the worker process runs them
             wait_for(lambda: any(r["finished_at"] for r in job_runs(db, "post")), 180, "a post tick from the pool")
+            # the pool holds no more connections than `xbot run` counts on when it checks the server's limit
+            with db.connection() as conn:
+                held = conn.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND backend_type = 'client backend'").fetchone()["n"]
+            ours = db.pool.get_stats()["pool_size"]
+            assert 0 < held - ours <= worker.connections_needed(1, load_settings(env={}).db_pool_max)[1]
         finally:
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(timeout=120)
@@ -313,3 +319,41 @@ def test_xbot_worker_serves_and_sigterm_ends_it_cleanly(db_url, db, tmp_path):
     assert rc == 0, text
     assert "Traceback" not in text
     assert "[WORKER] stopped" in text and "[WORKER] all worker processes stopped restarts=0" in text
+
+
+# ----------------------------------------------------------------------------- the server's connection limit
+
+def _slots(max_connections=100, reserved=0, in_use=0):
+    from xbotlib.store.db import ConnectionSlots
+    return ConnectionSlots(max_connections, reserved, in_use)
+
+
+def test_worker_processes_that_fit_the_servers_connections_start_without_a_word():
+    assert worker.connection_verdict(2, 8, _slots()) == (None, None)   # 26 at rest, 48 at most, 100 free
+
+
+def test_worker_processes_that_fit_only_at_rest_start_with_a_warning_naming_the_numbers_and_the_fixes():
+    error, warning = worker.connection_verdict(6, 8, _slots())        # 62 at rest, 112 at most
+    assert error is None
+    text = " ".join(warning.split())
+    assert all(w in text for w in ("--workers 6 holds 62", "up to 112", "100 free", "XBOT_DB_POOL_MAX 8",
+                                   "Lower --workers", "max_connections = 150"))
+
+
+def test_worker_processes_that_cannot_all_connect_are_refused_with_how_many_fit():
+    error, _ = worker.connection_verdict(11, 8, _slots(in_use=0))     # 107 at rest: the eleventh never connects
+    assert "--workers 11 needs 107 PostgreSQL connections at rest" in error and "at most 10 worker" in error
+    # a non-superuser cannot use the reserved slots, and other sessions' connections count
+    error, _ = worker.connection_verdict(8, 8, _slots(reserved=3, in_use=20))
+    assert "the server has 77 free" in error and "3 reserved for superusers, 20 held by other sessions" in error
+    assert "at most 7 worker" in error
+
+
+def test_connection_slots_reads_the_servers_limit_and_the_other_sessions(db):
+    from xbotlib.store.db import connection_slots
+    with db.connection() as conn:
+        slots = connection_slots(conn)
+        limit = int(conn.execute("SHOW max_connections").fetchone()["max_connections"])
+    assert slots.max_connections == limit and 0 <= slots.in_use < limit
+    assert slots.free == limit - slots.reserved - slots.in_use
+

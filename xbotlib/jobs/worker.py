@@ -150,7 +150,45 @@ def quiet_procrastinate_logs(fmt: str = "%(asctime)s %(levelname)s %(name)s %(me
     pq_log.propagate = False
 
 
-def make_app(url: str, pool_max: int = 8) -> procrastinate.App:
+QUEUE_POOL_MAX = 8  # connections of a process's job-queue pool (procrastinate's): its listeners and fetches
+
+
+def connections_needed(processes: int, db_pool_max: int) -> tuple[int, int]:
+    """PostgreSQL connections ``xbot run --workers processes`` holds: (at rest, at most).
+
+    At rest (measured, 2026-12-05): each worker process's queue pool is full (four queue groups, each listening
+    and fetching) and its job pool keeps one; the supervisor's deferrer holds a queue pool. At most: every pool
+    full, the job pools at ``db_pool_max`` (XBOT_DB_POOL_MAX)."""
+    at_rest = processes * (QUEUE_POOL_MAX + 1) + QUEUE_POOL_MAX
+    at_most = (processes + 1) * (QUEUE_POOL_MAX + db_pool_max)
+    return at_rest, at_most
+
+
+def connection_verdict(processes: int, db_pool_max: int, slots) -> tuple[str | None, str | None]:
+    """(error, warning) for starting ``processes`` worker processes on a server with ``slots``
+    (``store.db.ConnectionSlots``): an error when they would not fit even at rest (the last ones would fail to
+    connect and retry for ever), a warning when they fit at rest but not with every pool full."""
+    at_rest, at_most = connections_needed(processes, db_pool_max)
+    free = slots.free
+    where = (f"the server has {free} free (max_connections {slots.max_connections}"
+             + (f", {slots.reserved} reserved for superusers" if slots.reserved else "")
+             + f", {slots.in_use} held by other sessions)")
+    raise_limit = ("raise the server's max_connections (xbot db psql -c \"ALTER SYSTEM SET max_connections = "
+                   f"{-(-(at_most + slots.in_use + slots.reserved) // 50) * 50}\", then restart PostgreSQL)")
+    if at_rest > free:
+        fit = max(0, (free - QUEUE_POOL_MAX) // (QUEUE_POOL_MAX + 1))
+        return (f"--workers {processes} needs {at_rest} PostgreSQL connections at rest ({QUEUE_POOL_MAX + 1} a worker "
+                f"process, {QUEUE_POOL_MAX} for the supervisor) and {where}. Run at most {fit} worker processes, "
+                f"or {raise_limit}"), None
+    if at_most > free:
+        return None, (f"warning: --workers {processes} holds {at_rest} PostgreSQL connections at rest and may open up "
+                      f"to {at_most} under load ({QUEUE_POOL_MAX} for the job queue and XBOT_DB_POOL_MAX {db_pool_max} "
+                      f"a process), but {where}: under load some ticks may wait for a connection and fail. "
+                      f"Lower --workers or XBOT_DB_POOL_MAX, or {raise_limit}")
+    return None, None
+
+
+def make_app(url: str, pool_max: int = QUEUE_POOL_MAX) -> procrastinate.App:
     """A procrastinate app on ``url`` with xbot's two tasks. Its connections fail fast like ours."""
     connector = procrastinate.PsycopgConnector(
         conninfo=url, min_size=1, max_size=pool_max, timeout=ACQUIRE_TIMEOUT_S,

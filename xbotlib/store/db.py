@@ -27,6 +27,7 @@ import signal
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -540,3 +541,29 @@ def server_identity(conn) -> dict:
     """Which server and database the connection reached: ``database`` (its name) and ``version`` (the
     server's version string)."""
     return conn.execute("SELECT current_database() AS database, version() AS version").fetchone()
+
+
+@dataclass(frozen=True)
+class ConnectionSlots:
+    """How many more connections the server takes from this role: ``max_connections``, the ones only
+    superusers may use (``reserved``: 0 for a superuser), and the ones other sessions hold (``in_use``,
+    every database's, this session's not counted)."""
+    max_connections: int
+    reserved: int
+    in_use: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.max_connections - self.reserved - self.in_use)
+
+
+def connection_slots(conn) -> ConnectionSlots:
+    """The server's connection limit and what other sessions use of it now (``ConnectionSlots``)."""
+    row = conn.execute(
+        "SELECT current_setting('max_connections')::int AS max_connections, "
+        "CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN 0 "
+        "ELSE current_setting('superuser_reserved_connections')::int END AS reserved, "
+        "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid())::int AS in_use").fetchone()
+    return ConnectionSlots(row["max_connections"], row["reserved"], row["in_use"])
+

@@ -104,6 +104,7 @@ def _pool(args, deferrer: bool, notebooks: bool) -> int:
     import asyncio
     from xbotlib.jobs import worker  # start-up time, as above
     from xbotlib.store.accounts import list_account_ids  # start-up time, as above
+    from xbotlib.store.db import connection_slots  # start-up time, as above
 
     settings = load_settings()
     setup_logging(log_file=settings.home_path / "logs" / "xbot.log")
@@ -117,6 +118,12 @@ def _pool(args, deferrer: bool, notebooks: bool) -> int:
     with _open(settings) as db:
         with db.connection() as conn:
             n_accounts = len(list_account_ids(conn))
+            slots = connection_slots(conn)
+        error, warning = worker.connection_verdict(args.workers, settings.db_pool_max, slots)
+        if error:
+            raise CliError(error)
+        if warning:
+            print(warning, file=sys.stderr)
         if n_accounts == 0:
             print("note: no accounts in the database yet; the workers pick up accounts as they are added "
                   "(each account's first `xbot job ... --once` or `xbot account add` creates it)", file=sys.stderr)
