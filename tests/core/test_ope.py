@@ -196,6 +196,19 @@ def test_the_learners_distribution_is_its_thompson_mixture_within_monte_carlo_er
     assert np.allclose(_hook_marginal(dist), [want[h] for h in SPACE.hooks], atol=0.03)
 
 
+def test_asking_the_learner_what_it_would_choose_logs_no_decision(caplog):
+    """A young account's learner forces exploration and logs ``[BANDIT] explore forced`` for each choice it makes;
+    the draws that read its probabilities are not choices made, and `xbot ope` printed dozens of them."""
+    state = _state(pulls=1)
+    with caplog.at_level("INFO", logger="xbot.policy"):
+        ope_replay.action_distribution(XbotPolicy(), state, list(SPACE.hooks), list(SPACE.hours), SPACE,
+                                       np.random.default_rng(4), draws=200)
+        assert not [r for r in caplog.records if "[BANDIT]" in r.getMessage()]
+        for seed in range(50):   # a real choice still logs, on the same thread, after the replay
+            XbotPolicy().choose(state, list(SPACE.hooks), list(SPACE.hours), np.random.default_rng(seed))
+    assert any("[BANDIT] explore forced" in r.getMessage() for r in caplog.records)
+
+
 def _decision(i: int, t0: datetime, hook: str, hour: int, *, final: bool = True, **kw) -> ope_replay.LoggedDecision:
     created = t0 + timedelta(hours=6 * i)
     fields = dict(decision_id=f"d{i:03d}", decision_type="post", status="posted", created_at=created,

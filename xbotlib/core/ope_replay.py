@@ -44,7 +44,10 @@ joint frequencies of ``draws`` calls.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
@@ -218,6 +221,30 @@ def _one_fit(policy, state: PlanState):
     return clone
 
 
+_asking = threading.local()
+
+
+class _AskedNotDecided(logging.Filter):
+    """Drops the policy's records (``[BANDIT] explore forced …``) on the thread that is asking a candidate what it
+    would choose: those choices were never made, and the tag's readers (operators, checks) count real ones."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_asking, "on", False)
+
+
+logging.getLogger("xbot.policy").addFilter(_AskedNotDecided())
+
+
+@contextlib.contextmanager
+def _asking_the_candidate():
+    before = getattr(_asking, "on", False)
+    _asking.on = True
+    try:
+        yield
+    finally:
+        _asking.on = before
+
+
 def action_distribution(policy, state: PlanState, hooks: Sequence[str], hours: Sequence[int], space: ActionSpace,
                         rng: np.random.Generator, draws: int = 40) -> np.ndarray:
     """The candidate's probability of every action of ``space`` at this state, shape (K,); see the module
@@ -225,7 +252,8 @@ def action_distribution(policy, state: PlanState, hooks: Sequence[str], hours: S
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws!r}")
     policy = _one_fit(policy, state)
-    choices = [policy.choose(state, list(hooks), list(hours), rng) for _ in range(draws)]
+    with _asking_the_candidate():
+        choices = [policy.choose(state, list(hooks), list(hours), rng) for _ in range(draws)]
     dist = np.zeros(space.size)
     if not isinstance(policy, INDEPENDENT_POLICIES) and getattr(policy, "name", None) != "oracle":
         for c in choices:
