@@ -58,6 +58,18 @@ def test_logged_decisions_carry_the_final_outcome_and_when_it_became_known(campa
     assert [d.created_at for d in decisions] == sorted(d.created_at for d in decisions)
 
 
+def test_progress_counts_every_evaluated_decision_and_changes_nothing(campaign):
+    settings = load_settings(env={"XBOT_DATABASE_URL": campaign["url"]})
+    seen: list[tuple[int, int]] = []
+    with Database.from_url(campaign["url"], pool_max=2) as db, db.connection() as conn:
+        quiet = review_policy(conn, settings, campaign["account"], "random", seed=3)
+        counted = review_policy(conn, settings, campaign["account"], "random", seed=3,
+                                on_progress=lambda done, total: seen.append((done, total)))
+    n = len(counted.points)
+    assert seen == [(i, n) for i in range(1, n + 1)] and n == len(quiet.points) > 0
+    assert counted.text() == quiet.text()
+
+
 def test_the_logger_judged_as_a_candidate_gets_weights_near_one(campaign):
     """The replay rebuilds what the learner saw at each decision; if it got the state wrong, the learner's
     probabilities of its own logged choices would differ from the stored ones and the weights from 1.
@@ -111,7 +123,9 @@ def test_xbot_ope_prints_the_table_and_warns_when_the_candidate_goes_where_the_l
     (("--policy", "fixed"), "--policy fixed needs --fixed HOOK:HOUR"),
     (("--policy", "fixed", "--fixed", "question"), "expected HOOK:HOUR, e.g. question:19"),
     (("--policy", "fixed", "--fixed", "shouting:19"), "unknown hook 'shouting'"),
-    (("--policy", "random", "--draws", "0"), "--draws must be at least 1"),
+    (("--policy", "random", "--draws", "0"), "--draws must be between 1 and 10000, got 0"),
+    (("--policy", "random", "--draws", "100000000"), "--draws must be between 1 and 10000, got 100000000 (the "
+                                                    "candidate's probability of each action is read to within ±0.005"),
     (("--policy", "random", "--seed", "-1"), "--seed must be 0 or more, got -1"),
     (("--policy", "random", "--fixed", "question:19"), "--fixed question:19 is only for --policy fixed (got --policy "
                                                        "random)"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,8 @@ def account_setup(conn, settings: Settings, account_id: str):
 
 
 def review_policy(conn, settings: Settings, account_id: str, policy: str, *, fixed: tuple[str, int] | None = None,
-                  draws: int = 40, seed: int = 0, world: str | None = None) -> PolicyReview:
+                  draws: int = 40, seed: int = 0, world: str | None = None,
+                  on_progress: Callable[[int, int], None] | None = None) -> PolicyReview:
     """Estimate the value of the candidate ``policy`` (any name of ``xbotlib.sim.policies.POLICIES``; ``fixed``
     needs ``fixed=(hook, hour)``) from ``account_id``'s logged post decisions with DR, IPW and SNIPW."""
     candidate = sim_policies.make_policy(policy, fixed=fixed)  # an unknown name fails here, naming the known ones
@@ -97,12 +99,14 @@ def review_policy(conn, settings: Settings, account_id: str, policy: str, *, fix
     return review_decisions(decisions, candidate, vocabulary=vocabulary, posting_hours=hours,
                             rotation_max_run=max_run, account_created_at=created_at, account_id=account_id,
                             policy_label=policy if fixed is None else f"fixed {fixed[0]}:{fixed[1]}",
-                            draws=draws, seed=seed)
+                            draws=draws, seed=seed, on_progress=on_progress)
 
 
 def review_decisions(decisions, candidate, *, vocabulary, posting_hours, rotation_max_run, account_created_at,
-                     account_id: str, policy_label: str, draws: int = 40, seed: int = 0) -> PolicyReview:
-    """``review_policy`` on decisions already read (the bench replays a campaign's log this way)."""
+                     account_id: str, policy_label: str, draws: int = 40, seed: int = 0,
+                     on_progress: Callable[[int, int], None] | None = None) -> PolicyReview:
+    """``review_policy`` on decisions already read (the bench replays a campaign's log this way).
+    ``on_progress(done, total)`` after each replayed decision the candidate was asked about (its slow part)."""
     posts = [d for d in decisions if d.decision_type == "post"]
     if not posts:
         raise ValueError(f"account {account_id!r} has no logged post decisions: nothing to evaluate (run the "
@@ -117,7 +121,10 @@ def review_decisions(decisions, candidate, *, vocabulary, posting_hours, rotatio
         raise ValueError(f"account {account_id!r}: none of its {len(posts)} post decisions can be evaluated "
                          f"({reasons}){fix}")
     arr = ope_replay.arrays(rp)
-    arr["action_dist"] = ope_replay.candidate_matrix(candidate, rp.points, rp.space, seed=seed, draws=draws)
+    total = len(rp.points)
+    arr["action_dist"] = ope_replay.candidate_matrix(
+        candidate, rp.points, rp.space, seed=seed, draws=draws,
+        on_progress=None if on_progress is None else (lambda done: on_progress(done, total)))
     arr["q_hat"] = ope.crossfit_q_hat(ope_replay.action_features(rp.points, rp.space), arr["action"], arr["reward"],
                                       offset=ope_replay.log_followers(rp.points), seed=seed)
     estimates, ov = ope.evaluate(arr["reward"], arr["action"], arr["pscore"], arr["action_dist"], arr["q_hat"])

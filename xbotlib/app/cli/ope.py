@@ -5,6 +5,8 @@ Wire it in with ``register(sub)``; the work is ``xbotlib.app.analysis.ope.review
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 
 from xbotlib.app.cli.errors import CliError
 from xbotlib.config import load_settings
@@ -27,6 +29,20 @@ examples:
   xbot ope --account demo-1 --policy heuristic --draws 100"""
 
 
+MAX_DRAWS = 10_000  # a probability read from this many draws has a standard error of at most 0.005
+
+
+@contextlib.contextmanager
+def decisions_bar():
+    """A progress bar on stderr (a terminal only) over the decisions the candidate is asked about."""
+    from tqdm import tqdm  # imported here for start-up time, as below
+    with tqdm(desc="decisions", unit="decision", file=sys.stderr, mininterval=0.5, disable=None, leave=False) as bar:
+        def on_progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        yield on_progress
+
+
 def register(sub) -> None:
     """Add ``ope`` to ``sub``."""
     p = sub.add_parser("ope", help="off-policy evaluation: a candidate policy's value from the logged decisions",
@@ -41,7 +57,7 @@ def register(sub) -> None:
     p.add_argument("--fixed", default=None, metavar="HOOK:HOUR", help="the (hook, hour) of --policy fixed, "
                                                                      "e.g. question:19")
     p.add_argument("--draws", type=int, default=40, help="calls of the candidate per decision to read its "
-                                                         "probabilities (default 40)")
+                                                         "probabilities (default 40, at most 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the candidate's draws and the DR folds (default 0)")
     p.set_defaults(func=cmd_ope)
 
@@ -60,15 +76,19 @@ def cmd_ope(args: argparse.Namespace) -> int:
     if args.policy != "fixed" and fixed is not None:  # else the arm is ignored and another policy's value printed
         raise CliError(f"--fixed {args.fixed} is only for --policy fixed (got --policy {args.policy}); "
                        f"pass --policy fixed --fixed {args.fixed}, or drop --fixed")
-    if args.draws < 1:
-        raise CliError(f"--draws must be at least 1, got {args.draws}")
+    if not 1 <= args.draws <= MAX_DRAWS:
+        raise CliError(f"--draws must be between 1 and {MAX_DRAWS}, got {args.draws} (the candidate's probability "
+                       f"of each action is read to within ±{0.5 / MAX_DRAWS ** 0.5:.3f} at {MAX_DRAWS}; more only "
+                       "costs time)")
     if args.seed < 0:  # numpy's generators take none, and its message names neither --seed nor the value
         raise CliError(f"--seed must be 0 or more, got {args.seed}")
     settings = load_settings()
     with Database.open(settings) as db, db.connection() as conn:
         account = args.account or default_account(conn, settings.account_id)
         try:
-            review = review_policy(conn, settings, account, args.policy, fixed=fixed, draws=args.draws, seed=args.seed)
+            with decisions_bar() as on_progress:
+                review = review_policy(conn, settings, account, args.policy, fixed=fixed, draws=args.draws,
+                                       seed=args.seed, on_progress=on_progress)
         except ValueError as exc:  # unknown account or policy, nothing to evaluate: the message says which
             raise CliError(str(exc)) from exc
     print(review.text())
