@@ -70,6 +70,14 @@ def test_progress_counts_every_evaluated_decision_and_changes_nothing(campaign):
     assert counted.text() == quiet.text()
 
 
+def test_a_report_asking_for_too_many_draws_says_so_instead_of_running_for_minutes(campaign):
+    from xbotlib.app.analysis.ope import review_or_reason
+    settings = load_settings(env={"XBOT_DATABASE_URL": campaign["url"]})
+    with Database.from_url(campaign["url"], pool_max=2) as db, db.connection() as conn:
+        review, reason = review_or_reason(conn, settings, campaign["account"], "random", draws=10 ** 8)
+    assert review is None and reason.startswith("draws must be between 1 and 10000, got 100000000")
+
+
 def test_the_logger_judged_as_a_candidate_gets_weights_near_one(campaign):
     """The replay rebuilds what the learner saw at each decision; if it got the state wrong, the learner's
     probabilities of its own logged choices would differ from the stored ones and the weights from 1.

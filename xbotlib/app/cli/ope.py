@@ -29,9 +29,6 @@ examples:
   xbot ope --account demo-1 --policy heuristic --draws 100"""
 
 
-MAX_DRAWS = 10_000  # a probability read from this many draws has a standard error of at most 0.005
-
-
 @contextlib.contextmanager
 def decisions_bar():
     """A progress bar on stderr (a terminal only) over the decisions the candidate is asked about."""
@@ -57,14 +54,14 @@ def register(sub) -> None:
     p.add_argument("--fixed", default=None, metavar="HOOK:HOUR", help="the (hook, hour) of --policy fixed, "
                                                                      "e.g. question:19")
     p.add_argument("--draws", type=int, default=40, help="calls of the candidate per decision to read its "
-                                                         "probabilities (default 40, at most 10000)")
+                                                         "probabilities (default 40, at most 10000: each is then read to within ±0.005)")
     p.add_argument("--seed", type=int, default=0, help="seed of the candidate's draws and the DR folds (default 0)")
     p.set_defaults(func=cmd_ope)
 
 
 def cmd_ope(args: argparse.Namespace) -> int:
     # imported here for start-up time: keeps `xbot --help` fast (pandas, psycopg, the simulator)
-    from xbotlib.app.analysis.ope import parse_arm, review_policy
+    from xbotlib.app.analysis.ope import check_draws, parse_arm, review_policy
     from xbotlib.store.db import Database
     from xbotlib.views.accounts import default_account
     try:
@@ -76,10 +73,10 @@ def cmd_ope(args: argparse.Namespace) -> int:
     if args.policy != "fixed" and fixed is not None:  # else the arm is ignored and another policy's value printed
         raise CliError(f"--fixed {args.fixed} is only for --policy fixed (got --policy {args.policy}); "
                        f"pass --policy fixed --fixed {args.fixed}, or drop --fixed")
-    if not 1 <= args.draws <= MAX_DRAWS:
-        raise CliError(f"--draws must be between 1 and {MAX_DRAWS}, got {args.draws} (the candidate's probability "
-                       f"of each action is read to within ±{0.5 / MAX_DRAWS ** 0.5:.3f} at {MAX_DRAWS}; more only "
-                       "costs time)")
+    try:
+        check_draws(args.draws)
+    except ValueError as exc:
+        raise CliError(f"--{exc}") from exc
     if args.seed < 0:  # numpy's generators take none, and its message names neither --seed nor the value
         raise CliError(f"--seed must be 0 or more, got {args.seed}")
     settings = load_settings()
