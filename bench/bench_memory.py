@@ -5,8 +5,10 @@ per live allocation: its slope is the tracer's as much as the campaign's. This r
 demo-cadence campaign with nothing traced, samples the resident set once per simulated day, and with
 ``--release`` hands freed memory back to the system once a simulated day (``trim``: glibc's
 ``malloc_trim(0)``; ``gc+trim``: a full garbage collection first), to tell memory the process still uses from
-memory its allocators keep. Run it again with ``PYTHONMALLOC=malloc`` to take CPython's own arenas (pymalloc,
-which frees an arena only when every object in it is gone) out of the picture. What the growth is made of, site by
+memory its allocators keep (the learn job itself trims after each training: ``jobs.learn.hand_back_freed_memory``).
+Run it again with ``PYTHONMALLOC=malloc`` to take CPython's own arenas (pymalloc, which frees an arena only when
+every object in it is gone) out of the picture. The slope is printed after day 30 and by window (30-120, 120-240,
+240-end), which tells a growth that levels off from one that goes on. What the growth is made of, site by
 site: ``bench/bench_memory_holders.py``.
 
 The campaign's X is the in-process sandbox, whose posts (X's data, held by X in production) are part of this
@@ -117,6 +119,10 @@ def main(argv=None) -> int:
     print("| MiB | " + " | ".join(f"{by_day[d]:.0f}" for d in marks) + " |")
     print(f"after day 30: {memory_growth(rss):+.2f} MiB per 100 simulated days; peak resident set {peak_rss_mib():.0f} MiB "
           "(the process's highest, start-up included)")
+    windows = [(lo, hi) for lo, hi in ((30, 120), (120, 240), (240, args.days)) if hi - lo >= 30 and hi <= args.days]
+    if windows:   # a growth that levels off (caches and allocators filling) shows here, one that goes on too
+        print("by window: " + "; ".join(f"days {lo}-{hi} {memory_growth(rss, lo, hi):+.2f}" for lo, hi in windows)
+              + " MiB per 100 simulated days")
     return 0
 
 

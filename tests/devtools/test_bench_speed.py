@@ -71,6 +71,13 @@ def test_memory_growth_per_100_days_after_warm_up(samples, expected):
     assert got == (None if expected is None else pytest.approx(expected, abs=1e-6))
 
 
+def test_memory_growth_in_a_window_of_days():
+    levelling = [(d, 250.0 + min(d, 120) / 10) for d in range(1, 366)]   # grows until day 120, then flat
+    assert memory_growth(levelling, 30, 120) == pytest.approx(10.0)
+    assert memory_growth(levelling, 120) == pytest.approx(0.0, abs=1e-9)
+    assert memory_growth(levelling, 120, 121) is None
+
+
 def test_the_snapshot_diff_names_the_line_that_kept_allocating():
     import tracemalloc  # imported here: only this test traces allocations
 
