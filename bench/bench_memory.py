@@ -121,8 +121,8 @@ def main(argv=None) -> int:
           "(the process's highest, start-up included)")
     windows = [(lo, hi) for lo, hi in ((30, 120), (120, 240), (240, args.days)) if hi - lo >= 30 and hi <= args.days]
     if windows:   # a growth that levels off (caches and allocators filling) shows here, one that goes on too
-        print("by window: " + "; ".join(f"days {lo}-{hi} {memory_growth(rss, lo, hi):+.2f}" for lo, hi in windows)
-              + " MiB per 100 simulated days")
+        slopes = "; ".join(f"days {lo}-{hi} {memory_growth(rss, lo, hi):+.2f}" for lo, hi in windows)
+        print(f"by window: {slopes} MiB per 100 simulated days")
     return 0
 
 

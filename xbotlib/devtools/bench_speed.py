@@ -317,7 +317,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def memory_growth(by_day: list[tuple[int, float]], warm_up_days: int = 30, until_day: int | None = None) -> float | None:
+def memory_growth(by_day: list[tuple[int, float]], warm_up_days: int = 30,
+                  until_day: int | None = None) -> float | None:
     """MiB per 100 simulated days after ``warm_up_days`` (and up to ``until_day``, when given; least squares slope
     of the samples), or None with fewer than two samples there: flat memory shows as a slope near 0."""
     pts = [(d, m) for d, m in by_day if d > warm_up_days and (until_day is None or d <= until_day)]

@@ -54,7 +54,8 @@ def register(sub) -> None:
     p.add_argument("--fixed", default=None, metavar="HOOK:HOUR", help="the (hook, hour) of --policy fixed, "
                                                                      "e.g. question:19")
     p.add_argument("--draws", type=int, default=40, help="calls of the candidate per decision to read its "
-                                                         "probabilities (default 40, at most 10000: each is then read to within ±0.005)")
+                                                         "probabilities (default 40, at most 10000: each is then "
+                                                         "read to within ±0.005)")
     p.add_argument("--seed", type=int, default=0, help="seed of the candidate's draws and the DR folds (default 0)")
     p.set_defaults(func=cmd_ope)
 
