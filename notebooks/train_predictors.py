@@ -31,7 +31,7 @@ seed: int = 0  # cross-validation folds
 
 # %%
 # %matplotlib inline
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from xbotlib.app import analysis
 from xbotlib.clock import SystemClock
@@ -80,6 +80,7 @@ with db.connection() as conn:
 rejected = versions[versions["status"] == "rejected"]
 print(f"{len(versions)} stored versions: " + ", ".join(f"{n} {s}" for s, n in versions["status"].value_counts().items())
       if len(versions) else "no stored versions yet")
+display(Markdown("\n".join(f"- {line}" for line in analysis.serving_summary(versions))))
 analysis.table(versions.drop(columns=["is_active", "rejected_reason"]), decimals=3)
 
 # %% [markdown]

@@ -82,6 +82,28 @@ def test_outcomes_arrow_refuses_bad_arguments(campaign, kwargs, match):
         analysis.outcomes_arrow(campaign["db"], campaign["account"], **kwargs)
 
 
+def _versions(*rows):
+    cols = ["predictor_key", "status", "algorithm", "n_samples", "cv_score", "baseline_score"]
+    return pd.DataFrame([dict(zip(cols, r)) for r in rows], columns=cols)
+
+
+def test_the_serving_summary_names_what_serves_or_what_plans_without_it():
+    lines = analysis.serving_summary(_versions(
+        ("predictor:content:v3", "active", "ridge", 120, 0.0812, 0.0021),
+        ("predictor:content:v2", "retired", "ridge", 90, 0.05, 0.0),
+        ("predictor:timing:v2", "rejected", "ridge", 120, -0.2, -0.01),
+        ("predictor:timing:v1", "rejected", "ridge", 90, -0.3, -0.02)))
+    assert lines == [
+        "content: predictor:content:v3 serves (ridge, 120 samples, cross-validated 0.081 against the baseline's 0.002)",
+        "timing: nothing serves: none of its 2 versions beat predict-the-mean by the serving margin; meanwhile the "
+        "hour is chosen without its prior (UCB1 on the outcomes alone, then the growth model)"]
+    assert analysis.serving_summary(_versions()) == [
+        "content: nothing serves: no version trained yet; meanwhile the plan job ranks candidate posts by the "
+        "bandit's own estimate",
+        "timing: nothing serves: no version trained yet; meanwhile the hour is chosen without its prior (UCB1 on the "
+        "outcomes alone, then the growth model)"]
+
+
 def test_frames_agree_with_the_database(campaign):
     db, account = campaign["db"], campaign["account"]
     table = analysis.outcomes_arrow(db, account)

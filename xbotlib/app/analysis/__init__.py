@@ -34,7 +34,7 @@ from xbotlib.app.analysis.frames import (WEEKDAYS, arm_posteriors, campaign_coun
                                          followers_daily, format_counts, gate_rejections, latest_outcomes,
                                          outcomes_arrow, outcomes_frame, pass_summary, resolve_account, timing_table,
                                          top_posts, window)
-from xbotlib.app.analysis.models import beats, model_versions, predictor_comparison
+from xbotlib.app.analysis.models import beats, model_versions, predictor_comparison, serving_summary
 from xbotlib.app.analysis.plots import (message_figure, plot_arm_posteriors, plot_balance, plot_daily, plot_followers,
                                         plot_forest, plot_model_comparison, plot_overlap, plot_timing_heatmap)
 from xbotlib.app.analysis.tables import report_context, table
@@ -53,7 +53,7 @@ __all__ = [
     "campaign_counts", "format_counts", "pass_summary", "followers_daily", "daily_metrics", "top_posts",
     "timing_table", "arm_posteriors", "gate_rejections",
     # predictors
-    "beats", "model_versions", "predictor_comparison",
+    "beats", "model_versions", "predictor_comparison", "serving_summary",
     # experiments
     "experiment_lift", "list_experiments",
     # plots

@@ -78,3 +78,30 @@ def model_versions(conn, account_id: str) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     df["rejected_reason"] = df["rejected_reason"].fillna("")
     return df[cols]
+
+
+# what plans without a served version of each kind (jobs/plan.py): said where a report lists the versions
+WITHOUT_VERSION = {
+    "content": "the plan job ranks candidate posts by the bandit's own estimate",
+    "timing": "the hour is chosen without its prior (UCB1 on the outcomes alone, then the growth model)",
+}
+
+
+def serving_summary(versions: pd.DataFrame) -> list[str]:
+    """One line per predictor kind of ``model_versions``' table: the version that serves, or that none does yet,
+    how many missed the bar, and what plans meanwhile."""
+    lines = []
+    for kind in ("content", "timing"):
+        mine = versions[versions["predictor_key"].str.startswith(f"predictor:{kind}:")]
+        active = mine[mine["status"] == "active"]
+        if len(active):
+            v = active.iloc[0]
+            lines.append(f"{kind}: {v['predictor_key']} serves ({v['algorithm']}, {v['n_samples']} samples, "
+                         f"cross-validated {v['cv_score']:.3f} against the baseline's {v['baseline_score']:.3f})")
+            continue
+        missed = int((mine["status"] == "rejected").sum())
+        tried = (f"none of its {len(mine)} versions beat predict-the-mean by the serving margin" if missed
+                 else "no version trained yet")
+        lines.append(f"{kind}: nothing serves: {tried}; meanwhile {WITHOUT_VERSION[kind]}")
+    return lines
+
