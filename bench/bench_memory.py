@@ -89,6 +89,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.days < 32:
         ap.error(f"--days must be at least 32 (the slope is taken after a 30-day warm-up), got {args.days}")
+    config = CampaignConfig(days=args.days, seed=0)
+    try:
+        config.validate()   # the campaign's own bounds (at most a simulated year), before anything starts
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.x_forgets_after is not None:
         forget_old_posts(args.x_forgets_after)
     release = releaser(args.release)
@@ -106,7 +111,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     try:
         with Database.from_url(url, pool_max=3) as db:
-            run_campaign(CampaignConfig(days=args.days, seed=0), load_settings(env={}), db, on_progress=on_progress)
+            run_campaign(config, load_settings(env={}), db, on_progress=on_progress)
     finally:
         pg.drop_all()
     by_day = dict(rss)

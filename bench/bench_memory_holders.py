@@ -115,6 +115,11 @@ def main(argv=None) -> int:
         return 0
     if not 1 <= args.short < args.long:
         ap.error(f"--short must be at least 1 and below --long, got --short {args.short} --long {args.long}")
+    from xbotlib.jobs.campaign import CampaignConfig   # imported here, as in campaign(): the parent only checks
+    try:
+        CampaignConfig(days=args.long, seed=0).validate()   # the campaign's own bounds, before either one runs
+    except ValueError as exc:
+        ap.error(f"--long: {exc}")
     env = {**os.environ, "PYTHONMALLOC": "malloc"}
     with tempfile.TemporaryDirectory() as tmp:
         results = []

@@ -556,3 +556,15 @@ def test_growth_table_shows_no_ratio_where_the_oracle_gained_nothing():
     xbot_row = next(line for line in table.splitlines() if line.startswith("| xbot |"))
     cells = [c.strip() for c in xbot_row.strip("|").split("|")]
     assert cells[1] == "0.0" and cells[5] == cells[6] == cells[8] == cells[9] == "—"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--days", "730"], "--days must be between 1 and 365, got 730"),   # was a traceback after the database started
+    (["--days", "20"], "--days must be at least 32"),
+])
+def test_the_memory_bench_refuses_a_campaign_it_cannot_run_before_starting_one(argv, message):
+    import subprocess
+    import sys
+    script = PROJECT_ROOT / "bench" / "bench_memory.py"
+    done = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
