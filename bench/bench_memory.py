@@ -23,8 +23,6 @@ what the resident set still gains is xbot's own.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import gc
 import logging
 import os
@@ -40,21 +38,22 @@ from xbotlib.devtools.bench_speed import memory_growth, peak_rss_mib, rss_mib, w
 from xbotlib.devtools.machine import machine  # noqa: E402
 from xbotlib.devtools.testing import TestPostgres  # noqa: E402
 from xbotlib.jobs.campaign import CampaignConfig, run_campaign  # noqa: E402
+from xbotlib.jobs.learn import hand_back_freed_memory  # noqa: E402
 from xbotlib.store.db import Database  # noqa: E402
 
 RELEASES = ("none", "trim", "gc+trim")
 
 
 def releaser(kind: str):
-    """What runs once a simulated day: nothing, ``malloc_trim(0)``, or a full collection and then the trim."""
+    """What runs once a simulated day: nothing, ``malloc_trim(0)`` (the learn job's own hand-back), or a full
+    collection and then the trim."""
     if kind == "none":
         return lambda: None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    if not hasattr(libc, "malloc_trim"):
+    if not hand_back_freed_memory():
         raise SystemExit(f"--release {kind}: this C library has no malloc_trim (glibc only); use --release none")
     if kind == "trim":
-        return lambda: libc.malloc_trim(0)
-    return lambda: (gc.collect(), libc.malloc_trim(0))
+        return hand_back_freed_memory
+    return lambda: (gc.collect(), hand_back_freed_memory())
 
 
 def forget_old_posts(days: int) -> None:
