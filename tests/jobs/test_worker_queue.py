@@ -347,6 +347,10 @@ def test_worker_processes_that_cannot_all_connect_are_refused_with_how_many_fit(
     error, _ = worker.connection_verdict(8, 8, _slots(reserved=3, in_use=20))
     assert "the server has 77 free" in error and "3 reserved for superusers, 20 held by other sessions" in error
     assert "at most 7 worker" in error
+    # `xbot worker --no-deferrer` (more workers on another machine): its supervisor holds one connection, not 8
+    error, _ = worker.connection_verdict(12, 8, _slots(), deferrer=False)
+    assert "needs 109 PostgreSQL connections at rest (9 a worker process, 1 for the supervisor)" in error
+    assert "at most 11 worker" in error and worker.connection_verdict(11, 8, _slots(), deferrer=False)[0] is None
 
 
 def test_connection_slots_reads_the_servers_limit_and_the_other_sessions(db):

@@ -153,22 +153,25 @@ def quiet_procrastinate_logs(fmt: str = "%(asctime)s %(levelname)s %(name)s %(me
 QUEUE_POOL_MAX = 8  # connections of a process's job-queue pool (procrastinate's): its listeners and fetches
 
 
-def connections_needed(processes: int, db_pool_max: int) -> tuple[int, int]:
+def connections_needed(processes: int, db_pool_max: int, deferrer: bool = True) -> tuple[int, int]:
     """PostgreSQL connections ``xbot run --workers processes`` holds: (at rest, at most).
 
-    At rest (measured, 2026-12-05): each worker process's queue pool is full (four queue groups, each listening
-    and fetching) and its job pool keeps one; the supervisor's deferrer holds a queue pool. At most: every pool
-    full, the job pools at ``db_pool_max`` (XBOT_DB_POOL_MAX)."""
-    at_rest = processes * (QUEUE_POOL_MAX + 1) + QUEUE_POOL_MAX
-    at_most = (processes + 1) * (QUEUE_POOL_MAX + db_pool_max)
+    At rest (measured, 2026-12-05: 9 per process, and 8 or 1 for the supervisor): each worker process's queue pool
+    is full (four queue groups, each listening and fetching) and its job pool keeps one; the supervisor holds a
+    job connection and, with its deferrer (``xbot run``; not ``xbot worker --no-deferrer``), a queue pool. At
+    most: every pool full, the job pools at ``db_pool_max`` (XBOT_DB_POOL_MAX)."""
+    supervisor_rest, supervisor_most = (QUEUE_POOL_MAX, QUEUE_POOL_MAX + db_pool_max) if deferrer else (1, db_pool_max)
+    at_rest = processes * (QUEUE_POOL_MAX + 1) + supervisor_rest
+    at_most = processes * (QUEUE_POOL_MAX + db_pool_max) + supervisor_most
     return at_rest, at_most
 
 
-def connection_verdict(processes: int, db_pool_max: int, slots) -> tuple[str | None, str | None]:
-    """(error, warning) for starting ``processes`` worker processes on a server with ``slots``
-    (``store.db.ConnectionSlots``): an error when they would not fit even at rest (the last ones would fail to
-    connect and retry for ever), a warning when they fit at rest but not with every pool full."""
-    at_rest, at_most = connections_needed(processes, db_pool_max)
+def connection_verdict(processes: int, db_pool_max: int, slots, deferrer: bool = True) -> tuple[str | None, str | None]:
+    """(error, warning) for starting ``processes`` worker processes (and the supervisor's ``deferrer``) on a server
+    with ``slots`` (``store.db.ConnectionSlots``): an error when they would not fit even at rest (the last ones
+    would fail to connect and retry for ever), a warning when they fit at rest but not with every pool full."""
+    at_rest, at_most = connections_needed(processes, db_pool_max, deferrer)
+    supervisor = at_rest - processes * (QUEUE_POOL_MAX + 1)
     free = slots.free
     where = (f"the server has {free} free (max_connections {slots.max_connections}"
              + (f", {slots.reserved} reserved for superusers" if slots.reserved else "")
@@ -176,9 +179,9 @@ def connection_verdict(processes: int, db_pool_max: int, slots) -> tuple[str | N
     raise_limit = ("raise the server's max_connections (xbot db psql -c \"ALTER SYSTEM SET max_connections = "
                    f"{-(-(at_most + slots.in_use + slots.reserved) // 50) * 50}\", then restart PostgreSQL)")
     if at_rest > free:
-        fit = max(0, (free - QUEUE_POOL_MAX) // (QUEUE_POOL_MAX + 1))
+        fit = max(0, (free - supervisor) // (QUEUE_POOL_MAX + 1))
         return (f"--workers {processes} needs {at_rest} PostgreSQL connections at rest ({QUEUE_POOL_MAX + 1} a worker "
-                f"process, {QUEUE_POOL_MAX} for the supervisor) and {where}. Run at most {fit} worker processes, "
+                f"process, {supervisor} for the supervisor) and {where}. Run at most {fit} worker processes, "
                 f"or {raise_limit}"), None
     if at_most > free:
         return None, (f"warning: --workers {processes} holds {at_rest} PostgreSQL connections at rest and may open up "

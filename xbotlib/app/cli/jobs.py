@@ -119,7 +119,7 @@ def _pool(args, deferrer: bool, notebooks: bool) -> int:
         with db.connection() as conn:
             n_accounts = len(list_account_ids(conn))
             slots = connection_slots(conn)
-        error, warning = worker.connection_verdict(args.workers, settings.db_pool_max, slots)
+        error, warning = worker.connection_verdict(args.workers, settings.db_pool_max, slots, deferrer)
         if error:
             raise CliError(error)
         if warning:
