@@ -178,7 +178,8 @@ def _worker_process(args) -> int:
 def _pool_options(p, workers_default: int) -> None:
     p.add_argument("--workers", type=int, default=workers_default,
                    help=f"worker processes on this machine (default {workers_default}); each runs plan, post, "
-                        "collect, learn and notebooks in separate queues")
+                        "collect, learn and notebooks in separate queues and holds 9 PostgreSQL connections at rest "
+                        "(checked against the server's max_connections before starting)")
     p.add_argument("--schedules", default=str(SCHEDULES_DIR), help="directory of schedule TOML files")
     p.add_argument("--no-notebooks", action="store_true", help="run only the jobs, not the scheduled notebooks")
     p.add_argument("--clock-scale", type=float, default=None,
