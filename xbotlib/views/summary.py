@@ -11,6 +11,13 @@ from xbotlib.views.experiment_reports import LiftReport, experiment_lift
 from xbotlib.views.learning import GrowthModelView, growth_model_view
 
 
+# what plans without a served version of each predictor kind (jobs/plan.py), said where versions are listed
+WITHOUT_VERSION = {
+    "content": "the plan job ranks candidate posts by the bandit's own estimate",
+    "timing": "the hour is chosen without its prior (UCB1 on the outcomes alone, then the growth model)",
+}
+
+
 @dataclass
 class AccountSummary:
     """What ``xbot demo`` prints for one account at the end of a campaign."""
@@ -21,6 +28,7 @@ class AccountSummary:
     latest_models: list[dict]                  # the newest version of each predictor kind
     growth_model: GrowthModelView | None       # hooks and hours ranked by expected follows; None before any post
     lifts: list[LiftReport]                    # one per experiment: the verdict on fpki, guardrails, appendix
+    serving: dict[str, str | None]             # per predictor kind trained: the active version's key, or None
 
 
 def account_summary(conn, settings: Settings, account_id: str, world: str, now: datetime, *,
@@ -31,15 +39,19 @@ def account_summary(conn, settings: Settings, account_id: str, world: str, now: 
     first, last = outcomes.first_and_last_followers(conn, account_id)
     versions = models.list_versions(conn, account_id)  # by kind, newest first
     latest: dict[str, dict] = {}
+    serving: dict[str, str | None] = {}
     for v in versions:
         latest.setdefault(v["kind"], v)
+        serving.setdefault(v["kind"], None)
+        if v["status"] == "active":
+            serving[v["kind"]] = v["predictor_key"]
     view = growth_model_view(conn, settings, account_id, world, now)
     if view.posts:
         rank = lambda effects: sorted(effects, key=lambda e: -e.relative_follows)  # noqa: E731
         view = view.model_copy(update={"hooks": rank(view.hooks), "hours": rank(view.hours)})
     lifts = [experiment_lift(conn, account_id, e, world, seed=seed) for e in experiment_ids]
     return AccountSummary(first, last, outcomes.weekly_fpki(conn, account_id), len(versions), list(latest.values()),
-                          view if view.posts else None, lifts)
+                          view if view.posts else None, lifts, serving)
 
 
 def fpki_estimates(report: LiftReport) -> dict[str, float]:

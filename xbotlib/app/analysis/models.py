@@ -11,6 +11,7 @@ import pandas as pd
 from xbotlib.core.predictors import LightGBMFollows, LightGBMReward, LogisticFollows, RidgeReward, cross_validated_score
 from xbotlib.store import training_data
 from xbotlib.store.models import list_versions
+from xbotlib.views.summary import WITHOUT_VERSION
 
 
 def beats(score: float | None, baseline: float | None, tol: float = 1e-6) -> bool | None:
@@ -78,13 +79,6 @@ def model_versions(conn, account_id: str) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     df["rejected_reason"] = df["rejected_reason"].fillna("")
     return df[cols]
-
-
-# what plans without a served version of each kind (jobs/plan.py): said where a report lists the versions
-WITHOUT_VERSION = {
-    "content": "the plan job ranks candidate posts by the bandit's own estimate",
-    "timing": "the hour is chosen without its prior (UCB1 on the outcomes alone, then the growth model)",
-}
 
 
 def serving_summary(versions: pd.DataFrame) -> list[str]:
