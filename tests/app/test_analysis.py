@@ -95,13 +95,13 @@ def test_the_serving_summary_names_what_serves_or_what_plans_without_it():
         ("predictor:timing:v1", "rejected", "ridge", 90, -0.3, -0.02)))
     assert lines == [
         "content: predictor:content:v3 serves (ridge, 120 samples, cross-validated 0.081 against the baseline's 0.002)",
-        "timing: nothing serves: none of its 2 versions beat predict-the-mean by the serving margin; meanwhile the "
-        "hour is chosen without its prior (UCB1 on the outcomes alone, then the growth model)"]
+        "timing: no version serves yet (none of 2 beat predict-the-mean by the serving margin); meanwhile the hour "
+        "is chosen without its prior (UCB1 on the outcomes alone, then the growth model)"]
     assert analysis.serving_summary(_versions()) == [
-        "content: nothing serves: no version trained yet; meanwhile the plan job ranks candidate posts by the "
+        "content: no version serves yet (none trained yet); meanwhile the plan job ranks candidate posts by the "
         "bandit's own estimate",
-        "timing: nothing serves: no version trained yet; meanwhile the hour is chosen without its prior (UCB1 on the "
-        "outcomes alone, then the growth model)"]
+        "timing: no version serves yet (none trained yet); meanwhile the hour is chosen without its prior (UCB1 on "
+        "the outcomes alone, then the growth model)"]
 
 
 def test_frames_agree_with_the_database(campaign):

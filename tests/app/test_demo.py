@@ -69,6 +69,7 @@ def test_the_summary_reads_the_campaign_through_the_store_and_the_one_lift_funct
     assert {m["kind"]: m["version"] for m in summary.latest_models} == newest
     active = {v["kind"]: v["predictor_key"] for v in versions if v["status"] == "active"}
     assert summary.serving == {kind: active.get(kind) for kind in newest}
+    assert summary.versions_by_kind == {kind: sum(v["kind"] == kind for v in versions) for kind in newest}
     assert sum(n for _w, _f, n in summary.weekly_fpki) > 0
     assert [r.experiment_id for r in summary.lifts] == list(EXPERIMENTS)
     estimated = 0
@@ -91,14 +92,19 @@ def test_the_summary_reads_the_campaign_through_the_store_and_the_one_lift_funct
 
 
 def test_the_summary_says_what_plans_while_no_version_serves_and_which_older_one_still_does():
+    from types import SimpleNamespace
+
     from xbotlib.app.cli.demo import serving_lines
     latest = [{"predictor_key": "predictor:content:v6"}, {"predictor_key": "predictor:timing:v6"}]
-    lines = serving_lines({"content": "predictor:content:v4", "timing": None}, latest)
-    assert lines == ["predictor:content:v4 still serves content (the newer versions did not beat it)",
-                     "no timing version serves yet (none beat predict-the-mean by the serving margin): the hour is "
-                     "chosen without its prior (UCB1 on the outcomes alone, then the growth model); the "
-                     "train_predictors report shows why"]
-    assert serving_lines({"content": "predictor:content:v6"}, latest) == []   # the newest serves: said beside it
+    summary = SimpleNamespace(latest_models=latest, serving={"content": "predictor:content:v4", "timing": None},
+                              versions_by_kind={"content": 6, "timing": 6})
+    assert serving_lines(summary) == [
+        "content: predictor:content:v4 still serves (the newer versions did not beat it)",
+        "timing: no version serves yet (none of 6 beat predict-the-mean by the serving margin); meanwhile the hour "
+        "is chosen without its prior (UCB1 on the outcomes alone, then the growth model); the train_predictors "
+        "report shows why"]
+    summary.serving = {"content": "predictor:content:v6"}
+    assert serving_lines(summary) == []   # the newest serves: said beside it already
 
 
 def test_campaign_config_rejects_bad_values():

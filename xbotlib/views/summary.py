@@ -18,6 +18,12 @@ WITHOUT_VERSION = {
 }
 
 
+def no_version_serves(kind: str, tried: int) -> str:
+    """What a report or the demo says of a predictor ``kind`` none of whose ``tried`` versions serves."""
+    why = f"none of {tried} beat predict-the-mean by the serving margin" if tried else "none trained yet"
+    return f"{kind}: no version serves yet ({why}); meanwhile {WITHOUT_VERSION[kind]}"
+
+
 @dataclass
 class AccountSummary:
     """What ``xbot demo`` prints for one account at the end of a campaign."""
@@ -29,6 +35,7 @@ class AccountSummary:
     growth_model: GrowthModelView | None       # hooks and hours ranked by expected follows; None before any post
     lifts: list[LiftReport]                    # one per experiment: the verdict on fpki, guardrails, appendix
     serving: dict[str, str | None]             # per predictor kind trained: the active version's key, or None
+    versions_by_kind: dict[str, int]           # how many versions of each kind are stored
 
 
 def account_summary(conn, settings: Settings, account_id: str, world: str, now: datetime, *,
@@ -40,9 +47,11 @@ def account_summary(conn, settings: Settings, account_id: str, world: str, now: 
     versions = models.list_versions(conn, account_id)  # by kind, newest first
     latest: dict[str, dict] = {}
     serving: dict[str, str | None] = {}
+    by_kind: dict[str, int] = {}
     for v in versions:
         latest.setdefault(v["kind"], v)
         serving.setdefault(v["kind"], None)
+        by_kind[v["kind"]] = by_kind.get(v["kind"], 0) + 1
         if v["status"] == "active":
             serving[v["kind"]] = v["predictor_key"]
     view = growth_model_view(conn, settings, account_id, world, now)
@@ -51,7 +60,7 @@ def account_summary(conn, settings: Settings, account_id: str, world: str, now: 
         view = view.model_copy(update={"hooks": rank(view.hooks), "hours": rank(view.hours)})
     lifts = [experiment_lift(conn, account_id, e, world, seed=seed) for e in experiment_ids]
     return AccountSummary(first, last, outcomes.weekly_fpki(conn, account_id), len(versions), list(latest.values()),
-                          view if view.posts else None, lifts, serving)
+                          view if view.posts else None, lifts, serving, by_kind)
 
 
 def fpki_estimates(report: LiftReport) -> dict[str, float]:

@@ -135,7 +135,7 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file, settings) -> 
             print(f"  models trained: {summary.model_versions} versions; latest "
                   + ", ".join(f"{v['predictor_key']} ({v['algorithm']}, n={v['n_samples']}, cv={_f(v['cv_score'])} vs "
                               f"baseline {_f(v['baseline_score'])}, {_served(v)})" for v in summary.latest_models))
-            for line in serving_lines(summary.serving, summary.latest_models):
+            for line in serving_lines(summary):
                 print("    " + line)
         else:
             print("  models trained: none yet (the learner needs at least 5 pass-2 outcomes)")
@@ -193,18 +193,18 @@ def _next_steps(settings, url: str) -> str:
             "  (`xbot db psql`, DuckDB, another tool), `xbot db stop` lets it go")
 
 
-def serving_lines(serving: dict, latest: list[dict]) -> list[str]:
+def serving_lines(summary) -> list[str]:
     """Under the newest versions: for each kind, that none serves yet and what plans meanwhile (the usual case
     early on; "rejected" alone left a newcomer to guess), or which older version still serves."""
-    from xbotlib.views import WITHOUT_VERSION  # imported here for start-up time, as in the command
-    newest = {v["predictor_key"] for v in latest}
+    from xbotlib.views import no_version_serves  # imported here for start-up time, as in the command
+    newest = {v["predictor_key"] for v in summary.latest_models}
     lines = []
-    for kind, key in serving.items():
+    for kind, key in summary.serving.items():
         if key is None:
-            lines.append(f"no {kind} version serves yet (none beat predict-the-mean by the serving margin): "
-                         f"{WITHOUT_VERSION[kind]}; the train_predictors report shows why")
+            lines.append(no_version_serves(kind, summary.versions_by_kind[kind])
+                         + "; the train_predictors report shows why")
         elif key not in newest:
-            lines.append(f"{key} still serves {kind} (the newer versions did not beat it)")
+            lines.append(f"{kind}: {key} still serves (the newer versions did not beat it)")
     return lines
 
 
