@@ -351,6 +351,9 @@ def test_worker_processes_that_cannot_all_connect_are_refused_with_how_many_fit(
     error, _ = worker.connection_verdict(12, 8, _slots(), deferrer=False)
     assert "needs 109 PostgreSQL connections at rest (9 a worker process, 1 for the supervisor)" in error
     assert "at most 11 worker" in error and worker.connection_verdict(11, 8, _slots(), deferrer=False)[0] is None
+    # a small managed server (25 connections, 3 reserved, a non-superuser): the default 2 workers do not fit
+    error, _ = worker.connection_verdict(2, 8, _slots(max_connections=25, reserved=3))
+    assert "needs 26 PostgreSQL connections at rest" in error and "Run at most 1 worker process," in error
 
 
 def test_connection_slots_reads_the_servers_limit_and_the_other_sessions(db):

@@ -181,7 +181,8 @@ def connection_verdict(processes: int, db_pool_max: int, slots, deferrer: bool =
     if at_rest > free:
         fit = max(0, (free - supervisor) // (QUEUE_POOL_MAX + 1))
         return (f"--workers {processes} needs {at_rest} PostgreSQL connections at rest ({QUEUE_POOL_MAX + 1} a worker "
-                f"process, {supervisor} for the supervisor) and {where}. Run at most {fit} worker processes, "
+                f"process, {supervisor} for the supervisor) and {where}. Run at most {fit} worker "
+                f"process{'' if fit == 1 else 'es'}, "
                 f"or {raise_limit}"), None
     if at_most > free:
         return None, (f"warning: --workers {processes} holds {at_rest} PostgreSQL connections at rest and may open up "
