@@ -176,6 +176,13 @@ def test_fixed_and_random_candidates_are_exact():
     assert rand[SPACE.index("plain", 12)] == 0.0
 
 
+@pytest.mark.parametrize("draws", [0, ope_replay.MAX_DRAWS + 1, 2.5, True])
+def test_a_draw_count_out_of_range_is_refused_naming_it(draws):
+    with pytest.raises(ValueError, match=f"draws must be between 1 and 10000, got {draws!r}"):
+        ope_replay.action_distribution(RandomPolicy(), _state(), list(SPACE.hooks), [9], SPACE,
+                                       np.random.default_rng(0), draws=draws)
+
+
 def test_the_heuristics_distribution_matches_the_probability_it_reports_for_what_it_draws():
     state, rng = _state(), np.random.default_rng(1)
     dist = ope_replay.action_distribution(HeuristicPolicy(), state, list(SPACE.hooks), list(SPACE.hours), SPACE, rng,

@@ -221,6 +221,17 @@ def _one_fit(policy, state: PlanState):
     return clone
 
 
+MAX_DRAWS = 10_000  # a probability read from this many draws has a standard error of at most 0.005
+
+
+def check_draws(draws: int) -> None:
+    """A ValueError naming ``draws`` unless it is a whole number in 1..MAX_DRAWS."""
+    if isinstance(draws, bool) or not isinstance(draws, int) or not 1 <= draws <= MAX_DRAWS:
+        raise ValueError(f"draws must be between 1 and {MAX_DRAWS}, got {draws!r} (the candidate's probability of "
+                         f"each action is read to within ±{0.5 / MAX_DRAWS ** 0.5:.3f} at {MAX_DRAWS}; more only costs "
+                         "time)")
+
+
 _asking = threading.local()
 
 
@@ -249,8 +260,7 @@ def action_distribution(policy, state: PlanState, hooks: Sequence[str], hours: S
                         rng: np.random.Generator, draws: int = 40) -> np.ndarray:
     """The candidate's probability of every action of ``space`` at this state, shape (K,); see the module
     docstring for how (exact for deterministic, uniform and mixture rules, Monte Carlo for Thompson)."""
-    if draws < 1:
-        raise ValueError(f"draws must be >= 1, got {draws!r}")
+    check_draws(draws)
     policy = _one_fit(policy, state)
     with _asking_the_candidate():
         choices = [policy.choose(state, list(hooks), list(hours), rng) for _ in range(draws)]

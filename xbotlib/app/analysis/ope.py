@@ -88,23 +88,12 @@ def account_setup(conn, settings: Settings, account_id: str):
         queue.account_created_at(conn, account_id)
 
 
-MAX_DRAWS = 10_000  # a probability read from this many draws has a standard error of at most 0.005
-
-
-def check_draws(draws: int) -> None:
-    """A ValueError naming ``draws`` unless it is a whole number in 1..MAX_DRAWS."""
-    if isinstance(draws, bool) or not isinstance(draws, int) or not 1 <= draws <= MAX_DRAWS:
-        raise ValueError(f"draws must be between 1 and {MAX_DRAWS}, got {draws!r} (the candidate's probability of "
-                         f"each action is read to within ±{0.5 / MAX_DRAWS ** 0.5:.3f} at {MAX_DRAWS}; more only costs "
-                         "time)")
-
-
 def review_policy(conn, settings: Settings, account_id: str, policy: str, *, fixed: tuple[str, int] | None = None,
                   draws: int = 40, seed: int = 0, world: str | None = None,
                   on_progress: Callable[[int, int], None] | None = None) -> PolicyReview:
     """Estimate the value of the candidate ``policy`` (any name of ``xbotlib.sim.policies.POLICIES``; ``fixed``
     needs ``fixed=(hook, hour)``) from ``account_id``'s logged post decisions with DR, IPW and SNIPW."""
-    check_draws(draws)
+    ope_replay.check_draws(draws)   # before the log is read: the replay would refuse it only after
     candidate = sim_policies.make_policy(policy, fixed=fixed)  # an unknown name fails here, naming the known ones
     vocabulary, hours, max_run, created_at = account_setup(conn, settings, account_id)
     decisions = logged_decisions(conn, account_id, world or settings.world)

@@ -62,7 +62,8 @@ def register(sub) -> None:
 
 def cmd_ope(args: argparse.Namespace) -> int:
     # imported here for start-up time: keeps `xbot --help` fast (pandas, psycopg, the simulator)
-    from xbotlib.app.analysis.ope import check_draws, parse_arm, review_policy
+    from xbotlib.app.analysis.ope import parse_arm, review_policy
+    from xbotlib.core.ope_replay import check_draws
     from xbotlib.store.db import Database
     from xbotlib.views.accounts import default_account
     try:
