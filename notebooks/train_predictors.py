@@ -80,7 +80,7 @@ with db.connection() as conn:
 rejected = versions[versions["status"] == "rejected"]
 print(f"{len(versions)} stored versions: " + ", ".join(f"{n} {s}" for s, n in versions["status"].value_counts().items())
       if len(versions) else "no stored versions yet")
-display(Markdown("\n".join(f"- {line}" for line in analysis.serving_summary(versions))))
+display(Markdown("\n".join(f"- {line}" for line in analysis.serving_lines(versions.to_dict("records")))))
 analysis.table(versions.drop(columns=["is_active", "rejected_reason"]), decimals=3)
 
 # %% [markdown]

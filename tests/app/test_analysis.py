@@ -88,16 +88,16 @@ def _versions(*rows):
 
 
 def test_the_serving_summary_names_what_serves_or_what_plans_without_it():
-    lines = analysis.serving_summary(_versions(
+    lines = analysis.serving_lines(_versions(
         ("predictor:content:v3", "active", "ridge", 120, 0.0812, 0.0021),
         ("predictor:content:v2", "retired", "ridge", 90, 0.05, 0.0),
         ("predictor:timing:v2", "rejected", "ridge", 120, -0.2, -0.01),
-        ("predictor:timing:v1", "rejected", "ridge", 90, -0.3, -0.02)))
+        ("predictor:timing:v1", "rejected", "ridge", 90, -0.3, -0.02)).to_dict("records"))
     assert lines == [
         "content: predictor:content:v3 serves (ridge, 120 samples, cross-validated 0.081 against the baseline's 0.002)",
         "timing: no version serves yet (none of 2 beat predict-the-mean by the serving margin); meanwhile the hour "
         "is chosen without its prior (UCB1 on the outcomes alone, then the growth model)"]
-    assert analysis.serving_summary(_versions()) == [
+    assert analysis.serving_lines(_versions().to_dict("records")) == [
         "content: no version serves yet (none trained yet); meanwhile the plan job ranks candidate posts by the "
         "bandit's own estimate",
         "timing: no version serves yet (none trained yet); meanwhile the hour is chosen without its prior (UCB1 on "

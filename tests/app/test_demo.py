@@ -67,9 +67,13 @@ def test_the_summary_reads_the_campaign_through_the_store_and_the_one_lift_funct
     for v in versions:
         newest[v["kind"]] = max(newest.get(v["kind"], 0), v["version"])
     assert {m["kind"]: m["version"] for m in summary.latest_models} == newest
-    active = {v["kind"]: v["predictor_key"] for v in versions if v["status"] == "active"}
-    assert summary.serving == {kind: active.get(kind) for kind in newest}
-    assert summary.versions_by_kind == {kind: sum(v["kind"] == kind for v in versions) for kind in newest}
+    # under the newest versions: a line for each kind whose newest version does not serve
+    active = {v["kind"]: v["version"] for v in versions if v["status"] == "active"}
+    assert [line.split(":")[0] for line in summary.serving] == [k for k in ("content", "timing")
+                                                               if k in newest and active.get(k) != newest[k]]
+    for line in summary.serving:
+        kind = line.split(":")[0]
+        assert ("no version serves yet" in line) == (kind not in active)
     assert sum(n for _w, _f, n in summary.weekly_fpki) > 0
     assert [r.experiment_id for r in summary.lifts] == list(EXPERIMENTS)
     estimated = 0
@@ -92,19 +96,20 @@ def test_the_summary_reads_the_campaign_through_the_store_and_the_one_lift_funct
 
 
 def test_the_summary_says_what_plans_while_no_version_serves_and_which_older_one_still_does():
-    from types import SimpleNamespace
+    def version(kind, n, status, cv=-0.1):
+        return {"kind": kind, "predictor_key": f"predictor:{kind}:v{n}", "status": status, "algorithm": "ridge",
+                "n_samples": 15 * n, "cv_score": cv, "baseline_score": 0.0}
 
-    from xbotlib.app.cli.demo import serving_lines
-    latest = [{"predictor_key": "predictor:content:v6"}, {"predictor_key": "predictor:timing:v6"}]
-    summary = SimpleNamespace(latest_models=latest, serving={"content": "predictor:content:v4", "timing": None},
-                              versions_by_kind={"content": 6, "timing": 6})
-    assert serving_lines(summary) == [
-        "content: predictor:content:v4 still serves (the newer versions did not beat it)",
+    versions = ([version("content", 6, "rejected"), version("content", 5, "rejected"),
+                 version("content", 4, "active", cv=0.05)] + [version("timing", n, "rejected") for n in range(6, 0, -1)])
+    newest = {"predictor:content:v6", "predictor:timing:v6"}
+    assert views.serving_lines(versions, shown=newest, see="the train_predictors report shows why") == [
+        "content: predictor:content:v4 serves (ridge, 60 samples, cross-validated 0.050 against the baseline's 0.000)",
         "timing: no version serves yet (none of 6 beat predict-the-mean by the serving margin); meanwhile the hour "
         "is chosen without its prior (UCB1 on the outcomes alone, then the growth model); the train_predictors "
         "report shows why"]
-    summary.serving = {"content": "predictor:content:v6"}
-    assert serving_lines(summary) == []   # the newest serves: said beside it already
+    serving_newest = [version("content", 6, "active", cv=0.05), version("timing", 6, "active", cv=0.02)]
+    assert views.serving_lines(serving_newest, shown=newest) == []   # the newest serve: said beside them already
 
 
 def test_campaign_config_rejects_bad_values():

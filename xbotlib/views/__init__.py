@@ -32,7 +32,7 @@ from xbotlib.views.learning import (NOT_IN_MEMORY, OUTCOMES_WINDOW_DAYS, POSTERI
                                     model_effects, next_training, status_of)
 from xbotlib.views.operations import (JOBS, QUEUE_STATUSES, JobLastRun, Metrics, OpenAISpend, metrics,
                                       openai_spend)
-from xbotlib.views.summary import AccountSummary, account_summary, fpki_estimates, no_version_serves
+from xbotlib.views.summary import AccountSummary, account_summary, fpki_estimates, serving_lines
 
 __all__ = [
     "account", "account_at", "day_start", "default_account", "world_now",
@@ -44,5 +44,5 @@ __all__ = [
     "TOP_POSTS_WINDOW_DAYS", "final_outcomes_7d", "followers_now", "growth", "growth_at",
     "JobLastRun", "Metrics", "OpenAISpend", "JOBS", "QUEUE_STATUSES", "metrics", "openai_spend",
     "LiftReport", "_LIFT_COLUMNS", "experiment_lift", "experiments",
-    "AccountSummary", "account_summary", "fpki_estimates", "no_version_serves",
+    "AccountSummary", "account_summary", "fpki_estimates", "serving_lines",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
+from typing import Collection, Mapping, Sequence
 
 from xbotlib.config import Settings
 from xbotlib.store import models, outcomes
@@ -18,10 +18,22 @@ WITHOUT_VERSION = {
 }
 
 
-def no_version_serves(kind: str, tried: int) -> str:
-    """What a report or the demo says of a predictor ``kind`` none of whose ``tried`` versions serves."""
-    why = f"none of {tried} beat predict-the-mean by the serving margin" if tried else "none trained yet"
-    return f"{kind}: no version serves yet ({why}); meanwhile {WITHOUT_VERSION[kind]}"
+def serving_lines(versions: Sequence[Mapping], *, shown: Collection[str] = (), see: str = "") -> list[str]:
+    """One line per predictor kind of ``versions`` (``store.models.list_versions``' rows, or a report's table of
+    them as records): the version that serves, unless its key is in ``shown`` (printed beside it already), or that
+    none does yet, how many missed the bar and what plans meanwhile, then ``see`` (where to read why)."""
+    lines = []
+    for kind, meanwhile in WITHOUT_VERSION.items():
+        mine = [v for v in versions if v["predictor_key"].startswith(f"predictor:{kind}:")]
+        active = next((v for v in mine if v["status"] == "active"), None)
+        if active is None:
+            why = f"none of {len(mine)} beat predict-the-mean by the serving margin" if mine else "none trained yet"
+            lines.append(f"{kind}: no version serves yet ({why}); meanwhile {meanwhile}" + (f"; {see}" if see else ""))
+        elif active["predictor_key"] not in shown:
+            lines.append(f"{kind}: {active['predictor_key']} serves ({active['algorithm']}, {active['n_samples']} "
+                         f"samples, cross-validated {active['cv_score']:.3f} against the baseline's "
+                         f"{active['baseline_score']:.3f})")
+    return lines
 
 
 @dataclass
@@ -34,8 +46,7 @@ class AccountSummary:
     latest_models: list[dict]                  # the newest version of each predictor kind
     growth_model: GrowthModelView | None       # hooks and hours ranked by expected follows; None before any post
     lifts: list[LiftReport]                    # one per experiment: the verdict on fpki, guardrails, appendix
-    serving: dict[str, str | None]             # per predictor kind trained: the active version's key, or None
-    versions_by_kind: dict[str, int]           # how many versions of each kind are stored
+    serving: list[str]                         # which version serves per kind when not the newest, or that none does
 
 
 def account_summary(conn, settings: Settings, account_id: str, world: str, now: datetime, *,
@@ -46,21 +57,17 @@ def account_summary(conn, settings: Settings, account_id: str, world: str, now: 
     first, last = outcomes.first_and_last_followers(conn, account_id)
     versions = models.list_versions(conn, account_id)  # by kind, newest first
     latest: dict[str, dict] = {}
-    serving: dict[str, str | None] = {}
-    by_kind: dict[str, int] = {}
     for v in versions:
         latest.setdefault(v["kind"], v)
-        serving.setdefault(v["kind"], None)
-        by_kind[v["kind"]] = by_kind.get(v["kind"], 0) + 1
-        if v["status"] == "active":
-            serving[v["kind"]] = v["predictor_key"]
+    serving = serving_lines(versions, shown={v["predictor_key"] for v in latest.values()},
+                            see="the train_predictors report shows why") if versions else []
     view = growth_model_view(conn, settings, account_id, world, now)
     if view.posts:
         rank = lambda effects: sorted(effects, key=lambda e: -e.relative_follows)  # noqa: E731
         view = view.model_copy(update={"hooks": rank(view.hooks), "hours": rank(view.hours)})
     lifts = [experiment_lift(conn, account_id, e, world, seed=seed) for e in experiment_ids]
     return AccountSummary(first, last, outcomes.weekly_fpki(conn, account_id), len(versions), list(latest.values()),
-                          view if view.posts else None, lifts, serving, by_kind)
+                          view if view.posts else None, lifts, serving)
 
 
 def fpki_estimates(report: LiftReport) -> dict[str, float]:

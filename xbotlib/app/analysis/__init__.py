@@ -20,7 +20,8 @@ Modules: ``frames`` (reads and frames), ``models`` (predictor versions and compa
 ``tables`` (formatting for people).
 The experiment lift report is ``xbotlib.views.experiment_lift`` (shared with the API and the demo) and the
 experiment registry ``xbotlib.store.experiments.list_experiments``, re-exported here as
-``experiment_lift`` and ``list_experiments``. Nothing here runs a job: the notebooks that can train or
+``experiment_lift`` and ``list_experiments``, and which predictor version serves is ``views.serving_lines``
+(the demo's summary says the same). Nothing here runs a job: the notebooks that can train or
 collect on request call ``xbotlib.jobs.once``.
 
 Time windows (``days``) are anchored at the newest row of the data, not at the wall clock, so a
@@ -34,14 +35,14 @@ from xbotlib.app.analysis.frames import (WEEKDAYS, arm_posteriors, campaign_coun
                                          followers_daily, format_counts, gate_rejections, latest_outcomes,
                                          outcomes_arrow, outcomes_frame, pass_summary, resolve_account, timing_table,
                                          top_posts, window)
-from xbotlib.app.analysis.models import beats, model_versions, predictor_comparison, serving_summary
+from xbotlib.app.analysis.models import beats, model_versions, predictor_comparison
 from xbotlib.app.analysis.plots import (message_figure, plot_arm_posteriors, plot_balance, plot_daily, plot_followers,
                                         plot_forest, plot_model_comparison, plot_overlap, plot_timing_heatmap)
 from xbotlib.app.analysis.tables import report_context, table
 from xbotlib.store.experiments import list_experiments
 from xbotlib.store.outcomes_arrow import OUTCOME_SCHEMA
 from xbotlib.store.worlds import resolve_world
-from xbotlib.views import experiment_lift
+from xbotlib.views import experiment_lift, serving_lines
 
 __all__ = [
     # database, account, world
@@ -53,7 +54,7 @@ __all__ = [
     "campaign_counts", "format_counts", "pass_summary", "followers_daily", "daily_metrics", "top_posts",
     "timing_table", "arm_posteriors", "gate_rejections",
     # predictors
-    "beats", "model_versions", "predictor_comparison", "serving_summary",
+    "beats", "model_versions", "predictor_comparison", "serving_lines",
     # experiments
     "experiment_lift", "list_experiments",
     # plots

@@ -11,7 +11,6 @@ import pandas as pd
 from xbotlib.core.predictors import LightGBMFollows, LightGBMReward, LogisticFollows, RidgeReward, cross_validated_score
 from xbotlib.store import training_data
 from xbotlib.store.models import list_versions
-from xbotlib.views.summary import no_version_serves
 
 
 def beats(score: float | None, baseline: float | None, tol: float = 1e-6) -> bool | None:
@@ -80,18 +79,3 @@ def model_versions(conn, account_id: str) -> pd.DataFrame:
     df["rejected_reason"] = df["rejected_reason"].fillna("")
     return df[cols]
 
-
-def serving_summary(versions: pd.DataFrame) -> list[str]:
-    """One line per predictor kind of ``model_versions``' table: the version that serves, or that none does yet
-    and what plans meanwhile."""
-    lines = []
-    for kind in ("content", "timing"):
-        mine = versions[versions["predictor_key"].str.startswith(f"predictor:{kind}:")]
-        active = mine[mine["status"] == "active"]
-        if len(active):
-            v = active.iloc[0]
-            lines.append(f"{kind}: {v['predictor_key']} serves ({v['algorithm']}, {v['n_samples']} samples, "
-                         f"cross-validated {v['cv_score']:.3f} against the baseline's {v['baseline_score']:.3f})")
-        else:
-            lines.append(no_version_serves(kind, len(mine)))
-    return lines

@@ -135,7 +135,7 @@ def _print_summary(run, db, reports_index, url, elapsed, log_file, settings) -> 
             print(f"  models trained: {summary.model_versions} versions; latest "
                   + ", ".join(f"{v['predictor_key']} ({v['algorithm']}, n={v['n_samples']}, cv={_f(v['cv_score'])} vs "
                               f"baseline {_f(v['baseline_score'])}, {_served(v)})" for v in summary.latest_models))
-            for line in serving_lines(summary):
+            for line in summary.serving:
                 print("    " + line)
         else:
             print("  models trained: none yet (the learner needs at least 5 pass-2 outcomes)")
@@ -191,21 +191,6 @@ def _next_steps(settings, url: str) -> str:
     return (f"  it is now this workspace's default ({settings.home_path}): `xbot experiment list`, `xbot lab`, `xbot api`\n"
             "  and the notebooks read it with no setting; `xbot db start` keeps the database up while you work\n"
             "  (`xbot db psql`, DuckDB, another tool), `xbot db stop` lets it go")
-
-
-def serving_lines(summary) -> list[str]:
-    """Under the newest versions: for each kind, that none serves yet and what plans meanwhile (the usual case
-    early on; "rejected" alone left a newcomer to guess), or which older version still serves."""
-    from xbotlib.views import no_version_serves  # imported here for start-up time, as in the command
-    newest = {v["predictor_key"] for v in summary.latest_models}
-    lines = []
-    for kind, key in summary.serving.items():
-        if key is None:
-            lines.append(no_version_serves(kind, summary.versions_by_kind[kind])
-                         + "; the train_predictors report shows why")
-        elif key not in newest:
-            lines.append(f"{kind}: {key} still serves (the newer versions did not beat it)")
-    return lines
 
 
 def _served(version: dict) -> str:
