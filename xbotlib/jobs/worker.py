@@ -160,10 +160,14 @@ def connections_needed(processes: int, db_pool_max: int, deferrer: bool = True) 
     is full (four queue groups, each listening and fetching) and its job pool keeps one; the supervisor holds a
     job connection and, with its deferrer (``xbot run``; not ``xbot worker --no-deferrer``), a queue pool. At
     most: every pool full, the job pools at ``db_pool_max`` (XBOT_DB_POOL_MAX)."""
-    supervisor_rest, supervisor_most = (QUEUE_POOL_MAX, QUEUE_POOL_MAX + db_pool_max) if deferrer else (1, db_pool_max)
+    supervisor_rest, supervisor_most = _supervisor_connections(db_pool_max, deferrer)
     at_rest = processes * (QUEUE_POOL_MAX + 1) + supervisor_rest
     at_most = processes * (QUEUE_POOL_MAX + db_pool_max) + supervisor_most
     return at_rest, at_most
+
+
+def _supervisor_connections(db_pool_max: int, deferrer: bool) -> tuple[int, int]:
+    return (QUEUE_POOL_MAX, QUEUE_POOL_MAX + db_pool_max) if deferrer else (1, db_pool_max)
 
 
 def connection_verdict(processes: int, db_pool_max: int, slots, deferrer: bool = True) -> tuple[str | None, str | None]:
@@ -171,7 +175,7 @@ def connection_verdict(processes: int, db_pool_max: int, slots, deferrer: bool =
     with ``slots`` (``store.db.ConnectionSlots``): an error when they would not fit even at rest (the last ones
     would fail to connect and retry for ever), a warning when they fit at rest but not with every pool full."""
     at_rest, at_most = connections_needed(processes, db_pool_max, deferrer)
-    supervisor = at_rest - processes * (QUEUE_POOL_MAX + 1)
+    supervisor = _supervisor_connections(db_pool_max, deferrer)[0]
     free = slots.free
     where = (f"the server has {free} free (max_connections {slots.max_connections}"
              + (f", {slots.reserved} reserved for superusers" if slots.reserved else "")
