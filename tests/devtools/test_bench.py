@@ -446,22 +446,6 @@ def test_growth_options_take_several_scenarios_and_the_library_policies():
     assert _parse(["--scenario", "evening_contrarian"]).scenarios == ["evening_contrarian"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--scenario", "default", "--scenarios", "default"], "not both"),
-    (["--scenarios", "default,,cooking"], "none empty"),
-    (["--scenarios", "default,default"], "distinct"),
-    (["--scenarios", "default,no_such_world"], "scenario 'no_such_world' cannot be loaded"),
-    (["--policies", "xbot,thompson"], "--policies thompson: not a policy"),
-    (["--workers", "0"], "--workers must be"),
-    (["--days", "0"], "--days must be between 1 and 365, got 0"),
-    (["--seeds", "0"], "--seeds must be at least 1"),
-])
-def test_growth_options_refuse_bad_values_naming_them(argv, message, capsys):
-    with pytest.raises(SystemExit):
-        _parse(argv)
-    assert message in capsys.readouterr().err
-
-
 def _parse_lift(argv):
     import argparse
     from xbotlib.devtools.bench_lift import parse_lift_args
@@ -473,17 +457,26 @@ def test_lift_options_give_the_designs_and_experiments_as_lists():
     assert a.experiments == ["question_cta", "hashtag_1"] and a.accounts == [1, 4]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--replicates", "0"], "--replicates must be at least 1, got 0"),
-    (["--n", "5"], "--n must be at least 20 posts per experiment"),
-    (["--accounts", "0"], "--accounts '0': expected comma-separated whole numbers of at least 1"),
-    (["--accounts", "one"], "--accounts 'one': expected"),
-    (["--experiments", "question_cta,nope"], "--experiments nope: not an experiment (expected some of hashtag_1"),
-    (["--scenario", "no_such_world"], "scenario 'no_such_world' cannot be loaded"),
+@pytest.mark.parametrize("bench_name, argv, message", [
+    ("growth", ["--scenario", "default", "--scenarios", "default"], "not both"),
+    ("growth", ["--scenarios", "default,,cooking"], "none empty"),
+    ("growth", ["--scenarios", "default,default"], "distinct"),
+    ("growth", ["--scenarios", "default,no_such_world"], "scenario 'no_such_world' cannot be loaded"),
+    ("growth", ["--policies", "xbot,thompson"], "--policies thompson: not a policy"),
+    ("growth", ["--workers", "0"], "--workers must be"),
+    ("growth", ["--days", "0"], "--days must be between 1 and 365, got 0"),
+    ("growth", ["--seeds", "0"], "--seeds must be at least 1"),
+    ("lift", ["--replicates", "0"], "--replicates must be at least 1, got 0"),
+    ("lift", ["--n", "5"], "--n must be at least 20 posts per experiment"),
+    ("lift", ["--accounts", "0"], "--accounts '0': expected comma-separated whole numbers of at least 1"),
+    ("lift", ["--accounts", "one"], "--accounts 'one': expected"),
+    ("lift", ["--experiments", "question_cta,nope"], "--experiments nope: not an experiment (expected some of "
+                                                     "hashtag_1"),
+    ("lift", ["--scenario", "no_such_world"], "scenario 'no_such_world' cannot be loaded"),
 ])
-def test_lift_options_refuse_bad_values_naming_them(argv, message, capsys):
+def test_growth_and_lift_options_refuse_bad_values_naming_them(bench_name, argv, message, capsys):
     with pytest.raises(SystemExit) as stop:
-        _parse_lift(argv)
+        {"growth": _parse, "lift": _parse_lift}[bench_name](argv)
     assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
